@@ -1,0 +1,23 @@
+"""
+dapt_plugin: "Don't Stop Pretraining" (Gururangan et al., ACL 2020) as an AllenNLP plugin.
+
+AllenNLP imports this package (through `.allennlp_plugins`, the global plugins file or
+`--include-package dapt_plugin`) but not its submodules, so every module that registers a
+component is imported here.
+"""
+from dapt_plugin.version import VERSION as __version__  # noqa: F401
+from dapt_plugin import compat
+from dapt_plugin.common import config_env, pretrained
+
+compat.apply_patches()
+config_env.install()
+pretrained.install()
+
+# Registering modules; keep this list complete (plugin import is not recursive).
+from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling import (  # noqa: E402,F401
+    TextClassificationJsonWithSamplingReader,
+)
+from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1  # noqa: E402,F401
+from dapt_plugin.training.learning_rate_schedulers.linear_with_warmup_ratio import (  # noqa: E402,F401
+    LinearWithWarmupRatio,
+)

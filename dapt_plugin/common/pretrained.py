@@ -1,0 +1,67 @@
+"""
+Checks on a `MODEL_NAME` before transformers sees it. transformers treats a name it cannot find
+on disk as a model-hub id and, offline, fails with a message about the hub; a path that does not
+exist, or an export that lacks its weights or tokenizer, deserves an error that says so.
+"""
+import os
+from typing import Iterable
+
+from allennlp.common import cached_transformers
+from allennlp.common.checks import ConfigurationError
+
+_WEIGHT_FILES = (
+    "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
+)
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
+_FIX = ("give a directory written by `save_pretrained` (such as the `exported_model` directory of an "
+        "MLM run, see README) or a model-hub name such as roberta-base")
+
+
+def looks_like_path(name: str) -> bool:
+    """True for names that can only be paths: absolute, `./`, `~`, or with more than one `/`."""
+    return name.startswith((os.sep, ".", "~")) or name.count("/") > 1 or os.path.exists(name)
+
+
+def check_model_name(name: str, parts: Iterable[str] = ("model", "tokenizer")) -> None:
+    """
+    Raises `ConfigurationError` when `name` is a path that does not exist, or a directory missing
+    what `parts` ("model": config and weights; "tokenizer": tokenizer files) needs.
+    """
+    if not looks_like_path(name):
+        return
+    path = os.path.expanduser(name)
+    if not os.path.isdir(path):
+        raise ConfigurationError(f"MODEL_NAME {name!r}: no such directory; {_FIX}")
+    files = set(os.listdir(path))
+    missing = []
+    if "model" in parts or "tokenizer" in parts:
+        if "config.json" not in files:
+            missing.append("config.json")
+    if "model" in parts and not files.intersection(_WEIGHT_FILES):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if "tokenizer" in parts and not files.intersection(_TOKENIZER_FILES):
+        missing.append("tokenizer files (tokenizer.json or vocab.json/merges.txt)")
+    if missing:
+        raise ConfigurationError(
+            f"MODEL_NAME {name!r} is not a complete model directory: missing {', '.join(missing)}; "
+            f"it may be a partial copy or an interrupted export; {_FIX}"
+        )
+
+
+def install() -> None:
+    """Makes allennlp's transformer and tokenizer loading check the name first."""
+    get_model, get_tokenizer = cached_transformers.get, cached_transformers.get_tokenizer
+    if getattr(get_model, "_dapt_plugin_checked", False):
+        return
+
+    def get(model_name: str, *args, **kwargs):
+        check_model_name(model_name, ("model",))
+        return get_model(model_name, *args, **kwargs)
+
+    def get_checked_tokenizer(model_name: str, **kwargs):
+        check_model_name(model_name, ("tokenizer",))
+        return get_tokenizer(model_name, **kwargs)
+
+    get._dapt_plugin_checked = True  # type: ignore[attr-defined]
+    cached_transformers.get = get
+    cached_transformers.get_tokenizer = get_checked_tokenizer

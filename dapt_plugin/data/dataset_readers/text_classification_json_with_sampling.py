@@ -1,0 +1,216 @@
+import json
+import logging
+import random
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+from allennlp.common.checks import ConfigurationError
+from allennlp.data.dataset_readers.dataset_reader import DatasetReader
+from allennlp.data.fields import Field, LabelField, TextField
+from allennlp.data.instance import Instance
+from allennlp.data.token_indexers import SingleIdTokenIndexer, TokenIndexer
+from allennlp.data.tokenizers import SpacyTokenizer, Token, Tokenizer
+from allennlp.data.vocabulary import Vocabulary
+
+from dapt_plugin.data.text_files import DataError, iter_lines
+
+logger = logging.getLogger(__name__)
+
+
+class LocatedLabelField(LabelField):
+    """
+    A `LabelField` that remembers the file and line it came from, so that a label the vocabulary
+    has never seen (a label at evaluation time that was absent from training) is reported there.
+    """
+
+    def __init__(self, label: Union[str, int], location: Tuple[str, int], **kwargs) -> None:
+        super().__init__(label, **kwargs)
+        self.location = location
+
+    def index(self, vocab: Vocabulary) -> None:
+        if not self._skip_indexing:
+            known = vocab.get_token_to_index_vocabulary(self._label_namespace)
+            if self.label not in known:
+                raise DataError(
+                    *self.location,
+                    f"label {self.label!r} was never seen in training (known labels: "
+                    f"{sorted(known)}); evaluate on data with the training label set, or "
+                    "retrain with this label",
+                )
+        super().index(vocab)
+
+
+@DatasetReader.register("text_classification_json_with_sampling")
+class TextClassificationJsonWithSamplingReader(DatasetReader):
+    """
+    Reads a jsonl file of labelled texts for classification, one JSON object per line with a
+    text field and (except at prediction time) a label field, lazily, line by line. Keeps the
+    registered name and behaviour of the reader in the paper's code, so its configs still work.
+
+    Empty or whitespace-only texts are skipped with a warning that gives their number; every
+    other problem with a line (invalid JSON, no text field, a text that is not a string) stops
+    the run with an error naming the file and line.
+
+    # Parameters
+
+    tokenizer : `Tokenizer`, optional (default = `SpacyTokenizer()`)
+        Splits the text into tokens. Use a `pretrained_transformer` tokenizer with a transformer
+        encoder.
+    token_indexers : `Dict[str, TokenIndexer]`, optional (default = `{"tokens": SingleIdTokenIndexer()}`)
+        How tokens become ids; must match the model's text field embedder.
+    max_sequence_length : `int`, optional (default = `None`)
+        Truncates each text to this many tokens, counting the special tokens the tokenizer adds
+        (`<s>`, `</s>` for RoBERTa), which are kept at both ends. `None` keeps every token.
+    sample : `int`, optional (default = `None`)
+        Reads a uniformly random subset of `sample` lines of each file instead of all of it,
+        drawn in a single pass with reservoir sampling (memory grows with `sample`, not with the
+        file). The same subset is drawn in every epoch and, under the same `random_seed` in the
+        config, in every run. A `sample` larger than the file is an error.
+    sample_seed : `int`, optional (default = `None`)
+        Seed of the sampling. `None` derives it from Python's random state at construction,
+        which the config's `random_seed` fixes.
+    skip_label_indexing : `bool`, optional (default = `False`)
+        Labels are already integer ids; do not build a label vocabulary.
+    text_key : `str`, optional (default = `"text"`)
+        Name of the JSON field holding the text.
+    label_key : `str`, optional (default = `"label"`)
+        Name of the JSON field holding the label.
+
+    Registered as a `DatasetReader` with name "text_classification_json_with_sampling".
+    """
+
+    def __init__(
+        self,
+        tokenizer: Optional[Tokenizer] = None,
+        token_indexers: Optional[Dict[str, TokenIndexer]] = None,
+        max_sequence_length: Optional[int] = None,
+        sample: Optional[int] = None,
+        sample_seed: Optional[int] = None,
+        skip_label_indexing: bool = False,
+        text_key: str = "text",
+        label_key: str = "label",
+        **kwargs,
+    ) -> None:
+        super().__init__(manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs)
+        if sample is not None and sample <= 0:
+            raise ConfigurationError(
+                f"`sample` must be a positive number of lines, or null to read every line; got {sample}"
+            )
+        if max_sequence_length is not None and max_sequence_length <= 0:
+            raise ConfigurationError(
+                f"`max_sequence_length` must be positive, or null for no truncation; got {max_sequence_length}"
+            )
+        self._tokenizer = tokenizer or SpacyTokenizer()
+        self._token_indexers = token_indexers or {"tokens": SingleIdTokenIndexer()}
+        self._max_sequence_length = max_sequence_length
+        self._sample = sample
+        self._sample_seed = sample_seed if sample_seed is not None else random.randrange(2**31)
+        self._skip_label_indexing = skip_label_indexing
+        self._text_key = text_key
+        self._label_key = label_key
+        self._num_start_tokens = getattr(self._tokenizer, "num_added_start_tokens", 0)
+        self._num_end_tokens = getattr(self._tokenizer, "num_added_end_tokens", 0)
+        if max_sequence_length is not None and max_sequence_length < self._num_start_tokens + self._num_end_tokens + 1:
+            raise ConfigurationError(
+                f"`max_sequence_length` ({max_sequence_length}) leaves no room for text after the "
+                f"tokenizer's {self._num_start_tokens + self._num_end_tokens} special tokens; raise it"
+            )
+
+    def _read(self, file_path: str) -> Iterator[Instance]:
+        file_path = str(file_path)
+        lines: Iterator[Tuple[int, str]] = iter_lines(file_path)
+        if self._sample is not None:
+            lines = iter(self._reservoir_sample(file_path, lines))
+        skipped = 0
+        for line_number, line in self.shard_iterable(lines):
+            if not line.strip():
+                continue
+            text, label = self._parse(file_path, line_number, line)
+            if not text.strip():
+                skipped += 1
+                logger.warning("%s:%d: empty text, line skipped", file_path, line_number)
+                continue
+            yield self.text_to_instance(text, label, location=(file_path, line_number))
+        if skipped:
+            logger.warning("%s: skipped %d line(s) with an empty text", file_path, skipped)
+
+    def _reservoir_sample(
+        self, file_path: str, lines: Iterator[Tuple[int, str]]
+    ) -> List[Tuple[int, str]]:
+        """Algorithm R over the non-blank lines: each is kept with probability sample / total."""
+        rng = random.Random(self._sample_seed)
+        reservoir: List[Tuple[int, str]] = []
+        seen = 0
+        for item in lines:
+            if not item[1].strip():
+                continue
+            seen += 1
+            if len(reservoir) < self._sample:
+                reservoir.append(item)
+            else:
+                slot = rng.randrange(seen)
+                if slot < self._sample:
+                    reservoir[slot] = item
+        if seen < self._sample:
+            raise DataError(
+                file_path, 0,
+                f"`sample` is {self._sample} but the file has only {seen} non-blank lines; lower "
+                "`sample` or set it to null to read the whole file",
+            )
+        reservoir.sort()  # file order, so a sampled epoch reads like the file
+        return reservoir
+
+    def _parse(self, file_path: str, line_number: int, line: str) -> Tuple[str, Union[str, int, None]]:
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(file_path, line_number, f"not valid JSON ({error.msg} at column "
+                            f"{error.colno}); each line must be one JSON object") from None
+        if not isinstance(item, dict) or self._text_key not in item:
+            raise DataError(file_path, line_number, f"no {self._text_key!r} field; each line needs "
+                            f"{{\"{self._text_key}\": ..., \"{self._label_key}\": ...}} (or set "
+                            "`text_key` in the reader)")
+        text = item[self._text_key]
+        if not isinstance(text, str):
+            raise DataError(file_path, line_number, f"{self._text_key!r} is a "
+                            f"{type(text).__name__}, not a string")
+        label = item.get(self._label_key)
+        if label is not None:
+            if self._skip_label_indexing:
+                if isinstance(label, bool) or not isinstance(label, int):
+                    raise DataError(file_path, line_number, f"label {label!r} is not an integer, "
+                                    "but `skip_label_indexing` is true; use integer labels or "
+                                    "set it to false")
+            else:
+                label = str(label)
+        return text, label
+
+    def _truncate(self, tokens: List[Token]) -> List[Token]:
+        if self._max_sequence_length is None or len(tokens) <= self._max_sequence_length:
+            return tokens
+        keep_end = self._num_end_tokens
+        head = tokens[: self._max_sequence_length - keep_end]
+        return head + (tokens[len(tokens) - keep_end:] if keep_end else [])
+
+    def text_to_instance(  # type: ignore
+        self,
+        text: str,
+        label: Union[str, int, None] = None,
+        location: Tuple[str, int] = ("<input>", 0),
+    ) -> Instance:
+        """
+        # Parameters
+
+        text : `str`
+            The text to classify.
+        label : `Union[str, int]`, optional (default = `None`)
+            Its label, if known.
+        location : `Tuple[str, int]`, optional
+            File and line the text came from, for error messages.
+        """
+        fields: Dict[str, Field] = {"tokens": TextField(self._truncate(self._tokenizer.tokenize(text)))}
+        if label is not None:
+            fields["label"] = LocatedLabelField(label, location, skip_indexing=self._skip_label_indexing)
+        return Instance(fields)
+
+    def apply_token_indexers(self, instance: Instance) -> None:
+        instance.fields["tokens"].token_indexers = self._token_indexers  # type: ignore

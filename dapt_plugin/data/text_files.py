@@ -1,0 +1,91 @@
+"""
+Reading text corpora line by line, shared by every reader of the plugin: plain or gzip-compressed
+files, several paths or glob patterns, UTF-8 with or without a byte-order mark, LF or CRLF line
+endings. Problems are reported as `DataError`s naming the file and the line.
+"""
+import glob
+import gzip
+import os
+from typing import IO, Iterator, List, Sequence, Tuple, Union
+
+PathSpec = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class DataError(ValueError):
+    """
+    A problem with an input file, always naming the file (and the 1-based line where there is
+    one) and what to do about it. The run stops; nothing is written because of the bad input.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], line_number: int, message: str) -> None:
+        location = f"{os.fspath(path)}:{line_number}" if line_number else os.fspath(path)
+        super().__init__(f"{location}: {message}")
+        self.path = os.fspath(path)
+        self.line_number = line_number
+
+
+def expand_paths(spec: PathSpec) -> List[str]:
+    """
+    Turns one path, a glob pattern, a comma-separated list, or a list of any of these into the
+    sorted list of files it names. A pattern or path that matches nothing is an error.
+    """
+    if isinstance(spec, (str, os.PathLike)):
+        items = [part for part in os.fspath(spec).split(",") if part.strip()]
+    else:
+        items = [os.fspath(item) for item in spec]
+    paths: List[str] = []
+    for item in items:
+        item = item.strip()
+        if glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise DataError(item, 0, "the pattern matches no file; check the path")
+            paths.extend(matches)
+        else:
+            if not os.path.isfile(item):
+                raise DataError(item, 0, "no such file; check the path (relative paths are "
+                                "resolved from the directory `allennlp` runs in)")
+            paths.append(item)
+    return paths
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Opens `path` for reading bytes, decompressing it if its name ends in `.gz`."""
+    try:
+        if path.endswith(".gz"):
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except OSError as error:
+        raise DataError(path, 0, f"cannot be read ({error.strerror}); check that it exists and "
+                        "its permissions") from error
+
+
+def iter_lines(path: str) -> Iterator[Tuple[int, str]]:
+    """
+    Yields `(line_number, text)` for every line of `path`, without its line ending (LF or CRLF)
+    and without a leading UTF-8 byte-order mark. Invalid UTF-8 or NUL bytes stop with a
+    `DataError` naming the line: both mean the file is not the text it was taken for.
+    """
+    with open_binary(path) as handle:
+        line_number = 0
+        try:
+            for line_number, raw in enumerate(handle, start=1):
+                if line_number == 1 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM):]
+                raw = raw.rstrip(b"\r\n")
+                if b"\x00" in raw:
+                    raise DataError(path, line_number, "contains NUL bytes; is it a binary file? "
+                                    "Give a UTF-8 text file")
+                try:
+                    yield line_number, raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise DataError(
+                        path, line_number,
+                        f"not valid UTF-8 (byte {error.start} of the line); re-encode the file as "
+                        "UTF-8, e.g. `iconv -f latin1 -t utf-8`",
+                    ) from None
+        except (OSError, EOFError) as error:
+            raise DataError(path, line_number + 1, f"cannot be read ({error}); the file may be "
+                            "truncated or not gzip") from error

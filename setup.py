@@ -1,0 +1,48 @@
+from setuptools import find_packages, setup
+
+VERSION = {}
+with open("dapt_plugin/version.py") as version_file:
+    exec(version_file.read(), VERSION)
+
+setup(
+    name="dapt_plugin",
+    version=VERSION["VERSION"],
+    description="Don't Stop Pretraining (Gururangan et al., 2020) as an AllenNLP plugin: "
+    "domain- and task-adaptive masked-LM pretraining and classifier fine-tuning.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
+    python_requires=">=3.9",
+    # allennlp 2.10.1 is NOT listed: its metadata pins torch<1.13 and transformers<4.21, which have
+    # no builds for current Pythons. Install it first with
+    #     pip install --no-deps allennlp==2.10.1
+    # and these requirements give it (and the plugin) what it imports at run time.
+    install_requires=[
+        "torch>=2.0",
+        "torchvision",
+        "transformers>=4.33,<4.50",  # 4.50 removed transformers.AdamW, which allennlp imports
+        "tokenizers>=0.13",
+        "numpy",
+        "spacy>=3.4",
+        "jsonnet>=0.20",
+        "cached-path>=1.1.3",
+        "lmdb",
+        "dill",
+        "base58",
+        "more-itertools",
+        "fairscale",
+        "h5py",
+        "nltk",
+        "scipy",
+        "scikit-learn",
+        "tensorboardX",
+        "termcolor",
+        "requests",
+        "tqdm",
+        "filelock",
+    ],
+    extras_require={
+        "selection": ["faiss-cpu>=1.7", "matplotlib>=3.5"],
+    },
+    classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],
+)

@@ -1,0 +1,67 @@
+"""
+Shared fixtures: the synthetic fixture data under tests/fixtures/data and a tiny RoBERTa built
+from it once per test session (random weights, BPE tokenizer trained on fixture text).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import dapt_plugin  # noqa: E402,F401  (registers the components for in-process tests)
+from dapt_plugin.testing.tiny_model import build_tiny_roberta  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+DATA = FIXTURES / "data"
+TASK = DATA / "task"
+CONFIGS = PROJECT_ROOT / "training_config"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide RoBERTa with a 1000-token BPE vocabulary, in `save_pretrained` layout."""
+    return build_tiny_roberta(
+        tmp_path_factory.mktemp("tiny_roberta"), [DATA / "general.txt", DATA / "domain.txt"]
+    )
+
+
+def allennlp(args: List[str], env: Optional[Dict[str, str]] = None, cwd: Path = PROJECT_ROOT,
+             check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs the real `allennlp` CLI in a subprocess, as a user does; returns the finished process."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    process = subprocess.run(
+        [sys.executable, "-m", "allennlp", *args], cwd=cwd, env=full_env, capture_output=True,
+        text=True, timeout=timeout,
+    )
+    if check and process.returncode != 0:
+        raise AssertionError(
+            f"allennlp {' '.join(args)} failed ({process.returncode}):\n{process.stdout[-3000:]}\n{process.stderr[-6000:]}"
+        )
+    return process
+
+
+def classifier_env(model: Path, **overrides: str) -> Dict[str, str]:
+    """Environment for `training_config/classifier.jsonnet` on the fixture task with a tiny model."""
+    return {
+        "MODEL_NAME": str(model),
+        "TRAIN_PATH": str(TASK / "train.jsonl"),
+        "DEV_PATH": str(TASK / "dev.jsonl"),
+        "HIDDEN_SIZE": "32",
+        "NUM_EPOCHS": "2",
+        "MAX_LENGTH": "64",
+        "BATCH_SIZE": "8",
+        "LR": "1e-3",
+        **overrides,
+    }
+
+
+def read_jsonl(path: Path) -> List[dict]:
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]

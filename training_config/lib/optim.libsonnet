@@ -1,0 +1,38 @@
+// Optimizer, schedule and device settings shared by every config of the plugin.
+local env = import 'env.libsonnet';
+
+{
+  // AdamW as in the paper (and RoBERTa): betas (0.9, 0.98), eps 1e-6; no weight decay on
+  // biases and LayerNorm weights. `fused` uses PyTorch's fused CUDA kernel (GPU only).
+  adamw(lr, weight_decay, fused=false):: {
+    type: 'adamw',
+    lr: lr,
+    betas: [0.9, 0.98],
+    eps: 1e-6,
+    weight_decay: weight_decay,
+    [if fused then 'fused']: true,
+    parameter_groups: [
+      [['bias', 'LayerNorm\\.weight', 'layer_norm\\.weight'], { weight_decay: 0.0 }],
+    ],
+  },
+
+  // Linear warm-up over the first 6% of optimizer steps, then linear decay to 0 (paper, §3.1).
+  linear_warmup_decay(warmup_ratio=0.06):: {
+    type: 'linear_with_warmup_ratio',
+    warmup_ratio: warmup_ratio,
+  },
+
+  // Devices. CUDA_DEVICES="0,1,2,3" (or "-1,-1" for two CPU workers) trains data-parallel with
+  // AllenNLP's `distributed` settings; otherwise CUDA_DEVICE picks one device (-1 = CPU; unset
+  // = the first GPU if there is one). Multi-node: see README.
+  cuda_devices:: [std.parseInt(d) for d in env.list('CUDA_DEVICES', [])],
+  distributed(find_unused_parameters):: (
+    if std.length(self.cuda_devices) > 1 then {
+      distributed: {
+        cuda_devices: $.cuda_devices,
+        ddp_accelerator: { type: 'torch', find_unused_parameters: find_unused_parameters },
+      },
+    } else {}
+  ),
+  cuda_device:: if std.length(self.cuda_devices) == 1 then self.cuda_devices[0] else env.int('CUDA_DEVICE', null),
+}
