@@ -1,0 +1,42 @@
+import gzip
+import json
+
+import pytest
+
+from dapt_plugin.data.documents import is_json_lines, iter_documents, iter_file_documents
+from dapt_plugin.data.text_files import DataError
+
+
+def test_plain_text_is_one_document_per_non_blank_line(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("first doc\n\n  \nsecond doc\r\n", encoding="utf-8")
+    documents = list(iter_file_documents(str(path)))
+    assert [(d.index, d.line_number, d.text) for d in documents] == [(0, 1, "first doc"), (1, 4, "second doc")]
+
+
+def test_json_lines_read_the_text_field_and_skip_empty_texts(tmp_path):
+    path = tmp_path / "task.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for text in ["one", "", "two"]:
+            handle.write(json.dumps({"text": text, "label": "x"}) + "\n")
+    assert is_json_lines(str(path))
+    assert [d.text for d in iter_file_documents(str(path))] == ["one", "two"]
+
+
+def test_documents_are_numbered_across_files(tmp_path):
+    (tmp_path / "a.txt").write_text("a1\na2\n")
+    (tmp_path / "b.txt").write_text("b1\n")
+    documents = list(iter_documents(str(tmp_path / "*.txt")))
+    assert [(d.index, d.text) for d in documents] == [(0, "a1"), (1, "a2"), (2, "b1")]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "corpus.jsonl:2: not valid JSON"),
+    ('{"body": "x"}', "corpus.jsonl:2: no 'text' field"),
+    ('{"text": 3}', "corpus.jsonl:2: 'text' is a int, not a string"),
+])
+def test_bad_json_lines_name_file_and_line(tmp_path, line, message):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"text": "fine"}\n' + line + "\n")
+    with pytest.raises(DataError, match=message):
+        list(iter_file_documents(str(path)))
