@@ -6,23 +6,22 @@ Every patch is applied once, when `dapt_plugin` is imported, and each says what 
 Nothing here changes behaviour on a stack where the patch is not needed.
 """
 import functools
-import logging
 
 import transformers
 from allennlp.common import cached_transformers
 
-logger = logging.getLogger(__name__)
-
 
 def _patch_get_tokenizer() -> None:
     """
-    allennlp's `PretrainedTransformerTokenizer` calls
-    `cached_transformers.get_tokenizer(name, add_special_tokens=..., ...)`, which forwards
-    `add_special_tokens` to `AutoTokenizer.from_pretrained`. transformers >= 4.4x stores unknown
-    init kwargs on the tokenizer and later passes them again to every `__call__`/`encode`, so each
-    tokenization fails with "got multiple values for keyword argument 'add_special_tokens'".
-    The flag never belonged in `from_pretrained` (allennlp passes it per call as well), so the
-    patch drops it there.
+    allennlp's `PretrainedTransformerTokenizer` (also used inside the `pretrained_transformer`
+    token indexer) loads its tokenizer with
+    `cached_transformers.get_tokenizer(name, add_special_tokens=...)`, which forwards the flag to
+    `AutoTokenizer.from_pretrained` as an init argument. transformers (4.49 here) rejects init
+    arguments named like a tokenizer method, so building any `pretrained_transformer` tokenizer
+    or indexer fails with "AttributeError: add_special_tokens conflicts with the method
+    add_special_tokens in RobertaTokenizerFast". The flag never belonged in `from_pretrained`:
+    allennlp passes `add_special_tokens` again on every call that encodes text, so the patch
+    drops it there.
     """
     original = cached_transformers.get_tokenizer
     if getattr(original, "_dapt_plugin_patched", False):

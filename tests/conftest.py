@@ -1,6 +1,7 @@
 """
-Shared fixtures: the synthetic fixture data under tests/fixtures/data and a tiny RoBERTa built
-from it once per test session (random weights, BPE tokenizer trained on fixture text).
+Shared fixtures: the synthetic fixture data under tests/fixtures/data, a tiny RoBERTa built
+from it once per test session (random weights, BPE tokenizer trained on fixture text), and a
+classifier trained with it once per session.
 """
 import json
 import os
@@ -30,6 +31,14 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_roberta(
         tmp_path_factory.mktemp("tiny_roberta"), [DATA / "general.txt", DATA / "domain.txt"]
     )
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tiny_model, tmp_path_factory) -> Path:
+    """Serialization directory of `training_config/classifier.jsonnet` trained on the fixture task."""
+    run = tmp_path_factory.mktemp("classifier") / "run"
+    allennlp(["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(run)], env=classifier_env(tiny_model))
+    return run
 
 
 def allennlp(args: List[str], env: Optional[Dict[str, str]] = None, cwd: Path = PROJECT_ROOT,

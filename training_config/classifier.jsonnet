@@ -35,6 +35,9 @@ local reader(sample) = {
   token_indexers: { roberta: { type: 'pretrained_transformer', model_name: model_name } },
   max_sequence_length: max_length,
   sample: sample,
+  // Pinned to SEED: a distributed run builds its vocabulary in a process AllenNLP does not seed,
+  // which would otherwise draw a different subset than the workers train on.
+  [if sample != null then 'sample_seed']: seed,
 };
 
 {

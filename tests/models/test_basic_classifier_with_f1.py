@@ -3,14 +3,7 @@ import json
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from tests.conftest import CONFIGS, TASK, allennlp, classifier_env, read_jsonl
-
-
-@pytest.fixture(scope="module")
-def trained_classifier(tiny_model, tmp_path_factory):
-    run = tmp_path_factory.mktemp("clf") / "run"
-    allennlp(["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(run)], env=classifier_env(tiny_model))
-    return run
+from tests.conftest import TASK, allennlp, read_jsonl
 
 
 def test_train_then_evaluate_reports_metrics_matching_sklearn(trained_classifier, tmp_path):

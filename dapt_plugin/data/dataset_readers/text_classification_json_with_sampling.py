@@ -1,7 +1,7 @@
 import json
 import logging
 import random
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.data.dataset_readers.dataset_reader import DatasetReader
@@ -14,6 +14,26 @@ from allennlp.data.vocabulary import Vocabulary
 from dapt_plugin.data.text_files import DataError, iter_lines
 
 logger = logging.getLogger(__name__)
+
+_Example = Tuple[int, str, Union[str, int, None]]  # line number, text, label
+
+
+def _count_added_tokens(tokenizer: Tokenizer) -> Tuple[int, int]:
+    """
+    How many tokens `tokenizer` adds before and after every text (1 and 1, `<s>` and `</s>`, for
+    RoBERTa): an empty text gives just those, and a one-word text tells where they go.
+    """
+    added = [token.text for token in tokenizer.tokenize("")]
+    word = [token.text for token in tokenizer.tokenize("word")]
+    for num_start in range(len(added) + 1):
+        num_end = len(added) - num_start
+        if word[:num_start] == added[:num_start] and word[len(word) - num_end:] == added[num_start:]:
+            return num_start, num_end
+    raise ConfigurationError(
+        f"cannot tell which of the tokens {added} that the tokenizer adds to every text come "
+        "before and which after it, so `max_sequence_length` cannot keep them; set it to null "
+        "and truncate in the tokenizer (`max_length` of a `pretrained_transformer` tokenizer)"
+    )
 
 
 class LocatedLabelField(LabelField):
@@ -60,14 +80,20 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
     max_sequence_length : `int`, optional (default = `None`)
         Truncates each text to this many tokens, counting the special tokens the tokenizer adds
         (`<s>`, `</s>` for RoBERTa), which are kept at both ends. `None` keeps every token.
+        The reader finds the added tokens by tokenizing an empty and a one-word text; a tokenizer
+        whose added tokens do not show there as a fixed start and end is a configuration error.
     sample : `int`, optional (default = `None`)
         Reads a uniformly random subset of `sample` lines of each file instead of all of it,
         drawn in a single pass with reservoir sampling (memory grows with `sample`, not with the
-        file). The same subset is drawn in every epoch and, under the same `random_seed` in the
-        config, in every run. A `sample` larger than the file is an error.
+        file). Lines with an empty text are not drawn, so a sample always gives `sample`
+        instances; every line is still parsed, so a bad line stops the run whether it is drawn
+        or not. The same subset is drawn in every epoch and, under the same seed, in every run.
+        A `sample` larger than the number of lines with a text is an error.
     sample_seed : `int`, optional (default = `None`)
         Seed of the sampling. `None` derives it from Python's random state at construction,
-        which the config's `random_seed` fixes.
+        which the config's `random_seed` fixes, except in the process that builds the
+        vocabulary of a distributed run (AllenNLP seeds only the workers): set `sample_seed`
+        when sampling in distributed training, as `training_config/classifier.jsonnet` does.
     skip_label_indexing : `bool`, optional (default = `False`)
         Labels are already integer ids; do not build a label vocabulary.
     text_key : `str`, optional (default = `"text"`)
@@ -107,21 +133,32 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         self._skip_label_indexing = skip_label_indexing
         self._text_key = text_key
         self._label_key = label_key
-        self._num_start_tokens = getattr(self._tokenizer, "num_added_start_tokens", 0)
-        self._num_end_tokens = getattr(self._tokenizer, "num_added_end_tokens", 0)
-        if max_sequence_length is not None and max_sequence_length < self._num_start_tokens + self._num_end_tokens + 1:
-            raise ConfigurationError(
-                f"`max_sequence_length` ({max_sequence_length}) leaves no room for text after the "
-                f"tokenizer's {self._num_start_tokens + self._num_end_tokens} special tokens; raise it"
-            )
+        self._num_end_tokens = 0
+        if max_sequence_length is not None:
+            num_start_tokens, self._num_end_tokens = _count_added_tokens(self._tokenizer)
+            if max_sequence_length < num_start_tokens + self._num_end_tokens + 1:
+                raise ConfigurationError(
+                    f"`max_sequence_length` ({max_sequence_length}) leaves no room for text after the "
+                    f"tokenizer's {num_start_tokens + self._num_end_tokens} special tokens; raise it"
+                )
 
     def _read(self, file_path: str) -> Iterator[Instance]:
         file_path = str(file_path)
-        lines: Iterator[Tuple[int, str]] = iter_lines(file_path)
-        if self._sample is not None:
-            lines = iter(self._reservoir_sample(file_path, lines))
+        if self._sample is None:
+            # Each worker parses only its own share of the lines.
+            examples = self._parse_lines(file_path, self.shard_iterable(iter_lines(file_path)))
+        else:
+            # Every worker draws the same sample (same seed), then takes its share of it.
+            examples = self.shard_iterable(
+                self._reservoir_sample(file_path, self._parse_lines(file_path, iter_lines(file_path)))
+            )
+        for line_number, text, label in examples:
+            yield self.text_to_instance(text, label, location=(file_path, line_number))
+
+    def _parse_lines(self, file_path: str, lines: Iterable[Tuple[int, str]]) -> Iterator[_Example]:
+        """`(line_number, text, label)` of every line with a text; blank lines are passed over."""
         skipped = 0
-        for line_number, line in self.shard_iterable(lines):
+        for line_number, line in lines:
             if not line.strip():
                 continue
             text, label = self._parse(file_path, line_number, line)
@@ -129,41 +166,40 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                 skipped += 1
                 logger.warning("%s:%d: empty text, line skipped", file_path, line_number)
                 continue
-            yield self.text_to_instance(text, label, location=(file_path, line_number))
+            yield line_number, text, label
         if skipped:
             logger.warning("%s: skipped %d line(s) with an empty text", file_path, skipped)
 
-    def _reservoir_sample(
-        self, file_path: str, lines: Iterator[Tuple[int, str]]
-    ) -> List[Tuple[int, str]]:
-        """Algorithm R over the non-blank lines: each is kept with probability sample / total."""
+    def _reservoir_sample(self, file_path: str, examples: Iterable[_Example]) -> List[_Example]:
+        """
+        Algorithm R in one pass: each of the `total` examples ends up in the sample with
+        probability `sample / total`, and only `sample` of them are held in memory.
+        """
         rng = random.Random(self._sample_seed)
-        reservoir: List[Tuple[int, str]] = []
+        reservoir: List[_Example] = []
         seen = 0
-        for item in lines:
-            if not item[1].strip():
-                continue
+        for example in examples:
             seen += 1
             if len(reservoir) < self._sample:
-                reservoir.append(item)
+                reservoir.append(example)
             else:
                 slot = rng.randrange(seen)
                 if slot < self._sample:
-                    reservoir[slot] = item
+                    reservoir[slot] = example
         if seen < self._sample:
             raise DataError(
                 file_path, 0,
-                f"`sample` is {self._sample} but the file has only {seen} non-blank lines; lower "
+                f"`sample` is {self._sample} but the file has only {seen} lines with a text; lower "
                 "`sample` or set it to null to read the whole file",
             )
-        reservoir.sort()  # file order, so a sampled epoch reads like the file
+        reservoir.sort(key=lambda example: example[0])  # file order, so a sampled epoch reads like the file
         return reservoir
 
     def _parse(self, file_path: str, line_number: int, line: str) -> Tuple[str, Union[str, int, None]]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(file_path, line_number, f"not valid JSON ({error.msg} at column "
+            raise DataError(file_path, line_number, f"not valid JSON ({error.msg}: column "
                             f"{error.colno}); each line must be one JSON object") from None
         if not isinstance(item, dict) or self._text_key not in item:
             raise DataError(file_path, line_number, f"no {self._text_key!r} field; each line needs "
@@ -171,8 +207,8 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                             "`text_key` in the reader)")
         text = item[self._text_key]
         if not isinstance(text, str):
-            raise DataError(file_path, line_number, f"{self._text_key!r} is a "
-                            f"{type(text).__name__}, not a string")
+            raise DataError(file_path, line_number, f"{self._text_key!r} must be a string, got "
+                            f"{type(text).__name__} {text!r}; write the text in quotes")
         label = item.get(self._label_key)
         if label is not None:
             if self._skip_label_indexing:

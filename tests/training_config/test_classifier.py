@@ -1,0 +1,60 @@
+"""`training_config/classifier.jsonnet`: the paper's fine-tuning recipe, set from the environment."""
+import json
+import random
+
+import pytest
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from allennlp.data import DatasetReader
+from allennlp.models.archival import load_archive
+
+from tests.conftest import CONFIGS, TASK, allennlp, classifier_env
+
+CONFIG = str(CONFIGS / "classifier.jsonnet")
+
+
+@pytest.fixture
+def environment(tiny_model, monkeypatch):
+    """Sets the config's variables in this process, as the shell does for `allennlp train`."""
+    def set_environment(**overrides: str) -> None:
+        for name, value in classifier_env(tiny_model, **overrides).items():
+            monkeypatch.setenv(name, value)
+    return set_environment
+
+
+def test_trains_with_two_cpu_workers(tiny_model, tmp_path):
+    run = tmp_path / "run"
+    allennlp(["train", CONFIG, "-s", str(run)], env=classifier_env(tiny_model, CUDA_DEVICES="-1,-1"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"training_worker_0_memory_MB", "training_worker_1_memory_MB"} <= set(metrics)
+    assert {"validation_accuracy", "validation_macro_f1", "validation_micro_f1"} <= set(metrics)
+    archive = load_archive(run / "model.tar.gz")
+    assert set(archive.model.vocab.get_token_to_index_vocabulary("labels")) == {"inhibitor", "activator"}
+
+
+def test_missing_required_variable_is_named(environment, monkeypatch):
+    environment()
+    monkeypatch.delenv("TRAIN_PATH")
+    with pytest.raises(RuntimeError, match="environment variable TRAIN_PATH is not set: the labelled training data"):
+        Params.from_file(CONFIG)
+
+
+def test_training_sample_depends_only_on_seed(environment):
+    """
+    A distributed run builds its vocabulary in a process AllenNLP has not seeded, so the sample
+    must not depend on the process's random state: only on SEED.
+    """
+    def training_sample(seed: str, process_state: int):
+        environment(SAMPLE="10", SEED=seed)
+        random.seed(process_state)
+        reader = DatasetReader.from_params(Params.from_file(CONFIG).pop("dataset_reader"))
+        return [instance["tokens"].tokens for instance in reader.read(TASK / "train.jsonl")]
+
+    assert training_sample("1", process_state=0) == training_sample("1", process_state=1)
+    assert training_sample("1", process_state=0) != training_sample("2", process_state=0)
+
+
+def test_sample_of_zero_is_a_configuration_error(environment):
+    environment(SAMPLE="0")
+    with pytest.raises(ConfigurationError, match="`sample` must be a positive number of lines, or null to read every line; got 0"):
+        DatasetReader.from_params(Params.from_file(CONFIG).pop("dataset_reader"))
