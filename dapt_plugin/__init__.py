@@ -21,3 +21,8 @@ from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1  #
 from dapt_plugin.training.learning_rate_schedulers.linear_with_warmup_ratio import (  # noqa: E402,F401
     LinearWithWarmupRatio,
 )
+from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader  # noqa: E402,F401
+from dapt_plugin.data.data_loaders.masked_lm_batches import MaskedLmBatches  # noqa: E402,F401
+from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm  # noqa: E402,F401
+from dapt_plugin.training.callbacks.export_pretrained import ExportPretrained  # noqa: E402,F401
+from dapt_plugin.commands.archive_untrained import ArchiveUntrained  # noqa: E402,F401

@@ -1,0 +1,254 @@
+import itertools
+import logging
+import math
+import random
+from typing import Iterator, List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from allennlp.common.checks import ConfigurationError
+from allennlp.data.data_loaders.data_loader import DataLoader, TensorDict
+from allennlp.data.instance import Instance
+from allennlp.data.vocabulary import Vocabulary
+from allennlp.nn import util as nn_util
+
+from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
+from dapt_plugin.data.text_files import PathSpec
+from dapt_plugin.data.tokenized_corpus import TokenizedCorpus
+
+logger = logging.getLogger(__name__)
+
+
+class EpochOrder:
+    """
+    The order of the examples in one pass over the data. Unshuffled, it is file order. Shuffled,
+    the corpus is split into windows of `window` consecutive examples, the windows are visited
+    in a random order and the examples of each window in a random order; with at most `window`
+    examples this is a uniform permutation. Only the window order and the current window's
+    permutation are held, so memory does not grow with the corpus.
+
+    # Parameters
+
+    num_examples : `int`
+        Examples in the corpus.
+    shuffle : `bool`
+        Shuffle, or keep file order.
+    seed : `int`
+        Seed of the shuffle; the same seed and epoch give the same order.
+    epoch : `int`
+        Pass number; each pass has its own order.
+    window : `int`
+        Shuffle window, in examples.
+    """
+
+    def __init__(self, num_examples: int, shuffle: bool, seed: int, epoch: int, window: int) -> None:
+        self.num_examples = num_examples
+        self.shuffle = shuffle
+        self.key = (seed, epoch)
+        self.window = window
+        if shuffle:
+            rng = np.random.default_rng([seed, epoch])
+            self.window_ids = rng.permutation(-(-num_examples // window))
+            sizes = np.minimum(window, num_examples - self.window_ids * window)
+            self.window_starts = np.concatenate([[0], np.cumsum(sizes)])
+        self._current = (-1, np.zeros(0, dtype=np.int64))
+
+    def _window(self, slot: int) -> np.ndarray:
+        if self._current[0] != slot:
+            window_id = int(self.window_ids[slot])
+            size = int(self.window_starts[slot + 1] - self.window_starts[slot])
+            rng = np.random.default_rng([*self.key, window_id])
+            self._current = (slot, window_id * self.window + rng.permutation(size))
+        return self._current[1]
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """The example indices at `positions` (ascending) of this pass."""
+        if not self.shuffle:
+            return positions
+        slots = np.searchsorted(self.window_starts, positions, side="right") - 1
+        result = np.empty(len(positions), dtype=np.int64)
+        for slot in np.unique(slots):
+            chosen = slots == slot
+            result[chosen] = self._window(int(slot))[positions[chosen] - self.window_starts[slot]]
+        return result
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """Builds batch `g` for the global batch numbers `g` this data-loader worker owns."""
+
+    def __init__(self, loader: "MaskedLmBatches", first_batch: int, num_batches: Optional[int]) -> None:
+        self.loader = loader
+        self.first_batch = first_batch
+        self.num_batches = num_batches
+
+    def __iter__(self) -> Iterator[TensorDict]:
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        stop = None if self.num_batches is None else self.first_batch + self.num_batches
+        for number in itertools.islice(itertools.count(self.first_batch), worker, None, num_workers):
+            if stop is not None and number >= stop:
+                return
+            yield self.loader.batch(number)
+
+
+@DataLoader.register("masked_lm_batches")
+class MaskedLmBatches(DataLoader):
+    """
+    Batches masked-LM examples straight from the `masked_lm_corpus` reader's memory-mapped token
+    cache: no `Instance`s, no fields, no vocabulary; a batch is a few array slices, so building
+    one costs microseconds, and `--recover`'s replay of earlier batches is cheap.
+
+    Batch number `g` (counted over the whole run) is a pure function of `g`, the seed and the
+    corpus: pass `g // batches_per_pass` visits the examples in its own `EpochOrder`, each global
+    batch holds `batch_size * world_size` consecutive examples of that order, and distributed worker `r`
+    takes every `world_size`-th of them, so the workers see disjoint parts and together all of
+    the data. When the last global batch of a pass has fewer examples than workers, a worker
+    with none left repeats the first example of the pass. Data-loader workers (`num_workers`)
+    build whole batches in parallel and return them in order, so results do not depend on
+    `num_workers`.
+
+    # Parameters
+
+    reader : `MaskedLmCorpusReader`
+        Supplied from the config's `dataset_reader`; must be a `masked_lm_corpus` reader.
+    data_path : `PathSpec`
+        Supplied from `train_data_path` / `validation_data_path`.
+    batch_size : `int`
+        Examples per batch on each worker; the effective batch is `batch_size * world_size *
+        num_gradient_accumulation_steps`.
+    shuffle : `bool`, optional (default = `False`)
+        Visit the examples in a new random order in every pass.
+    batches_per_epoch : `int`, optional (default = `None`)
+        Batches per AllenNLP epoch. `None`: an epoch is one pass over the data. Otherwise the
+        loader keeps going from where the previous epoch stopped (across passes), which is how a
+        run is given a number of optimizer steps on a lazily read corpus.
+    num_workers : `int`, optional (default = `0`)
+        Background processes building batches.
+    pad_to_multiple_of : `int`, optional (default = `8`)
+        Pads each line-by-line batch to a multiple of this length (tensor-core friendly);
+        never beyond the reader's `max_length`.
+    shuffle_window : `int`, optional (default = `1_000_000`)
+        Shuffle granularity for corpora with more examples than this (see `EpochOrder`).
+    seed : `int`, optional (default = `None`)
+        Seed of the shuffling; `None` derives it from Python's random state, fixed by the
+        config's `random_seed`.
+    cuda_device : `int`, optional (default = `None`)
+        Device of the batches; set by the trainer.
+
+    Registered as a `DataLoader` with name "masked_lm_batches".
+    """
+
+    def __init__(
+        self,
+        reader: MaskedLmCorpusReader,
+        data_path: PathSpec,
+        batch_size: int,
+        shuffle: bool = False,
+        batches_per_epoch: Optional[int] = None,
+        num_workers: int = 0,
+        pad_to_multiple_of: int = 8,
+        shuffle_window: int = 1_000_000,
+        seed: Optional[int] = None,
+        cuda_device: Optional[int] = None,
+    ) -> None:
+        if not isinstance(reader, MaskedLmCorpusReader):
+            raise ConfigurationError(
+                f"the `masked_lm_batches` data loader needs the `masked_lm_corpus` dataset reader; got "
+                f"{type(reader).__name__}"
+            )
+        if batch_size < 1:
+            raise ConfigurationError(f"`batch_size` must be at least 1; got {batch_size}")
+        if batches_per_epoch is not None and batches_per_epoch < 1:
+            raise ConfigurationError(f"`batches_per_epoch` must be at least 1, or null for one pass per epoch; got {batches_per_epoch}")
+        if num_workers < 0:
+            raise ConfigurationError(f"`num_workers` must be at least 0; got {num_workers}")
+        if pad_to_multiple_of < 1:
+            raise ConfigurationError(f"`pad_to_multiple_of` must be at least 1; got {pad_to_multiple_of}")
+        self.reader = reader
+        self.data_path = data_path
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.batches_per_epoch = batches_per_epoch
+        self.num_workers = num_workers
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.shuffle_window = shuffle_window
+        self.seed = seed if seed is not None else random.randrange(2**31)
+        self.cuda_device: Optional[torch.device] = None
+        if cuda_device is not None:
+            self.set_target_device(nn_util.int_to_device(cuda_device))
+        self._corpus: Optional[TokenizedCorpus] = None
+        self._next_batch = 0  # global batch number where the next epoch starts
+        self._order: Optional[EpochOrder] = None
+
+    # -- the data ---------------------------------------------------------------------------
+
+    @property
+    def corpus(self) -> TokenizedCorpus:
+        if self._corpus is None:
+            self._corpus = self.reader.corpus(self.data_path)
+        return self._corpus
+
+    @staticmethod
+    def _world() -> tuple:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    @property
+    def batches_per_pass(self) -> int:
+        _, world = self._world()
+        return math.ceil(len(self.corpus) / (self.batch_size * world))
+
+    def batch_indices(self, number: int) -> np.ndarray:
+        """Example indices of this worker's part of global batch `number`."""
+        rank, world = self._world()
+        epoch, position = divmod(number, self.batches_per_pass)
+        if self._order is None or self._order.key != (self.seed, epoch):
+            self._order = EpochOrder(len(self.corpus), self.shuffle, self.seed, epoch, self.shuffle_window)
+        start = position * self.batch_size * world
+        positions = np.arange(start + rank, min(start + self.batch_size * world, len(self.corpus)), world)
+        return self._order.take(positions if len(positions) else np.zeros(1, dtype=np.int64))
+
+    def batch(self, number: int) -> TensorDict:
+        examples = [self.corpus[int(i)] for i in self.batch_indices(number)]
+        return {"input_ids": self.collate(examples)}
+
+    def collate(self, examples: List[np.ndarray]) -> torch.Tensor:
+        """Pads `examples` with the pad token to a common length, a multiple of `pad_to_multiple_of`."""
+        longest = max(len(e) for e in examples)
+        length = min(-(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of, max(self.reader.max_length, longest))
+        batch = np.full((len(examples), length), self.reader.pad_token_id, dtype=np.int64)
+        for row, example in enumerate(examples):
+            batch[row, : len(example)] = example
+        return torch.from_numpy(batch)
+
+    # -- the DataLoader API -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch if self.batches_per_epoch is not None else self.batches_per_pass
+
+    def __iter__(self) -> Iterator[TensorDict]:
+        num_batches = len(self)
+        first = self._next_batch
+        self._next_batch += num_batches
+        dataset = _Batches(self, first, num_batches)
+        if self.num_workers:
+            batches: Iterator[TensorDict] = iter(torch.utils.data.DataLoader(
+                dataset, batch_size=None, num_workers=self.num_workers,
+                pin_memory=self.cuda_device is not None and self.cuda_device.type == "cuda",
+            ))
+        else:
+            batches = iter(dataset)
+        for batch in batches:
+            yield nn_util.move_to_device(batch, self.cuda_device) if self.cuda_device is not None else batch
+
+    def iter_instances(self) -> Iterator[Instance]:
+        """One instance per example, in file order (used only to build a vocabulary, which masked-LM runs skip)."""
+        yield from self.reader.read(self.data_path)
+
+    def index_with(self, vocab: Vocabulary) -> None:
+        """Nothing to index: batches hold token ids of the model's own tokenizer."""
+
+    def set_target_device(self, device: torch.device) -> None:
+        self.cuda_device = device

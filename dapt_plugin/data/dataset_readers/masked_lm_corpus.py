@@ -1,0 +1,139 @@
+import logging
+from typing import Dict, Iterator, Optional
+
+import numpy as np
+import torch
+from allennlp.common import cached_transformers
+from allennlp.common.checks import ConfigurationError
+from allennlp.data.dataset_readers.dataset_reader import DatasetReader
+from allennlp.data.fields import TensorField
+from allennlp.data.instance import Instance
+from transformers import AutoConfig, PreTrainedTokenizerFast
+
+from dapt_plugin.data.text_files import PathSpec, expand_paths
+from dapt_plugin.data.token_cache import TokenCache
+from dapt_plugin.data.tokenized_corpus import MODES, TokenizedCorpus
+
+logger = logging.getLogger(__name__)
+
+
+@DatasetReader.register("masked_lm_corpus")
+class MaskedLmCorpusReader(DatasetReader):
+    """
+    Reads unlabelled text for masked-LM pretraining (DAPT on a domain corpus, TAPT on a task's
+    text): plain text with one document per line, or jsonl with a text field (so a task's
+    `train.jsonl` is TAPT data as it is), each optionally gzip-compressed. The data path may be
+    one file, a glob pattern, a comma-separated list, or a list. Blank lines are skipped.
+
+    Each file is tokenized once, in batches, by the fast tokenizer of `model_name` and cached on
+    disk as memory-mapped token ids (see `dapt_plugin/data/token_cache.py`): later epochs and
+    later runs over the same file and tokenizer do no tokenization. No AllenNLP vocabulary is
+    needed (use `"vocabulary": {"type": "empty"}`) and no Python object is made per token.
+
+    Use it with the `masked_lm_batches` data loader, which batches the cached ids directly. With
+    other data loaders, the reader yields one instance per example with an `input_ids`
+    `TensorField`, sharded across distributed and data-loader workers.
+
+    # Parameters
+
+    model_name : `str`
+        Model-hub name or `save_pretrained` directory whose tokenizer to use (a fast tokenizer
+        with a mask token).
+    mode : `str`, optional (default = `"line_by_line"`)
+        `"line_by_line"`: one example per line, truncated to `max_length` tokens (the paper's
+        recipe). `"packed"`: all documents concatenated with their separators and cut into
+        blocks of exactly `max_length` tokens; the final partial block is dropped.
+    max_length : `int`, optional (default = `512`)
+        Tokens per example, special tokens included; at most the model's position limit.
+    text_key : `str`, optional (default = `"text"`)
+        Field holding the text in jsonl files.
+    cache_directory : `str`, optional (default = `$DAPT_PLUGIN_CACHE` or `~/.cache/dapt_plugin/tokenized`)
+        Where tokenized corpora are cached.
+    tokenization_batch_size : `int`, optional (default = `1000`)
+        Documents per tokenizer call while building the cache.
+
+    Registered as a `DatasetReader` with name "masked_lm_corpus".
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        mode: str = "line_by_line",
+        max_length: int = 512,
+        text_key: str = "text",
+        cache_directory: Optional[str] = None,
+        tokenization_batch_size: int = 1000,
+        **kwargs,
+    ) -> None:
+        super().__init__(manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs)
+        if mode not in MODES:
+            raise ConfigurationError(f"`mode` must be one of {list(MODES)}; got {mode!r}")
+        if tokenization_batch_size < 1:
+            raise ConfigurationError(f"`tokenization_batch_size` must be at least 1; got {tokenization_batch_size}")
+        tokenizer = cached_transformers.get_tokenizer(model_name)
+        if not isinstance(tokenizer, PreTrainedTokenizerFast):
+            raise ConfigurationError(
+                f"the tokenizer of {model_name!r} is not a fast (Rust) tokenizer; masked-LM "
+                "pretraining needs one (install `tokenizers` and save the model with a tokenizer.json)"
+            )
+        if tokenizer.mask_token_id is None:
+            raise ConfigurationError(
+                f"the tokenizer of {model_name!r} has no mask token, so it cannot be used for masked-LM "
+                "training; use a masked-LM model's tokenizer (RoBERTa, BERT, ...)"
+            )
+        position_limit = self._position_limit(model_name, tokenizer)
+        if not 2 < max_length <= position_limit:
+            raise ConfigurationError(
+                f"`max_length` must be between 3 and the model's position limit {position_limit}; got {max_length}"
+            )
+        self.model_name = model_name
+        self.tokenizer = tokenizer
+        self.mode = mode
+        self.max_length = max_length
+        self.cache = TokenCache(tokenizer, cache_directory, text_key, tokenization_batch_size)
+        self._corpora: Dict[str, TokenizedCorpus] = {}
+
+    @staticmethod
+    def _position_limit(model_name: str, tokenizer: PreTrainedTokenizerFast) -> int:
+        config = AutoConfig.from_pretrained(model_name)
+        limit = getattr(config, "max_position_embeddings", None) or 10**9
+        if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):
+            limit -= (config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
+        if tokenizer.model_max_length < 10**6:
+            limit = min(limit, tokenizer.model_max_length)
+        return limit
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def corpus(self, data_path: PathSpec) -> TokenizedCorpus:
+        """The examples of `data_path`, tokenizing (once) any file not yet in the cache."""
+        key = str(data_path)
+        if key not in self._corpora:
+            paths = expand_paths(data_path)
+            files = [self.cache.load(path) for path in paths]
+            self._corpora[key] = TokenizedCorpus(files, paths, self.mode, self.max_length,
+                                                 self.tokenizer.eos_token_id or self.tokenizer.sep_token_id)
+            corpus = self._corpora[key]
+            logger.info("%s: %d %s examples, %d tokens", key, len(corpus), self.mode, corpus.num_tokens)
+        return self._corpora[key]
+
+    def _read(self, file_path: PathSpec) -> Iterator[Instance]:
+        corpus = self.corpus(file_path)
+        for index in self.shard_iterable(range(len(corpus))):
+            yield self._instance(corpus[index])
+
+    def _instance(self, ids: np.ndarray) -> Instance:
+        tensor = torch.from_numpy(ids.astype(np.int64))
+        return Instance({"input_ids": TensorField(tensor, padding_value=self.pad_token_id, dtype=torch.long)})
+
+    def text_to_instance(self, text: str) -> Instance:  # type: ignore
+        """
+        # Parameters
+
+        text : `str`
+            One document; tokenized with special tokens and truncated to `max_length`.
+        """
+        ids = self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"]
+        return self._instance(np.asarray(ids))

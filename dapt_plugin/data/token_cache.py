@@ -1,0 +1,187 @@
+"""
+The on-disk tokenization cache of masked-LM corpora.
+
+Each corpus file is tokenized once, in batches, by the fast tokenizer, and stored as two flat
+arrays: the token ids of every document with its special tokens (`<s> ... </s>` for RoBERTa),
+one after the other (`ids.bin`, uint16 when the vocabulary fits, else uint32), and the offset
+where each document starts (`offsets.bin`, int64, one more entry than documents). Later epochs
+and later runs memory-map these arrays and never call the tokenizer; an example is a slice.
+
+A cache entry is keyed by the SHA-256 of the file's bytes, the tokenizer (its full serialised
+definition) and how text is taken from the file, so editing the corpus or changing the tokenizer
+builds a new entry. Entries are written to a temporary directory and renamed into place, under
+a file lock, so concurrent workers build an entry once and a killed build leaves nothing that
+could be mistaken for a complete entry.
+"""
+import hashlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+from allennlp.common.tqdm import Tqdm
+from filelock import FileLock
+from transformers import PreTrainedTokenizerFast
+
+from dapt_plugin.data.documents import is_json_lines, iter_file_documents
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT_VERSION = 1
+DEFAULT_CACHE_DIRECTORY = os.path.join("~", ".cache", "dapt_plugin", "tokenized")
+
+
+def default_cache_directory() -> str:
+    """`$DAPT_PLUGIN_CACHE` if set, else `~/.cache/dapt_plugin/tokenized`."""
+    return os.path.expanduser(os.environ.get("DAPT_PLUGIN_CACHE", DEFAULT_CACHE_DIRECTORY))
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
+    definition = tokenizer.backend_tokenizer.to_str()
+    return hashlib.sha256(f"{type(tokenizer).__name__}\n{definition}".encode("utf-8")).hexdigest()
+
+
+class TokenizedFile:
+    """
+    A memory-mapped cache entry: `num_documents` documents whose ids (with special tokens) are
+    `ids[offsets[i]:offsets[i + 1]]`.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        with open(os.path.join(directory, "meta.json")) as handle:
+            self.meta = json.load(handle)
+        self.offsets = np.memmap(os.path.join(directory, "offsets.bin"), dtype=np.int64, mode="r")
+        num_tokens = int(self.offsets[-1])
+        self.ids = (
+            np.memmap(os.path.join(directory, "ids.bin"), dtype=self.meta["dtype"], mode="r", shape=(num_tokens,))
+            if num_tokens
+            else np.zeros(0, dtype=self.meta["dtype"])
+        )
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.offsets[-1])
+
+    def document(self, index: int) -> np.ndarray:
+        return self.ids[self.offsets[index] : self.offsets[index + 1]]
+
+
+class TokenCache:
+    """
+    Finds or builds the cache entry of a corpus file for one tokenizer.
+
+    # Parameters
+
+    tokenizer : `PreTrainedTokenizerFast`
+        The fast tokenizer of the model; its definition is part of the cache key.
+    cache_directory : `str`, optional (default = `$DAPT_PLUGIN_CACHE` or `~/.cache/dapt_plugin/tokenized`)
+        Where entries live. Safe to delete; entries are rebuilt when missing.
+    text_key : `str`, optional (default = `"text"`)
+        Field holding the text in jsonl files.
+    batch_size : `int`, optional (default = `1000`)
+        Documents per tokenizer call when building an entry.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerFast,
+        cache_directory: Optional[str] = None,
+        text_key: str = "text",
+        batch_size: int = 1000,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.cache_directory = os.path.expanduser(cache_directory or default_cache_directory())
+        self.text_key = text_key
+        self.batch_size = batch_size
+        self._tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
+        self._dtype = "uint16" if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else "uint32"
+        self._keys: Dict[Tuple[str, int, int], str] = {}
+
+    def key(self, path: str) -> str:
+        """The entry's name; the file is hashed once per process unless its size or mtime change."""
+        stat = os.stat(path)
+        memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+        if memo not in self._keys:
+            self._keys[memo] = self._compute_key(path)
+        return self._keys[memo]
+
+    def _compute_key(self, path: str) -> str:
+        parts = [
+            f"v{CACHE_FORMAT_VERSION}", file_sha256(path), self._tokenizer_fingerprint,
+            f"jsonl:{self.text_key}" if is_json_lines(path) else "text",
+        ]
+        return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
+
+    def load(self, path: str) -> TokenizedFile:
+        """The entry of `path`, built first if there is none."""
+        directory = os.path.join(self.cache_directory, self.key(path))
+        if not os.path.isdir(directory):
+            os.makedirs(self.cache_directory, exist_ok=True)
+            with FileLock(directory + ".lock"):
+                if not os.path.isdir(directory):
+                    self._build(path, directory)
+        else:
+            logger.info("Tokenization cache hit for %s: %s", path, directory)
+        return TokenizedFile(directory)
+
+    def _build(self, path: str, directory: str) -> None:
+        logger.info("Tokenizing %s into the cache at %s", path, directory)
+        tmp = tempfile.mkdtemp(prefix=os.path.basename(directory) + ".tmp-", dir=self.cache_directory)
+        try:
+            num_documents = 0
+            num_tokens = 0
+            with open(os.path.join(tmp, "ids.bin"), "wb") as ids_file, open(
+                os.path.join(tmp, "offsets.bin"), "wb"
+            ) as offsets_file:
+                np.zeros(1, dtype=np.int64).tofile(offsets_file)
+                for batch in self._batches(path):
+                    encoded = self.tokenizer(batch, add_special_tokens=True, return_attention_mask=False,
+                                             return_token_type_ids=False, verbose=False)["input_ids"]
+                    lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
+                    flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=self._dtype,
+                                       count=int(lengths.sum()))
+                    flat.tofile(ids_file)
+                    (num_tokens + np.cumsum(lengths)).tofile(offsets_file)
+                    num_documents += len(encoded)
+                    num_tokens += int(lengths.sum())
+            meta = {
+                "source": os.path.abspath(path), "num_documents": num_documents, "num_tokens": num_tokens,
+                "dtype": self._dtype, "tokenizer": type(self.tokenizer).__name__, "format_version": CACHE_FORMAT_VERSION,
+            }
+            with open(os.path.join(tmp, "meta.json"), "w") as handle:
+                json.dump(meta, handle, indent=2)
+            os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        logger.info("Cached %d documents, %d tokens of %s", num_documents, num_tokens, path)
+
+    def _batches(self, path: str) -> Iterator[List[str]]:
+        batch: List[str] = []
+        progress = Tqdm.tqdm(iter_file_documents(path, self.text_key),
+                             desc=f"tokenizing {os.path.basename(path)}", unit=" docs")
+        for document in progress:
+            batch.append(document.text)
+            if len(batch) >= self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch

@@ -1,0 +1,216 @@
+import logging
+import zlib
+from typing import Dict, Optional
+
+import torch
+import torch.distributed as dist
+from allennlp.common import cached_transformers
+from allennlp.common.checks import ConfigurationError
+from allennlp.data import Vocabulary
+from allennlp.models.model import Model
+from allennlp.nn.util import dist_reduce_sum
+from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from dapt_plugin.common.pretrained import check_model_name
+from dapt_plugin.nn.masking import mask_tokens, word_start_table
+
+logger = logging.getLogger(__name__)
+
+# Attribute names of the masked-LM head in Hugging Face models (RoBERTa family; BERT family).
+_HEAD_ATTRIBUTES = ("lm_head", "cls")
+
+
+@Model.register("dapt_masked_lm")
+class DaptMaskedLm(Model):
+    """
+    Continued masked-LM pretraining of a Hugging Face `AutoModelForMaskedLM` (DAPT and TAPT).
+
+    Every batch is masked anew when it is seen (dynamic masking, as RoBERTa): tokens other than
+    special and padding tokens are selected with probability `mlm_probability`, and of those 80%
+    become the mask token, 10% a random token and 10% stay (see `dapt_plugin/nn/masking.py`).
+    The LM head (and its vocabulary-sized projection) runs only at the selected positions.
+    Reports `perplexity` (exp of the mean loss over masked tokens) and `mlm_accuracy` (share of
+    masked tokens predicted exactly).
+
+    Masks come from the model's own random generator, seeded from `masking_seed`, the number of
+    batches this model has trained on (saved in checkpoints, so `--recover` continues the same
+    sequence of masks) and the distributed rank. In evaluation, the masks of a batch depend only
+    on `evaluation_masking_seed` and the batch's token ids, so `allennlp evaluate` on the same
+    file gives the same perplexity every time, for any model with the same tokenizer.
+
+    # Parameters
+
+    vocab : `Vocabulary`
+        Unused (the model's own tokenizer defines the vocabulary); use `{"type": "empty"}`.
+    model_name : `str`
+        Model-hub name or `save_pretrained` directory of the encoder to adapt (`MODEL_NAME`).
+    mlm_probability : `float`, optional (default = `0.15`)
+        Share of tokens (or words) selected for prediction; in (0, 1).
+    mask_replace_probability : `float`, optional (default = `0.8`)
+        Share of selected tokens replaced by the mask token.
+    random_replace_probability : `float`, optional (default = `0.1`)
+        Share of selected tokens replaced by a random token; the rest stay unchanged.
+    whole_word_masking : `bool`, optional (default = `False`)
+        Select whole words instead of single tokens (byte-level BPE, WordPiece and SentencePiece
+        vocabularies).
+    masking_seed : `int`, optional (default = `0`)
+        Seed of the training masks.
+    evaluation_masking_seed : `int`, optional (default = `1234`)
+        Seed of the evaluation masks.
+    bf16 : `bool`, optional (default = `False`)
+        Run the forward pass under bfloat16 autocast (CUDA only; for fp16 use the trainer's
+        `use_amp`). Parameters and optimizer state stay float32.
+    gradient_checkpointing : `bool`, optional (default = `False`)
+        Recompute activations in the backward pass to save memory.
+    trust_remote_code : `bool`, optional (default = `False`)
+        Allow a model directory to run its own Python code; off unless you trust its source.
+
+    Registered as a `Model` with name "dapt_masked_lm".
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        model_name: str,
+        mlm_probability: float = 0.15,
+        mask_replace_probability: float = 0.8,
+        random_replace_probability: float = 0.1,
+        whole_word_masking: bool = False,
+        masking_seed: int = 0,
+        evaluation_masking_seed: int = 1234,
+        bf16: bool = False,
+        gradient_checkpointing: bool = False,
+        trust_remote_code: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(vocab, **kwargs)
+        if not 0.0 < mlm_probability < 1.0:
+            raise ConfigurationError(f"`mlm_probability` must be in (0, 1); got {mlm_probability}")
+        if not (0.0 <= mask_replace_probability and 0.0 <= random_replace_probability
+                and mask_replace_probability + random_replace_probability <= 1.0):
+            raise ConfigurationError(
+                "`mask_replace_probability` and `random_replace_probability` must be non-negative "
+                f"and sum to at most 1; got {mask_replace_probability} and {random_replace_probability}"
+            )
+        check_model_name(model_name)
+        self.model_name = model_name
+        self.mlm: PreTrainedModel = AutoModelForMaskedLM.from_pretrained(
+            model_name, trust_remote_code=trust_remote_code
+        )
+        self.tokenizer: PreTrainedTokenizerBase = cached_transformers.get_tokenizer(
+            model_name, trust_remote_code=trust_remote_code
+        )
+        if self.tokenizer.mask_token_id is None:
+            raise ConfigurationError(
+                f"the tokenizer of {model_name!r} has no mask token; use a masked-LM model's tokenizer"
+            )
+        if gradient_checkpointing:
+            self.mlm.gradient_checkpointing_enable()
+        self.mlm_probability = mlm_probability
+        self.mask_replace_probability = mask_replace_probability
+        self.random_replace_probability = random_replace_probability
+        self.masking_seed = masking_seed
+        self.evaluation_masking_seed = evaluation_masking_seed
+        self.bf16 = bf16
+        self.vocab_size = self.mlm.get_input_embeddings().num_embeddings
+        special = torch.zeros(max(self.vocab_size, len(self.tokenizer)), dtype=torch.bool)
+        special[self.tokenizer.all_special_ids] = True
+        self.register_buffer("_special", special, persistent=False)
+        if whole_word_masking:
+            try:
+                self.register_buffer("_word_starts", word_start_table(self.tokenizer), persistent=False)
+            except ValueError as error:
+                raise ConfigurationError(f"`whole_word_masking`: {error}") from None
+        else:
+            self._word_starts = None
+        # Batches trained on; part of the checkpoint so that a recovered run continues the masks.
+        self.register_buffer("_batches_seen", torch.zeros((), dtype=torch.long))
+        # looked up by name at each call: keeping the module here too would register it twice
+        self._head_attribute = next((a for a in _HEAD_ATTRIBUTES if hasattr(self.mlm, a)), None)
+        if self._head_attribute is None:
+            logger.warning("%s: unknown masked-LM head; computing logits at every position",
+                           type(self.mlm).__name__)
+        self._generators: Dict[torch.device, torch.Generator] = {}
+        self._loss_sum = 0.0
+        self._correct = 0.0
+        self._count = 0.0
+
+    def _generator(self, input_ids: torch.Tensor) -> torch.Generator:
+        generator = self._generators.get(input_ids.device)
+        if generator is None:
+            generator = self._generators[input_ids.device] = torch.Generator(device=input_ids.device)
+        if self.training:
+            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+            seed = hash((self.masking_seed, int(self._batches_seen), rank)) & 0x7FFF_FFFF_FFFF
+        else:
+            content = zlib.crc32(input_ids.detach().cpu().numpy().tobytes())
+            seed = hash((self.evaluation_masking_seed, content)) & 0x7FFF_FFFF_FFFF
+        generator.manual_seed(seed)
+        return generator
+
+    def forward(self, input_ids: torch.Tensor) -> Dict[str, torch.Tensor]:  # type: ignore
+        """
+        # Parameters
+
+        input_ids : `torch.LongTensor`
+            `(batch, length)` token ids with special tokens, padded with the pad token.
+
+        # Returns
+
+        `loss` (mean cross-entropy over masked tokens), `num_masked`, and, outside training,
+        `masked_input_ids` and `labels`.
+        """
+        if self.bf16 and input_ids.device.type != "cuda":
+            raise ConfigurationError(
+                "`bf16` autocast needs a CUDA GPU, but the model runs on the CPU; set the model's "
+                "`bf16` to false (BF16=false) or train on a GPU (cuda_device)"
+            )
+        attention_mask = input_ids != self.tokenizer.pad_token_id
+        maskable = attention_mask & ~self._special[input_ids]
+        word_starts = self._word_starts[input_ids] if self._word_starts is not None else None
+        masked_ids, labels = mask_tokens(
+            input_ids, maskable, self.tokenizer.mask_token_id, self.vocab_size, self.mlm_probability,
+            self._generator(input_ids), word_starts, self.mask_replace_probability,
+            self.random_replace_probability,
+        )
+        if self.training:
+            self._batches_seen += 1
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            selected = labels != -100
+            targets = labels[selected]
+            if self._head_attribute is not None:
+                hidden = self.mlm.base_model(input_ids=masked_ids, attention_mask=attention_mask).last_hidden_state
+                logits = getattr(self.mlm, self._head_attribute)(hidden[selected])
+            else:
+                logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits[selected]
+        logits = logits.float()
+        if targets.numel():
+            loss = torch.nn.functional.cross_entropy(logits, targets)
+        else:  # no token selected (a batch of very short lines): zero loss that still touches every weight
+            loss = logits.sum() * 0.0
+        with torch.no_grad():
+            num_masked = float(targets.numel())
+            self._loss_sum += float(loss) * num_masked
+            self._correct += float((logits.argmax(-1) == targets).sum())
+            self._count += num_masked
+        output = {"loss": loss, "num_masked": torch.tensor(num_masked)}
+        if not self.training:
+            output["masked_input_ids"] = masked_ids
+            output["labels"] = labels
+        return output
+
+    def get_metrics(self, reset: bool = False) -> Dict[str, float]:
+        loss_sum = dist_reduce_sum(self._loss_sum)
+        correct = dist_reduce_sum(self._correct)
+        count = dist_reduce_sum(self._count)
+        metrics = {}
+        if count:
+            mean_loss = loss_sum / count
+            metrics = {
+                "mlm_loss": mean_loss,
+                "perplexity": float(torch.exp(torch.tensor(min(mean_loss, 50.0)))),
+                "mlm_accuracy": correct / count,
+            }
+        if reset:
+            self._loss_sum = self._correct = self._count = 0.0
+        return metrics

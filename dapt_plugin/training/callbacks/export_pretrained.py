@@ -1,0 +1,101 @@
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Optional
+
+from allennlp.common.checks import ConfigurationError
+from allennlp.training.callbacks.callback import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+
+def replace_directory(source: str, target: str) -> None:
+    """
+    Moves the complete directory `source` to `target`, replacing any `target` there. Each step is
+    a rename, so `target` is at every moment either absent, the old complete directory or the
+    new complete one; a leftover `target.old-*` after a kill is a complete old copy.
+    """
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(prefix=os.path.basename(target) + ".old-", dir=os.path.dirname(target))
+        os.rmdir(old)
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@TrainerCallback.register("export_pretrained")
+class ExportPretrained(TrainerCallback):
+    """
+    Exports the adapted encoder of a `dapt_masked_lm` model in Hugging Face's `save_pretrained`
+    layout (config, weights with the masked-LM head, tokenizer), so that the next phase (TAPT,
+    the classifier) or any `AutoModelForMaskedLM.from_pretrained` user loads it by path.
+
+    At the end of training it writes `<serialization_dir>/exported_model` from the weights the
+    run ends with (the best validation epoch's when there is validation, as in `model.tar.gz`),
+    and, if `every_num_steps` is set, `<serialization_dir>/exported_model_step_<N>` every N
+    optimizer steps. Each export is written to a temporary directory and renamed into place, so
+    a killed run never leaves a partial export under those names. Only the primary worker
+    writes. Nothing is exported when training fails.
+
+    # Parameters
+
+    serialization_dir : `str`
+        Supplied by the trainer.
+    directory_name : `str`, optional (default = `"exported_model"`)
+        Name of the final export inside the serialization directory.
+    every_num_steps : `int`, optional (default = `None`)
+        Also export every this many optimizer steps.
+
+    Registered as a `TrainerCallback` with name "export_pretrained".
+    """
+
+    def __init__(self, serialization_dir: str, directory_name: str = "exported_model",
+                 every_num_steps: Optional[int] = None) -> None:
+        super().__init__(serialization_dir)
+        if every_num_steps is not None and every_num_steps < 1:
+            raise ConfigurationError(f"`every_num_steps` must be at least 1, or null; got {every_num_steps}")
+        if not directory_name or os.sep in directory_name:
+            raise ConfigurationError(f"`directory_name` must be a plain directory name; got {directory_name!r}")
+        self.directory_name = directory_name
+        self.every_num_steps = every_num_steps
+
+    def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
+        if not (hasattr(trainer.model, "mlm") and hasattr(trainer.model, "tokenizer")):
+            raise ConfigurationError(
+                "the `export_pretrained` callback exports a `dapt_masked_lm` model; the model is a "
+                f"{type(trainer.model).__name__}. Remove the callback from this config."
+            )
+
+    def on_batch(self, trainer, batch_inputs, batch_outputs, batch_metrics, epoch: int, batch_number: int,
+                 is_training: bool, is_primary: bool = True, **kwargs) -> None:
+        if not is_primary or not is_training or self.every_num_steps is None:
+            return
+        step = trainer._total_batches_completed
+        if step % self.every_num_steps == 0:
+            self.export(trainer.model, f"{self.directory_name}_step_{step}", {"step": step, "epoch": epoch})
+
+    def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
+               is_primary: bool = True, **kwargs) -> None:
+        if not is_primary or metrics is None:
+            return
+        self.export(trainer.model, self.directory_name, {"epoch": epoch, "metrics": metrics})
+
+    def export(self, model, name: str, info: Dict[str, Any]) -> str:
+        """Writes the export `name` atomically; returns its path."""
+        target = os.path.join(self.serialization_dir, name)
+        tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.serialization_dir)
+        try:
+            model.mlm.save_pretrained(tmp)
+            model.tokenizer.save_pretrained(tmp)
+            with open(os.path.join(tmp, "dapt_export.json"), "w") as handle:
+                json.dump({"base_model": model.model_name, **info}, handle, indent=2, default=str)
+            replace_directory(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        logger.info("Exported the adapted model to %s (load it with from_pretrained, or use it as MODEL_NAME)", target)
+        return target
