@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -14,6 +15,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tokenization caches of the test session live in a temporary directory, never in ~/.cache.
+os.environ.setdefault("DAPT_PLUGIN_CACHE", tempfile.mkdtemp(prefix="dapt_plugin_test_cache-"))
 
 import dapt_plugin  # noqa: E402,F401  (registers the components for in-process tests)
 from dapt_plugin.testing.tiny_model import build_tiny_roberta  # noqa: E402
@@ -74,3 +77,19 @@ def classifier_env(model: Path, **overrides: str) -> Dict[str, str]:
 def read_jsonl(path: Path) -> List[dict]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def mlm_env(model: Path, **overrides: str) -> Dict[str, str]:
+    """Environment for `dapt.jsonnet` / `tapt.jsonnet` on fixture text with a tiny model: a few steps."""
+    return {
+        "MODEL_NAME": str(model),
+        "CORPUS_PATH": str(DATA / "domain.txt"),
+        "TAPT_PATH": str(TASK / "train.jsonl"),
+        "EFFECTIVE_BATCH": "16",
+        "BATCH_SIZE": "8",
+        "NUM_STEPS": "6",
+        "NUM_EPOCHS": "2",
+        "MAX_LENGTH": "64",
+        "LR": "1e-3",
+        **overrides,
+    }

@@ -157,8 +157,8 @@ class DaptMaskedLm(Model):
 
         # Returns
 
-        `loss` (mean cross-entropy over masked tokens), `num_masked`, and, outside training,
-        `masked_input_ids` and `labels`.
+        `loss` (mean cross-entropy over masked tokens), `num_masked`, `masked_input_ids` (the
+        model's input) and `labels` (original ids at selected positions, -100 elsewhere).
         """
         if self.bf16 and input_ids.device.type != "cuda":
             raise ConfigurationError(
@@ -193,11 +193,8 @@ class DaptMaskedLm(Model):
             self._loss_sum += float(loss) * num_masked
             self._correct += float((logits.argmax(-1) == targets).sum())
             self._count += num_masked
-        output = {"loss": loss, "num_masked": torch.tensor(num_masked)}
-        if not self.training:
-            output["masked_input_ids"] = masked_ids
-            output["labels"] = labels
-        return output
+        return {"loss": loss, "num_masked": torch.tensor(num_masked), "masked_input_ids": masked_ids,
+                "labels": labels}
 
     def get_metrics(self, reset: bool = False) -> Dict[str, float]:
         loss_sum = dist_reduce_sum(self._loss_sum)

@@ -5,10 +5,38 @@ import shutil
 import tempfile
 from typing import Any, Dict, Optional
 
+import torch
 from allennlp.common.checks import ConfigurationError
+from safetensors.torch import load_file, save_file
 from allennlp.training.callbacks.callback import TrainerCallback
 
 logger = logging.getLogger(__name__)
+
+
+def save_verified(model, directory: str) -> None:
+    """
+    `model.save_pretrained(directory)` in one safetensors file, then a reload that must give back
+    every tensor of `model`. transformers 4.49 drops tied duplicates from safetensors files and,
+    on load, re-ties RoBERTa's `lm_head.bias` from the freshly initialised `lm_head.decoder.bias`,
+    so an export would silently lose its trained output bias; such tensors are written into the
+    file under their own names. Raises `RuntimeError` if the reload still differs.
+    """
+    model.save_pretrained(directory, max_shard_size="1000GB")
+    expected = model.state_dict()
+
+    def mismatched():
+        reloaded = type(model).from_pretrained(directory).state_dict()
+        return [k for k, v in expected.items() if k in reloaded and not torch.equal(v.detach().cpu(), reloaded[k])]
+
+    wrong = mismatched()
+    if wrong:
+        path = os.path.join(directory, "model.safetensors")
+        tensors = load_file(path)
+        tensors.update({k: expected[k].detach().cpu().clone() for k in wrong})
+        save_file(tensors, path, metadata={"format": "pt"})
+        still_wrong = mismatched()
+        if still_wrong:
+            raise RuntimeError(f"the export in {directory} does not reload to the trained weights: {still_wrong}")
 
 
 def replace_directory(source: str, target: str) -> None:
@@ -89,7 +117,7 @@ class ExportPretrained(TrainerCallback):
         target = os.path.join(self.serialization_dir, name)
         tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.serialization_dir)
         try:
-            model.mlm.save_pretrained(tmp)
+            save_verified(model.mlm, tmp)
             model.tokenizer.save_pretrained(tmp)
             with open(os.path.join(tmp, "dapt_export.json"), "w") as handle:
                 json.dump({"base_model": model.model_name, **info}, handle, indent=2, default=str)

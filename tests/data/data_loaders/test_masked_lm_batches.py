@@ -1,0 +1,110 @@
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from allennlp.common.checks import ConfigurationError
+
+from dapt_plugin.data.data_loaders.masked_lm_batches import EpochOrder, MaskedLmBatches
+from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
+from tests.conftest import DATA
+
+
+def _loader(model, mode="packed", max_length=32, **kwargs):
+    reader = MaskedLmCorpusReader(str(model), mode=mode, max_length=max_length)
+    return MaskedLmBatches(reader, str(DATA / "domain.txt"), **{"batch_size": 8, "seed": 3, **kwargs})
+
+
+def _rows(batch):
+    return [tuple(row.tolist()) for row in batch["input_ids"]]
+
+
+def _example_rows(loader, pad_id):
+    """Each example of the corpus as a padded row would show it (padding stripped)."""
+    return Counter(tuple(loader.corpus[i].tolist()) for i in range(len(loader.corpus)))
+
+
+def _strip(row, pad_id):
+    row = list(row)
+    while row and row[-1] == pad_id:
+        row.pop()
+    return tuple(row)
+
+
+@pytest.mark.parametrize("mode", ["packed", "line_by_line"])
+def test_every_example_appears_once_per_epoch_across_two_loader_workers(tiny_model, mode):
+    loader = _loader(tiny_model, mode=mode, shuffle=True, num_workers=2)
+    pad = loader.reader.pad_token_id
+    single = _loader(tiny_model, mode=mode, shuffle=True, num_workers=0)
+    expected = _example_rows(loader, pad)
+    epochs = []
+    for _ in range(2):
+        batches = list(loader)
+        assert len(batches) == len(loader)
+        seen = Counter(_strip(row, pad) for batch in batches for row in _rows(batch))
+        assert seen == expected
+        epochs.append([row for batch in batches for row in _rows(batch)])
+        # workers build whole batches and return them in order: same stream as without workers
+        assert epochs[-1] == [row for batch in single for row in _rows(batch)]
+    assert epochs[0] != epochs[1], "each pass is shuffled anew"
+
+
+def _distributed_worker(rank, store, model, output, kwargs):
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    loader = _loader(model, **kwargs)
+    rows = [row for batch in loader for row in _rows(batch)]
+    with open(os.path.join(output, f"rank{rank}.json"), "w") as handle:
+        json.dump({"rows": rows, "length": len(loader)}, handle)
+    dist.destroy_process_group()
+
+
+def test_distributed_workers_see_disjoint_parts_and_together_all(tiny_model, tmp_path):
+    kwargs = {"shuffle": True, "batch_size": 5}
+    mp.spawn(_distributed_worker, args=(str(tmp_path / "store"), str(tiny_model), str(tmp_path), kwargs), nprocs=2)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    single = _loader(tiny_model, **kwargs)
+    pad = single.reader.pad_token_id
+    assert ranks[0]["length"] == ranks[1]["length"], "equal batch counts keep the workers in step"
+    seen = [Counter(_strip(row, pad) for row in rank["rows"]) for rank in ranks]
+    assert not set(seen[0]) & set(seen[1])
+    assert seen[0] + seen[1] == _example_rows(single, pad)
+
+
+def test_batches_per_epoch_continues_across_epochs_and_passes(tiny_model):
+    whole = _loader(tiny_model, shuffle=True)
+    stream = [row for _ in range(3) for batch in whole for row in _rows(batch)]  # three passes
+    chunked = _loader(tiny_model, shuffle=True, batches_per_epoch=5)
+    assert len(chunked) == 5
+    rows = [row for _ in range(len(stream) // 40 + 1) for batch in chunked for row in _rows(batch)]
+    assert rows[: len(stream)] == stream
+
+
+def test_same_seed_same_order_and_padding_to_a_multiple_of_8(tiny_model):
+    first = [_rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True)]
+    again = [_rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True)]
+    other = [_rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True, seed=4)]
+    assert first == again and first != other
+    for batch in _loader(tiny_model, mode="line_by_line", max_length=60):
+        width = batch["input_ids"].shape[1]
+        assert width % 8 == 0 or width == 60
+
+
+def test_epoch_order_is_a_permutation_with_bounded_windows():
+    order = EpochOrder(1003, shuffle=True, seed=1, epoch=0, window=100)
+    taken = order.take(np.arange(1003))
+    assert sorted(taken.tolist()) == list(range(1003))
+    assert not np.array_equal(taken, np.arange(1003))
+    assert not np.array_equal(taken, EpochOrder(1003, True, 1, 1, 100).take(np.arange(1003)))
+    assert np.array_equal(EpochOrder(10, False, 1, 0, 100).take(np.arange(10)), np.arange(10))
+
+
+def test_configuration_errors_name_the_key(tiny_model):
+    reader = MaskedLmCorpusReader(str(tiny_model), max_length=32)
+    with pytest.raises(ConfigurationError, match="`batch_size` must be at least 1; got 0"):
+        MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=0)
+    with pytest.raises(ConfigurationError, match="needs the `masked_lm_corpus` dataset reader"):
+        MaskedLmBatches(object(), str(DATA / "domain.txt"), batch_size=8)

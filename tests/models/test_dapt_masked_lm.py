@@ -1,0 +1,59 @@
+import pytest
+import torch
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.testing import ModelTestCase
+from allennlp.data import Vocabulary
+
+from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm
+from tests.conftest import CONFIGS, DATA, mlm_env
+
+
+class TestDaptMaskedLm(ModelTestCase):
+    @pytest.fixture(autouse=True)
+    def _environment(self, tiny_model, monkeypatch, tmp_path):
+        # dapt.jsonnet reads its settings from the environment
+        for key, value in mlm_env(tiny_model, NUM_STEPS="4", NUM_EPOCHS="1", MAX_LENGTH="48",
+                                  HELDOUT_PATH=str(DATA / "domain_heldout.txt")).items():
+            monkeypatch.setenv(key, value)
+        self.tiny_model = tiny_model
+        self.set_up_model(CONFIGS / "dapt.jsonnet", DATA / "domain_heldout.txt")
+
+    def test_model_can_train_save_and_load(self):
+        # with a 48-token limit, position embeddings past it are never used
+        self.ensure_model_can_train_save_and_load(
+            self.param_file, gradients_to_ignore={"mlm.roberta.embeddings.position_embeddings.weight"},
+        )
+
+    def test_metrics_are_token_weighted_and_perplexity_is_exp_of_the_mean_loss(self):
+        self.model.eval()
+        batch = self.dataset.as_tensor_dict()
+        output = self.model(**batch)
+        metrics = self.model.get_metrics(reset=True)
+        assert metrics["perplexity"] == pytest.approx(torch.exp(output["loss"]).item(), rel=1e-5)
+        assert metrics["mlm_loss"] == pytest.approx(output["loss"].item(), rel=1e-6)
+        assert 0.0 <= metrics["mlm_accuracy"] <= 1.0
+
+    def test_evaluation_masks_depend_only_on_the_batch(self):
+        self.model.eval()
+        batch = self.dataset.as_tensor_dict()
+        first = self.model(**batch)
+        second = self.model(**batch)
+        assert torch.equal(first["labels"], second["labels"]) and first["loss"] == second["loss"]
+
+    def test_training_masks_change_every_batch_and_resume_with_the_checkpoint(self):
+        self.model.train()
+        batch = self.dataset.as_tensor_dict()
+        checkpoint = {k: v.clone() for k, v in self.model.state_dict().items()}
+        first = self.model(**batch)["labels"]
+        second = self.model(**batch)["labels"]
+        assert not torch.equal(first, second), "a batch seen again is masked anew"
+        self.model.load_state_dict(checkpoint)  # as --recover does: the batch counter is in the checkpoint
+        assert torch.equal(self.model(**batch)["labels"], first)
+        assert torch.equal(self.model(**batch)["labels"], second)
+
+    def test_configuration_errors_name_the_key(self):
+        vocab = Vocabulary.empty()
+        with pytest.raises(ConfigurationError, match=r"`mlm_probability` must be in \(0, 1\); got 1.5"):
+            DaptMaskedLm(vocab, str(self.tiny_model), mlm_probability=1.5)
+        with pytest.raises(ConfigurationError, match="`bf16` autocast needs a CUDA GPU"):
+            DaptMaskedLm(vocab, str(self.tiny_model), bf16=True)(torch.tensor([[0, 5, 6, 2]]))

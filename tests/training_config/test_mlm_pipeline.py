@@ -1,0 +1,83 @@
+"""
+The paper's pipeline through the real CLI on fixture text with a tiny local model:
+DAPT, then TAPT from the DAPT export, then the classifier from the TAPT export, then evaluate.
+"""
+import json
+
+import pytest
+import torch
+from allennlp.models.archival import load_archive
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from tests.conftest import CONFIGS, DATA, TASK, allennlp, classifier_env, mlm_env
+
+HELDOUT = str(DATA / "domain_heldout.txt")
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    allennlp(["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(root / "base")], env=mlm_env(tiny_model))
+    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(root / "dapt")],
+             env=mlm_env(tiny_model, NUM_STEPS="30", LR="2e-3"))
+    allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(root / "dapt_tapt")],
+             env=mlm_env(root / "dapt" / "exported_model", NUM_EPOCHS="6",
+                         EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl")))
+    allennlp(["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(root / "clf")],
+             env=classifier_env(root / "dapt_tapt" / "exported_model", TEST_PATH=str(TASK / "test.jsonl")))
+    return root
+
+
+def _evaluate(archive, data, tmp_path, name):
+    output = tmp_path / f"{name}.json"
+    allennlp(["evaluate", str(archive), str(data), "--output-file", str(output)])
+    return json.loads(output.read_text())
+
+
+def test_the_chain_runs_and_the_classifier_evaluates(runs, tmp_path):
+    metrics = _evaluate(runs / "clf" / "model.tar.gz", TASK / "test.jsonl", tmp_path, "clf")
+    assert {"accuracy", "macro_f1", "micro_f1"} <= set(metrics)
+    # the classifier really started from the TAPT export
+    config = json.loads((runs / "clf" / "config.json").read_text())
+    assert config["model"]["text_field_embedder"]["token_embedders"]["roberta"]["model_name"] == str(
+        runs / "dapt_tapt" / "exported_model")
+
+
+@pytest.mark.parametrize("phase", ["dapt", "dapt_tapt"])
+def test_exports_load_with_transformers_and_match_the_trained_model(runs, phase):
+    export = runs / phase / "exported_model"
+    exported = AutoModelForMaskedLM.from_pretrained(str(export)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(export))
+    trained = load_archive(str(runs / phase / "model.tar.gz")).model.eval()
+    inputs = tokenizer(["the compound inhibits the receptor in liver cells ."], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(exported(**inputs).logits, trained.mlm(**inputs).logits, atol=1e-5)
+    info = json.loads((export / "dapt_export.json").read_text())
+    assert info["metrics"]["epoch"] >= 0
+    # no temporary or partial export left behind
+    assert not [p.name for p in (runs / phase).iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_dapt_lowers_heldout_perplexity_reproducibly(runs, tmp_path):
+    base = _evaluate(runs / "base" / "model.tar.gz", HELDOUT, tmp_path, "base")
+    dapt = _evaluate(runs / "dapt" / "model.tar.gz", HELDOUT, tmp_path, "dapt")
+    again = _evaluate(runs / "dapt" / "model.tar.gz", HELDOUT, tmp_path, "again")
+    assert dapt["perplexity"] < base["perplexity"]
+    assert again == dapt
+
+
+def test_the_loss_falls_over_a_short_tapt_run(runs):
+    first = json.loads((runs / "dapt_tapt" / "metrics_epoch_0.json").read_text())
+    last = json.loads((runs / "dapt_tapt" / "metrics_epoch_5.json").read_text())
+    assert last["training_mlm_loss"] < first["training_mlm_loss"] - 0.1
+
+
+def test_two_cpu_workers_train_and_export_once(tiny_model, tmp_path):
+    run = tmp_path / "dapt2"
+    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)],
+             env=mlm_env(tiny_model, CUDA_DEVICES="-1,-1", NUM_STEPS="4", EFFECTIVE_BATCH="16"))
+    exports = sorted(p.name for p in run.iterdir() if "export" in p.name)
+    assert exports == ["exported_model"]
+    assert AutoModelForMaskedLM.from_pretrained(str(run / "exported_model"))
+    log = "".join(p.read_text() for p in run.glob("out*.log"))
+    assert log.count("Exported the adapted model to") == 1
