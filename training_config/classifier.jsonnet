@@ -71,6 +71,7 @@ local reader(sample) = {
     learning_rate_scheduler: optim.linear_warmup_decay(),
     use_amp: env.bool('USE_AMP', false),
     cuda_device: optim.cuda_device,
-    checkpointer: { keep_most_recent_by_count: 1 },
+    checkpointer: optim.checkpointer(keep=1),
+    callbacks: [optim.rng_checkpoint],
   },
 } + optim.distributed(find_unused_parameters=true)  // RoBERTa's pooler is unused under CLS pooling

@@ -59,19 +59,19 @@ local optim = import 'optim.libsonnet';
         num_epochs: num_epochs,
         num_gradient_accumulation_steps: grad_accum,
         [if validation_path != null then 'validation_metric']: '-mlm_loss',
-        optimizer: optim.adamw(env.float('LR', recipe.lr), recipe.weight_decay, fused=env.bool('FUSED_ADAMW', false)),
+        optimizer: optim.adamw(env.float('LR', recipe.lr), recipe.weight_decay),
         learning_rate_scheduler: optim.linear_warmup_decay(),
         use_amp: env.bool('USE_AMP', false),
         // AllenNLP's check flags every Linear-before-LayerNorm bias in transformers' models:
         // a property of the pretrained architecture, not a configuration mistake.
         run_confidence_checks: false,
         cuda_device: optim.cuda_device,
-        checkpointer: {
-          keep_most_recent_by_count: 2,
+        checkpointer: optim.checkpointer(keep=2) {
           save_every_num_batches: env.int('CHECKPOINT_EVERY_BATCHES', null),
           save_every_num_seconds: env.int('CHECKPOINT_EVERY_SECONDS', null),
         },
         callbacks: [
+          optim.rng_checkpoint,
           { type: 'export_pretrained', every_num_steps: env.int('EXPORT_EVERY_STEPS', null) },
         ],
       },

@@ -3,9 +3,12 @@ local env = import 'env.libsonnet';
 
 {
   // AdamW as in the paper (and RoBERTa): betas (0.9, 0.98), eps 1e-6; no weight decay on
-  // biases and LayerNorm weights. `fused` uses PyTorch's fused CUDA kernel (GPU only).
-  adamw(lr, weight_decay, fused=false):: {
-    type: 'adamw',
+  // biases and LayerNorm weights. FUSED_ADAMW=true uses PyTorch's fused kernel;
+  // APEX_FUSED_ADAM=true uses NVIDIA apex's FusedAdam (apex must be installed).
+  local fused = env.bool('FUSED_ADAMW', false),
+  local apex = env.bool('APEX_FUSED_ADAM', false),
+  adamw(lr, weight_decay):: {
+    type: if apex then (if fused then error 'set FUSED_ADAMW or APEX_FUSED_ADAM, not both' else 'apex_fused_adam') else 'adamw',
     lr: lr,
     betas: [0.9, 0.98],
     eps: 1e-6,
@@ -34,5 +37,10 @@ local env = import 'env.libsonnet';
       },
     } else {}
   ),
+  // Checkpoints that a kill at any moment cannot corrupt, and random-generator states saved in
+  // them, so that `allennlp train --recover` continues exactly where the run was killed.
+  checkpointer(keep):: { type: 'atomic', keep_most_recent_by_count: keep },
+  rng_checkpoint:: { type: 'rng_checkpoint' },
+
   cuda_device:: if std.length(self.cuda_devices) == 1 then self.cuda_devices[0] else env.int('CUDA_DEVICE', null),
 }

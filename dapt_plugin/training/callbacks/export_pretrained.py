@@ -25,7 +25,10 @@ def save_verified(model, directory: str) -> None:
     expected = model.state_dict()
 
     def mismatched():
-        reloaded = type(model).from_pretrained(directory).state_dict()
+        # loading initialises weights from the global generators: keep the run's random stream
+        # (dropout, shuffling) exactly as it would be without exports
+        with torch.random.fork_rng():
+            reloaded = type(model).from_pretrained(directory).state_dict()
         return [k for k, v in expected.items() if k in reloaded and not torch.equal(v.detach().cpu(), reloaded[k])]
 
     wrong = mismatched()
