@@ -8,7 +8,10 @@ local optim = import 'optim.libsonnet';
   config(recipe, train_path, validation_path):: (
     local model_name = env.required('MODEL_NAME', 'a model-hub name such as roberta-base, or the directory of an exported model (`exported_model` of a DAPT run)');
     local max_length = env.int('MAX_LENGTH', recipe.max_length);
-    local batch_size = env.int('BATCH_SIZE', recipe.batch_size);  // per device and step
+    local batch_size = (
+      local b = env.int('BATCH_SIZE', recipe.batch_size);  // per device and step
+      if b < 1 then error 'BATCH_SIZE must be at least 1; got %d' % b else b
+    );
     local effective_batch = env.int('EFFECTIVE_BATCH', recipe.effective_batch);
     local num_devices = std.max(1, std.length(optim.cuda_devices));
     local per_step = batch_size * num_devices;
