@@ -26,6 +26,8 @@ from dapt_plugin.data.data_loaders.masked_lm_batches import MaskedLmBatches  # n
 from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm  # noqa: E402,F401
 from dapt_plugin.training.callbacks.export_pretrained import ExportPretrained  # noqa: E402,F401
 from dapt_plugin.commands.archive_untrained import ArchiveUntrained  # noqa: E402,F401
+from dapt_plugin.commands.vocab_overlap import VocabOverlap  # noqa: E402,F401
+from dapt_plugin.commands.select_tapt_data import SelectTaptData  # noqa: E402,F401
 from dapt_plugin.training.checkpointers.atomic_checkpointer import AtomicCheckpointer  # noqa: E402,F401
 from dapt_plugin.training.callbacks.rng_checkpoint import RngCheckpoint  # noqa: E402,F401
 from dapt_plugin.training.optimizers.apex_fused_adam import ApexFusedAdam  # noqa: E402,F401

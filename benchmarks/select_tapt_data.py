@@ -1,0 +1,275 @@
+"""
+Benchmark of TAPT data selection (`allennlp select-tapt-data`, `dapt_plugin.data.tapt_selection`)
+on generated text: a domain corpus of `--documents` (1M) documents on 20 topics and a task of
+`--task-examples` examples on topic 0 (`dapt_plugin.testing.topics`), written to a temporary
+directory.
+
+It measures, on this machine:
+- embedding: documents per second of `LsaEmbedder.embed` (reading excluded), and the time to fit
+  the embedder on the sample;
+- search: domain documents per second through exact search (chunked `IndexFlatIP`) and through
+  approximate search (IVF, 8-bit codes; training, adding and searching), and the recall of the
+  approximate neighbours against the exact ones;
+- end to end, each in a fresh process: wall time and peak resident memory of kNN selection with
+  exact and with approximate search, and of random selection, and the share of selected documents
+  on the task's topic (5% of the corpus is);
+- embedding quality on a small corpus: the share on topic of the nearest neighbours under exact
+  TF-IDF cosine, a 256-dimensional random projection of it, and LSA (the module's choice).
+
+Prints a table and appends it, with the command and a machine description, to
+`benchmarks/RESULTS.md`. Takes about 10 minutes on 2 cores for 1M documents.
+
+    .venv/bin/python benchmarks/select_tapt_data.py [--documents 1000000] [--task-examples 2000] [--k 50]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dapt_plugin.data.documents import iter_documents  # noqa: E402
+from dapt_plugin.data.tapt_selection import ApproximateSearch, ExactSearch, LsaEmbedder  # noqa: E402
+from dapt_plugin.testing.topics import TopicalTextGenerator  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+NUM_TOPICS = 20
+GENERATOR = dict(num_topics=NUM_TOPICS, topic_vocabulary=300, shared_vocabulary=5000, topic_share=0.25)
+CHUNK = 50000
+SAMPLE = 100000
+DIMENSION = 128
+
+
+def write_corpus(directory: Path, documents: int, task_examples: int, seed: int) -> Tuple[Path, Path]:
+    generator = TopicalTextGenerator(seed=seed, **GENERATOR)
+    rng = np.random.default_rng(seed)
+    domain = directory / "domain.txt"
+    with open(domain, "w", encoding="utf-8") as handle:
+        for start in range(0, documents, 100000):
+            topics = rng.integers(0, NUM_TOPICS, size=min(100000, documents - start))
+            handle.write("".join(text + "\n" for text in generator.documents(topics, 20, 80)))
+    task = directory / "task.jsonl"
+    with open(task, "w", encoding="utf-8") as handle:
+        for text in generator.documents([0] * task_examples, 10, 30):
+            handle.write(json.dumps({"text": text, "label": "x"}) + "\n")
+    return domain, task
+
+
+def on_topic(path: Path, seed: int) -> float:
+    generator = TopicalTextGenerator(seed=seed, **GENERATOR)
+    return float(np.mean([generator.topic_of(d.text) == 0 for d in iter_documents(str(path))]))
+
+
+def measure_components(domain: Path, task: Path, k: int, dimension: int, seed: int) -> Dict[str, float]:
+    """Embedding and search throughput, each timed alone (reading the corpus excluded)."""
+    texts = [d.text for d in iter_documents(str(domain))]
+    sample = random.Random(seed).sample(texts, min(SAMPLE, len(texts)))
+    start = time.perf_counter()
+    embedder = LsaEmbedder(sample, dimension=dimension, seed=seed)
+    fit_seconds = time.perf_counter() - start
+    queries, _ = embedder.embed([d.text for d in iter_documents(str(task))])
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    start = time.perf_counter()
+    for offset in range(0, len(texts), CHUNK):
+        vectors[offset:offset + CHUNK] = embedder.embed(texts[offset:offset + CHUNK])[0]
+    embed_seconds = time.perf_counter() - start
+    del texts
+
+    ids = np.arange(len(vectors), dtype=np.int64)
+    start = time.perf_counter()
+    exact = ExactSearch(queries, k)
+    for offset in range(0, len(vectors), CHUNK):
+        exact.add(ids[offset:offset + CHUNK], vectors[offset:offset + CHUNK])
+    _, exact_ids = exact.search()
+    exact_seconds = time.perf_counter() - start
+
+    training = embedder.embed(sample)[0]
+    start = time.perf_counter()
+    approximate = ApproximateSearch(queries, k, training, len(vectors))
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for offset in range(0, len(vectors), CHUNK):
+        approximate.add(ids[offset:offset + CHUNK], vectors[offset:offset + CHUNK])
+    add_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    _, approximate_ids = approximate.search()
+    search_seconds = time.perf_counter() - start
+    recall = np.mean([len(set(a) & set(e)) / k for a, e in zip(approximate_ids, exact_ids)])
+    return {
+        "documents": len(vectors), "queries": len(queries), "fit_seconds": fit_seconds,
+        "embed_per_second": len(vectors) / embed_seconds, "exact_per_second": len(vectors) / exact_seconds,
+        "ivf_train_seconds": train_seconds, "ivf_add_per_second": len(vectors) / add_seconds,
+        "ivf_search_seconds": search_seconds,
+        "ivf_per_second": len(vectors) / (train_seconds + add_seconds + search_seconds),
+        "ivf_recall": float(recall),
+    }
+
+
+def end_to_end(domain: Path, task: Path, output: Path, seed: int, **arguments) -> Dict[str, float]:
+    """Runs `select_tapt_data` in a fresh process; returns its wall time and memory."""
+    request = json.dumps({"task_paths": str(task), "domain_paths": str(domain),
+                          "output_path": str(output), "seed": seed, **arguments})
+    process = subprocess.run([sys.executable, __file__, "--child", request], capture_output=True,
+                             text=True, env={**os.environ, "TQDM_DISABLE": "1"}, check=True)
+    report = json.loads(process.stdout.strip().splitlines()[-1])
+    report["on_topic"] = on_topic(output, seed)
+    return report
+
+
+def memory_mb(field: str) -> float:
+    """`VmRSS` (now) or `VmHWM` (peak) of this process. Not `getrusage`: its peak survives
+    `exec`, so a child would report the peak of the benchmark process that started it."""
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def child(request: str) -> None:
+    from dapt_plugin.data.tapt_selection import select_tapt_data
+
+    before = memory_mb("VmRSS")
+    start = time.perf_counter()
+    result = select_tapt_data(**json.loads(request))
+    print(json.dumps({
+        "seconds": time.perf_counter() - start, "documents": result.documents, "search": result.search,
+        "peak_rss_mb": memory_mb("VmHWM"), "rss_before_mb": before,
+    }))
+
+
+def random_projection_quality(seed: int) -> Dict[str, float]:
+    """Share on topic of the 20 nearest neighbours of 200 task examples among 20K documents."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    generator = TopicalTextGenerator(seed=seed, **GENERATOR)
+    topics = np.random.default_rng(seed).integers(0, NUM_TOPICS, size=20000)
+    domain = generator.documents(topics, 20, 80)
+    task = generator.documents([0] * 200, 10, 30)
+
+    def share(scores: np.ndarray) -> float:
+        return float((topics[np.unique(np.argsort(-scores, axis=1)[:, :20])] == 0).mean())
+
+    tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit(domain)
+    documents, queries = tfidf.transform(domain), tfidf.transform(task)
+    shares = {"exact TF-IDF cosine": share((queries @ documents.T).toarray())}
+    projection = np.random.default_rng(seed).standard_normal((documents.shape[1], 256)).astype(np.float32)
+
+    def project(matrix: sp.csr_matrix) -> np.ndarray:
+        vectors = matrix @ projection
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    shares["random projection, 256 dims"] = share(project(queries) @ project(documents).T)
+    for dimension in (64, 128):
+        embedder = LsaEmbedder(domain, dimension=dimension, seed=seed)
+        shares[f"LSA, {dimension} dims"] = share(embedder.embed(task)[0] @ embedder.embed(domain)[0].T)
+    return shares
+
+
+def machine() -> str:
+    import faiss
+    import sklearn
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor())
+    memory = next((line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
+                   if line.startswith("MemTotal")), "?")
+    load = " ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (f"{model}, {os.cpu_count()} logical CPUs, {memory} RAM; Python "
+            f"{platform.python_version()}, torch {torch.__version__}, faiss {faiss.__version__}, "
+            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}; no GPU used; load average "
+            f"{load} at the end (other processes running meanwhile slow the figures down); "
+            f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+
+
+def table(components: Dict[str, float], runs: Dict[str, Dict[str, float]], shares: Dict[str, float],
+          k: int) -> str:
+    c = components
+    lines = [
+        f"Domain: {c['documents']:,} generated documents (20-80 words, {NUM_TOPICS} topics); task: "
+        f"{c['queries']:,} examples on one topic; k = {k}; LSA {DIMENSION} dims; chunks of {CHUNK:,}.",
+        "",
+        "| stage | throughput | notes |",
+        "|---|---|---|",
+        f"| embedding (hash, TF-IDF, LSA projection) | {c['embed_per_second']:,.0f} docs/s | fit on "
+        f"{SAMPLE:,}-doc sample: {c['fit_seconds']:.1f} s |",
+        f"| exact search (IndexFlatIP per chunk, merged top-k) | {c['exact_per_second']:,.0f} docs/s | "
+        f"{c['queries']:,} queries |",
+        f"| approximate search (IVF-SQ8, nprobe 128) | {c['ivf_per_second']:,.0f} docs/s | train "
+        f"{c['ivf_train_seconds']:.1f} s, add {c['ivf_add_per_second']:,.0f} docs/s, search "
+        f"{c['ivf_search_seconds']:.1f} s; recall@{k} vs exact {c['ivf_recall']:.3f} |",
+        "",
+        "| end to end (fresh process) | wall time | docs/s | peak RSS | selected | on task topic |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, run in runs.items():
+        lines.append(
+            f"| {name} | {run['seconds']:.0f} s | {c['documents'] / run['seconds']:,.0f} | "
+            f"{run['peak_rss_mb']:,.0f} MB ({run['rss_before_mb']:,.0f} MB before) | "
+            f"{run['documents']:,} | {100 * run['on_topic']:.1f}% |"
+        )
+    lines += ["", "Embedding quality (20K documents, 200 task examples, 20 nearest each; share on "
+              "the task's topic, which is 5% of the corpus):", "",
+              "| embedding | on topic |", "|---|---|"]
+    lines += [f"| {name} | {100 * value:.1f}% |" for name, value in shares.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=1000000)
+    parser.add_argument("--task-examples", type=int, default=2000)
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    command = " ".join([".venv/bin/python", os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="select_tapt_bench_") as directory:
+        directory = Path(directory)
+        start = time.perf_counter()
+        domain, task = write_corpus(directory, args.documents, args.task_examples, args.seed)
+        print(f"generated {args.documents:,} documents ({domain.stat().st_size / 2**20:,.0f} MB) in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+        components = measure_components(domain, task, args.k, DIMENSION, args.seed)
+        print(json.dumps(components), flush=True)
+        runs = {}
+        for name, arguments in [
+            ("kNN, exact search", {"k": args.k, "approximate_above": args.documents}),
+            ("kNN, approximate search", {"k": args.k, "approximate_above": 0}),
+        ]:
+            runs[name] = end_to_end(domain, task, directory / "out.jsonl", args.seed, **arguments)
+            print(name, json.dumps(runs[name]), flush=True)
+        runs["random, same size"] = end_to_end(
+            domain, task, directory / "out.jsonl", args.seed, method="random",
+            size=runs["kNN, exact search"]["documents"])
+        print(json.dumps(runs["random, same size"]), flush=True)
+    shares = random_projection_quality(args.seed)
+    report = table(components, runs, shares, args.k)
+    print(report)
+    if not args.no_record:
+        if not RESULTS.exists():
+            RESULTS.write_text("# Benchmark results\n\nEach section is appended by one run of a "
+                               "script in `benchmarks/`.\n")
+        with open(RESULTS, "a", encoding="utf-8") as handle:
+            handle.write(f"\n## TAPT data selection (kNN-TAPT, RAND-TAPT)\n\nCommand: `{command}`\n\n"
+                         f"Machine: {machine()}\n\n{report}\n")
+        print(f"appended to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""
+Vocabulary overlap between corpora, the paper's measure of domain similarity (Gururangan et al.
+2020, Figure 2): for each corpus, the `top_k` most frequent words (10K in the paper) excluding
+English stop words; for each pair of corpora, the overlap of those word sets in percent.
+
+Words are what scikit-learn's `CountVectorizer` (the paper's tool) counts by default: the text
+lowercased, tokens of two or more word characters (`(?u)\\b\\w\\w+\\b`), minus scikit-learn's
+`ENGLISH_STOP_WORDS` (318 words, no download). Frequency ties at the cut-off are broken
+alphabetically, so the sets do not depend on the order of the corpus.
+
+The overlap of sets A and B is |A ∩ B| / |A ∪ B| × 100 (Jaccard), as in the paper's released
+script: symmetric, 100 for a corpus with itself, 0 for disjoint vocabularies, and meaningful when
+a small corpus has fewer than `top_k` distinct words. The number of shared words |A ∩ B| is
+reported next to it, for readers who prefer |A ∩ B| / `top_k`.
+
+Corpora are streamed: memory grows with the number of distinct words, not with the corpus.
+"""
+import heapq
+import json
+import logging
+import os
+import re
+from collections import Counter
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.tqdm import Tqdm
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+try:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+except ImportError as error:  # an optional dependency: the `selection` extra
+    raise ImportError("the vocabulary-overlap heatmap needs matplotlib: pip install matplotlib "
+                      "(or the plugin's `selection` extra)") from error
+
+from dapt_plugin.data.documents import iter_documents
+from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths
+
+logger = logging.getLogger(__name__)
+
+WORD_PATTERN = re.compile(r"(?u)\b\w\w+\b")
+JSON_NAME = "vocab_overlap.json"
+PNG_NAME = "vocab_overlap.png"
+
+
+class CorpusVocabulary(NamedTuple):
+    """The most frequent words of one corpus and the counts behind them."""
+
+    name: str
+    paths: List[str]
+    documents: int
+    words: int  # running words that are not stop words
+    distinct_words: int  # distinct words that are not stop words
+    top_words: List[str]  # most frequent first
+
+
+def corpus_vocabulary(
+    name: str,
+    paths: PathSpec,
+    top_k: int = 10000,
+    max_documents: Optional[int] = None,
+    text_key: str = "text",
+) -> CorpusVocabulary:
+    """
+    Counts the words of one corpus and keeps its `top_k` most frequent non-stop words.
+
+    # Parameters
+
+    name : `str`
+        Name of the corpus in the outputs.
+    paths : `PathSpec`
+        Its files (txt or jsonl, optionally `.gz`; a path, glob, comma-separated list or list).
+    top_k : `int`, optional (default = `10000`)
+        Size of the vocabulary compared (the paper's 10K).
+    max_documents : `int`, optional (default = `None`)
+        Reads only the first this many documents (lines); `None` reads all. Take a random sample
+        of the corpus beforehand if its order is not random.
+    text_key : `str`, optional (default = `"text"`)
+        Field holding the text in JSON-lines files.
+    """
+    files = expand_paths(paths)
+    counts: Counter = Counter()
+    documents = 0
+    for document in Tqdm.tqdm(iter_documents(files, text_key), desc=f"counting words of {name}"):
+        if max_documents is not None and documents >= max_documents:
+            break
+        counts.update(WORD_PATTERN.findall(document.text.lower()))
+        documents += 1
+    for stop_word in ENGLISH_STOP_WORDS:
+        counts.pop(stop_word, None)
+    if not counts:
+        raise DataError(", ".join(files), 0, f"corpus {name!r} has no words outside the English "
+                        f"stop words in {documents} document(s); is it the right file?")
+    top = heapq.nsmallest(top_k, counts.items(), key=lambda item: (-item[1], item[0]))
+    logger.info("%s: %d documents, %d words, %d distinct; kept the %d most frequent",
+                name, documents, sum(counts.values()), len(counts), len(top))
+    return CorpusVocabulary(name, files, documents, sum(counts.values()), len(counts),
+                            [word for word, _ in top])
+
+
+def overlap_matrices(vocabularies: Sequence[CorpusVocabulary]) -> Tuple[List[List[float]], List[List[int]]]:
+    """
+    Returns, for every ordered pair of corpora, the overlap in percent (|A ∩ B| / |A ∪ B| × 100)
+    and the number of shared words |A ∩ B|, as two square matrices in the order given.
+
+    # Parameters
+
+    vocabularies : `Sequence[CorpusVocabulary]`
+        The corpora to compare.
+    """
+    sets = [set(vocabulary.top_words) for vocabulary in vocabularies]
+    percent = [[100.0 * len(a & b) / len(a | b) for b in sets] for a in sets]
+    shared = [[len(a & b) for b in sets] for a in sets]
+    return percent, shared
+
+
+def plot_overlap(names: Sequence[str], percent: Sequence[Sequence[float]], path: str, top_k: int) -> None:
+    """
+    Draws the overlap matrix as an annotated heatmap and saves it as a PNG.
+
+    # Parameters
+
+    names : `Sequence[str]`
+        Corpus names, the labels of both axes.
+    percent : `Sequence[Sequence[float]]`
+        The overlap matrix from `overlap_matrices`.
+    path : `str`
+        Where to write the PNG.
+    top_k : `int`
+        Vocabulary size, for the title.
+    """
+    size = len(names)
+    longest = max(len(name) for name in names)
+    side = 1.5 + 0.9 * size + 0.08 * longest
+    figure = Figure(figsize=(side + 1.2, side), dpi=150)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(percent, cmap="Blues", vmin=0, vmax=100)
+    axes.set_xticks(range(size), labels=names, rotation=45, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(size), labels=names)
+    for row in range(size):
+        for column in range(size):
+            value = percent[row][column]
+            axes.text(column, row, f"{value:.1f}", ha="center", va="center",
+                      color="white" if value > 60 else "black")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="vocabulary overlap (%)")
+    axes.set_title(f"Overlap of the top {top_k} words\n(stop words excluded)")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+
+
+def vocab_overlap(
+    corpora: Dict[str, PathSpec],
+    output_dir: str,
+    top_k: int = 10000,
+    max_documents: Optional[int] = None,
+    text_key: str = "text",
+) -> Tuple[str, str]:
+    """
+    Compares the vocabularies of named corpora and writes `vocab_overlap.json` (sizes, top words,
+    overlap and shared-word matrices) and `vocab_overlap.png` (the heatmap) into `output_dir`.
+    Returns the two paths. Every input path is checked before any corpus is read, and the outputs
+    appear only once both are complete.
+
+    # Parameters
+
+    corpora : `Dict[str, PathSpec]`
+        Corpus name -> its files, in the order of the matrix rows (at least one corpus).
+    output_dir : `str`
+        Directory for the outputs; created if missing.
+    top_k : `int`, optional (default = `10000`)
+        Number of most frequent words compared per corpus (the paper's 10K).
+    max_documents : `int`, optional (default = `None`)
+        Reads only the first this many documents of each corpus; `None` reads all of them.
+    text_key : `str`, optional (default = `"text"`)
+        Field holding the text in JSON-lines files.
+    """
+    if not corpora:
+        raise ConfigurationError("give at least one corpus as NAME=PATH")
+    if top_k <= 0:
+        raise ConfigurationError(f"`top_k` must be a positive number of words; got {top_k}")
+    if max_documents is not None and max_documents <= 0:
+        raise ConfigurationError(f"`max_documents` must be positive, or None to read every "
+                                 f"document; got {max_documents}")
+    for name, paths in corpora.items():
+        if not name.strip():
+            raise ConfigurationError(f"corpus {paths!r} has an empty name; give it as NAME=PATH")
+        expand_paths(paths)
+    vocabularies = [corpus_vocabulary(name, paths, top_k, max_documents, text_key)
+                    for name, paths in corpora.items()]
+    percent, shared = overlap_matrices(vocabularies)
+    names = [vocabulary.name for vocabulary in vocabularies]
+    result = {
+        "top_k": top_k,
+        "max_documents": max_documents,
+        "measure": "overlap_percent[i][j] = |top_i ∩ top_j| / |top_i ∪ top_j| * 100, where top_i "
+                   "is the set of the top_k most frequent non-stop words of corpus i",
+        "names": names,
+        "overlap_percent": percent,
+        "shared_words": shared,
+        "corpora": [
+            {"name": vocabulary.name, "paths": vocabulary.paths, "documents": vocabulary.documents,
+             "words": vocabulary.words, "distinct_words": vocabulary.distinct_words,
+             "top_words": vocabulary.top_words}
+            for vocabulary in vocabularies
+        ],
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    json_path = os.path.join(output_dir, JSON_NAME)
+    png_path = os.path.join(output_dir, PNG_NAME)
+    with open(json_path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2, ensure_ascii=False)
+    plot_overlap(names, percent, png_path + ".tmp", top_k)
+    os.replace(json_path + ".tmp", json_path)
+    os.replace(png_path + ".tmp", png_path)
+    logger.info("vocabulary overlap written to %s and %s", json_path, png_path)
+    return json_path, png_path

@@ -1,0 +1,97 @@
+"""
+Synthetic topical text for testing and benchmarking data selection (no third-party text): every
+topic has its own vocabulary of made-up words, and all topics share a common vocabulary, each
+drawn with Zipfian frequencies as words in real text are. A document is written on one topic: a
+`topic_share` fraction of its words comes from that topic's vocabulary, the rest from the shared
+one. `topic_of` tells the topic of any generated text back from its words.
+"""
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+_SYLLABLES = [
+    "ba", "ko", "ri", "sen", "tu", "va", "mel", "do", "pi", "ran", "ze", "lo", "qua", "fi", "nor",
+    "gu", "he", "ist", "ma", "cro", "ly", "pe", "san", "wo", "dri", "ex", "ul", "jo", "tem", "vi",
+]
+
+
+class TopicalTextGenerator:
+    """
+    Writes documents on numbered topics with disjoint topic vocabularies.
+
+    # Parameters
+
+    num_topics : `int`, optional (default = `2`)
+        Number of topics.
+    topic_vocabulary : `int`, optional (default = `200`)
+        Words per topic.
+    shared_vocabulary : `int`, optional (default = `2000`)
+        Words common to all topics.
+    topic_share : `float`, optional (default = `0.3`)
+        Expected fraction of a document's words drawn from its topic's vocabulary.
+    seed : `int`, optional (default = `0`)
+        Seed of the vocabularies and of the documents.
+    """
+
+    def __init__(self, num_topics: int = 2, topic_vocabulary: int = 200,
+                 shared_vocabulary: int = 2000, topic_share: float = 0.3, seed: int = 0) -> None:
+        self._rng = np.random.default_rng(seed)
+        words = self._unique_words(num_topics * topic_vocabulary + shared_vocabulary)
+        self._topic_words = np.array(words[: num_topics * topic_vocabulary]).reshape(
+            num_topics, topic_vocabulary)
+        self._shared_words = np.array(words[num_topics * topic_vocabulary:])
+        self._topic_of_word: Dict[str, int] = {
+            word: topic for topic in range(num_topics) for word in self._topic_words[topic]
+        }
+        self._topic_share = topic_share
+        self._topic_weights = _zipf(topic_vocabulary)
+        self._shared_weights = _zipf(shared_vocabulary)
+
+    def _unique_words(self, count: int) -> List[str]:
+        words: List[str] = []
+        seen = set()
+        while len(words) < count:
+            length = int(self._rng.integers(2, 5))
+            word = "".join(self._rng.choice(_SYLLABLES, size=length))
+            if word not in seen:
+                seen.add(word)
+                words.append(word)
+        return words
+
+    def documents(self, topics: Sequence[int], min_length: int = 30, max_length: int = 60) -> List[str]:
+        """
+        Returns one document per entry of `topics`, on that topic.
+
+        # Parameters
+
+        topics : `Sequence[int]`
+            The topic of each document.
+        min_length : `int`, optional (default = `30`)
+            Fewest words in a document.
+        max_length : `int`, optional (default = `60`)
+            Most words in a document.
+        """
+        topics = np.asarray(topics)
+        lengths = self._rng.integers(min_length, max_length + 1, size=len(topics))
+        word_topics = np.repeat(topics, lengths)
+        from_topic = self._rng.random(len(word_topics)) < self._topic_share
+        topic_ranks = self._rng.choice(len(self._topic_weights), size=len(word_topics), p=self._topic_weights)
+        shared_ranks = self._rng.choice(len(self._shared_weights), size=len(word_topics), p=self._shared_weights)
+        words = np.where(from_topic, self._topic_words[word_topics, topic_ranks],
+                         self._shared_words[shared_ranks])
+        ends = np.cumsum(lengths)
+        return [" ".join(words[end - length:end]) for end, length in zip(ends.tolist(), lengths.tolist())]
+
+    def topic_of(self, text: str) -> int:
+        """The topic whose vocabulary has the most words in `text` (-1 if none)."""
+        counts: Dict[int, int] = {}
+        for word in text.split():
+            topic = self._topic_of_word.get(word)
+            if topic is not None:
+                counts[topic] = counts.get(topic, 0) + 1
+        return max(counts, key=counts.__getitem__) if counts else -1
+
+
+def _zipf(size: int) -> np.ndarray:
+    weights = 1.0 / np.arange(1, size + 1)
+    return weights / weights.sum()

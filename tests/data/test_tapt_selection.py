@@ -1,0 +1,177 @@
+import json
+import logging
+from pathlib import Path
+from typing import List, NamedTuple
+
+import numpy as np
+import pytest
+from allennlp.common.checks import ConfigurationError
+
+from dapt_plugin.data.documents import iter_documents
+from dapt_plugin.data.tapt_selection import LsaEmbedder, select_tapt_data
+from dapt_plugin.data.text_files import DataError
+from dapt_plugin.testing.topics import TopicalTextGenerator
+
+K = 5
+DIMENSION = 32  # the mix has 2 topics: few dimensions describe it (the default 128 models noise)
+
+
+class TopicMix(NamedTuple):
+    generator: TopicalTextGenerator
+    task: Path  # 40 examples on topic 0
+    domain: Path  # 800 documents, topics 0 and 1 alternating
+    domain_texts: List[str]
+
+
+def write_topic_mix(directory: Path, seed: int = 0) -> TopicMix:
+    generator = TopicalTextGenerator(num_topics=2, seed=seed)
+    domain_texts = generator.documents(np.arange(800) % 2)
+    task = directory / "train.jsonl"
+    task.write_text("".join(json.dumps({"text": text, "label": "a"}) + "\n"
+                            for text in generator.documents([0] * 40, 10, 20)))
+    domain = directory / "domain.txt"
+    domain.write_text("".join(text + "\n" for text in domain_texts))
+    return TopicMix(generator, task, domain, domain_texts)
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory) -> TopicMix:
+    return write_topic_mix(tmp_path_factory.mktemp("topic_mix"))
+
+
+def read_texts(path) -> List[str]:
+    with open(path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    assert all(set(row) == {"text"} for row in rows)
+    return [row["text"] for row in rows]
+
+
+def on_topic(mix: TopicMix, texts: List[str]) -> float:
+    return float(np.mean([mix.generator.topic_of(text) == 0 for text in texts]))
+
+
+def test_knn_selects_documents_of_the_task_topic(mix, tmp_path):
+    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
+                              dimension=DIMENSION)
+    texts = read_texts(result.path)
+    assert result.search == "exact" and result.documents == len(texts)
+    assert 40 < len(texts) <= 40 * K  # some neighbours are shared between examples
+    assert on_topic(mix, texts) >= 0.9
+
+
+def test_knn_output_is_distinct_domain_documents_in_corpus_order(mix, tmp_path):
+    texts = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
+                                        dimension=DIMENSION).path)
+    positions = [mix.domain_texts.index(text) for text in texts]
+    assert positions == sorted(set(positions))
+
+
+def test_exact_search_finds_the_true_nearest_neighbours_across_chunks(mix, tmp_path):
+    # Small chunks: the per-example top k must be merged correctly across 23 chunks.
+    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
+                              dimension=DIMENSION, chunk_size=35)
+    # Brute force with the same embedder (the sample is the whole corpus when it is this small).
+    embedder = LsaEmbedder(mix.domain_texts, dimension=DIMENSION, seed=0)
+    documents, _ = embedder.embed(mix.domain_texts)
+    queries, _ = embedder.embed([d.text for d in iter_documents(str(mix.task))])
+    nearest = np.argsort(-(queries @ documents.T), axis=1)[:, :K]
+    expected = {mix.domain_texts[i] for i in np.unique(nearest)}
+    assert set(read_texts(result.path)) == expected
+
+
+def test_approximate_search_selects_like_exact_search(mix, tmp_path):
+    exact = set(read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "exact.jsonl"),
+                                            k=K, dimension=DIMENSION).path))
+    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "ivf.jsonl"), k=K,
+                              dimension=DIMENSION, approximate_above=100, nlist=8, nprobe=8,
+                              chunk_size=100)
+    assert result.search == "approximate"
+    approximate = set(read_texts(result.path))
+    # Every cell probed: only the 8-bit quantisation differs from exact search, at near-ties.
+    assert len(approximate & exact) >= 0.95 * len(exact)
+
+
+def test_approximate_search_with_few_cells_probed_stays_on_topic(mix, tmp_path):
+    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "ivf.jsonl"), k=K,
+                              dimension=DIMENSION, approximate_above=0, nprobe=2)
+    assert result.search == "approximate"
+    assert on_topic(mix, read_texts(result.path)) >= 0.9
+
+
+def test_random_sample_is_about_half_on_topic(mix, tmp_path):
+    knn = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
+                           dimension=DIMENSION)
+    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "random.jsonl"),
+                              method="random", size=knn.documents)
+    texts = read_texts(result.path)
+    assert result.documents == len(texts) == knn.documents and len(set(texts)) == len(texts)
+    # Hypergeometric, n ~ 150 of 800 half on topic: standard deviation 0.037; 4 of them.
+    assert abs(on_topic(mix, texts) - 0.5) <= 0.15
+
+
+def test_random_sample_is_reproducible_and_defaults_to_k_per_example(mix, tmp_path):
+    first = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "a.jsonl"), k=3,
+                                        method="random", seed=1).path)
+    again = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "b.jsonl"), k=3,
+                                        method="random", seed=1).path)
+    other = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "c.jsonl"), k=3,
+                                        method="random", seed=2).path)
+    assert len(first) == 3 * 40
+    assert first == again and first != other
+
+
+def test_identical_texts_are_written_once_and_gzip_output(tmp_path):
+    generator = TopicalTextGenerator(seed=3)
+    texts = generator.documents([0, 1] * 30)
+    domain = tmp_path / "domain.txt"
+    domain.write_text("".join(text + "\n" for text in texts + texts))  # every text twice
+    task = tmp_path / "task.txt"
+    task.write_text("".join(text + "\n" for text in generator.documents([0] * 5)))
+    result = select_tapt_data(str(task), str(domain), str(tmp_path / "out.jsonl.gz"), k=4,
+                              dimension=8)
+    written = [document.text for document in iter_documents(result.path)]
+    assert len(written) == len(set(written)) == result.documents > 0
+
+
+def test_task_examples_without_words_are_skipped_with_a_warning(mix, tmp_path, caplog):
+    task = tmp_path / "task.jsonl"
+    task.write_text(mix.task.read_text() + json.dumps({"text": "the of and"}) + "\n")
+    with caplog.at_level(logging.WARNING):
+        select_tapt_data(str(task), mix.domain, str(tmp_path / "out.jsonl"), k=K,
+                         dimension=DIMENSION)
+    assert f"1 task example(s) have no word outside the stop words and are skipped, the first at {task}:41" in caplog.text
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"k": 0}, "`k` must be a positive number of neighbours per task example"),
+    ({"method": "nearest"}, "`method` must be one of knn, random; got 'nearest'"),
+    ({"size": 10}, "`size` applies to the random method only"),
+    ({"method": "random", "size": 801}, "cannot sample 801 documents from a domain corpus of 800"),
+    ({"approximate_above": 0, "nlist": 10000}, "`nlist` (10000) exceeds the 800 sampled documents"),
+])
+def test_bad_arguments_are_named_and_nothing_is_written(mix, tmp_path, arguments, message):
+    output = tmp_path / "out.jsonl"
+    with pytest.raises(ConfigurationError) as error:
+        select_tapt_data(mix.task, mix.domain, str(output), **arguments)
+    assert message in str(error.value)
+    assert not output.exists() and not (tmp_path / "out.jsonl.tmp").exists()
+
+
+def test_bad_paths_are_named(mix, tmp_path):
+    with pytest.raises(DataError, match="missing.txt: no such file"):
+        select_tapt_data(mix.task, str(tmp_path / "missing.txt"), str(tmp_path / "out.jsonl"))
+    with pytest.raises(ConfigurationError, match="must end in .jsonl or .jsonl.gz"):
+        select_tapt_data(mix.task, mix.domain, str(tmp_path / "out.txt"))
+    with pytest.raises(ConfigurationError, match="is also an input"):
+        select_tapt_data(mix.task, mix.domain, str(mix.task))
+
+
+def test_selection_is_read_by_the_tapt_reader_as_extra_tapt_data(mix, tmp_path, tiny_model):
+    # tapt.jsonnet reads EXTRA_TAPT_PATHS with this reader, after the task's own train.jsonl.
+    readers = pytest.importorskip("dapt_plugin.data.dataset_readers.masked_lm_corpus")
+    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
+                              dimension=DIMENSION)
+    reader = readers.MaskedLmCorpusReader(model_name=str(tiny_model), max_length=64,
+                                          cache_directory=str(tmp_path / "cache"))
+    instances = list(reader.read(f"{mix.task},{result.path}"))
+    assert len(instances) == 40 + result.documents

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+from allennlp.common.checks import ConfigurationError
+
+from dapt_plugin.data.text_files import DataError
+from dapt_plugin.data.vocab_overlap import corpus_vocabulary, overlap_matrices, vocab_overlap
+
+
+def write_corpus(path, word_counts):
+    """One document per word, repeated `count` times, with stop words that must not count."""
+    lines = [" ".join([word] * count + ["the", "and", "of"] * 5) for word, count in word_counts.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_top_words_are_the_most_frequent_non_stop_words_ties_alphabetical(tmp_path):
+    path = write_corpus(tmp_path / "c.txt", {"zebra": 3, "apple": 3, "mango": 5, "kiwi": 1, "I": 9})
+    vocabulary = corpus_vocabulary("c", path, top_k=3)
+    # "the", "and", "of" are stop words; "I" is one character, not a word.
+    assert vocabulary.top_words == ["mango", "apple", "zebra"]
+    assert (vocabulary.documents, vocabulary.words, vocabulary.distinct_words) == (5, 12, 4)
+
+
+def test_overlap_is_100_with_itself_0_when_disjoint_and_exact_when_partial(tmp_path):
+    words = [f"word{i:02d}" for i in range(15)]
+    # A: word00..word09, B: word05..word14, C: disjoint; counts decreasing so each set is exact.
+    a = write_corpus(tmp_path / "a.txt", {w: 20 - i for i, w in enumerate(words[:10])})
+    b = write_corpus(tmp_path / "b.txt", {w: 20 - i for i, w in enumerate(words[5:])})
+    c = write_corpus(tmp_path / "c.txt", {f"other{i}": 3 for i in range(10)})
+    vocabularies = [corpus_vocabulary(name, path, top_k=10) for name, path in
+                    [("A", a), ("A again", a), ("B", b), ("C", c)]]
+    percent, shared = overlap_matrices(vocabularies)
+    assert percent[0][0] == percent[0][1] == 100.0
+    assert percent[0][3] == percent[3][0] == 0.0
+    assert shared[0][2] == 5
+    assert percent[0][2] == percent[2][0] == pytest.approx(100 * 5 / 15)  # |A∩B| / |A∪B|
+
+
+def test_top_k_cuts_each_vocabulary_before_comparing(tmp_path):
+    # Same 10 words, but in reverse frequency order: the top 5 of each are disjoint.
+    words = [f"word{i}" for i in range(10)]
+    a = write_corpus(tmp_path / "a.txt", {w: 20 - i for i, w in enumerate(words)})
+    b = write_corpus(tmp_path / "b.txt", {w: 10 + i for i, w in enumerate(words)})
+    percent, _ = overlap_matrices([corpus_vocabulary("a", a, top_k=5), corpus_vocabulary("b", b, top_k=5)])
+    assert percent[0][1] == 0.0
+    percent, _ = overlap_matrices([corpus_vocabulary("a", a, top_k=10), corpus_vocabulary("b", b, top_k=10)])
+    assert percent[0][1] == 100.0
+
+
+def test_max_documents_reads_only_the_first_documents(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"text": f"first{i}"}) + "\n" for i in range(3))
+                    + json.dumps({"text": "later"}) + "\n")
+    vocabulary = corpus_vocabulary("c", str(path), max_documents=3)
+    assert vocabulary.documents == 3 and "later" not in vocabulary.top_words
+
+
+def test_writes_json_and_a_png_heatmap(tmp_path):
+    a = write_corpus(tmp_path / "a.txt", {"alpha": 2, "beta": 1})
+    b = write_corpus(tmp_path / "b.txt", {"alpha": 2, "gamma": 1})
+    json_path, png_path = vocab_overlap({"Biomedical papers": a, "News": b}, str(tmp_path / "out"))
+    result = json.loads(open(json_path).read())
+    assert result["names"] == ["Biomedical papers", "News"]
+    assert result["overlap_percent"][0][1] == pytest.approx(100 / 3)
+    assert result["shared_words"] == [[2, 1], [1, 2]]
+    assert result["corpora"][1]["top_words"] == ["alpha", "gamma"]
+    with open(png_path, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vocab_overlap.json", "vocab_overlap.png"]
+
+
+def test_errors_name_the_problem(tmp_path):
+    a = write_corpus(tmp_path / "a.txt", {"alpha": 2})
+    with pytest.raises(DataError, match="missing.txt: no such file"):
+        vocab_overlap({"a": a, "b": str(tmp_path / "missing.txt")}, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # checked before anything is read or written
+    with pytest.raises(ConfigurationError, match="`top_k` must be a positive number of words; got 0"):
+        vocab_overlap({"a": a}, str(tmp_path / "out"), top_k=0)
+    stop_words_only = tmp_path / "stop.txt"
+    stop_words_only.write_text("the and of\n")
+    with pytest.raises(DataError, match="no words outside the English stop words"):
+        vocab_overlap({"stop": str(stop_words_only)}, str(tmp_path / "out"))
