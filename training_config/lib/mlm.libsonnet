@@ -8,6 +8,8 @@ local optim = import 'optim.libsonnet';
   config(recipe, train_path, validation_path):: (
     local model_name = env.required('MODEL_NAME', 'a model-hub name such as roberta-base, or the directory of an exported model (`exported_model` of a DAPT run)');
     local max_length = env.int('MAX_LENGTH', recipe.max_length);
+    // Lets a model directory run its own Python code; only for sources you trust.
+    local trust_remote_code = env.bool('TRUST_REMOTE_CODE', false);
     local batch_size = (
       local b = env.int('BATCH_SIZE', recipe.batch_size);  // per device and step
       if b < 1 then error 'BATCH_SIZE must be at least 1; got %d' % b else b
@@ -29,6 +31,7 @@ local optim = import 'optim.libsonnet';
       mode: env.str('MLM_MODE', recipe.mode),
       max_length: max_length,
       cache_directory: env.str('DAPT_PLUGIN_CACHE', null),
+      trust_remote_code: trust_remote_code,
     };
     local loader(shuffle, batches_per_epoch) = {
       type: 'masked_lm_batches',
@@ -54,6 +57,7 @@ local optim = import 'optim.libsonnet';
         masking_seed: seed,
         bf16: env.bool('BF16', false),
         gradient_checkpointing: env.bool('GRADIENT_CHECKPOINTING', false),
+        trust_remote_code: trust_remote_code,
       },
       data_loader: loader(true, if steps_per_epoch == null then null else steps_per_epoch * grad_accum),
       // Also what `allennlp evaluate` uses on an archive of this config: one pass, in order.

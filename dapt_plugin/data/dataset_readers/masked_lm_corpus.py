@@ -8,7 +8,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.data.dataset_readers.dataset_reader import DatasetReader
 from allennlp.data.fields import TensorField
 from allennlp.data.instance import Instance
-from transformers import AutoConfig, PreTrainedTokenizerFast
+from transformers import AutoConfig, PretrainedConfig, PreTrainedTokenizerFast
 
 from dapt_plugin.data.text_files import PathSpec, expand_paths
 from dapt_plugin.data.token_cache import TokenCache
@@ -51,6 +51,8 @@ class MaskedLmCorpusReader(DatasetReader):
         Where tokenized corpora are cached.
     tokenization_batch_size : `int`, optional (default = `1000`)
         Documents per tokenizer call while building the cache.
+    trust_remote_code : `bool`, optional (default = `False`)
+        Allow a model directory to run its own tokenizer code; off unless you trust its source.
 
     Registered as a `DatasetReader` with name "masked_lm_corpus".
     """
@@ -63,6 +65,7 @@ class MaskedLmCorpusReader(DatasetReader):
         text_key: str = "text",
         cache_directory: Optional[str] = None,
         tokenization_batch_size: int = 1000,
+        trust_remote_code: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs)
@@ -70,7 +73,7 @@ class MaskedLmCorpusReader(DatasetReader):
             raise ConfigurationError(f"`mode` must be one of {list(MODES)}; got {mode!r}")
         if tokenization_batch_size < 1:
             raise ConfigurationError(f"`tokenization_batch_size` must be at least 1; got {tokenization_batch_size}")
-        tokenizer = cached_transformers.get_tokenizer(model_name)
+        tokenizer = cached_transformers.get_tokenizer(model_name, trust_remote_code=trust_remote_code)
         if not isinstance(tokenizer, PreTrainedTokenizerFast):
             raise ConfigurationError(
                 f"the tokenizer of {model_name!r} is not a fast (Rust) tokenizer; masked-LM "
@@ -81,7 +84,8 @@ class MaskedLmCorpusReader(DatasetReader):
                 f"the tokenizer of {model_name!r} has no mask token, so it cannot be used for masked-LM "
                 "training; use a masked-LM model's tokenizer (RoBERTa, BERT, ...)"
             )
-        position_limit = self._position_limit(model_name, tokenizer)
+        config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+        position_limit = self._position_limit(config, tokenizer)
         if not 2 < max_length <= position_limit:
             raise ConfigurationError(
                 f"`max_length` must be between 3 and the model's position limit {position_limit}; got {max_length}"
@@ -94,8 +98,7 @@ class MaskedLmCorpusReader(DatasetReader):
         self._corpora: Dict[str, TokenizedCorpus] = {}
 
     @staticmethod
-    def _position_limit(model_name: str, tokenizer: PreTrainedTokenizerFast) -> int:
-        config = AutoConfig.from_pretrained(model_name)
+    def _position_limit(config: PretrainedConfig, tokenizer: PreTrainedTokenizerFast) -> int:
         limit = getattr(config, "max_position_embeddings", None) or 10**9
         if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):
             limit -= (config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index

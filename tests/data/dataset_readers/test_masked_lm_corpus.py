@@ -1,5 +1,6 @@
 """The masked-LM reader on good and bad input: every documented error, with its message."""
 import gzip
+import json
 import re
 import shutil
 
@@ -138,3 +139,20 @@ def test_bad_settings_fail_with_a_clear_message(tiny_model, tmp_path, overrides,
                        env=mlm_env(tiny_model, **overrides), check=False)
     assert process.returncode != 0
     assert re.search(message, process.stderr), process.stderr[-2000:]
+
+
+def test_a_model_directory_with_its_own_code_is_refused_unless_trusted(tiny_model, tmp_path):
+    custom = tmp_path / "custom"
+    shutil.copytree(tiny_model, custom)
+    marker = tmp_path / "code_ran"
+    (custom / "configuration_custom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import PretrainedConfig\n"
+        "class CustomConfig(PretrainedConfig):\n    model_type = 'dapt_custom'\n"
+    )
+    config = json.loads((custom / "config.json").read_text())
+    config.update(model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"})
+    (custom / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        _reader(custom)
+    assert not marker.exists()
