@@ -6,7 +6,9 @@ Every patch is applied once, when `dapt_plugin` is imported, and each says what 
 Nothing here changes behaviour on a stack where the patch is not needed.
 """
 import functools
+from typing import Any, Dict, List, Optional, Tuple
 
+import torch
 import transformers
 from allennlp.common import cached_transformers
 
@@ -36,5 +38,41 @@ def _patch_get_tokenizer() -> None:
     cached_transformers.get_tokenizer = get_tokenizer
 
 
+def _patch_adamw_kernels() -> None:
+    """
+    allennlp's `adamw` optimizer (`AdamWOptimizer`) predates PyTorch's `foreach` and `fused` AdamW
+    kernels and accepts only the arguments it names, so `"fused": true` in a config
+    (`FUSED_ADAMW=true`) fails with "Extra parameters passed to AdamWOptimizer: {'fused': True}".
+    The fused kernel (CPU and CUDA) updates every parameter in one pass instead of about ten
+    tensor operations per parameter; the masked-LM configs use it (see `benchmarks/RESULTS.md`).
+    The patch adds torch's two arguments; left unset (`null`), torch chooses as before.
+    """
+    from allennlp.training.optimizers import AdamWOptimizer, make_parameter_groups
+
+    if getattr(AdamWOptimizer.__init__, "_dapt_plugin_patched", False):
+        return
+
+    def __init__(
+        self,
+        model_parameters: List[Tuple[str, torch.nn.Parameter]],
+        parameter_groups: List[Tuple[List[str], Dict[str, Any]]] = None,
+        lr: float = 0.001,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-08,
+        weight_decay: float = 0.01,
+        amsgrad: bool = False,
+        foreach: Optional[bool] = None,
+        fused: Optional[bool] = None,
+    ) -> None:
+        super(AdamWOptimizer, self).__init__(
+            params=make_parameter_groups(model_parameters, parameter_groups),
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, foreach=foreach, fused=fused,
+        )
+
+    __init__._dapt_plugin_patched = True  # type: ignore[attr-defined]
+    AdamWOptimizer.__init__ = __init__
+
+
 def apply_patches() -> None:
     _patch_get_tokenizer()
+    _patch_adamw_kernels()

@@ -58,3 +58,24 @@ def test_every_promised_component_is_registered(after_plugin_import):
         "basic_classifier_with_f1": True,
         "linear_with_warmup_ratio": True,
     }
+
+
+@pytest.mark.parametrize("kernel", [{"fused": True}, {"foreach": True}, {}])
+def test_adamw_takes_torchs_fused_and_foreach_kernels(kernel):
+    """The configs pass `fused: true` (FUSED_ADAMW, on by default) to allennlp's `adamw`, which rejects it unpatched."""
+    import torch
+    from allennlp.common import Params
+    from allennlp.training.optimizers import Optimizer
+
+    import dapt_plugin  # noqa: F401
+
+    model = torch.nn.Linear(4, 2)
+    params = Params({"type": "adamw", "lr": 0.1, "weight_decay": 0.01,
+                     "parameter_groups": [[["bias"], {"weight_decay": 0.0}]], **kernel})
+    optimizer = Optimizer.from_params(model_parameters=list(model.named_parameters()), params=params)
+    assert {k: optimizer.defaults[k] for k in kernel} == kernel
+    assert sorted(group["weight_decay"] for group in optimizer.param_groups) == [0.0, 0.01]
+    before = model.weight.detach().clone()
+    model(torch.randn(3, 4)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, model.weight)

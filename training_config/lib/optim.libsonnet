@@ -3,10 +3,12 @@ local env = import 'env.libsonnet';
 
 {
   // AdamW as in the paper (and RoBERTa): betas (0.9, 0.98), eps 1e-6; no weight decay on
-  // biases and LayerNorm weights. FUSED_ADAMW=true uses PyTorch's fused kernel;
-  // APEX_FUSED_ADAM=true uses NVIDIA apex's FusedAdam (apex must be installed).
-  local fused = env.bool('FUSED_ADAMW', false),
+  // biases and LayerNorm weights. PyTorch's fused kernel (CPU and CUDA; one pass over each
+  // parameter instead of ~10 tensor operations: a quarter of a CPU masked-LM step, see
+  // benchmarks/RESULTS.md) unless FUSED_ADAMW=false or APEX_FUSED_ADAM=true (NVIDIA apex's
+  // FusedAdam; apex must be installed).
   local apex = env.bool('APEX_FUSED_ADAM', false),
+  local fused = env.bool('FUSED_ADAMW', !apex),
   adamw(lr, weight_decay):: {
     type: if apex then (if fused then error 'set FUSED_ADAMW or APEX_FUSED_ADAM, not both' else 'apex_fused_adam') else 'adamw',
     lr: lr,
