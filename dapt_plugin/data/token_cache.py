@@ -64,10 +64,13 @@ class TokenizedFile:
         self.directory = directory
         with open(os.path.join(directory, "meta.json")) as handle:
             self.meta = json.load(handle)
-        self.offsets = np.memmap(os.path.join(directory, "offsets.bin"), dtype=np.int64, mode="r")
+        # Plain ndarray views of the memory maps (which they keep open): slicing an `np.memmap`
+        # costs several microseconds of Python per slice, half the time of building a batch.
+        self.offsets = np.memmap(os.path.join(directory, "offsets.bin"), dtype=np.int64, mode="r").view(np.ndarray)
         num_tokens = int(self.offsets[-1])
         self.ids = (
-            np.memmap(os.path.join(directory, "ids.bin"), dtype=self.meta["dtype"], mode="r", shape=(num_tokens,))
+            np.memmap(os.path.join(directory, "ids.bin"), dtype=self.meta["dtype"], mode="r",
+                      shape=(num_tokens,)).view(np.ndarray)
             if num_tokens
             else np.zeros(0, dtype=self.meta["dtype"])
         )

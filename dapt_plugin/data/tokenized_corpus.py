@@ -74,14 +74,14 @@ class TokenizedCorpus:
         if not 0 <= index < self._length:
             raise IndexError(index)
         if self.mode == "line_by_line":
-            file_index = int(np.searchsorted(self._starts, index, side="right")) - 1
+            file_index = int(self._starts.searchsorted(index, side="right")) - 1 if len(self.files) > 1 else 0
             ids = self.files[file_index].document(index - int(self._starts[file_index]))
             if len(ids) > self.max_length:
                 ids = np.append(ids[: self.max_length - 1], np.asarray(self.eos_token_id, dtype=ids.dtype))
             return ids
         start, end = index * self.max_length, (index + 1) * self.max_length
         pieces = []
-        file_index = int(np.searchsorted(self._starts, start, side="right")) - 1
+        file_index = int(self._starts.searchsorted(start, side="right")) - 1 if len(self.files) > 1 else 0
         while start < end:
             file_start = int(self._starts[file_index])
             file_end = int(self._starts[file_index + 1])

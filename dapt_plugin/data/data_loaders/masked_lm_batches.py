@@ -166,6 +166,7 @@ class MaskedLmBatches(DataLoader):
         if pad_to_multiple_of < 1:
             raise ConfigurationError(f"`pad_to_multiple_of` must be at least 1; got {pad_to_multiple_of}")
         self.reader = reader
+        self._pad_token_id = reader.pad_token_id  # the tokenizer's attribute lookup is slow, once per batch
         self.data_path = data_path
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -218,7 +219,7 @@ class MaskedLmBatches(DataLoader):
         """Pads `examples` with the pad token to a common length, a multiple of `pad_to_multiple_of`."""
         longest = max(len(e) for e in examples)
         length = min(-(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of, max(self.reader.max_length, longest))
-        batch = np.full((len(examples), length), self.reader.pad_token_id, dtype=np.int64)
+        batch = np.full((len(examples), length), self._pad_token_id, dtype=np.int64)
         for row, example in enumerate(examples):
             batch[row, : len(example)] = example
         return torch.from_numpy(batch)
