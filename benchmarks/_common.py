@@ -1,0 +1,294 @@
+"""
+What the masked-LM benchmarks share: generated text, a roberta-base-sized tokenizer, random-weight
+RoBERTa models from a config, running the real `allennlp train` CLI, and appending results with
+a machine description to `benchmarks/RESULTS.md`. Nothing here downloads anything.
+
+Text. `write_corpus` writes documents (one per line) of pseudo-words: 120,000 distinct words built
+from syllables, drawn with Zipf-like frequencies (exponent 1.1) so that frequent words are short
+and a few words make up most of the text, as in natural language; sentences of 4 to 24 words end
+with " ." and documents have 1 to 8 sentences (median about 75 tokens), so that line-by-line
+batches need padding and some lines exceed 128 tokens. Generation is vectorised numpy (about
+100 MB/s), fast enough for the 1 GB corpus of the memory benchmark.
+
+Tokenizer. roberta-base's vocabulary has 50,265 tokens; without a download, a byte-level BPE with
+RoBERTa's special tokens is trained to exactly `vocab_size=50265` on 30 MB of that text (the
+pseudo-words give BPE enough distinct pairs to reach the size; `tokenizer_dir` checks it). It is
+cached under `~/.cache/dapt_plugin/benchmarks` (a few MB) because training it takes a minute.
+"""
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+# BENCHMARK_RESULTS=<file> sends a trial run's section elsewhere
+RESULTS = Path(os.environ.get("BENCHMARK_RESULTS", REPO / "benchmarks" / "RESULTS.md"))
+ALLENNLP = str(REPO / ".venv" / "bin" / "allennlp")
+PYTHON = sys.executable
+ROBERTA_BASE_VOCAB = 50265
+CACHE = Path(os.path.expanduser("~/.cache/dapt_plugin/benchmarks"))
+
+_SYLLABLES = [
+    "a", "e", "i", "o", "u", "ba", "be", "bi", "bo", "bu", "ca", "ce", "ci", "co", "cu", "da", "de",
+    "di", "do", "du", "fa", "fe", "fi", "fo", "ga", "ge", "gi", "go", "ha", "he", "hi", "ho", "ka",
+    "ke", "ki", "ko", "la", "le", "li", "lo", "lu", "ma", "me", "mi", "mo", "mu", "na", "ne", "ni",
+    "no", "nu", "pa", "pe", "pi", "po", "ra", "re", "ri", "ro", "ru", "sa", "se", "si", "so", "su",
+    "ta", "te", "ti", "to", "tu", "va", "ve", "vi", "vo", "za", "ze", "zi", "zo", "th", "st", "tr",
+    "an", "en", "in", "on", "er", "ar", "or", "al", "el", "il", "ment", "tion", "ing", "ed", "ly",
+]
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def _vocabulary(num_words: int, seed: int) -> List[bytes]:
+    """`num_words` distinct pseudo-words, shortest first (rank 0 is the most frequent)."""
+    rng = np.random.default_rng(seed)
+    words, seen = [b".", b",", b"the", b"of", b"and"], set()
+    seen.update(words)
+    while len(words) < num_words:
+        n = int(rng.integers(1, 5))
+        word = "".join(_SYLLABLES[i] for i in rng.integers(len(_SYLLABLES), size=n)).encode()
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    head, tail = words[:5], sorted(words[5:], key=len)
+    return head + tail
+
+
+class TextGenerator:
+    """Documents of Zipf-distributed pseudo-words; see the module docstring."""
+
+    def __init__(self, seed: int = 0, num_words: int = 120_000, zipf: float = 1.1) -> None:
+        self.rng = np.random.default_rng(seed)
+        words = _vocabulary(num_words, 1234)
+        # every word stored with one trailing space, so a gather of len+1 bytes copies "word "
+        self.buffer = np.frombuffer(b"".join(w + b" " for w in words), dtype=np.uint8)
+        self.lengths = np.array([len(w) + 1 for w in words], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        weights = 1.0 / np.arange(1, num_words + 1) ** zipf
+        weights[0] = weights[1] = 0.0  # "." and "," are placed by sentence structure
+        self.cdf = np.cumsum(weights / weights.sum())
+
+    def chunk(self, num_documents: int) -> bytes:
+        """`num_documents` documents, each ending with a newline."""
+        rng = self.rng
+        sentences = rng.integers(1, 9, size=num_documents)
+        sentence_lengths = rng.integers(4, 25, size=int(sentences.sum()))
+        num_tokens = int(sentence_lengths.sum()) + len(sentence_lengths)  # words + one "." each
+        ids = np.searchsorted(self.cdf, rng.random(num_tokens)).astype(np.int64)
+        ids = np.minimum(ids, len(self.cdf) - 1)
+        sentence_ends = np.cumsum(sentence_lengths + 1) - 1
+        ids[sentence_ends] = 0  # "."
+        commas = rng.random(num_tokens) < 0.04
+        commas[sentence_ends] = False
+        ids[commas] = 1  # ","
+        lengths = self.lengths[ids]
+        out_ends = np.cumsum(lengths)
+        out_starts = out_ends - lengths
+        total = int(out_ends[-1])
+        source = np.repeat(self.starts[ids] - out_starts, lengths) + np.arange(total)
+        out = self.buffer[source]
+        document_ends = sentence_ends[np.cumsum(sentences) - 1]
+        out[out_ends[document_ends] - 1] = ord("\n")
+        return out.tobytes()
+
+    def write(self, path: Path, num_bytes: int, chunk_documents: int = 5_000) -> Path:
+        """Writes documents to `path` until it holds at least `num_bytes` bytes."""
+        written = 0
+        with open(path, "wb") as handle:
+            while written < num_bytes:
+                data = self.chunk(chunk_documents)
+                handle.write(data)
+                written += len(data)
+        return path
+
+
+def write_corpus(path: Path, num_bytes: int, seed: int = 0) -> Path:
+    return TextGenerator(seed).write(Path(path), num_bytes)
+
+
+# -- tokenizer and models ----------------------------------------------------------------------
+
+
+def tokenizer_dir(vocab_size: int = ROBERTA_BASE_VOCAB) -> Path:
+    """A byte-level BPE RoBERTa tokenizer with exactly `vocab_size` tokens, trained once and cached."""
+    from dapt_plugin.testing.tiny_model import train_bpe_tokenizer
+
+    key = hashlib.sha256(f"v1 {vocab_size} {_SYLLABLES}".encode()).hexdigest()[:12]
+    directory = CACHE / f"tokenizer-{vocab_size}-{key}"
+    if not (directory / "tokenizer.json").exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+            text = write_corpus(Path(tmp) / "bpe.txt", 30_000_000, seed=99)
+            tokenizer = train_bpe_tokenizer([text], Path(tmp) / "tok", vocab_size)
+            if len(tokenizer) != vocab_size:
+                raise RuntimeError(f"BPE reached {len(tokenizer)} tokens, not {vocab_size}")
+            os.remove(text)
+            shutil.rmtree(directory, ignore_errors=True)
+            os.replace(Path(tmp) / "tok", directory)
+    return directory
+
+
+def build_model(output_dir: Path, num_layers: int, hidden_size: int, max_length: int = 512, seed: int = 0) -> Path:
+    """A random-weight RobertaForMaskedLM (`num_layers` x `hidden_size`, 64-wide heads, roberta-base's
+    dropout) with the cached roberta-base-sized tokenizer, in `save_pretrained` layout."""
+    import torch
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
+
+    output_dir = Path(output_dir)
+    tokenizer = RobertaTokenizerFast.from_pretrained(str(tokenizer_dir()))
+    tokenizer.save_pretrained(str(output_dir))
+    config = RobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=hidden_size // 64, intermediate_size=4 * hidden_size,
+        max_position_embeddings=max_length + 2, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, type_vocab_size=1,
+    )
+    torch.manual_seed(seed)
+    RobertaForMaskedLM(config).save_pretrained(str(output_dir))
+    return output_dir
+
+
+# -- running allennlp ---------------------------------------------------------------------------
+
+
+def dapt_env(model_dir: Path, corpus: Path, cache_dir: Path, threads: int, **settings) -> Dict[str, str]:
+    """The environment of an `allennlp train training_config/dapt.jsonnet` run."""
+    env = dict(os.environ)
+    env.update({
+        "MODEL_NAME": str(model_dir), "CORPUS_PATH": str(corpus), "DAPT_PLUGIN_CACHE": str(cache_dir),
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "CUDA_DEVICE": "-1",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "benchmarks"), str(REPO)]),
+    })
+    env.update({k: str(v) for k, v in settings.items() if v is not None})
+    return env
+
+
+def timed_config(directory: Path) -> Path:
+    """`training_config/dapt.jsonnet` as it is, with the `step_timer` callback added to its callbacks."""
+    path = Path(directory) / "dapt_timed.jsonnet"
+    path.write_text(
+        f"local dapt = import {json.dumps(str(REPO / 'training_config' / 'dapt.jsonnet'))};\n"
+        "dapt + { trainer+: { callbacks+: [{ type: 'step_timer' }] } }\n"
+    )
+    return path
+
+
+def allennlp_train(serialization_dir: Path, env: Dict[str, str], recover: bool = False,
+                   overrides: Optional[dict] = None, log: Optional[Path] = None) -> subprocess.CompletedProcess:
+    """
+    Runs `allennlp train training_config/dapt.jsonnet` (plus the `step_timer` callback of
+    `step_timer.py`) as a user would, in a subprocess; `overrides` are AllenNLP's `-o` (dotted keys).
+    """
+    serialization_dir = Path(serialization_dir)
+    config = timed_config(serialization_dir.parent)
+    command = [ALLENNLP, "train", str(config), "-s", str(serialization_dir),
+               "--include-package", "dapt_plugin", "--include-package", "step_timer"]
+    if overrides:
+        command += ["-o", json.dumps(overrides)]
+    if recover:
+        command.append("--recover")
+    result = subprocess.run(command, env=env, cwd=str(REPO), capture_output=True, text=True)
+    if log is not None:
+        log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"allennlp train failed ({' '.join(command)}):\n{result.stderr[-4000:]}")
+    return result
+
+
+def read_steps(serialization_dir: Path, run: int = -1) -> dict:
+    """
+    What `step_timer` recorded for one process (`run`: -1 the latest, 0 the first) in a
+    serialization directory: `{"launched", "started", "attention", "fused_adamw", "threads",
+    "steps": [{"step", "end", "tokens", "data_wait"}]}`.
+    """
+    runs = []
+    path = Path(serialization_dir) / "step_times.jsonl"
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["event"] == "start":
+            runs.append(dict(record, steps=[]))
+        else:
+            runs[-1]["steps"].append(record)
+    return runs[run]
+
+
+# -- statistics and reporting ---------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def machine_description(threads: Optional[int] = None) -> str:
+    import torch
+    import transformers
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import accelerate
+        accelerate_version = accelerate.__version__
+    except ImportError:
+        accelerate_version = "not installed"
+    parts = [
+        f"{cpu}, {os.cpu_count()} logical CPUs",
+        f"threads used: {threads}" if threads is not None else None,
+        f"{platform.system()} {platform.release()}",
+        f"Python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"accelerate {accelerate_version}",
+        f"no GPU used",
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    ]
+    return "; ".join(p for p in parts if p)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def append_results(title: str, table: str, notes: str = "", threads: Optional[int] = None) -> None:
+    """Prints `table` and appends a section to `benchmarks/RESULTS.md` (never rewrites the file)."""
+    command = " ".join([".venv/bin/python", os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
+    section = (
+        f"\n## {title}\n\n"
+        f"Command: `{command}`\n\n"
+        f"Machine: {machine_description(threads)}\n\n"
+        f"{table}\n"
+        + (f"\n{notes.strip()}\n" if notes.strip() else "")
+    )
+    print(section)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEach section is appended by one run of a script in `benchmarks/`.\n")
+    with open(RESULTS, "a") as handle:
+        handle.write(section)
+
+
+class Stopwatch:
+    def __enter__(self) -> "Stopwatch":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
