@@ -14,7 +14,7 @@ Measured with the `step_timer` callback (`benchmarks/step_timer.py`):
   and replay plus that first step (`on_start` to its end); the first new step's own duration is
   estimated as the median of the original run's steps and also reported without it.
 
-    .venv/bin/python benchmarks/resume.py [--checkpoint-at 150] [--accumulation 2] [--threads 1]
+    .venv/bin/python benchmarks/resume.py [--checkpoint-at 100] [--accumulation 4] [--threads 1]
 """
 import argparse
 import os
@@ -64,8 +64,8 @@ def run_until_killed(serialization: Path, env: dict, kill_after_step: int) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint-at", type=int, default=150, help="optimizer steps before the checkpoint")
-    parser.add_argument("--accumulation", type=int, default=2, help="batches per optimizer step")
+    parser.add_argument("--checkpoint-at", type=int, default=100, help="optimizer steps before the checkpoint")
+    parser.add_argument("--accumulation", type=int, default=4, help="batches per optimizer step")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     k = args.checkpoint_at
