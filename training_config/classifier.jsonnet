@@ -10,7 +10,8 @@
 //   HIDDEN_SIZE     hidden size of MODEL_NAME (768; 1024 for large models)
 //   BATCH_SIZE (16), NUM_EPOCHS (10), PATIENCE (3), MAX_LENGTH (512), LR (2e-5), SEED (0),
 //   GRAD_ACCUM (1), SAMPLE (read a random subset of N training lines), USE_AMP (false),
-//   CUDA_DEVICE / CUDA_DEVICES (see lib/optim.libsonnet)
+//   FUSED_ADAMW (true) / APEX_FUSED_ADAM (false), CUDA_DEVICE / CUDA_DEVICES / NUM_NODES /
+//   MASTER_ADDRESS / MASTER_PORT (see lib/optim.libsonnet)
 local env = import 'lib/env.libsonnet';
 local optim = import 'lib/optim.libsonnet';
 
@@ -50,13 +51,16 @@ local reader(sample) = {
   validation_data_path: dev_path,
   [if test_path != null then 'test_data_path']: test_path,
   evaluate_on_test: test_path != null,
+  // labels come from the training data only: a dev or test label never seen in training is an error
+  datasets_for_vocab_creation: ['train'],
   model: {
     type: 'basic_classifier_with_f1',
     text_field_embedder: {
       token_embedders: { roberta: { type: 'pretrained_transformer', model_name: model_name } },
     },
     seq2vec_encoder: { type: 'cls_pooler', embedding_dim: hidden_size },
-    feedforward: { input_dim: hidden_size, num_layers: 1, hidden_dims: hidden_size, activations: 'tanh' },
+    // dropout, tanh layer, dropout, linear: RoBERTa's classification head
+    feedforward: { input_dim: hidden_size, num_layers: 1, hidden_dims: hidden_size, activations: 'tanh', dropout: dropout },
     dropout: dropout,
     namespace: 'tags',
   },

@@ -13,7 +13,9 @@
 //   EFFECTIVE_BATCH (2048), BATCH_SIZE (16, per device and step; gradient accumulation makes up
 //   the rest), LR (5e-4), MAX_LENGTH (512), MLM_MODE (line_by_line | packed),
 //   MLM_PROBABILITY (0.15), WHOLE_WORD_MASKING, SEED, NUM_WORKERS, DAPT_PLUGIN_CACHE,
-//   FUSED_ADAMW (true), BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICE / CUDA_DEVICES,
+//   TRUST_REMOTE_CODE (false), FUSED_ADAMW (true) / APEX_FUSED_ADAM (false),
+//   BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICE / CUDA_DEVICES, NUM_NODES /
+//   MASTER_ADDRESS / MASTER_PORT (several machines, see lib/optim.libsonnet),
 //   CHECKPOINT_EVERY_BATCHES / CHECKPOINT_EVERY_SECONDS, EXPORT_EVERY_STEPS
 local env = import 'lib/env.libsonnet';
 local mlm = import 'lib/mlm.libsonnet';

@@ -13,7 +13,9 @@
 //                     `allennlp select-tapt-data` for kNN-TAPT / RAND-TAPT)
 //   HELDOUT_PATH      held-out text, validated on every epoch (optional)
 //   NUM_EPOCHS (100), EFFECTIVE_BATCH (256), BATCH_SIZE (16), LR (1e-4), MAX_LENGTH (512),
-//   MLM_MODE, MLM_PROBABILITY, WHOLE_WORD_MASKING, SEED, and the device variables of dapt.jsonnet
+//   NUM_STEPS (unset: NUM_EPOCHS passes over the text), and every other variable of dapt.jsonnet
+//   (MLM_MODE, MLM_PROBABILITY, WHOLE_WORD_MASKING, SEED, TRUST_REMOTE_CODE, devices,
+//   optimizer kernels, checkpoints and exports)
 local env = import 'lib/env.libsonnet';
 local mlm = import 'lib/mlm.libsonnet';
 

@@ -46,18 +46,19 @@ def archive_untrained(param_path: str, serialization_dir: str, overrides: str = 
     if os.path.exists(serialization_dir) and os.listdir(serialization_dir):
         raise ConfigurationError(f"serialization directory {serialization_dir} is not empty; give a new one")
     params = Params.from_file(param_path, overrides)
-    prepare_environment(params)
-    os.makedirs(serialization_dir, exist_ok=True)
-    params.to_file(os.path.join(serialization_dir, CONFIG_NAME))
     if params.get("vocabulary", {}).get("type") != "empty":
         raise ConfigurationError(
             f"{param_path}: archive-untrained needs a config whose model uses no vocabulary built from "
             'data (`"vocabulary": {"type": "empty"}`, as dapt.jsonnet and tapt.jsonnet); a classifier '
             "has no meaning before training"
         )
+    prepare_environment(params)
     vocabulary = Vocabulary.empty()
-    vocabulary.save_to_files(os.path.join(serialization_dir, "vocabulary"))
     model = Model.from_params(vocab=vocabulary, params=params.get("model").duplicate())
+    # nothing is written before the model is built, so a bad config leaves no directory behind
+    os.makedirs(serialization_dir, exist_ok=True)
+    params.to_file(os.path.join(serialization_dir, CONFIG_NAME))
+    vocabulary.save_to_files(os.path.join(serialization_dir, "vocabulary"))
     torch.save(model.state_dict(), os.path.join(serialization_dir, "best.th"))
     archive_model(serialization_dir)
     path = os.path.join(serialization_dir, "model.tar.gz")

@@ -85,3 +85,19 @@ def test_an_interrupted_build_leaves_no_entry(tiny_model, tmp_path, monkeypatch)
     with pytest.raises(ValueError, match=r"corpus.jsonl:2: 'text' is a int, not a string"):
         cache.load(str(corpus))
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_epochs_of_training_batches_and_a_new_run_do_no_tokenization(tiny_model, tokenizer_calls):
+    from dapt_plugin.data.data_loaders.masked_lm_batches import MaskedLmBatches
+    from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
+
+    def loader():
+        reader = MaskedLmCorpusReader(str(tiny_model), max_length=32)
+        return MaskedLmBatches(reader, str(TASK / "train.jsonl"), batch_size=8, shuffle=True, seed=1)
+
+    first = loader()
+    batches = list(first)  # first epoch: builds the cache if no earlier test did
+    tokenizer_calls.clear()
+    assert len(list(first)) == len(batches)  # second epoch
+    assert len(list(loader())) == len(batches)  # a new reader and loader, as in a new run
+    assert tokenizer_calls == []

@@ -51,6 +51,19 @@ class TestDaptMaskedLm(ModelTestCase):
         assert torch.equal(self.model(**batch)["labels"], first)
         assert torch.equal(self.model(**batch)["labels"], second)
 
+    def test_special_and_padding_tokens_are_never_masked_over_100k_tokens(self):
+        self.model.train()
+        rows = [self.dataset.as_tensor_dict()["input_ids"]] * 150
+        width = max(r.shape[1] for r in rows)
+        batch = torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[1]), value=1) for r in rows])
+        batch = torch.nn.functional.pad(batch, (0, 8), value=self.model.tokenizer.pad_token_id)  # padding on every row
+        special = torch.isin(batch, torch.tensor(self.model.tokenizer.all_special_ids))
+        labels = self.model(input_ids=batch)["labels"]
+        selected = labels != -100
+        assert (~special).sum() > 100_000
+        assert not selected[special].any()
+        assert abs(selected.sum().item() / (~special).sum().item() - 0.15) < 0.005
+
     def test_configuration_errors_name_the_key(self):
         vocab = Vocabulary.empty()
         with pytest.raises(ConfigurationError, match=r"`mlm_probability` must be in \(0, 1\); got 1.5"):

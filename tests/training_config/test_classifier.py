@@ -58,3 +58,19 @@ def test_sample_of_zero_is_a_configuration_error(environment):
     environment(SAMPLE="0")
     with pytest.raises(ConfigurationError, match="`sample` must be a positive number of lines, or null to read every line; got 0"):
         DatasetReader.from_params(Params.from_file(CONFIG).pop("dataset_reader"))
+
+
+def test_a_test_label_never_seen_in_training_stops_the_run(tiny_model, tmp_path):
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps({"text": "a dose of the compound .", "label": "inhibitor"}) + "\n"
+                    + json.dumps({"text": "the trial compared it .", "label": "antagonist"}) + "\n")
+    process = allennlp(["train", CONFIG, "-s", str(tmp_path / "run")], check=False,
+                       env=classifier_env(tiny_model, NUM_EPOCHS="1", TEST_PATH=str(test)))
+    assert process.returncode != 0
+    assert f"{test}:2: label 'antagonist' was never seen in training" in process.stderr
+
+
+def test_a_boolean_variable_must_be_true_or_false(environment, monkeypatch):
+    environment(USE_AMP="yes")
+    with pytest.raises(RuntimeError, match="environment variable USE_AMP must be true or false \\(or 1 or 0\\); got yes"):
+        Params.from_file(CONFIG)

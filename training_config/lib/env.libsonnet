@@ -22,7 +22,10 @@ local isSet(name) = std.objectHas(env, name) && env[name] != '';
     if isSet(name) then std.parseJson(env[name]) else default,
 
   bool(name, default)::
-    if isSet(name) then std.asciiLower(env[name]) == 'true' || env[name] == '1' else default,
+    if !isSet(name) then default
+    else if std.member(['true', '1'], std.asciiLower(env[name])) then true
+    else if std.member(['false', '0'], std.asciiLower(env[name])) then false
+    else error 'environment variable %s must be true or false (or 1 or 0); got %s' % [name, env[name]],
 
   // A comma-separated list of strings, or `default` when unset.
   list(name, default)::

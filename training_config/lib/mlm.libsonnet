@@ -15,16 +15,20 @@ local optim = import 'optim.libsonnet';
       if b < 1 then error 'BATCH_SIZE must be at least 1; got %d' % b else b
     );
     local effective_batch = env.int('EFFECTIVE_BATCH', recipe.effective_batch);
-    local num_devices = std.max(1, std.length(optim.cuda_devices));
-    local per_step = batch_size * num_devices;
+    local per_step = batch_size * optim.world_size;
     local grad_accum = (
       if effective_batch % per_step != 0 then
-        error 'EFFECTIVE_BATCH (%d) must be a multiple of BATCH_SIZE x number of devices (%d x %d); change one of them' % [effective_batch, batch_size, num_devices]
+        error 'EFFECTIVE_BATCH (%d) must be a multiple of BATCH_SIZE x number of workers (%d x %d: devices x NUM_NODES); change one of them' % [effective_batch, batch_size, optim.world_size]
       else effective_batch / per_step
     );
     local num_epochs = env.int('NUM_EPOCHS', recipe.num_epochs);
     local num_steps = env.int('NUM_STEPS', recipe.num_steps);  // null: `num_epochs` passes over the data
-    local steps_per_epoch = if num_steps == null then null else std.ceil(num_steps / num_epochs);
+    local steps_per_epoch = (
+      if num_steps == null then null
+      else if num_steps % num_epochs != 0 then
+        error 'NUM_STEPS (%d) must be a multiple of NUM_EPOCHS (%d), the number of checkpoints along the run' % [num_steps, num_epochs]
+      else num_steps / num_epochs
+    );
     local reader = {
       type: 'masked_lm_corpus',
       model_name: model_name,
@@ -33,14 +37,15 @@ local optim = import 'optim.libsonnet';
       cache_directory: env.str('DAPT_PLUGIN_CACHE', null),
       trust_remote_code: trust_remote_code,
     };
+    local seed = env.int('SEED', 0);
     local loader(shuffle, batches_per_epoch) = {
       type: 'masked_lm_batches',
       batch_size: batch_size,
       shuffle: shuffle,
+      seed: seed,  // the same on every worker: they split one order of the examples
       batches_per_epoch: batches_per_epoch,
       num_workers: env.int('NUM_WORKERS', 0),
     };
-    local seed = env.int('SEED', 0);
     {
       random_seed: seed,
       numpy_seed: seed,

@@ -29,12 +29,19 @@ local env = import 'env.libsonnet';
 
   // Devices. CUDA_DEVICES="0,1,2,3" (or "-1,-1" for two CPU workers) trains data-parallel with
   // AllenNLP's `distributed` settings; otherwise CUDA_DEVICE picks one device (-1 = CPU; unset
-  // = the first GPU if there is one). Multi-node: see README.
+  // = the first GPU if there is one). Several machines: NUM_NODES, MASTER_ADDRESS, MASTER_PORT
+  // (the same on every node) and `allennlp train ... --node-rank K` on node K.
   cuda_devices:: [std.parseInt(d) for d in env.list('CUDA_DEVICES', [])],
+  num_nodes:: env.int('NUM_NODES', 1),
+  // workers taking part in each optimizer step
+  world_size:: std.max(1, std.length(self.cuda_devices)) * self.num_nodes,
   distributed(find_unused_parameters):: (
-    if std.length(self.cuda_devices) > 1 then {
+    if self.world_size > 1 then {
       distributed: {
         cuda_devices: $.cuda_devices,
+        num_nodes: $.num_nodes,
+        [if env.str('MASTER_ADDRESS', null) != null then 'master_address']: env.str('MASTER_ADDRESS', null),
+        [if env.int('MASTER_PORT', null) != null then 'master_port']: env.int('MASTER_PORT', null),
         ddp_accelerator: { type: 'torch', find_unused_parameters: find_unused_parameters },
       },
     } else {}

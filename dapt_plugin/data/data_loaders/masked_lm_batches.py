@@ -104,7 +104,8 @@ class MaskedLmBatches(DataLoader):
     batch holds `batch_size * world_size` consecutive examples of that order, and distributed worker `r`
     takes every `world_size`-th of them, so the workers see disjoint parts and together all of
     the data. When the last global batch of a pass has fewer examples than workers, a worker
-    with none left repeats the first example of the pass. Data-loader workers (`num_workers`)
+    with none left gets a row of special tokens only, which is never masked, so every example counts
+    exactly once. Data-loader workers (`num_workers`)
     build whole batches in parallel and return them in order, so results do not depend on
     `num_workers`.
 
@@ -209,10 +210,15 @@ class MaskedLmBatches(DataLoader):
             self._order = EpochOrder(len(self.corpus), self.shuffle, self.seed, epoch, self.shuffle_window)
         start = position * self.batch_size * world
         positions = np.arange(start + rank, min(start + self.batch_size * world, len(self.corpus)), world)
-        return self._order.take(positions if len(positions) else np.zeros(1, dtype=np.int64))
+        return self._order.take(positions)
 
     def batch(self, number: int) -> TensorDict:
         examples = [self.corpus[int(i)] for i in self.batch_indices(number)]
+        if not examples:
+            # The last global batch of a pass had fewer examples than workers: this worker still
+            # takes its step (the others wait for it) on a row of special tokens only, which is
+            # never masked, so it adds nothing to the loss or the metrics.
+            examples = [np.asarray(self.reader.tokenizer.build_inputs_with_special_tokens([]))]
         return {"input_ids": self.collate(examples)}
 
     def collate(self, examples: List[np.ndarray]) -> torch.Tensor:
@@ -237,6 +243,9 @@ class MaskedLmBatches(DataLoader):
         if self.num_workers:
             batches: Iterator[TensorDict] = iter(torch.utils.data.DataLoader(
                 dataset, batch_size=None, num_workers=self.num_workers,
+                # its own generator: drawing worker seeds from the global one would change the
+                # dropout masks after a `--recover` replay
+                generator=torch.Generator().manual_seed(self.seed),
                 pin_memory=self.cuda_device is not None and self.cuda_device.type == "cuda",
             ))
         else:

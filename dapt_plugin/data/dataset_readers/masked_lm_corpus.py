@@ -116,8 +116,8 @@ class MaskedLmCorpusReader(DatasetReader):
         if key not in self._corpora:
             paths = expand_paths(data_path)
             files = [self.cache.load(path) for path in paths]
-            self._corpora[key] = TokenizedCorpus(files, paths, self.mode, self.max_length,
-                                                 self.tokenizer.eos_token_id or self.tokenizer.sep_token_id)
+            end_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else self.tokenizer.sep_token_id
+            self._corpora[key] = TokenizedCorpus(files, paths, self.mode, self.max_length, end_id)
             corpus = self._corpora[key]
             logger.info("%s: %d %s examples, %d tokens", key, len(corpus), self.mode, corpus.num_tokens)
         return self._corpora[key]

@@ -14,17 +14,17 @@ from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusRead
 from tests.conftest import DATA
 
 
-def _loader(model, mode="packed", max_length=32, **kwargs):
+def _loader(model, mode="packed", max_length=32, data_path=DATA / "domain.txt", **kwargs):
     reader = MaskedLmCorpusReader(str(model), mode=mode, max_length=max_length)
-    return MaskedLmBatches(reader, str(DATA / "domain.txt"), **{"batch_size": 8, "seed": 3, **kwargs})
+    return MaskedLmBatches(reader, str(data_path), **{"batch_size": 8, "seed": 3, **kwargs})
 
 
 def _rows(batch):
     return [tuple(row.tolist()) for row in batch["input_ids"]]
 
 
-def _example_rows(loader, pad_id):
-    """Each example of the corpus as a padded row would show it (padding stripped)."""
+def _example_rows(loader):
+    """Each example of the corpus, as a batch row shows it once its padding is stripped."""
     return Counter(tuple(loader.corpus[i].tolist()) for i in range(len(loader.corpus)))
 
 
@@ -40,7 +40,7 @@ def test_every_example_appears_once_per_epoch_across_two_loader_workers(tiny_mod
     loader = _loader(tiny_model, mode=mode, shuffle=True, num_workers=2)
     pad = loader.reader.pad_token_id
     single = _loader(tiny_model, mode=mode, shuffle=True, num_workers=0)
-    expected = _example_rows(loader, pad)
+    expected = _example_rows(loader)
     epochs = []
     for _ in range(2):
         batches = list(loader)
@@ -62,16 +62,23 @@ def _distributed_worker(rank, store, model, output, kwargs):
     dist.destroy_process_group()
 
 
-def test_distributed_workers_see_disjoint_parts_and_together_all(tiny_model, tmp_path):
-    kwargs = {"shuffle": True, "batch_size": 5}
+@pytest.mark.parametrize("mode, lines", [("packed", None), ("line_by_line", 21)])
+def test_distributed_workers_see_disjoint_parts_and_together_all(tiny_model, tmp_path, mode, lines):
+    data_path = DATA / "domain.txt"
+    if lines:  # 21 lines in global batches of 2 x 5: the last holds one example, for rank 0 only
+        data_path = tmp_path / "odd.txt"
+        data_path.write_text("".join((DATA / "domain.txt").read_text().splitlines(keepends=True)[:lines]))
+    kwargs = {"shuffle": True, "batch_size": 5, "mode": mode, "data_path": str(data_path)}
     mp.spawn(_distributed_worker, args=(str(tmp_path / "store"), str(tiny_model), str(tmp_path), kwargs), nprocs=2)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     single = _loader(tiny_model, **kwargs)
     pad = single.reader.pad_token_id
     assert ranks[0]["length"] == ranks[1]["length"], "equal batch counts keep the workers in step"
     seen = [Counter(_strip(row, pad) for row in rank["rows"]) for rank in ranks]
+    special_row = tuple(single.reader.tokenizer.build_inputs_with_special_tokens([]))
+    assert seen[1].pop(special_row, 0) == (1 if lines else 0), "a worker with no example left steps on a row that is never masked"
     assert not set(seen[0]) & set(seen[1])
-    assert seen[0] + seen[1] == _example_rows(single, pad)
+    assert seen[0] + seen[1] == _example_rows(single)
 
 
 def test_batches_per_epoch_continues_across_epochs_and_passes(tiny_model):

@@ -61,7 +61,7 @@ def _assert_same_weights(run, reference):
 
 def test_sigkill_mid_epoch_then_recover_equals_an_uninterrupted_run(tiny_model, uninterrupted, tmp_path):
     run = tmp_path / "run"
-    env = _env(tiny_model)
+    env = _env(tiny_model, NUM_WORKERS="2")  # batches do not depend on the loader's workers
     # killed mid-epoch 0, after its second mid-epoch checkpoint (batches 2 and 4 of 8)
     _kill_when(_start(run, env), lambda: (run / "model_state_e0_b4.th").exists())
     assert not (run / "exported_model").exists()
