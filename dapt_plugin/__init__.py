@@ -31,3 +31,4 @@ from dapt_plugin.commands.select_tapt_data import SelectTaptData  # noqa: E402,F
 from dapt_plugin.training.checkpointers.atomic_checkpointer import AtomicCheckpointer  # noqa: E402,F401
 from dapt_plugin.training.callbacks.rng_checkpoint import RngCheckpoint  # noqa: E402,F401
 from dapt_plugin.training.optimizers.apex_fused_adam import ApexFusedAdam  # noqa: E402,F401
+from dapt_plugin.commands.adapt import Adapt  # noqa: E402,F401

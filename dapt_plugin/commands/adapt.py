@@ -1,0 +1,28 @@
+"""
+`allennlp adapt EXPERIMENT -s OUTPUT_DIR`: the paper's experiment (Table 5: the classifier
+fine-tuned from the base model, after DAPT, after TAPT and after DAPT+TAPT, over several seeds;
+optionally Table 8's kNN-TAPT and RAND-TAPT) in one resumable command. See
+`dapt_plugin/experiment/runner.py` and `training_config/experiments/example.jsonnet`.
+"""
+import argparse
+import logging
+
+from allennlp.commands.subcommand import Subcommand
+
+from dapt_plugin.experiment.runner import run_experiment
+from dapt_plugin.experiment.spec import load_experiment
+
+logger = logging.getLogger(__name__)
+
+
+@Subcommand.register("adapt")
+class Adapt(Subcommand):
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = ("Run Don't Stop Pretraining's experiment: DAPT, TAPT and fine-tuning for every "
+                       "variant and seed of an experiment file, resumably, with a results table.")
+        subparser = parser.add_parser(self.name, description=description, help=description)
+        subparser.add_argument("experiment", help="experiment file (jsonnet), e.g. training_config/experiments/example.jsonnet")
+        subparser.add_argument("-s", "--output-dir", required=True,
+                               help="directory for every run and the results; re-run the same command to resume")
+        subparser.set_defaults(func=lambda args: run_experiment(load_experiment(args.experiment), args.output_dir))
+        return subparser

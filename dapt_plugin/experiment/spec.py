@@ -1,0 +1,126 @@
+"""
+The experiment file of `allennlp adapt`: which base model, domain corpus, task, variants and seeds,
+read from jsonnet (environment variables available through `std.extVar`) and checked before any
+training starts.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.params import Params
+
+from dapt_plugin.common.pretrained import check_model_name
+from dapt_plugin.data.text_files import DataError, expand_paths
+
+# The paper's Table 5 (baseline, DAPT, TAPT, DAPT+TAPT) and Table 8 (kNN-TAPT, RAND-TAPT).
+VARIANTS = ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
+METRICS = ("macro_f1", "micro_f1", "accuracy")
+PHASE_KINDS = ("all", "dapt", "tapt", "classifier")
+
+
+@dataclass
+class ExperimentSpec:
+    """
+    # Parameters
+
+    base_model : `str`
+        `MODEL_NAME` of every variant's starting point (hub name or `save_pretrained` directory).
+    task : `Dict[str, str]`
+        `train`, `dev` and `test` jsonl files with "text" and "label".
+    variants : `List[str]`
+        Any of baseline, dapt, tapt, dapt_tapt, knn_tapt, rand_tapt.
+    seeds : `List[int]`
+        Fine-tuning seeds; every variant is fine-tuned once per seed.
+    metric : `str`
+        The task metric of the results table: macro_f1 (most tasks of the paper), micro_f1
+        (ChemProt, RCT) or accuracy.
+    domain_corpus : `str`, optional
+        DAPT corpus (and the pool kNN/RAND-TAPT select from); needed by dapt, dapt_tapt,
+        knn_tapt and rand_tapt.
+    tapt_extra : `List[str]`, optional
+        More unlabelled task text for every TAPT phase (curated TAPT).
+    knn_k : `int`, optional (default = `50`)
+        Neighbours per task example for kNN-TAPT.
+    settings : `Dict[str, Dict[str, Any]]`, optional
+        Environment variables of the phases' configs, by phase kind (`all`, `dapt`, `tapt`,
+        `classifier`), e.g. `{"dapt": {"NUM_STEPS": 100}}`.
+    """
+
+    base_model: str
+    task: Dict[str, str]
+    variants: List[str]
+    seeds: List[int]
+    metric: str = "macro_f1"
+    domain_corpus: Optional[str] = None
+    tapt_extra: List[str] = field(default_factory=list)
+    knn_k: int = 50
+    settings: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    def env(self, kind: str) -> Dict[str, str]:
+        """Environment variables of a phase of `kind`, from `settings`."""
+        merged = {**self.settings.get("all", {}), **self.settings.get(kind, {})}
+        return {name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in merged.items()}
+
+
+def _fail(path: str, message: str) -> ConfigurationError:
+    return ConfigurationError(f"experiment {path}: {message}")
+
+
+def load_experiment(path: str) -> ExperimentSpec:
+    """Reads and checks an experiment file; every mistake stops here, before any training."""
+    raw = Params.from_file(path).as_dict(quiet=True)
+    known = {"base_model", "task", "variants", "seeds", "metric", "domain_corpus", "tapt_extra", "knn_k", "settings"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise _fail(path, f"unknown keys {unknown}; the keys are {sorted(known)}")
+    for key in ("base_model", "task", "variants", "seeds"):
+        if key not in raw:
+            raise _fail(path, f"`{key}` is missing")
+    variants = raw["variants"]
+    if not isinstance(variants, list) or not variants:
+        raise _fail(path, f"`variants` must be a non-empty list of {list(VARIANTS)}; got {variants!r}")
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise _fail(path, f"unknown variant {variant!r} in `variants`; choose from {list(VARIANTS)}")
+    seeds = raw["seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise _fail(path, f"`seeds` must be a non-empty list of integers, e.g. [0, 1, 2]; got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise _fail(path, f"`seeds` has repeated values: {seeds}")
+    metric = raw.get("metric", "macro_f1")
+    if metric not in METRICS:
+        raise _fail(path, f"`metric` must be one of {list(METRICS)}; got {metric!r}")
+    task = raw["task"]
+    if not isinstance(task, dict) or sorted(task) != ["dev", "test", "train"]:
+        raise _fail(path, f"`task` must give exactly `train`, `dev` and `test` files; got {task!r}")
+    settings = raw.get("settings", {})
+    if not isinstance(settings, dict) or not set(settings) <= set(PHASE_KINDS):
+        raise _fail(path, f"`settings` must map phase kinds {list(PHASE_KINDS)} to variables; got {settings!r}")
+    knn_k = raw.get("knn_k", 50)
+    if not isinstance(knn_k, int) or knn_k < 1:
+        raise _fail(path, f"`knn_k` must be a positive integer; got {knn_k!r}")
+    spec = ExperimentSpec(
+        base_model=str(raw["base_model"]), task={k: str(v) for k, v in task.items()}, variants=list(variants),
+        seeds=list(seeds), metric=metric, domain_corpus=raw.get("domain_corpus"),
+        tapt_extra=[str(p) for p in raw.get("tapt_extra", [])], knn_k=knn_k, settings=settings,
+    )
+    needs_domain = [v for v in spec.variants if v in ("dapt", "dapt_tapt", "knn_tapt", "rand_tapt")]
+    if needs_domain and not spec.domain_corpus:
+        raise _fail(path, f"variants {needs_domain} need `domain_corpus`")
+    files = {f"task.{k}": v for k, v in spec.task.items()}
+    files.update({f"tapt_extra[{i}]": p for i, p in enumerate(spec.tapt_extra)})
+    if needs_domain:
+        files["domain_corpus"] = spec.domain_corpus
+    for key, value in files.items():
+        try:
+            expand_paths(value)
+        except DataError as error:
+            raise _fail(path, f"`{key}`: {error}") from None
+    try:
+        check_model_name(spec.base_model)
+    except ConfigurationError as error:
+        raise _fail(path, f"`base_model`: {error.message}") from None
+    if os.path.isdir(spec.base_model):
+        spec.base_model = os.path.abspath(spec.base_model)
+    return spec

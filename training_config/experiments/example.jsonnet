@@ -1,0 +1,21 @@
+// An experiment file of `allennlp adapt`: the paper's Table 5 for one domain and task.
+//   allennlp adapt training_config/experiments/example.jsonnet -s runs/experiment
+// Paths are relative to the directory `allennlp adapt` runs in; std.extVar reads the environment.
+{
+  base_model: 'roberta-base',
+  domain_corpus: 'data/biomed/*.txt.gz',  // DAPT corpus; kNN/RAND-TAPT select from it
+  task: {
+    train: 'data/chemprot/train.jsonl',
+    dev: 'data/chemprot/dev.jsonl',
+    test: 'data/chemprot/test.jsonl',
+  },
+  variants: ['baseline', 'dapt', 'tapt', 'dapt_tapt'],  // also: knn_tapt, rand_tapt
+  seeds: [0, 1, 2, 3, 4],  // the paper reports the mean over five seeds
+  metric: 'micro_f1',  // ChemProt and RCT; macro_f1 for the other tasks
+  tapt_extra: [],  // curated TAPT: more unlabelled task text
+  knn_k: 50,
+  // Environment variables of the training configs, by phase kind (all, dapt, tapt, classifier).
+  settings: {
+    all: { CUDA_DEVICE: 0 },
+  },
+}
