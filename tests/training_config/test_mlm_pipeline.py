@@ -66,10 +66,14 @@ def test_dapt_lowers_heldout_perplexity_reproducibly(runs, tmp_path):
     assert again == dapt
 
 
-def test_the_loss_falls_over_a_short_tapt_run(runs):
-    first = json.loads((runs / "dapt_tapt" / "metrics_epoch_0.json").read_text())
-    last = json.loads((runs / "dapt_tapt" / "metrics_epoch_5.json").read_text())
-    assert last["training_mlm_loss"] < first["training_mlm_loss"] - 0.1
+def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path):
+    run = tmp_path / "tapt"
+    allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)],
+             env=mlm_env(tiny_model, NUM_STEPS="", NUM_EPOCHS="6", EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl")))
+    first = json.loads((run / "metrics_epoch_0.json").read_text())
+    last = json.loads((run / "metrics_epoch_5.json").read_text())
+    # 6 passes over 100 task sentences take a random-weight model from ~6.5 to ~5.9
+    assert last["training_mlm_loss"] < first["training_mlm_loss"] - 0.3
 
 
 def test_two_cpu_workers_train_and_export_once(tiny_model, tmp_path):
