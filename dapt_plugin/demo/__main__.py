@@ -1,0 +1,3 @@
+from dapt_plugin.demo.run import main
+
+main()
