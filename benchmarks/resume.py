@@ -11,8 +11,9 @@ Measured with the `step_timer` callback (`benchmarks/step_timer.py`):
   `on_start`) to the end of step `--checkpoint-at`;
 - the recovered run: from the launch of its process to the end of its first new optimizer step,
   split into start-up (launch to the trainer's `on_start`: imports, model, data, checkpoint loading)
-  and replay plus that first step (`on_start` to its end); the first new step's own duration is
-  estimated as the median of the original run's steps and also reported without it.
+  and replay plus that first step (`on_start` to its end), of which the replay is the time the
+  trainer spent in the data loader before the first new step's batches; the first new step's own
+  duration is estimated as the median of the original run's steps and also reported without it.
 
     .venv/bin/python benchmarks/resume.py [--checkpoint-at 100] [--accumulation 4] [--threads 1]
 """
@@ -91,6 +92,7 @@ def main() -> None:
         total = first["end"] - recovered["launched"]
         startup = recovered["started"] - recovered["launched"]
         after_start = first["end"] - recovered["started"]
+        replay = first["data_wait"]  # every next() on the loader until the first new step's batches
         without_step = total - step_time
     rows = [
         [f"original run: steps 1-{k} ({k * args.accumulation} batches)", f"{replayed:.1f} s",
@@ -99,6 +101,8 @@ def main() -> None:
          f"**{100 * total / replayed:.1f}%** of the replayed steps' time"],
         ["  start-up (imports, model, data, checkpoint) to `on_start`", f"{startup:.1f} s", f"{100 * startup / replayed:.1f}%"],
         ["  replay of the skipped batches + the first new step", f"{after_start:.2f} s", f"{100 * after_start / replayed:.2f}%"],
+        [f"    of which fetching the {k * args.accumulation} replayed batches (and opening the cache)", f"{replay:.3f} s",
+         f"{100 * replay / replayed:.3f}%"],
         ["  launch to first new step, less one step's time", f"{without_step:.1f} s",
          f"**{100 * without_step / replayed:.1f}%** (target <= 5%)"],
     ]
