@@ -8,11 +8,11 @@ from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 from allennlp.data import Vocabulary
 from allennlp.models.model import Model
-from allennlp.nn.util import dist_reduce_sum
 from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.nn.masking import mask_tokens, word_start_table
+from dapt_plugin.training.metrics.masked_lm_metrics import MaskedLmMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +131,7 @@ class DaptMaskedLm(Model):
             logger.warning("%s: unknown masked-LM head; computing logits at every position",
                            type(self.mlm).__name__)
         self._generators: Dict[torch.device, torch.Generator] = {}
-        self._loss_sum = 0.0
-        self._correct = 0.0
-        self._count = 0.0
+        self._metrics = MaskedLmMetrics()
 
     def _generator(self, input_ids: torch.Tensor) -> torch.Generator:
         generator = self._generators.get(input_ids.device)
@@ -190,24 +188,9 @@ class DaptMaskedLm(Model):
             loss = logits.sum() * 0.0
         with torch.no_grad():
             num_masked = float(targets.numel())
-            self._loss_sum += float(loss) * num_masked
-            self._correct += float((logits.argmax(-1) == targets).sum())
-            self._count += num_masked
+            self._metrics(float(loss), float((logits.argmax(-1) == targets).sum()), num_masked)
         return {"loss": loss, "num_masked": torch.tensor(num_masked), "masked_input_ids": masked_ids,
                 "labels": labels}
 
     def get_metrics(self, reset: bool = False) -> Dict[str, float]:
-        loss_sum = dist_reduce_sum(self._loss_sum)
-        correct = dist_reduce_sum(self._correct)
-        count = dist_reduce_sum(self._count)
-        metrics = {}
-        if count:
-            mean_loss = loss_sum / count
-            metrics = {
-                "mlm_loss": mean_loss,
-                "perplexity": float(torch.exp(torch.tensor(min(mean_loss, 50.0)))),
-                "mlm_accuracy": correct / count,
-            }
-        if reset:
-            self._loss_sum = self._correct = self._count = 0.0
-        return metrics
+        return self._metrics.get_metric(reset)

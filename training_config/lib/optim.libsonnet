@@ -46,10 +46,12 @@ local env = import 'env.libsonnet';
       },
     } else {}
   ),
-  // Checkpoints that a kill at any moment cannot corrupt, and random-generator states saved in
-  // them, so that `allennlp train --recover` continues exactly where the run was killed.
+  // Checkpoints that a kill at any moment cannot corrupt, with the random-generator states and
+  // the running metrics saved in them, so that `allennlp train --recover` continues exactly
+  // where the run was killed and reports the metrics of an uninterrupted run. The recovery
+  // callbacks go first: later callbacks read the metrics they restore.
   checkpointer(keep):: { type: 'atomic', keep_most_recent_by_count: keep },
-  rng_checkpoint:: { type: 'rng_checkpoint' },
+  recovery_callbacks:: [{ type: 'rng_checkpoint' }, { type: 'metrics_checkpoint' }],
 
   cuda_device:: if std.length(self.cuda_devices) == 1 then self.cuda_devices[0] else env.int('CUDA_DEVICE', null),
 }

@@ -1,14 +1,15 @@
 import json
 import logging
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, Optional
 
 import torch
 from allennlp.common.checks import ConfigurationError
 from safetensors.torch import load_file, save_file
 from allennlp.training.callbacks.callback import TrainerCallback
+
+from dapt_plugin.common.atomic import atomic_directory
+from dapt_plugin.training.checkpointers.atomic_checkpointer import BEST_WEIGHTS
 
 logger = logging.getLogger(__name__)
 
@@ -42,20 +43,22 @@ def save_verified(model, directory: str) -> None:
             raise RuntimeError(f"the export in {directory} does not reload to the trained weights: {still_wrong}")
 
 
-def replace_directory(source: str, target: str) -> None:
+def check_same_weights(model_class, export: str, weights_file: str) -> None:
     """
-    Moves the complete directory `source` to `target`, replacing any `target` there. Each step is
-    a rename, so `target` is at every moment either absent, the old complete directory or the
-    new complete one; a leftover `target.old-*` after a kill is a complete old copy.
+    Raises `RuntimeError` unless the export in `export`, loaded with `model_class.from_pretrained`,
+    has exactly the masked-LM weights of `weights_file` (a `dapt_masked_lm` state dict such as
+    `best.th`, the weights `model.tar.gz` archives): the next phase must start from the weights
+    the run reports as its result.
     """
-    old = None
-    if os.path.exists(target):
-        old = tempfile.mkdtemp(prefix=os.path.basename(target) + ".old-", dir=os.path.dirname(target))
-        os.rmdir(old)
-        os.replace(target, old)
-    os.replace(source, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    expected = torch.load(weights_file, map_location="cpu", weights_only=True)
+    with torch.random.fork_rng():  # loading initialises weights from the global generators
+        exported = model_class.from_pretrained(export).state_dict()
+    prefix = "mlm."
+    differ = [key for key, value in expected.items() if key.startswith(prefix)
+              and not torch.equal(value, exported.get(key[len(prefix):], torch.empty(0)))]
+    if differ:
+        raise RuntimeError(f"the export {export} does not hold the weights of {weights_file} (which "
+                           f"model.tar.gz archives): {len(differ)} tensors differ, e.g. {differ[:3]}")
 
 
 @TrainerCallback.register("export_pretrained")
@@ -66,8 +69,8 @@ class ExportPretrained(TrainerCallback):
     the classifier) or any `AutoModelForMaskedLM.from_pretrained` user loads it by path.
 
     At the end of training it writes `<serialization_dir>/exported_model` from the weights the
-    run ends with (the best validation epoch's when there is validation, as in `model.tar.gz`),
-    and, if `every_num_steps` is set, `<serialization_dir>/exported_model_step_<N>` every N
+    run ends with (the best validation epoch's when there is validation), and checks that it
+    holds exactly the weights of `best.th`, which `model.tar.gz` archives; and, if `every_num_steps` is set, `<serialization_dir>/exported_model_step_<N>` every N
     optimizer steps. Each export is written to a temporary directory and renamed into place, so
     a killed run never leaves a partial export under those names. Only the primary worker
     writes. Nothing is exported when training fails.
@@ -113,20 +116,16 @@ class ExportPretrained(TrainerCallback):
                is_primary: bool = True, **kwargs) -> None:
         if not is_primary or metrics is None:
             return
-        self.export(trainer.model, self.directory_name, {"epoch": epoch, "metrics": metrics})
+        target = self.export(trainer.model, self.directory_name, {"epoch": epoch, "metrics": metrics})
+        check_same_weights(type(trainer.model.mlm), target, os.path.join(self.serialization_dir, BEST_WEIGHTS))
 
     def export(self, model, name: str, info: Dict[str, Any]) -> str:
         """Writes the export `name` atomically; returns its path."""
         target = os.path.join(self.serialization_dir, name)
-        tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.serialization_dir)
-        try:
+        with atomic_directory(target) as tmp:
             save_verified(model.mlm, tmp)
             model.tokenizer.save_pretrained(tmp)
             with open(os.path.join(tmp, "dapt_export.json"), "w") as handle:
                 json.dump({"base_model": model.model_name, **info}, handle, indent=2, default=str)
-            replace_directory(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         logger.info("Exported the adapted model to %s (load it with from_pretrained, or use it as MODEL_NAME)", target)
         return target

@@ -1,27 +1,20 @@
+import glob
 import logging
 import os
-import tempfile
-from typing import Any, Optional, Set, Tuple
+import re
+from typing import Optional, Set, Tuple
 
 import torch
+import torch.distributed as dist
 from allennlp.nn import util as nn_util
 from allennlp.training.checkpointer import Checkpointer
 from allennlp.training.trainer import Trainer, TrainerCheckpoint
 
+from dapt_plugin.common.atomic import atomic_torch_save, remove_leftovers
+
 logger = logging.getLogger(__name__)
 
-
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """`torch.save` to a temporary file beside `path`, then a rename: `path` is never partial."""
-    handle, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp-", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+BEST_WEIGHTS = "best.th"
 
 
 @Checkpointer.register("atomic")
@@ -29,12 +22,19 @@ class AtomicCheckpointer(Checkpointer):
     """
     AllenNLP's checkpointer, made safe against a run being killed at any moment (SIGKILL, a
     preempted node, an out-of-memory kill), so that `allennlp train --recover` always finds a
-    complete checkpoint:
+    complete checkpoint and the best weights:
 
     - each file is written to a temporary name and renamed into place, so a checkpoint file is
       never partial (the default checkpointer writes in place);
     - the training state is written before the model state, and only a checkpoint with both
       files counts, so a kill between the two leaves the previous checkpoint as the latest;
+    - when a run starts (or recovers), what killed writers left in the serialization directory
+      is removed: temporary files, training states without their model state, partial exports;
+    - `best.th` survives any kill. AllenNLP writes an epoch's checkpoint first and replaces
+      `best.th` after it, so a kill in between (or during the replacement) loses the best epoch's
+      weights once its checkpoint is pruned. On recovery from a checkpoint taken at the end of
+      an epoch that was the best so far, `best.th` is rewritten (atomically) from that
+      checkpoint's weights, and the recovered trainer is pointed at it;
     - checkpoints are read with `torch.load(weights_only=True)`: tensors and plain containers
       only, never arbitrary pickled objects.
 
@@ -62,13 +62,42 @@ class AtomicCheckpointer(Checkpointer):
                 if os.path.isfile(self._training_state_path(*point))}
 
     def load_checkpoint(self) -> Optional[TrainerCheckpoint]:
+        primary = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        if self._serialization_dir is not None and primary:
+            self._remove_leftovers()
         latest = self.find_latest_checkpoint()
         if latest is None:
             return None
         model_path, training_path = latest
         logger.info("Recovering from the checkpoint %s", model_path)
         device = nn_util.device_mapping(-1)
-        return TrainerCheckpoint(
-            torch.load(model_path, map_location=device, weights_only=True),
-            torch.load(training_path, map_location=device, weights_only=True),
-        )
+        model_state = torch.load(model_path, map_location=device, weights_only=True)
+        training_state = torch.load(training_path, map_location=device, weights_only=True)
+        self._restore_best_weights(model_state, training_state, write=primary)
+        return TrainerCheckpoint(model_state, training_state)
+
+    def _remove_leftovers(self) -> None:
+        remove_leftovers(self._serialization_dir)
+        pattern = re.compile(r"training_state_e(\d+)_b(\d+)\.th")
+        for path in glob.glob(os.path.join(glob.escape(self._serialization_dir), "training_state_e*_b*.th")):
+            match = pattern.fullmatch(os.path.basename(path))
+            if match and not os.path.isfile(self._model_state_path(int(match.group(1)), int(match.group(2)))):
+                logger.info("Removing %s: its model state was never written (the run was killed)", path)
+                os.remove(path)
+
+    def _restore_best_weights(self, model_state, training_state, write: bool) -> None:
+        """
+        Makes `best.th` hold the best epoch's weights, and the recovered trainer use it. The
+        checkpoint of an epoch end records in its metric tracker whether that epoch was the
+        best so far (always true without validation): then `best.th` must be its weights, which
+        AllenNLP may not have written yet when the run was killed.
+        """
+        best_path = os.path.join(self._serialization_dir, BEST_WEIGHTS)
+        at_epoch_end = training_state["batches_in_epoch_completed"] == 0 and training_state["epochs_completed"] > 0
+        if at_epoch_end and training_state["metric_tracker"]["is_best_so_far"]:
+            if write:
+                atomic_torch_save(model_state, best_path)
+            training_state["best_model_filename"] = best_path
+        elif training_state["best_model_filename"] is not None:
+            # the path recorded at save time; the directory may have moved since
+            training_state["best_model_filename"] = best_path

@@ -1,95 +1,107 @@
 """
-Kill a DAPT run with SIGKILL (mid-epoch, and during an export write), resume it with
-`allennlp train --recover`, and compare it with an uninterrupted run of the same config and seed.
+The kill matrix: runs killed with SIGKILL at every moment where a kill used to lose work or give a
+wrong result, then resumed with `allennlp train --recover`, must end with exactly what an
+uninterrupted run of the same config and seed gives: the same `model.tar.gz` weights, export,
+`dapt_export.json` and metrics (less timings), and no leftovers. One run is killed again and
+again, at one moment after the other, each time in the process that recovered from the previous
+kill (`benchmarks/kill_matrix.py` kills at each moment separately and tabulates it).
 """
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
+import shutil
 
 import pytest
-import torch
-from safetensors.torch import load_file
-from transformers import AutoModelForMaskedLM
 
-from tests.conftest import CONFIGS, PROJECT_ROOT, allennlp, mlm_env
+from dapt_plugin.testing.kill import KILLED, leftovers, outcome, run_allennlp
+from tests.conftest import CONFIGS, DATA, PROJECT_ROOT, TASK, allennlp, classifier_env, mlm_env
 
 
-def _env(model, **overrides):
-    return mlm_env(model, NUM_STEPS="16", NUM_EPOCHS="2", CHECKPOINT_EVERY_BATCHES="2", **overrides)
+def _mlm_env(model, **overrides):
+    """A validated DAPT run whose best held-out epoch is not its last, checkpointing every step."""
+    return mlm_env(model, CORPUS_PATH=str(TASK / "train.jsonl"), HELDOUT_PATH=str(DATA / "general.txt"),
+                   NUM_STEPS="9", NUM_EPOCHS="3", CHECKPOINT_EVERY_BATCHES="1", EXPORT_EVERY_STEPS="3",
+                   LR="2e-2", **overrides)
 
 
-def _start(run, env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "allennlp", "train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)],
-        cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+def _classifier_env(model):
+    return classifier_env(model, NUM_EPOCHS="3", LR="3e-3")
 
 
-def _kill_when(process, condition, timeout=300):
-    deadline = time.time() + timeout
-    while not condition():
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.time() < deadline, "the run never reached the point to kill it at"
-        time.sleep(0.001)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _weights(export):
-    return load_file(str(export / "model.safetensors"))
+def _train(config, run, env, **kwargs):
+    return run_allennlp(["train", str(CONFIGS / config), "-s", str(run), *kwargs.pop("extra", [])],
+                        env, PROJECT_ROOT, log=run.parent / f"{run.name}.log", **kwargs)
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_model, tmp_path_factory):
-    run = tmp_path_factory.mktemp("uninterrupted") / "run"
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)], env=_env(tiny_model))
+def uninterrupted_mlm(tiny_model, tmp_path_factory):
+    run = tmp_path_factory.mktemp("mlm") / "run"
+    assert _train("dapt.jsonnet", run, _mlm_env(tiny_model)) == 0
     return run
 
 
-def _assert_same_weights(run, reference):
-    ours, theirs = _weights(run / "exported_model"), _weights(reference / "exported_model")
-    assert ours.keys() == theirs.keys()
-    for key in ours:
-        assert torch.allclose(ours[key], theirs[key], atol=1e-6), key
-    assert json.loads((run / "metrics.json").read_text())["training_loss"] == pytest.approx(
-        json.loads((reference / "metrics.json").read_text())["training_loss"], abs=1e-6)
+@pytest.fixture(scope="module")
+def uninterrupted_classifier(tiny_model, tmp_path_factory):
+    run = tmp_path_factory.mktemp("classifier") / "run"
+    assert _train("classifier.jsonnet", run, _classifier_env(tiny_model)) == 0
+    return run
 
 
-def test_sigkill_mid_epoch_then_recover_equals_an_uninterrupted_run(tiny_model, uninterrupted, tmp_path):
+def _kill_chain(config, run, env, moments):
+    """Kills the run at each of `moments` in turn, recovering after each, then lets it finish."""
+    for number, moment in enumerate(moments):
+        extra = ["--recover"] if number else []
+        assert _train(config, run, env, kill_at=moment, extra=extra) == KILLED, f"never reached {moment}"
+        if number == 0:
+            assert leftovers(run), "the first kill leaves a temporary file for the next run to remove"
+    assert _train(config, run, env, extra=["--recover"]) == 0, (run.parent / f"{run.name}.log").read_text()[-3000:]
+
+
+def test_a_validated_mlm_run_killed_at_every_moment_ends_as_an_uninterrupted_one(
+    tiny_model, uninterrupted_mlm, tmp_path
+):
+    reference = outcome(uninterrupted_mlm)
+    # the export must be the best epoch's weights, not the last epoch's
+    assert reference["metrics"]["best_epoch"] != reference["metrics"]["epoch"]
+    assert reference["dapt_export"]["metrics"]["best_epoch"] == reference["metrics"]["best_epoch"]
     run = tmp_path / "run"
-    env = _env(tiny_model, NUM_WORKERS="2")  # batches do not depend on the loader's workers
-    # killed mid-epoch 0, after its second mid-epoch checkpoint (batches 2 and 4 of 8)
-    _kill_when(_start(run, env), lambda: (run / "model_state_e0_b4.th").exists())
-    assert not (run / "exported_model").exists()
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run), "--recover"], env=env)
-    _assert_same_weights(run, uninterrupted)
+    _kill_chain("dapt.jsonnet", run, _mlm_env(tiny_model, NUM_WORKERS="2"), [
+        r"replace:model_state_e0_b1\.th",  # during a checkpoint write (mid-epoch)
+        r"link:best\.th",  # between the epoch checkpoint and best.th
+        r"replace:exported_model_step_\d+",  # during a step export
+        r"replace:metrics_epoch_1\.json",  # mid-epoch: resumes from the checkpoint after step 5
+        r"replace:exported_model",  # during the final export
+        r"replace:metrics\.json",
+        r"replace:model\.tar\.gz",
+    ])
+    assert outcome(run) == reference
+    assert leftovers(run) == []
+    assert sorted(p.name for p in run.glob("exported_model_step_*")) == ["exported_model_step_3", "exported_model_step_6", "exported_model_step_9"]
 
 
-def test_sigkill_during_an_export_leaves_no_loadable_partial_export(tiny_model, uninterrupted, tmp_path):
+def test_a_validated_classifier_killed_at_every_moment_ends_as_an_uninterrupted_one(
+    tiny_model, uninterrupted_classifier, tmp_path
+):
+    reference = outcome(uninterrupted_classifier)
+    assert reference["metrics"]["best_epoch"] != reference["metrics"]["epoch"]
     run = tmp_path / "run"
-    env = _env(tiny_model, EXPORT_EVERY_STEPS="3")
-
-    def exporting():
-        return run.exists() and any(p.name.startswith(".exported_model_step_") for p in run.iterdir())
-
-    _kill_when(_start(run, env), exporting)
-    for directory in run.iterdir():
-        if directory.name.startswith("exported_model"):  # only complete exports carry the name
-            AutoModelForMaskedLM.from_pretrained(str(directory))
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run), "--recover"], env=env)
-    _assert_same_weights(run, uninterrupted)
-    leftovers = [p.name for p in run.iterdir() if p.name.startswith(".exported_model")]
-    assert all(".tmp-" in name for name in leftovers), leftovers  # never under an export's name
+    _kill_chain("classifier.jsonnet", run, _classifier_env(tiny_model), [
+        r"replace:model_state_e1_b0\.th",  # during the first checkpoint write
+        r"link:best\.th",  # between the epoch checkpoint and best.th
+        r"replace:metrics\.json",
+        r"replace:model\.tar\.gz",
+    ])
+    assert outcome(run) == reference
+    assert leftovers(run) == []
 
 
-def test_two_identical_cpu_runs_give_identical_metrics(tiny_model, uninterrupted, tmp_path):
+def test_recovering_a_finished_run_changes_nothing(tiny_model, uninterrupted_classifier, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted_classifier, run)
+    assert _train("classifier.jsonnet", run, _classifier_env(tiny_model), extra=["--recover"]) == 0
+    assert outcome(run) == outcome(uninterrupted_classifier)
+
+
+def test_two_identical_cpu_runs_give_identical_results(tiny_model, uninterrupted_mlm, tmp_path):
     run = tmp_path / "again"
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)], env=_env(tiny_model))
-    ours = json.loads((run / "metrics.json").read_text())
-    theirs = json.loads((uninterrupted / "metrics.json").read_text())
-    drop = ("training_duration", "peak_worker_0_memory_MB", "training_worker_0_memory_MB")
-    assert {k: v for k, v in ours.items() if k not in drop} == {k: v for k, v in theirs.items() if k not in drop}
+    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)], env=_mlm_env(tiny_model))
+    assert outcome(run) == outcome(uninterrupted_mlm)
+    assert json.loads((run / "metrics.json").read_text())["training_loss"] > 0

@@ -1,0 +1,123 @@
+"""
+Writing files and directories so that a kill at any moment (SIGKILL, a preempted node, an
+out-of-memory kill) never leaves a partial file under its final name, and removing what such a
+kill leaves behind.
+
+Everything is written to a temporary name beside its target, `.<name>.tmp-<random>`, and renamed
+into place; a rename within a directory is atomic, so the target is at every moment either absent,
+its old complete content, or its new complete content. Files and directories are created with the
+default permissions filtered by the umask (as `open` and `mkdir` do), not private ones, so that
+collaborators sharing a cluster can read exports and checkpoints.
+"""
+import contextlib
+import glob
+import logging
+import os
+import re
+import secrets
+import shutil
+from typing import IO, Iterator, List
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_TMP = ".tmp-"
+_OLD = ".old-"
+
+
+def temporary_path(target: str) -> str:
+    """A new name beside `target` for writing it: `<dir>/.<name>.tmp-<random>`."""
+    directory, name = os.path.split(os.path.abspath(target))
+    return os.path.join(directory, f".{name}{_TMP}{secrets.token_hex(4)}")
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+    """
+    Opens a temporary file beside `path` for writing (`mode` "w" or "wb"); when the block ends
+    without an exception the file is flushed to disk and renamed to `path`, otherwise removed.
+    """
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": encoding})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """`torch.save(obj, path)` that never leaves a partial `path`."""
+    with atomic_file(path, "wb") as handle:
+        torch.save(obj, handle)
+
+
+def replace_directory(source: str, target: str) -> None:
+    """
+    Moves the complete directory `source` to `target`, replacing any `target` there. Each step is
+    a rename, so `target` is at every moment either absent, the old complete directory or the
+    new complete one; after a kill between the two renames, `.<target>.old-*` is the complete
+    old copy, which `remove_leftovers` puts back.
+    """
+    old = None
+    if os.path.exists(target):
+        directory, name = os.path.split(os.path.abspath(target))
+        old = os.path.join(directory, f".{name}{_OLD}{secrets.token_hex(4)}")
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str) -> Iterator[str]:
+    """
+    Yields a new empty temporary directory beside `target` to fill; when the block ends without
+    an exception it replaces `target` (see `replace_directory`), otherwise it is removed.
+    """
+    tmp = temporary_path(target)
+    os.mkdir(tmp)
+    try:
+        yield tmp
+        replace_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_leftovers(directory: str) -> List[str]:
+    """
+    Removes what writers killed in `directory` left behind: temporary files and directories
+    (`.<name>.tmp-*`), and the old copy of a replaced directory (`.<name>.old-*`), which is put
+    back under its name when the kill came before the new copy took it. Only for a directory that
+    no live process is writing to (a run's own serialization directory when the run starts).
+    Returns the names removed or restored.
+    """
+    handled = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), f".*{_TMP}*"))):
+        _remove(path)
+        handled.append(os.path.basename(path))
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), f".*{_OLD}*"))):
+        match = re.fullmatch(rf"\.(.+){re.escape(_OLD)}[0-9a-f]+", os.path.basename(path))
+        original = os.path.join(directory, match.group(1)) if match else None
+        if original is not None and not os.path.exists(original):
+            os.replace(path, original)
+        else:
+            _remove(path)
+        handled.append(os.path.basename(path))
+    if handled:
+        logger.info("Removed what an interrupted run left in %s: %s", directory, ", ".join(handled))
+    return handled
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)

@@ -1,0 +1,91 @@
+"""
+Killing `allennlp` runs at chosen moments and comparing what they leave with an uninterrupted
+run: the kill-and-recover tests and `benchmarks/kill_matrix.py`.
+
+A run is killed by itself (`kill_at/sitecustomize.py`, put on its PYTHONPATH) with SIGKILL just
+before a file or directory takes its final name, so the moment is exact and repeatable: "between
+the epoch checkpoint and best.th" is `link:best.th`, "while model.tar.gz is written" is
+`replace:model.tar.gz` (the complete temporary file is there, the archive is not), and so on.
+"""
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from safetensors.torch import load_file
+
+KILL_AT_SITE = Path(__file__).resolve().parent / "kill_at"
+
+# metrics that measure time or memory, which no two runs share
+VOLATILE_METRICS = ("training_duration", "epoch_duration")
+VOLATILE_SUFFIXES = ("_memory_MB",)
+
+
+def run_allennlp(args: Sequence[str], env: Dict[str, str], cwd: Path, kill_at: Optional[str] = None,
+                 log: Optional[Path] = None) -> int:
+    """
+    Runs `python -m allennlp ARGS` with `env` over the current environment, killing it with
+    SIGKILL at `kill_at` (`<replace|link>:<file name regex>[:<n>]`, see `kill_at/sitecustomize.py`)
+    if given. Returns the exit code (-9 when killed).
+    """
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    if kill_at is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(KILL_AT_SITE), full_env.get("PYTHONPATH")]))
+        full_env["DAPT_TEST_KILL_AT"] = kill_at
+    with open(log or os.devnull, "a") as output:
+        process = subprocess.run([sys.executable, "-m", "allennlp", *args], cwd=cwd, env=full_env,
+                                 stdout=output, stderr=subprocess.STDOUT)
+    return process.returncode
+
+
+def without_volatile(metrics: Dict) -> Dict:
+    return {k: v for k, v in metrics.items() if k not in VOLATILE_METRICS and not k.endswith(VOLATILE_SUFFIXES)}
+
+
+def _digest(tensors: Dict) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        digest.update(key.encode())
+        digest.update(tensors[key].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def outcome(run: Path) -> Dict:
+    """
+    What a finished training run leaves that a user relies on, in comparable form: the final and
+    per-epoch metrics less timings, a digest of the weights in `model.tar.gz`, and of the export
+    and its `dapt_export.json` (less timings) when there is one.
+    """
+    result: Dict = {"metrics": without_volatile(json.loads((run / "metrics.json").read_text()))}
+    for path in sorted(run.glob("metrics_epoch_*.json")):
+        result[path.name] = without_volatile(json.loads(path.read_text()))
+    with tarfile.open(run / "model.tar.gz") as archive:
+        weights = torch.load(io.BytesIO(archive.extractfile("weights.th").read()), weights_only=True)
+        result["archive_files"] = sorted(archive.getnames())
+    result["archive_weights"] = _digest(weights)
+    export = run / "exported_model"
+    if export.exists():
+        result["export_weights"] = _digest(load_file(str(export / "model.safetensors")))
+        info = json.loads((export / "dapt_export.json").read_text())
+        info["metrics"] = without_volatile(info.get("metrics") or {})
+        result["dapt_export"] = info
+    return result
+
+
+def leftovers(run: Path) -> List[str]:
+    """Files a killed writer left: temporary names, and training states without their model state."""
+    found = [p.name for p in run.iterdir() if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)]
+    for state in run.glob("training_state_e*_b*.th"):
+        if not (run / state.name.replace("training_state", "model_state")).exists():
+            found.append(state.name)
+    return sorted(found)
+
+
+KILLED = -signal.SIGKILL
