@@ -1,0 +1,58 @@
+import os
+import stat
+
+import pytest
+import torch
+
+from dapt_plugin.common.atomic import atomic_directory, atomic_file, atomic_torch_save, remove_leftovers
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "file.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(str(path)) as handle:
+            handle.write("half")
+            raise RuntimeError("killed")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["file.json"]
+    with atomic_file(str(path)) as handle:
+        handle.write("new")
+    assert path.read_text() == "new" and os.listdir(tmp_path) == ["file.json"]
+
+
+def test_files_and_directories_honour_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic_torch_save({"w": torch.zeros(2)}, str(tmp_path / "weights.th"))
+        with atomic_directory(str(tmp_path / "export")) as directory:
+            open(os.path.join(directory, "config.json"), "w").close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "weights.th").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "export").st_mode) == 0o755
+    assert torch.equal(torch.load(tmp_path / "weights.th", weights_only=True)["w"], torch.zeros(2))
+
+
+def test_a_replaced_directory_is_whole_and_a_failed_one_leaves_the_old(tmp_path):
+    target = tmp_path / "export"
+    with atomic_directory(str(target)) as directory:
+        open(os.path.join(directory, "a"), "w").close()
+    with pytest.raises(RuntimeError):
+        with atomic_directory(str(target)) as directory:
+            open(os.path.join(directory, "b"), "w").close()
+            raise RuntimeError("killed")
+    assert os.listdir(target) == ["a"] and os.listdir(tmp_path) == ["export"]
+
+
+def test_leftovers_are_removed_and_an_old_copy_without_its_new_one_is_put_back(tmp_path):
+    (tmp_path / ".model_state_e1_b0.th.tmp-1a2b3c4d").write_bytes(b"partial")
+    (tmp_path / ".exported_model.tmp-0f0f0f0f").mkdir()
+    (tmp_path / ".exported_model_step_4.old-12345678").mkdir()  # killed between the two renames
+    (tmp_path / ".exported_model_step_4.old-12345678" / "config.json").write_text("{}")
+    (tmp_path / "exported_model_step_8").mkdir()
+    (tmp_path / ".exported_model_step_8.old-87654321").mkdir()  # the new copy is in place
+    (tmp_path / "keep.json").write_text("{}")
+    removed = remove_leftovers(str(tmp_path))
+    assert len(removed) == 4
+    assert sorted(os.listdir(tmp_path)) == ["exported_model_step_4", "exported_model_step_8", "keep.json"]
+    assert os.listdir(tmp_path / "exported_model_step_4") == ["config.json"]
