@@ -1,9 +1,11 @@
+import contextlib
 import logging
 import zlib
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import torch
 import torch.distributed as dist
+import transformers
 from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 from allennlp.data import Vocabulary
@@ -11,13 +13,21 @@ from allennlp.models.model import Model
 from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from dapt_plugin.common.pretrained import check_model_name
+from dapt_plugin.nn.masked_lm_heads import masked_lm_head, missing_head_weights
 from dapt_plugin.nn.masking import mask_tokens, word_start_table
 from dapt_plugin.training.metrics.masked_lm_metrics import MaskedLmMetrics
 
 logger = logging.getLogger(__name__)
 
-# Attribute names of the masked-LM head in Hugging Face models (RoBERTa family; BERT family).
-_HEAD_ATTRIBUTES = ("lm_head", "cls")
+
+@contextlib.contextmanager
+def _quiet(log: logging.Logger) -> Iterator[None]:
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 @Model.register("dapt_masked_lm")
@@ -94,9 +104,19 @@ class DaptMaskedLm(Model):
             )
         check_model_name(model_name)
         self.model_name = model_name
-        self.mlm: PreTrainedModel = AutoModelForMaskedLM.from_pretrained(
-            model_name, trust_remote_code=trust_remote_code
-        )
+        self.mlm: PreTrainedModel
+        # transformers' own report of the weights it initialised is replaced by the line below
+        with _quiet(transformers.modeling_utils.logger):
+            self.mlm, loading_info = AutoModelForMaskedLM.from_pretrained(
+                model_name, trust_remote_code=trust_remote_code, output_loading_info=True
+            )
+        # head weights the checkpoint lacks, which transformers initialised at random
+        self.missing_head_weights = missing_head_weights(self.mlm, loading_info["missing_keys"])
+        if self.missing_head_weights:
+            logger.warning(
+                "%s has no trained masked-LM head (%d of its tensors are missing from the checkpoint, "
+                "e.g. %s): the head starts at random and is trained alone first (HEAD_WARMUP_STEPS)",
+                model_name, len(self.missing_head_weights), self.missing_head_weights[0])
         self.tokenizer: PreTrainedTokenizerBase = cached_transformers.get_tokenizer(
             model_name, trust_remote_code=trust_remote_code
         )
@@ -125,9 +145,8 @@ class DaptMaskedLm(Model):
             self._word_starts = None
         # Batches trained on; part of the checkpoint so that a recovered run continues the masks.
         self.register_buffer("_batches_seen", torch.zeros((), dtype=torch.long))
-        # looked up by name at each call: keeping the module here too would register it twice
-        self._head_attribute = next((a for a in _HEAD_ATTRIBUTES if hasattr(self.mlm, a)), None)
-        if self._head_attribute is None:
+        self._head = masked_lm_head(self.mlm)
+        if self._head is None:
             logger.warning("%s: unknown masked-LM head; computing logits at every position",
                            type(self.mlm).__name__)
         self._generators: Dict[torch.device, torch.Generator] = {}
@@ -176,9 +195,9 @@ class DaptMaskedLm(Model):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
             selected = labels != -100
             targets = labels[selected]
-            if self._head_attribute is not None:
+            if self._head is not None:
                 hidden = self.mlm.base_model(input_ids=masked_ids, attention_mask=attention_mask).last_hidden_state
-                logits = getattr(self.mlm, self._head_attribute)(hidden[selected])
+                logits = self._head(self.mlm, hidden[selected])
             else:
                 logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits[selected]
         logits = logits.float()
