@@ -18,7 +18,9 @@ setup(
     #     pip install --no-deps allennlp==2.10.1
     # and these requirements give it (and the plugin) what it imports at run time.
     install_requires=[
-        "torch>=2.0",
+        # 2.6 made `torch.load` read only tensors and plain containers by default
+        # (`weights_only=True`), so loading an archive or checkpoint cannot run code from it
+        "torch>=2.6",
         "torchvision",
         "transformers>=4.33,<4.50",  # 4.50 removed transformers.AdamW, which allennlp imports
         "tokenizers>=0.13",

@@ -23,6 +23,8 @@ from dapt_plugin.training.learning_rate_schedulers.linear_with_warmup_ratio impo
 )
 from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader  # noqa: E402,F401
 from dapt_plugin.data.data_loaders.masked_lm_batches import MaskedLmBatches  # noqa: E402,F401
+from dapt_plugin.data.data_loaders.eager_multiprocess import EagerMultiProcessDataLoader  # noqa: E402,F401
+from dapt_plugin.data.samplers.seeded_shuffle import SeededShuffleBatchSampler  # noqa: E402,F401
 from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm  # noqa: E402,F401
 from dapt_plugin.training.callbacks.export_pretrained import ExportPretrained  # noqa: E402,F401
 from dapt_plugin.commands.archive_untrained import ArchiveUntrained  # noqa: E402,F401
@@ -30,5 +32,7 @@ from dapt_plugin.commands.vocab_overlap import VocabOverlap  # noqa: E402,F401
 from dapt_plugin.commands.select_tapt_data import SelectTaptData  # noqa: E402,F401
 from dapt_plugin.training.checkpointers.atomic_checkpointer import AtomicCheckpointer  # noqa: E402,F401
 from dapt_plugin.training.callbacks.rng_checkpoint import RngCheckpoint  # noqa: E402,F401
+from dapt_plugin.training.callbacks.metrics_checkpoint import MetricsCheckpoint  # noqa: E402,F401
+from dapt_plugin.training.callbacks.head_warmup import HeadWarmup  # noqa: E402,F401
 from dapt_plugin.training.optimizers.apex_fused_adam import ApexFusedAdam  # noqa: E402,F401
 from dapt_plugin.commands.adapt import Adapt  # noqa: E402,F401

@@ -9,6 +9,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -16,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import transformers
 from allennlp.common import cached_transformers
+from allennlp.common.checks import ConfigurationError
 
 
 def _patch_get_tokenizer() -> None:
@@ -204,9 +206,35 @@ def _report_user_errors(fallback, exctype, value, traceback) -> None:
     sys.stderr.write(f"Error: {value}{where}\n")
 
 
+def _patch_jsonnet_errors() -> None:
+    """
+    The jsonnet library reports an error in a config (an unset required variable, a value the
+    config refuses, a syntax error) as `RuntimeError("RUNTIME ERROR: <message>\\n<jsonnet stack>")`,
+    which `allennlp train` showed as a Python traceback. It is raised as a `ConfigurationError`
+    naming the config and the message (the jsonnet stack stays in the exception's cause).
+    """
+    from allennlp.common import params
+
+    if getattr(params.evaluate_file, "_dapt_plugin_patched", False):
+        return
+    original = params.evaluate_file
+
+    @functools.wraps(original)
+    def evaluate_file(filename: str, **kwargs) -> str:
+        try:
+            return original(filename, **kwargs)
+        except RuntimeError as error:
+            message = re.sub(r"^(RUNTIME|STATIC) ERROR: ", "", str(error).split("\n")[0])
+            raise ConfigurationError(f"{filename}: {message}") from error
+
+    evaluate_file._dapt_plugin_patched = True  # type: ignore[attr-defined]
+    params.evaluate_file = evaluate_file
+
+
 def apply_patches() -> None:
     _patch_get_tokenizer()
     _patch_adamw_kernels()
     _patch_atomic_outputs()
     _patch_reusable_serialization_dir()
     _patch_user_error_output()
+    _patch_jsonnet_errors()

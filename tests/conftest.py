@@ -65,7 +65,6 @@ def classifier_env(model: Path, **overrides: str) -> Dict[str, str]:
         "MODEL_NAME": str(model),
         "TRAIN_PATH": str(TASK / "train.jsonl"),
         "DEV_PATH": str(TASK / "dev.jsonl"),
-        "HIDDEN_SIZE": "32",
         "NUM_EPOCHS": "2",
         "MAX_LENGTH": "64",
         "BATCH_SIZE": "8",
@@ -93,3 +92,31 @@ def mlm_env(model: Path, **overrides: str) -> Dict[str, str]:
         "LR": "1e-3",
         **overrides,
     }
+
+
+# `settings` of the test experiments of `allennlp adapt`: a few steps per phase with a tiny model
+ADAPT_SETTINGS = {
+    "all": {"MAX_LENGTH": 64, "BATCH_SIZE": 8, "LR": 0.001},
+    "dapt": {"NUM_STEPS": 4, "NUM_EPOCHS": 2, "EFFECTIVE_BATCH": 16},
+    "tapt": {"NUM_EPOCHS": 3, "EFFECTIVE_BATCH": 16},
+    "classifier": {"NUM_EPOCHS": 1},
+}
+
+
+# the phases of `write_experiment`'s experiment, in the order `allennlp adapt` runs them
+EXPERIMENT_PHASES = [
+    "dapt", "select_knn", "select_random", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt",
+    *(f"classifier/{v}/seed_0" for v in ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")),
+]
+
+
+def write_experiment(path: Path, model: Path, **overrides) -> Path:
+    """An experiment file of `allennlp adapt` on the fixture data with a tiny model, at `path`."""
+    experiment = {
+        "base_model": str(model), "domain_corpus": str(DATA / "domain.txt"),
+        "task": {split: str(TASK / f"{split}.jsonl") for split in ("train", "dev", "test")},
+        "variants": ["baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt"],
+        "seeds": [0], "metric": "macro_f1", "knn_k": 3, "settings": ADAPT_SETTINGS, **overrides,
+    }
+    path.write_text(json.dumps(experiment))
+    return path

@@ -5,7 +5,7 @@ import sys
 import pytest
 import transformers
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import CONFIGS, PROJECT_ROOT, TASK, allennlp, mlm_env
 
 # Run in a fresh interpreter that imports nothing but `dapt_plugin`, so that nothing the tests
 # themselves import can make these pass.
@@ -79,3 +79,75 @@ def test_adamw_takes_torchs_fused_and_foreach_kernels(kernel):
     model(torch.randn(3, 4)).sum().backward()
     optimizer.step()
     assert not torch.equal(before, model.weight)
+
+
+def test_a_user_error_is_one_line_and_the_directory_is_reusable_once_fixed(tiny_model, tmp_path, monkeypatch):
+    from allennlp.commands.train import train_model_from_file
+
+    run = tmp_path / "run"
+    env = mlm_env(tiny_model, TAPT_PATH=str(tmp_path / "missing.jsonl"), NUM_EPOCHS="1")
+    process = allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)], env=env, check=False)
+    assert process.returncode == 1
+    assert process.stderr.splitlines()[-1] == (
+        f"Error: {tmp_path / 'missing.jsonl'}: no such file; check the path (relative paths are resolved "
+        f"from the directory `allennlp` runs in) (traceback in {run / 'out.log'})"
+    )
+    assert "Traceback" not in process.stderr
+    assert "Traceback (most recent call last)" in (run / "out.log").read_text()
+    # the run stopped before training: after fixing the input, the same command runs in the same directory
+    for name, value in {**env, "TAPT_PATH": str(TASK / "train.jsonl")}.items():
+        monkeypatch.setenv(name, value)
+    train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(run))
+    assert (run / "model.tar.gz").exists()
+
+
+def test_a_directory_with_training_results_is_still_refused(tiny_model, tmp_path, monkeypatch):
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.commands.train import train_model_from_file
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "model_state_e1_b0.th").write_bytes(b"")
+    for name, value in mlm_env(tiny_model).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match="already exists and is not empty"):
+        train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(run))
+    assert (run / "model_state_e1_b0.th").exists()
+
+
+def test_a_jsonnet_error_is_a_configuration_error_naming_the_config(tiny_model, monkeypatch):
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.common.params import Params
+
+    for name, value in mlm_env(tiny_model).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TAPT_PATH")
+    with pytest.raises(ConfigurationError) as error:
+        Params.from_file(str(CONFIGS / "tapt.jsonnet"))
+    assert error.value.message == (f"{CONFIGS / 'tapt.jsonnet'}: environment variable TAPT_PATH is not set: "
+                                   "the task's unlabelled text, e.g. its train.jsonl")
+
+
+def test_metrics_and_archives_are_written_atomically(tmp_path, monkeypatch):
+    import os
+
+    from allennlp.common import util as common_util
+    from allennlp.models import archival
+
+    target = tmp_path / "metrics.json"
+    target.write_text('{"old": 1}')
+
+    def failing_replace(*args):
+        raise OSError("killed here")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        common_util.dump_metrics(str(target), {"new": 2})
+    assert json.loads(target.read_text()) == {"old": 1} and os.listdir(tmp_path) == ["metrics.json"]
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "best.th").write_bytes(b"weights")
+    with pytest.raises(OSError):
+        archival.archive_model(str(tmp_path))
+    assert not (tmp_path / "model.tar.gz").exists()
+    assert sorted(os.listdir(tmp_path)) == ["best.th", "config.json", "metrics.json"]

@@ -16,7 +16,9 @@
 //   TRUST_REMOTE_CODE (false), FUSED_ADAMW (true) / APEX_FUSED_ADAM (false),
 //   BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICE / CUDA_DEVICES, NUM_NODES /
 //   MASTER_ADDRESS / MASTER_PORT (several machines, see lib/optim.libsonnet),
-//   CHECKPOINT_EVERY_BATCHES / CHECKPOINT_EVERY_SECONDS, EXPORT_EVERY_STEPS
+//   CHECKPOINT_EVERY_BATCHES / CHECKPOINT_EVERY_SECONDS, EXPORT_EVERY_STEPS,
+//   HEAD_WARMUP_STEPS (when MODEL_NAME's checkpoint has no trained masked-LM head, steps that train
+//   the head alone first; default: three passes over the data, at most 1,000; 0 to skip)
 local env = import 'lib/env.libsonnet';
 local mlm = import 'lib/mlm.libsonnet';
 

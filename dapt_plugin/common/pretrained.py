@@ -1,8 +1,12 @@
 """
 Checks on a `MODEL_NAME` before transformers sees it. transformers treats a name it cannot find
 on disk as a model-hub id and, offline, fails with a message about the hub; a path that does not
-exist, or an export that lacks its weights or tokenizer, deserves an error that says so.
+exist, or an export that lacks its weights or tokenizer, deserves an error that says so. And a
+model directory with its own Python code (`auto_map`) is loaded only when the caller passes
+`trust_remote_code=True` (`TRUST_REMOTE_CODE=true` in the configs): transformers would otherwise
+ask on a terminal whether to run the code.
 """
+import json
 import os
 from typing import Iterable
 
@@ -48,18 +52,42 @@ def check_model_name(name: str, parts: Iterable[str] = ("model", "tokenizer")) -
         )
 
 
+def check_remote_code(name: str, trust_remote_code: bool) -> None:
+    """
+    Raises `ConfigurationError` when `name` is a model directory that brings its own code
+    (`auto_map` in its `config.json` or `tokenizer_config.json`) and `trust_remote_code` is off.
+    """
+    if trust_remote_code or not looks_like_path(name):
+        return
+    for file_name in ("config.json", "tokenizer_config.json"):
+        path = os.path.join(os.path.expanduser(name), file_name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                if "auto_map" in json.load(handle):
+                    raise ConfigurationError(
+                        f"MODEL_NAME {name!r} brings its own Python code (`auto_map` in {file_name}), "
+                        "which loading it would run; set TRUST_REMOTE_CODE=true (`trust_remote_code` "
+                        "in the config) only if you trust where the directory comes from"
+                    )
+
+
 def install() -> None:
-    """Makes allennlp's transformer and tokenizer loading check the name first."""
+    """
+    Makes allennlp's transformer and tokenizer loading (readers, tokenizers, embedders, archives)
+    check the name first, and refuse custom model code unless `trust_remote_code=True` is passed.
+    """
     get_model, get_tokenizer = cached_transformers.get, cached_transformers.get_tokenizer
     if getattr(get_model, "_dapt_plugin_checked", False):
         return
 
     def get(model_name: str, *args, **kwargs):
         check_model_name(model_name, ("model",))
+        check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
         return get_model(model_name, *args, **kwargs)
 
     def get_checked_tokenizer(model_name: str, **kwargs):
         check_model_name(model_name, ("tokenizer",))
+        check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
         return get_tokenizer(model_name, **kwargs)
 
     get._dapt_plugin_checked = True  # type: ignore[attr-defined]

@@ -29,26 +29,42 @@ class DataError(ValueError):
 def expand_paths(spec: PathSpec) -> List[str]:
     """
     Turns one path, a glob pattern, a comma-separated list, or a list of any of these into the
-    sorted list of files it names. A pattern or path that matches nothing is an error.
+    sorted list of files it names. A string that is itself an existing file, or a pattern that
+    matches files, is taken whole even if its name contains commas. A pattern or path that
+    matches nothing, or a directory, is an error.
     """
+    split_note = ""
     if isinstance(spec, (str, os.PathLike)):
-        items = [part for part in os.fspath(spec).split(",") if part.strip()]
+        whole = os.fspath(spec)
+        if os.path.isfile(whole) or (glob.has_magic(whole) and glob.glob(whole)):
+            items = [whole]
+        else:
+            items = [part.strip() for part in whole.split(",") if part.strip()]
+            if len(items) > 1:
+                split_note = (f"; {whole!r} was split at its commas into {items}: match a file whose "
+                              "name has a comma with `?` in its place")
     else:
-        items = [os.fspath(item) for item in spec]
+        items = [os.fspath(item).strip() for item in spec]
     paths: List[str] = []
     for item in items:
-        item = item.strip()
         if glob.has_magic(item):
             matches = sorted(glob.glob(item))
             if not matches:
-                raise DataError(item, 0, "the pattern matches no file; check the path")
-            paths.extend(matches)
+                raise DataError(item, 0, f"the pattern matches no file; check the path{split_note}")
+        elif not os.path.exists(item):
+            raise DataError(item, 0, "no such file; check the path (relative paths are resolved "
+                            f"from the directory `allennlp` runs in){split_note}")
         else:
-            if not os.path.isfile(item):
-                raise DataError(item, 0, "no such file; check the path (relative paths are "
-                                "resolved from the directory `allennlp` runs in)")
-            paths.append(item)
+            matches = [item]
+        for path in matches:
+            if os.path.isdir(path):
+                raise _directory_error(path)
+        paths.extend(matches)
     return paths
+
+
+def _directory_error(path: str) -> DataError:
+    return DataError(path, 0, f"is a directory; give the files in it, e.g. {os.path.join(path, '*.txt')}")
 
 
 def open_binary(path: str) -> IO[bytes]:
@@ -57,6 +73,8 @@ def open_binary(path: str) -> IO[bytes]:
         if path.endswith(".gz"):
             return gzip.open(path, "rb")
         return open(path, "rb")
+    except IsADirectoryError:
+        raise _directory_error(path) from None
     except OSError as error:
         raise DataError(path, 0, f"cannot be read ({error.strerror}); check that it exists and "
                         "its permissions") from error

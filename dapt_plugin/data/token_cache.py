@@ -11,7 +11,10 @@ A cache entry is keyed by the SHA-256 of the file's bytes, the tokenizer (its fu
 definition) and how text is taken from the file, so editing the corpus or changing the tokenizer
 builds a new entry. Entries are written to a temporary directory and renamed into place, under
 a file lock, so concurrent workers build an entry once and a killed build leaves nothing that
-could be mistaken for a complete entry.
+could be mistaken for a complete entry; the temporary directory a killed build leaves is removed
+by the next load from the cache (never one whose build is still running: its builder holds the
+lock). An entry is checked against its `meta.json` when opened; a damaged one is rebuilt, with a
+warning.
 """
 import hashlib
 import itertools
@@ -25,7 +28,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from allennlp.common.tqdm import Tqdm
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from transformers import PreTrainedTokenizerFast
 
 from dapt_plugin.data.documents import is_json_lines, iter_file_documents
@@ -54,25 +57,52 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
     return hashlib.sha256(f"{type(tokenizer).__name__}\n{definition}".encode("utf-8")).hexdigest()
 
 
+class DamagedEntry(Exception):
+    """A cache entry whose files do not agree with its `meta.json`; the message says how."""
+
+
 class TokenizedFile:
     """
     A memory-mapped cache entry: `num_documents` documents whose ids (with special tokens) are
-    `ids[offsets[i]:offsets[i + 1]]`.
+    `ids[offsets[i]:offsets[i + 1]]`. Raises `DamagedEntry` when the files do not agree with
+    `meta.json`: file sizes, the number of offsets, their first and last values and their order.
     """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        with open(os.path.join(directory, "meta.json")) as handle:
-            self.meta = json.load(handle)
+        try:
+            with open(os.path.join(directory, "meta.json")) as handle:
+                self.meta = json.load(handle)
+            num_documents, num_tokens = int(self.meta["num_documents"]), int(self.meta["num_tokens"])
+            dtype = np.dtype(self.meta["dtype"])
+            offsets_bytes = os.path.getsize(os.path.join(directory, "offsets.bin"))
+            ids_bytes = os.path.getsize(os.path.join(directory, "ids.bin"))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DamagedEntry(f"{directory}: meta.json, offsets.bin or ids.bin is missing or unreadable "
+                               f"({error})") from None
+        if offsets_bytes != (num_documents + 1) * 8:
+            raise DamagedEntry(f"{directory}: offsets.bin has {offsets_bytes} bytes ({offsets_bytes // 8} "
+                               f"offsets); meta.json says {num_documents} documents, so {num_documents + 1} "
+                               "offsets")
+        if ids_bytes != num_tokens * dtype.itemsize:
+            raise DamagedEntry(f"{directory}: ids.bin has {ids_bytes} bytes; meta.json says {num_tokens} "
+                               f"{dtype.name} tokens, so {num_tokens * dtype.itemsize}")
         # Plain ndarray views of the memory maps (which they keep open): slicing an `np.memmap`
         # costs several microseconds of Python per slice, half the time of building a batch.
         self.offsets = np.memmap(os.path.join(directory, "offsets.bin"), dtype=np.int64, mode="r").view(np.ndarray)
-        num_tokens = int(self.offsets[-1])
+        if self.offsets[0] != 0 or self.offsets[-1] != num_tokens:
+            raise DamagedEntry(f"{directory}: offsets.bin runs from {self.offsets[0]} to {self.offsets[-1]}; "
+                               f"meta.json says from 0 to {num_tokens} tokens")
+        for start in range(0, num_documents, 1 << 24):  # in blocks: the offsets may not fit in memory twice
+            block = self.offsets[start : start + (1 << 24) + 1]
+            if (block[1:] < block[:-1]).any():
+                raise DamagedEntry(f"{directory}: offsets.bin decreases after entry "
+                                   f"{start + int(np.argmax(block[1:] < block[:-1]))}")
         self.ids = (
-            np.memmap(os.path.join(directory, "ids.bin"), dtype=self.meta["dtype"], mode="r",
+            np.memmap(os.path.join(directory, "ids.bin"), dtype=dtype, mode="r",
                       shape=(num_tokens,)).view(np.ndarray)
             if num_tokens
-            else np.zeros(0, dtype=self.meta["dtype"])
+            else np.zeros(0, dtype=dtype)
         )
 
     @property
@@ -134,16 +164,47 @@ class TokenCache:
         return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
 
     def load(self, path: str) -> TokenizedFile:
-        """The entry of `path`, built first if there is none."""
+        """The entry of `path`, built first if there is none or it is damaged."""
         directory = os.path.join(self.cache_directory, self.key(path))
-        if not os.path.isdir(directory):
-            os.makedirs(self.cache_directory, exist_ok=True)
-            with FileLock(directory + ".lock"):
-                if not os.path.isdir(directory):
-                    self._build(path, directory)
-        else:
-            logger.info("Tokenization cache hit for %s: %s", path, directory)
+        self._remove_leftovers()
+        if os.path.isdir(directory):
+            try:
+                entry = TokenizedFile(directory)
+            except DamagedEntry as error:
+                logger.warning("Damaged tokenization cache entry %s; rebuilding it", error)
+            else:
+                logger.info("Tokenization cache hit for %s: %s", path, directory)
+                return entry
+        os.makedirs(self.cache_directory, exist_ok=True)
+        with FileLock(directory + ".lock"):
+            if os.path.isdir(directory):
+                try:
+                    return TokenizedFile(directory)  # built by another process while this one waited
+                except DamagedEntry:
+                    shutil.rmtree(directory)
+            self._build(path, directory)
         return TokenizedFile(directory)
+
+    def _remove_leftovers(self) -> None:
+        """
+        Removes the temporary directories of builds that were killed. A build holds the lock of
+        its entry until its temporary directory is renamed into place, so a temporary directory
+        whose lock can be taken belongs to a dead process; one whose lock is held is left alone.
+        """
+        if not os.path.isdir(self.cache_directory):
+            return
+        for name in sorted(os.listdir(self.cache_directory)):
+            key, separator, _ = name.partition(".tmp-")
+            if not separator:
+                continue
+            leftover = os.path.join(self.cache_directory, name)
+            try:
+                with FileLock(os.path.join(self.cache_directory, key + ".lock"), timeout=0):
+                    if os.path.isdir(leftover):  # not renamed into place since it was listed
+                        shutil.rmtree(leftover, ignore_errors=True)
+                        logger.info("Removed %s, left by a killed tokenization", leftover)
+            except Timeout:
+                pass  # its build is running
 
     def _build(self, path: str, directory: str) -> None:
         logger.info("Tokenizing %s into the cache at %s", path, directory)

@@ -12,7 +12,7 @@ from allennlp.data import Vocabulary
 from allennlp.models.model import Model
 from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from dapt_plugin.common.pretrained import check_model_name
+from dapt_plugin.common.pretrained import check_model_name, check_remote_code
 from dapt_plugin.nn.masked_lm_heads import masked_lm_head, missing_head_weights
 from dapt_plugin.nn.masking import mask_tokens, word_start_table
 from dapt_plugin.training.metrics.masked_lm_metrics import MaskedLmMetrics
@@ -103,6 +103,7 @@ class DaptMaskedLm(Model):
                 f"and sum to at most 1; got {mask_replace_probability} and {random_replace_probability}"
             )
         check_model_name(model_name)
+        check_remote_code(model_name, trust_remote_code)
         self.model_name = model_name
         self.mlm: PreTrainedModel
         # transformers' own report of the weights it initialised is replaced by the line below

@@ -1,12 +1,16 @@
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 from allennlp.common.checks import ConfigurationError
+from allennlp.data.token_indexers import PretrainedTransformerIndexer
 from allennlp.data.tokenizers import PretrainedTransformerTokenizer
+from allennlp.models.archival import load_archive
 from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 
-from tests.conftest import CONFIGS, allennlp, classifier_env
+from dapt_plugin.commands.archive_untrained import archive_untrained
+from tests.conftest import CONFIGS, allennlp, classifier_env, mlm_env
 
 FIX = ("give a directory written by `save_pretrained` (such as the `exported_model` directory of an MLM "
        "run, see README) or a model-hub name such as roberta-base")
@@ -25,7 +29,7 @@ def test_training_with_a_model_path_that_does_not_exist_names_it(tiny_model, tmp
         env=classifier_env(tiny_model, MODEL_NAME="/nonexistent/dir"), check=False,
     )
     assert process.returncode != 0
-    assert f"ConfigurationError: MODEL_NAME '/nonexistent/dir': no such directory; {FIX}" in process.stderr
+    assert f"MODEL_NAME '/nonexistent/dir': no such directory; {FIX}" in process.stderr
 
 
 def test_model_directory_without_weights_is_named_partial(tiny_model, tmp_path):
@@ -43,3 +47,62 @@ def test_model_directory_without_tokenizer_is_named_partial(tiny_model, tmp_path
     model = partial_copy(tiny_model, tmp_path / "no_tokenizer", ["config.json", "model.safetensors"])
     with pytest.raises(ConfigurationError, match=r"missing tokenizer files \(tokenizer.json or vocab.json/merges.txt\)"):
         PretrainedTransformerTokenizer(str(model))
+
+
+# Model directories with their own code
+
+REFUSED = ("MODEL_NAME '{model}' brings its own Python code (`auto_map` in config.json), which loading it "
+           "would run; set TRUST_REMOTE_CODE=true (`trust_remote_code` in the config) only if you trust "
+           "where the directory comes from")
+
+
+def add_custom_code(model: Path, marker: Path) -> None:
+    """Gives `model` a configuration class of its own whose module, when run, creates `marker`."""
+    (model / "configuration_custom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import RobertaConfig\n"
+        "class CustomConfig(RobertaConfig):\n    model_type = 'dapt_custom'\n"
+    )
+    config = json.loads((model / "config.json").read_text())
+    config.update(model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"})
+    (model / "config.json").write_text(json.dumps(config))
+
+
+@pytest.fixture
+def custom(tiny_model, tmp_path) -> Path:
+    model = tmp_path / "custom"
+    shutil.copytree(tiny_model, model)
+    add_custom_code(model, tmp_path / "code_ran")
+    return model
+
+
+@pytest.mark.parametrize("build", [
+    lambda name: PretrainedTransformerTokenizer(name),
+    lambda name: PretrainedTransformerIndexer(name),
+    lambda name: PretrainedTransformerEmbedder(name),
+    lambda name: PretrainedTransformerEmbedder(name, transformer_kwargs={"trust_remote_code": False}),
+], ids=["tokenizer", "indexer", "embedder", "embedder_untrusted"])
+def test_custom_model_code_is_refused_unless_trusted(custom, tmp_path, build):
+    with pytest.raises(ConfigurationError) as error:
+        build(str(custom))
+    assert str(error.value) == REFUSED.format(model=custom)
+    assert not (tmp_path / "code_ran").exists()
+
+
+def test_a_trusted_custom_model_directory_loads(custom):
+    tokenizer = PretrainedTransformerTokenizer(str(custom), tokenizer_kwargs={"trust_remote_code": True})
+    assert tokenizer.tokenize("the receptor")[0].text == "<s>"
+
+
+def test_an_archive_whose_model_brings_code_is_refused(tiny_model, tmp_path, monkeypatch):
+    """`allennlp evaluate` and `predict` load archives through the same functions."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    for name, value in mlm_env(model).items():
+        monkeypatch.setenv(name, value)
+    archive = archive_untrained(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "run"))
+    add_custom_code(model, tmp_path / "code_ran")
+    with pytest.raises(ConfigurationError) as error:
+        load_archive(archive)
+    assert str(error.value) == REFUSED.format(model=model)
+    assert not (tmp_path / "code_ran").exists()

@@ -1,8 +1,11 @@
 import gzip
 import json
+import logging
+import os
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from dapt_plugin.data.token_cache import TokenCache
@@ -101,3 +104,71 @@ def test_epochs_of_training_batches_and_a_new_run_do_no_tokenization(tiny_model,
     assert len(list(first)) == len(batches)  # second epoch
     assert len(list(loader())) == len(batches)  # a new reader and loader, as in a new run
     assert tokenizer_calls == []
+
+
+# Damaged entries and leftovers
+
+def _truncate(path, size):
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+
+
+def _overwrite(path, position, values):
+    with open(path, "r+b") as handle:
+        handle.seek(position * 8)
+        handle.write(np.asarray(values, dtype=np.int64).tobytes())
+
+
+def test_an_entry_cut_short_is_rebuilt_with_a_warning(tiny_model, tmp_path, caplog):
+    from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"document number {i} of the corpus .\n" for i in range(3000)))
+    cache = str(tmp_path / "cache")
+    entry = MaskedLmCorpusReader(str(tiny_model), max_length=32, cache_directory=cache).corpus(str(corpus)).files[0]
+    _truncate(os.path.join(entry.directory, "offsets.bin"), 1001 * 8)
+    with caplog.at_level(logging.WARNING):
+        again = MaskedLmCorpusReader(str(tiny_model), max_length=32, cache_directory=cache).corpus(str(corpus))
+    assert len(again) == 3000
+    assert [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING] == [
+        f"Damaged tokenization cache entry {entry.directory}: offsets.bin has 8008 bytes (1001 offsets); "
+        "meta.json says 3000 documents, so 3001 offsets; rebuilding it"
+    ]
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda d: _truncate(os.path.join(d, "ids.bin"), 10), "ids.bin has 10 bytes; meta.json says {tokens} uint16 tokens, so {bytes}"),
+    (lambda d: _overwrite(os.path.join(d, "offsets.bin"), 0, [3]), "offsets.bin runs from 3 to {tokens}; meta.json says from 0 to {tokens} tokens"),
+    (lambda d: _overwrite(os.path.join(d, "offsets.bin"), 5, [0]), "offsets.bin decreases after entry 4"),
+    (lambda d: os.remove(os.path.join(d, "meta.json")), "meta.json, offsets.bin or ids.bin is missing or unreadable"),
+], ids=["ids_cut", "offsets_start", "offsets_order", "no_meta"])
+def test_a_damaged_entry_is_named_and_rebuilt(tiny_model, tmp_path, caplog, damage, reason):
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    cache = TokenCache(tokenizer, str(tmp_path / "cache"))
+    entry = cache.load(str(DATA / "domain_heldout.txt"))
+    ids, offsets = entry.ids.copy(), entry.offsets.copy()
+    damage(entry.directory)
+    with caplog.at_level(logging.WARNING):
+        rebuilt = cache.load(str(DATA / "domain_heldout.txt"))
+    assert np.array_equal(rebuilt.ids, ids) and np.array_equal(rebuilt.offsets, offsets)
+    warning = next(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
+    assert warning.startswith(f"Damaged tokenization cache entry {entry.directory}: "
+                              + reason.format(tokens=len(ids), bytes=2 * len(ids)))
+
+
+def test_leftovers_of_killed_builds_are_removed_but_not_those_of_live_ones(tiny_model, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    directory = tmp_path / "cache"
+    cache = TokenCache(tokenizer, str(directory))
+    corpus = str(DATA / "domain_heldout.txt")
+    directory.mkdir()
+    killed = [directory / f"{cache.key(corpus)}.tmp-killed", directory / f"{'0' * 32}.tmp-killed"]
+    live = directory / f"{'1' * 32}.tmp-live"
+    for leftover in killed + [live]:
+        leftover.mkdir()
+        (leftover / "ids.bin").write_bytes(b"partial")
+    with FileLock(str(directory / f"{'1' * 32}.lock")):  # the build of another process, still running
+        cache.load(corpus)
+        assert [path.exists() for path in killed + [live]] == [False, False, True]
+    cache.load(corpus)  # a later run, after that build ended without renaming its directory
+    assert not live.exists()

@@ -1,12 +1,17 @@
 """`training_config/classifier.jsonnet`: the paper's fine-tuning recipe, set from the environment."""
 import json
 import random
+import re
 
 import pytest
+from allennlp.commands.train import TrainModel
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.util import prepare_environment
 from allennlp.data import DatasetReader
 from allennlp.models.archival import load_archive
+
+from dapt_plugin.data.text_files import DataError
 
 from tests.conftest import CONFIGS, TASK, allennlp, classifier_env
 
@@ -35,7 +40,7 @@ def test_trains_with_two_cpu_workers(tiny_model, tmp_path):
 def test_missing_required_variable_is_named(environment, monkeypatch):
     environment()
     monkeypatch.delenv("TRAIN_PATH")
-    with pytest.raises(RuntimeError, match="environment variable TRAIN_PATH is not set: the labelled training data"):
+    with pytest.raises(ConfigurationError, match="environment variable TRAIN_PATH is not set: the labelled training data"):
         Params.from_file(CONFIG)
 
 
@@ -54,12 +59,6 @@ def test_training_sample_depends_only_on_seed(environment):
     assert training_sample("1", process_state=0) != training_sample("2", process_state=0)
 
 
-def test_sample_of_zero_is_a_configuration_error(environment):
-    environment(SAMPLE="0")
-    with pytest.raises(ConfigurationError, match="`sample` must be a positive number of lines, or null to read every line; got 0"):
-        DatasetReader.from_params(Params.from_file(CONFIG).pop("dataset_reader"))
-
-
 def test_a_test_label_never_seen_in_training_stops_the_run(tiny_model, tmp_path):
     test = tmp_path / "test.jsonl"
     test.write_text(json.dumps({"text": "a dose of the compound .", "label": "inhibitor"}) + "\n"
@@ -72,5 +71,39 @@ def test_a_test_label_never_seen_in_training_stops_the_run(tiny_model, tmp_path)
 
 def test_a_boolean_variable_must_be_true_or_false(environment, monkeypatch):
     environment(USE_AMP="yes")
-    with pytest.raises(RuntimeError, match="environment variable USE_AMP must be true or false \\(or 1 or 0\\); got yes"):
+    with pytest.raises(ConfigurationError, match="environment variable USE_AMP must be true or false \\(or 1 or 0\\); got yes"):
         Params.from_file(CONFIG)
+
+
+@pytest.mark.parametrize(
+    "variable, lines, message",
+    [
+        ("TRAIN_PATH", [], "{path}: no examples: no line has a non-empty 'text'"),
+        ("TRAIN_PATH", ['{"text": "a dose .", "label": "inhibitor"}', '{"text": "a trial ."}'],
+         "{path}:2: no 'label' field, but line 1 has one"),
+        ("DEV_PATH", ['{"text": "a dose .", "label": "inhibitor"}', '{"text": "cut off'], "{path}:2: not valid JSON"),
+        ("DEV_PATH", ['{"text": "a dose .", "label": "antagonist"}'], "{path}:1: label 'antagonist' was never seen in training"),
+        ("TEST_PATH", [b'{"text": "caf\xe9", "label": "inhibitor"}'], "{path}:1: not valid UTF-8"),
+    ],
+    ids=["empty_train", "train_line_without_label", "bad_dev_line", "unknown_dev_label", "undecodable_test_file"],
+)
+def test_every_input_file_is_checked_before_training(environment, tmp_path, variable, lines, message):
+    """The run stops while it is being set up (`TrainModel.from_params`), before any optimizer step."""
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines))
+    environment(**{variable: str(path)})
+    params = Params.from_file(CONFIG)
+    prepare_environment(params)
+    with pytest.raises(DataError, match=re.escape(message.format(path=path))):
+        TrainModel.from_params(params=params, serialization_dir=str(tmp_path / "run"), local_rank=0)
+
+
+def test_trust_remote_code_reaches_every_loader_of_the_model(environment):
+    environment(TRUST_REMOTE_CODE="true")
+    params = Params.from_file(CONFIG).as_dict()
+    trust = {"trust_remote_code": True}
+    for reader in (params["dataset_reader"], params["validation_dataset_reader"]):
+        assert reader["tokenizer"]["tokenizer_kwargs"] == trust
+        assert reader["token_indexers"]["roberta"]["tokenizer_kwargs"] == trust
+    embedder = params["model"]["text_field_embedder"]["token_embedders"]["roberta"]
+    assert embedder["tokenizer_kwargs"] == embedder["transformer_kwargs"] == trust

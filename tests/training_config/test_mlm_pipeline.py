@@ -3,12 +3,17 @@ The paper's pipeline through the real CLI on fixture text with a tiny local mode
 DAPT, then TAPT from the DAPT export, then the classifier from the TAPT export, then evaluate.
 """
 import json
+import re
 
 import pytest
 import torch
+from allennlp.commands.train import TrainModel
+from allennlp.common import Params
+from allennlp.common.util import prepare_environment
 from allennlp.models.archival import load_archive
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from dapt_plugin.data.text_files import DataError
 from tests.conftest import CONFIGS, DATA, TASK, allennlp, classifier_env, mlm_env
 
 HELDOUT = str(DATA / "domain_heldout.txt")
@@ -85,3 +90,16 @@ def test_two_cpu_workers_train_and_export_once(tiny_model, tmp_path):
     assert AutoModelForMaskedLM.from_pretrained(str(run / "exported_model"))
     log = "".join(p.read_text() for p in run.glob("out*.log"))
     assert log.count("Exported the adapted model to") == 1
+
+
+@pytest.mark.parametrize("variable", ["CORPUS_PATH", "HELDOUT_PATH"])
+def test_a_bad_corpus_or_heldout_file_stops_the_run_before_training(tiny_model, tmp_path, monkeypatch, variable):
+    """The run stops while it is being set up (`TrainModel.from_params`), before any optimizer step."""
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"the compound inhibits the receptor .\n\xff\xfe broken\n")
+    for name, value in mlm_env(tiny_model, **{variable: str(bad)}).items():
+        monkeypatch.setenv(name, value)
+    params = Params.from_file(str(CONFIGS / "dapt.jsonnet"))
+    prepare_environment(params)
+    with pytest.raises(DataError, match=re.escape(f"{bad}:2: not valid UTF-8")):
+        TrainModel.from_params(params=params, serialization_dir=str(tmp_path / "run"), local_rank=0)

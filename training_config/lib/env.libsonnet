@@ -5,6 +5,19 @@
 local env = std.parseJson(std.extVar('DAPT_PLUGIN_ENV'));
 local isSet(name) = std.objectHas(env, name) && env[name] != '';
 
+local isDigits(s) = s != '' && std.all([std.member('0123456789', c) for c in std.stringChars(s)]);
+local withoutSign(s, signs) = if s != '' && std.member(signs, s[0]) then s[1:] else s;
+local isInteger(s) = isDigits(withoutSign(s, '-'));
+// JSON's number syntax, which std.parseJson reads: 3, -1, 0.5, 2e-5, 1.5E+3
+local isNumber(s) = (
+  local parts = std.split(std.asciiLower(s), 'e');
+  local whole = std.split(withoutSign(parts[0], '-'), '.');
+  std.length(parts) <= 2 && std.length(whole) <= 2
+  && isDigits(whole[0]) && (whole[0] == '0' || whole[0][0] != '0')
+  && (std.length(whole) == 1 || isDigits(whole[1]))
+  && (std.length(parts) == 1 || isDigits(withoutSign(parts[1], '+-')))
+);
+
 {
   // A variable the user must set; `hint` says what to set it to.
   required(name, hint)::
@@ -15,11 +28,20 @@ local isSet(name) = std.objectHas(env, name) && env[name] != '';
   str(name, default)::
     if isSet(name) then env[name] else default,
 
-  int(name, default)::
-    if isSet(name) then std.parseInt(env[name]) else default,
+  // An integer variable, or `default` when unset; `min`, when given, is the smallest value allowed.
+  int(name, default, min=null)::
+    local allowed = if min == null then 'an integer' else 'an integer of at least %d' % min;
+    if !isSet(name) then default
+    else if !isInteger(env[name]) || (min != null && std.parseInt(env[name]) < min) then
+      error 'environment variable %s must be %s; got %s' % [name, allowed, env[name]]
+    else std.parseInt(env[name]),
 
+  // A number variable (0.1, 2e-5, 3), or `default` when unset.
   float(name, default)::
-    if isSet(name) then std.parseJson(env[name]) else default,
+    if !isSet(name) then default
+    else if !isNumber(env[name]) then
+      error 'environment variable %s must be a number (such as 0.1 or 2e-5); got %s' % [name, env[name]]
+    else std.parseJson(env[name]),
 
   bool(name, default)::
     if !isSet(name) then default

@@ -7,22 +7,19 @@ local optim = import 'optim.libsonnet';
 {
   config(recipe, train_path, validation_path):: (
     local model_name = env.required('MODEL_NAME', 'a model-hub name such as roberta-base, or the directory of an exported model (`exported_model` of a DAPT run)');
-    local max_length = env.int('MAX_LENGTH', recipe.max_length);
+    local max_length = env.int('MAX_LENGTH', recipe.max_length, min=1);
     // Lets a model directory run its own Python code; only for sources you trust.
     local trust_remote_code = env.bool('TRUST_REMOTE_CODE', false);
-    local batch_size = (
-      local b = env.int('BATCH_SIZE', recipe.batch_size);  // per device and step
-      if b < 1 then error 'BATCH_SIZE must be at least 1; got %d' % b else b
-    );
-    local effective_batch = env.int('EFFECTIVE_BATCH', recipe.effective_batch);
+    local batch_size = env.int('BATCH_SIZE', recipe.batch_size, min=1);  // per device and step
+    local effective_batch = env.int('EFFECTIVE_BATCH', recipe.effective_batch, min=1);
     local per_step = batch_size * optim.world_size;
     local grad_accum = (
       if effective_batch % per_step != 0 then
         error 'EFFECTIVE_BATCH (%d) must be a multiple of BATCH_SIZE x number of workers (%d x %d: devices x NUM_NODES); change one of them' % [effective_batch, batch_size, optim.world_size]
       else effective_batch / per_step
     );
-    local num_epochs = env.int('NUM_EPOCHS', recipe.num_epochs);
-    local num_steps = env.int('NUM_STEPS', recipe.num_steps);  // null: `num_epochs` passes over the data
+    local num_epochs = env.int('NUM_EPOCHS', recipe.num_epochs, min=1);
+    local num_steps = env.int('NUM_STEPS', recipe.num_steps, min=1);  // null: `num_epochs` passes over the data
     local steps_per_epoch = (
       if num_steps == null then null
       else if num_steps % num_epochs != 0 then
@@ -37,14 +34,14 @@ local optim = import 'optim.libsonnet';
       cache_directory: env.str('DAPT_PLUGIN_CACHE', null),
       trust_remote_code: trust_remote_code,
     };
-    local seed = env.int('SEED', 0);
+    local seed = env.int('SEED', 0, min=0);
     local loader(shuffle, batches_per_epoch) = {
       type: 'masked_lm_batches',
       batch_size: batch_size,
       shuffle: shuffle,
       seed: seed,  // the same on every worker: they split one order of the examples
       batches_per_epoch: batches_per_epoch,
-      num_workers: env.int('NUM_WORKERS', 0),
+      num_workers: env.int('NUM_WORKERS', 0, min=0),
     };
     {
       random_seed: seed,
@@ -79,12 +76,14 @@ local optim = import 'optim.libsonnet';
         run_confidence_checks: false,
         cuda_device: optim.cuda_device,
         checkpointer: optim.checkpointer(keep=2) {
-          save_every_num_batches: env.int('CHECKPOINT_EVERY_BATCHES', null),
-          save_every_num_seconds: env.int('CHECKPOINT_EVERY_SECONDS', null),
+          save_every_num_batches: env.int('CHECKPOINT_EVERY_BATCHES', null, min=1),
+          save_every_num_seconds: env.int('CHECKPOINT_EVERY_SECONDS', null, min=1),
         },
-        callbacks: [
-          optim.rng_checkpoint,
-          { type: 'export_pretrained', every_num_steps: env.int('EXPORT_EVERY_STEPS', null) },
+        callbacks: optim.recovery_callbacks + [
+          // a checkpoint without a trained masked-LM head: train the head alone first (null:
+          // three passes over the data, at most 1,000 steps; 0: keep the random head)
+          { type: 'head_warmup', num_steps: env.int('HEAD_WARMUP_STEPS', null, min=0) },
+          { type: 'export_pretrained', every_num_steps: env.int('EXPORT_EVERY_STEPS', null, min=1) },
         ],
       },
     } + optim.distributed(find_unused_parameters=false)

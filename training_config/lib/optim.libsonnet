@@ -31,8 +31,16 @@ local env = import 'env.libsonnet';
   // AllenNLP's `distributed` settings; otherwise CUDA_DEVICE picks one device (-1 = CPU; unset
   // = the first GPU if there is one). Several machines: NUM_NODES, MASTER_ADDRESS, MASTER_PORT
   // (the same on every node) and `allennlp train ... --node-rank K` on node K.
-  cuda_devices:: [std.parseInt(d) for d in env.list('CUDA_DEVICES', [])],
-  num_nodes:: env.int('NUM_NODES', 1),
+  local isDevice(d) = (
+    local digits = if std.startsWith(d, '-') then d[1:] else d;
+    digits != '' && std.all([std.member('0123456789', c) for c in std.stringChars(digits)])
+  ),
+  cuda_devices:: [
+    if isDevice(d) then std.parseInt(d)
+    else error 'environment variable CUDA_DEVICES must be comma-separated device numbers, such as 0,1 (or -1,-1 for CPU workers); got %s' % std.join(',', env.list('CUDA_DEVICES', []))
+    for d in env.list('CUDA_DEVICES', [])
+  ],
+  num_nodes:: env.int('NUM_NODES', 1, min=1),
   // workers taking part in each optimizer step
   world_size:: std.max(1, std.length(self.cuda_devices)) * self.num_nodes,
   distributed(find_unused_parameters):: (
@@ -41,7 +49,7 @@ local env = import 'env.libsonnet';
         cuda_devices: $.cuda_devices,
         num_nodes: $.num_nodes,
         [if env.str('MASTER_ADDRESS', null) != null then 'master_address']: env.str('MASTER_ADDRESS', null),
-        [if env.int('MASTER_PORT', null) != null then 'master_port']: env.int('MASTER_PORT', null),
+        [if env.int('MASTER_PORT', null, min=1) != null then 'master_port']: env.int('MASTER_PORT', null, min=1),
         ddp_accelerator: { type: 'torch', find_unused_parameters: find_unused_parameters },
       },
     } else {}

@@ -258,7 +258,13 @@ class MaskedLmBatches(DataLoader):
         yield from self.reader.read(self.data_path)
 
     def index_with(self, vocab: Vocabulary) -> None:
-        """Nothing to index: batches hold token ids of the model's own tokenizer."""
+        """
+        Nothing to index (batches hold token ids of the model's own tokenizer), but the trainer
+        and `allennlp evaluate` call this before the first batch, so the data is read (and
+        tokenized into the cache) here: a bad file, the validation data's too, stops the run
+        before the first optimizer step.
+        """
+        logger.info("%s: %d batches per pass over the data", self.data_path, self.batches_per_pass)
 
     def set_target_device(self, device: torch.device) -> None:
         self.cuda_device = device

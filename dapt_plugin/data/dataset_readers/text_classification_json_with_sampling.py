@@ -16,6 +16,7 @@ from dapt_plugin.data.text_files import DataError, iter_lines
 logger = logging.getLogger(__name__)
 
 _Example = Tuple[int, str, Union[str, int, None]]  # line number, text, label
+_LABEL_TYPES = {dict: "an object", list: "an array", float: "a decimal number"}
 
 
 def _count_added_tokens(tokenizer: Tokenizer) -> Tuple[int, int]:
@@ -66,9 +67,12 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
     text field and (except at prediction time) a label field, lazily, line by line. Keeps the
     registered name and behaviour of the reader in the paper's code, so its configs still work.
 
-    Empty or whitespace-only texts are skipped with a warning that gives their number; every
-    other problem with a line (invalid JSON, no text field, a text that is not a string) stops
-    the run with an error naming the file and line.
+    A label is a string or an integer (JSON `true`/`false` become the labels "True"/"False").
+    A file gives every line a label, or none (data to predict on). Empty or whitespace-only
+    texts are skipped with a warning that gives their number; every other problem with a line
+    (invalid JSON, no text field, a text that is not a string, a label that is a list, an object
+    or a decimal number, a line without a label in a labelled file) stops the run with an error
+    naming the file and line, and a file with no text at all stops it with an error naming the file.
 
     # Parameters
 
@@ -152,12 +156,22 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
             examples = self.shard_iterable(
                 self._reservoir_sample(file_path, self._parse_lines(file_path, iter_lines(file_path)))
             )
+        empty = True
         for line_number, text, label in examples:
+            empty = False
             yield self.text_to_instance(text, label, location=(file_path, line_number))
+        if empty and not self._has_text(file_path):
+            raise DataError(file_path, 0, f"no examples: no line has a non-empty {self._text_key!r}; "
+                            f"give a jsonl file with one {{\"{self._text_key}\": ..., "
+                            f"\"{self._label_key}\": ...}} object per line")
 
     def _parse_lines(self, file_path: str, lines: Iterable[Tuple[int, str]]) -> Iterator[_Example]:
-        """`(line_number, text, label)` of every line with a text; blank lines are passed over."""
+        """
+        `(line_number, text, label)` of every line with a text; blank lines are passed over. The
+        lines must all have a label or all have none.
+        """
         skipped = 0
+        first: Optional[Tuple[int, bool]] = None  # the first line with a text, and whether it has a label
         for line_number, line in lines:
             if not line.strip():
                 continue
@@ -166,9 +180,24 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                 skipped += 1
                 logger.warning("%s:%d: empty text, line skipped", file_path, line_number)
                 continue
+            if first is None:
+                first = (line_number, label is not None)
+            elif first[1] and label is None:
+                raise DataError(file_path, line_number, f"no {self._label_key!r} field, but line {first[0]} "
+                                "has one; give every line of a labelled file a label (only data to "
+                                "predict on has none)")
+            elif not first[1] and label is not None:
+                raise DataError(file_path, line_number, f"has a {self._label_key!r} field, but line "
+                                f"{first[0]} has none; give every line a label, or none (data to "
+                                "predict on)")
             yield line_number, text, label
         if skipped:
             logger.warning("%s: skipped %d line(s) with an empty text", file_path, skipped)
+
+    def _has_text(self, file_path: str) -> bool:
+        """Whether any line of the whole file has a text (this worker's share may have none)."""
+        return any(line.strip() and self._parse(file_path, line_number, line)[0].strip()
+                   for line_number, line in iter_lines(file_path))
 
     def _reservoir_sample(self, file_path: str, examples: Iterable[_Example]) -> List[_Example]:
         """
@@ -216,8 +245,12 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                     raise DataError(file_path, line_number, f"label {label!r} is not an integer, "
                                     "but `skip_label_indexing` is true; use integer labels or "
                                     "set it to false")
-            else:
+            elif isinstance(label, (str, int)):
                 label = str(label)
+            else:
+                raise DataError(file_path, line_number, f"label {json.dumps(label)} is "
+                                f"{_LABEL_TYPES[type(label)]}; a label must be a string or an integer "
+                                "(one class per line: multi-label data is not supported)")
         return text, label
 
     def _truncate(self, tokens: List[Token]) -> List[Token]:

@@ -245,6 +245,72 @@ def test_evaluating_on_a_label_never_seen_in_training_names_file_and_line(traine
     ])
     process = allennlp(["evaluate", str(trained_classifier / "model.tar.gz"), str(path)], check=False)
     assert process.returncode != 0
-    assert (f"DataError: {path}:2: label 'modulator' was never seen in training (known labels: "
+    assert (f"{path}:2: label 'modulator' was never seen in training (known labels: "
             "['activator', 'inhibitor']); evaluate on data with the training label set, or retrain "
             "with this label") in process.stderr
+
+
+@pytest.mark.parametrize("sample", [None, 2], ids=["whole_file", "sampled"])
+def test_a_line_without_a_label_in_a_labelled_file_names_the_line(tmp_path, sample):
+    path = tmp_path / "train.jsonl"
+    write_lines(path, ['{"text": "first", "label": "a"}', '{"text": "second", "label": "b"}', '{"text": "third"}'])
+    with pytest.raises(DataError) as error:
+        list(make_reader(sample=sample, sample_seed=0).read(path))
+    assert str(error.value) == (f"{path}:3: no 'label' field, but line 1 has one; give every line of a "
+                                "labelled file a label (only data to predict on has none)")
+
+
+def test_a_label_after_unlabelled_lines_names_the_line(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    write_lines(path, ['{"text": "first"}', '{"text": "second", "label": "b"}'])
+    with pytest.raises(DataError) as error:
+        list(make_reader().read(path))
+    assert str(error.value) == (f"{path}:2: has a 'label' field, but line 1 has none; give every line a "
+                                "label, or none (data to predict on)")
+
+
+def test_a_file_without_labels_is_data_to_predict_on(tmp_path):
+    path = tmp_path / "unlabelled.jsonl"
+    write_lines(path, ['{"text": "first"}', '{"text": "second", "label": null}'])
+    instances = list(make_reader().read(path))
+    assert texts_of(instances) == ["first", "second"]
+    assert all("label" not in instance.fields for instance in instances)
+
+
+@pytest.mark.parametrize(
+    "label, message",
+    [
+        ('["a", "b"]', 'label ["a", "b"] is an array'),
+        ('{"name": "a"}', 'label {"name": "a"} is an object'),
+        ("0.5", "label 0.5 is a decimal number"),
+    ],
+)
+def test_a_label_that_is_not_a_string_or_an_integer_names_the_line(tmp_path, label, message):
+    path = tmp_path / "labels.jsonl"
+    write_lines(path, ['{"text": "fine", "label": "a"}', f'{{"text": "fine", "label": {label}}}'])
+    with pytest.raises(DataError) as error:
+        list(make_reader().read(path))
+    assert str(error.value) == (f"{path}:2: {message}; a label must be a string or an integer (one class "
+                                "per line: multi-label data is not supported)")
+
+
+def test_integer_and_boolean_labels_are_classes(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    write_lines(path, ['{"text": "one", "label": 1}', '{"text": "two", "label": true}'])
+    assert [instance["label"].label for instance in make_reader().read(path)] == ["1", "True"]
+
+
+@pytest.mark.parametrize("lines", [[], ["", "  "], ['{"text": " ", "label": "a"}']], ids=["empty", "blank", "empty_text"])
+def test_a_file_without_examples_is_named(tmp_path, lines):
+    path = tmp_path / "train.jsonl"
+    write_lines(path, lines)
+    with pytest.raises(DataError) as error:
+        list(make_reader().read(path))
+    assert str(error.value) == (f"{path}: no examples: no line has a non-empty 'text'; give a jsonl file "
+                                'with one {"text": ..., "label": ...} object per line')
+
+
+def test_a_directory_is_named(tmp_path):
+    with pytest.raises(DataError) as error:
+        list(make_reader().read(tmp_path))
+    assert str(error.value) == f"{tmp_path}: is a directory; give the files in it, e.g. {tmp_path}/*.txt"
