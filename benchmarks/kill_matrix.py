@@ -40,7 +40,7 @@ MOMENTS = {
         ("during a mid-epoch checkpoint's write", r"replace:model_state_e0_b1\.th"),
         ("during an epoch checkpoint's write", r"replace:model_state_e1_b0\.th"),
         ("between the epoch checkpoint and best.th", r"link:best\.th"),
-        ("after the last batch of an epoch, before its validation", r"replace:metrics_epoch_1\.json"),
+        ("after an epoch's validation (resumes after its last batch)", r"replace:metrics_epoch_1\.json"),
         ("during a step export", r"replace:exported_model_step_\d+"),
         ("during the final export", r"replace:exported_model"),
         ("during metrics.json", r"replace:metrics\.json"),

@@ -134,6 +134,15 @@ class MaskedLmBatches(DataLoader):
     seed : `int`, optional (default = `None`)
         Seed of the shuffling; `None` derives it from Python's random state, fixed by the
         config's `random_seed`.
+    hold_out : `str`, optional (default = `None`)
+        A held-out share of the data for measuring masked-LM loss when there is no separate
+        held-out file: every `hold_out_every`-th example (at most `max_held_out` of them,
+        spread evenly over the corpus). `"exclude"` batches every other example (training),
+        `"only"` those (see `held_out_loader`); `None` uses all examples.
+    hold_out_every : `int`, optional (default = `100`)
+        One example in this many is held out (1%).
+    max_held_out : `int`, optional (default = `2000`)
+        At most this many examples are held out; a larger corpus holds out a smaller share.
     cuda_device : `int`, optional (default = `None`)
         Device of the batches; set by the trainer.
 
@@ -151,6 +160,9 @@ class MaskedLmBatches(DataLoader):
         pad_to_multiple_of: int = 8,
         shuffle_window: int = 1_000_000,
         seed: Optional[int] = None,
+        hold_out: Optional[str] = None,
+        hold_out_every: int = 100,
+        max_held_out: int = 2000,
         cuda_device: Optional[int] = None,
     ) -> None:
         if not isinstance(reader, MaskedLmCorpusReader):
@@ -166,6 +178,11 @@ class MaskedLmBatches(DataLoader):
             raise ConfigurationError(f"`num_workers` must be at least 0; got {num_workers}")
         if pad_to_multiple_of < 1:
             raise ConfigurationError(f"`pad_to_multiple_of` must be at least 1; got {pad_to_multiple_of}")
+        if hold_out not in (None, "exclude", "only"):
+            raise ConfigurationError(f"`hold_out` must be \"exclude\", \"only\" or null; got {hold_out!r}")
+        if hold_out_every < 2 or max_held_out < 1:
+            raise ConfigurationError(f"`hold_out_every` must be at least 2 and `max_held_out` at least 1; got "
+                                     f"{hold_out_every} and {max_held_out}")
         self.reader = reader
         self._pad_token_id = reader.pad_token_id  # the tokenizer's attribute lookup is slow, once per batch
         self.data_path = data_path
@@ -176,6 +193,9 @@ class MaskedLmBatches(DataLoader):
         self.pad_to_multiple_of = pad_to_multiple_of
         self.shuffle_window = shuffle_window
         self.seed = seed if seed is not None else random.randrange(2**31)
+        self.hold_out = hold_out
+        self.hold_out_every = hold_out_every
+        self.max_held_out = max_held_out
         self.cuda_device: Optional[torch.device] = None
         if cuda_device is not None:
             self.set_target_device(nn_util.int_to_device(cuda_device))
@@ -198,19 +218,49 @@ class MaskedLmBatches(DataLoader):
         return 0, 1
 
     @property
+    def _stride(self) -> int:
+        """Every `_stride`-th example (index % stride == stride - 1) is held out."""
+        return max(self.hold_out_every, math.ceil(len(self.corpus) / self.max_held_out))
+
+    @property
+    def num_examples(self) -> int:
+        """Examples this loader batches: all, all but the held-out ones, or those only."""
+        held_out = len(self.corpus) // self._stride if self.hold_out else 0
+        return held_out if self.hold_out == "only" else len(self.corpus) - held_out
+
+    def _corpus_indices(self, positions: np.ndarray) -> np.ndarray:
+        """Corpus indices of the examples at `positions` of this loader's examples."""
+        if self.hold_out == "exclude":
+            return positions + positions // (self._stride - 1)
+        if self.hold_out == "only":
+            return positions * self._stride + self._stride - 1
+        return positions
+
+    def held_out_loader(self) -> "MaskedLmBatches":
+        """A loader of the examples this one holds out, in order (for measuring held-out loss)."""
+        if self.hold_out != "exclude":
+            raise ConfigurationError("this loader holds nothing out (`hold_out` is not \"exclude\")")
+        loader = MaskedLmBatches(self.reader, self.data_path, self.batch_size, hold_out="only",
+                                 hold_out_every=self.hold_out_every, max_held_out=self.max_held_out,
+                                 pad_to_multiple_of=self.pad_to_multiple_of)
+        if self.cuda_device is not None:
+            loader.set_target_device(self.cuda_device)
+        return loader
+
+    @property
     def batches_per_pass(self) -> int:
         _, world = self._world()
-        return math.ceil(len(self.corpus) / (self.batch_size * world))
+        return math.ceil(self.num_examples / (self.batch_size * world))
 
     def batch_indices(self, number: int) -> np.ndarray:
         """Example indices of this worker's part of global batch `number`."""
         rank, world = self._world()
         epoch, position = divmod(number, self.batches_per_pass)
         if self._order is None or self._order.key != (self.seed, epoch):
-            self._order = EpochOrder(len(self.corpus), self.shuffle, self.seed, epoch, self.shuffle_window)
+            self._order = EpochOrder(self.num_examples, self.shuffle, self.seed, epoch, self.shuffle_window)
         start = position * self.batch_size * world
-        positions = np.arange(start + rank, min(start + self.batch_size * world, len(self.corpus)), world)
-        return self._order.take(positions)
+        positions = np.arange(start + rank, min(start + self.batch_size * world, self.num_examples), world)
+        return self._corpus_indices(self._order.take(positions))
 
     def batch(self, number: int) -> TensorDict:
         examples = [self.corpus[int(i)] for i in self.batch_indices(number)]

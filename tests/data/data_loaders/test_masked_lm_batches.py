@@ -115,3 +115,22 @@ def test_configuration_errors_name_the_key(tiny_model):
         MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=0)
     with pytest.raises(ConfigurationError, match="needs the `masked_lm_corpus` dataset reader"):
         MaskedLmBatches(object(), str(DATA / "domain.txt"), batch_size=8)
+
+
+def test_held_out_examples_are_never_trained_on_and_spread_over_the_corpus(tiny_model):
+    training = _loader(tiny_model, mode="line_by_line", shuffle=True, hold_out="exclude")
+    held_out = training.held_out_loader()
+    trained = np.concatenate([training.batch_indices(n) for n in range(training.batches_per_pass)])
+    kept = np.concatenate([held_out.batch_indices(n) for n in range(held_out.batches_per_pass)])
+    assert len(training.corpus) == 400
+    assert sorted(kept.tolist()) == list(range(99, 400, 100))  # 1%, evenly spread
+    assert sorted(trained.tolist()) == sorted(set(range(400)) - set(kept.tolist()))
+    assert training.num_examples == 396 and held_out.num_examples == 4
+
+
+def test_a_large_corpus_holds_out_at_most_max_held_out_examples(tiny_model):
+    loader = _loader(tiny_model, mode="line_by_line", hold_out="only", max_held_out=3)
+    indices = np.concatenate([loader.batch_indices(n) for n in range(loader.batches_per_pass)])
+    assert indices.tolist() == [133, 267]  # every 134th of 400: at most 3
+    with pytest.raises(ConfigurationError, match="`hold_out` must be"):
+        _loader(tiny_model, hold_out="some")
