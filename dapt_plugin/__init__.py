@@ -34,5 +34,7 @@ from dapt_plugin.training.checkpointers.atomic_checkpointer import AtomicCheckpo
 from dapt_plugin.training.callbacks.rng_checkpoint import RngCheckpoint  # noqa: E402,F401
 from dapt_plugin.training.callbacks.metrics_checkpoint import MetricsCheckpoint  # noqa: E402,F401
 from dapt_plugin.training.callbacks.head_warmup import HeadWarmup  # noqa: E402,F401
+from dapt_plugin.training.callbacks.corpus_coverage import CorpusCoverage  # noqa: E402,F401
+from dapt_plugin.training.callbacks.heldout_mlm_loss import HeldoutMlmLoss  # noqa: E402,F401
 from dapt_plugin.training.optimizers.apex_fused_adam import ApexFusedAdam  # noqa: E402,F401
 from dapt_plugin.commands.adapt import Adapt  # noqa: E402,F401

@@ -11,7 +11,8 @@
 //                     a glob or a comma-separated list
 //   EXTRA_TAPT_PATHS  more unlabelled text, comma-separated (curated TAPT, or the output of
 //                     `allennlp select-tapt-data` for kNN-TAPT / RAND-TAPT)
-//   HELDOUT_PATH      held-out text, validated on every epoch (optional)
+//   HELDOUT_PATH      held-out text, validated on every epoch (optional; without it, 1% of the
+//                     text, at most 2,000 lines, is held out to measure the loss)
 //   NUM_EPOCHS (100), EFFECTIVE_BATCH (256), BATCH_SIZE (16), LR (1e-4), MAX_LENGTH (512),
 //   NUM_STEPS (unset: NUM_EPOCHS passes over the text), and every other variable of dapt.jsonnet
 //   (MLM_MODE, MLM_PROBABILITY, WHOLE_WORD_MASKING, SEED, TRUST_REMOTE_CODE, devices,

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -26,12 +28,28 @@ class TestDaptMaskedLm(ModelTestCase):
 
     def test_metrics_are_token_weighted_and_perplexity_is_exp_of_the_mean_loss(self):
         self.model.eval()
-        batch = self.dataset.as_tensor_dict()
-        output = self.model(**batch)
+        ids = self.dataset.as_tensor_dict()["input_ids"]
+        # two batches with very different numbers of masked tokens: a per-batch mean would differ
+        batches = [ids, ids[:1, :12]]
+        losses, counts, correct = [], [], 0
+        for batch in batches:
+            output = self.model(input_ids=batch)
+            selected = output["labels"] != -100
+            # recomputed with the full model, independently of the masked-positions-only head
+            logits = self.model.mlm(input_ids=output["masked_input_ids"],
+                                    attention_mask=batch != self.model.tokenizer.pad_token_id).logits[selected]
+            targets = output["labels"][selected]
+            losses.append(torch.nn.functional.cross_entropy(logits, targets).item())
+            counts.append(int(selected.sum()))
+            correct += int((logits.argmax(-1) == targets).sum())
+        assert counts[0] > 5 * counts[1] > 0
         metrics = self.model.get_metrics(reset=True)
-        assert metrics["perplexity"] == pytest.approx(torch.exp(output["loss"]).item(), rel=1e-5)
-        assert metrics["mlm_loss"] == pytest.approx(output["loss"].item(), rel=1e-6)
-        assert 0.0 <= metrics["mlm_accuracy"] <= 1.0
+        weighted = (losses[0] * counts[0] + losses[1] * counts[1]) / sum(counts)
+        assert metrics["mlm_loss"] == pytest.approx(weighted, rel=1e-5)
+        assert abs(weighted - sum(losses) / 2) > 1e-3, "the batches must tell token- from batch-weighting apart"
+        assert metrics["perplexity"] == pytest.approx(math.exp(weighted), rel=1e-5)
+        assert metrics["mlm_accuracy"] == correct / sum(counts)
+        assert self.model.get_metrics() == {}  # reset
 
     def test_evaluation_masks_depend_only_on_the_batch(self):
         self.model.eval()

@@ -43,6 +43,9 @@ local optim = import 'optim.libsonnet';
       batches_per_epoch: batches_per_epoch,
       num_workers: env.int('NUM_WORKERS', 0, min=0),
     };
+    // without HELDOUT_PATH, 1% of the training text (at most 2,000 examples) is held out
+    local train_loader = loader(true, if steps_per_epoch == null then null else steps_per_epoch * grad_accum)
+                         + (if validation_path == null then { hold_out: 'exclude' } else {});
     {
       random_seed: seed,
       numpy_seed: seed,
@@ -61,7 +64,7 @@ local optim = import 'optim.libsonnet';
         gradient_checkpointing: env.bool('GRADIENT_CHECKPOINTING', false),
         trust_remote_code: trust_remote_code,
       },
-      data_loader: loader(true, if steps_per_epoch == null then null else steps_per_epoch * grad_accum),
+      data_loader: train_loader,
       // Also what `allennlp evaluate` uses on an archive of this config: one pass, in order.
       validation_data_loader: loader(false, null),
       trainer: {
@@ -83,6 +86,11 @@ local optim = import 'optim.libsonnet';
           // a checkpoint without a trained masked-LM head: train the head alone first (null:
           // three passes over the data, at most 1,000 steps; 0: keep the random head)
           { type: 'head_warmup', num_steps: env.int('HEAD_WARMUP_STEPS', null, min=0) },
+          // held-out masked-LM loss before and after training (of HELDOUT_PATH, or of the 1% of
+          // the training text the loader holds out when there is none)
+          { type: 'heldout_mlm_loss' },
+          // metrics.json: the share of the corpus's tokens one pass trains on
+          { type: 'corpus_coverage' },
           { type: 'export_pretrained', every_num_steps: env.int('EXPORT_EVERY_STEPS', null, min=1) },
         ],
       },

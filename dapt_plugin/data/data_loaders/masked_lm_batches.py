@@ -136,13 +136,14 @@ class MaskedLmBatches(DataLoader):
         config's `random_seed`.
     hold_out : `str`, optional (default = `None`)
         A held-out share of the data for measuring masked-LM loss when there is no separate
-        held-out file: every `hold_out_every`-th example (at most `max_held_out` of them,
-        spread evenly over the corpus). `"exclude"` batches every other example (training),
-        `"only"` those (see `held_out_loader`); `None` uses all examples.
+        held-out file: the examples of every `hold_out_every`-th document (at most
+        `max_held_out` documents, spread evenly over the corpus; in `packed` mode, blocks).
+        `"exclude"` batches every other example (training), `"only"` those (see
+        `held_out_loader`); `None` uses all examples.
     hold_out_every : `int`, optional (default = `100`)
-        One example in this many is held out (1%).
+        One document in this many is held out (1%).
     max_held_out : `int`, optional (default = `2000`)
-        At most this many examples are held out; a larger corpus holds out a smaller share.
+        At most this many documents are held out; a larger corpus holds out a smaller share.
     cuda_device : `int`, optional (default = `None`)
         Device of the batches; set by the trainer.
 
@@ -196,6 +197,7 @@ class MaskedLmBatches(DataLoader):
         self.hold_out = hold_out
         self.hold_out_every = hold_out_every
         self.max_held_out = max_held_out
+        self._held_out: Optional[np.ndarray] = None
         self.cuda_device: Optional[torch.device] = None
         if cuda_device is not None:
             self.set_target_device(nn_util.int_to_device(cuda_device))
@@ -218,22 +220,37 @@ class MaskedLmBatches(DataLoader):
         return 0, 1
 
     @property
-    def _stride(self) -> int:
-        """Every `_stride`-th example (index % stride == stride - 1) is held out."""
-        return max(self.hold_out_every, math.ceil(len(self.corpus) / self.max_held_out))
+    def held_out_examples(self) -> np.ndarray:
+        """
+        The examples held out (sorted corpus indices): those of every `stride`-th document, the
+        stride at least `hold_out_every` and large enough to hold out at most `max_held_out`
+        documents, so that no document is partly trained on and partly held out (in `packed`
+        mode, whose blocks span documents, every `stride`-th block).
+        """
+        if self._held_out is None:
+            corpus = self.corpus
+            whole = len(corpus) if corpus.mode == "packed" else corpus.num_documents
+            stride = max(self.hold_out_every, math.ceil(whole / self.max_held_out))
+            chosen = np.arange(stride - 1, whole, stride, dtype=np.int64)
+            self._held_out = chosen if corpus.mode == "packed" else corpus.examples_of_documents(chosen)
+        return self._held_out
 
     @property
     def num_examples(self) -> int:
         """Examples this loader batches: all, all but the held-out ones, or those only."""
-        held_out = len(self.corpus) // self._stride if self.hold_out else 0
+        if self.hold_out is None:
+            return len(self.corpus)
+        held_out = len(self.held_out_examples)
         return held_out if self.hold_out == "only" else len(self.corpus) - held_out
 
     def _corpus_indices(self, positions: np.ndarray) -> np.ndarray:
         """Corpus indices of the examples at `positions` of this loader's examples."""
-        if self.hold_out == "exclude":
-            return positions + positions // (self._stride - 1)
         if self.hold_out == "only":
-            return positions * self._stride + self._stride - 1
+            return self.held_out_examples[positions]
+        if self.hold_out == "exclude":
+            # the p-th kept example is p plus the number of held-out examples before it
+            held_out = self.held_out_examples
+            return positions + np.searchsorted(held_out - np.arange(len(held_out)), positions, side="right")
         return positions
 
     def held_out_loader(self) -> "MaskedLmBatches":

@@ -12,7 +12,7 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedTokenizerFast
 
 from dapt_plugin.data.text_files import PathSpec, expand_paths
 from dapt_plugin.data.token_cache import TokenCache
-from dapt_plugin.data.tokenized_corpus import MODES, TokenizedCorpus
+from dapt_plugin.data.tokenized_corpus import MODES, TokenizedCorpus, special_token_counts
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,16 @@ class MaskedLmCorpusReader(DatasetReader):
     model_name : `str`
         Model-hub name or `save_pretrained` directory whose tokenizer to use (a fast tokenizer
         with a mask token).
-    mode : `str`, optional (default = `"line_by_line"`)
-        `"line_by_line"`: one example per line, truncated to `max_length` tokens (the paper's
-        recipe). `"packed"`: all documents concatenated with their separators and cut into
-        blocks of exactly `max_length` tokens; the final partial block is dropped.
+    mode : `str`, optional (default = `"document_windows"`)
+        `"document_windows"`: every document cut into consecutive windows of `max_length` tokens,
+        each with the document's special tokens, the last (shorter) one kept, none spanning two
+        documents; one pass uses every token of every document once, and a document shorter than
+        `max_length` is one example. `"packed"`: all documents concatenated with their special
+        tokens and cut into blocks of exactly `max_length` tokens; the final partial block is
+        dropped. `"line_by_line"`: one example per line, truncated to `max_length` tokens (the
+        paper's GPU recipe; a longer document is trained on its opening only). All three read the
+        same cache. Each run logs the share of the corpus's tokens one pass covers, and warns when
+        more than 5% is left out.
     max_length : `int`, optional (default = `512`)
         Tokens per example, special tokens included; at most the model's position limit.
     text_key : `str`, optional (default = `"text"`)
@@ -60,7 +66,7 @@ class MaskedLmCorpusReader(DatasetReader):
     def __init__(
         self,
         model_name: str,
-        mode: str = "line_by_line",
+        mode: str = "document_windows",
         max_length: int = 512,
         text_key: str = "text",
         cache_directory: Optional[str] = None,
@@ -86,9 +92,11 @@ class MaskedLmCorpusReader(DatasetReader):
             )
         config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code)
         position_limit = self._position_limit(config, tokenizer)
-        if not 2 < max_length <= position_limit:
+        self.special_tokens = special_token_counts(tokenizer)
+        shortest = sum(self.special_tokens) + 1  # one content token besides the special tokens
+        if not shortest <= max_length <= position_limit:
             raise ConfigurationError(
-                f"`max_length` must be between 3 and the model's position limit {position_limit}; got {max_length}"
+                f"`max_length` must be between {shortest} and the model's position limit {position_limit}; got {max_length}"
             )
         self.model_name = model_name
         self.tokenizer = tokenizer
@@ -116,10 +124,14 @@ class MaskedLmCorpusReader(DatasetReader):
         if key not in self._corpora:
             paths = expand_paths(data_path)
             files = [self.cache.load(path) for path in paths]
-            end_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else self.tokenizer.sep_token_id
-            self._corpora[key] = TokenizedCorpus(files, paths, self.mode, self.max_length, end_id)
-            corpus = self._corpora[key]
-            logger.info("%s: %d %s examples, %d tokens", key, len(corpus), self.mode, corpus.num_tokens)
+            corpus = TokenizedCorpus(files, paths, self.mode, self.max_length, self.special_tokens)
+            logger.info("%s: %d %s examples of up to %d tokens; one pass covers %.1f%% of its %d tokens "
+                        "(special tokens not counted)", key, len(corpus), self.mode, self.max_length,
+                        100 * corpus.covered_share, corpus.num_content_tokens)
+            warning = corpus.coverage_warning()
+            if warning:
+                logger.warning(warning)
+            self._corpora[key] = corpus
         return self._corpora[key]
 
     def _read(self, file_path: PathSpec) -> Iterator[Instance]:

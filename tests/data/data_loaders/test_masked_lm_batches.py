@@ -128,9 +128,25 @@ def test_held_out_examples_are_never_trained_on_and_spread_over_the_corpus(tiny_
     assert training.num_examples == 396 and held_out.num_examples == 4
 
 
+def test_windows_of_a_held_out_document_are_all_held_out(tiny_model):
+    training = _loader(tiny_model, mode="document_windows", max_length=8, hold_out="exclude")
+    corpus = training.corpus
+    held_out = training.held_out_loader().held_out_examples
+    assert len(corpus) > corpus.num_documents  # documents of several windows
+    documents = set(range(99, corpus.num_documents, 100))
+    assert held_out.tolist() == corpus.examples_of_documents(np.array(sorted(documents))).tolist()
+    window_document = np.repeat(np.arange(corpus.num_documents), np.diff(corpus._window_starts[0]))
+    assert set(window_document[held_out].tolist()) == documents
+    trained = np.concatenate([training.batch_indices(n) for n in range(training.batches_per_pass)])
+    assert not set(window_document[trained].tolist()) & documents
+    assert len(trained) + len(held_out) == len(corpus)
+
+
 def test_a_large_corpus_holds_out_at_most_max_held_out_examples(tiny_model):
     loader = _loader(tiny_model, mode="line_by_line", hold_out="only", max_held_out=3)
     indices = np.concatenate([loader.batch_indices(n) for n in range(loader.batches_per_pass)])
     assert indices.tolist() == [133, 267]  # every 134th of 400: at most 3
+    packed = _loader(tiny_model, mode="packed", hold_out="only", hold_out_every=10)
+    assert packed.held_out_examples.tolist() == list(range(9, len(packed.corpus), 10))
     with pytest.raises(ConfigurationError, match="`hold_out` must be"):
         _loader(tiny_model, hold_out="some")

@@ -1,6 +1,8 @@
 """The masked-LM reader on good and bad input: every documented error, with its message."""
 import gzip
 import json
+import logging
+import os
 import re
 import shutil
 
@@ -8,6 +10,7 @@ import pytest
 from allennlp.common.checks import ConfigurationError
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
 from dapt_plugin.data.text_files import DataError
@@ -28,8 +31,9 @@ def _ids(reader, path):
 def test_instances_hold_input_ids_for_any_data_loader(tiny_model):
     reader = _reader(tiny_model)
     instances = list(reader.read(str(DATA / "domain_heldout.txt")))
-    assert len(instances) == 40
-    assert instances[0]["input_ids"].tensor.tolist() == reader.corpus(str(DATA / "domain_heldout.txt"))[0].tolist()
+    corpus = reader.corpus(str(DATA / "domain_heldout.txt"))
+    assert len(instances) == len(corpus) > 40  # the windows of 40 lines, some longer than max_length
+    assert [i["input_ids"].tensor.tolist() for i in instances] == [corpus[n].tolist() for n in range(len(corpus))]
 
 
 def test_bom_crlf_and_blank_lines_read_like_a_clean_file(tiny_model, tmp_path):
@@ -50,14 +54,57 @@ def test_several_files_a_glob_and_gzip(tiny_model, tmp_path):
     assert _ids(reader, f"{tmp_path / 'a.txt'},{tmp_path / 'b.txt.gz'}") == one + one
 
 
-def test_a_single_10_mb_line_is_read_and_truncated(tiny_model, tmp_path):
+def test_a_single_10_mb_line_is_read_windowed_packed_or_truncated(tiny_model, tmp_path):
     big = tmp_path / "big.txt"
     words = ("the compound inhibits the receptor . " * 300_000)[: 10 * 1024 * 1024]
     big.write_text(words + "\n" + CLEAN)
-    line_by_line = _ids(_reader(tiny_model), big)
+    line_by_line = _ids(_reader(tiny_model, mode="line_by_line"), big)
     assert len(line_by_line) == 3 and len(line_by_line[0]) == 32
     packed = _reader(tiny_model, mode="packed").corpus(str(big))
     assert len(packed) > 10_000 and all(len(packed[i]) == 32 for i in (0, len(packed) - 1))
+    windows = _reader(tiny_model).corpus(str(big))
+    long_document = windows.files[0].document(0)
+    assert len(windows) == -(-(len(long_document) - 2) // 30) + 2 and windows.covered_share == 1.0
+
+
+def test_the_three_modes_read_one_cache_entry_tokenized_once(tiny_model, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    readers = {mode: _reader(tiny_model, mode=mode, cache_directory=str(cache))
+               for mode in ("document_windows", "packed", "line_by_line")}
+    first = readers.pop("document_windows").corpus(str(DATA / "domain.txt"))
+    entries = sorted(os.listdir(cache))
+
+    def tokenize(*args, **kwargs):
+        raise AssertionError("the tokenizer was called again")
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", tokenize)
+    for reader in readers.values():
+        corpus = reader.corpus(str(DATA / "domain.txt"))
+        assert corpus.files[0].directory == first.files[0].directory
+    assert sorted(os.listdir(cache)) == entries
+
+
+def test_each_read_logs_the_share_it_covers_and_warns_when_over_5_percent_is_left_out(tiny_model, tmp_path, caplog):
+    lines = (DATA / "domain.txt").read_text().splitlines()
+    long = tmp_path / "long.txt"
+    long.write_text(" ".join(lines[:20]) + "\n" + " ".join(lines[20:40]) + "\n")
+    logger = "dapt_plugin.data.dataset_readers.masked_lm_corpus"
+    with caplog.at_level(logging.INFO, logger=logger):
+        truncated = _reader(tiny_model, mode="line_by_line").corpus(str(long))
+        windows = _reader(tiny_model).corpus(str(long))
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == logger]
+    share = truncated.covered_share
+    assert share < 0.2
+    assert messages == [
+        (logging.INFO, f"{long}: 2 line_by_line examples of up to 32 tokens; one pass covers {100 * share:.1f}% of "
+                       f"its {truncated.num_content_tokens} tokens (special tokens not counted)"),
+        (logging.WARNING, f"MLM_MODE=line_by_line (the reader's `mode`) leaves {1 - share:.1%} of the tokens of "
+                          f"{long} out of every pass: 2 of its 2 documents are longer than max_length=32 and only "
+                          "their first 30 tokens are used. Set MLM_MODE=document_windows to use every token of every "
+                          "document"),
+        (logging.INFO, f"{long}: {len(windows)} document_windows examples of up to 32 tokens; one pass covers 100.0% "
+                       f"of its {truncated.num_content_tokens} tokens (special tokens not counted)"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -111,7 +158,7 @@ def test_missing_and_unreadable_files(tiny_model, tmp_path):
 def test_configuration_errors(tiny_model, tmp_path):
     with pytest.raises(ConfigurationError, match=r"`max_length` must be between 3 and the model's position limit 512; got 600"):
         _reader(tiny_model, max_length=600)
-    with pytest.raises(ConfigurationError, match=r"`mode` must be one of \['line_by_line', 'packed'\]; got 'blocks'"):
+    with pytest.raises(ConfigurationError, match=r"`mode` must be one of \['document_windows', 'packed', 'line_by_line'\]; got 'blocks'"):
         _reader(tiny_model, mode="blocks")
     no_mask = tmp_path / "no_mask"
     shutil.copytree(tiny_model, no_mask)
