@@ -18,6 +18,7 @@ from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling imp
     TextClassificationJsonWithSamplingReader,
 )
 from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1  # noqa: E402,F401
+from dapt_plugin.predictors.text_classifier import DaptTextClassifierPredictor  # noqa: E402,F401
 from dapt_plugin.training.learning_rate_schedulers.linear_with_warmup_ratio import (  # noqa: E402,F401
     LinearWithWarmupRatio,
 )
@@ -28,6 +29,7 @@ from dapt_plugin.data.samplers.seeded_shuffle import SeededShuffleBatchSampler  
 from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm  # noqa: E402,F401
 from dapt_plugin.training.callbacks.export_pretrained import ExportPretrained  # noqa: E402,F401
 from dapt_plugin.commands.archive_untrained import ArchiveUntrained  # noqa: E402,F401
+from dapt_plugin.commands.export_classifier import ExportClassifier  # noqa: E402,F401
 from dapt_plugin.commands.vocab_overlap import VocabOverlap  # noqa: E402,F401
 from dapt_plugin.commands.select_tapt_data import SelectTaptData  # noqa: E402,F401
 from dapt_plugin.training.checkpointers.atomic_checkpointer import AtomicCheckpointer  # noqa: E402,F401

@@ -212,8 +212,13 @@ def _patch_jsonnet_errors() -> None:
     config refuses, a syntax error) as `RuntimeError("RUNTIME ERROR: <message>\\n<jsonnet stack>")`,
     which `allennlp train` showed as a Python traceback. It is raised as a `ConfigurationError`
     naming the config and the message (the jsonnet stack stays in the exception's cause).
+    Before a config of the plugin is evaluated, an environment variable that it does not read
+    but that looks like a misspelling of one it does is refused (`check_environment`): jsonnet
+    would silently use the default.
     """
     from allennlp.common import params
+
+    from dapt_plugin.common.config_variables import check_environment
 
     if getattr(params.evaluate_file, "_dapt_plugin_patched", False):
         return
@@ -221,6 +226,7 @@ def _patch_jsonnet_errors() -> None:
 
     @functools.wraps(original)
     def evaluate_file(filename: str, **kwargs) -> str:
+        check_environment(filename, kwargs.get("ext_vars") or {})
         try:
             return original(filename, **kwargs)
         except RuntimeError as error:
@@ -232,9 +238,12 @@ def _patch_jsonnet_errors() -> None:
 
 
 def apply_patches() -> None:
+    from dapt_plugin.common import archived_encoders  # self-contained archives: its own module, being larger
+
     _patch_get_tokenizer()
     _patch_adamw_kernels()
     _patch_atomic_outputs()
     _patch_reusable_serialization_dir()
     _patch_user_error_output()
     _patch_jsonnet_errors()
+    archived_encoders.install()

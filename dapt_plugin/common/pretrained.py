@@ -29,7 +29,8 @@ def looks_like_path(name: str) -> bool:
 def check_model_name(name: str, parts: Iterable[str] = ("model", "tokenizer")) -> None:
     """
     Raises `ConfigurationError` when `name` is a path that does not exist, or a directory missing
-    what `parts` ("model": config and weights; "tokenizer": tokenizer files) needs.
+    what `parts` ("config": config; "model": config and weights; "tokenizer": config and
+    tokenizer files) needs.
     """
     if not looks_like_path(name):
         return
@@ -38,9 +39,8 @@ def check_model_name(name: str, parts: Iterable[str] = ("model", "tokenizer")) -
         raise ConfigurationError(f"MODEL_NAME {name!r}: no such directory; {_FIX}")
     files = set(os.listdir(path))
     missing = []
-    if "model" in parts or "tokenizer" in parts:
-        if "config.json" not in files:
-            missing.append("config.json")
+    if parts and "config.json" not in files:
+        missing.append("config.json")
     if "model" in parts and not files.intersection(_WEIGHT_FILES):
         missing.append("weights (model.safetensors or pytorch_model.bin)")
     if "tokenizer" in parts and not files.intersection(_TOKENIZER_FILES):
@@ -81,7 +81,8 @@ def install() -> None:
         return
 
     def get(model_name: str, *args, **kwargs):
-        check_model_name(model_name, ("model",))
+        # `load_weights=False` (a model loaded from an archive) builds from the config alone
+        check_model_name(model_name, ("model",) if kwargs.get("load_weights", True) else ("config",))
         check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
         return get_model(model_name, *args, **kwargs)
 

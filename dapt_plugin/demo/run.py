@@ -92,6 +92,9 @@ def main() -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     build_base_model(output_dir)
     os.environ["DEMO_DIR"] = str(output_dir)
+    # a tiny model gains nothing from a second thread on a shared 2-core machine; the training
+    # processes of the experiment inherit this
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     run_experiment(load_experiment(str(EXPERIMENT)), str(output_dir / "experiment"))
     minutes, seconds = divmod(round(time.time() - start), 60)
     print(f"Demo done in {minutes} min {seconds} s (everything under {output_dir})")

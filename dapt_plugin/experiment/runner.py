@@ -12,10 +12,23 @@ Phases and the work they share:
 - `classifier/<variant>/seed_<s>`: one fine-tuning run per variant and seed, then its evaluation
   on dev and test (`allennlp evaluate` semantics, in-process).
 
+Before anything is written (the output directory included), every phase's config is resolved
+with the environment it will run with, and the base model and the task's labels are checked: a
+mistake that would stop a phase stops the experiment before the first one (a dry run).
+
 Each training phase runs `allennlp train` in a subprocess, in its own serialization directory
-under the output directory. Re-running the same command skips every phase whose outputs are
-complete, resumes an interrupted training phase with `--recover` when it has a checkpoint (and
-starts it over when it has none), and records what it did in `phases.jsonl`.
+under the output directory. A phase counts as complete only from its completion marker,
+`.phases/<name>.json` (`classifier.dapt.seed_0.json` for `classifier/dapt/seed_0`), written last
+and atomically, with its outputs present. The marker holds the phase's fingerprint: the sha256 of its
+resolved config (a selection's arguments), the contents of its input files and the fingerprints
+of the phases it starts from (see `fingerprint.py`). Paths inside the output directory are
+written `<output_dir>/...` there, so a fingerprint does not depend on where the output directory
+is. Re-running the same command reuses every phase whose marker holds its current fingerprint.
+An interrupted training phase with a checkpoint and an unchanged fingerprint is resumed with
+`--recover`. Any other phase is run again from the start (its old outputs removed), and so is
+every phase that starts from it; the log and `phases.jsonl` say why ("dapt: the resolved config
+changed (NUM_STEPS 4 -> 8)"). The fingerprints, and each phase's environment, are in
+`results.json`.
 """
 import json
 import logging
@@ -25,16 +38,26 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from dapt_plugin.experiment.spec import ExperimentSpec
+from allennlp.common.checks import ConfigurationError
+from filelock import FileLock, Timeout
+
+from dapt_plugin.common.atomic import atomic_file, remove_leftovers
+from dapt_plugin.common.config_variables import config_variables, resolve_config
+from dapt_plugin.data.text_files import DataError, expand_paths
+from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
+from dapt_plugin.experiment.spec import CONFIG_FILES, CONFIGS, ExperimentSpec
 
 logger = logging.getLogger(__name__)
 
-CONFIGS = Path(__file__).resolve().parent.parent.parent / "training_config"
-_TAPT_SOURCE = {"tapt": None, "dapt_tapt": None, "knn_tapt": "select_knn", "rand_tapt": "select_random"}
+OUTPUT_DIR = "<output_dir>"  # how paths inside the output directory appear in fingerprints and results
+_MLM_OUTPUTS = ["model.tar.gz", "metrics.json", "exported_model"]
+_CLASSIFIER_OUTPUTS = ["model.tar.gz", "dev_metrics.json", "test_metrics.json"]
+_SELECTION_OF = {"knn_tapt": "select_knn", "rand_tapt": "select_random"}
+_MLM_PHASES = ("dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
 # the phases that adapt each variant's encoder, for its wall time
 _ADAPTATION = {
     "baseline": [], "dapt": ["dapt"], "tapt": ["tapt"], "dapt_tapt": ["dapt", "dapt_tapt"],
@@ -44,14 +67,56 @@ _ADAPTATION = {
 
 @dataclass
 class Phase:
+    """
+    One step of an experiment and what decides whether an earlier run of it can be reused.
+
+    # Parameters
+
+    name : `str`
+        `dapt`, `select_knn`, `select_random`, a TAPT variant, or `classifier/<variant>/seed_<s>`.
+    kind : `str`
+        `dapt`, `tapt`, `selection` or `classifier`.
+    directory : `Path`
+        Where its outputs are: its own serialization directory for a training phase, the shared
+        `selection/` directory for a selection.
+    outputs : `List[str]`
+        What it completes, under `directory`.
+    settings : `Dict[str, Any]`
+        The environment of its `allennlp train` (for a selection, the arguments of
+        `select_tapt_data`).
+    variant : `str`, optional
+        The variant whose encoder it adapts, selects for or fine-tunes.
+    seed : `int`, optional
+        A classifier's fine-tuning seed.
+    upstream : `str`, optional
+        The phase whose output it starts from.
+    config : `Dict[str, Any]`
+        Its resolved config (a selection's arguments), with paths in the output directory
+        written `<output_dir>/...`; filled in by the runner.
+    inputs : `Dict[str, str]`
+        sha256 of each input file outside the output directory; filled in by the runner.
+    fingerprint : `str`
+        See `fingerprint.fingerprint`; filled in by the runner.
+    """
+
     name: str
+    kind: str
     directory: Path
-    run: Callable[["Phase"], None]
-    done: Callable[["Phase"], bool]
+    outputs: List[str]
+    settings: Dict[str, Any]
+    variant: Optional[str] = None
+    seed: Optional[int] = None
+    upstream: Optional[str] = None
+    config: Dict[str, Any] = field(default_factory=dict)
+    inputs: Dict[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
 
 
 class ExperimentRunner:
     """
+    Plans an experiment and checks it (every phase's config resolved, the base model, the task's
+    labels) without writing anything; `run` then runs what is not complete.
+
     # Parameters
 
     spec : `ExperimentSpec`
@@ -63,7 +128,13 @@ class ExperimentRunner:
     def __init__(self, spec: ExperimentSpec, output_dir: str) -> None:
         self.spec = spec
         self.output = Path(output_dir).resolve()
-        self.phases = self._plan()
+        self.markers = self.output / ".phases"
+        self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
+        self.phases = self._phases()
+        self._check_base_model()
+        self._check_labels()
+        for phase in self.phases:
+            self._fingerprint(phase)
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -73,135 +144,330 @@ class ExperimentRunner:
             return self.spec.base_model
         return str(self.output / variant / "exported_model")
 
-    def _plan(self) -> List[Phase]:
-        variants = self.spec.variants
+    def _phases(self) -> List[Phase]:
+        spec, variants = self.spec, self.spec.variants
         phases: List[Phase] = []
-        mlm_done = lambda p: all((p.directory / f).exists() for f in ("model.tar.gz", "metrics.json", "exported_model"))  # noqa: E731
         if {"dapt", "dapt_tapt"} & set(variants):
-            phases.append(Phase("dapt", self.output / "dapt", self._run_dapt, mlm_done))
+            phases.append(Phase("dapt", "dapt", self.output / "dapt", _MLM_OUTPUTS, {
+                **spec.env("dapt"), "MODEL_NAME": spec.base_model, "CORPUS_PATH": spec.domain_corpus,
+            }, variant="dapt"))
+        selection = {"task_paths": spec.task["train"], "domain_paths": spec.domain_corpus}
         if {"knn_tapt", "rand_tapt"} & set(variants):
-            phases.append(Phase("select_knn", self.output / "selection" / "knn_tapt.jsonl",
-                                self._run_selection, lambda p: p.directory.exists()))
+            phases.append(Phase("select_knn", "selection", self.output / "selection", ["knn_tapt.jsonl"],
+                                {**selection, "method": "knn", "k": spec.knn_k}, variant="knn_tapt"))
         if "rand_tapt" in variants:
-            phases.append(Phase("select_random", self.output / "selection" / "rand_tapt.jsonl",
-                                self._run_selection, lambda p: p.directory.exists()))
+            # as many documents as the kNN selection: its fingerprint is part of this one's
+            phases.append(Phase("select_random", "selection", self.output / "selection", ["rand_tapt.jsonl"],
+                                {**selection, "method": "random"}, variant="rand_tapt", upstream="select_knn"))
         for variant in ("tapt", "dapt_tapt", "knn_tapt", "rand_tapt"):
-            if variant in variants:
-                phases.append(Phase(variant, self.output / variant, self._run_tapt, mlm_done))
+            if variant not in variants:
+                continue
+            upstream = "dapt" if variant == "dapt_tapt" else _SELECTION_OF.get(variant)
+            extra = list(spec.tapt_extra)
+            if variant in _SELECTION_OF:
+                extra.append(str(self.output / "selection" / f"{variant}.jsonl"))
+            phases.append(Phase(variant, "tapt", self.output / variant, _MLM_OUTPUTS, {
+                **spec.env("tapt"), "TAPT_PATH": spec.task["train"], "EXTRA_TAPT_PATHS": ",".join(extra),
+                "MODEL_NAME": self.encoder("dapt") if variant == "dapt_tapt" else spec.base_model,
+            }, variant=variant, upstream=upstream))
         for variant in variants:
-            for seed in self.spec.seeds:
+            for seed in spec.seeds:
                 phases.append(Phase(
-                    f"classifier/{variant}/seed_{seed}", self.output / "classifier" / variant / f"seed_{seed}",
-                    self._run_classifier,
-                    lambda p: all((p.directory / f).exists() for f in ("model.tar.gz", "dev_metrics.json", "test_metrics.json")),
+                    f"classifier/{variant}/seed_{seed}", "classifier",
+                    self.output / "classifier" / variant / f"seed_{seed}", _CLASSIFIER_OUTPUTS, {
+                        **spec.env("classifier"), "MODEL_NAME": self.encoder(variant), "SEED": str(seed),
+                        "TRAIN_PATH": spec.task["train"], "DEV_PATH": spec.task["dev"],
+                    }, variant=variant, seed=seed, upstream=None if variant == "baseline" else variant,
                 ))
         return phases
+
+    def _fail(self, message: str) -> ConfigurationError:
+        return ConfigurationError(f"experiment {self.spec.path}: {message}")
+
+    def _fingerprint(self, phase: Phase) -> None:
+        """Resolves the phase's config (a jsonnet error stops here), hashes its inputs."""
+        if phase.kind == "selection":
+            config, data_paths = phase.settings, [self.spec.task["train"], self.spec.domain_corpus]
+        else:
+            try:
+                config = resolve_config(self._config_file(phase), phase.settings).as_dict(quiet=True)
+            except ConfigurationError as error:
+                raise self._fail(f"phase {phase.name}: {error.message}") from None
+            data_paths = [config.get(key) for key in ("train_data_path", "validation_data_path",
+                                                      "test_data_path")]
+            if phase.kind == "classifier":
+                data_paths.append(self.spec.task["test"])
+        inside = str(self.output) + os.sep
+        files = []
+        for data_path in filter(None, data_paths):
+            # what the runner joined with commas may name an earlier phase's output: left to `upstream`
+            items = data_path.split(",") if inside in data_path else [data_path]
+            files.extend(item for item in items if item.strip() and inside not in item)
+        try:
+            paths = [path for item in files for path in expand_paths(item)]
+        except DataError as error:
+            raise self._fail(f"phase {phase.name}: {error}") from None
+        model = phase.settings.get("MODEL_NAME")
+        if model and os.path.isdir(model) and not os.path.abspath(model).startswith(inside):
+            paths.append(model)
+        phase.config = self._portable(config)
+        phase.inputs = self._portable(self.hashes.of(paths))
+        phase.fingerprint = fingerprint(phase.config, phase.inputs, self._upstream(phase))
+
+    @staticmethod
+    def _config_file(phase: Phase) -> str:
+        return str(CONFIGS / CONFIG_FILES[phase.kind])
+
+    def _upstream(self, phase: Phase) -> Dict[str, str]:
+        return {phase.upstream: self._phase(phase.upstream).fingerprint} if phase.upstream else {}
+
+    def _portable(self, value: Any) -> Any:
+        """`value` with the output directory in its strings written `<output_dir>`."""
+        if isinstance(value, str):
+            return value.replace(str(self.output) + os.sep, OUTPUT_DIR + "/")
+        if isinstance(value, dict):
+            return {self._portable(key): self._portable(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._portable(item) for item in value]
+        return value
+
+    # -- the dry run ------------------------------------------------------------------------
+
+    def _check_base_model(self) -> None:
+        """A hub name must be in the local cache or downloadable (a directory was checked by the spec)."""
+        from transformers.utils import cached_file, is_offline_mode
+
+        if os.path.isdir(self.spec.base_model):
+            return
+        try:
+            cached_file(self.spec.base_model, "config.json")
+        except OSError as error:
+            if is_offline_mode():
+                raise self._fail(
+                    f"`base_model` {self.spec.base_model!r} could not be found locally and the hub is "
+                    "offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set); download it first, or "
+                    "give the directory of a `save_pretrained` copy"
+                ) from None
+            raise self._fail(f"`base_model` {self.spec.base_model!r} could not be loaded: "
+                             f"{str(error).splitlines()[0]}") from None
+
+    def _check_labels(self) -> None:
+        """Every label of `task.dev` and `task.test` must occur in `task.train`, as the classifier needs."""
+        from allennlp.data import Vocabulary
+        from allennlp.data.tokenizers import WhitespaceTokenizer
+
+        from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling import (
+            TextClassificationJsonWithSamplingReader,
+        )
+
+        reader = TextClassificationJsonWithSamplingReader(tokenizer=WhitespaceTokenizer())
+        vocabulary = Vocabulary()
+        split = "train"
+        try:
+            for instance in reader.read(self.spec.task["train"]):
+                if "label" in instance.fields:
+                    vocabulary.add_token_to_namespace(instance["label"].label, "labels")
+            for split in ("dev", "test"):
+                for instance in reader.read(self.spec.task[split]):
+                    if "label" in instance.fields:
+                        instance["label"].index(vocabulary)  # raises, naming the file and line
+        except DataError as error:
+            raise self._fail(f"`task.{split}`: {error}") from None
+
+    # -- what to do with each phase ---------------------------------------------------------
+
+    def plan(self) -> List[Tuple[Phase, str, str]]:
+        """
+        `(phase, action, reason)` for every phase: `reuse` (complete, same fingerprint), `run`
+        (from the start; the reason says why when it ran before), `recover` (interrupted, same
+        fingerprint, with a checkpoint) or `evaluate` (a classifier whose training completed).
+        """
+        plan: List[Tuple[Phase, str, str]] = []
+        run_again = set()
+        for phase in self.phases:
+            action, reason = self._decide(phase)
+            if phase.upstream in run_again and action != "run":
+                # its upstream's outputs are written anew: what it made from the old ones is stale
+                action, reason = "run", f"it starts from {phase.upstream}, which is run again"
+            if action == "run":
+                run_again.add(phase.name)
+            plan.append((phase, action, reason))
+        return plan
+
+    def _decide(self, phase: Phase) -> Tuple[str, str]:
+        marker = self._read_marker(phase)
+        if marker is None:
+            if self._has_outputs(phase):
+                return "run", "no record that it completed; starting over"
+            return "run", ""
+        if marker["fingerprint"] != phase.fingerprint:
+            variables = None if phase.kind == "selection" else config_variables(self._config_file(phase))
+            return "run", describe_changes(marker, self._record(phase), variables)
+        missing = [name for name in phase.outputs if not (phase.directory / name).exists()]
+        if marker["state"] == "complete":
+            return ("reuse", "") if not missing else ("run", f"its outputs are missing ({', '.join(missing)})")
+        if marker["state"] == "trained" and "model.tar.gz" not in missing:
+            return "evaluate", "its training completed; evaluating it"
+        if phase.kind == "selection":
+            return "run", "interrupted; starting over"
+        if any(phase.directory.glob("model_state_e*_b*.th")):
+            return "recover", "interrupted; resuming from its last checkpoint"
+        return "run", "interrupted before its first checkpoint; starting over"
+
+    def _has_outputs(self, phase: Phase) -> bool:
+        if phase.kind == "selection":
+            return any((phase.directory / name).exists() for name in phase.outputs)
+        return phase.directory.exists()
+
+    # -- markers ----------------------------------------------------------------------------
+
+    def _marker_path(self, phase: Phase) -> Path:
+        return self.markers / (phase.name.replace("/", ".") + ".json")
+
+    def _read_marker(self, phase: Phase) -> Optional[Dict[str, Any]]:
+        path = self._marker_path(phase)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _record(self, phase: Phase) -> Dict[str, Any]:
+        return {"settings": self._portable(phase.settings), "config": phase.config, "inputs": phase.inputs,
+                "upstream": self._upstream(phase)}
+
+    def write_marker(self, phase: Phase, state: str) -> None:
+        """
+        Records the phase's fingerprint with `state`: `started` (before it writes anything),
+        `trained` (a classifier whose `allennlp train` completed) or `complete` (written last).
+        """
+        self.markers.mkdir(parents=True, exist_ok=True)
+        record = {"phase": phase.name, "state": state, "fingerprint": phase.fingerprint, **self._record(phase)}
+        if state == "complete":
+            record["completed"] = phase.outputs
+        with atomic_file(str(self._marker_path(phase))) as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+
+    def _clear(self, phase: Phase) -> None:
+        """Removes the phase's marker, then what an earlier run of it wrote."""
+        self._marker_path(phase).unlink(missing_ok=True)
+        if phase.kind == "selection":
+            for name in phase.outputs:
+                # and select_tapt_data's temporary file
+                for path in (phase.directory / name, phase.directory / f"{name}.tmp"):
+                    path.unlink(missing_ok=True)
+        elif phase.directory.exists():
+            shutil.rmtree(phase.directory)
 
     # -- running ----------------------------------------------------------------------------
 
     def run(self) -> Dict:
         """Runs every phase not yet complete, then writes and returns the results."""
         self.output.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.output / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigurationError(f"another `allennlp adapt` is running in {self.output}; wait for it "
+                                     "to end, or give another output directory") from None
+        try:
+            return self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> Dict:
+        self.hashes.save()
+        for directory in (self.output, self.markers):
+            remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
         times = self._load_times()
-        for number, phase in enumerate(self.phases, start=1):
-            if phase.done(phase):
-                logger.info("phase %d of %d: %s is complete, skipped", number, len(self.phases), phase.name)
-                self._record(phase, "skipped", 0.0)
+        plan = self.plan()
+        for number, (phase, action, reason) in enumerate(plan, start=1):
+            title = f"phase {number} of {len(plan)}: {phase.name}"
+            if action == "reuse":
+                logger.info("%s is complete, reused", title)
+                self._log(phase, "skipped")
                 continue
-            logger.info("phase %d of %d: %s", number, len(self.phases), phase.name)
+            logger.info("%s%s", title, f" ({reason})" if reason else "")
             start = time.time()
-            phase.run(phase)
+            if action == "run":
+                self._clear(phase)
+                times[phase.name] = 0.0
+                self.write_marker(phase, "started")
+            else:
+                self._log(phase, "recovering" if action == "recover" else "evaluating", reason=reason)
+            {"dapt": self._run_mlm, "tapt": self._run_mlm, "selection": self._run_selection,
+             "classifier": self._run_classifier}[phase.kind](phase, action)
+            self.write_marker(phase, "complete")
             times[phase.name] = times.get(phase.name, 0.0) + time.time() - start
-            (self.output / "phase_times.json").write_text(json.dumps(times, indent=2))
-            self._record(phase, "ran", time.time() - start)
-            if phase.name.startswith("classifier/"):
-                dev = json.loads((phase.directory / "dev_metrics.json").read_text())
-                logger.info("%s: dev %s %.4f", phase.name, self.spec.metric, dev[self.spec.metric])
+            with atomic_file(str(self.output / "phase_times.json")) as handle:
+                json.dump(times, handle, indent=2)
+            self._log(phase, "ran", time.time() - start, reason if action == "run" else "")
+            logger.info("%s done; its outputs are in %s", phase.name, phase.directory)
         results = self.results(times)
-        (self.output / "results.json").write_text(json.dumps(results, indent=2))
-        (self.output / "results.md").write_text(self.table(results))
+        with atomic_file(str(self.output / "results.json")) as handle:
+            json.dump(results, handle, indent=2)
+        with atomic_file(str(self.output / "results.md")) as handle:
+            handle.write(self.table(results))
         return results
 
     def _load_times(self) -> Dict[str, float]:
         path = self.output / "phase_times.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
-    def _record(self, phase: Phase, action: str, seconds: float) -> None:
+    def _log(self, phase: Phase, action: str, seconds: float = 0.0, reason: str = "") -> None:
+        entry = {"phase": phase.name, "action": action, "seconds": round(seconds, 2)}
+        if reason:
+            entry["reason"] = reason
         with open(self.output / "phases.jsonl", "a") as log:
-            log.write(json.dumps({"phase": phase.name, "action": action, "seconds": round(seconds, 2)}) + "\n")
+            log.write(json.dumps(entry) + "\n")
 
-    def _train(self, phase: Phase, config: str, env: Dict[str, str]) -> None:
-        """`allennlp train` in a subprocess; an interrupted earlier attempt is recovered or restarted."""
-        command = [sys.executable, "-m", "allennlp", "train", str(CONFIGS / config), "-s", str(phase.directory)]
-        if phase.directory.exists():
-            if any(phase.directory.glob("model_state_e*_b*.th")):
-                logger.info("%s was interrupted; recovering it from its last checkpoint", phase.name)
-                command.append("--recover")
-                self._record(phase, "recovering", 0.0)
-            else:
-                shutil.rmtree(phase.directory)
+    def _train(self, phase: Phase, recover: bool) -> None:
+        """`allennlp train` of the phase's config in a subprocess, with `--recover` to resume it."""
+        command = [sys.executable, "-m", "allennlp", "train", self._config_file(phase),
+                   "-s", str(phase.directory)] + (["--recover"] if recover else [])
         phase.directory.parent.mkdir(parents=True, exist_ok=True)
         with open(self.output / "train.log", "a") as log:
             log.write(f"\n===== {phase.name}: {' '.join(command)}\n")
             log.flush()
-            completed = subprocess.run(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+            completed = subprocess.run(command, env={**os.environ, **phase.settings}, stdout=log,
+                                       stderr=subprocess.STDOUT)
         if completed.returncode != 0:
             raise RuntimeError(f"phase {phase.name} failed (exit {completed.returncode}); its log is in "
                                f"{self.output / 'train.log'} and {phase.directory / 'out.log'}")
 
-    def _run_dapt(self, phase: Phase) -> None:
-        self._train(phase, "dapt.jsonnet", {
-            **self.spec.env("dapt"), "MODEL_NAME": self.spec.base_model, "CORPUS_PATH": self.spec.domain_corpus,
-        })
+    def _run_mlm(self, phase: Phase, action: str) -> None:
+        self._train(phase, recover=action == "recover")
 
-    def _run_tapt(self, phase: Phase) -> None:
-        start = str(self.output / "dapt" / "exported_model") if phase.name == "dapt_tapt" else self.spec.base_model
-        extra = list(self.spec.tapt_extra)
-        if _TAPT_SOURCE[phase.name]:
-            extra.append(str(self._phase(_TAPT_SOURCE[phase.name]).directory))
-        self._train(phase, "tapt.jsonnet", {
-            **self.spec.env("tapt"), "MODEL_NAME": start, "TAPT_PATH": self.spec.task["train"],
-            "EXTRA_TAPT_PATHS": ",".join(extra),
-        })
-
-    def _run_selection(self, phase: Phase) -> None:
+    def _run_selection(self, phase: Phase, action: str) -> None:
         from dapt_plugin.data.tapt_selection import select_tapt_data
 
-        if phase.name == "select_knn":
-            select_tapt_data(self.spec.task["train"], self.spec.domain_corpus, str(phase.directory), k=self.spec.knn_k)
-        else:
-            with open(self._phase("select_knn").directory) as selected:
-                size = sum(1 for _ in selected)
-            select_tapt_data(self.spec.task["train"], self.spec.domain_corpus, str(phase.directory),
-                             method="random", size=size)
+        arguments = dict(phase.settings)
+        if arguments["method"] == "random":
+            with open(self._phase("select_knn").directory / "knn_tapt.jsonl") as selected:
+                arguments["size"] = sum(1 for _ in selected)
+        select_tapt_data(output_path=str(phase.directory / phase.outputs[0]), **arguments)
 
-    def _run_classifier(self, phase: Phase) -> None:
+    def _run_classifier(self, phase: Phase, action: str) -> None:
         from allennlp.commands.evaluate import evaluate_from_archive
 
-        variant, seed = phase.name.split("/")[1], phase.name.split("_")[-1]
-        encoder = self.encoder(variant)
-        if not (phase.directory / "model.tar.gz").exists():
-            self._train(phase, "classifier.jsonnet", {
-                **self.spec.env("classifier"), "MODEL_NAME": encoder, "SEED": seed,
-                "TRAIN_PATH": self.spec.task["train"], "DEV_PATH": self.spec.task["dev"],
-                "HIDDEN_SIZE": str(self._hidden_size(encoder)),
-            })
+        if action == "evaluate":
+            remove_leftovers(str(phase.directory))  # of an evaluation killed while writing its metrics
+        else:
+            self._train(phase, recover=action == "recover")
+            self.write_marker(phase, "trained")
+        metrics = {}
         for split in ("dev", "test"):
-            evaluate_from_archive(str(phase.directory / "model.tar.gz"), self.spec.task[split],
-                                  metrics_output_file=str(phase.directory / f"{split}_metrics.json"))
+            metrics[split] = evaluate_from_archive(str(phase.directory / "model.tar.gz"), self.spec.task[split])
+            with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
+                json.dump(metrics[split], handle, indent=2)
+        logger.info("%s: dev %s %.4f", phase.name, self.spec.metric, metrics["dev"][self.spec.metric])
 
     def _phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
 
-    @staticmethod
-    def _hidden_size(model_name: str) -> int:
-        from transformers import AutoConfig
-
-        return AutoConfig.from_pretrained(model_name).hidden_size
-
     # -- results ----------------------------------------------------------------------------
 
     def results(self, times: Dict[str, float]) -> Dict:
+        """
+        The metrics of every variant and seed, their mean and standard deviation, wall times, and
+        each phase's settings (its environment, or a selection's arguments) and fingerprint.
+        """
         metric = self.spec.metric
         variants = {}
         for variant in self.spec.variants:
@@ -217,30 +483,66 @@ class ExperimentRunner:
                                   "std": statistics.stdev(values) if len(values) > 1 else 0.0}
             variants[variant] = {
                 "seeds": runs, **summary,
+                "heldout_mlm_loss": self._heldout_losses(variant),
                 "adaptation_seconds": sum(times.get(name, 0.0) for name in _ADAPTATION[variant]),
                 "fine_tuning_seconds": sum(times.get(f"classifier/{variant}/seed_{s}", 0.0) for s in self.spec.seeds),
             }
-        return {"metric": metric, "seeds": self.spec.seeds, "variants": variants, "phase_seconds": times,
-                "output_dir": str(self.output)}
+        if "baseline" in variants:
+            baseline = variants["baseline"]["dev"]
+            for row in variants.values():
+                # below the baseline by more than the spread over seeds: the adaptation hurt
+                spread = max(row["dev"]["std"], baseline["std"])
+                row["below_baseline"] = row["dev"]["mean"] < baseline["mean"] - spread
+        phases = {phase.name: {"settings": self._portable(phase.settings), "fingerprint": phase.fingerprint}
+                  for phase in self.phases}
+        return {"experiment": self.spec.path, "metric": metric, "seeds": self.spec.seeds, "variants": variants,
+                "phases": phases, "phase_seconds": times, "output_dir": str(self.output)}
+
+    def _heldout_losses(self, variant: str) -> Dict[str, Dict[str, float]]:
+        """Held-out masked-LM loss at the start and end of each masked-LM phase of `variant`."""
+        losses = {}
+        for name in _ADAPTATION[variant]:
+            metrics_file = self.output / name / "metrics.json"
+            if name in _MLM_PHASES and metrics_file.exists():
+                metrics = json.loads(metrics_file.read_text())
+                if "heldout_mlm_loss_start" in metrics:
+                    losses[name] = {"start": metrics["heldout_mlm_loss_start"], "end": metrics["heldout_mlm_loss_end"]}
+        return losses
 
     @staticmethod
     def table(results: Dict) -> str:
+        """
+        The results as markdown: a variant whose mean dev score is below the baseline's by more
+        than the spread over seeds is marked, with the held-out masked-LM losses of its phases
+        (start -> end) next to it, the first numbers to look at to find out why.
+        """
         metric = results["metric"]
         lines = [
-            f"| variant | dev {metric} | test {metric} | adaptation time | fine-tuning time ({len(results['seeds'])} seeds) |",
-            "| --- | --- | --- | --- | --- |",
+            f"| variant | dev {metric} | test {metric} | held-out MLM loss (start -> end) | adaptation time "
+            f"| fine-tuning time ({len(results['seeds'])} seeds) |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for variant, row in results["variants"].items():
+            losses = ", ".join(f"{name} {loss['start']:.3f} -> {loss['end']:.3f}"
+                               for name, loss in row["heldout_mlm_loss"].items()) or "-"
+            flag = " (below baseline)" if row.get("below_baseline") else ""
             lines.append(
-                f"| {variant} | {100 * row['dev']['mean']:.1f} ± {100 * row['dev']['std']:.1f} "
+                f"| {variant}{flag} | {100 * row['dev']['mean']:.1f} ± {100 * row['dev']['std']:.1f} "
                 f"| {100 * row['test']['mean']:.1f} ± {100 * row['test']['std']:.1f} "
-                f"| {row['adaptation_seconds']:.0f} s | {row['fine_tuning_seconds']:.0f} s |"
+                f"| {losses} | {row['adaptation_seconds']:.0f} s | {row['fine_tuning_seconds']:.0f} s |"
             )
+        harmful = [variant for variant, row in results["variants"].items() if row.get("below_baseline")]
+        if harmful:
+            lines.append("")
+            lines.append(f"(below baseline): {', '.join(harmful)} scored below the baseline on dev by more than "
+                         "the spread over seeds: the adaptation hurt. A held-out loss that went up, or a start "
+                         "far above the end, points at the masked-LM phase (learning rate, data, a random head).")
         return "\n".join(lines) + "\n"
 
 
 def run_experiment(spec: ExperimentSpec, output_dir: str) -> Dict:
-    """Runs (or resumes) `spec` in `output_dir`; prints the table and where the results are."""
+    """Checks `spec` (a dry run of every phase), runs or resumes it in `output_dir`; prints the
+    table and where the results are."""
     runner = ExperimentRunner(spec, output_dir)
     results = runner.run()
     print(runner.table(results))

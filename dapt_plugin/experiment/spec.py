@@ -1,22 +1,45 @@
 """
 The experiment file of `allennlp adapt`: which base model, domain corpus, task, variants and seeds,
 read from jsonnet (environment variables available through `std.extVar`) and checked before any
-training starts.
+training starts: its keys, files and base model, and its `settings`, each of which must be a
+variable that the configs of its phase kind read (found in the configs themselves).
 """
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
+from dapt_plugin.common.config_variables import closest, config_variables
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.data.text_files import DataError, expand_paths
 
 # The paper's Table 5 (baseline, DAPT, TAPT, DAPT+TAPT) and Table 8 (kNN-TAPT, RAND-TAPT).
 VARIANTS = ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
 METRICS = ("macro_f1", "micro_f1", "accuracy")
-PHASE_KINDS = ("all", "dapt", "tapt", "classifier")
+CONFIGS = Path(__file__).resolve().parent.parent.parent / "training_config"
+# the training config of each phase kind; `settings.all` applies to every kind
+CONFIG_FILES = {"dapt": "dapt.jsonnet", "tapt": "tapt.jsonnet", "classifier": "classifier.jsonnet"}
+PHASE_KINDS = ("all", *CONFIG_FILES)
+# variables `allennlp adapt` sets itself: where their value comes from, and the kinds it sets them for
+_SET_FROM_EXPERIMENT = {
+    "MODEL_NAME": ("`base_model` (or the adapted encoder a phase starts from)", PHASE_KINDS),
+    "CORPUS_PATH": ("`domain_corpus`", PHASE_KINDS),
+    "TAPT_PATH": ("`task.train`", PHASE_KINDS),
+    "EXTRA_TAPT_PATHS": ("`tapt_extra` (and the kNN-/RAND-TAPT selections)", PHASE_KINDS),
+    "TRAIN_PATH": ("`task.train`", PHASE_KINDS),
+    "DEV_PATH": ("`task.dev`", PHASE_KINDS),
+    "TEST_PATH": ("`task.test` (evaluated by `allennlp adapt` itself)", PHASE_KINDS),
+    # the masked-LM phases' own SEED may be given in settings.dapt and settings.tapt
+    "SEED": ("`seeds` for the classifiers; a masked-LM seed goes in `settings.dapt` or `settings.tapt`",
+             ("all", "classifier")),
+}
+# variables that change what the training process runs or loads (PYTHONPATH, LD_PRELOAD, ...),
+# whatever the config
+_PROCESS_VARIABLES = {"PATH"}
+_PROCESS_PREFIXES = ("LD_", "DYLD_", "PYTHON")
 
 
 @dataclass
@@ -44,7 +67,11 @@ class ExperimentSpec:
         Neighbours per task example for kNN-TAPT.
     settings : `Dict[str, Dict[str, Any]]`, optional
         Environment variables of the phases' configs, by phase kind (`all`, `dapt`, `tapt`,
-        `classifier`), e.g. `{"dapt": {"NUM_STEPS": 100}}`.
+        `classifier`), e.g. `{"dapt": {"NUM_STEPS": 100}}`. Each must be a variable that the
+        kind's config reads (for `all`, one of them), and not one that `allennlp adapt` sets from
+        the keys above.
+    path : `str`, optional (default = `""`)
+        The experiment file, as an absolute path.
     """
 
     base_model: str
@@ -56,6 +83,7 @@ class ExperimentSpec:
     tapt_extra: List[str] = field(default_factory=list)
     knn_k: int = 50
     settings: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    path: str = ""
 
     def env(self, kind: str) -> Dict[str, str]:
         """Environment variables of a phase of `kind`, from `settings`."""
@@ -97,6 +125,7 @@ def load_experiment(path: str) -> ExperimentSpec:
     settings = raw.get("settings", {})
     if not isinstance(settings, dict) or not set(settings) <= set(PHASE_KINDS):
         raise _fail(path, f"`settings` must map phase kinds {list(PHASE_KINDS)} to variables; got {settings!r}")
+    _check_settings(path, settings)
     knn_k = raw.get("knn_k", 50)
     if not isinstance(knn_k, int) or knn_k < 1:
         raise _fail(path, f"`knn_k` must be a positive integer; got {knn_k!r}")
@@ -104,6 +133,7 @@ def load_experiment(path: str) -> ExperimentSpec:
         base_model=str(raw["base_model"]), task={k: str(v) for k, v in task.items()}, variants=list(variants),
         seeds=list(seeds), metric=metric, domain_corpus=raw.get("domain_corpus"),
         tapt_extra=[str(p) for p in raw.get("tapt_extra", [])], knn_k=knn_k, settings=settings,
+        path=os.path.abspath(path),
     )
     needs_domain = [v for v in spec.variants if v in ("dapt", "dapt_tapt", "knn_tapt", "rand_tapt")]
     if needs_domain and not spec.domain_corpus:
@@ -124,3 +154,36 @@ def load_experiment(path: str) -> ExperimentSpec:
     if os.path.isdir(spec.base_model):
         spec.base_model = os.path.abspath(spec.base_model)
     return spec
+
+
+def _check_settings(path: str, settings: Dict[str, Any]) -> None:
+    """Every variable of `settings` must be one its kind's configs read, and not one set otherwise."""
+    for kind, variables in settings.items():
+        if not isinstance(variables, dict):
+            raise _fail(path, f"`settings.{kind}` must map variable names to values, e.g. "
+                              f"{{\"NUM_EPOCHS\": 3}}; got {variables!r}")
+        files = list(CONFIG_FILES.values()) if kind == "all" else [CONFIG_FILES[kind]]
+        readable = set().union(*(config_variables(str(CONFIGS / name)) for name in files))
+        for name, value in variables.items():
+            key = f"`settings.{kind}.{name}`"
+            if name in _PROCESS_VARIABLES or name.startswith(_PROCESS_PREFIXES):
+                raise _fail(path, f"{key}: {name} is a variable of the Python process, not of a config, "
+                                  "and cannot be set from an experiment; the training processes inherit "
+                                  "the environment of `allennlp adapt`")
+            if name not in readable:
+                suggestion = closest(name, readable)
+                hint = (f"did you mean {suggestion}?" if suggestion else
+                        "the variables each config reads are listed in its header; variables of the "
+                        "process (such as OMP_NUM_THREADS) are inherited from the environment of "
+                        "`allennlp adapt`")
+                raise _fail(path, f"{key} is not a variable of {_either(files)}; {hint}")
+            source, kinds = _SET_FROM_EXPERIMENT.get(name, (None, ()))
+            if kind in kinds:
+                raise _fail(path, f"{key}: {name} is set from the experiment's {source}; remove it "
+                                  "from `settings`")
+            if isinstance(value, (dict, list)) or value is None:
+                raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
+
+
+def _either(names: List[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -10,7 +10,7 @@ from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 from allennlp.data import Vocabulary
 from allennlp.models.model import Model
-from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from dapt_plugin.common.pretrained import check_model_name, check_remote_code
 from dapt_plugin.nn.masked_lm_heads import masked_lm_head, missing_head_weights
@@ -74,6 +74,9 @@ class DaptMaskedLm(Model):
         Recompute activations in the backward pass to save memory.
     trust_remote_code : `bool`, optional (default = `False`)
         Allow a model directory to run its own Python code; off unless you trust its source.
+    load_weights : `bool`, optional (default = `True`)
+        Load the weights of `model_name`; `False` builds the model from its config alone, as
+        loading an archive does (the archive holds the trained weights).
 
     Registered as a `Model` with name "dapt_masked_lm".
     """
@@ -91,6 +94,7 @@ class DaptMaskedLm(Model):
         bf16: bool = False,
         gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
+        load_weights: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(vocab, **kwargs)
@@ -102,17 +106,22 @@ class DaptMaskedLm(Model):
                 "`mask_replace_probability` and `random_replace_probability` must be non-negative "
                 f"and sum to at most 1; got {mask_replace_probability} and {random_replace_probability}"
             )
-        check_model_name(model_name)
+        check_model_name(model_name, ("model", "tokenizer") if load_weights else ("config", "tokenizer"))
         check_remote_code(model_name, trust_remote_code)
         self.model_name = model_name
         self.mlm: PreTrainedModel
-        # transformers' own report of the weights it initialised is replaced by the line below
-        with _quiet(transformers.modeling_utils.logger):
-            self.mlm, loading_info = AutoModelForMaskedLM.from_pretrained(
-                model_name, trust_remote_code=trust_remote_code, output_loading_info=True
-            )
-        # head weights the checkpoint lacks, which transformers initialised at random
-        self.missing_head_weights = missing_head_weights(self.mlm, loading_info["missing_keys"])
+        if load_weights:
+            # transformers' own report of the weights it initialised is replaced by the line below
+            with _quiet(transformers.modeling_utils.logger):
+                self.mlm, loading_info = AutoModelForMaskedLM.from_pretrained(
+                    model_name, trust_remote_code=trust_remote_code, output_loading_info=True
+                )
+            # head weights the checkpoint lacks, which transformers initialised at random
+            self.missing_head_weights = missing_head_weights(self.mlm, loading_info["missing_keys"])
+        else:
+            config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+            self.mlm = AutoModelForMaskedLM.from_config(config, trust_remote_code=trust_remote_code)
+            self.missing_head_weights = []
         if self.missing_head_weights:
             logger.warning(
                 "%s has no trained masked-LM head (%d of its tensors are missing from the checkpoint, "

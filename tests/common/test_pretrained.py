@@ -6,10 +6,11 @@ import pytest
 from allennlp.common.checks import ConfigurationError
 from allennlp.data.token_indexers import PretrainedTransformerIndexer
 from allennlp.data.tokenizers import PretrainedTransformerTokenizer
-from allennlp.models.archival import load_archive
+from allennlp.models.archival import archive_model, load_archive
 from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 
 from dapt_plugin.commands.archive_untrained import archive_untrained
+from dapt_plugin.common.archived_encoders import ENCODERS_DIRECTORY, archived_name
 from tests.conftest import CONFIGS, allennlp, classifier_env, mlm_env
 
 FIX = ("give a directory written by `save_pretrained` (such as the `exported_model` directory of an MLM "
@@ -100,9 +101,14 @@ def test_an_archive_whose_model_brings_code_is_refused(tiny_model, tmp_path, mon
     shutil.copytree(tiny_model, model)
     for name, value in mlm_env(model).items():
         monkeypatch.setenv(name, value)
-    archive = archive_untrained(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "run"))
+    run = tmp_path / "run"
+    archive_untrained(str(CONFIGS / "dapt.jsonnet"), str(run))
     add_custom_code(model, tmp_path / "code_ran")
+    archive = archive_model(str(run))  # the archive carries the model's config and code
     with pytest.raises(ConfigurationError) as error:
         load_archive(archive)
-    assert str(error.value) == REFUSED.format(model=model)
+    # refused in the archive's copy of the model, extracted to a temporary directory
+    copy = str(error.value).split("'")[1]
+    assert copy.endswith(f"/{ENCODERS_DIRECTORY}/{archived_name(str(model))}")
+    assert str(error.value) == REFUSED.format(model=copy)
     assert not (tmp_path / "code_ran").exists()

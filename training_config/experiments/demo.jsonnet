@@ -32,7 +32,6 @@ local data = dir + '/data';
     all: {
       MAX_LENGTH: 32,  // the longest example is 14 tokens
       DAPT_PLUGIN_CACHE: dir + '/cache',  // keep the demo's token cache with its outputs
-      OMP_NUM_THREADS: 1,  // a tiny model gains nothing from a second thread on a shared 2-core machine
     },
     // 1.5K steps of 64 sentences, 5 checkpoints along the way; 2e-3 suits a 64-wide model
     dapt: { NUM_STEPS: 1500, NUM_EPOCHS: 5, EFFECTIVE_BATCH: 64, BATCH_SIZE: 64, LR: 2e-3 },

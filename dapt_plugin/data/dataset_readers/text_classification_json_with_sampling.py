@@ -146,6 +146,16 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                     f"tokenizer's {num_start_tokens + self._num_end_tokens} special tokens; raise it"
                 )
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer of the texts (of the model's encoder, in the paper's configs)."""
+        return self._tokenizer
+
+    @property
+    def text_key(self) -> str:
+        """The JSON field holding the text, in training data and in data to predict on."""
+        return self._text_key
+
     def _read(self, file_path: str) -> Iterator[Instance]:
         file_path = str(file_path)
         if self._sample is None:

@@ -1,0 +1,121 @@
+"""
+The environment variables of a jsonnet config, and the config as a run with a given environment
+sees it.
+
+The configs read every variable through `training_config/lib/env.libsonnet` (`env.required`,
+`env.str`, `env.int`, ...), so the variables a config reads are found in its own text and that of
+the files it imports: the list is the configs' own, never a copy kept by hand.
+"""
+import difflib
+import glob
+import json
+import os
+import re
+from typing import Dict, Iterable, Optional, Set
+
+from allennlp.common import params as allennlp_params
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.params import Params
+
+from dapt_plugin.common.config_env import ENV_EXT_VAR
+
+# `import 'lib/env.libsonnet'` (not `importstr`, which reads text, not jsonnet)
+_IMPORT = re.compile(r"""\bimport\s+(?:'([^']+)'|"([^"]+)")""")
+# `env.int('NUM_STEPS', ...)`, `env.required("MODEL_NAME", ...)`: any function of env.libsonnet
+_READ = re.compile(r"""\benv\.[A-Za-z_]\w*\(\s*(?:'([A-Za-z_]\w*)'|"([A-Za-z_]\w*)")""")
+
+
+def config_variables(config_path: str) -> Set[str]:
+    """
+    The environment variables that the jsonnet config at `config_path` reads, in it and in every
+    file it imports (recursively).
+    """
+    variables: Set[str] = set()
+    pending, seen = [os.path.abspath(config_path)], set()
+    while pending:
+        path = pending.pop()
+        if path in seen or not os.path.isfile(path):
+            continue  # an import jsonnet cannot find is its error, when the config is evaluated
+        seen.add(path)
+        with open(path, encoding="utf-8") as handle:
+            text = "\n".join(line for line in handle if not line.lstrip().startswith(("//", "#")))
+        variables.update(single or double for single, double in _READ.findall(text))
+        directory = os.path.dirname(path)
+        pending.extend(os.path.join(directory, single or double) for single, double in _IMPORT.findall(text))
+    return variables
+
+
+def resolve_config(config_path: str, env: Dict[str, str]) -> Params:
+    """
+    Evaluates the config at `config_path` as `allennlp train` does in a process whose environment
+    is this one's overlaid with `env`. A jsonnet error (an unset required variable, a value a
+    config refuses) is raised as a `ConfigurationError` naming the config and the message (see
+    `dapt_plugin.compat`).
+    """
+    variables = {**os.environ, **env}
+    variables = {name: value for name, value in variables.items() if allennlp_params._is_encodable(value)}
+    # `DAPT_PLUGIN_ENV` as `config_env` computes it in a process with this environment
+    return Params.from_file(config_path, ext_vars={**variables, ENV_EXT_VAR: json.dumps(variables)})
+
+
+def closest(name: str, candidates: Iterable[str]) -> Optional[str]:
+    """The candidate most like `name` (ignoring case), or None when none is close."""
+    by_upper = {candidate.upper(): candidate for candidate in candidates}
+    matches = difflib.get_close_matches(name.upper(), list(by_upper), n=1)
+    return by_upper[matches[0]] if matches else None
+
+
+# Prefixes that say "this is meant for a config like ours": a variable that starts with one and
+# resembles a config's variable is taken for a misspelling of it.
+_OUR_PREFIXES = ("NUM_", "MAX_", "MLM_")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+def misspelling(name: str, variables: Iterable[str]) -> Optional[str]:
+    """
+    The variable of `variables` that `name` (a variable that is not among them) looks like a
+    misspelling of, or None: at most two edits away (`NUM_STEP`, `MAX_LENGHT`), or sharing one of
+    the prefixes `NUM_`, `MAX_`, `MLM_` and alike (`difflib` ratio of at least 0.75).
+    Well-known variables of other tools (`CUDA_VISIBLE_DEVICES`, `MASTER_ADDR`) are further away.
+    """
+    if len(name) < 4 or name in variables:
+        return None
+    candidates = sorted(variables, key=lambda variable: _edit_distance(name, variable))
+    if candidates and _edit_distance(name, candidates[0]) <= 2:
+        return candidates[0]
+    prefix = next((p for p in _OUR_PREFIXES if name.startswith(p)), None)
+    if prefix is not None:
+        same = [v for v in variables if v.startswith(prefix)]
+        match = difflib.get_close_matches(name, same, n=1, cutoff=0.75)
+        if match:
+            return match[0]
+    return None
+
+
+def check_environment(config_path: str, environment: Iterable[str]) -> None:
+    """
+    Raises `ConfigurationError` when a name of `environment` is not a variable of the config at
+    `config_path` but looks like a misspelling of one (see `misspelling`): a misspelled variable
+    would otherwise be ignored and its default used (`NUM_STEP=4` training 12,500 steps).
+    """
+    variables = config_variables(config_path)
+    if not variables:
+        return  # not a config of this plugin's kind
+    # a variable of a sibling config (NUM_STEPS of dapt.jsonnet beside classifier.jsonnet) is
+    # set on purpose for that one
+    siblings = set().union(*(config_variables(path) for path in glob.glob(
+        os.path.join(glob.escape(os.path.dirname(os.path.abspath(config_path))), "*.jsonnet"))))
+    for name in sorted(set(environment) - siblings):
+        meant = misspelling(name, variables)
+        if meant is not None:
+            raise ConfigurationError(f"{name} is not a variable of {os.path.basename(config_path)}; "
+                                     f"did you mean {meant}?")

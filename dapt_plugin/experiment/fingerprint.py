@@ -1,0 +1,122 @@
+"""
+What decides whether `allennlp adapt` may reuse a phase's earlier run: a fingerprint of everything
+that determines the phase (its resolved config, the contents of its input files and the
+fingerprints of the phases it starts from), and, when the fingerprint changed, a description of
+what changed for the log.
+
+File contents are hashed once: `FileHashes` keeps each file's sha256 with its size and
+modification time, so a re-run over a corpus of tens of GB costs a `stat` per file.
+"""
+import hashlib
+import json
+import logging
+import os
+from typing import Any, Dict, Iterable, List, Optional, Set
+
+from dapt_plugin.common.atomic import atomic_file
+from dapt_plugin.data.token_cache import file_sha256
+
+logger = logging.getLogger(__name__)
+
+_LOG_HASHING_ABOVE = 1 << 30  # bytes; hashing a larger file takes long enough to say so
+
+
+class FileHashes:
+    """
+    The sha256 of files, remembered by path, size and modification time (nanoseconds).
+
+    # Parameters
+
+    memo_path : `str`
+        JSON file of the hashes computed before; read if it exists, written by `save`.
+    """
+
+    def __init__(self, memo_path: str) -> None:
+        self.memo_path = memo_path
+        self._memo: Dict[str, Dict[str, Any]] = {}
+        if os.path.isfile(memo_path):
+            with open(memo_path, encoding="utf-8") as handle:
+                self._memo = json.load(handle)
+
+    def sha256(self, path: str) -> str:
+        key = os.path.abspath(path)
+        stat = os.stat(key)
+        known = self._memo.get(key)
+        if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+            return known["sha256"]
+        if stat.st_size > _LOG_HASHING_ABOVE:
+            logger.info("hashing %s (%.1f GB) for the phases' fingerprints", path, stat.st_size / 1e9)
+        digest = file_sha256(key)
+        self._memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+        return digest
+
+    def of(self, paths: Iterable[str]) -> Dict[str, str]:
+        """`{path: sha256}` of files, and of every file under the directories among `paths`."""
+        hashes = {}
+        for path in paths:
+            if os.path.isdir(path):
+                for root, directories, files in os.walk(path):
+                    directories.sort()
+                    for name in sorted(files):
+                        hashes[os.path.join(root, name)] = self.sha256(os.path.join(root, name))
+            else:
+                hashes[path] = self.sha256(path)
+        return hashes
+
+    def save(self) -> None:
+        with atomic_file(self.memo_path) as handle:
+            json.dump(self._memo, handle, indent=1, sort_keys=True)
+
+
+def fingerprint(config: Dict[str, Any], inputs: Dict[str, str], upstream: Dict[str, str]) -> str:
+    """sha256 of a phase's resolved `config`, its `inputs` (`{path: sha256}`) and `upstream`
+    (`{phase: fingerprint}` of the phases it starts from)."""
+    canonical = json.dumps({"config": config, "inputs": inputs, "upstream": upstream}, sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def describe_changes(old: Dict[str, Any], new: Dict[str, Any], variables: Optional[Set[str]] = None) -> str:
+    """
+    What differs between two records of a phase (each with `settings`, `config`, `inputs` and
+    `upstream`), in words: the variables among `variables` (those its config reads) that changed,
+    else the config keys; the input files; the phases it starts from.
+    """
+    reasons = []
+    if old["config"] != new["config"]:
+        changed = [
+            f"{name} {old['settings'].get(name, 'unset')} -> {new['settings'].get(name, 'unset')}"
+            for name in sorted(set(old["settings"]) | set(new["settings"]))
+            if (variables is None or name in variables) and old["settings"].get(name) != new["settings"].get(name)
+        ]
+        if not changed:
+            old_config, new_config = _flatten(old["config"]), _flatten(new["config"])
+            changed = [f"{key} {_short(old_config.get(key, 'unset'))} -> {_short(new_config.get(key, 'unset'))}"
+                       for key in sorted(set(old_config) | set(new_config))
+                       if old_config.get(key) != new_config.get(key)]
+        reasons.append(f"the resolved config changed ({_first(changed)})")
+    if old["inputs"] != new["inputs"]:
+        changed = sorted(path for path in set(old["inputs"]) | set(new["inputs"])
+                         if old["inputs"].get(path) != new["inputs"].get(path))
+        reasons.append(f"input files changed ({_first(changed)})")
+    for name in sorted(set(old["upstream"]) | set(new["upstream"])):
+        if old["upstream"].get(name) != new["upstream"].get(name):
+            reasons.append(f"it starts from {name}, which changed")
+    return "; ".join(reasons)
+
+
+def _first(items: List[str], count: int = 3) -> str:
+    return ", ".join(items[:count]) + (f" and {len(items) - count} more" if len(items) > count else "")
+
+
+def _short(value: Any, length: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= length else text[:length - 3] + "..."
+
+
+def _flatten(value: Any, prefix: str = "") -> Dict[str, Any]:
+    if isinstance(value, dict):
+        flat: Dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}

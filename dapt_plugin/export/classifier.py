@@ -1,0 +1,153 @@
+"""
+Exports a trained classifier (`basic_classifier_with_f1`, as `training_config/classifier.jsonnet`
+trains it) to a plain Hugging Face directory: `AutoModelForSequenceClassification` and
+`pipeline("text-classification")` load it, with the label names in `id2label`/`label2id` and the
+tokenizer of training beside it.
+
+The paper's classifier is the encoder, then the vector of the first token, dropout, a tanh layer
+as wide as the encoder, dropout, and a linear layer to the labels. That is exactly the head of
+`RobertaForSequenceClassification` (and of the XLM-RoBERTa, CamemBERT, Data2VecText and
+RoBERTa-PreLayerNorm models), whose `classifier.dense` and `classifier.out_proj` receive the two
+layers. `BertForSequenceClassification` computes the same function (BERT's pooler is the first
+token's vector through a tanh layer; dropout only acts in training), so for BERT the tanh layer
+becomes the pooler's. Other encoders, and classifiers built otherwise (a `seq2seq_encoder`,
+another pooler or feed-forward), have no such class and are refused.
+"""
+import copy
+import logging
+import os
+from typing import Tuple
+
+import torch
+from allennlp.common.checks import ConfigurationError
+from allennlp.data import DatasetReader
+from allennlp.data.tokenizers import PretrainedTransformerTokenizer
+from allennlp.models.archival import load_archive
+from allennlp.modules.seq2vec_encoders import ClsPooler
+from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+
+from dapt_plugin.common.atomic import atomic_directory
+from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1
+
+logger = logging.getLogger(__name__)
+
+# encoders whose *ForSequenceClassification head is `classifier.dense` (tanh) and `classifier.out_proj`
+ROBERTA_HEAD_MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "data2vec-text", "roberta-prelayernorm")
+# encoders whose *ForSequenceClassification is the pooler (first token, dense, tanh) and `classifier`
+POOLER_HEAD_MODEL_TYPES = ("bert",)
+# a text run through both models after the export, whose logits must agree
+_PROBE = "A short text to check that the exported model computes what the classifier computes."
+
+
+def export_classifier(archive_file: str, output_dir: str, force: bool = False) -> str:
+    """
+    Writes the classifier of `archive_file` (a `model.tar.gz`) to `output_dir` as a Hugging Face
+    `*ForSequenceClassification` model with its tokenizer, atomically: `output_dir` appears
+    complete or not at all. An `output_dir` that holds anything is replaced only with `force`.
+    Returns `output_dir`.
+    """
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:
+        raise ConfigurationError(
+            f"{output_dir} already exists and is not empty; give a new directory, or --force to replace it"
+        )
+    archive = load_archive(archive_file)
+    model = archive.model.eval()
+    exported = to_sequence_classification(model).eval()
+    tokenizer = reader_tokenizer(archive.validation_dataset_reader)
+    _check_same_logits(model, archive.validation_dataset_reader, exported, tokenizer)
+    os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
+    with atomic_directory(output_dir) as directory:
+        exported.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+    logger.info("Exported the classifier of %s (%s) to %s", archive_file, type(exported).__name__, output_dir)
+    return output_dir
+
+
+def reader_tokenizer(reader: DatasetReader) -> PreTrainedTokenizerBase:
+    """The Hugging Face tokenizer that `reader` tokenizes texts with."""
+    tokenizer = getattr(reader, "tokenizer", None)
+    if not isinstance(tokenizer, PretrainedTransformerTokenizer):
+        raise ConfigurationError(
+            f"the dataset reader ({type(reader).__name__}) does not tokenize with a `pretrained_transformer` "
+            "tokenizer, so there is no Hugging Face tokenizer to export with the model; use the reader "
+            "of training_config/classifier.jsonnet"
+        )
+    return tokenizer.tokenizer
+
+
+def to_sequence_classification(model: BasicClassifierWithF1) -> PreTrainedModel:
+    """
+    The Hugging Face `*ForSequenceClassification` model computing what `model` computes, with
+    `model`'s weights and label names. Raises `ConfigurationError` for a classifier that no
+    such class computes.
+    """
+    encoder, dense, output = _parts(model)
+    config = copy.deepcopy(encoder.config)
+    model_type = config.model_type
+    if model_type not in ROBERTA_HEAD_MODEL_TYPES + POOLER_HEAD_MODEL_TYPES:
+        raise ConfigurationError(
+            f"cannot export an encoder of type {model_type!r}: its *ForSequenceClassification head differs from "
+            "the classifier's (first token, dense, tanh, linear); supported: "
+            f"{', '.join(ROBERTA_HEAD_MODEL_TYPES + POOLER_HEAD_MODEL_TYPES)}"
+        )
+    labels = model.label_names
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: index for index, label in enumerate(labels)}
+    config.problem_type = "single_label_classification"
+    exported = AutoModelForSequenceClassification.from_config(config)
+    prefix = exported.base_model_prefix
+    if model_type in ROBERTA_HEAD_MODEL_TYPES:
+        head = {"classifier.dense": dense, "classifier.out_proj": output}
+    else:
+        head = {f"{prefix}.pooler.dense": dense, "classifier": output}
+    state = {f"{prefix}.{name}": tensor for name, tensor in encoder.state_dict().items()}
+    for name, layer in head.items():
+        state.update({f"{name}.{key}": tensor for key, tensor in layer.state_dict().items()})
+    wanted = exported.state_dict()
+    # the encoder's own pooler is unused by the classifier (and absent from RoBERTa's class)
+    exported.load_state_dict({name: tensor for name, tensor in state.items() if name in wanted}, strict=True)
+    exported.config.architectures = [type(exported).__name__]
+    return exported
+
+
+def _parts(model: BasicClassifierWithF1) -> Tuple[PreTrainedModel, torch.nn.Linear, torch.nn.Linear]:
+    """The encoder, the tanh layer and the output layer of `model`, after checking its structure."""
+    if not isinstance(model, BasicClassifierWithF1):
+        raise ConfigurationError(f"can only export a basic_classifier_with_f1 model; got {type(model).__name__}")
+    embedders = list(model._text_field_embedder._token_embedders.values())
+    feedforward = model._feedforward
+    problems = []
+    if len(embedders) != 1 or not isinstance(embedders[0], PretrainedTransformerEmbedder):
+        problems.append("the text field embedder is not a single `pretrained_transformer` embedder")
+    elif embedders[0]._scalar_mix is not None or embedders[0]._max_length is not None:
+        problems.append("the embedder mixes layers (`last_layer_only: false`) or folds long texts (`max_length`)")
+    if model._seq2seq_encoder is not None:
+        problems.append("it has a `seq2seq_encoder`")
+    if not isinstance(model._seq2vec_encoder, ClsPooler) or model._seq2vec_encoder._cls_is_last_token:
+        problems.append("it does not pool the first token (`cls_pooler`)")
+    if (feedforward is None or len(feedforward._linear_layers) != 1
+            or not isinstance(feedforward._activations[0], torch.nn.Tanh)):
+        problems.append("its `feedforward` is not one tanh layer")
+    elif feedforward._linear_layers[0].out_features != feedforward._linear_layers[0].in_features:
+        problems.append("its `feedforward` layer changes the width")
+    if problems:
+        raise ConfigurationError(
+            f"cannot export this classifier: {'; '.join(problems)}. Only the paper's classifier "
+            "(training_config/classifier.jsonnet: encoder, first token, dropout, tanh layer, dropout, "
+            "linear) has a Hugging Face *ForSequenceClassification equivalent"
+        )
+    return embedders[0].transformer_model, feedforward._linear_layers[0], model._classification_layer
+
+
+def _check_same_logits(model: BasicClassifierWithF1, reader, exported: PreTrainedModel,
+                       tokenizer: PreTrainedTokenizerBase) -> None:
+    instance = reader.text_to_instance(_PROBE)
+    reader.apply_token_indexers(instance)
+    expected = torch.tensor(model.forward_on_instance(instance)["logits"])
+    with torch.no_grad():
+        logits = exported(**tokenizer(_PROBE, return_tensors="pt")).logits[0]
+    if not torch.allclose(logits, expected, atol=1e-4):
+        raise RuntimeError(f"the exported model's logits {logits.tolist()} differ from the classifier's "
+                           f"{expected.tolist()}; please report this with the model's config.json")

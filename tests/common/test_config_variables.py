@@ -1,0 +1,79 @@
+import pytest
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.params import Params
+
+from dapt_plugin.common.config_variables import closest, config_variables, resolve_config
+from tests.conftest import CONFIGS, DATA, TASK
+
+
+def test_the_variables_of_each_config_are_read_from_it_and_its_imports():
+    dapt, tapt, classifier = (config_variables(str(CONFIGS / name))
+                              for name in ("dapt.jsonnet", "tapt.jsonnet", "classifier.jsonnet"))
+    assert {"MODEL_NAME", "CORPUS_PATH", "NUM_STEPS", "MLM_PROBABILITY", "HELDOUT_PATH"} <= dapt
+    assert {"TAPT_PATH", "EXTRA_TAPT_PATHS", "NUM_EPOCHS"} <= tapt and "CORPUS_PATH" not in tapt
+    assert {"TRAIN_PATH", "DEV_PATH", "TEST_PATH", "PATIENCE", "SAMPLE"} <= classifier
+    assert "NUM_STEPS" not in classifier
+    # lib/optim.libsonnet, imported by all three
+    assert {"CUDA_DEVICE", "CUDA_DEVICES", "FUSED_ADAMW"} <= dapt & tapt & classifier
+
+
+def test_any_function_of_env_counts_and_comments_do_not(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "sizes.libsonnet").write_text(
+        "local env = import 'env.libsonnet';\n{ width: env.positiveInt(\"WIDTH\", 3, min=1) }\n")
+    config = tmp_path / "config.jsonnet"
+    config.write_text("local env = import 'lib/env.libsonnet';\nlocal sizes = import 'lib/sizes.libsonnet';\n"
+                      "// env.int('COMMENTED_OUT', 1)\n{ depth: env.int( 'DEPTH', 2), width: sizes.width }\n")
+    assert config_variables(str(config)) == {"DEPTH", "WIDTH"}
+
+
+def test_resolve_config_sees_the_overrides_as_a_training_process_would(tiny_model, monkeypatch):
+    monkeypatch.setenv("NUM_EPOCHS", "5")
+    env = {"MODEL_NAME": str(tiny_model), "CORPUS_PATH": str(DATA / "domain.txt"), "NUM_STEPS": "8",
+           "NUM_EPOCHS": "2", "EFFECTIVE_BATCH": "16", "BATCH_SIZE": "8"}
+    config = resolve_config(str(CONFIGS / "dapt.jsonnet"), env).as_dict()
+    assert config["trainer"]["num_epochs"] == 2  # `env` over the process's environment
+    assert config["data_loader"]["batches_per_epoch"] == 4 * 2  # 8 steps over 2 epochs, 2 batches a step
+    assert config["model"]["model_name"] == str(tiny_model)
+    classifier = resolve_config(str(CONFIGS / "classifier.jsonnet"), {
+        "MODEL_NAME": str(tiny_model), "TRAIN_PATH": str(TASK / "train.jsonl"), "DEV_PATH": str(TASK / "dev.jsonl"),
+    }).as_dict()
+    assert classifier["train_data_path"] == str(TASK / "train.jsonl")
+    assert classifier["trainer"]["num_epochs"] == 5  # from the process's environment
+
+
+def test_a_jsonnet_error_names_the_config_and_the_message(tiny_model):
+    config = str(CONFIGS / "dapt.jsonnet")
+    with pytest.raises(ConfigurationError) as error:
+        resolve_config(config, {"CORPUS_PATH": str(DATA / "domain.txt")})
+    assert error.value.message.startswith(f"{config}: environment variable MODEL_NAME is not set")
+    with pytest.raises(ConfigurationError, match="BATCH_SIZE") as error:
+        resolve_config(config, {"MODEL_NAME": str(tiny_model), "CORPUS_PATH": "c", "BATCH_SIZE": "0"})
+    assert "\n" not in error.value.message  # the message, not jsonnet's stack trace
+
+
+def test_closest_ignores_case_and_gives_none_when_nothing_is_close():
+    assert closest("NUM_STEP", {"NUM_STEPS", "NUM_EPOCHS"}) == "NUM_STEPS"
+    assert closest("num_epochs", {"NUM_STEPS", "NUM_EPOCHS"}) == "NUM_EPOCHS"
+    assert closest("OMP_NUM_THREADS", {"LR", "SEED"}) is None
+
+
+@pytest.mark.parametrize("typo, meant", [("NUM_STEP", "NUM_STEPS"), ("MAX_LENGHT", "MAX_LENGTH"),
+                                         ("BATCHSIZE", "BATCH_SIZE"), ("MAX_SEQ_LENGTH", "MAX_LENGTH")])
+def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, typo, meant):
+
+    monkeypatch.setenv("MODEL_NAME", "roberta-base")
+    monkeypatch.setenv("CORPUS_PATH", "corpus.txt")
+    monkeypatch.setenv(typo, "4")
+    with pytest.raises(ConfigurationError) as error:
+        Params.from_file(str(CONFIGS / "dapt.jsonnet"))
+    assert error.value.message == f"{typo} is not a variable of dapt.jsonnet; did you mean {meant}?"
+
+
+def test_variables_of_other_tools_and_of_sibling_configs_are_left_alone(monkeypatch):
+
+    for name, value in {"MODEL_NAME": "roberta-base", "TRAIN_PATH": "t.jsonl", "DEV_PATH": "d.jsonl",
+                        "NUM_STEPS": "4", "CORPUS_PATH": "c.txt", "CUDA_VISIBLE_DEVICES": "0",
+                        "MASTER_ADDR": "10.0.0.1", "MAX_JOBS": "4", "OMP_NUM_THREADS": "1", "_": "/bin/env"}.items():
+        monkeypatch.setenv(name, value)
+    assert Params.from_file(str(CONFIGS / "classifier.jsonnet"))["train_data_path"] == "t.jsonl"

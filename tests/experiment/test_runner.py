@@ -1,0 +1,180 @@
+"""
+The runner's dry run, its plan (which phases are reused, resumed or run again, and why) and its
+results, in-process on fake phase outputs: what a finished run leaves, without the training.
+"""
+import json
+import shutil
+
+import pytest
+from allennlp.common.checks import ConfigurationError
+
+from dapt_plugin.experiment.runner import ExperimentRunner
+from dapt_plugin.experiment.spec import load_experiment
+from tests.conftest import ADAPT_SETTINGS, DATA, EXPERIMENT_PHASES, TASK, write_experiment
+
+
+def _runner(tmp_path, model, output="out", **overrides) -> ExperimentRunner:
+    experiment = write_experiment(tmp_path / "experiment.jsonnet", model, **overrides)
+    return ExperimentRunner(load_experiment(str(experiment)), str(tmp_path / output))
+
+
+def _complete(runner: ExperimentRunner) -> None:
+    """Fake outputs and completion markers of every phase, as a finished run leaves them."""
+    for phase in runner.phases:
+        phase.directory.mkdir(parents=True, exist_ok=True)
+        for name in phase.outputs:
+            (phase.directory / name).write_text(json.dumps({"macro_f1": 0.5}))
+        runner.write_marker(phase, "complete")
+
+
+def _plan(runner: ExperimentRunner):
+    return {phase.name: (action, reason) for phase, action, reason in runner.plan()}
+
+
+def _rerun(plan):
+    return {name: reason for name, (action, reason) in plan.items() if action != "reuse"}
+
+
+def test_an_unchanged_experiment_reuses_every_phase_unless_one_it_starts_from_is_run_again(tiny_model, tmp_path):
+    _complete(_runner(tmp_path, tiny_model))
+    runner = _runner(tmp_path, tiny_model)
+    plan = _plan(runner)
+    assert list(plan) == EXPERIMENT_PHASES
+    assert _rerun(plan) == {}
+    (tmp_path / "out" / ".phases" / "select_knn.json").unlink()
+    assert _rerun(_plan(runner)) == {
+        "select_knn": "no record that it completed; starting over",
+        "select_random": "it starts from select_knn, which is run again",
+        "knn_tapt": "it starts from select_knn, which is run again",
+        "rand_tapt": "it starts from select_random, which is run again",
+        "classifier/knn_tapt/seed_0": "it starts from knn_tapt, which is run again",
+        "classifier/rand_tapt/seed_0": "it starts from rand_tapt, which is run again",
+    }
+
+
+def test_a_changed_dapt_setting_reruns_dapt_and_every_phase_that_starts_from_it(tiny_model, tmp_path):
+    _complete(_runner(tmp_path, tiny_model))
+    settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "NUM_STEPS": 8}}
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, settings=settings))) == {
+        "dapt": "the resolved config changed (NUM_STEPS 4 -> 8)",
+        "dapt_tapt": "it starts from dapt, which changed",
+        "classifier/dapt/seed_0": "it starts from dapt, which changed",
+        "classifier/dapt_tapt/seed_0": "it starts from dapt_tapt, which changed",
+    }
+
+
+def test_a_changed_domain_corpus_reruns_what_reads_it_and_what_starts_from_that(tiny_model, tmp_path):
+    _complete(_runner(tmp_path, tiny_model))
+    corpus = tmp_path / "domain.txt"
+    shutil.copy(DATA / "domain.txt", corpus)
+    rerun = _rerun(_plan(_runner(tmp_path, tiny_model, domain_corpus=str(corpus))))
+    assert set(rerun) == set(EXPERIMENT_PHASES) - {"tapt", "classifier/baseline/seed_0", "classifier/tapt/seed_0"}
+    assert rerun["dapt"].startswith(f"the resolved config changed (CORPUS_PATH {DATA / 'domain.txt'} -> {corpus})")
+    assert rerun["select_random"].startswith("the resolved config changed (domain_paths")
+    assert rerun["rand_tapt"] == "it starts from select_random, which changed"
+    # the same path with another content: found by the content's hash
+    _complete(_runner(tmp_path, tiny_model, domain_corpus=str(corpus)))
+    with open(corpus, "a") as handle:
+        handle.write("one more domain document .\n")
+    rerun = _rerun(_plan(_runner(tmp_path, tiny_model, domain_corpus=str(corpus))))
+    assert rerun["dapt"] == rerun["select_knn"] == f"input files changed ({corpus})"
+    assert "tapt" not in rerun
+
+
+def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged_fingerprint(tiny_model, tmp_path):
+    runner = _runner(tmp_path, tiny_model)
+    _complete(runner)
+    phases = {phase.name: phase for phase in runner.phases}
+    runner.write_marker(phases["dapt"], "started")
+    (phases["dapt"].directory / "model_state_e0_b0.th").write_bytes(b"")
+    runner.write_marker(phases["tapt"], "started")
+    runner.write_marker(phases["classifier/baseline/seed_0"], "trained")
+    (phases["classifier/baseline/seed_0"].directory / "dev_metrics.json").unlink()
+    (tmp_path / "out" / ".phases" / "classifier.tapt.seed_0.json").unlink()
+    (tmp_path / "out" / "selection" / "rand_tapt.jsonl").unlink()
+    plan = _plan(runner)
+    assert plan["dapt"] == ("recover", "interrupted; resuming from its last checkpoint")
+    assert plan["tapt"] == ("run", "interrupted before its first checkpoint; starting over")
+    assert plan["classifier/baseline/seed_0"] == ("evaluate", "its training completed; evaluating it")
+    assert plan["classifier/tapt/seed_0"] == ("run", "no record that it completed; starting over")
+    assert plan["select_random"] == ("run", "its outputs are missing (rand_tapt.jsonl)")
+    # a checkpoint of another configuration is never resumed
+    settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "LR": 0.01}}
+    assert _plan(_runner(tmp_path, tiny_model, settings=settings))["dapt"] == (
+        "run", "the resolved config changed (LR 0.001 -> 0.01)")
+
+
+def test_a_complete_experiment_is_not_run_again_and_its_results_hold_no_output_path(tiny_model, tmp_path):
+    runner = _runner(tmp_path, tiny_model)
+    _complete(runner)
+    results = _runner(tmp_path, tiny_model).run()
+    assert [json.loads(line)["action"] for line in (tmp_path / "out" / "phases.jsonl").read_text().splitlines()] \
+        == ["skipped"] * len(EXPERIMENT_PHASES)
+    assert results == json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["experiment"] == str(tmp_path / "experiment.jsonnet")
+    assert results["variants"]["dapt"]["seeds"]["0"]["test"] == {"macro_f1": 0.5}
+    phases = results["phases"]
+    assert list(phases) == EXPERIMENT_PHASES
+    assert phases["dapt_tapt"]["settings"]["MODEL_NAME"] == "<output_dir>/dapt/exported_model"
+    assert phases["dapt"]["settings"]["NUM_STEPS"] == "4"
+    assert phases["select_knn"]["settings"]["k"] == 3
+    assert {name: phase.fingerprint for name, phase in zip(EXPERIMENT_PHASES, runner.phases)} == {
+        name: phase["fingerprint"] for name, phase in phases.items()}
+    del results["output_dir"]
+    assert str(tmp_path / "out") not in json.dumps(results)
+    # the same experiment in another output directory has the same fingerprints
+    elsewhere = _runner(tmp_path, tiny_model, output="elsewhere")
+    assert [phase.fingerprint for phase in elsewhere.phases] == [phase.fingerprint for phase in runner.phases]
+
+
+def _dry_run_error(tmp_path, model, **overrides) -> str:
+    with pytest.raises(ConfigurationError) as error:
+        _runner(tmp_path, model, variants=["baseline", "dapt"], **overrides)
+    assert not (tmp_path / "out").exists()
+    return error.value.message
+
+
+def test_a_value_a_config_refuses_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+    settings = {**ADAPT_SETTINGS, "classifier": {"BATCH_SIZE": 0}}
+    message = _dry_run_error(tmp_path, tiny_model, settings=settings)
+    assert message.startswith(f"experiment {tmp_path / 'experiment.jsonnet'}: phase classifier/baseline/seed_0: ")
+    assert "classifier.jsonnet: environment variable BATCH_SIZE must be an integer of at least 1; got 0" in message
+
+
+def test_a_missing_input_file_of_a_setting_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+    settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "HELDOUT_PATH": "/nowhere/heldout.txt"}}
+    assert "phase dapt: /nowhere/heldout.txt: no such file" in _dry_run_error(tmp_path, tiny_model, settings=settings)
+
+
+def test_a_base_model_not_available_offline_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+    # the test session runs with HF_HUB_OFFLINE=1 (tests/conftest.py) and no hub cache of roberta-base
+    assert "`base_model` 'roberta-base' could not be found locally and the hub is offline" in _dry_run_error(
+        tmp_path, tiny_model, base_model="roberta-base")
+
+
+def test_a_dev_label_never_seen_in_training_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text((TASK / "dev.jsonl").read_text() + json.dumps({"text": "a new kind", "label": "neutral"}) + "\n")
+    task = {"train": str(TASK / "train.jsonl"), "dev": str(dev), "test": str(TASK / "test.jsonl")}
+    message = _dry_run_error(tmp_path, tiny_model, task=task)
+    assert f"`task.dev`: {dev}:41: label 'neutral' was never seen in training" in message
+
+
+def _row(dev, std, losses=None):
+    return {"dev": {"mean": dev, "std": std}, "test": {"mean": dev, "std": std}, "heldout_mlm_loss": losses or {},
+            "adaptation_seconds": 1.0, "fine_tuning_seconds": 2.0}
+
+
+def test_a_variant_below_the_baseline_by_more_than_the_spread_is_flagged_with_its_heldout_losses():
+    variants = {
+        "baseline": _row(0.60, 0.02),
+        "dapt": _row(0.59, 0.01, {"dapt": {"start": 2.5, "end": 2.1}}),  # within the spread
+        "tapt": _row(0.45, 0.03, {"tapt": {"start": 9.8, "end": 4.3}}),  # below it
+    }
+    for row in variants.values():
+        row["below_baseline"] = row["dev"]["mean"] < 0.60 - max(row["dev"]["std"], 0.02)
+    table = ExperimentRunner.table({"metric": "macro_f1", "seeds": [0, 1, 2], "variants": variants})
+    lines = table.splitlines()
+    assert lines[3] == "| dapt | 59.0 ± 1.0 | 59.0 ± 1.0 | dapt 2.500 -> 2.100 | 1 s | 2 s |"
+    assert lines[4] == "| tapt (below baseline) | 45.0 ± 3.0 | 45.0 ± 3.0 | tapt 9.800 -> 4.300 | 1 s | 2 s |"
+    assert lines[6].startswith("(below baseline): tapt scored below the baseline on dev by more than the spread")
