@@ -171,7 +171,7 @@ def test_selection_is_read_by_the_tapt_reader_as_extra_tapt_data(mix, tmp_path, 
     readers = pytest.importorskip("dapt_plugin.data.dataset_readers.masked_lm_corpus")
     result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
                               dimension=DIMENSION)
-    reader = readers.MaskedLmCorpusReader(model_name=str(tiny_model), max_length=64,
-                                          cache_directory=str(tmp_path / "cache"))
+    reader = readers.MaskedLmCorpusReader(model_name=str(tiny_model), mode="line_by_line", max_length=64,
+                                          cache_directory=str(tmp_path / "cache"))  # tapt.jsonnet's mode
     instances = list(reader.read(f"{mix.task},{result.path}"))
     assert len(instances) == 40 + result.documents
