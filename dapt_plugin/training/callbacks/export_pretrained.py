@@ -1,14 +1,21 @@
 import json
 import logging
 import os
-from typing import Any, Dict, Optional
+import sys
+from typing import Any, Dict, List, Optional
 
 import torch
+import torch.distributed as dist
 from allennlp.common.checks import ConfigurationError
 from safetensors.torch import load_file, save_file
 from allennlp.training.callbacks.callback import TrainerCallback
 
 from dapt_plugin.common.atomic import atomic_directory
+from dapt_plugin.common.config_variables import config_variables
+from dapt_plugin.data.text_files import expand_paths
+from dapt_plugin.data.token_cache import file_sha256
+from dapt_plugin.training.model_card import command_line, config_of, file_facts, render_model_card, versions
+from dapt_plugin.training.callbacks.head_warmup import HeadWarmup
 from dapt_plugin.training.checkpointers.atomic_checkpointer import BEST_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -68,6 +75,12 @@ class ExportPretrained(TrainerCallback):
     layout (config, weights with the masked-LM head, tokenizer), so that the next phase (TAPT,
     the classifier) or any `AutoModelForMaskedLM.from_pretrained` user loads it by path.
 
+    Every export holds a model card (`README.md`, as the Hub renders it) and `dapt_export.json`
+    with the same facts in machine form (see `dapt_plugin/training/model_card.py`): base model,
+    training and held-out files with sizes and content hashes, steps, tokens trained on (in a
+    distributed run, the primary worker's times the number of workers), batch, learning rate,
+    masking, head warm-up, final and held-out losses, versions, the command and the config.
+
     At the end of training it writes `<serialization_dir>/exported_model` from the weights the
     run ends with (the best validation epoch's when there is validation), and checks that it
     holds exactly the weights of `best.th`, which `model.tar.gz` archives; and, if `every_num_steps` is set, `<serialization_dir>/exported_model_step_<N>` every N
@@ -96,6 +109,13 @@ class ExportPretrained(TrainerCallback):
             raise ConfigurationError(f"`directory_name` must be a plain directory name; got {directory_name!r}")
         self.directory_name = directory_name
         self.every_num_steps = every_num_steps
+        self._tokens_seen = 0
+        self._data: Optional[Dict[str, List[Dict[str, Any]]]] = None
+        # the variables of the config `allennlp train CONFIG` evaluates, as set: for the card's command
+        args = sys.argv[1:]
+        config_file = args[1] if len(args) > 1 and args[0] == "train" else None
+        names = config_variables(config_file) if config_file and os.path.isfile(config_file) else set()
+        self._environment = {name: os.environ[name] for name in names if os.environ.get(name)}
 
     def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
         if not (hasattr(trainer.model, "mlm") and hasattr(trainer.model, "tokenizer")):
@@ -106,26 +126,78 @@ class ExportPretrained(TrainerCallback):
 
     def on_batch(self, trainer, batch_inputs, batch_outputs, batch_metrics, epoch: int, batch_number: int,
                  is_training: bool, is_primary: bool = True, **kwargs) -> None:
-        if not is_primary or not is_training or self.every_num_steps is None:
+        if not is_training:
+            return
+        pad = trainer.model.tokenizer.pad_token_id
+        self._tokens_seen += sum(int((batch["input_ids"] != pad).sum()) for batch in batch_inputs)
+        if not is_primary or self.every_num_steps is None:
             return
         step = trainer._total_batches_completed
         if step % self.every_num_steps == 0:
-            self.export(trainer.model, f"{self.directory_name}_step_{step}", {"step": step, "epoch": epoch})
+            self.export(trainer, f"{self.directory_name}_step_{step}", {"step": step, "epoch": epoch})
 
     def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
                is_primary: bool = True, **kwargs) -> None:
         if not is_primary or metrics is None:
             return
-        target = self.export(trainer.model, self.directory_name, {"epoch": epoch, "metrics": metrics})
+        target = self.export(trainer, self.directory_name, {"epoch": epoch, "metrics": metrics})
         check_same_weights(type(trainer.model.mlm), target, os.path.join(self.serialization_dir, BEST_WEIGHTS))
 
-    def export(self, model, name: str, info: Dict[str, Any]) -> str:
-        """Writes the export `name` atomically; returns its path."""
+    def export(self, trainer, name: str, info: Dict[str, Any]) -> str:
+        """Writes the export `name` of the trainer's model atomically, with its model card; returns its path."""
+        model = trainer.model
         target = os.path.join(self.serialization_dir, name)
+        facts = {"base_model": model.model_name, **info, **self._facts(trainer)}
         with atomic_directory(target) as tmp:
             save_verified(model.mlm, tmp)
             model.tokenizer.save_pretrained(tmp)
             with open(os.path.join(tmp, "dapt_export.json"), "w") as handle:
-                json.dump({"base_model": model.model_name, **info}, handle, indent=2, default=str)
+                json.dump(facts, handle, indent=2, default=str)
+            with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as handle:
+                handle.write(render_model_card(facts, name))
         logger.info("Exported the adapted model to %s (load it with from_pretrained, or use it as MODEL_NAME)", target)
         return target
+
+    def _facts(self, trainer) -> Dict[str, Any]:
+        """What the model card and `dapt_export.json` record of the run, less its metrics."""
+        model, loader = trainer.model, trainer.data_loader
+        if self._data is None:  # hashed once per run
+            self._data = {"train": self._files(loader)}
+            if trainer._validation_data_loader is not None:
+                self._data["heldout"] = self._files(trainer._validation_data_loader)
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        config = config_of(self.serialization_dir)
+        return {
+            "data": self._data,
+            "training": {
+                "steps": trainer._total_batches_completed,
+                "tokens_seen": self._tokens_seen * world,
+                "effective_batch": loader.batch_size * world * trainer._num_gradient_accumulation_steps,
+                "max_length": loader.reader.max_length,
+                "mode": loader.reader.mode,
+                "learning_rate": trainer.optimizer.defaults["lr"],
+                "masking": {"mlm_probability": model.mlm_probability,
+                            "mask_replace_probability": model.mask_replace_probability,
+                            "random_replace_probability": model.random_replace_probability,
+                            "whole_word_masking": model._word_starts is not None},
+                "head_missing_weights": len(model.missing_head_weights),
+                "head_warmup_steps": self._head_warmup_steps(trainer),
+            },
+            "versions": versions(),
+            "command": command_line(self._environment),
+            "config": config,
+        }
+
+    @staticmethod
+    def _files(loader) -> List[Dict[str, Any]]:
+        return [file_facts(path, file_sha256(path)) for path in expand_paths(loader.data_path)]
+
+    @staticmethod
+    def _head_warmup_steps(trainer) -> int:
+        return sum(c.steps for c in trainer._callbacks if isinstance(c, HeadWarmup))
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"tokens_seen": self._tokens_seen}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self._tokens_seen = state_dict["tokens_seen"]

@@ -127,6 +127,11 @@ class HeadWarmup(TrainerCallback):
         self._steps = steps
         self._done = True
 
+    @property
+    def steps(self) -> int:
+        """Optimizer steps the head was trained alone for (0 without a warm-up)."""
+        return self._steps
+
     def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
                is_primary: bool = True, **kwargs) -> None:
         if metrics is not None:
