@@ -65,41 +65,40 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     model = minilm_directory()
     work = Path(tempfile.mkdtemp(prefix="head_warmup-"))
-    try:
-        data = generate_demo(work / "data")
-        runs = {
-            "no warm-up": run_experiment(load_experiment(str(experiment(
-                work / "no_warmup.json", model, data, ["baseline", "tapt"], {"HEAD_WARMUP_STEPS": 0}))),
-                str(work / "no_warmup")),
-            "warm-up": run_experiment(load_experiment(str(experiment(
-                work / "warmup.json", model, data, ["tapt"], {}))), str(work / "warmup")),
-        }
-        rows = []
-        for name, variant, results, tapt_dir in [
-            ("baseline", "baseline", runs["no warm-up"], None),
-            ("TAPT, random head (HEAD_WARMUP_STEPS=0)", "tapt", runs["no warm-up"], work / "no_warmup" / "tapt"),
-            ("TAPT, head warmed up first (default)", "tapt", runs["warm-up"], work / "warmup" / "tapt"),
-        ]:
-            row = results["variants"][variant]
-            scores = {split: [row["seeds"][str(s)][split]["macro_f1"] for s in SEEDS] for split in ("dev", "test")}
-            loss = "-"
-            if tapt_dir is not None:
-                metrics = json.loads((tapt_dir / "metrics.json").read_text())
-                loss = (f"{metrics['heldout_mlm_loss_start']:.3f} -> {metrics['heldout_mlm_loss_end']:.3f} "
-                        f"(warm-up steps: {metrics['head_warmup_steps']})")
-            rows.append([name] + [f"{100 * statistics.fmean(v):.1f} ± {100 * statistics.stdev(v):.1f}"
-                                  for v in scores.values()] + [loss])
-        table = markdown_table(["variant", "dev macro-F1 (3 seeds)", "test macro-F1 (3 seeds)",
-                                "held-out MLM loss, start -> end of TAPT"], rows)
-        append_results("TAPT from a checkpoint without a masked-LM head: MiniLM-L6, with and without head warm-up",
-                       table, notes=(
-                           "Task: `generate_demo` (200 train, 200 dev, 400 test; dev/test compounds unseen in "
-                           "train), TAPT text: train + 1,500 unlabelled task sentences. The held-out loss is "
-                           "measured on the 1% of the TAPT text held out from training, with the same masks at "
-                           "start and end; the start is after the head warm-up when there is one, so the two "
-                           "TAPT rows start from different heads."))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    print(f"Runs under {work} (removed when the benchmark succeeds)")
+    data = generate_demo(work / "data")
+    runs = {
+        "no warm-up": run_experiment(load_experiment(str(experiment(
+            work / "no_warmup.json", model, data, ["baseline", "tapt"], {"HEAD_WARMUP_STEPS": 0}))),
+            str(work / "no_warmup")),
+        "warm-up": run_experiment(load_experiment(str(experiment(
+            work / "warmup.json", model, data, ["tapt"], {}))), str(work / "warmup")),
+    }
+    rows = []
+    for name, variant, results, tapt_dir in [
+        ("baseline", "baseline", runs["no warm-up"], None),
+        ("TAPT, random head (HEAD_WARMUP_STEPS=0)", "tapt", runs["no warm-up"], work / "no_warmup" / "tapt"),
+        ("TAPT, head warmed up first (default)", "tapt", runs["warm-up"], work / "warmup" / "tapt"),
+    ]:
+        row = results["variants"][variant]
+        scores = {split: [row["seeds"][str(s)][split]["macro_f1"] for s in SEEDS] for split in ("dev", "test")}
+        loss = "-"
+        if tapt_dir is not None:
+            metrics = json.loads((tapt_dir / "metrics.json").read_text())
+            loss = (f"{metrics['heldout_mlm_loss_start']:.3f} -> {metrics['heldout_mlm_loss_end']:.3f} "
+                    f"(warm-up steps: {metrics['head_warmup_steps']})")
+        rows.append([name] + [f"{100 * statistics.fmean(v):.1f} ± {100 * statistics.stdev(v):.1f}"
+                              for v in scores.values()] + [loss])
+    table = markdown_table(["variant", "dev macro-F1 (3 seeds)", "test macro-F1 (3 seeds)",
+                            "held-out MLM loss, start -> end of TAPT"], rows)
+    append_results("TAPT from a checkpoint without a masked-LM head: MiniLM-L6, with and without head warm-up",
+                   table, notes=(
+                       "Task: `generate_demo` (200 train, 200 dev, 400 test; dev/test compounds unseen in "
+                       "train), TAPT text: train + 1,500 unlabelled task sentences. The held-out loss is "
+                       "measured on the 1% of the TAPT text held out from training, with the same masks at "
+                       "start and end; the start is after the head warm-up when there is one, so the two "
+                       "TAPT rows start from different heads."))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ MAX_UNCOVERED_SHARE = 0.05
 
 def special_token_counts(tokenizer: PreTrainedTokenizerFast) -> Tuple[int, int]:
     """How many special tokens `tokenizer` puts before and after a document (RoBERTa: 1 and 1)."""
-    mask = tokenizer.backend_tokenizer.encode("a", add_special_tokens=True).special_tokens_mask
+    # through the tokenizer's own call, which turns off any padding or truncation that a
+    # tokenizer.json carries (sentence-transformers' pads to 128 tokens)
+    mask = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)["special_tokens_mask"]
     before = next(i for i, special in enumerate(mask) if not special)
     after = next(i for i, special in enumerate(reversed(mask)) if not special)
     return before, after

@@ -154,3 +154,11 @@ def test_a_corpus_shorter_than_one_block_is_an_error_naming_it(tiny_model, tmp_p
                        r"of max_length=64; give more text, or use mode document_windows or a smaller max_length"):
         _corpus(tiny_model, tmp_path / "cache", "packed", 64, paths=(short,))
     assert len(_corpus(tiny_model, tmp_path / "cache", "document_windows", 64, paths=(short,))[0]) == 1
+
+
+def test_special_tokens_are_counted_even_when_the_tokenizer_file_pads(tiny_model):
+    # sentence-transformers save tokenizer.json with padding and truncation to 128 tokens on
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    tokenizer.backend_tokenizer.enable_padding(length=128, pad_id=tokenizer.pad_token_id)
+    tokenizer.backend_tokenizer.enable_truncation(max_length=128)
+    assert special_token_counts(tokenizer) == (1, 1)
