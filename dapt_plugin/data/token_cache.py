@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -208,7 +209,9 @@ class TokenCache:
 
     def _build(self, path: str, directory: str) -> None:
         logger.info("Tokenizing %s into the cache at %s", path, directory)
-        tmp = tempfile.mkdtemp(prefix=os.path.basename(directory) + ".tmp-", dir=self.cache_directory)
+        # not tempfile.mkdtemp, which makes the entry private whatever the umask: the cache is shared
+        tmp = f"{directory}.tmp-{secrets.token_hex(4)}"
+        os.mkdir(tmp)
         try:
             num_documents = 0
             num_tokens = 0

@@ -14,13 +14,13 @@ from tests.conftest import DATA, TASK
 
 @pytest.fixture
 def tokenizer_calls(monkeypatch):
-    """Counts every batch the fast tokenizer encodes, whoever calls it."""
+    """Records the size of every batch of texts the fast tokenizer encodes, whoever calls it."""
     calls = []
     original = PreTrainedTokenizerFast._batch_encode_plus
 
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
+    def counting(self, batch_text_or_text_pairs, *args, **kwargs):
+        calls.append(len(batch_text_or_text_pairs))
+        return original(self, batch_text_or_text_pairs, *args, **kwargs)
 
     monkeypatch.setattr(PreTrainedTokenizerFast, "_batch_encode_plus", counting)
     return calls
@@ -103,7 +103,8 @@ def test_epochs_of_training_batches_and_a_new_run_do_no_tokenization(tiny_model,
     tokenizer_calls.clear()
     assert len(list(first)) == len(batches)  # second epoch
     assert len(list(loader())) == len(batches)  # a new reader and loader, as in a new run
-    assert tokenizer_calls == []
+    # only the new reader's one-word probe of the tokenizer's special tokens; no corpus text
+    assert tokenizer_calls == [1]
 
 
 # Damaged entries and leftovers
@@ -172,3 +173,16 @@ def test_leftovers_of_killed_builds_are_removed_but_not_those_of_live_ones(tiny_
         assert [path.exists() for path in killed + [live]] == [False, False, True]
     cache.load(corpus)  # a later run, after that build ended without renaming its directory
     assert not live.exists()
+
+
+def test_cache_entries_honour_the_umask_so_that_a_shared_cache_is_readable(tiny_model, tmp_path):
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        cache = TokenCache(AutoTokenizer.from_pretrained(str(tiny_model)), str(tmp_path / "cache"))
+        entry = cache.load(str(DATA / "domain.txt")).directory
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(entry).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(os.path.join(entry, "ids.bin")).st_mode) == 0o644
