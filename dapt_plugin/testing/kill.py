@@ -75,6 +75,8 @@ def outcome(run: Path) -> Dict:
         result["export_weights"] = _digest(load_file(str(export / "model.safetensors")))
         info = json.loads((export / "dapt_export.json").read_text())
         info["metrics"] = without_volatile(info.get("metrics") or {})
+        # the command names the run's own directory; a resumed run's is its first command's
+        assert "--recover" not in info.pop("command")
         result["dapt_export"] = info
     return result
 

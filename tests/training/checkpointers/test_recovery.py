@@ -72,7 +72,11 @@ def test_a_validated_mlm_run_killed_at_every_moment_ends_as_an_uninterrupted_one
         r"replace:metrics\.json",
         r"replace:model\.tar\.gz",
     ])
-    assert outcome(run) == reference
+    # the same result, but for the number of loader workers the config records
+    for result in (ours := outcome(run), reference):
+        for loader in ("data_loader", "validation_data_loader"):
+            result["dapt_export"]["config"][loader].pop("num_workers")
+    assert ours == reference
     assert leftovers(run) == []
     assert sorted(p.name for p in run.glob("exported_model_step_*")) == ["exported_model_step_3", "exported_model_step_6", "exported_model_step_9"]
 
