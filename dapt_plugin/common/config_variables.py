@@ -65,46 +65,41 @@ def closest(name: str, candidates: Iterable[str]) -> Optional[str]:
     return by_upper[matches[0]] if matches else None
 
 
-# Prefixes that say "this is meant for a config like ours": a variable that starts with one and
-# resembles a config's variable is taken for a misspelling of it.
-_OUR_PREFIXES = ("NUM_", "MAX_", "MLM_")
-
-
-def _edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i]
-        for j, char_b in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
+def _distance(a: str, b: str) -> int:
+    """Edits (insertion, deletion, substitution, or a swap of two neighbours) from `a` to `b`."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i]
+        for j in range(1, len(b) + 1):
+            row.append(min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + (a[i - 1] != b[j - 1])))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def misspelling(name: str, variables: Iterable[str]) -> Optional[str]:
     """
-    The variable of `variables` that `name` (a variable that is not among them) looks like a
-    misspelling of, or None: at most two edits away (`NUM_STEP`, `MAX_LENGHT`), or sharing one of
-    the prefixes `NUM_`, `MAX_`, `MLM_` and alike (`difflib` ratio of at least 0.75).
-    Well-known variables of other tools (`CUDA_VISIBLE_DEVICES`, `MASTER_ADDR`) are further away.
+    The variable of `variables` that `name` (a variable that is not among them) is a misspelling
+    of, or None. Deliberately narrow, since a false alarm stops every run on a machine whose
+    environment happens to hold a similar name (`MASTER_HOST`, `NODE_NAME`, `TEXT_PATH`): the
+    same name in other case (`num_steps`), the same name without its underscores (`BATCHSIZE`),
+    or one edit away with the same first word (`NUM_STEP`, `MAX_LENGHT`, `NUM_EPOCH`).
     """
-    if len(name) < 4 or name in variables:
+    if name in variables:
         return None
-    candidates = sorted(variables, key=lambda variable: _edit_distance(name, variable))
-    if candidates and _edit_distance(name, candidates[0]) <= 2:
-        return candidates[0]
-    prefix = next((p for p in _OUR_PREFIXES if name.startswith(p)), None)
-    if prefix is not None:
-        same = [v for v in variables if v.startswith(prefix)]
-        match = difflib.get_close_matches(name, same, n=1, cutoff=0.75)
-        if match:
-            return match[0]
+    for variable in sorted(variables):
+        if name.upper() == variable or name.replace("_", "") == variable.replace("_", ""):
+            return variable
+        if name.split("_")[0] == variable.split("_")[0] and "_" in variable and _distance(name, variable) <= 1:
+            return variable
     return None
 
 
 def check_environment(config_path: str, environment: Iterable[str]) -> None:
     """
     Raises `ConfigurationError` when a name of `environment` is not a variable of the config at
-    `config_path` but looks like a misspelling of one (see `misspelling`): a misspelled variable
+    `config_path` but is a misspelling of one (see `misspelling`): a misspelled variable
     would otherwise be ignored and its default used (`NUM_STEP=4` training 12,500 steps).
     """
     variables = config_variables(config_path)

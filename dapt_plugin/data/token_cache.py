@@ -45,12 +45,20 @@ def default_cache_directory() -> str:
     return os.path.expanduser(os.environ.get("DAPT_PLUGIN_CACHE", DEFAULT_CACHE_DIRECTORY))
 
 
+_SHA256_OF: Dict[Tuple[str, int, int], str] = {}
+
+
 def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The SHA-256 of the file's bytes, computed once per process unless its size or mtime change."""
+    stat = os.stat(path)
+    memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if memo not in _SHA256_OF:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        _SHA256_OF[memo] = digest.hexdigest()
+    return _SHA256_OF[memo]
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerFast) -> str:
@@ -147,17 +155,9 @@ class TokenCache:
         self.batch_size = batch_size
         self._tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
         self._dtype = "uint16" if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else "uint32"
-        self._keys: Dict[Tuple[str, int, int], str] = {}
 
     def key(self, path: str) -> str:
         """The entry's name; the file is hashed once per process unless its size or mtime change."""
-        stat = os.stat(path)
-        memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-        if memo not in self._keys:
-            self._keys[memo] = self._compute_key(path)
-        return self._keys[memo]
-
-    def _compute_key(self, path: str) -> str:
         parts = [
             f"v{CACHE_FORMAT_VERSION}", file_sha256(path), self._tokenizer_fingerprint,
             f"jsonl:{self.text_key}" if is_json_lines(path) else "text",

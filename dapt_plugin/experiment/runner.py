@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import torch
 from allennlp.common.checks import ConfigurationError
 from filelock import FileLock, Timeout
 
@@ -451,9 +452,14 @@ class ExperimentRunner:
         else:
             self._train(phase, recover=action == "recover")
             self.write_marker(phase, "trained")
+        # on the device the classifier trained on (the config's; unset: the first GPU if there is one)
+        device = phase.config.get("trainer", {}).get("cuda_device")
+        if device is None:
+            device = 0 if torch.cuda.is_available() else -1
         metrics = {}
         for split in ("dev", "test"):
-            metrics[split] = evaluate_from_archive(str(phase.directory / "model.tar.gz"), self.spec.task[split])
+            metrics[split] = evaluate_from_archive(str(phase.directory / "model.tar.gz"), self.spec.task[split],
+                                                   cuda_device=device)
             with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
                 json.dump(metrics[split], handle, indent=2)
         logger.info("%s: dev %s %.4f", phase.name, self.spec.metric, metrics["dev"][self.spec.metric])

@@ -21,9 +21,9 @@ from dapt_plugin.version import VERSION
 def command_line(environment: Dict[str, str]) -> str:
     """
     The command this process runs, as a user types it: the variables it was given, then
-    `allennlp ...`, less `--recover` (the command of a resumed run is that of the run it resumes).
+    `allennlp ...`, less `--recover`/`-r` (the command of a resumed run is that of the run it resumes).
     """
-    args = [arg for arg in sys.argv if arg != "--recover"]
+    args = [arg for arg in sys.argv if arg not in ("--recover", "-r")]
     if args and os.path.basename(args[0]) in ("allennlp", "__main__.py"):
         args[0] = "allennlp"
     settings = [f"{name}={shlex.quote(value)}" for name, value in sorted(environment.items())]

@@ -59,7 +59,8 @@ def test_closest_ignores_case_and_gives_none_when_nothing_is_close():
 
 
 @pytest.mark.parametrize("typo, meant", [("NUM_STEP", "NUM_STEPS"), ("MAX_LENGHT", "MAX_LENGTH"),
-                                         ("BATCHSIZE", "BATCH_SIZE"), ("MAX_SEQ_LENGTH", "MAX_LENGTH")])
+                                         ("BATCHSIZE", "BATCH_SIZE"), ("num_steps", "NUM_STEPS"),
+                                         ("NUM_EPOCH", "NUM_EPOCHS")])
 def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, typo, meant):
 
     monkeypatch.setenv("MODEL_NAME", "roberta-base")
@@ -74,6 +75,10 @@ def test_variables_of_other_tools_and_of_sibling_configs_are_left_alone(monkeypa
 
     for name, value in {"MODEL_NAME": "roberta-base", "TRAIN_PATH": "t.jsonl", "DEV_PATH": "d.jsonl",
                         "NUM_STEPS": "4", "CORPUS_PATH": "c.txt", "CUDA_VISIBLE_DEVICES": "0",
-                        "MASTER_ADDR": "10.0.0.1", "MAX_JOBS": "4", "OMP_NUM_THREADS": "1", "_": "/bin/env"}.items():
+                        "MASTER_ADDR": "10.0.0.1", "MAX_JOBS": "4", "OMP_NUM_THREADS": "1", "_": "/bin/env",
+                        # names of clusters, schedulers and shells one edit or two from a variable
+                        "NODE_NAME": "n1", "MASTER_HOST": "h", "NUM_PROC": "8", "NUM_PROCS": "8", "SEEDS": "1,2",
+                        "FP16": "1", "GEM_PATH": "/g", "KEY_PATH": "/k", "CERT_PATH": "/c", "TEMP_PATH": "/t",
+                        "TEXT_PATH": "/t", "TASK_PATH": "/t", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(name, value)
     assert Params.from_file(str(CONFIGS / "classifier.jsonnet"))["train_data_path"] == "t.jsonl"

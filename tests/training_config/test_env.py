@@ -66,3 +66,13 @@ def test_good_values_are_read_as_numbers(monkeypatch):
     assert params["trainer"]["optimizer"]["lr"] == 2e-4
     assert params["model"]["mlm_probability"] == 0.2
     assert params["random_seed"] == 0
+
+
+@pytest.mark.parametrize("address_variable", ["MASTER_ADDRESS", "MASTER_ADDR"])
+def test_several_nodes_reach_the_primary_at_the_given_address(monkeypatch, address_variable):
+    params = load(monkeypatch, "dapt.jsonnet", CUDA_DEVICES="0,1", NUM_NODES="2", EFFECTIVE_BATCH="32",
+                  BATCH_SIZE="8", **{address_variable: "10.1.2.3", "MASTER_PORT": "29555"})
+    distributed = params.as_dict()["distributed"]
+    # the keys allennlp 2.10 reads; `master_address` was silently ignored
+    assert (distributed["primary_address"], distributed["primary_port"]) == ("10.1.2.3", 29555)
+    assert distributed["num_nodes"] == 2 and distributed["cuda_devices"] == [0, 1]

@@ -29,8 +29,9 @@ local env = import 'env.libsonnet';
 
   // Devices. CUDA_DEVICES="0,1,2,3" (or "-1,-1" for two CPU workers) trains data-parallel with
   // AllenNLP's `distributed` settings; otherwise CUDA_DEVICE picks one device (-1 = CPU; unset
-  // = the first GPU if there is one). Several machines: NUM_NODES, MASTER_ADDRESS, MASTER_PORT
-  // (the same on every node) and `allennlp train ... --node-rank K` on node K.
+  // = the first GPU if there is one). Several machines: NUM_NODES, MASTER_ADDRESS (or
+  // MASTER_ADDR), MASTER_PORT (the same on every node) and `allennlp train ... --node-rank K` on
+  // node K.
   local isDevice(d) = (
     local digits = if std.startsWith(d, '-') then d[1:] else d;
     digits != '' && std.all([std.member('0123456789', c) for c in std.stringChars(digits)])
@@ -41,6 +42,7 @@ local env = import 'env.libsonnet';
     for d in env.list('CUDA_DEVICES', [])
   ],
   num_nodes:: env.int('NUM_NODES', 1, min=1),
+  primary_address:: env.str('MASTER_ADDRESS', env.str('MASTER_ADDR', null)),
   // workers taking part in each optimizer step
   world_size:: std.max(1, std.length(self.cuda_devices)) * self.num_nodes,
   distributed(find_unused_parameters):: (
@@ -48,8 +50,10 @@ local env = import 'env.libsonnet';
       distributed: {
         cuda_devices: $.cuda_devices,
         num_nodes: $.num_nodes,
-        [if env.str('MASTER_ADDRESS', null) != null then 'master_address']: env.str('MASTER_ADDRESS', null),
-        [if env.int('MASTER_PORT', null, min=1) != null then 'master_port']: env.int('MASTER_PORT', null, min=1),
+        // allennlp 2.10 reads `primary_address`/`primary_port` (any other key is ignored, and the
+        // run waits for a primary at 127.0.0.1); MASTER_ADDR is what torchrun and SLURM scripts set
+        [if $.primary_address != null then 'primary_address']: $.primary_address,
+        [if env.int('MASTER_PORT', null, min=1) != null then 'primary_port']: env.int('MASTER_PORT', null, min=1),
         ddp_accelerator: { type: 'torch', find_unused_parameters: find_unused_parameters },
       },
     } else {}

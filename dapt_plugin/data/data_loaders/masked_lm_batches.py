@@ -257,7 +257,7 @@ class MaskedLmBatches(DataLoader):
         """A loader of the examples this one holds out, in order (for measuring held-out loss)."""
         if self.hold_out != "exclude":
             raise ConfigurationError("this loader holds nothing out (`hold_out` is not \"exclude\")")
-        loader = MaskedLmBatches(self.reader, self.data_path, self.batch_size, hold_out="only",
+        loader = MaskedLmBatches(self.reader, self.data_path, self.batch_size, hold_out="only", seed=self.seed,
                                  hold_out_every=self.hold_out_every, max_held_out=self.max_held_out,
                                  pad_to_multiple_of=self.pad_to_multiple_of)
         if self.cuda_device is not None:

@@ -24,10 +24,15 @@ def warm_up_head(model, loader, num_steps: int, learning_rate: float) -> float:
     head's output projection shares included, is left untouched (no gradient, no weight decay).
     Returns the mean masked-LM loss of the last tenth of the steps.
     """
-    head = list(head_parameters(model.mlm).values())
+    named_head = head_parameters(model.mlm)
+    head = list(named_head.values())
     head_ids = {id(p) for p in head}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    optimizer = torch.optim.AdamW(head, lr=learning_rate, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+    # as the configs' optimizer: no weight decay on biases and normalisation weights
+    no_decay = [p for name, p in named_head.items() if name.endswith("bias") or "norm" in name.lower()]
+    decay = [p for p in head if id(p) not in {id(q) for q in no_decay}]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=learning_rate, betas=(0.9, 0.98), eps=1e-6)
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     device = next(model.parameters()).device
     losses = []

@@ -37,7 +37,8 @@ class HeldoutMlmLoss(TrainerCallback):
 
     The held-out text is the validation data when the config has some (`HELDOUT_PATH`); otherwise
     the share of the training data that the `masked_lm_batches` loader holds out
-    (`hold_out: "exclude"`; 1% of the examples, at most 2,000, never trained on). Put it after
+    (`hold_out: "exclude"`; the examples of 1% of the documents, at most 2,000 documents, never
+    trained on). Put it after
     `head_warmup` and before `export_pretrained`.
 
     # Parameters

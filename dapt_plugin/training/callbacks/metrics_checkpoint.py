@@ -53,9 +53,10 @@ class MetricsCheckpoint(TrainerCallback):
     loss of the resumed epoch, and fills in the final metrics when no epoch was left to train.
     Put it before callbacks that read the final metrics.
 
-    In a distributed run the checkpoint holds the primary worker's state only, so the training
-    metrics of an epoch resumed mid-way are exact only in single-process runs; validation and
-    later epochs are exact in both.
+    In a distributed run the checkpoint holds the primary worker's state only, which only the
+    primary restores: the training metrics of an epoch resumed mid-way then count the other
+    workers' batches from the resume on only, and its `training_loss` is AllenNLP's (the sum
+    after the resume over all the epoch's batches). They are exact in single-process runs.
 
     # Parameters
 
@@ -80,9 +81,14 @@ class MetricsCheckpoint(TrainerCallback):
         self._model_metrics = _metric_objects(trainer.model)
         if self._restored is None:
             return
-        for name, state in self._restored["model_metrics"].items():
-            if name in self._model_metrics:
-                vars(self._model_metrics[name]).update(state)
+        # The checkpoint holds the primary worker's counters; on the other workers of a distributed
+        # run, restoring them would count the primary's batches once per worker.
+        if is_primary:
+            device = next(trainer.model.parameters()).device
+            for name, state in self._restored["model_metrics"].items():
+                if name in self._model_metrics:
+                    vars(self._model_metrics[name]).update(
+                        {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state.items()})
         batches_done = trainer._start_after_batches_in_epoch_completed
         self._resumed_mid_epoch = batches_done > 0
         try:

@@ -94,7 +94,9 @@ class AtomicCheckpointer(Checkpointer):
         """
         best_path = os.path.join(self._serialization_dir, BEST_WEIGHTS)
         at_epoch_end = training_state["batches_in_epoch_completed"] == 0 and training_state["epochs_completed"] > 0
-        if at_epoch_end and training_state["metric_tracker"]["is_best_so_far"]:
+        # with a moving average, best.th holds the averaged weights, which the checkpoint does not
+        averaged = "moving_average" in training_state
+        if at_epoch_end and training_state["metric_tracker"]["is_best_so_far"] and not averaged:
             if write:
                 atomic_torch_save(model_state, best_path)
             training_state["best_model_filename"] = best_path
