@@ -102,8 +102,11 @@ def test_killed_between_and_during_phases_and_rerun_gives_the_results_of_an_unin
         _kill_when(command, reached, moment)
     allennlp(["adapt", str(experiment), "-s", str(output)])
     assert _comparable(output) == _comparable(reference[0])
-    # no phase that had completed ran again; the interrupted TAPT went on from its checkpoint
-    assert Counter(p["phase"] for p in _phases(output) if p["action"] == "ran") == Counter(EXPERIMENT_PHASES)
+    # no phase that had completed ran again; the interrupted TAPT went on from its checkpoint.
+    # (phases.jsonl is a log written after a phase's completion marker: the kill right after
+    # dapt's marker may come before dapt's "ran" line)
+    ran = Counter(p["phase"] for p in _phases(output) if p["action"] == "ran")
+    assert set(ran.values()) == {1} and set(EXPERIMENT_PHASES) - set(ran) <= {"dapt"}
     assert ("dapt_tapt", "recovering") in [(p["phase"], p["action"]) for p in _phases(output)]
     assert "Recovering from the checkpoint" in (output / "dapt_tapt" / "out.log").read_text()
     leftovers = [path for pattern in ("**/.*.tmp-*", "**/.*.old-*", "**/*.tmp") for path in output.glob(pattern)]
