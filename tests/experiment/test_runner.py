@@ -178,3 +178,23 @@ def test_a_variant_below_the_baseline_by_more_than_the_spread_is_flagged_with_it
     assert lines[3] == "| dapt | 59.0 ± 1.0 | 59.0 ± 1.0 | dapt 2.500 -> 2.100 | 1 s | 2 s |"
     assert lines[4] == "| tapt (below baseline) | 45.0 ± 3.0 | 45.0 ± 3.0 | tapt 9.800 -> 4.300 | 1 s | 2 s |"
     assert lines[6].startswith("(below baseline): tapt scored below the baseline on dev by more than the spread")
+
+
+def test_a_second_adapt_on_the_same_output_directory_is_refused(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    runner = _runner(tmp_path, tiny_model)
+    _complete(runner)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
+        "print('held', flush=True); time.sleep(60)"), str(tmp_path / "out" / ".lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"  # another adapt's lock, in another process
+        with pytest.raises(ConfigurationError, match="another `allennlp adapt` is running in"):
+            _runner(tmp_path, tiny_model).run()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _runner(tmp_path, tiny_model).run()["variants"]  # free again once it has ended
