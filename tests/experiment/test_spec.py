@@ -34,7 +34,7 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
         ({"variants": ["baseline", "dapt_plus"]}, "unknown variant 'dapt_plus' in `variants`"),
         ({"seeds": 3}, "`seeds` must be a non-empty list of integers"),
         ({"domain_corpus": "/nowhere/corpus.txt"}, "`domain_corpus`: /nowhere/corpus.txt: no such file"),
-        ({"metric": "f1"}, "`metric` must be one of"),
+        ({"metric": "f2"}, "`metric` must be one of"),
         ({"base_model": "/nowhere/model"}, "`base_model`: MODEL_NAME '/nowhere/model': no such directory"),
     ],
 )
@@ -85,3 +85,8 @@ def test_variables_the_experiment_sets_are_refused_in_settings(tiny_model, tmp_p
 def test_a_setting_must_be_a_single_value(tiny_model, tmp_path):
     message = _error(tmp_path, tiny_model, settings=_settings("dapt", NUM_STEPS=[4, 8]))
     assert "`settings.dapt.NUM_STEPS` must be a string, number or boolean; got [4, 8]" in message
+
+
+def test_the_original_repositorys_f1_is_macro_f1(tiny_model, tmp_path):
+    experiment = write_experiment(tmp_path / "experiment.jsonnet", tiny_model, metric="f1")
+    assert load_experiment(str(experiment)).metric == "macro_f1"
