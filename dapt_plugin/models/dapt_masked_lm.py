@@ -1,7 +1,7 @@
 import contextlib
 import logging
 import zlib
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreT
 
 from dapt_plugin.common.pretrained import check_model_name, check_remote_code
 from dapt_plugin.nn.masked_lm_heads import masked_lm_head, missing_head_weights
-from dapt_plugin.nn.masking import mask_tokens, word_start_table
+from dapt_plugin.nn.masking import IGNORE_INDEX, mask_tokens, word_start_table
 from dapt_plugin.training.metrics.masked_lm_metrics import MaskedLmMetrics
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,10 @@ class DaptMaskedLm(Model):
 
     Masks come from the model's own random generator, seeded from `masking_seed`, the number of
     batches this model has trained on (saved in checkpoints, so `--recover` continues the same
-    sequence of masks) and the distributed rank. In evaluation, the masks of a batch depend only
-    on `evaluation_masking_seed` and the batch's token ids, so `allennlp evaluate` on the same
-    file gives the same perplexity every time, for any model with the same tokenizer.
+    sequence of masks) and the distributed rank. In evaluation, the masks of each example depend
+    only on `evaluation_masking_seed` and that example's token ids (not on the batch it is in, its
+    padding or the batch size), so `allennlp evaluate` on the same file gives the same perplexity
+    every time, for any batch size and order, and for any model with the same tokenizer.
 
     # Parameters
 
@@ -162,18 +163,35 @@ class DaptMaskedLm(Model):
         self._generators: Dict[torch.device, torch.Generator] = {}
         self._metrics = MaskedLmMetrics()
 
-    def _generator(self, input_ids: torch.Tensor) -> torch.Generator:
-        generator = self._generators.get(input_ids.device)
+    def _generator(self, device: torch.device, seed: int) -> torch.Generator:
+        generator = self._generators.get(device)
         if generator is None:
-            generator = self._generators[input_ids.device] = torch.Generator(device=input_ids.device)
+            generator = self._generators[device] = torch.Generator(device=device)
+        generator.manual_seed(seed & 0x7FFF_FFFF_FFFF)
+        return generator
+
+    def _mask(self, input_ids, maskable, word_starts) -> Tuple[torch.Tensor, torch.Tensor]:
+        """`(masked_input_ids, labels)`: training masks for the batch, evaluation masks per example."""
+        arguments = (self.tokenizer.mask_token_id, self.vocab_size, self.mlm_probability)
+        options = (self.mask_replace_probability, self.random_replace_probability)
         if self.training:
             rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-            seed = hash((self.masking_seed, int(self._batches_seen), rank)) & 0x7FFF_FFFF_FFFF
-        else:
-            content = zlib.crc32(input_ids.detach().cpu().numpy().tobytes())
-            seed = hash((self.evaluation_masking_seed, content)) & 0x7FFF_FFFF_FFFF
-        generator.manual_seed(seed)
-        return generator
+            generator = self._generator(input_ids.device, hash((self.masking_seed, int(self._batches_seen), rank)))
+            return mask_tokens(input_ids, maskable, *arguments, generator, word_starts, *options)
+        # each example (its tokens without padding) masked with a generator seeded from its own ids
+        masked, labels = input_ids.clone(), torch.full_like(input_ids, IGNORE_INDEX)
+        tokens = input_ids != self.tokenizer.pad_token_id
+        on_cpu = input_ids.detach().cpu().numpy()
+        for row in range(input_ids.shape[0]):
+            keep = tokens[row]
+            content = zlib.crc32(on_cpu[row][keep.cpu().numpy()].tobytes())
+            generator = self._generator(input_ids.device, hash((self.evaluation_masking_seed, content)))
+            row_masked, row_labels = mask_tokens(
+                input_ids[row, keep][None], maskable[row, keep][None], *arguments, generator,
+                word_starts[row, keep][None] if word_starts is not None else None, *options)
+            masked[row, keep] = row_masked[0]
+            labels[row, keep] = row_labels[0]
+        return masked, labels
 
     def forward(self, input_ids: torch.Tensor) -> Dict[str, torch.Tensor]:  # type: ignore
         """
@@ -195,11 +213,7 @@ class DaptMaskedLm(Model):
         attention_mask = input_ids != self.tokenizer.pad_token_id
         maskable = attention_mask & ~self._special[input_ids]
         word_starts = self._word_starts[input_ids] if self._word_starts is not None else None
-        masked_ids, labels = mask_tokens(
-            input_ids, maskable, self.tokenizer.mask_token_id, self.vocab_size, self.mlm_probability,
-            self._generator(input_ids), word_starts, self.mask_replace_probability,
-            self.random_replace_probability,
-        )
+        masked_ids, labels = self._mask(input_ids, maskable, word_starts)
         if self.training:
             self._batches_seen += 1
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):

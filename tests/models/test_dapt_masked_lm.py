@@ -51,12 +51,29 @@ class TestDaptMaskedLm(ModelTestCase):
         assert metrics["mlm_accuracy"] == correct / sum(counts)
         assert self.model.get_metrics() == {}  # reset
 
-    def test_evaluation_masks_depend_only_on_the_batch(self):
+    def test_evaluation_masks_depend_only_on_each_example(self):
         self.model.eval()
-        batch = self.dataset.as_tensor_dict()
-        first = self.model(**batch)
-        second = self.model(**batch)
-        assert torch.equal(first["labels"], second["labels"]) and first["loss"] == second["loss"]
+        batch = self.dataset.as_tensor_dict()["input_ids"]
+        pad = self.model.tokenizer.pad_token_id
+        whole = self.model(input_ids=batch)["labels"]
+        # each example alone, or in another order with more padding, gets the same masks
+        for row in range(batch.shape[0]):
+            alone = batch[row][batch[row] != pad][None]
+            assert torch.equal(self.model(input_ids=alone)["labels"][0], whole[row][batch[row] != pad])
+        padded = torch.nn.functional.pad(batch.flip(0), (0, 7), value=pad)
+        assert torch.equal(self.model(input_ids=padded)["labels"][:, : batch.shape[1]].flip(0), whole)
+
+    def test_held_out_loss_is_the_same_for_any_batch_size(self):
+        from allennlp.training.util import evaluate
+
+        from dapt_plugin.data.data_loaders.masked_lm_batches import MaskedLmBatches
+        from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
+
+        reader = MaskedLmCorpusReader(str(self.tiny_model), max_length=48)
+        losses = [evaluate(self.model, MaskedLmBatches(reader, str(DATA / "domain_heldout.txt"), batch_size=size,
+                                                       shuffle=shuffle, seed=5), cuda_device=-1)["mlm_loss"]
+                  for size, shuffle in ((8, False), (16, False), (3, True))]
+        assert losses[1] == pytest.approx(losses[0], rel=1e-6) and losses[2] == pytest.approx(losses[0], rel=1e-6)
 
     def test_training_masks_change_every_batch_and_resume_with_the_checkpoint(self):
         self.model.train()
