@@ -23,8 +23,6 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np

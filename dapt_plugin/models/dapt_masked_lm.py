@@ -1,7 +1,7 @@
 import contextlib
 import logging
 import zlib
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Tuple
 
 import torch
 import torch.distributed as dist
