@@ -11,7 +11,19 @@ setup(
     "domain- and task-adaptive masked-LM pretraining and classifier fine-tuning.",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
+    # training_config/ stays at the top of the repository (`allennlp train training_config/...` in a
+    # clone) and is installed as the package dapt_plugin.training_config: a wheel carries the
+    # configs, and every install finds them the same way (dapt_plugin/common/configs.py)
+    packages=[
+        *find_packages(exclude=["tests", "tests.*", "benchmarks", "training_config*"]),
+        "dapt_plugin.training_config",
+    ],
+    package_dir={"dapt_plugin.training_config": "training_config"},
+    package_data={
+        "dapt_plugin.training_config": ["**/*.jsonnet", "**/*.libsonnet"],
+        # the start-up hook of dapt_plugin.testing.kill (a directory for PYTHONPATH, not a package)
+        "dapt_plugin.testing": ["kill_at/*.py"],
+    },
     python_requires=">=3.9",
     # allennlp 2.10.1 is NOT listed: its metadata pins torch<1.13 and transformers<4.21, which have
     # no builds for current Pythons. Install it first with

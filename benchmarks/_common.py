@@ -1,14 +1,15 @@
 """
-What the masked-LM benchmarks share: generated text, a roberta-base-sized tokenizer, random-weight
-RoBERTa models from a config, running the real `allennlp train` CLI, and appending results with
-a machine description to `benchmarks/RESULTS.md`. Nothing here downloads anything.
+What the benchmarks share: generated text, a roberta-base-sized tokenizer, random-weight
+RoBERTa models from a config, running the real `allennlp train` CLI (`dapt_plugin.common.launch`),
+and appending results with a machine description to `benchmarks/RESULTS.md`. Nothing here
+downloads anything.
 
 Text. `write_corpus` writes documents (one per line) of pseudo-words: 120,000 distinct words built
-from syllables, drawn with Zipf-like frequencies (exponent 1.1) so that frequent words are short
+from syllables (`dapt_plugin.testing.text.pseudo_words`), drawn with Zipf-like frequencies (exponent 1.1) so that frequent words are short
 and a few words make up most of the text, as in natural language; sentences of 4 to 24 words end
 with " ." and documents have 1 to 8 sentences (median about 75 tokens), so that line-by-line
-batches need padding and some lines exceed 128 tokens. Generation is vectorised numpy (about
-100 MB/s), fast enough for the 1 GB corpus of the memory benchmark.
+batches need padding and some lines exceed 128 tokens. Generation is vectorised numpy, fast enough
+for the 1 GB corpus of the memory benchmark (whose section of RESULTS.md says how long it took).
 
 Tokenizer. roberta-base's vocabulary has 50,265 tokens; without a download, a byte-level BPE with
 RoBERTa's special tokens is trained to exactly `vocab_size=50265` on 30 MB of that text (the
@@ -17,13 +18,12 @@ cached under `~/.cache/dapt_plugin/benchmarks` (a few MB) because training it ta
 """
 import datetime
 import hashlib
+import importlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -31,10 +31,15 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+# `dapt_plugin` is imported where it is used, never here: the Hugging Face contender of
+# mlm_throughput.py runs in a process that must not import (and patch) allennlp
+
 # BENCHMARK_RESULTS=<file> sends a trial run's section elsewhere
 RESULTS = Path(os.environ.get("BENCHMARK_RESULTS", REPO / "benchmarks" / "RESULTS.md"))
-ALLENNLP = str(REPO / ".venv" / "bin" / "allennlp")
 PYTHON = sys.executable
+# what `allennlp train` of a benchmark imports: the plugin, and the `step_timer` callback of step_timer.py
+PLUGINS = ["dapt_plugin", "step_timer"]
 ROBERTA_BASE_VOCAB = 50265
 CACHE = Path(os.path.expanduser("~/.cache/dapt_plugin/benchmarks"))
 
@@ -53,15 +58,10 @@ _SYLLABLES = [
 
 def _vocabulary(num_words: int, seed: int) -> List[bytes]:
     """`num_words` distinct pseudo-words, shortest first (rank 0 is the most frequent)."""
-    rng = np.random.default_rng(seed)
-    words, seen = [b".", b",", b"the", b"of", b"and"], set()
-    seen.update(words)
-    while len(words) < num_words:
-        n = int(rng.integers(1, 5))
-        word = "".join(_SYLLABLES[i] for i in rng.integers(len(_SYLLABLES), size=n)).encode()
-        if word not in seen:
-            seen.add(word)
-            words.append(word)
+    from dapt_plugin.testing.text import pseudo_words
+
+    words = [word.encode() for word in pseudo_words(num_words, _SYLLABLES, np.random.default_rng(seed),
+                                                    reserved=[".", ",", "the", "of", "and"])]
     head, tail = words[:5], sorted(words[5:], key=len)
     return head + tail
 
@@ -123,20 +123,19 @@ def write_corpus(path: Path, num_bytes: int, seed: int = 0) -> Path:
 
 def tokenizer_dir(vocab_size: int = ROBERTA_BASE_VOCAB) -> Path:
     """A byte-level BPE RoBERTa tokenizer with exactly `vocab_size` tokens, trained once and cached."""
+    from dapt_plugin.common.atomic import atomic_directory
     from dapt_plugin.testing.tiny_model import train_bpe_tokenizer
 
     key = hashlib.sha256(f"v1 {vocab_size} {_SYLLABLES}".encode()).hexdigest()[:12]
     directory = CACHE / f"tokenizer-{vocab_size}-{key}"
     if not (directory / "tokenizer.json").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        with atomic_directory(str(directory)) as tmp:
             text = write_corpus(Path(tmp) / "bpe.txt", 30_000_000, seed=99)
-            tokenizer = train_bpe_tokenizer([text], Path(tmp) / "tok", vocab_size)
+            tokenizer = train_bpe_tokenizer([text], tmp, vocab_size)
             if len(tokenizer) != vocab_size:
                 raise RuntimeError(f"BPE reached {len(tokenizer)} tokens, not {vocab_size}")
             os.remove(text)
-            shutil.rmtree(directory, ignore_errors=True)
-            os.replace(Path(tmp) / "tok", directory)
     return directory
 
 
@@ -164,15 +163,15 @@ def build_model(output_dir: Path, num_layers: int, hidden_size: int, max_length:
 
 
 def dapt_env(model_dir: Path, corpus: Path, cache_dir: Path, threads: int, **settings) -> Dict[str, str]:
-    """The environment of an `allennlp train training_config/dapt.jsonnet` run."""
-    env = dict(os.environ)
-    env.update({
-        "MODEL_NAME": str(model_dir), "CORPUS_PATH": str(corpus), "DAPT_PLUGIN_CACHE": str(cache_dir),
-        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "CUDA_DEVICE": "-1",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join([str(REPO / "benchmarks"), str(REPO)]),
+    """The environment of an `allennlp train training_config/dapt.jsonnet` run (all of it)."""
+    from dapt_plugin.common.launch import allennlp_environment
+
+    env = allennlp_environment({
+        "MODEL_NAME": model_dir, "CORPUS_PATH": corpus, "DAPT_PLUGIN_CACHE": cache_dir,
+        "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "CUDA_DEVICE": "-1",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **settings,
     })
-    env.update({k: str(v) for k, v in settings.items() if v is not None})
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "benchmarks"), str(REPO)])
     return env
 
 
@@ -186,25 +185,31 @@ def timed_config(directory: Path) -> Path:
     return path
 
 
+def train_arguments(serialization_dir: Path) -> List[str]:
+    """`train` of `training_config/dapt.jsonnet` plus the `step_timer` callback (see `timed_config`)."""
+    serialization_dir = Path(serialization_dir)
+    return ["train", str(timed_config(serialization_dir.parent)), "-s", str(serialization_dir)]
+
+
 def allennlp_train(serialization_dir: Path, env: Dict[str, str], recover: bool = False,
                    overrides: Optional[dict] = None, log: Optional[Path] = None) -> subprocess.CompletedProcess:
     """
     Runs `allennlp train training_config/dapt.jsonnet` (plus the `step_timer` callback of
     `step_timer.py`) as a user would, in a subprocess; `overrides` are AllenNLP's `-o` (dotted keys).
     """
-    serialization_dir = Path(serialization_dir)
-    config = timed_config(serialization_dir.parent)
-    command = [ALLENNLP, "train", str(config), "-s", str(serialization_dir),
-               "--include-package", "dapt_plugin", "--include-package", "step_timer"]
+    from dapt_plugin.common.launch import allennlp_command, run_allennlp
+
+    arguments = train_arguments(serialization_dir)
     if overrides:
-        command += ["-o", json.dumps(overrides)]
+        arguments += ["-o", json.dumps(overrides)]
     if recover:
-        command.append("--recover")
-    result = subprocess.run(command, env=env, cwd=str(REPO), capture_output=True, text=True)
+        arguments.append("--recover")
+    result = run_allennlp(arguments, env, cwd=REPO, include_packages=PLUGINS, capture=True)
     if log is not None:
         log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise RuntimeError(f"allennlp train failed ({' '.join(command)}):\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"allennlp train failed ({' '.join(allennlp_command(arguments, PLUGINS))}):\n"
+                           f"{result.stderr[-4000:]}")
     return result
 
 
@@ -232,30 +237,45 @@ def median(values: Sequence[float]) -> float:
     return float(np.median(np.asarray(values, dtype=float)))
 
 
-def machine_description(threads: Optional[int] = None) -> str:
-    import torch
-    import transformers
+# how a package is named in a machine description, where its import name differs
+_PACKAGE_NAMES = {"sklearn": "scikit-learn"}
 
-    cpu = platform.processor() or "unknown CPU"
+
+def _proc_field(path: str, field: str) -> Optional[str]:
+    """The value of `field` in `/proc/cpuinfo` or `/proc/meminfo`, or None."""
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open(path) as handle:
+            return next((line.split(":", 1)[1].strip() for line in handle if line.startswith(field)), None)
     except OSError:
-        pass
-    try:
-        import accelerate
-        accelerate_version = accelerate.__version__
-    except ImportError:
-        accelerate_version = "not installed"
+        return None
+
+
+def machine_description(threads: Optional[int] = None,
+                        packages: Sequence[str] = ("torch", "transformers", "accelerate"),
+                        load_average: bool = False) -> str:
+    """
+    The CPU, memory, threads, system, Python and `packages` versions (import names), and the date,
+    for a section of RESULTS.md; with `load_average`, the load at the end, which tells whether other
+    processes slowed the figures down.
+    """
+    versions = []
+    for package in packages:
+        try:
+            version = importlib.import_module(package).__version__
+        except ImportError:
+            version = "not installed"
+        versions.append(f"{_PACKAGE_NAMES.get(package, package)} {version}")
+    memory = _proc_field("/proc/meminfo", "MemTotal")
+    load = " ".join(f"{value:.1f}" for value in os.getloadavg())
     parts = [
-        f"{cpu}, {os.cpu_count()} logical CPUs",
+        f"{_proc_field('/proc/cpuinfo', 'model name') or platform.processor() or 'unknown CPU'}, "
+        f"{os.cpu_count()} logical CPUs" + (f", {memory} RAM" if memory else ""),
         f"threads used: {threads}" if threads is not None else None,
         f"{platform.system()} {platform.release()}",
-        f"Python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"accelerate {accelerate_version}",
-        f"no GPU used",
+        ", ".join([f"Python {platform.python_version()}", *versions]),
+        "no GPU used",
+        f"load average {load} at the end (other processes running meanwhile slow the figures down)"
+        if load_average else None,
         datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
     ]
     return "; ".join(p for p in parts if p)
@@ -268,17 +288,23 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def append_results(title: str, table: str, notes: str = "", threads: Optional[int] = None) -> None:
-    """Prints `table` and appends a section to `benchmarks/RESULTS.md` (never rewrites the file)."""
+def append_results(title: str, table: str, notes: str = "", threads: Optional[int] = None,
+                   machine: Optional[str] = None, record: bool = True) -> None:
+    """
+    Prints `table` and, with `record`, appends a section to `benchmarks/RESULTS.md` (never rewrites
+    the file); `machine` replaces the default `machine_description(threads)`.
+    """
     command = " ".join([".venv/bin/python", os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
     section = (
         f"\n## {title}\n\n"
         f"Command: `{command}`\n\n"
-        f"Machine: {machine_description(threads)}\n\n"
+        f"Machine: {machine or machine_description(threads)}\n\n"
         f"{table}\n"
         + (f"\n{notes.strip()}\n" if notes.strip() else "")
     )
     print(section)
+    if not record:
+        return
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nEach section is appended by one run of a script in `benchmarks/`.\n")
     with open(RESULTS, "a") as handle:

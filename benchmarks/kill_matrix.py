@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _common import append_results, markdown_table  # noqa: E402
 
-from dapt_plugin.testing.kill import KILLED, leftovers, outcome, run_allennlp  # noqa: E402
+from dapt_plugin.testing.kill import KILLED, leftovers, outcome, run_killed_at  # noqa: E402
 from dapt_plugin.testing.tiny_model import build_tiny_roberta  # noqa: E402
 
 DATA = REPO / "tests" / "fixtures" / "data"
@@ -68,14 +68,14 @@ def main() -> None:
             env = environment(config, model, work / "cache")
             reference_run = work / config / "uninterrupted"
             reference_run.parent.mkdir()
-            assert run_allennlp(["train", str(CONFIGS / config), "-s", str(reference_run)], env, REPO) == 0
+            assert run_killed_at(["train", str(CONFIGS / config), "-s", str(reference_run)], env, REPO) == 0
             reference = outcome(reference_run)
             for number, (moment, kill_at) in enumerate(moments):
                 run = work / config / f"killed_{number}"
                 train = ["train", str(CONFIGS / config), "-s", str(run)]
-                killed = run_allennlp(train, env, REPO, kill_at=kill_at) == KILLED
+                killed = run_killed_at(train, env, REPO, kill_at=kill_at) == KILLED
                 left = leftovers(run)
-                resumed = run_allennlp(train + ["--recover"], env, REPO) == 0
+                resumed = run_killed_at(train + ["--recover"], env, REPO) == 0
                 identical = resumed and outcome(run) == reference
                 rows.append([config, moment, f"`{kill_at}`", "yes" if killed else "not reached",
                              ", ".join(left) or "none", "yes" if resumed else "NO",

@@ -25,8 +25,17 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import (  # noqa: E402
-    ALLENNLP, PYTHON, append_results, build_model, dapt_env, markdown_table, timed_config, write_corpus,
+    PLUGINS,
+    PYTHON,
+    append_results,
+    build_model,
+    dapt_env,
+    markdown_table,
+    train_arguments,
+    write_corpus,
 )
+
+from dapt_plugin.common.launch import allennlp_command  # noqa: E402
 
 _WRAPPER = """
 import json, resource, subprocess, sys
@@ -37,9 +46,7 @@ print(json.dumps({"returncode": result.returncode, "maxrss_kb": resource.getrusa
 
 
 def peak_rss(serialization: Path, env: dict) -> dict:
-    config = timed_config(serialization.parent)
-    command = [ALLENNLP, "train", str(config), "-s", str(serialization),
-               "--include-package", "dapt_plugin", "--include-package", "step_timer"]
+    command = allennlp_command(train_arguments(serialization), PLUGINS)
     start = time.perf_counter()
     process = subprocess.run([PYTHON, "-c", _WRAPPER] + command, env=env, cwd=str(REPO), capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -25,7 +25,7 @@ the medians, and the ratio of the medians (plugin / Trainer).
 
 Threads: 1 each by default. The 2-core machine these figures come from is shared with other jobs;
 with 2 threads, a process's OpenMP barriers stall whenever another job holds one of the cores,
-which in trials made both contenders 2-4x slower and far noisier than with 1 thread.
+which in trials made both contenders slower and far noisier than with 1 thread (RESULTS.md).
 
     .venv/bin/python benchmarks/mlm_throughput.py [--steps 30] [--base-steps 6] [--repeats 3] [--threads 1]
 """

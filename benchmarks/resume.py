@@ -18,9 +18,7 @@ Measured with the `step_timer` callback (`benchmarks/step_timer.py`):
     .venv/bin/python benchmarks/resume.py [--checkpoint-at 100] [--accumulation 4] [--threads 1]
 """
 import argparse
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,9 +31,18 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import (  # noqa: E402
-    ALLENNLP, allennlp_train, append_results, build_model, dapt_env, markdown_table, read_steps, timed_config,
+    PLUGINS,
+    allennlp_train,
+    append_results,
+    build_model,
+    dapt_env,
+    markdown_table,
+    read_steps,
+    train_arguments,
     write_corpus,
 )
+
+from dapt_plugin.common.launch import start_allennlp  # noqa: E402
 
 BATCH_SIZE = 16
 MAX_LENGTH = 128
@@ -43,11 +50,8 @@ MAX_LENGTH = 128
 
 def run_until_killed(serialization: Path, env: dict, kill_after_step: int) -> None:
     """Starts the run and SIGKILLs it as soon as `step_timer` has logged `kill_after_step`."""
-    config = timed_config(serialization.parent)
-    command = [ALLENNLP, "train", str(config), "-s", str(serialization),
-               "--include-package", "dapt_plugin", "--include-package", "step_timer"]
     log = open(serialization.parent / "original.log", "w")
-    process = subprocess.Popen(command, env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT)
+    process = start_allennlp(train_arguments(serialization), env, cwd=REPO, include_packages=PLUGINS, log=log)
     steps = serialization / "step_times.jsonl"
     try:
         while process.poll() is None:

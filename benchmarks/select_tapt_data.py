@@ -1,5 +1,5 @@
 """
-Benchmark of TAPT data selection (`allennlp select-tapt-data`, `dapt_plugin.data.tapt_selection`)
+Benchmark of TAPT data selection (`allennlp select-tapt-data`, `dapt_plugin.selection.tapt_selection`)
 on generated text: a domain corpus of `--documents` (1M) documents on 20 topics and a task of
 `--task-examples` examples on topic 0 (`dapt_plugin.testing.topics`), written to a temporary
 directory.
@@ -17,33 +17,34 @@ It measures, on this machine:
   TF-IDF cosine, a 256-dimensional random projection of it, and LSA (the module's choice).
 
 Prints a table and appends it, with the command and a machine description, to
-`benchmarks/RESULTS.md`. Takes about 10 minutes on 2 cores for 1M documents.
+`benchmarks/RESULTS.md` (`_common.append_results`). Takes about 10 minutes on 2 cores for 1M
+documents.
 
     .venv/bin/python benchmarks/select_tapt_data.py [--documents 1000000] [--task-examples 2000] [--k 50]
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import append_results, machine_description  # noqa: E402
 
 from dapt_plugin.data.documents import iter_documents  # noqa: E402
-from dapt_plugin.data.tapt_selection import ApproximateSearch, ExactSearch, LsaEmbedder  # noqa: E402
+from dapt_plugin.selection.tapt_selection import ApproximateSearch, ExactSearch, LsaEmbedder  # noqa: E402
 from dapt_plugin.testing.topics import TopicalTextGenerator  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 NUM_TOPICS = 20
 GENERATOR = dict(num_topics=NUM_TOPICS, topic_vocabulary=300, shared_vocabulary=5000, topic_share=0.25)
 CHUNK = 50000
@@ -136,7 +137,7 @@ def memory_mb(field: str) -> float:
 
 
 def child(request: str) -> None:
-    from dapt_plugin.data.tapt_selection import select_tapt_data
+    from dapt_plugin.selection.tapt_selection import select_tapt_data
 
     before = memory_mb("VmRSS")
     start = time.perf_counter()
@@ -174,23 +175,6 @@ def random_projection_quality(seed: int) -> Dict[str, float]:
         embedder = LsaEmbedder(domain, dimension=dimension, seed=seed)
         shares[f"LSA, {dimension} dims"] = share(embedder.embed(task)[0] @ embedder.embed(domain)[0].T)
     return shares
-
-
-def machine() -> str:
-    import faiss
-    import sklearn
-    import torch
-
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
-    memory = next((line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
-                   if line.startswith("MemTotal")), "?")
-    load = " ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (f"{model}, {os.cpu_count()} logical CPUs, {memory} RAM; Python "
-            f"{platform.python_version()}, torch {torch.__version__}, faiss {faiss.__version__}, "
-            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}; no GPU used; load average "
-            f"{load} at the end (other processes running meanwhile slow the figures down); "
-            f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
 
 
 def table(components: Dict[str, float], runs: Dict[str, Dict[str, float]], shares: Dict[str, float],
@@ -238,7 +222,6 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    command = " ".join([".venv/bin/python", os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="select_tapt_bench_") as directory:
         directory = Path(directory)
         start = time.perf_counter()
@@ -259,16 +242,9 @@ def main() -> None:
             size=runs["kNN, exact search"]["documents"])
         print(json.dumps(runs["random, same size"]), flush=True)
     shares = random_projection_quality(args.seed)
-    report = table(components, runs, shares, args.k)
-    print(report)
-    if not args.no_record:
-        if not RESULTS.exists():
-            RESULTS.write_text("# Benchmark results\n\nEach section is appended by one run of a "
-                               "script in `benchmarks/`.\n")
-        with open(RESULTS, "a", encoding="utf-8") as handle:
-            handle.write(f"\n## TAPT data selection (kNN-TAPT, RAND-TAPT)\n\nCommand: `{command}`\n\n"
-                         f"Machine: {machine()}\n\n{report}\n")
-        print(f"appended to {RESULTS}")
+    machine = machine_description(packages=("torch", "faiss", "numpy", "sklearn"), load_average=True)
+    append_results("TAPT data selection (kNN-TAPT, RAND-TAPT)", table(components, runs, shares, args.k),
+                   machine=machine, record=not args.no_record)
 
 
 if __name__ == "__main__":

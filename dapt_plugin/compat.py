@@ -1,9 +1,13 @@
 """
-Patches that let allennlp 2.10.1 (its last release, which pins torch<1.13 and transformers<4.21)
-run on the stack in `requirements.txt` (torch 2.x, transformers 4.4x, Python 3.11).
+Every patch the plugin makes to allennlp and transformers, in one place: those that let allennlp
+2.10.1 (its last release, which pins torch<1.13 and transformers<4.21) run on the stack in
+`requirements.txt` (torch 2.x, transformers 4.4x, Python 3.11), and those that make allennlp do
+what the plugin promises (optional config variables, checked model names, self-contained and
+atomically written archives, one-line user errors, a quiet console).
 
-Every patch is applied once, when `dapt_plugin` is imported, and each says what breaks without it.
-Nothing here changes behaviour on a stack where the patch is not needed.
+The patches are applied once, when `dapt_plugin` is imported (`apply_patches`), and each says
+what fails without it. The logic a patch calls lives in its own module (`common/...`); only the
+wiring is here.
 """
 import functools
 import json
@@ -19,29 +23,48 @@ import transformers
 from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 
+_applied = False
 
-def _patch_get_tokenizer() -> None:
-    """
-    allennlp's `PretrainedTransformerTokenizer` (also used inside the `pretrained_transformer`
-    token indexer) loads its tokenizer with
-    `cached_transformers.get_tokenizer(name, add_special_tokens=...)`, which forwards the flag to
-    `AutoTokenizer.from_pretrained` as an init argument. transformers (4.49 here) rejects init
-    arguments named like a tokenizer method, so building any `pretrained_transformer` tokenizer
-    or indexer fails with "AttributeError: add_special_tokens conflicts with the method
-    add_special_tokens in RobertaTokenizerFast". The flag never belonged in `from_pretrained`:
-    allennlp passes `add_special_tokens` again on every call that encodes text, so the patch
-    drops it there.
-    """
-    original = cached_transformers.get_tokenizer
-    if getattr(original, "_dapt_plugin_patched", False):
-        return
 
-    @functools.wraps(original)
+def _patch_transformer_loading() -> None:
+    """
+    allennlp loads every transformer and tokenizer (readers, tokenizers, token indexers,
+    embedders, archives) through `cached_transformers.get` and `get_tokenizer`. Three failures:
+
+    - `PretrainedTransformerTokenizer` (also inside the `pretrained_transformer` token indexer)
+      calls `get_tokenizer(name, add_special_tokens=...)`, which forwards the flag to
+      `AutoTokenizer.from_pretrained` as an init argument. transformers (4.49 here) rejects init
+      arguments named like a tokenizer method, so building any `pretrained_transformer` tokenizer
+      or indexer failed with "AttributeError: add_special_tokens conflicts with the method
+      add_special_tokens in RobertaTokenizerFast". The flag never belonged in `from_pretrained`:
+      allennlp passes it again on every call that encodes text, so it is dropped there.
+    - transformers takes a `MODEL_NAME` it cannot find on disk for a model-hub id and, offline,
+      failed with a message about the hub; a path that does not exist, or an export without its
+      weights or tokenizer, is a `ConfigurationError` that says so
+      (`common.pretrained.check_model_name`).
+    - a model directory with its own Python code (`auto_map`) made transformers ask on the
+      terminal whether to run it; it is refused unless `trust_remote_code=True` is passed
+      (`TRUST_REMOTE_CODE=true` in the configs; `common.pretrained.check_remote_code`).
+    """
+    from dapt_plugin.common.pretrained import check_model_name, check_remote_code
+
+    original_get, original_get_tokenizer = cached_transformers.get, cached_transformers.get_tokenizer
+
+    @functools.wraps(original_get)
+    def get(model_name: str, *args, **kwargs) -> transformers.PreTrainedModel:
+        # `load_weights=False` (a model loaded from an archive) builds from the config alone
+        check_model_name(model_name, ("model",) if kwargs.get("load_weights", True) else ("config",))
+        check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
+        return original_get(model_name, *args, **kwargs)
+
+    @functools.wraps(original_get_tokenizer)
     def get_tokenizer(model_name: str, **kwargs) -> transformers.PreTrainedTokenizer:
+        check_model_name(model_name, ("tokenizer",))
+        check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
         kwargs.pop("add_special_tokens", None)
-        return original(model_name, **kwargs)
+        return original_get_tokenizer(model_name, **kwargs)
 
-    get_tokenizer._dapt_plugin_patched = True  # type: ignore[attr-defined]
+    cached_transformers.get = get
     cached_transformers.get_tokenizer = get_tokenizer
 
 
@@ -55,9 +78,6 @@ def _patch_adamw_kernels() -> None:
     The patch adds torch's two arguments; left unset (`null`), torch chooses as before.
     """
     from allennlp.training.optimizers import AdamWOptimizer, make_parameter_groups
-
-    if getattr(AdamWOptimizer.__init__, "_dapt_plugin_patched", False):
-        return
 
     def __init__(
         self,
@@ -76,7 +96,6 @@ def _patch_adamw_kernels() -> None:
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, foreach=foreach, fused=fused,
         )
 
-    __init__._dapt_plugin_patched = True  # type: ignore[attr-defined]
     AdamWOptimizer.__init__ = __init__
 
 
@@ -93,10 +112,8 @@ def _patch_atomic_outputs() -> None:
     from allennlp.common import util as common_util
     from allennlp.models import archival
 
-    from dapt_plugin.common.atomic import atomic_file, temporary_path
+    from dapt_plugin.common.atomic import atomic_file, atomic_path
 
-    if getattr(archival.archive_model, "_dapt_plugin_patched", False):
-        return
     original_archive_model = archival.archive_model
 
     @functools.wraps(original_archive_model)
@@ -108,14 +125,10 @@ def _patch_atomic_outputs() -> None:
             target = os.path.join(archive_path, "model.tar.gz")
         else:
             target = os.fspath(archive_path)
-        tmp = temporary_path(target)
-        try:
+        with atomic_path(target) as tmp:
             original_archive_model(serialization_dir, weights, tmp, include_in_archive)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        # where the run's output is (allennlp logs only the temporary name, which the console leaves out)
+        logging.getLogger(__name__).info("Model archive: %s", target)
         return target
 
     def dump_metrics(file_path: Optional[str], metrics: Dict[str, Any], log: bool = False) -> None:
@@ -126,9 +139,59 @@ def _patch_atomic_outputs() -> None:
         if log:
             common_util.logger.info("Metrics: %s", metrics_json)
 
-    archive_model._dapt_plugin_patched = True  # type: ignore[attr-defined]
     archival.archive_model = models.archive_model = train_command.archive_model = archive_model
     common_util.dump_metrics = dump_metrics
+
+
+def _patch_self_contained_archives() -> None:
+    """
+    A `model.tar.gz`'s `config.json` names each encoder by the path it had at training time, so
+    `allennlp evaluate`/`predict` failed with "MODEL_NAME 'runs/.../exported_model': no such
+    directory" once that directory was moved or deleted (or relative to another working
+    directory). `archive_model` also archives the config and tokenizer files of every encoder
+    directory the config names, and `load_archive` loads from that copy (see
+    `common/archived_encoders.py`).
+    """
+    import allennlp.commands.train as train_command
+    import allennlp.models as models
+    from allennlp.common.params import Params
+    from allennlp.models import archival
+
+    from dapt_plugin.common.archived_encoders import (
+        ENCODERS_DIRECTORY,
+        copy_encoders,
+        forget_copies,
+        use_archived_encoders,
+    )
+
+    original_archive_model = archival.archive_model
+    original_load_dataset_readers = archival._load_dataset_readers
+    original_load_model = archival._load_model
+
+    @functools.wraps(original_archive_model)
+    def archive_model(serialization_dir, weights=archival._DEFAULT_WEIGHTS, archive_path=None,
+                      include_in_archive=None) -> str:
+        if copy_encoders(os.fspath(serialization_dir)):
+            include_in_archive = [*(include_in_archive or []), ENCODERS_DIRECTORY]
+        return original_archive_model(serialization_dir, weights, archive_path, include_in_archive)
+
+    def load_dataset_readers(config: Params, serialization_dir: str):
+        copies = use_archived_encoders(config, serialization_dir)
+        try:
+            return original_load_dataset_readers(config, serialization_dir)
+        finally:
+            forget_copies(copies)
+
+    def load_model(config: Params, weights_path: str, serialization_dir: str, cuda_device: int):
+        copies = use_archived_encoders(config, serialization_dir)
+        try:
+            return original_load_model(config, weights_path, serialization_dir, cuda_device)
+        finally:
+            forget_copies(copies)
+
+    archival.archive_model = models.archive_model = train_command.archive_model = archive_model
+    archival._load_dataset_readers = load_dataset_readers
+    archival._load_model = load_model
 
 
 def _patch_reusable_serialization_dir() -> None:
@@ -142,8 +205,6 @@ def _patch_reusable_serialization_dir() -> None:
     """
     from allennlp.training import util as training_util
 
-    if getattr(training_util.create_serialization_dir, "_dapt_plugin_patched", False):
-        return
     original = training_util.create_serialization_dir
 
     @functools.wraps(original)
@@ -157,7 +218,6 @@ def _patch_reusable_serialization_dir() -> None:
                 shutil.rmtree(serialization_dir)
         original(params, serialization_dir, recover, force)
 
-    create_serialization_dir._dapt_plugin_patched = True  # type: ignore[attr-defined]
     training_util.create_serialization_dir = create_serialization_dir
 
 
@@ -175,8 +235,6 @@ def _patch_user_error_output() -> None:
     """
     from allennlp.common import logging as common_logging
 
-    if getattr(common_logging.prepare_global_logging, "_dapt_plugin_patched", False):
-        return
     original = common_logging.prepare_global_logging
 
     @functools.wraps(original)
@@ -184,7 +242,6 @@ def _patch_user_error_output() -> None:
         original(*args, **kwargs)
         sys.excepthook = functools.partial(_report_user_errors, sys.excepthook)
 
-    prepare_global_logging._dapt_plugin_patched = True  # type: ignore[attr-defined]
     common_logging.prepare_global_logging = prepare_global_logging
     sys.excepthook = functools.partial(_report_user_errors, sys.excepthook)
 
@@ -220,8 +277,6 @@ def _patch_jsonnet_errors() -> None:
 
     from dapt_plugin.common.config_variables import check_environment
 
-    if getattr(params.evaluate_file, "_dapt_plugin_patched", False):
-        return
     original = params.evaluate_file
 
     @functools.wraps(original)
@@ -233,17 +288,141 @@ def _patch_jsonnet_errors() -> None:
             message = re.sub(r"^(RUNTIME|STATIC) ERROR: ", "", str(error).split("\n")[0])
             raise ConfigurationError(f"{filename}: {message}") from error
 
-    evaluate_file._dapt_plugin_patched = True  # type: ignore[attr-defined]
     params.evaluate_file = evaluate_file
 
 
-def apply_patches() -> None:
-    from dapt_plugin.common import archived_encoders  # self-contained archives: its own module, being larger
+def _patch_environment_variables() -> None:
+    """
+    Jsonnet's `std.extVar` fails on any unset variable and has no default, so a config that reads
+    its sizes from the environment would need every one of them set. allennlp hands the
+    environment to jsonnet as external variables; one more, `DAPT_PLUGIN_ENV`, holds the whole
+    environment as a JSON object, which `training_config/lib/env.libsonnet` reads to give defaults
+    and to name a missing required variable in its error.
+    """
+    from allennlp.common import params
 
-    _patch_get_tokenizer()
+    from dapt_plugin.common.config_variables import ENV_EXT_VAR
+
+    original = params._environment_variables
+
+    @functools.wraps(original)
+    def environment_variables() -> Dict[str, str]:
+        variables = original()
+        variables[ENV_EXT_VAR] = json.dumps(variables)
+        return variables
+
+    params._environment_variables = environment_variables
+
+
+def _patch_quiet_console() -> None:
+    """
+    AllenNLP logs everything at INFO to the console as well as to `out.log`: a tiny classifier
+    run printed 370 lines, 159 of them config parameters (`allennlp.common.params`), every
+    parameter name twice and a tensor dump of the first batch; `--include-package dapt_plugin`
+    added faiss's 8 loader lines. From `prepare_global_logging` on, and before it from the
+    plugin's import on (the handler of `allennlp`'s `logging.basicConfig`, the only one of
+    `evaluate`, `predict` and `adapt`), the console handlers leave those records to the log files
+    (`dapt_plugin.common.console`).
+    """
+    from allennlp.common import logging as common_logging
+
+    from dapt_plugin.common.console import quiet_console
+
+    quiet_console()
+    if getattr(common_logging.prepare_global_logging, "_dapt_plugin_quiet_console", False):
+        return
+    original = common_logging.prepare_global_logging
+
+    @functools.wraps(original)
+    def prepare_global_logging(*args, **kwargs) -> None:
+        original(*args, **kwargs)
+        quiet_console()
+
+    prepare_global_logging._dapt_plugin_quiet_console = True  # type: ignore[attr-defined]
+    common_logging.prepare_global_logging = prepare_global_logging
+
+
+def _patch_amp_deprecation() -> None:
+    """
+    allennlp's trainer enters `torch.cuda.amp.autocast(use_amp)` around every forward pass (and
+    builds `torch.cuda.amp.GradScaler()` under `use_amp`, as its DDP accelerator does), which torch
+    2.4 deprecated: every run, on CPU too, printed "FutureWarning: `torch.cuda.amp.autocast(args...)`
+    is deprecated" with a line of allennlp's source, which no user can act on. Those modules get
+    the same objects from `torch.amp`, which do not warn.
+    """
+    import types
+
+    from allennlp.nn.parallel import ddp_accelerator
+    from allennlp.training import gradient_descent_trainer
+
+    if isinstance(gradient_descent_trainer.amp, types.SimpleNamespace):
+        return
+
+    class GradScaler(torch.amp.GradScaler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__("cuda", *args, **kwargs)
+
+    def autocast(
+        enabled: bool = True, dtype: torch.dtype = torch.float16, cache_enabled: bool = True
+    ):
+        return torch.amp.autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+
+    gradient_descent_trainer.amp = ddp_accelerator.amp = types.SimpleNamespace(
+        autocast=autocast, GradScaler=GradScaler
+    )
+
+
+class _UnusedPoolerFilter(logging.Filter):
+    """Drops transformers' "Some weights ... newly initialized" warning when they are all a pooler's."""
+
+    _NEWLY_INITIALIZED = re.compile(
+        r"were not initialized from the model checkpoint at .* and are newly "
+        r"initialized: (\[[^\]]*\])",
+        re.DOTALL,
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import ast
+
+        match = self._NEWLY_INITIALIZED.search(str(record.msg))
+        if match is None:
+            return True
+        try:
+            names = ast.literal_eval(match.group(1))
+        except (ValueError, SyntaxError):
+            return True
+        return not names or not all(re.search(r"(^|\.)pooler\.", name) for name in names)
+
+
+def _quiet_unused_pooler_warning() -> None:
+    """
+    The classifier's encoder is loaded with transformers' `AutoModel`, which for RoBERTa, BERT
+    and others adds a pooler that a masked-LM checkpoint (a DAPT/TAPT export) does not have, and
+    every classifier run warned "Some weights of RobertaModel were not initialized from the model
+    checkpoint ... newly initialized: ['roberta.pooler.dense.bias', 'roberta.pooler.dense.weight']
+    You should probably TRAIN this model". The classifier pools the first token's vector itself and
+    never uses that pooler, so nothing is to be done: the warning is left out when every newly
+    initialized weight is a pooler's. Any other missing weight is still reported.
+    """
+    modeling_logger = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, _UnusedPoolerFilter) for f in modeling_logger.filters):
+        modeling_logger.addFilter(_UnusedPoolerFilter())
+
+
+def apply_patches() -> None:
+    """Applies every patch of this module, once per process."""
+    global _applied
+    if _applied:
+        return
+    _applied = True
+    _patch_transformer_loading()
     _patch_adamw_kernels()
     _patch_atomic_outputs()
     _patch_reusable_serialization_dir()
     _patch_user_error_output()
     _patch_jsonnet_errors()
-    archived_encoders.install()
+    _patch_quiet_console()
+    _patch_amp_deprecation()
+    _quiet_unused_pooler_warning()
+    _patch_self_contained_archives()  # after the atomic archive_model, which it calls
+    _patch_environment_variables()

@@ -6,7 +6,6 @@ classifier trained with it once per session.
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -19,6 +18,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DAPT_PLUGIN_CACHE", tempfile.mkdtemp(prefix="dapt_plugin_test_cache-"))
 
 import dapt_plugin  # noqa: E402,F401  (registers the components for in-process tests)
+from dapt_plugin.common.launch import run_allennlp  # noqa: E402
+from dapt_plugin.testing.cli import run_in_process  # noqa: E402
 from dapt_plugin.testing.tiny_model import build_tiny_roberta  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,18 +46,21 @@ def trained_classifier(tiny_model, tmp_path_factory) -> Path:
 
 
 def allennlp(args: List[str], env: Optional[Dict[str, str]] = None, cwd: Path = PROJECT_ROOT,
-             check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs the real `allennlp` CLI in a subprocess, as a user does; returns the finished process."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    process = subprocess.run(
-        [sys.executable, "-m", "allennlp", *args], cwd=cwd, env=full_env, capture_output=True,
-        text=True, timeout=timeout,
-    )
-    if check and process.returncode != 0:
+             check: bool = True, process: bool = False, timeout: int = 600) -> subprocess.CompletedProcess:
+    """
+    Runs the `allennlp` command line with `env` over the environment, in this process unless
+    `process` (for what needs a process of its own: plugin discovery, several workers, a guard
+    installed at interpreter start-up); returns the finished run with its exit status and output.
+    """
+    if process:
+        run = run_allennlp(args, env, cwd=cwd, threads=1, capture=True, timeout=timeout)
+    else:
+        run = run_in_process(args, env, cwd)
+    if check and run.returncode != 0:
         raise AssertionError(
-            f"allennlp {' '.join(args)} failed ({process.returncode}):\n{process.stdout[-3000:]}\n{process.stderr[-6000:]}"
+            f"allennlp {' '.join(args)} failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}"
         )
-    return process
+    return run
 
 
 def classifier_env(model: Path, **overrides: str) -> Dict[str, str]:

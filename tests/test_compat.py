@@ -106,7 +106,7 @@ def test_a_user_error_is_one_line_and_the_directory_is_reusable_once_fixed(tiny_
 
     run = tmp_path / "run"
     env = mlm_env(tiny_model, TAPT_PATH=str(tmp_path / "missing.jsonl"), NUM_EPOCHS="1")
-    process = allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)], env=env, check=False)
+    process = allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)], env=env, check=False, process=True)
     assert process.returncode == 1
     assert process.stderr.splitlines()[-1] == (
         f"Error: {tmp_path / 'missing.jsonl'}: no such file; check the path (relative paths are resolved "

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import CONFIGS, FIXTURES, TASK, allennlp, classifier_env, mlm_env
+from tests.conftest import CONFIGS, FIXTURES, PROJECT_ROOT, TASK, classifier_env, mlm_env
 
 
 def test_local_model_runs_touch_no_network(tiny_model, tmp_path):
@@ -19,11 +19,24 @@ def test_local_model_runs_touch_no_network(tiny_model, tmp_path):
                              env={**os.environ, **online}, capture_output=True, text=True)
     assert "refused by the test" in control.stderr and log.read_text() == "10.255.255.1\n"
     log.write_text("")
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "dapt")],
-             env={**mlm_env(tiny_model, NUM_STEPS="2", NUM_EPOCHS="1"), **online})
-    allennlp(["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(tmp_path / "clf")],
-             env={**classifier_env(tmp_path / "dapt" / "exported_model", NUM_EPOCHS="1"), **online})
-    allennlp(["evaluate", str(tmp_path / "clf" / "model.tar.gz"), str(TASK / "dev.jsonl"),
-              "--output-file", str(tmp_path / "metrics.json")], env=online)
+    # DAPT, a classifier from its export and an evaluation, in one process that has the guard
+    commands = [
+        (["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "dapt")],
+         mlm_env(tiny_model, NUM_STEPS="2", NUM_EPOCHS="1")),
+        (["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(tmp_path / "clf")],
+         classifier_env(tmp_path / "dapt" / "exported_model", NUM_EPOCHS="1")),
+        (["evaluate", str(tmp_path / "clf" / "model.tar.gz"), str(TASK / "dev.jsonl"),
+          "--output-file", str(tmp_path / "metrics.json")], {}),
+    ]
+    script = (
+        "import json, sys\n"
+        "from dapt_plugin.testing.cli import run_in_process\n"
+        "for args, env in json.loads(sys.argv[1]):\n"
+        "    run = run_in_process(args, env)\n"
+        "    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]\n"
+    )
+    process = subprocess.run([sys.executable, "-c", script, json.dumps(commands)], cwd=PROJECT_ROOT,
+                             env={**os.environ, **online}, capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr[-6000:]
     assert "macro_f1" in json.loads((tmp_path / "metrics.json").read_text())
     assert log.read_text() == ""

@@ -11,6 +11,8 @@
 //   BATCH_SIZE (16), NUM_EPOCHS (10), PATIENCE (3), MAX_LENGTH (512), LR (2e-5), SEED (0),
 //   GRAD_ACCUM (1), SAMPLE (read a random subset of N training lines), USE_AMP (false),
 //   TRUST_REMOTE_CODE (false: a model directory with its own code is refused),
+//   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
+//   every step are in <serialization dir>/log),
 //   FUSED_ADAMW (true) / APEX_FUSED_ADAM (false), CUDA_DEVICE / CUDA_DEVICES / NUM_NODES /
 //   MASTER_ADDRESS / MASTER_PORT (see lib/optim.libsonnet)
 local env = import 'lib/env.libsonnet';
@@ -83,6 +85,6 @@ local reader(sample) = {
     use_amp: env.bool('USE_AMP', false),
     cuda_device: optim.cuda_device,
     checkpointer: optim.checkpointer(keep=1),
-    callbacks: optim.recovery_callbacks,
+    callbacks: optim.recovery_callbacks + [optim.training_curves],
   },
 } + optim.distributed(find_unused_parameters=true)  // RoBERTa's pooler is unused under CLS pooling

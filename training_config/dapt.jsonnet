@@ -22,6 +22,8 @@
 //   BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICE / CUDA_DEVICES, NUM_NODES /
 //   MASTER_ADDRESS / MASTER_PORT (several machines, see lib/optim.libsonnet),
 //   CHECKPOINT_EVERY_BATCHES / CHECKPOINT_EVERY_SECONDS, EXPORT_EVERY_STEPS,
+//   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
+//   every step are in <serialization dir>/log),
 //   HEAD_WARMUP_STEPS (when MODEL_NAME's checkpoint has no trained masked-LM head, steps that train
 //   the head alone first; default: three passes over the data, at most 1,000; 0 to skip)
 local env = import 'lib/env.libsonnet';

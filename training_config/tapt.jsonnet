@@ -16,7 +16,7 @@
 //   NUM_EPOCHS (100), EFFECTIVE_BATCH (256), BATCH_SIZE (16), LR (1e-4), MAX_LENGTH (512),
 //   NUM_STEPS (unset: NUM_EPOCHS passes over the text), and every other variable of dapt.jsonnet
 //   (MLM_MODE, MLM_PROBABILITY, WHOLE_WORD_MASKING, SEED, TRUST_REMOTE_CODE, devices,
-//   optimizer kernels, checkpoints and exports, HEAD_WARMUP_STEPS)
+//   optimizer kernels, checkpoints and exports, LOG_EVERY, HEAD_WARMUP_STEPS)
 local env = import 'lib/env.libsonnet';
 local mlm = import 'lib/mlm.libsonnet';
 

@@ -7,14 +7,11 @@ fingerprint is unchanged. See `dapt_plugin/experiment/runner.py` and
 `training_config/experiments/example.jsonnet`.
 """
 import argparse
-import logging
 
 from allennlp.commands.subcommand import Subcommand
 
 from dapt_plugin.experiment.runner import run_experiment
 from dapt_plugin.experiment.spec import load_experiment
-
-logger = logging.getLogger(__name__)
 
 
 @Subcommand.register("adapt")

@@ -1,7 +1,7 @@
 """
 `allennlp select-tapt-data`: picks domain documents to add to a task's TAPT corpus, the paper's
 kNN-TAPT (the `k` nearest domain documents of each task example) or its RAND-TAPT control (a
-random sample of the same size). The work is done by `dapt_plugin.data.tapt_selection`.
+random sample of the same size). The work is done by `dapt_plugin.selection.tapt_selection`.
 
     allennlp select-tapt-data --task task/train.jsonl --domain biomed.txt.gz \\
         --output knn_tapt.jsonl --k 50
@@ -70,7 +70,7 @@ class SelectTaptData(Subcommand):
 def select_tapt_data_from_args(args: argparse.Namespace) -> None:
     try:
         # Imported here: faiss is optional, and `import dapt_plugin` should not need it.
-        from dapt_plugin.data.tapt_selection import select_tapt_data
+        from dapt_plugin.selection.tapt_selection import select_tapt_data
     except ImportError as error:
         sys.exit(f"allennlp select-tapt-data: error: {error}")
     try:

@@ -1,6 +1,6 @@
 """
 `allennlp vocab-overlap`: how similar named corpora are, by the overlap of their most frequent
-words (the paper's Figure 2). The work is done by `dapt_plugin.data.vocab_overlap`.
+words (the paper's Figure 2). The work is done by `dapt_plugin.overlap.vocab_overlap`.
 
     allennlp vocab-overlap PT=pt_sample.txt BioMed=s2orc_bio.txt.gz Task=task/train.jsonl \\
         --output-dir overlap/
@@ -64,7 +64,7 @@ def parse_corpora(specs: List[str]) -> Dict[str, str]:
 def vocab_overlap_from_args(args: argparse.Namespace) -> None:
     try:
         # Imported here: matplotlib is optional, and `import dapt_plugin` should not need it.
-        from dapt_plugin.data.vocab_overlap import vocab_overlap
+        from dapt_plugin.overlap.vocab_overlap import vocab_overlap
     except ImportError as error:
         sys.exit(f"allennlp vocab-overlap: error: {error}")
     try:

@@ -15,8 +15,10 @@ the extracted copy; the components of the model build their transformer from its
 (`load_weights: false`) and then receive the archived weights. `config.json` keeps the original
 names, as the record of what the run started from. Model-hub names (`roberta-base`) are left as
 they are: transformers finds them in its cache or on the hub, as before.
+
+The patch of allennlp's `archive_model` and archive loading that calls `copy_encoders` and
+`use_archived_encoders` is in `dapt_plugin/compat.py`.
 """
-import functools
 import hashlib
 import json
 import logging
@@ -111,7 +113,7 @@ def use_archived_encoders(config: Params, serialization_dir: str) -> List[str]:
     return used
 
 
-def _forget(copies: List[str]) -> None:
+def forget_copies(copies: List[str]) -> None:
     """
     Drops allennlp's cached transformers and tokenizers of `copies`: each load extracts the
     archive to a new temporary directory, so nothing would ever use them again.
@@ -121,44 +123,3 @@ def _forget(copies: List[str]) -> None:
     for key in [key for key in cached_transformers._tokenizer_cache if key[0] in copies]:
         del cached_transformers._tokenizer_cache[key]
 
-
-def install() -> None:
-    """
-    Makes `archive_model` include the encoders' config and tokenizer files, and `load_archive`
-    load from them.
-    """
-    import allennlp.commands.train as train_command
-    import allennlp.models as models
-    from allennlp.models import archival
-
-    if getattr(archival.archive_model, "_dapt_plugin_encoders", False):
-        return
-    original_archive_model = archival.archive_model
-    original_load_dataset_readers = archival._load_dataset_readers
-    original_load_model = archival._load_model
-
-    @functools.wraps(original_archive_model)
-    def archive_model(serialization_dir, weights=archival._DEFAULT_WEIGHTS, archive_path=None,
-                      include_in_archive=None) -> str:
-        if copy_encoders(os.fspath(serialization_dir)):
-            include_in_archive = [*(include_in_archive or []), ENCODERS_DIRECTORY]
-        return original_archive_model(serialization_dir, weights, archive_path, include_in_archive)
-
-    def load_dataset_readers(config: Params, serialization_dir: str):
-        copies = use_archived_encoders(config, serialization_dir)
-        try:
-            return original_load_dataset_readers(config, serialization_dir)
-        finally:
-            _forget(copies)
-
-    def load_model(config: Params, weights_path: str, serialization_dir: str, cuda_device: int):
-        copies = use_archived_encoders(config, serialization_dir)
-        try:
-            return original_load_model(config, weights_path, serialization_dir, cuda_device)
-        finally:
-            _forget(copies)
-
-    archive_model._dapt_plugin_encoders = True  # type: ignore[attr-defined]
-    archival.archive_model = models.archive_model = train_command.archive_model = archive_model
-    archival._load_dataset_readers = load_dataset_readers
-    archival._load_model = load_model

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import shutil
-from typing import IO, Iterator, List
+from typing import IO, Iterator, List, Optional
 
 import torch
 
@@ -32,23 +32,42 @@ def temporary_path(target: str) -> str:
     return os.path.join(directory, f".{name}{_TMP}{secrets.token_hex(4)}")
 
 
+def target_name(temporary_name: str) -> Optional[str]:
+    """The name that the temporary `.<name>.tmp-<random>` was written for, or None for another name."""
+    match = re.fullmatch(rf"\.(.+){re.escape(_TMP)}[0-9a-f]+", temporary_name)
+    return match.group(1) if match else None
+
+
+@contextlib.contextmanager
+def atomic_path(target: str) -> Iterator[str]:
+    """
+    Yields a temporary name beside `target` (see `temporary_path`) for the block to write a file
+    or a directory to; when the block ends without an exception, what it wrote is renamed to
+    `target` (a directory replaces any old `target`, see `replace_directory`), otherwise removed.
+    """
+    tmp = temporary_path(target)
+    try:
+        yield tmp
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            replace_directory(tmp, target)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
 @contextlib.contextmanager
 def atomic_file(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
     """
     Opens a temporary file beside `path` for writing (`mode` "w" or "wb"); when the block ends
     without an exception the file is flushed to disk and renamed to `path`, otherwise removed.
     """
-    tmp = temporary_path(path)
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, mode, **({} if "b" in mode else {"encoding": encoding})) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
 
 
 def atomic_torch_save(obj, path: str) -> None:
@@ -80,14 +99,9 @@ def atomic_directory(target: str) -> Iterator[str]:
     Yields a new empty temporary directory beside `target` to fill; when the block ends without
     an exception it replaces `target` (see `replace_directory`), otherwise it is removed.
     """
-    tmp = temporary_path(target)
-    os.mkdir(tmp)
-    try:
+    with atomic_path(target) as tmp:
+        os.mkdir(tmp)
         yield tmp
-        replace_directory(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def remove_leftovers(directory: str) -> List[str]:

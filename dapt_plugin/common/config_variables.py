@@ -17,8 +17,10 @@ from allennlp.common import params as allennlp_params
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
-from dapt_plugin.common.config_env import ENV_EXT_VAR
-
+# The external variable holding the whole environment as a JSON object, which
+# `training_config/lib/env.libsonnet` reads to give defaults (see `_patch_environment_variables` in
+# `dapt_plugin/compat.py`).
+ENV_EXT_VAR = "DAPT_PLUGIN_ENV"
 # `import 'lib/env.libsonnet'` (not `importstr`, which reads text, not jsonnet)
 _IMPORT = re.compile(r"""\bimport\s+(?:'([^']+)'|"([^"]+)")""")
 # `env.int('NUM_STEPS', ...)`, `env.required("MODEL_NAME", ...)`: any function of env.libsonnet
@@ -54,15 +56,39 @@ def resolve_config(config_path: str, env: Dict[str, str]) -> Params:
     """
     variables = {**os.environ, **env}
     variables = {name: value for name, value in variables.items() if allennlp_params._is_encodable(value)}
-    # `DAPT_PLUGIN_ENV` as `config_env` computes it in a process with this environment
+    # `DAPT_PLUGIN_ENV` as allennlp (patched) computes it in a process with this environment
     return Params.from_file(config_path, ext_vars={**variables, ENV_EXT_VAR: json.dumps(variables)})
 
 
-def closest(name: str, candidates: Iterable[str]) -> Optional[str]:
-    """The candidate most like `name` (ignoring case), or None when none is close."""
+def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optional[str]:
+    """
+    The candidate that `name` (a name that is not one of them) was most likely meant to be, or
+    None: the plugin's one "did you mean".
+
+    By default (a suggestion for a name already refused), the candidate most like `name` ignoring
+    case (`difflib`), when one is close.
+
+    With `narrow` (deciding whether a name is a mistake at all), only a candidate that `name` is
+    plainly a misspelling of. Deliberately narrow, since a false alarm stops every run on a
+    machine whose environment happens to hold a similar name (`MASTER_HOST`, `NODE_NAME`,
+    `TEXT_PATH`): the same name in other case (`num_steps`), the same name without its
+    underscores (`BATCHSIZE`), or one edit away with the same first word (`NUM_STEP`,
+    `MAX_LENGHT`, `NUM_EPOCH`).
+    """
+    candidates = set(candidates)
+    if name in candidates:
+        return None
+    if narrow:
+        return next((candidate for candidate in sorted(candidates) if _misspells(name, candidate)), None)
     by_upper = {candidate.upper(): candidate for candidate in candidates}
     matches = difflib.get_close_matches(name.upper(), list(by_upper), n=1)
     return by_upper[matches[0]] if matches else None
+
+
+def _misspells(name: str, variable: str) -> bool:
+    if name.upper() == variable or name.replace("_", "") == variable.replace("_", ""):
+        return True
+    return name.split("_")[0] == variable.split("_")[0] and "_" in variable and _distance(name, variable) <= 1
 
 
 def _distance(a: str, b: str) -> int:
@@ -78,28 +104,10 @@ def _distance(a: str, b: str) -> int:
     return rows[-1][-1]
 
 
-def misspelling(name: str, variables: Iterable[str]) -> Optional[str]:
-    """
-    The variable of `variables` that `name` (a variable that is not among them) is a misspelling
-    of, or None. Deliberately narrow, since a false alarm stops every run on a machine whose
-    environment happens to hold a similar name (`MASTER_HOST`, `NODE_NAME`, `TEXT_PATH`): the
-    same name in other case (`num_steps`), the same name without its underscores (`BATCHSIZE`),
-    or one edit away with the same first word (`NUM_STEP`, `MAX_LENGHT`, `NUM_EPOCH`).
-    """
-    if name in variables:
-        return None
-    for variable in sorted(variables):
-        if name.upper() == variable or name.replace("_", "") == variable.replace("_", ""):
-            return variable
-        if name.split("_")[0] == variable.split("_")[0] and "_" in variable and _distance(name, variable) <= 1:
-            return variable
-    return None
-
-
 def check_environment(config_path: str, environment: Iterable[str]) -> None:
     """
     Raises `ConfigurationError` when a name of `environment` is not a variable of the config at
-    `config_path` but is a misspelling of one (see `misspelling`): a misspelled variable
+    `config_path` but is a misspelling of one (see `closest`): a misspelled variable
     would otherwise be ignored and its default used (`NUM_STEP=4` training 12,500 steps).
     """
     variables = config_variables(config_path)
@@ -110,7 +118,7 @@ def check_environment(config_path: str, environment: Iterable[str]) -> None:
     siblings = set().union(*(config_variables(path) for path in glob.glob(
         os.path.join(glob.escape(os.path.dirname(os.path.abspath(config_path))), "*.jsonnet"))))
     for name in sorted(set(environment) - siblings):
-        meant = misspelling(name, variables)
+        meant = closest(name, variables, narrow=True)
         if meant is not None:
             raise ConfigurationError(f"{name} is not a variable of {os.path.basename(config_path)}; "
                                      f"did you mean {meant}?")

@@ -1,5 +1,6 @@
 """
-Checks on a `MODEL_NAME` before transformers sees it. transformers treats a name it cannot find
+Checks on a `MODEL_NAME` before transformers sees it (every load through allennlp's
+`cached_transformers` makes them: see `dapt_plugin/compat.py`). transformers treats a name it cannot find
 on disk as a model-hub id and, offline, fails with a message about the hub; a path that does not
 exist, or an export that lacks its weights or tokenizer, deserves an error that says so. And a
 model directory with its own Python code (`auto_map`) is loaded only when the caller passes
@@ -10,7 +11,6 @@ import json
 import os
 from typing import Iterable
 
-from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 
 _WEIGHT_FILES = (
@@ -70,27 +70,3 @@ def check_remote_code(name: str, trust_remote_code: bool) -> None:
                         "in the config) only if you trust where the directory comes from"
                     )
 
-
-def install() -> None:
-    """
-    Makes allennlp's transformer and tokenizer loading (readers, tokenizers, embedders, archives)
-    check the name first, and refuse custom model code unless `trust_remote_code=True` is passed.
-    """
-    get_model, get_tokenizer = cached_transformers.get, cached_transformers.get_tokenizer
-    if getattr(get_model, "_dapt_plugin_checked", False):
-        return
-
-    def get(model_name: str, *args, **kwargs):
-        # `load_weights=False` (a model loaded from an archive) builds from the config alone
-        check_model_name(model_name, ("model",) if kwargs.get("load_weights", True) else ("config",))
-        check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
-        return get_model(model_name, *args, **kwargs)
-
-    def get_checked_tokenizer(model_name: str, **kwargs):
-        check_model_name(model_name, ("tokenizer",))
-        check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
-        return get_tokenizer(model_name, **kwargs)
-
-    get._dapt_plugin_checked = True  # type: ignore[attr-defined]
-    cached_transformers.get = get
-    cached_transformers.get_tokenizer = get_checked_tokenizer

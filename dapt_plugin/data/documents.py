@@ -1,6 +1,7 @@
 """
-Documents of a corpus, one per line, from plain text or JSON lines, for the tools that look at
-whole corpora (vocabulary overlap, TAPT data selection).
+Documents of a corpus, one per line, from plain text or JSON lines: for the token cache and the
+tools that look at whole corpora (vocabulary overlap, TAPT data selection), and the parsing of
+JSON lines for every reader of the plugin (`iter_json_lines`).
 
 A file whose name ends in `.jsonl` or `.json` (optionally followed by `.gz`) holds one JSON object
 per line and the document is its text field; any other file holds one document per line. Blank
@@ -9,13 +10,77 @@ count); every other problem stops the run with a `DataError` naming the file and
 """
 import json
 import logging
-from typing import Iterator, NamedTuple
+from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
 
 from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths, iter_lines
 
 logger = logging.getLogger(__name__)
 
 _JSON_SUFFIXES = (".jsonl", ".json")
+_INVALID_FIX = ("each line of a .jsonl file must be one JSON object (or rename the file to .txt to read it "
+                "as plain text)")
+
+
+class JsonLine(NamedTuple):
+    """A line of a JSON-lines file with a text: its 1-based number, its object and the text."""
+
+    line_number: int
+    item: Dict[str, Any]
+    text: str
+
+
+def iter_json_lines(
+    path: str,
+    lines: Optional[Iterable[Tuple[int, str]]] = None,
+    text_key: str = "text",
+    example: Optional[str] = None,
+    invalid_fix: str = "each line must be one JSON object",
+    warn_empty: bool = True,
+) -> Iterator[JsonLine]:
+    """
+    Yields the lines of a JSON-lines file that have a text. Blank lines are passed over; lines whose
+    text is empty or whitespace are skipped, with one warning at the end giving their number; any
+    other problem (invalid JSON, no text field, a text that is not a string) stops with a
+    `DataError` naming the file and line.
+
+    # Parameters
+
+    path : `str`
+        The file, for reading and for messages.
+    lines : `Iterable[Tuple[int, str]]`, optional (default = every line of `path`)
+        `(line_number, line)` pairs to parse, e.g. one worker's share of `iter_lines(path)`.
+    text_key : `str`, optional (default = `"text"`)
+        Field holding the text.
+    example : `str`, optional (default = `{"<text_key>": ...}`)
+        What a line must hold, as the message about a line without a text shows it.
+    invalid_fix : `str`, optional (default = `"each line must be one JSON object"`)
+        What the message about a line that is not JSON says to do.
+    warn_empty : `bool`, optional (default = `True`)
+        Warn about skipped lines with an empty text.
+    """
+    example = example or f'{{"{text_key}": ...}}'
+    empty = 0
+    for line_number, line in iter_lines(path) if lines is None else lines:
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(path, line_number, f"not valid JSON ({error.msg}: column {error.colno}); "
+                            f"{invalid_fix}") from None
+        if not isinstance(item, dict) or text_key not in item:
+            raise DataError(path, line_number, f"no {text_key!r} field; each line needs {example} (or name "
+                            "the text field with `text_key`)")
+        text = item[text_key]
+        if not isinstance(text, str):
+            raise DataError(path, line_number, f"{text_key!r} is a {type(text).__name__}, not a string; "
+                            "write the text in quotes")
+        if not text.strip():
+            empty += 1
+            continue
+        yield JsonLine(line_number, item, text)
+    if empty and warn_empty:
+        logger.warning("%s: skipped %d line(s) with an empty %r field", path, empty, text_key)
 
 
 class Document(NamedTuple):
@@ -45,23 +110,15 @@ def iter_file_documents(path: str, text_key: str = "text") -> Iterator[Document]
     text_key : `str`, optional (default = `"text"`)
         Field holding the text in a JSON-lines file; ignored for plain text.
     """
-    json_lines = is_json_lines(path)
-    index = 0
-    empty = 0
-    for line_number, line in iter_lines(path):
-        if not line.strip():
-            continue
-        if json_lines:
-            text = _json_text(path, line_number, line, text_key)
-            if not text.strip():
-                empty += 1
-                continue
-        else:
-            text = line
+    if is_json_lines(path):
+        lines: Iterator[Tuple[int, str]] = (
+            (line.line_number, line.text)
+            for line in iter_json_lines(path, text_key=text_key, invalid_fix=_INVALID_FIX)
+        )
+    else:
+        lines = ((line_number, line) for line_number, line in iter_lines(path) if line.strip())
+    for index, (line_number, text) in enumerate(lines):
         yield Document(index, path, line_number, text)
-        index += 1
-    if empty:
-        logger.warning("%s: skipped %d line(s) with an empty %r field", path, empty, text_key)
 
 
 def iter_documents(paths: PathSpec, text_key: str = "text") -> Iterator[Document]:
@@ -84,18 +141,3 @@ def iter_documents(paths: PathSpec, text_key: str = "text") -> Iterator[Document
             yield document._replace(index=index)
             index += 1
 
-
-def _json_text(path: str, line_number: int, line: str, text_key: str) -> str:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(path, line_number, f"not valid JSON ({error.msg} at column {error.colno}); "
-                        "each line of a .jsonl file must be one JSON object (or rename the file "
-                        "to .txt to read it as plain text)") from None
-    if not isinstance(item, dict) or text_key not in item:
-        raise DataError(path, line_number, f"no {text_key!r} field; each line needs "
-                        f"{{\"{text_key}\": ...}} (or name the text field with `text_key`)")
-    text = item[text_key]
-    if not isinstance(text, str):
-        raise DataError(path, line_number, f"{text_key!r} is a {type(text).__name__}, not a string")
-    return text

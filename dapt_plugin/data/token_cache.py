@@ -21,15 +21,16 @@ import itertools
 import json
 import logging
 import os
-import secrets
 import shutil
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from allennlp.common.tqdm import Tqdm
 from filelock import FileLock, Timeout
+from more_itertools import chunked
 from transformers import PreTrainedTokenizerFast
 
+from dapt_plugin.common.atomic import atomic_directory, target_name
 from dapt_plugin.data.documents import is_json_lines, iter_file_documents
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ class TokenizedFile:
             raise DamagedEntry(f"{directory}: ids.bin has {ids_bytes} bytes; meta.json says {num_tokens} "
                                f"{dtype.name} tokens, so {num_tokens * dtype.itemsize}")
         # Plain ndarray views of the memory maps (which they keep open): slicing an `np.memmap`
-        # costs several microseconds of Python per slice, half the time of building a batch.
+        # costs far more Python per slice, a large share of the time of building a batch
+        # (`benchmarks/RESULTS.md`).
         self.offsets = np.memmap(os.path.join(directory, "offsets.bin"), dtype=np.int64, mode="r").view(np.ndarray)
         if self.offsets[0] != 0 or self.offsets[-1] != num_tokens:
             raise DamagedEntry(f"{directory}: offsets.bin runs from {self.offsets[0]} to {self.offsets[-1]}; "
@@ -193,8 +195,8 @@ class TokenCache:
         if not os.path.isdir(self.cache_directory):
             return
         for name in sorted(os.listdir(self.cache_directory)):
-            key, separator, _ = name.partition(".tmp-")
-            if not separator:
+            key = target_name(name)
+            if key is None:
                 continue
             leftover = os.path.join(self.cache_directory, name)
             try:
@@ -207,10 +209,9 @@ class TokenCache:
 
     def _build(self, path: str, directory: str) -> None:
         logger.info("Tokenizing %s into the cache at %s", path, directory)
-        # not tempfile.mkdtemp, which makes the entry private whatever the umask: the cache is shared
-        tmp = f"{directory}.tmp-{secrets.token_hex(4)}"
-        os.mkdir(tmp)
-        try:
+        # atomic_directory creates it as `mkdir` does (not private, as tempfile.mkdtemp would): the
+        # cache is shared
+        with atomic_directory(directory) as tmp:
             num_documents = 0
             num_tokens = 0
             with open(os.path.join(tmp, "ids.bin"), "wb") as ids_file, open(
@@ -233,20 +234,9 @@ class TokenCache:
             }
             with open(os.path.join(tmp, "meta.json"), "w") as handle:
                 json.dump(meta, handle, indent=2)
-            os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         logger.info("Cached %d documents, %d tokens of %s", num_documents, num_tokens, path)
 
     def _batches(self, path: str) -> Iterator[List[str]]:
-        batch: List[str] = []
         progress = Tqdm.tqdm(iter_file_documents(path, self.text_key),
                              desc=f"tokenizing {os.path.basename(path)}", unit=" docs")
-        for document in progress:
-            batch.append(document.text)
-            if len(batch) >= self.batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        return chunked((document.text for document in progress), self.batch_size)

@@ -2,7 +2,7 @@
 The demo: the paper's Table 5 (baseline, DAPT, TAPT, DAPT+TAPT over three seeds) on made-up
 pharmacology, end to end, on CPU, with nothing downloaded.
 
-1. Writes the data (`dapt_plugin.testing.synthetic.generate_demo`): general text, a domain
+1. Writes the data (`data.py`, `generate_demo`): general text, a domain
    corpus, and a labelled task whose dev and test sets name compounds never seen in training.
 2. Builds the base model: a tiny RoBERTa (random weights, a BPE vocabulary trained on the demo's
    text), then pretrained briefly on the general text with `training_config/dapt.jsonnet`, so
@@ -17,22 +17,22 @@ import argparse
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 import transformers
 
-from dapt_plugin.experiment.runner import CONFIGS, run_experiment
+from dapt_plugin.common.configs import config_dir
+from dapt_plugin.common.launch import run_allennlp
+from dapt_plugin.demo.data import generate_demo
+from dapt_plugin.experiment.runner import run_experiment
 from dapt_plugin.experiment.spec import load_experiment
-from dapt_plugin.testing.synthetic import generate_demo
 from dapt_plugin.testing.tiny_model import build_tiny_roberta
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENT = CONFIGS / "experiments" / "demo.jsonnet"
+EXPERIMENT = config_dir() / "experiments" / "demo.jsonnet"
 # Settings of dapt.jsonnet for the base model's general pretraining: 300 steps of 32 sentences at
 # a low learning rate. Enough to learn the general text's words and phrasing; a longer or faster
 # run leaves a 64-wide model too set in its ways to learn the domain within the demo's steps.
@@ -66,14 +66,11 @@ def build_base_model(output_dir: Path) -> Path:
     shutil.rmtree(run, ignore_errors=True)  # an interrupted earlier attempt: 15 seconds to redo
     logger.info("Pretraining the tiny RoBERTa on general text (%s steps); log: %s",
                 GENERAL_PRETRAINING["NUM_STEPS"], output_dir / "base_model.log")
-    env = {**os.environ, **GENERAL_PRETRAINING, "MODEL_NAME": str(initial), "CORPUS_PATH": str(paths["general"]),
+    env = {**GENERAL_PRETRAINING, "MODEL_NAME": str(initial), "CORPUS_PATH": str(paths["general"]),
            "DAPT_PLUGIN_CACHE": str(output_dir / "cache")}
     with open(output_dir / "base_model.log", "w") as log:
-        subprocess.run(
-            [sys.executable, "-m", "allennlp", "train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run),
-             "--include-package", "dapt_plugin"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
-        )
+        run_allennlp(["train", config_dir() / "dapt.jsonnet", "-s", run], env, include_packages=["dapt_plugin"],
+                     log=log, check=True)
     logger.info("Base model: %s", base_model)
     return base_model
 

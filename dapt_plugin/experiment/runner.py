@@ -16,7 +16,8 @@ Before anything is written (the output directory included), every phase's config
 with the environment it will run with, and the base model and the task's labels are checked: a
 mistake that would stop a phase stops the experiment before the first one (a dry run).
 
-Each training phase runs `allennlp train` in a subprocess, in its own serialization directory
+Each training phase runs `allennlp train` in a process of its own (forked from a server that has
+done the imports once, `common.launch.run_allennlp_preloaded`), in its own serialization directory
 under the output directory. A phase counts as complete only from its completion marker,
 `.phases/<name>.json` (`classifier.dapt.seed_0.json` for `classifier/dapt/seed_0`), written last
 and atomically, with its outputs present. The marker holds the phase's fingerprint: the sha256 of its
@@ -35,8 +36,6 @@ import logging
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +47,12 @@ from filelock import FileLock, Timeout
 
 from dapt_plugin.common.atomic import atomic_file, remove_leftovers
 from dapt_plugin.common.config_variables import config_variables, resolve_config
+from dapt_plugin.common.configs import config_dir
+from dapt_plugin.common.console import logs_to_file
+from dapt_plugin.common.launch import allennlp_command, run_allennlp_preloaded, start_preloading
 from dapt_plugin.data.text_files import DataError, expand_paths
 from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
-from dapt_plugin.experiment.spec import CONFIG_FILES, CONFIGS, ExperimentSpec
+from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +60,6 @@ OUTPUT_DIR = "<output_dir>"  # how paths inside the output directory appear in f
 _MLM_OUTPUTS = ["model.tar.gz", "metrics.json", "exported_model"]
 _CLASSIFIER_OUTPUTS = ["model.tar.gz", "dev_metrics.json", "test_metrics.json"]
 _SELECTION_OF = {"knn_tapt": "select_knn", "rand_tapt": "select_random"}
-_MLM_PHASES = ("dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
-# the phases that adapt each variant's encoder, for its wall time
-_ADAPTATION = {
-    "baseline": [], "dapt": ["dapt"], "tapt": ["tapt"], "dapt_tapt": ["dapt", "dapt_tapt"],
-    "knn_tapt": ["select_knn", "knn_tapt"], "rand_tapt": ["select_knn", "select_random", "rand_tapt"],
-}
 
 
 @dataclass
@@ -78,10 +74,10 @@ class Phase:
     kind : `str`
         `dapt`, `tapt`, `selection` or `classifier`.
     directory : `Path`
-        Where its outputs are: its own serialization directory for a training phase, the shared
-        `selection/` directory for a selection.
-    outputs : `List[str]`
-        What it completes, under `directory`.
+        The directory it writes in: its own serialization directory for a training phase, the
+        shared `selection/` directory for a selection.
+    outputs : `List[Path]`
+        The files and directories it completes, in `directory`.
     settings : `Dict[str, Any]`
         The environment of its `allennlp train` (for a selection, the arguments of
         `select_tapt_data`).
@@ -103,7 +99,7 @@ class Phase:
     name: str
     kind: str
     directory: Path
-    outputs: List[str]
+    outputs: List[Path]
     settings: Dict[str, Any]
     variant: Optional[str] = None
     seed: Optional[int] = None
@@ -147,40 +143,44 @@ class ExperimentRunner:
 
     def _phases(self) -> List[Phase]:
         spec, variants = self.spec, self.spec.variants
-        phases: List[Phase] = []
+        phases: Dict[str, Phase] = {}
+
+        def add(name: str, kind: str, directory: Path, outputs: List[str], settings: Dict[str, Any],
+                **fields) -> None:
+            phases[name] = Phase(name, kind, directory, [directory / output for output in outputs], settings,
+                                 **fields)
+
         if {"dapt", "dapt_tapt"} & set(variants):
-            phases.append(Phase("dapt", "dapt", self.output / "dapt", _MLM_OUTPUTS, {
+            add("dapt", "dapt", self.output / "dapt", _MLM_OUTPUTS, {
                 **spec.env("dapt"), "MODEL_NAME": spec.base_model, "CORPUS_PATH": spec.domain_corpus,
-            }, variant="dapt"))
+            }, variant="dapt")
         selection = {"task_paths": spec.task["train"], "domain_paths": spec.domain_corpus}
         if {"knn_tapt", "rand_tapt"} & set(variants):
-            phases.append(Phase("select_knn", "selection", self.output / "selection", ["knn_tapt.jsonl"],
-                                {**selection, "method": "knn", "k": spec.knn_k}, variant="knn_tapt"))
+            add("select_knn", "selection", self.output / "selection", ["knn_tapt.jsonl"],
+                {**selection, "method": "knn", "k": spec.knn_k}, variant="knn_tapt")
         if "rand_tapt" in variants:
             # as many documents as the kNN selection: its fingerprint is part of this one's
-            phases.append(Phase("select_random", "selection", self.output / "selection", ["rand_tapt.jsonl"],
-                                {**selection, "method": "random"}, variant="rand_tapt", upstream="select_knn"))
+            add("select_random", "selection", self.output / "selection", ["rand_tapt.jsonl"],
+                {**selection, "method": "random"}, variant="rand_tapt", upstream="select_knn")
         for variant in ("tapt", "dapt_tapt", "knn_tapt", "rand_tapt"):
             if variant not in variants:
                 continue
             upstream = "dapt" if variant == "dapt_tapt" else _SELECTION_OF.get(variant)
             extra = list(spec.tapt_extra)
             if variant in _SELECTION_OF:
-                extra.append(str(self.output / "selection" / f"{variant}.jsonl"))
-            phases.append(Phase(variant, "tapt", self.output / variant, _MLM_OUTPUTS, {
+                extra.append(str(phases[_SELECTION_OF[variant]].outputs[0]))
+            add(variant, "tapt", self.output / variant, _MLM_OUTPUTS, {
                 **spec.env("tapt"), "TAPT_PATH": spec.task["train"], "EXTRA_TAPT_PATHS": ",".join(extra),
                 "MODEL_NAME": self.encoder("dapt") if variant == "dapt_tapt" else spec.base_model,
-            }, variant=variant, upstream=upstream))
+            }, variant=variant, upstream=upstream)
         for variant in variants:
             for seed in spec.seeds:
-                phases.append(Phase(
-                    f"classifier/{variant}/seed_{seed}", "classifier",
+                add(f"classifier/{variant}/seed_{seed}", "classifier",
                     self.output / "classifier" / variant / f"seed_{seed}", _CLASSIFIER_OUTPUTS, {
                         **spec.env("classifier"), "MODEL_NAME": self.encoder(variant), "SEED": str(seed),
                         "TRAIN_PATH": spec.task["train"], "DEV_PATH": spec.task["dev"],
-                    }, variant=variant, seed=seed, upstream=None if variant == "baseline" else variant,
-                ))
-        return phases
+                    }, variant=variant, seed=seed, upstream=None if variant == "baseline" else variant)
+        return list(phases.values())
 
     def _fail(self, message: str) -> ConfigurationError:
         return ConfigurationError(f"experiment {self.spec.path}: {message}")
@@ -217,7 +217,7 @@ class ExperimentRunner:
 
     @staticmethod
     def _config_file(phase: Phase) -> str:
-        return str(CONFIGS / CONFIG_FILES[phase.kind])
+        return str(config_dir() / CONFIG_FILES[phase.kind])
 
     def _upstream(self, phase: Phase) -> Dict[str, str]:
         return {phase.upstream: self._phase(phase.upstream).fingerprint} if phase.upstream else {}
@@ -304,7 +304,7 @@ class ExperimentRunner:
         if marker["fingerprint"] != phase.fingerprint:
             variables = None if phase.kind == "selection" else config_variables(self._config_file(phase))
             return "run", describe_changes(marker, self._record(phase), variables)
-        missing = [name for name in phase.outputs if not (phase.directory / name).exists()]
+        missing = [path.name for path in phase.outputs if not path.exists()]
         if marker["state"] == "complete":
             return ("reuse", "") if not missing else ("run", f"its outputs are missing ({', '.join(missing)})")
         if marker["state"] == "trained" and "model.tar.gz" not in missing:
@@ -317,7 +317,7 @@ class ExperimentRunner:
 
     def _has_outputs(self, phase: Phase) -> bool:
         if phase.kind == "selection":
-            return any((phase.directory / name).exists() for name in phase.outputs)
+            return any(path.exists() for path in phase.outputs)
         return phase.directory.exists()
 
     # -- markers ----------------------------------------------------------------------------
@@ -341,7 +341,7 @@ class ExperimentRunner:
         self.markers.mkdir(parents=True, exist_ok=True)
         record = {"phase": phase.name, "state": state, "fingerprint": phase.fingerprint, **self._record(phase)}
         if state == "complete":
-            record["completed"] = phase.outputs
+            record["completed"] = [path.name for path in phase.outputs]
         with atomic_file(str(self._marker_path(phase))) as handle:
             json.dump(record, handle, indent=2, sort_keys=True)
 
@@ -349,10 +349,10 @@ class ExperimentRunner:
         """Removes the phase's marker, then what an earlier run of it wrote."""
         self._marker_path(phase).unlink(missing_ok=True)
         if phase.kind == "selection":
-            for name in phase.outputs:
-                # and select_tapt_data's temporary file
-                for path in (phase.directory / name, phase.directory / f"{name}.tmp"):
-                    path.unlink(missing_ok=True)
+            for path in phase.outputs:
+                path.unlink(missing_ok=True)
+            if phase.directory.exists():
+                remove_leftovers(str(phase.directory))  # the temporary file of a killed selection
         elif phase.directory.exists():
             shutil.rmtree(phase.directory)
 
@@ -419,30 +419,28 @@ class ExperimentRunner:
             log.write(json.dumps(entry) + "\n")
 
     def _train(self, phase: Phase, recover: bool) -> None:
-        """`allennlp train` of the phase's config in a subprocess, with `--recover` to resume it."""
-        command = [sys.executable, "-m", "allennlp", "train", self._config_file(phase),
-                   "-s", str(phase.directory)] + (["--recover"] if recover else [])
+        """`allennlp train` of the phase's config in a process of its own, with `--recover` to resume it."""
+        arguments = ["train", self._config_file(phase), "-s", str(phase.directory)] + (["--recover"] if recover else [])
         phase.directory.parent.mkdir(parents=True, exist_ok=True)
         with open(self.output / "train.log", "a") as log:
-            log.write(f"\n===== {phase.name}: {' '.join(command)}\n")
+            log.write(f"\n===== {phase.name}: {' '.join(allennlp_command(arguments))}\n")
             log.flush()
-            completed = subprocess.run(command, env={**os.environ, **phase.settings}, stdout=log,
-                                       stderr=subprocess.STDOUT)
-        if completed.returncode != 0:
-            raise RuntimeError(f"phase {phase.name} failed (exit {completed.returncode}); its log is in "
+        exit_code = run_allennlp_preloaded(arguments, phase.settings, log=self.output / "train.log")
+        if exit_code != 0:
+            raise RuntimeError(f"phase {phase.name} failed (exit {exit_code}); its log is in "
                                f"{self.output / 'train.log'} and {phase.directory / 'out.log'}")
 
     def _run_mlm(self, phase: Phase, action: str) -> None:
         self._train(phase, recover=action == "recover")
 
     def _run_selection(self, phase: Phase, action: str) -> None:
-        from dapt_plugin.data.tapt_selection import select_tapt_data
+        from dapt_plugin.selection.tapt_selection import select_tapt_data
 
         arguments = dict(phase.settings)
         if arguments["method"] == "random":
-            with open(self._phase("select_knn").directory / "knn_tapt.jsonl") as selected:
+            with open(self._phase(phase.upstream).outputs[0]) as selected:
                 arguments["size"] = sum(1 for _ in selected)
-        select_tapt_data(output_path=str(phase.directory / phase.outputs[0]), **arguments)
+        select_tapt_data(output_path=str(phase.outputs[0]), **arguments)
 
     def _run_classifier(self, phase: Phase, action: str) -> None:
         from allennlp.commands.evaluate import evaluate_from_archive
@@ -458,8 +456,11 @@ class ExperimentRunner:
             device = 0 if torch.cuda.is_available() else -1
         metrics = {}
         for split in ("dev", "test"):
-            metrics[split] = evaluate_from_archive(str(phase.directory / "model.tar.gz"), self.spec.task[split],
-                                                   cuda_device=device)
+            # its log goes to the phase's out.log; the console shows the result line below
+            with logs_to_file(phase.directory / "out.log"):
+                metrics[split] = evaluate_from_archive(
+                    str(phase.directory / "model.tar.gz"), self.spec.task[split], cuda_device=device
+                )
             with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
                 json.dump(metrics[split], handle, indent=2)
         logger.info("%s: dev %s %.4f", phase.name, self.spec.metric, metrics["dev"][self.spec.metric])
@@ -477,21 +478,21 @@ class ExperimentRunner:
         metric = self.spec.metric
         variants = {}
         for variant in self.spec.variants:
-            runs = {}
-            for seed in self.spec.seeds:
-                directory = self.output / "classifier" / variant / f"seed_{seed}"
-                runs[str(seed)] = {split: json.loads((directory / f"{split}_metrics.json").read_text())
-                                   for split in ("dev", "test")}
+            classifiers = [phase for phase in self.phases if phase.kind == "classifier" and phase.variant == variant]
+            runs = {str(phase.seed): {split: json.loads((phase.directory / f"{split}_metrics.json").read_text())
+                                      for split in ("dev", "test")}
+                    for phase in classifiers}
             summary = {}
             for split in ("dev", "test"):
-                values = [runs[str(s)][split][metric] for s in self.spec.seeds]
+                values = [run[split][metric] for run in runs.values()]
                 summary[split] = {"mean": statistics.fmean(values),
                                   "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+            adaptation = self._adaptation(classifiers[0])
             variants[variant] = {
                 "seeds": runs, **summary,
-                "heldout_mlm_loss": self._heldout_losses(variant),
-                "adaptation_seconds": sum(times.get(name, 0.0) for name in _ADAPTATION[variant]),
-                "fine_tuning_seconds": sum(times.get(f"classifier/{variant}/seed_{s}", 0.0) for s in self.spec.seeds),
+                "heldout_mlm_loss": self._heldout_losses(adaptation),
+                "adaptation_seconds": sum(times.get(phase.name, 0.0) for phase in adaptation),
+                "fine_tuning_seconds": sum(times.get(phase.name, 0.0) for phase in classifiers),
             }
         if "baseline" in variants:
             baseline = variants["baseline"]["dev"]
@@ -504,15 +505,26 @@ class ExperimentRunner:
         return {"experiment": self.spec.path, "metric": metric, "seeds": self.spec.seeds, "variants": variants,
                 "phases": phases, "phase_seconds": times, "output_dir": str(self.output)}
 
-    def _heldout_losses(self, variant: str) -> Dict[str, Dict[str, float]]:
-        """Held-out masked-LM loss at the start and end of each masked-LM phase of `variant`."""
+    def _adaptation(self, classifier: Phase) -> List[Phase]:
+        """The phases that made the encoder `classifier` starts from (following `upstream`), first first."""
+        chain: List[Phase] = []
+        name = classifier.upstream
+        while name is not None:
+            chain.insert(0, self._phase(name))
+            name = chain[0].upstream
+        return chain
+
+    @staticmethod
+    def _heldout_losses(phases: List[Phase]) -> Dict[str, Dict[str, float]]:
+        """Held-out masked-LM loss at the start and end of each masked-LM phase of `phases`."""
         losses = {}
-        for name in _ADAPTATION[variant]:
-            metrics_file = self.output / name / "metrics.json"
-            if name in _MLM_PHASES and metrics_file.exists():
+        for phase in phases:
+            metrics_file = phase.directory / "metrics.json"
+            if phase.kind in ("dapt", "tapt") and metrics_file.exists():
                 metrics = json.loads(metrics_file.read_text())
                 if "heldout_mlm_loss_start" in metrics:
-                    losses[name] = {"start": metrics["heldout_mlm_loss_start"], "end": metrics["heldout_mlm_loss_end"]}
+                    losses[phase.name] = {"start": metrics["heldout_mlm_loss_start"],
+                                          "end": metrics["heldout_mlm_loss_end"]}
         return losses
 
     @staticmethod
@@ -549,6 +561,7 @@ class ExperimentRunner:
 def run_experiment(spec: ExperimentSpec, output_dir: str) -> Dict:
     """Checks `spec` (a dry run of every phase), runs or resumes it in `output_dir`; prints the
     table and where the results are."""
+    start_preloading()  # the phases' processes: their imports overlap with the checks
     runner = ExperimentRunner(spec, output_dir)
     results = runner.run()
     print(runner.table(results))

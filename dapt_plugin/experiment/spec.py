@@ -6,13 +6,13 @@ variable that the configs of its phase kind read (found in the configs themselve
 """
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
 from dapt_plugin.common.config_variables import closest, config_variables
+from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.data.text_files import DataError, expand_paths
 
@@ -21,8 +21,7 @@ VARIANTS = ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
 METRICS = ("macro_f1", "micro_f1", "accuracy")
 # the original repository's name of its macro F1 (`--perf +f1`), accepted so that its users' habits work
 METRIC_ALIASES = {"f1": "macro_f1"}
-CONFIGS = Path(__file__).resolve().parent.parent.parent / "training_config"
-# the training config of each phase kind; `settings.all` applies to every kind
+# the training config of each phase kind, in `config_dir()`; `settings.all` applies to every kind
 CONFIG_FILES = {"dapt": "dapt.jsonnet", "tapt": "tapt.jsonnet", "classifier": "classifier.jsonnet"}
 PHASE_KINDS = ("all", *CONFIG_FILES)
 # variables `allennlp adapt` sets itself: where their value comes from, and the kinds it sets them for
@@ -167,7 +166,7 @@ def _check_settings(path: str, settings: Dict[str, Any]) -> None:
             raise _fail(path, f"`settings.{kind}` must map variable names to values, e.g. "
                               f"{{\"NUM_EPOCHS\": 3}}; got {variables!r}")
         files = list(CONFIG_FILES.values()) if kind == "all" else [CONFIG_FILES[kind]]
-        readable = set().union(*(config_variables(str(CONFIGS / name)) for name in files))
+        readable = set().union(*(config_variables(str(config_dir() / name)) for name in files))
         for name, value in variables.items():
             key = f"`settings.{kind}.{name}`"
             if name in _PROCESS_VARIABLES or name.startswith(_PROCESS_PREFIXES):

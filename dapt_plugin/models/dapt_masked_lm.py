@@ -4,7 +4,6 @@ import zlib
 from typing import Dict, Iterator, Tuple
 
 import torch
-import torch.distributed as dist
 import transformers
 from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
@@ -12,6 +11,7 @@ from allennlp.data import Vocabulary
 from allennlp.models.model import Model
 from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from dapt_plugin.common.distributed import rank
 from dapt_plugin.common.pretrained import check_model_name, check_remote_code
 from dapt_plugin.nn.masked_lm_heads import masked_lm_head, missing_head_weights
 from dapt_plugin.nn.masking import IGNORE_INDEX, mask_tokens, word_start_table
@@ -175,8 +175,7 @@ class DaptMaskedLm(Model):
         arguments = (self.tokenizer.mask_token_id, self.vocab_size, self.mlm_probability)
         options = (self.mask_replace_probability, self.random_replace_probability)
         if self.training:
-            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-            generator = self._generator(input_ids.device, hash((self.masking_seed, int(self._batches_seen), rank)))
+            generator = self._generator(input_ids.device, hash((self.masking_seed, int(self._batches_seen), rank())))
             return mask_tokens(input_ids, maskable, *arguments, generator, word_starts, *options)
         # each example (its tokens without padding) masked with a generator seeded from its own ids
         masked, labels = input_ids.clone(), torch.full_like(input_ids, IGNORE_INDEX)
@@ -202,8 +201,8 @@ class DaptMaskedLm(Model):
 
         # Returns
 
-        `loss` (mean cross-entropy over masked tokens), `num_masked`, `masked_input_ids` (the
-        model's input) and `labels` (original ids at selected positions, -100 elsewhere).
+        `loss` (mean cross-entropy over masked tokens), `num_masked` and `labels` (original ids at
+        selected positions, -100 elsewhere).
         """
         if self.bf16 and input_ids.device.type != "cuda":
             raise ConfigurationError(
@@ -232,8 +231,7 @@ class DaptMaskedLm(Model):
         with torch.no_grad():
             num_masked = float(targets.numel())
             self._metrics(float(loss), float((logits.argmax(-1) == targets).sum()), num_masked)
-        return {"loss": loss, "num_masked": torch.tensor(num_masked), "masked_input_ids": masked_ids,
-                "labels": labels}
+        return {"loss": loss, "num_masked": torch.tensor(num_masked), "labels": labels}
 
     def get_metrics(self, reset: bool = False) -> Dict[str, float]:
         return self._metrics.get_metric(reset)

@@ -1,0 +1,3 @@
+from dapt_plugin.predictors.text_classifier import DaptTextClassifierPredictor
+
+__all__ = ["DaptTextClassifierPredictor"]

@@ -12,14 +12,14 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
 from safetensors.torch import load_file
+
+from dapt_plugin.common.launch import run_allennlp
 
 KILL_AT_SITE = Path(__file__).resolve().parent / "kill_at"
 
@@ -28,21 +28,18 @@ VOLATILE_METRICS = ("training_duration", "epoch_duration")
 VOLATILE_SUFFIXES = ("_memory_MB",)
 
 
-def run_allennlp(args: Sequence[str], env: Dict[str, str], cwd: Path, kill_at: Optional[str] = None,
-                 log: Optional[Path] = None) -> int:
+def run_killed_at(args: Sequence[str], env: Dict[str, str], cwd: Path, kill_at: Optional[str] = None,
+                  log: Optional[Path] = None) -> int:
     """
-    Runs `python -m allennlp ARGS` with `env` over the current environment, killing it with
-    SIGKILL at `kill_at` (`<replace|link>:<file name regex>[:<n>]`, see `kill_at/sitecustomize.py`)
-    if given. Returns the exit code (-9 when killed).
+    Runs `allennlp ARGS` (`common.launch.run_allennlp`, one thread unless `env` says otherwise,
+    output appended to `log` or dropped), killing it with SIGKILL at `kill_at`
+    (`<replace|link>:<file name regex>[:<n>]`, see `kill_at/sitecustomize.py`) if given. Returns
+    the exit code (-9 when killed).
     """
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     if kill_at is not None:
-        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(KILL_AT_SITE), full_env.get("PYTHONPATH")]))
-        full_env["DAPT_TEST_KILL_AT"] = kill_at
-    with open(log or os.devnull, "a") as output:
-        process = subprocess.run([sys.executable, "-m", "allennlp", *args], cwd=cwd, env=full_env,
-                                 stdout=output, stderr=subprocess.STDOUT)
-    return process.returncode
+        env = {**env, "DAPT_TEST_KILL_AT": kill_at}
+    return run_allennlp(args, env, cwd=cwd, threads=1, python_path=[KILL_AT_SITE] if kill_at is not None else [],
+                        log=log or os.devnull).returncode
 
 
 def without_volatile(metrics: Dict) -> Dict:

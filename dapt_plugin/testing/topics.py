@@ -3,11 +3,16 @@ Synthetic topical text for testing and benchmarking data selection (no third-par
 topic has its own vocabulary of made-up words, and all topics share a common vocabulary, each
 drawn with Zipfian frequencies as words in real text are. A document is written on one topic: a
 `topic_share` fraction of its words comes from that topic's vocabulary, the rest from the shared
-one. `topic_of` tells the topic of any generated text back from its words.
+one. `topic_of` tells the topic of any generated text back from its words. `write_topic_mix` writes
+the task and domain corpus of the selection tests.
 """
-from typing import Dict, List, Sequence
+import json
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Sequence
 
 import numpy as np
+
+from dapt_plugin.testing.text import pseudo_words
 
 _SYLLABLES = [
     "ba", "ko", "ri", "sen", "tu", "va", "mel", "do", "pi", "ran", "ze", "lo", "qua", "fi", "nor",
@@ -36,7 +41,8 @@ class TopicalTextGenerator:
     def __init__(self, num_topics: int = 2, topic_vocabulary: int = 200,
                  shared_vocabulary: int = 2000, topic_share: float = 0.3, seed: int = 0) -> None:
         self._rng = np.random.default_rng(seed)
-        words = self._unique_words(num_topics * topic_vocabulary + shared_vocabulary)
+        words = pseudo_words(num_topics * topic_vocabulary + shared_vocabulary, _SYLLABLES, self._rng,
+                             syllables_per_word=(2, 4))
         self._topic_words = np.array(words[: num_topics * topic_vocabulary]).reshape(
             num_topics, topic_vocabulary)
         self._shared_words = np.array(words[num_topics * topic_vocabulary:])
@@ -46,17 +52,6 @@ class TopicalTextGenerator:
         self._topic_share = topic_share
         self._topic_weights = _zipf(topic_vocabulary)
         self._shared_weights = _zipf(shared_vocabulary)
-
-    def _unique_words(self, count: int) -> List[str]:
-        words: List[str] = []
-        seen = set()
-        while len(words) < count:
-            length = int(self._rng.integers(2, 5))
-            word = "".join(self._rng.choice(_SYLLABLES, size=length))
-            if word not in seen:
-                seen.add(word)
-                words.append(word)
-        return words
 
     def documents(self, topics: Sequence[int], min_length: int = 30, max_length: int = 60) -> List[str]:
         """
@@ -95,3 +90,29 @@ class TopicalTextGenerator:
 def _zipf(size: int) -> np.ndarray:
     weights = 1.0 / np.arange(1, size + 1)
     return weights / weights.sum()
+
+
+class TopicMix(NamedTuple):
+    """A task on one topic and a domain corpus on two, as `write_topic_mix` writes them."""
+
+    generator: TopicalTextGenerator
+    task: Path  # 40 examples on topic 0 (`train.jsonl`)
+    domain: Path  # 800 documents, topics 0 and 1 alternating (`domain.txt`)
+    domain_texts: List[str]
+
+
+def write_topic_mix(directory: Path, seed: int = 0) -> TopicMix:
+    """Writes `train.jsonl` (40 labelled examples on topic 0) and `domain.txt` into `directory`."""
+    generator = TopicalTextGenerator(num_topics=2, seed=seed)
+    domain_texts = generator.documents(np.arange(800) % 2)
+    task = directory / "train.jsonl"
+    task.write_text("".join(json.dumps({"text": text, "label": "a"}) + "\n"
+                            for text in generator.documents([0] * 40, 10, 20)))
+    domain = directory / "domain.txt"
+    domain.write_text("".join(text + "\n" for text in domain_texts))
+    return TopicMix(generator, task, domain, domain_texts)
+
+
+def on_topic(mix: TopicMix, texts: Sequence[str]) -> float:
+    """The share of `texts` on the task's topic (0)."""
+    return float(np.mean([mix.generator.topic_of(text) == 0 for text in texts]))

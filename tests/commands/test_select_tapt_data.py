@@ -6,8 +6,8 @@ import pytest
 from allennlp.commands import main
 
 from dapt_plugin.data.documents import iter_documents
+from dapt_plugin.testing.topics import on_topic, write_topic_mix
 from tests.conftest import allennlp
-from tests.data.test_tapt_selection import on_topic, write_topic_mix
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_a_classifier_archive_evaluates_as_in_training_after_its_encoder_is_dele
     # the same through the CLI, from a directory without `.allennlp_plugins`
     output = tmp_path / "metrics.json"
     allennlp(["evaluate", str(archive), str(TASK / "test.jsonl"), "--include-package", "dapt_plugin",
-              "--output-file", str(output)], cwd=tmp_path)
+              "--output-file", str(output)], cwd=tmp_path, process=True)
     assert json.loads(output.read_text()) == pytest.approx(metrics, abs=1e-6)
 
 

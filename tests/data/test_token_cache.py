@@ -163,8 +163,8 @@ def test_leftovers_of_killed_builds_are_removed_but_not_those_of_live_ones(tiny_
     cache = TokenCache(tokenizer, str(directory))
     corpus = str(DATA / "domain_heldout.txt")
     directory.mkdir()
-    killed = [directory / f"{cache.key(corpus)}.tmp-killed", directory / f"{'0' * 32}.tmp-killed"]
-    live = directory / f"{'1' * 32}.tmp-live"
+    killed = [directory / f".{cache.key(corpus)}.tmp-0badf00d", directory / f".{'0' * 32}.tmp-0badf00d"]
+    live = directory / f".{'1' * 32}.tmp-1a2b3c4d"
     for leftover in killed + [live]:
         leftover.mkdir()
         (leftover / "ids.bin").write_bytes(b"partial")

@@ -4,7 +4,7 @@ this checks that its experiment file passes `allennlp adapt`'s checks on the dat
 """
 from dapt_plugin.demo.run import EXPERIMENT
 from dapt_plugin.experiment.spec import load_experiment
-from dapt_plugin.testing.synthetic import generate_demo
+from dapt_plugin.demo.data import generate_demo
 
 
 def test_demo_experiment_is_valid_on_the_generated_data(tiny_model, tmp_path, monkeypatch):

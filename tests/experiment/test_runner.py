@@ -22,8 +22,8 @@ def _complete(runner: ExperimentRunner) -> None:
     """Fake outputs and completion markers of every phase, as a finished run leaves them."""
     for phase in runner.phases:
         phase.directory.mkdir(parents=True, exist_ok=True)
-        for name in phase.outputs:
-            (phase.directory / name).write_text(json.dumps({"macro_f1": 0.5}))
+        for path in phase.outputs:
+            path.write_text(json.dumps({"macro_f1": 0.5}))
         runner.write_marker(phase, "complete")
 
 
@@ -125,6 +125,27 @@ def test_a_complete_experiment_is_not_run_again_and_its_results_hold_no_output_p
     # the same experiment in another output directory has the same fingerprints
     elsewhere = _runner(tmp_path, tiny_model, output="elsewhere")
     assert [phase.fingerprint for phase in elsewhere.phases] == [phase.fingerprint for phase in runner.phases]
+
+
+def test_results_sum_each_variants_adaptation_and_fine_tuning_times_and_report_its_heldout_losses(
+    tiny_model, tmp_path
+):
+    runner = _runner(tmp_path, tiny_model)
+    _complete(runner)
+    times = {name: float(2 ** number) for number, name in enumerate(EXPERIMENT_PHASES)}
+    (tmp_path / "out" / "phase_times.json").write_text(json.dumps(times))
+    for name, (start, end) in {"dapt": (3.0, 2.0), "dapt_tapt": (2.5, 1.5)}.items():
+        (tmp_path / "out" / name / "metrics.json").write_text(
+            json.dumps({"heldout_mlm_loss_start": start, "heldout_mlm_loss_end": end}))
+    variants = _runner(tmp_path, tiny_model).run()["variants"]
+    adaptation = {"baseline": [], "dapt": ["dapt"], "tapt": ["tapt"], "dapt_tapt": ["dapt", "dapt_tapt"],
+                  "knn_tapt": ["select_knn", "knn_tapt"], "rand_tapt": ["select_knn", "select_random", "rand_tapt"]}
+    for variant, phases in adaptation.items():
+        assert variants[variant]["adaptation_seconds"] == sum(times[name] for name in phases), variant
+        assert variants[variant]["fine_tuning_seconds"] == times[f"classifier/{variant}/seed_0"], variant
+    assert variants["dapt_tapt"]["heldout_mlm_loss"] == {"dapt": {"start": 3.0, "end": 2.0},
+                                                         "dapt_tapt": {"start": 2.5, "end": 1.5}}
+    assert variants["tapt"]["heldout_mlm_loss"] == {} and variants["baseline"]["heldout_mlm_loss"] == {}
 
 
 def _dry_run_error(tmp_path, model, **overrides) -> str:

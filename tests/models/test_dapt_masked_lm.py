@@ -32,16 +32,23 @@ class TestDaptMaskedLm(ModelTestCase):
         # two batches with very different numbers of masked tokens: a per-batch mean would differ
         batches = [ids, ids[:1, :12]]
         losses, counts, correct = [], [], 0
+        encoder_inputs = []  # the masked ids the encoder saw
+        hook = self.model.mlm.base_model.register_forward_pre_hook(
+            lambda module, args, kwargs: encoder_inputs.append(kwargs.get("input_ids", args[0] if args else None)),
+            with_kwargs=True,
+        )
         for batch in batches:
             output = self.model(input_ids=batch)
+            masked_input_ids = encoder_inputs[-1]
             selected = output["labels"] != -100
             # recomputed with the full model, independently of the masked-positions-only head
-            logits = self.model.mlm(input_ids=output["masked_input_ids"],
+            logits = self.model.mlm(input_ids=masked_input_ids,
                                     attention_mask=batch != self.model.tokenizer.pad_token_id).logits[selected]
             targets = output["labels"][selected]
             losses.append(torch.nn.functional.cross_entropy(logits, targets).item())
             counts.append(int(selected.sum()))
             correct += int((logits.argmax(-1) == targets).sum())
+        hook.remove()
         assert counts[0] > 5 * counts[1] > 0
         metrics = self.model.get_metrics(reset=True)
         weighted = (losses[0] * counts[0] + losses[1] * counts[1]) / sum(counts)

@@ -92,6 +92,7 @@ local optim = import 'optim.libsonnet';
           // metrics.json: the share of the corpus's tokens one pass trains on
           { type: 'corpus_coverage' },
           { type: 'export_pretrained', every_num_steps: env.int('EXPORT_EVERY_STEPS', null, min=1) },
+          optim.training_curves,
         ],
       },
     } + optim.distributed(find_unused_parameters=false)

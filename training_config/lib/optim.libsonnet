@@ -17,7 +17,8 @@ local env = import 'env.libsonnet';
     weight_decay: weight_decay,
     [if fused then 'fused']: true,
     parameter_groups: [
-      [['bias', 'LayerNorm\\.weight', 'layer_norm\\.weight'], { weight_decay: 0.0 }],
+      // one pattern for both spellings: AllenNLP warns of a pattern that matches no parameter
+      [['bias', '(LayerNorm|layer_norm)\\.weight'], { weight_decay: 0.0 }],
     ],
   },
 
@@ -64,6 +65,12 @@ local env = import 'env.libsonnet';
   // callbacks go first: later callbacks read the metrics they restore.
   checkpointer(keep):: { type: 'atomic', keep_most_recent_by_count: keep },
   recovery_callbacks:: [{ type: 'rng_checkpoint' }, { type: 'metrics_checkpoint' }],
+  // TensorBoard curves in <serialization dir>/log at every optimizer step (loss, learning rate,
+  // gradient norm, tokens/s; validation metrics at each epoch's end) and, every LOG_EVERY steps
+  // (50, as Hugging Face's Trainer), a line in out.log and on the console with the step, loss,
+  // learning rate, gradient norm, tokens/s and the time left. Goes last among the
+  // callbacks, so that step times leave out their work at the start (the head warm-up).
+  training_curves:: { type: 'training_curves', log_every: env.int('LOG_EVERY', 50, min=1) },
 
   cuda_device:: if std.length(self.cuda_devices) == 1 then self.cuda_devices[0] else env.int('CUDA_DEVICE', null),
 }

@@ -6,13 +6,13 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from allennlp.common.checks import ConfigurationError
 from allennlp.data.data_loaders.data_loader import DataLoader, TensorDict
 from allennlp.data.instance import Instance
 from allennlp.data.vocabulary import Vocabulary
 from allennlp.nn import util as nn_util
 
+from dapt_plugin.common.distributed import rank, world_size
 from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
 from dapt_plugin.data.text_files import PathSpec
 from dapt_plugin.data.tokenized_corpus import TokenizedCorpus
@@ -43,7 +43,6 @@ class EpochOrder:
     """
 
     def __init__(self, num_examples: int, shuffle: bool, seed: int, epoch: int, window: int) -> None:
-        self.num_examples = num_examples
         self.shuffle = shuffle
         self.key = (seed, epoch)
         self.window = window
@@ -213,12 +212,6 @@ class MaskedLmBatches(DataLoader):
             self._corpus = self.reader.corpus(self.data_path)
         return self._corpus
 
-    @staticmethod
-    def _world() -> tuple:
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
-
     @property
     def held_out_examples(self) -> np.ndarray:
         """
@@ -266,17 +259,16 @@ class MaskedLmBatches(DataLoader):
 
     @property
     def batches_per_pass(self) -> int:
-        _, world = self._world()
-        return math.ceil(self.num_examples / (self.batch_size * world))
+        return math.ceil(self.num_examples / (self.batch_size * world_size()))
 
     def batch_indices(self, number: int) -> np.ndarray:
         """Example indices of this worker's part of global batch `number`."""
-        rank, world = self._world()
+        worker, world = rank(), world_size()
         epoch, position = divmod(number, self.batches_per_pass)
         if self._order is None or self._order.key != (self.seed, epoch):
             self._order = EpochOrder(self.num_examples, self.shuffle, self.seed, epoch, self.shuffle_window)
         start = position * self.batch_size * world
-        positions = np.arange(start + rank, min(start + self.batch_size * world, self.num_examples), world)
+        positions = np.arange(start + worker, min(start + self.batch_size * world, self.num_examples), world)
         return self._corpus_indices(self._order.take(positions))
 
     def batch(self, number: int) -> TensorDict:

@@ -1,5 +1,4 @@
 import json
-import logging
 import random
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -11,9 +10,9 @@ from allennlp.data.token_indexers import SingleIdTokenIndexer, TokenIndexer
 from allennlp.data.tokenizers import SpacyTokenizer, Token, Tokenizer
 from allennlp.data.vocabulary import Vocabulary
 
+from dapt_plugin.common.sampling import reservoir_sample
+from dapt_plugin.data.documents import JsonLine, iter_json_lines
 from dapt_plugin.data.text_files import DataError, iter_lines
-
-logger = logging.getLogger(__name__)
 
 _Example = Tuple[int, str, Union[str, int, None]]  # line number, text, label
 _LABEL_TYPES = {dict: "an object", list: "an array", float: "a decimal number"}
@@ -164,7 +163,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         else:
             # Every worker draws the same sample (same seed), then takes its share of it.
             examples = self.shard_iterable(
-                self._reservoir_sample(file_path, self._parse_lines(file_path, iter_lines(file_path)))
+                self._sample_examples(file_path, self._parse_lines(file_path, iter_lines(file_path)))
             )
         empty = True
         for line_number, text, label in examples:
@@ -177,19 +176,13 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
 
     def _parse_lines(self, file_path: str, lines: Iterable[Tuple[int, str]]) -> Iterator[_Example]:
         """
-        `(line_number, text, label)` of every line with a text; blank lines are passed over. The
-        lines must all have a label or all have none.
+        `(line_number, text, label)` of every line with a text; blank lines are passed over, lines
+        with an empty text skipped with a warning (`iter_json_lines`). The lines must all have a
+        label or all have none.
         """
-        skipped = 0
         first: Optional[Tuple[int, bool]] = None  # the first line with a text, and whether it has a label
-        for line_number, line in lines:
-            if not line.strip():
-                continue
-            text, label = self._parse(file_path, line_number, line)
-            if not text.strip():
-                skipped += 1
-                logger.warning("%s:%d: empty text, line skipped", file_path, line_number)
-                continue
+        for line_number, item, text in self._json_lines(file_path, lines):
+            label = self._label(file_path, line_number, item)
             if first is None:
                 first = (line_number, label is not None)
             elif first[1] and label is None:
@@ -201,30 +194,19 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                                 f"{first[0]} has none; give every line a label, or none (data to "
                                 "predict on)")
             yield line_number, text, label
-        if skipped:
-            logger.warning("%s: skipped %d line(s) with an empty text", file_path, skipped)
+
+    def _json_lines(self, file_path: str, lines: Optional[Iterable[Tuple[int, str]]] = None,
+                    **kwargs) -> Iterator[JsonLine]:
+        example = f'{{"{self._text_key}": ..., "{self._label_key}": ...}}'
+        return iter_json_lines(file_path, lines, self._text_key, example, **kwargs)
 
     def _has_text(self, file_path: str) -> bool:
         """Whether any line of the whole file has a text (this worker's share may have none)."""
-        return any(line.strip() and self._parse(file_path, line_number, line)[0].strip()
-                   for line_number, line in iter_lines(file_path))
+        return any(True for _ in self._json_lines(file_path, warn_empty=False))
 
-    def _reservoir_sample(self, file_path: str, examples: Iterable[_Example]) -> List[_Example]:
-        """
-        Algorithm R in one pass: each of the `total` examples ends up in the sample with
-        probability `sample / total`, and only `sample` of them are held in memory.
-        """
-        rng = random.Random(self._sample_seed)
-        reservoir: List[_Example] = []
-        seen = 0
-        for example in examples:
-            seen += 1
-            if len(reservoir) < self._sample:
-                reservoir.append(example)
-            else:
-                slot = rng.randrange(seen)
-                if slot < self._sample:
-                    reservoir[slot] = example
+    def _sample_examples(self, file_path: str, examples: Iterable[_Example]) -> List[_Example]:
+        """`sample` of the examples, drawn uniformly in one pass (`reservoir_sample`), in file order."""
+        seen, reservoir = reservoir_sample(examples, self._sample, random.Random(self._sample_seed))
         if seen < self._sample:
             raise DataError(
                 file_path, 0,
@@ -234,20 +216,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         reservoir.sort(key=lambda example: example[0])  # file order, so a sampled epoch reads like the file
         return reservoir
 
-    def _parse(self, file_path: str, line_number: int, line: str) -> Tuple[str, Union[str, int, None]]:
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(file_path, line_number, f"not valid JSON ({error.msg}: column "
-                            f"{error.colno}); each line must be one JSON object") from None
-        if not isinstance(item, dict) or self._text_key not in item:
-            raise DataError(file_path, line_number, f"no {self._text_key!r} field; each line needs "
-                            f"{{\"{self._text_key}\": ..., \"{self._label_key}\": ...}} (or set "
-                            "`text_key` in the reader)")
-        text = item[self._text_key]
-        if not isinstance(text, str):
-            raise DataError(file_path, line_number, f"{self._text_key!r} must be a string, got "
-                            f"{type(text).__name__} {text!r}; write the text in quotes")
+    def _label(self, file_path: str, line_number: int, item: Dict) -> Union[str, int, None]:
         label = item.get(self._label_key)
         if label is not None:
             if self._skip_label_indexing:
@@ -261,7 +230,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                 raise DataError(file_path, line_number, f"label {json.dumps(label)} is "
                                 f"{_LABEL_TYPES[type(label)]}; a label must be a string or an integer "
                                 "(one class per line: multi-label data is not supported)")
-        return text, label
+        return label
 
     def _truncate(self, tokens: List[Token]) -> List[Token]:
         if self._max_sequence_length is None or len(tokens) <= self._max_sequence_length:

@@ -1,0 +1,3 @@
+from dapt_plugin.data.samplers.seeded_shuffle import SeededShuffleBatchSampler
+
+__all__ = ["SeededShuffleBatchSampler"]

@@ -5,13 +5,13 @@ import sys
 from typing import Any, Dict, List, Optional
 
 import torch
-import torch.distributed as dist
 from allennlp.common.checks import ConfigurationError
 from safetensors.torch import load_file, save_file
 from allennlp.training.callbacks.callback import TrainerCallback
 
 from dapt_plugin.common.atomic import atomic_directory
 from dapt_plugin.common.config_variables import config_variables
+from dapt_plugin.common.distributed import world_size
 from dapt_plugin.data.text_files import expand_paths
 from dapt_plugin.data.token_cache import file_sha256
 from dapt_plugin.training.model_card import command_line, config_of, file_facts, render_model_card, versions
@@ -165,7 +165,7 @@ class ExportPretrained(TrainerCallback):
             self._data = {"train": self._files(loader)}
             if trainer._validation_data_loader is not None:
                 self._data["heldout"] = self._files(trainer._validation_data_loader)
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        world = world_size()
         config = config_of(self.serialization_dir)
         return {
             "data": self._data,

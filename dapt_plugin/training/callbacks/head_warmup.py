@@ -7,6 +7,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.nn import util as nn_util
 from allennlp.training.callbacks.callback import TrainerCallback
 
+from dapt_plugin.common.distributed import world_size
 from dapt_plugin.nn.masked_lm_heads import head_parameters
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def warm_up_head(model, loader, num_steps: int, learning_rate: float) -> float:
     decay = [p for p in head if id(p) not in {id(q) for q in no_decay}]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=learning_rate, betas=(0.9, 0.98), eps=1e-6)
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    world = world_size()
     device = next(model.parameters()).device
     losses = []
     was_training = model.training

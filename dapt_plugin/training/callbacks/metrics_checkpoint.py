@@ -6,6 +6,7 @@ import os
 from typing import Any, Dict, Optional
 
 import torch
+from allennlp.common.util import is_distributed
 from allennlp.training.callbacks.callback import TrainerCallback
 from allennlp.training import util as training_util
 from allennlp.training.metrics import Metric
@@ -111,8 +112,7 @@ class MetricsCheckpoint(TrainerCallback):
             self._reg_loss_sum = (self._reg_loss_sum or 0.0) + batch_metrics["batch_reg_loss"]
 
     def on_epoch(self, trainer, metrics: Dict[str, Any], epoch: int, is_primary: bool = True, **kwargs) -> None:
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if self._resumed_mid_epoch and self._epochs_trained == 0 and not distributed:
+        if self._resumed_mid_epoch and self._epochs_trained == 0 and not is_distributed():
             if self._replayed_epoch_metrics is not None:
                 metrics.update({f"training_{k}": v for k, v in self._replayed_epoch_metrics.items()})
             else:

@@ -1,0 +1,3 @@
+from dapt_plugin.training.checkpointers.atomic_checkpointer import AtomicCheckpointer
+
+__all__ = ["AtomicCheckpointer"]

@@ -5,7 +5,7 @@ import re
 from typing import Optional, Set, Tuple
 
 import torch
-import torch.distributed as dist
+from allennlp.common.util import is_global_primary
 from allennlp.nn import util as nn_util
 from allennlp.training.checkpointer import Checkpointer
 from allennlp.training.trainer import Trainer, TrainerCheckpoint
@@ -62,7 +62,7 @@ class AtomicCheckpointer(Checkpointer):
                 if os.path.isfile(self._training_state_path(*point))}
 
     def load_checkpoint(self) -> Optional[TrainerCheckpoint]:
-        primary = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        primary = is_global_primary()
         if self._serialization_dir is not None and primary:
             self._remove_leftovers()
         latest = self.find_latest_checkpoint()

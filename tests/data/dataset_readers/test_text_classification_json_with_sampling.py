@@ -17,7 +17,7 @@ from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling imp
     TextClassificationJsonWithSamplingReader,
 )
 from dapt_plugin.data.text_files import DataError
-from dapt_plugin.testing.synthetic import write_jsonl, write_lines
+from dapt_plugin.testing.text import write_jsonl, write_lines
 from tests.conftest import TASK, allennlp, read_jsonl
 
 
@@ -200,11 +200,11 @@ def test_sample_must_be_positive(sample):
     [
         ('{"text": "cut off", "lab', "not valid JSON (Unterminated string starting at: column 21); "
                                     "each line must be one JSON object"),
-        ('{"label": "a"}', "no 'text' field; each line needs {\"text\": ..., \"label\": ...} (or set `text_key` "
-                           "in the reader)"),
-        ('["a list"]', "no 'text' field; each line needs {\"text\": ..., \"label\": ...} (or set `text_key` "
-                       "in the reader)"),
-        ('{"text": 5, "label": "a"}', "'text' must be a string, got int 5; write the text in quotes"),
+        ('{"label": "a"}', "no 'text' field; each line needs {\"text\": ..., \"label\": ...} (or name the "
+                           "text field with `text_key`)"),
+        ('["a list"]', "no 'text' field; each line needs {\"text\": ..., \"label\": ...} (or name the text "
+                       "field with `text_key`)"),
+        ('{"text": 5, "label": "a"}', "'text' is a int, not a string; write the text in quotes"),
     ],
     ids=["malformed_json", "no_text", "not_an_object", "text_not_a_string"],
 )
@@ -234,7 +234,7 @@ def test_empty_text_is_skipped_with_a_warning(tmp_path, caplog):
         instances = list(make_reader().read(path))
     assert texts_of(instances) == ["first", "last"]
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert warnings == [f"{path}:2: empty text, line skipped", f"{path}: skipped 1 line(s) with an empty text"]
+    assert warnings == [f"{path}: skipped 1 line(s) with an empty 'text' field"]  # one warning per file
 
 
 def test_evaluating_on_a_label_never_seen_in_training_names_file_and_line(trained_classifier, tmp_path):

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from dapt_plugin.testing.kill import KILLED, leftovers, outcome, run_allennlp
+from dapt_plugin.testing.kill import KILLED, leftovers, outcome, run_killed_at
 from tests.conftest import CONFIGS, DATA, PROJECT_ROOT, TASK, allennlp, classifier_env, mlm_env
 
 
@@ -27,8 +27,8 @@ def _classifier_env(model):
 
 
 def _train(config, run, env, **kwargs):
-    return run_allennlp(["train", str(CONFIGS / config), "-s", str(run), *kwargs.pop("extra", [])],
-                        env, PROJECT_ROOT, log=run.parent / f"{run.name}.log", **kwargs)
+    return run_killed_at(["train", str(CONFIGS / config), "-s", str(run), *kwargs.pop("extra", [])],
+                         env, PROJECT_ROOT, log=run.parent / f"{run.name}.log", **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,7 @@ def test_recovering_a_finished_run_changes_nothing(tiny_model, uninterrupted_cla
 
 def test_two_identical_cpu_runs_give_identical_results(tiny_model, uninterrupted_mlm, tmp_path):
     run = tmp_path / "again"
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)], env=_mlm_env(tiny_model))
+    # in this process, with the one thread of the other run's process
+    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)], env=_mlm_env(tiny_model, OMP_NUM_THREADS="1"))
     assert outcome(run) == outcome(uninterrupted_mlm)
     assert json.loads((run / "metrics.json").read_text())["training_loss"] > 0

@@ -4,7 +4,7 @@ import pytest
 from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.data.text_files import DataError
-from dapt_plugin.data.vocab_overlap import corpus_vocabulary, overlap_matrices, vocab_overlap
+from dapt_plugin.overlap.vocab_overlap import corpus_vocabulary, overlap_matrices, vocab_overlap
 
 
 def write_corpus(path, word_counts):
@@ -81,3 +81,16 @@ def test_errors_name_the_problem(tmp_path):
     stop_words_only.write_text("the and of\n")
     with pytest.raises(DataError, match="no words outside the English stop words"):
         vocab_overlap({"stop": str(stop_words_only)}, str(tmp_path / "out"))
+
+
+def test_a_failure_while_writing_leaves_no_output_and_no_temporary_file(tmp_path, monkeypatch):
+    from dapt_plugin.overlap import vocab_overlap as module
+
+    def failing_plot(*args):
+        raise RuntimeError("killed while drawing")
+
+    a = write_corpus(tmp_path / "a.txt", {"alpha": 2})
+    monkeypatch.setattr(module, "plot_overlap", failing_plot)
+    with pytest.raises(RuntimeError, match="killed while drawing"):
+        vocab_overlap({"a": a}, str(tmp_path / "out"))
+    assert list((tmp_path / "out").iterdir()) == []

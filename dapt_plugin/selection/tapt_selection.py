@@ -30,12 +30,11 @@ embedding too, but fitted in seconds on CPU, with no GPU and no vocabulary pass 
 
 Why not a fixed random projection of the TF-IDF vectors, which needs no fitting? Similarities
 between a short task example and a domain document are small (0.1 to 0.3), and a random
-projection to a few hundred dimensions adds noise of about sqrt(2 / dimension) to each. On the
-benchmark's synthetic topical data (`benchmarks/select_tapt_data.py`), 33% of the neighbours
-under a 256-dimensional random projection were on the task's topic, against 72% under exact
-TF-IDF cosine and 63% (128 dimensions) to 68% (64) under LSA, which removes noise rather than
-adding it. Embedding runs at 25K to 40K documents per second on one CPU core, plus a few seconds
-to fit on the 100K-document sample (`benchmarks/RESULTS.md`).
+projection to a few hundred dimensions adds noise of about sqrt(2 / dimension) to each, where LSA
+removes noise rather than adding it: on the benchmark's synthetic topical data
+(`benchmarks/select_tapt_data.py`), far fewer of the neighbours under a random projection are on
+the task's topic than under exact TF-IDF cosine or LSA. The shares, and the speed of embedding
+and of fitting on the sample, are in `benchmarks/RESULTS.md`.
 
 A document with no embedding (no known word left after steps 1-3) is never a neighbour; a task
 example without one is skipped with a warning.
@@ -48,12 +47,11 @@ Nearest neighbours by inner product with faiss:
   corpus is embedded in chunks of `chunk_size` documents, each chunk is searched with an
   `IndexFlatIP` and the per-example top `k` are merged across chunks (faiss `ResultHeap`). Memory:
   one chunk plus the task examples' `k` results, whatever the corpus size; time grows with
-  (task examples x domain documents): 2,000 examples against 1M documents take 15 to 30 s on
-  2 cores.
+  (task examples x domain documents) (`benchmarks/RESULTS.md`).
 - **approximate** above that: an inverted-file index with 8-bit scalar-quantised vectors
   (`IndexIVFScalarQuantizer`), its `nlist` cells (4 sqrt(documents), at most one per 39 sampled
   documents) trained on the embedded sample, filled chunk by chunk, searched with `nprobe` (128)
-  cells per example; it finds about 93% of the exact neighbours at 1M documents. Memory:
+  cells per example; it finds most of the exact neighbours (recall in `benchmarks/RESULTS.md`). Memory:
   `dimension` bytes per domain document (128 MB per million documents at 128 dimensions) plus one
   chunk; time grows with (task examples x domain documents x `nprobe` / `nlist`).
 
@@ -68,12 +66,13 @@ import logging
 import math
 import os
 import random
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import scipy.sparse as sp
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.tqdm import Tqdm
+from more_itertools import chunked
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
@@ -85,6 +84,8 @@ except ImportError as error:  # an optional dependency: the `selection` extra
     raise ImportError("TAPT data selection needs faiss: pip install faiss-cpu (or the plugin's "
                       "`selection` extra)") from error
 
+from dapt_plugin.common.atomic import atomic_path
+from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import Document, iter_documents
 from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths
 
@@ -155,7 +156,7 @@ class LsaEmbedder:
         )
         tfidf = normalize(self._tfidf(counts))
         # OpenBLAS's threaded QR of the tall, thin matrices of a randomized SVD can be far slower
-        # than its single-threaded one (3.7 s against 0.09 s for 20000 x 138 on 2 cores).
+        # than its single-threaded one (`benchmarks/RESULTS.md`).
         with threadpool_limits(limits=1, user_api="blas"):
             svd = TruncatedSVD(self.dimension, algorithm="randomized", random_state=seed).fit(tfidf)
         self._components = np.ascontiguousarray(svd.components_.T, dtype=np.float32)
@@ -343,8 +344,8 @@ def select_tapt_data(
         kNN: domain documents sampled uniformly to count document frequencies and to train the
         approximate index; these texts are held in memory.
     seed : `int`, optional (default = `0`)
-        Seed of the sampling and of the random projection; the same inputs and seed give the same
-        output.
+        Seed of the sampling and of the randomized SVD of the embedding; the same inputs and seed
+        give the same output.
     """
     _check_arguments(k, method, size, dimension, chunk_size, approximate_above, nlist, nprobe,
                      sample_size)
@@ -401,7 +402,7 @@ def _select_knn(task_files: List[str], domain_files: List[str], output_path: str
     if not task:
         raise DataError(", ".join(task_files), 0, "no task example (every line is blank); check "
                         "the task path")
-    num_documents, sample = _reservoir_sample(
+    num_documents, sample = reservoir_sample(
         (document.text for document in _progress(iter_documents(domain_files, text_key),
                                                  "counting and sampling the domain corpus")),
         sample_size, random.Random(seed),
@@ -428,7 +429,7 @@ def _select_knn(task_files: List[str], domain_files: List[str], output_path: str
     documents = _progress(iter_documents(domain_files, text_key), "embedding and searching",
                           num_documents)
     seen = 0
-    for chunk in _chunks(documents, chunk_size):
+    for chunk in chunked(documents, chunk_size):
         vectors, embedded = embedder.embed([document.text for document in chunk])
         seen += len(chunk)
         if embedded.any():
@@ -456,7 +457,7 @@ def _select_random(task_files: List[str], domain_files: List[str], output_path: 
                             "set the sample size; check the task path or give `size`")
         size = k * num_task
         logger.info("random sample of k x task examples = %d x %d = %d documents", k, num_task, size)
-    num_documents, sample = _reservoir_sample(
+    num_documents, sample = reservoir_sample(
         (document.index for document in _progress(iter_documents(domain_files, text_key),
                                                   "sampling the domain corpus")),
         size, random.Random(seed),
@@ -483,30 +484,14 @@ def _embed_task(embedder: LsaEmbedder, task: List[Document]) -> np.ndarray:
     return np.ascontiguousarray(vectors[embedded])
 
 
-def _reservoir_sample(items: Iterable[T], size: int, rng: random.Random) -> Tuple[int, List[T]]:
-    """Algorithm R: returns the number of items and a uniform sample of `size` of them."""
-    reservoir: List[T] = []
-    seen = 0
-    for item in items:
-        seen += 1
-        if len(reservoir) < size:
-            reservoir.append(item)
-        else:
-            slot = rng.randrange(seen)
-            if slot < size:
-                reservoir[slot] = item
-    return seen, reservoir
-
-
 def _write_selected(domain_files: List[str], text_key: str, selected: np.ndarray,
                     output_path: str, num_documents: int) -> int:
     """Writes the documents whose position is `selected`, each distinct text once, atomically."""
     directory = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(directory, exist_ok=True)
-    temporary = output_path + ".tmp"
     digests = set()
     seen = written = 0
-    try:
+    with atomic_path(output_path) as temporary:
         with (gzip.open(temporary, "wt", encoding="utf-8") if output_path.endswith(".gz")
               else open(temporary, "w", encoding="utf-8")) as handle:
             for document in _progress(iter_documents(domain_files, text_key),
@@ -521,11 +506,6 @@ def _write_selected(domain_files: List[str], text_key: str, selected: np.ndarray
                 handle.write(json.dumps({"text": document.text}, ensure_ascii=False) + "\n")
                 written += 1
         _check_unchanged(domain_files, num_documents, seen)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    os.replace(temporary, output_path)
     duplicates = int(selected.sum()) - written
     logger.info("wrote %d documents to %s%s", written, output_path,
                 f" ({duplicates} duplicate text(s) written once)" if duplicates else "")
@@ -537,17 +517,6 @@ def _check_unchanged(domain_files: List[str], expected: int, seen: int) -> None:
         raise DataError(", ".join(domain_files), 0, f"the domain corpus had {expected} documents "
                         f"when first read and {seen} now; it changed during selection: run again "
                         "on a corpus nobody is writing to")
-
-
-def _chunks(items: Iterable[T], size: int) -> Iterator[List[T]]:
-    chunk: List[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _progress(items: Iterable[T], description: str, total: Optional[int] = None) -> Iterable[T]:

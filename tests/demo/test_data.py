@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from dapt_plugin.testing.synthetic import _CLASS_WORDS, generate_demo, make_compounds
+from dapt_plugin.demo.data import _CLASS_WORDS, generate_demo, make_compounds
 from dapt_plugin.testing.tiny_model import train_bpe_tokenizer
 
 COMPOUND = re.compile(r"\bthe drug (\w+)")

@@ -34,6 +34,7 @@ except ImportError as error:  # an optional dependency: the `selection` extra
     raise ImportError("the vocabulary-overlap heatmap needs matplotlib: pip install matplotlib "
                       "(or the plugin's `selection` extra)") from error
 
+from dapt_plugin.common.atomic import atomic_file, atomic_path
 from dapt_plugin.data.documents import iter_documents
 from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths
 
@@ -209,10 +210,9 @@ def vocab_overlap(
     os.makedirs(output_dir, exist_ok=True)
     json_path = os.path.join(output_dir, JSON_NAME)
     png_path = os.path.join(output_dir, PNG_NAME)
-    with open(json_path + ".tmp", "w", encoding="utf-8") as handle:
+    # both complete before either takes its name; a failure leaves neither, nor a temporary file
+    with atomic_file(json_path) as handle, atomic_path(png_path) as png_temporary:
         json.dump(result, handle, indent=2, ensure_ascii=False)
-    plot_overlap(names, percent, png_path + ".tmp", top_k)
-    os.replace(json_path + ".tmp", json_path)
-    os.replace(png_path + ".tmp", png_path)
+        plot_overlap(names, percent, png_temporary, top_k)
     logger.info("vocabulary overlap written to %s and %s", json_path, png_path)
     return json_path, png_path

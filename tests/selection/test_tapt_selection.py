@@ -1,37 +1,18 @@
 import json
 import logging
-from pathlib import Path
-from typing import List, NamedTuple
+from typing import List
 
 import numpy as np
 import pytest
 from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.data.documents import iter_documents
-from dapt_plugin.data.tapt_selection import LsaEmbedder, select_tapt_data
 from dapt_plugin.data.text_files import DataError
-from dapt_plugin.testing.topics import TopicalTextGenerator
+from dapt_plugin.selection.tapt_selection import LsaEmbedder, select_tapt_data
+from dapt_plugin.testing.topics import TopicalTextGenerator, TopicMix, on_topic, write_topic_mix
 
 K = 5
 DIMENSION = 32  # the mix has 2 topics: few dimensions describe it (the default 128 models noise)
-
-
-class TopicMix(NamedTuple):
-    generator: TopicalTextGenerator
-    task: Path  # 40 examples on topic 0
-    domain: Path  # 800 documents, topics 0 and 1 alternating
-    domain_texts: List[str]
-
-
-def write_topic_mix(directory: Path, seed: int = 0) -> TopicMix:
-    generator = TopicalTextGenerator(num_topics=2, seed=seed)
-    domain_texts = generator.documents(np.arange(800) % 2)
-    task = directory / "train.jsonl"
-    task.write_text("".join(json.dumps({"text": text, "label": "a"}) + "\n"
-                            for text in generator.documents([0] * 40, 10, 20)))
-    domain = directory / "domain.txt"
-    domain.write_text("".join(text + "\n" for text in domain_texts))
-    return TopicMix(generator, task, domain, domain_texts)
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +25,6 @@ def read_texts(path) -> List[str]:
         rows = [json.loads(line) for line in handle]
     assert all(set(row) == {"text"} for row in rows)
     return [row["text"] for row in rows]
-
-
-def on_topic(mix: TopicMix, texts: List[str]) -> float:
-    return float(np.mean([mix.generator.topic_of(text) == 0 for text in texts]))
 
 
 def test_knn_selects_documents_of_the_task_topic(mix, tmp_path):
@@ -154,7 +131,7 @@ def test_bad_arguments_are_named_and_nothing_is_written(mix, tmp_path, arguments
     with pytest.raises(ConfigurationError) as error:
         select_tapt_data(mix.task, mix.domain, str(output), **arguments)
     assert message in str(error.value)
-    assert not output.exists() and not (tmp_path / "out.jsonl.tmp").exists()
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
 
 
 def test_bad_paths_are_named(mix, tmp_path):

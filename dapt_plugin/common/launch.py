@@ -1,0 +1,202 @@
+"""
+Running the `allennlp` command line in a subprocess, as a user does: the one way the experiment
+runner, the demo, the tests and the benchmarks start `allennlp train` (or `adapt`, `evaluate`...).
+
+The command is `[sys.executable, "-m", "allennlp", *args]`: the allennlp of the running Python,
+whatever the `PATH`. The plugin is found as `allennlp` finds it (`.allennlp_plugins` in `cwd`, or
+`~/.allennlp/plugins`) unless `include_packages` names it (`--include-package`, which imports
+every submodule of the package, so it needs the plugin's optional dependencies too). The
+environment is this process's, overlaid with `env`.
+"""
+import contextlib
+import functools
+import multiprocessing
+import os
+import subprocess
+import sys
+from multiprocessing import forkserver
+from pathlib import Path
+from typing import IO, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+Log = Union[str, os.PathLike, IO]
+
+
+class AllennlpFailed(subprocess.CalledProcessError):
+    """An `allennlp` run that `run_allennlp(check=True)` started ended with a non-zero exit code."""
+
+    def __str__(self) -> str:
+        message = f"`{' '.join(['allennlp', *self.cmd[3:]])}` failed (exit {self.returncode})"
+        output = "\n".join(text[-6000:] for text in (self.stdout, self.stderr) if text)
+        return f"{message}:\n{output}" if output else message
+
+
+def allennlp_command(args: Sequence[Union[str, os.PathLike]], include_packages: Sequence[str] = ()) -> List[str]:
+    """`[sys.executable, "-m", "allennlp", *args]`, then `--include-package P` for each of `include_packages`."""
+    command = [sys.executable, "-m", "allennlp", *map(os.fspath, args)]
+    for package in include_packages:
+        command += ["--include-package", package]
+    return command
+
+
+def allennlp_environment(env: Optional[Mapping[str, object]] = None, threads: Optional[int] = None,
+                         python_path: Sequence[Union[str, os.PathLike]] = ()) -> Dict[str, str]:
+    """
+    This process's environment, then `OMP_NUM_THREADS=threads` when `threads` is given, then `env`
+    (values written with `str`; a variable whose value is `None` is left as it is), with the
+    directories of `python_path` put before the resulting `PYTHONPATH`.
+    """
+    environment = dict(os.environ)
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = str(threads)
+    environment.update({name: str(value) for name, value in (env or {}).items() if value is not None})
+    if python_path:
+        directories = [os.fspath(directory) for directory in python_path] + [environment.get("PYTHONPATH", "")]
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, directories))
+    return environment
+
+
+@contextlib.contextmanager
+def _output(log: Optional[Log]) -> Iterator[Optional[IO]]:
+    """A log file name is opened for appending; an open file is used as it is."""
+    if log is None or hasattr(log, "write"):
+        yield log  # type: ignore[misc]
+    else:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as handle:
+            yield handle
+
+
+def run_allennlp(
+    args: Sequence[Union[str, os.PathLike]],
+    env: Optional[Mapping[str, object]] = None,
+    *,
+    cwd: Optional[Union[str, os.PathLike]] = None,
+    threads: Optional[int] = None,
+    include_packages: Sequence[str] = (),
+    python_path: Sequence[Union[str, os.PathLike]] = (),
+    log: Optional[Log] = None,
+    capture: bool = False,
+    check: bool = False,
+    timeout: Optional[float] = None,
+) -> subprocess.CompletedProcess:
+    """
+    Runs `allennlp ARGS` to its end and returns the finished process.
+
+    # Parameters
+
+    args : `Sequence[str]`
+        The arguments after `allennlp`, e.g. `["train", config, "-s", directory]`.
+    env : `Mapping[str, object]`, optional (default = `None`)
+        Variables over this process's environment (see `allennlp_environment`).
+    cwd : `str`, optional (default = this process's)
+        The directory it runs in (where `allennlp` looks for `.allennlp_plugins`).
+    threads : `int`, optional (default = `None`)
+        `OMP_NUM_THREADS` unless `env` sets it; `None` leaves the environment's.
+    include_packages : `Sequence[str]`, optional (default = `()`)
+        Packages passed with `--include-package`.
+    python_path : `Sequence[str]`, optional (default = `()`)
+        Directories put first on the `PYTHONPATH`.
+    log : `str` or an open file, optional (default = `None`)
+        Where stdout and stderr go, together: a file name (appended to) or an open file.
+    capture : `bool`, optional (default = `False`)
+        Keep stdout and stderr as text in the returned process (`log` is then ignored). With
+        neither `log` nor `capture`, the output goes where this process's goes.
+    check : `bool`, optional (default = `False`)
+        Raise `AllennlpFailed` (a `subprocess.CalledProcessError` that shows the captured output)
+        when the exit code is not 0.
+    timeout : `float`, optional (default = `None`)
+        Seconds before the run is killed and `subprocess.TimeoutExpired` raised.
+    """
+    command, environment = allennlp_command(args, include_packages), allennlp_environment(env, threads, python_path)
+    if capture:
+        process = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
+                                 timeout=timeout)
+    else:
+        with _output(log) as output:
+            process = subprocess.run(command, cwd=cwd, env=environment, timeout=timeout, stdout=output,
+                                     stderr=None if output is None else subprocess.STDOUT)
+    if check and process.returncode != 0:
+        raise AllennlpFailed(process.returncode, command, process.stdout, process.stderr)
+    return process
+
+
+def start_allennlp(args: Sequence[Union[str, os.PathLike]], env: Optional[Mapping[str, object]] = None, *,
+                   log: Optional[IO] = None, **options) -> subprocess.Popen:
+    """
+    Starts `allennlp ARGS` and returns the running process, for a caller that watches or kills it.
+    `env`, `cwd`, `threads`, `include_packages` and `python_path` are those of `run_allennlp`;
+    `log` must be an open file (or `None`: the output goes where the other keywords send it, by
+    default where this process's goes); any other keyword goes to `subprocess.Popen` (e.g.
+    `start_new_session=True`, `stdout=subprocess.DEVNULL`).
+    """
+    command = allennlp_command(args, options.pop("include_packages", ()))
+    environment = allennlp_environment(env, options.pop("threads", None), options.pop("python_path", ()))
+    if log is not None:
+        options.update(stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, env=environment, **options)
+
+
+# what a process forked by `run_allennlp_preloaded` has imported before it starts
+_PRELOADED = ["allennlp.commands", "dapt_plugin", "dapt_plugin.common.launch"]
+
+
+@functools.lru_cache(maxsize=None)
+def _preloaded_processes() -> multiprocessing.context.BaseContext:
+    """
+    multiprocessing's `forkserver`, its server started at once so that its imports overlap with
+    what the caller does until its first run. The server is a fresh interpreter that only imports
+    `_PRELOADED`: it never computes with torch or touches a GPU, so what it forks starts as clean
+    as a new process would (a fork of a process that has used CUDA or OpenMP threads does not).
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOADED)
+    forkserver.ensure_running()
+    return context
+
+
+def start_preloading() -> None:
+    """Starts the server of `run_allennlp_preloaded` now, to have its imports done by the first run."""
+    _preloaded_processes()
+
+
+def run_allennlp_preloaded(
+    args: Sequence[Union[str, os.PathLike]], env: Optional[Mapping[str, object]] = None, *, log: Log
+) -> int:
+    """
+    Runs `allennlp ARGS` to its end as `run_allennlp(args, env, log=log)` does, in a process of its
+    own, and returns its exit code (negative: killed by that signal). The process is forked from a
+    server that has imported allennlp, transformers and the plugin once, so it does not pay the
+    ~10 s of imports again: what an experiment of many short phases spends starting them. It runs
+    as `python -m allennlp ARGS` would: the same entry point, SIGTERM handling, error report and
+    exit code, with `env` over this process's environment and in its working directory (both read
+    now, not when the server started), its output appended to `log` (a file name), and nothing of
+    it left in this process.
+    """
+    arguments = ([os.fspath(arg) for arg in args], allennlp_environment(env), os.getcwd(), os.fspath(log))
+    process = _preloaded_processes().Process(target=_allennlp_main, args=arguments)
+    process.start()
+    process.join()
+    return process.exitcode
+
+
+def _allennlp_main(args: List[str], environment: Dict[str, str], cwd: str, log: str) -> None:
+    """`python -m allennlp ARGS` in a process forked by `run_allennlp_preloaded`."""
+    import torch
+
+    os.chdir(cwd)
+    with open(log, "a") as output:
+        os.dup2(output.fileno(), sys.stdout.fileno())
+        os.dup2(output.fileno(), sys.stderr.fileno())
+    # torch took its thread count from the server's OMP_NUM_THREADS; a new process reads the caller's
+    if environment.get("OMP_NUM_THREADS") and environment["OMP_NUM_THREADS"] != os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))
+    os.environ.clear()
+    os.environ.update(environment)
+    sys.argv = ["allennlp", *args]
+    from allennlp.__main__ import run
+
+    try:
+        run()
+    except Exception:  # reported as an uncaught exception of `python -m allennlp` is
+        sys.excepthook(*sys.exc_info())
+        sys.exit(1)
