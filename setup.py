@@ -21,8 +21,6 @@ setup(
     package_dir={"dapt_plugin.training_config": "training_config"},
     package_data={
         "dapt_plugin.training_config": ["**/*.jsonnet", "**/*.libsonnet"],
-        # the start-up hook of dapt_plugin.testing.kill (a directory for PYTHONPATH, not a package)
-        "dapt_plugin.testing": ["kill_at/*.py"],
     },
     python_requires=">=3.9",
     # allennlp 2.10.1 is NOT listed: its metadata pins torch<1.13 and transformers<4.21, which have

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from multiprocessing import forkserver
 from pathlib import Path
-from typing import IO, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import IO, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 Log = Union[str, os.PathLike, IO]
 
@@ -160,26 +160,34 @@ def start_preloading() -> None:
 
 
 def run_allennlp_preloaded(
-    args: Sequence[Union[str, os.PathLike]], env: Optional[Mapping[str, object]] = None, *, log: Log
+    args: Sequence[Union[str, os.PathLike]],
+    env: Optional[Mapping[str, object]] = None,
+    *,
+    log: Union[str, os.PathLike],
+    cwd: Optional[Union[str, os.PathLike]] = None,
+    prepare: Optional[Callable[[], None]] = None,
 ) -> int:
     """
-    Runs `allennlp ARGS` to its end as `run_allennlp(args, env, log=log)` does, in a process of its
-    own, and returns its exit code (negative: killed by that signal). The process is forked from a
-    server that has imported allennlp, transformers and the plugin once, so it does not pay the
-    ~10 s of imports again: what an experiment of many short phases spends starting them. It runs
-    as `python -m allennlp ARGS` would: the same entry point, SIGTERM handling, error report and
-    exit code, with `env` over this process's environment and in its working directory (both read
-    now, not when the server started), its output appended to `log` (a file name), and nothing of
-    it left in this process.
+    Runs `allennlp ARGS` to its end as `run_allennlp(args, env, cwd=cwd, log=log)` does, in a
+    process of its own, and returns its exit code (negative: killed by that signal). The process
+    is forked from a server that has imported allennlp, transformers and the plugin once, so it does
+    not pay the ~10 s of imports again: what an experiment of many short phases spends starting
+    them. It runs as `python -m allennlp ARGS` would: the same entry point, SIGTERM handling, error
+    report and exit code, with `env` over this process's environment and in `cwd` (default: this
+    process's directory), both read now, not when the server started; its output is appended to
+    `log` (a file name), and nothing of it is left in this process. `prepare`, a module-level
+    function (it is pickled), is called first in the new process: a test's hook, for instance.
     """
-    arguments = ([os.fspath(arg) for arg in args], allennlp_environment(env), os.getcwd(), os.fspath(log))
+    arguments = ([os.fspath(arg) for arg in args], allennlp_environment(env), os.fspath(cwd or os.getcwd()),
+                 os.fspath(log), prepare)
     process = _preloaded_processes().Process(target=_allennlp_main, args=arguments)
     process.start()
     process.join()
     return process.exitcode
 
 
-def _allennlp_main(args: List[str], environment: Dict[str, str], cwd: str, log: str) -> None:
+def _allennlp_main(args: List[str], environment: Dict[str, str], cwd: str, log: str,
+                   prepare: Optional[Callable[[], None]]) -> None:
     """`python -m allennlp ARGS` in a process forked by `run_allennlp_preloaded`."""
     import torch
 
@@ -192,7 +200,12 @@ def _allennlp_main(args: List[str], environment: Dict[str, str], cwd: str, log: 
         torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))
     os.environ.clear()
     os.environ.update(environment)
+    # a process forked by the server would start its own processes (data-loader workers) through
+    # the server too, which must then be sent the whole data set: they start as in a new process
+    multiprocessing.set_start_method(None, force=True)
     sys.argv = ["allennlp", *args]
+    if prepare is not None:
+        prepare()
     from allennlp.__main__ import run
 
     try:

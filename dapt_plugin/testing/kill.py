@@ -2,15 +2,18 @@
 Killing `allennlp` runs at chosen moments and comparing what they leave with an uninterrupted
 run: the kill-and-recover tests and `benchmarks/kill_matrix.py`.
 
-A run is killed by itself (`kill_at/sitecustomize.py`, put on its PYTHONPATH) with SIGKILL just
-before a file or directory takes its final name, so the moment is exact and repeatable: "between
-the epoch checkpoint and best.th" is `link:best.th`, "while model.tar.gz is written" is
-`replace:model.tar.gz` (the complete temporary file is there, the archive is not), and so on.
+A run is killed by itself (`install_kill_at`, installed in its process before `allennlp` starts) with
+SIGKILL just before a file or directory takes its final name, so the moment is exact and
+repeatable: "between the epoch checkpoint and best.th" is `link:best.th`, "while model.tar.gz is
+written" is `replace:model.tar.gz` (the complete temporary file is there, the archive is not), and
+so on.
 """
+import functools
 import hashlib
 import io
 import json
 import os
+import re
 import signal
 import tarfile
 from pathlib import Path
@@ -19,27 +22,45 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from safetensors.torch import load_file
 
-from dapt_plugin.common.launch import run_allennlp
-
-KILL_AT_SITE = Path(__file__).resolve().parent / "kill_at"
+from dapt_plugin.common.launch import run_allennlp_preloaded
 
 # metrics that measure time or memory, which no two runs share
 VOLATILE_METRICS = ("training_duration", "epoch_duration")
 VOLATILE_SUFFIXES = ("_memory_MB",)
 
+def install_kill_at(spec: str) -> None:
+    """
+    Makes this process kill itself with SIGKILL at the moment `spec` names, as a preempted node or
+    an out-of-memory kill would: `<operation>:<pattern>[:<n>]` is just before the n-th (default
+    first) `os.replace` (operation `replace`) or `os.link` (operation `link`) whose destination's
+    file name matches the regular expression `pattern` in full. A replace is how every file and
+    directory of the plugin takes its final name, so the moment is "the new content is written but
+    not in place".
+    """
+    operation, pattern, *count = spec.split(":")
+    remaining = [int(count[0]) if count else 1]
+    original = getattr(os, operation)
+
+    def guarded(source, destination, *args, **kwargs):
+        if re.fullmatch(pattern, os.path.basename(os.fspath(destination).rstrip(os.sep))):
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return original(source, destination, *args, **kwargs)
+
+    setattr(os, operation, guarded)
+
 
 def run_killed_at(args: Sequence[str], env: Dict[str, str], cwd: Path, kill_at: Optional[str] = None,
                   log: Optional[Path] = None) -> int:
     """
-    Runs `allennlp ARGS` (`common.launch.run_allennlp`, one thread unless `env` says otherwise,
-    output appended to `log` or dropped), killing it with SIGKILL at `kill_at`
-    (`<replace|link>:<file name regex>[:<n>]`, see `kill_at/sitecustomize.py`) if given. Returns
-    the exit code (-9 when killed).
+    Runs `allennlp ARGS` in a process of its own (`common.launch.run_allennlp_preloaded`, one thread
+    unless `env` says otherwise, output appended to `log` or dropped), killing it with SIGKILL at
+    `kill_at` (see `install_kill_at`) if given. Returns the exit code (-9 when killed).
     """
-    if kill_at is not None:
-        env = {**env, "DAPT_TEST_KILL_AT": kill_at}
-    return run_allennlp(args, env, cwd=cwd, threads=1, python_path=[KILL_AT_SITE] if kill_at is not None else [],
-                        log=log or os.devnull).returncode
+    prepare = functools.partial(install_kill_at, kill_at) if kill_at is not None else None
+    return run_allennlp_preloaded(args, {"OMP_NUM_THREADS": "1", **env}, cwd=cwd, log=log or os.devnull,
+                                  prepare=prepare)
 
 
 def without_volatile(metrics: Dict) -> Dict:

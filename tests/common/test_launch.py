@@ -49,3 +49,23 @@ def test_a_preloaded_run_is_a_process_of_its_own_with_the_callers_environment_di
                                   {**env, "TAPT_PATH": str(tmp_path / "task.jsonl"), "OMP_NUM_THREADS": "1"},
                                   log=log) == 0
     assert (tmp_path / "run" / "model.tar.gz").exists()
+
+
+def _record_start_method(path):
+    import multiprocessing
+
+    with open(path, "w") as handle:
+        handle.write(multiprocessing.get_start_method())
+
+
+def test_a_preloaded_run_starts_its_own_processes_as_a_new_process_would(tmp_path):
+    """Not through the server (which would be sent the whole data set for each data-loader worker)."""
+    import functools
+    import multiprocessing
+
+    from dapt_plugin.common.launch import run_allennlp_preloaded
+
+    record = functools.partial(_record_start_method, str(tmp_path / "start_method"))
+    assert run_allennlp_preloaded(["--help"], log=tmp_path / "log", prepare=record) == 0
+    assert (tmp_path / "start_method").read_text() == multiprocessing.get_all_start_methods()[0]
+    assert "train" in (tmp_path / "log").read_text()

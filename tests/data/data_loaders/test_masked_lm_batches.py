@@ -1,12 +1,7 @@
-import json
-import os
 from collections import Counter
 
 import numpy as np
 import pytest
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.data.data_loaders.masked_lm_batches import EpochOrder, MaskedLmBatches
@@ -53,24 +48,26 @@ def test_every_example_appears_once_per_epoch_across_two_loader_workers(tiny_mod
     assert epochs[0] != epochs[1], "each pass is shuffled anew"
 
 
-def _distributed_worker(rank, store, model, output, kwargs):
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+def _worker_rows(model, monkeypatch, rank, kwargs):
+    """The rows that distributed worker `rank` of 2 reads (the real two-process run is
+    tests/training_config/test_mlm_pipeline.py's two-worker DAPT)."""
+    from dapt_plugin.data.data_loaders import masked_lm_batches
+
+    monkeypatch.setattr(masked_lm_batches, "rank", lambda: rank)
+    monkeypatch.setattr(masked_lm_batches, "world_size", lambda: 2)
     loader = _loader(model, **kwargs)
-    rows = [row for batch in loader for row in _rows(batch)]
-    with open(os.path.join(output, f"rank{rank}.json"), "w") as handle:
-        json.dump({"rows": rows, "length": len(loader)}, handle)
-    dist.destroy_process_group()
+    return {"rows": [row for batch in loader for row in _rows(batch)], "length": len(loader)}
 
 
 @pytest.mark.parametrize("mode, lines", [("packed", None), ("line_by_line", 21)])
-def test_distributed_workers_see_disjoint_parts_and_together_all(tiny_model, tmp_path, mode, lines):
+def test_distributed_workers_see_disjoint_parts_and_together_all(tiny_model, tmp_path, monkeypatch, mode, lines):
     data_path = DATA / "domain.txt"
     if lines:  # 21 lines in global batches of 2 x 5: the last holds one example, for rank 0 only
         data_path = tmp_path / "odd.txt"
         data_path.write_text("".join((DATA / "domain.txt").read_text().splitlines(keepends=True)[:lines]))
     kwargs = {"shuffle": True, "batch_size": 5, "mode": mode, "data_path": str(data_path)}
-    mp.spawn(_distributed_worker, args=(str(tmp_path / "store"), str(tiny_model), str(tmp_path), kwargs), nprocs=2)
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = [_worker_rows(tiny_model, monkeypatch, rank, kwargs) for rank in range(2)]
+    monkeypatch.undo()
     single = _loader(tiny_model, **kwargs)
     pad = single.reader.pad_token_id
     assert ranks[0]["length"] == ranks[1]["length"], "equal batch counts keep the workers in step"
