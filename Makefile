@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test demo clean
+.PHONY: install test test-fast lint format demo clean
 
 install: $(STAMP)
 
@@ -21,8 +21,21 @@ $(STAMP): requirements.txt setup.py
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: install
-	$(PY) -m pytest -q tests
+# The whole suite on both cores, after the formatting and lint check (ruff.toml).
+test: install lint
+	$(PY) -m pytest -q -n 2 tests
+
+# The tests that start no process of their own (no `allennlp` process, no worker): under a minute.
+test-fast: install
+	$(PY) -m pytest -q -n 2 -m "not process" tests
+
+lint: install
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/ruff check --quiet .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 demo: install
 	$(PY) -m dapt_plugin.demo

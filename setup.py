@@ -56,5 +56,8 @@ setup(
     extras_require={
         "selection": ["faiss-cpu>=1.7", "matplotlib>=3.5"],
     },
-    classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
 )

@@ -16,6 +16,7 @@ RoBERTa's special tokens is trained to exactly `vocab_size=50265` on 30 MB of th
 pseudo-words give BPE enough distinct pairs to reach the size; `tokenizer_dir` checks it). It is
 cached under `~/.cache/dapt_plugin/benchmarks` (a few MB) because training it takes a minute.
 """
+
 import datetime
 import hashlib
 import importlib
@@ -44,12 +45,102 @@ ROBERTA_BASE_VOCAB = 50265
 CACHE = Path(os.path.expanduser("~/.cache/dapt_plugin/benchmarks"))
 
 _SYLLABLES = [
-    "a", "e", "i", "o", "u", "ba", "be", "bi", "bo", "bu", "ca", "ce", "ci", "co", "cu", "da", "de",
-    "di", "do", "du", "fa", "fe", "fi", "fo", "ga", "ge", "gi", "go", "ha", "he", "hi", "ho", "ka",
-    "ke", "ki", "ko", "la", "le", "li", "lo", "lu", "ma", "me", "mi", "mo", "mu", "na", "ne", "ni",
-    "no", "nu", "pa", "pe", "pi", "po", "ra", "re", "ri", "ro", "ru", "sa", "se", "si", "so", "su",
-    "ta", "te", "ti", "to", "tu", "va", "ve", "vi", "vo", "za", "ze", "zi", "zo", "th", "st", "tr",
-    "an", "en", "in", "on", "er", "ar", "or", "al", "el", "il", "ment", "tion", "ing", "ed", "ly",
+    "a",
+    "e",
+    "i",
+    "o",
+    "u",
+    "ba",
+    "be",
+    "bi",
+    "bo",
+    "bu",
+    "ca",
+    "ce",
+    "ci",
+    "co",
+    "cu",
+    "da",
+    "de",
+    "di",
+    "do",
+    "du",
+    "fa",
+    "fe",
+    "fi",
+    "fo",
+    "ga",
+    "ge",
+    "gi",
+    "go",
+    "ha",
+    "he",
+    "hi",
+    "ho",
+    "ka",
+    "ke",
+    "ki",
+    "ko",
+    "la",
+    "le",
+    "li",
+    "lo",
+    "lu",
+    "ma",
+    "me",
+    "mi",
+    "mo",
+    "mu",
+    "na",
+    "ne",
+    "ni",
+    "no",
+    "nu",
+    "pa",
+    "pe",
+    "pi",
+    "po",
+    "ra",
+    "re",
+    "ri",
+    "ro",
+    "ru",
+    "sa",
+    "se",
+    "si",
+    "so",
+    "su",
+    "ta",
+    "te",
+    "ti",
+    "to",
+    "tu",
+    "va",
+    "ve",
+    "vi",
+    "vo",
+    "za",
+    "ze",
+    "zi",
+    "zo",
+    "th",
+    "st",
+    "tr",
+    "an",
+    "en",
+    "in",
+    "on",
+    "er",
+    "ar",
+    "or",
+    "al",
+    "el",
+    "il",
+    "ment",
+    "tion",
+    "ing",
+    "ed",
+    "ly",
 ]
 
 
@@ -60,8 +151,15 @@ def _vocabulary(num_words: int, seed: int) -> List[bytes]:
     """`num_words` distinct pseudo-words, shortest first (rank 0 is the most frequent)."""
     from dapt_plugin.testing.text import pseudo_words
 
-    words = [word.encode() for word in pseudo_words(num_words, _SYLLABLES, np.random.default_rng(seed),
-                                                    reserved=[".", ",", "the", "of", "and"])]
+    words = [
+        word.encode()
+        for word in pseudo_words(
+            num_words,
+            _SYLLABLES,
+            np.random.default_rng(seed),
+            reserved=[".", ",", "the", "of", "and"],
+        )
+    ]
     head, tail = words[:5], sorted(words[5:], key=len)
     return head + tail
 
@@ -139,7 +237,9 @@ def tokenizer_dir(vocab_size: int = ROBERTA_BASE_VOCAB) -> Path:
     return directory
 
 
-def build_model(output_dir: Path, num_layers: int, hidden_size: int, max_length: int = 512, seed: int = 0) -> Path:
+def build_model(
+    output_dir: Path, num_layers: int, hidden_size: int, max_length: int = 512, seed: int = 0
+) -> Path:
     """A random-weight RobertaForMaskedLM (`num_layers` x `hidden_size`, 64-wide heads, roberta-base's
     dropout) with the cached roberta-base-sized tokenizer, in `save_pretrained` layout."""
     import torch
@@ -149,10 +249,16 @@ def build_model(output_dir: Path, num_layers: int, hidden_size: int, max_length:
     tokenizer = RobertaTokenizerFast.from_pretrained(str(tokenizer_dir()))
     tokenizer.save_pretrained(str(output_dir))
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
-        num_attention_heads=hidden_size // 64, intermediate_size=4 * hidden_size,
-        max_position_embeddings=max_length + 2, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, type_vocab_size=1,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=hidden_size // 64,
+        intermediate_size=4 * hidden_size,
+        max_position_embeddings=max_length + 2,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        type_vocab_size=1,
     )
     torch.manual_seed(seed)
     RobertaForMaskedLM(config).save_pretrained(str(output_dir))
@@ -162,15 +268,25 @@ def build_model(output_dir: Path, num_layers: int, hidden_size: int, max_length:
 # -- running allennlp ---------------------------------------------------------------------------
 
 
-def dapt_env(model_dir: Path, corpus: Path, cache_dir: Path, threads: int, **settings) -> Dict[str, str]:
+def dapt_env(
+    model_dir: Path, corpus: Path, cache_dir: Path, threads: int, **settings
+) -> Dict[str, str]:
     """The environment of an `allennlp train training_config/dapt.jsonnet` run (all of it)."""
     from dapt_plugin.common.launch import allennlp_environment
 
-    env = allennlp_environment({
-        "MODEL_NAME": model_dir, "CORPUS_PATH": corpus, "DAPT_PLUGIN_CACHE": cache_dir,
-        "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "CUDA_DEVICE": "-1",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **settings,
-    })
+    env = allennlp_environment(
+        {
+            "MODEL_NAME": model_dir,
+            "CORPUS_PATH": corpus,
+            "DAPT_PLUGIN_CACHE": cache_dir,
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "CUDA_DEVICE": "-1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            **settings,
+        }
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "benchmarks"), str(REPO)])
     return env
 
@@ -191,8 +307,13 @@ def train_arguments(serialization_dir: Path) -> List[str]:
     return ["train", str(timed_config(serialization_dir.parent)), "-s", str(serialization_dir)]
 
 
-def allennlp_train(serialization_dir: Path, env: Dict[str, str], recover: bool = False,
-                   overrides: Optional[dict] = None, log: Optional[Path] = None) -> subprocess.CompletedProcess:
+def allennlp_train(
+    serialization_dir: Path,
+    env: Dict[str, str],
+    recover: bool = False,
+    overrides: Optional[dict] = None,
+    log: Optional[Path] = None,
+) -> subprocess.CompletedProcess:
     """
     Runs `allennlp train training_config/dapt.jsonnet` (plus the `step_timer` callback of
     `step_timer.py`) as a user would, in a subprocess; `overrides` are AllenNLP's `-o` (dotted keys).
@@ -208,8 +329,10 @@ def allennlp_train(serialization_dir: Path, env: Dict[str, str], recover: bool =
     if log is not None:
         log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise RuntimeError(f"allennlp train failed ({' '.join(allennlp_command(arguments, PLUGINS))}):\n"
-                           f"{result.stderr[-4000:]}")
+        raise RuntimeError(
+            f"allennlp train failed ({' '.join(allennlp_command(arguments, PLUGINS))}):\n"
+            f"{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -245,14 +368,18 @@ def _proc_field(path: str, field: str) -> Optional[str]:
     """The value of `field` in `/proc/cpuinfo` or `/proc/meminfo`, or None."""
     try:
         with open(path) as handle:
-            return next((line.split(":", 1)[1].strip() for line in handle if line.startswith(field)), None)
+            return next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith(field)), None
+            )
     except OSError:
         return None
 
 
-def machine_description(threads: Optional[int] = None,
-                        packages: Sequence[str] = ("torch", "transformers", "accelerate"),
-                        load_average: bool = False) -> str:
+def machine_description(
+    threads: Optional[int] = None,
+    packages: Sequence[str] = ("torch", "transformers", "accelerate"),
+    load_average: bool = False,
+) -> str:
     """
     The CPU, memory, threads, system, Python and `packages` versions (import names), and the date,
     for a section of RESULTS.md; with `load_average`, the load at the end, which tells whether other
@@ -275,7 +402,8 @@ def machine_description(threads: Optional[int] = None,
         ", ".join([f"Python {platform.python_version()}", *versions]),
         "no GPU used",
         f"load average {load} at the end (other processes running meanwhile slow the figures down)"
-        if load_average else None,
+        if load_average
+        else None,
         datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
     ]
     return "; ".join(p for p in parts if p)
@@ -288,8 +416,14 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def append_results(title: str, table: str, notes: str = "", threads: Optional[int] = None,
-                   machine: Optional[str] = None, record: bool = True) -> None:
+def append_results(
+    title: str,
+    table: str,
+    notes: str = "",
+    threads: Optional[int] = None,
+    machine: Optional[str] = None,
+    record: bool = True,
+) -> None:
     """
     Prints `table` and, with `record`, appends a section to `benchmarks/RESULTS.md` (never rewrites
     the file); `machine` replaces the default `machine_description(threads)`.
@@ -299,14 +433,15 @@ def append_results(title: str, table: str, notes: str = "", threads: Optional[in
         f"\n## {title}\n\n"
         f"Command: `{command}`\n\n"
         f"Machine: {machine or machine_description(threads)}\n\n"
-        f"{table}\n"
-        + (f"\n{notes.strip()}\n" if notes.strip() else "")
+        f"{table}\n" + (f"\n{notes.strip()}\n" if notes.strip() else "")
     )
     print(section)
     if not record:
         return
     if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nEach section is appended by one run of a script in `benchmarks/`.\n")
+        RESULTS.write_text(
+            "# Benchmark results\n\nEach section is appended by one run of a script in `benchmarks/`.\n"
+        )
     with open(RESULTS, "a") as handle:
         handle.write(section)
 

@@ -13,6 +13,7 @@ limit matter here). Takes well under a minute.
 
     .venv/bin/python benchmarks/corpus_coverage.py [--documents 400] [--tokens 3000] [--max-length 512]
 """
+
 import argparse
 import sys
 import tempfile
@@ -37,7 +38,9 @@ def write_long_documents(path: Path, tokenizer, num_documents: int, tokens: int,
         written = 0
         while written < num_documents:
             paragraphs = generator.chunk(2_000).decode().splitlines()
-            lengths = [len(ids) for ids in tokenizer(paragraphs, add_special_tokens=False)["input_ids"]]
+            lengths = [
+                len(ids) for ids in tokenizer(paragraphs, add_special_tokens=False)["input_ids"]
+            ]
             document, size = [], 0
             for paragraph, length in zip(paragraphs, lengths):
                 document.append(paragraph)
@@ -68,12 +71,24 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="dapt_bench_coverage_") as tmp:
         work = Path(tmp)
-        model = build_tiny_roberta(work / "model", [write_corpus(work / "bpe.txt", 2_000_000, seed=99)],
-                                   vocab_size=args.vocab_size)
-        readers = {mode: MaskedLmCorpusReader(str(model), mode=mode, max_length=args.max_length,
-                                              cache_directory=str(work / "cache")) for mode in MODES}
+        model = build_tiny_roberta(
+            work / "model",
+            [write_corpus(work / "bpe.txt", 2_000_000, seed=99)],
+            vocab_size=args.vocab_size,
+        )
+        readers = {
+            mode: MaskedLmCorpusReader(
+                str(model),
+                mode=mode,
+                max_length=args.max_length,
+                cache_directory=str(work / "cache"),
+            )
+            for mode in MODES
+        }
         tokenizer = readers["document_windows"].tokenizer
-        corpus = write_long_documents(work / "corpus.txt", tokenizer, args.documents, args.tokens, args.seed)
+        corpus = write_long_documents(
+            work / "corpus.txt", tokenizer, args.documents, args.tokens, args.seed
+        )
         special = np.array(tokenizer.all_special_ids)
         start = time.perf_counter()
         entry = readers["document_windows"].corpus(str(corpus)).files[0]
@@ -82,22 +97,44 @@ def main() -> None:
         document_tokens = np.diff(entry.offsets) - sum(readers["document_windows"].special_tokens)
         rows = []
         for mode in MODES:
-            loader = MaskedLmBatches(readers[mode], str(corpus), BATCH_SIZE, shuffle=True, seed=args.seed)
-            assert loader.corpus.files[0].directory == entry.directory  # one cache entry for all modes
+            loader = MaskedLmBatches(
+                readers[mode], str(corpus), BATCH_SIZE, shuffle=True, seed=args.seed
+            )
+            assert (
+                loader.corpus.files[0].directory == entry.directory
+            )  # one cache entry for all modes
             seen = lengths = examples = 0
             for batch in loader:  # one pass
                 ids = batch["input_ids"].numpy()
                 seen += int(np.isin(ids, special, invert=True).sum())
                 lengths += int((ids != tokenizer.pad_token_id).sum())
                 examples += len(ids)
-            assert seen == loader.corpus.num_covered_tokens, (mode, seen, loader.corpus.num_covered_tokens)
-            rows.append([f"`{mode}`", f"{examples:,}", f"{lengths / examples:.0f}",
-                         f"{seen:,} / {content:,}", f"**{seen / content:.2%}**"])
+            assert seen == loader.corpus.num_covered_tokens, (
+                mode,
+                seen,
+                loader.corpus.num_covered_tokens,
+            )
+            rows.append(
+                [
+                    f"`{mode}`",
+                    f"{examples:,}",
+                    f"{lengths / examples:.0f}",
+                    f"{seen:,} / {content:,}",
+                    f"**{seen / content:.2%}**",
+                ]
+            )
         print(f"tokenized once in {tokenizing:.1f} s", flush=True)
 
     table = markdown_table(
-        ["MLM_MODE", "examples per pass", "mean tokens per example", "content tokens trained per pass / in corpus",
-         "share trained per pass"], rows)
+        [
+            "MLM_MODE",
+            "examples per pass",
+            "mean tokens per example",
+            "content tokens trained per pass / in corpus",
+            "share trained per pass",
+        ],
+        rows,
+    )
     notes = (
         f"Corpus: {args.documents} generated documents of {int(document_tokens.mean()):,} tokens on average "
         f"({int(document_tokens.min()):,} to {int(document_tokens.max()):,}; special tokens not counted), "

@@ -17,6 +17,7 @@ line) and the roberta-base-sized tokenizer (`_common.py`):
 
     .venv/bin/python benchmarks/data_path.py [--corpus-mb 20] [--repeats 3] [--steps 30] [--threads 1]
 """
+
 import argparse
 import shutil
 import sys
@@ -31,7 +32,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import (  # noqa: E402
-    allennlp_train, append_results, build_model, dapt_env, markdown_table, median, read_steps, write_corpus,
+    allennlp_train,
+    append_results,
+    build_model,
+    dapt_env,
+    markdown_table,
+    median,
+    read_steps,
+    write_corpus,
 )
 
 BATCH_SIZE = 16
@@ -59,8 +67,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus-mb", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30, help="optimizer steps of each training run (part 3)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the training runs (part 3)")
+    parser.add_argument(
+        "--steps", type=int, default=30, help="optimizer steps of each training run (part 3)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of the training runs (part 3)"
+    )
     args = parser.parse_args()
 
     import dapt_plugin  # noqa: F401
@@ -74,13 +86,15 @@ def main() -> None:
         model = build_model(work / "model", 4, 256)
 
         def reader(cache: Path, mode: str = "line_by_line") -> MaskedLmCorpusReader:
-            return MaskedLmCorpusReader(str(model), mode=mode, max_length=MAX_LENGTH, cache_directory=str(cache))
+            return MaskedLmCorpusReader(
+                str(model), mode=mode, max_length=MAX_LENGTH, cache_directory=str(cache)
+            )
 
         # 1. tokenization --------------------------------------------------------------------------
         tokenizer = reader(work / "unused").tokenizer
         build, bare, num_tokens = [], [], 0
         for repeat in range(args.repeats):
-            for who in (("reader", "bare") if repeat % 2 == 0 else ("bare", "reader")):
+            for who in ("reader", "bare") if repeat % 2 == 0 else ("bare", "reader"):
                 if who == "reader":
                     cache = work / f"cache-{repeat}"
                     r = reader(cache)
@@ -94,7 +108,10 @@ def main() -> None:
                     start = time.perf_counter()
                     counted = bare_tokenizer(tokenizer, corpus)
                     bare.append(time.perf_counter() - start)
-            print(f"tokenization {repeat}: reader {build[-1]:.2f} s, bare {bare[-1]:.2f} s", flush=True)
+            print(
+                f"tokenization {repeat}: reader {build[-1]:.2f} s, bare {bare[-1]:.2f} s",
+                flush=True,
+            )
         assert counted == num_tokens, (counted, num_tokens)
         cache = work / f"cache-{args.repeats - 1}"
 
@@ -104,7 +121,9 @@ def main() -> None:
             times, loads, batches = [], [], 0
             for _ in range(args.repeats):
                 start = time.perf_counter()
-                loader = MaskedLmBatches(reader(cache, mode), str(corpus), BATCH_SIZE, shuffle=True, seed=0)
+                loader = MaskedLmBatches(
+                    reader(cache, mode), str(corpus), BATCH_SIZE, shuffle=True, seed=0
+                )
                 loader.corpus  # finds the cache: hashes the file, opens the memory maps
                 loaded = time.perf_counter()
                 batches = sum(1 for _ in loader)
@@ -117,32 +136,66 @@ def main() -> None:
         waits = {}
         for mode in ("line_by_line", "packed"):
             serialization = work / f"train-{mode}"
-            env = dapt_env(model, corpus, cache, args.threads, MLM_MODE=mode, NUM_STEPS=args.steps, NUM_EPOCHS=1,
-                           BATCH_SIZE=BATCH_SIZE, EFFECTIVE_BATCH=BATCH_SIZE, MAX_LENGTH=MAX_LENGTH)
+            env = dapt_env(
+                model,
+                corpus,
+                cache,
+                args.threads,
+                MLM_MODE=mode,
+                NUM_STEPS=args.steps,
+                NUM_EPOCHS=1,
+                BATCH_SIZE=BATCH_SIZE,
+                EFFECTIVE_BATCH=BATCH_SIZE,
+                MAX_LENGTH=MAX_LENGTH,
+            )
             allennlp_train(serialization, env)
             steps = read_steps(serialization)["steps"]
             ends = np.array([s["end"] for s in steps])
             wait = np.array([s["data_wait"] for s in steps])[1:]
             share = wait / np.diff(ends)
-            waits[mode] = (float(np.median(share)), float(share.max()), float(wait.sum() / (ends[-1] - ends[0])),
-                           float(np.median(wait)), len(steps))
+            waits[mode] = (
+                float(np.median(share)),
+                float(share.max()),
+                float(wait.sum() / (ends[-1] - ends[0])),
+                float(np.median(wait)),
+                len(steps),
+            )
             print(f"data wait {mode}: median {100 * waits[mode][0]:.3f}% of a step", flush=True)
 
     tokenize = median(bare)
     rows = [
-        ["tokenization: reader building its cache", f"{median(build):.2f} s", f"{megabytes / median(build):.2f} MB/s, "
-         f"{num_tokens / median(build) / 1e3:.0f}K tokens/s", f"**{median(bare) / median(build):.2f}x** the bare tokenizer (target >= 0.8x)"],
-        ["tokenization: bare fast tokenizer", f"{tokenize:.2f} s", f"{megabytes / tokenize:.2f} MB/s, "
-         f"{num_tokens / tokenize / 1e3:.0f}K tokens/s", ""],
+        [
+            "tokenization: reader building its cache",
+            f"{median(build):.2f} s",
+            f"{megabytes / median(build):.2f} MB/s, "
+            f"{num_tokens / median(build) / 1e3:.0f}K tokens/s",
+            f"**{median(bare) / median(build):.2f}x** the bare tokenizer (target >= 0.8x)",
+        ],
+        [
+            "tokenization: bare fast tokenizer",
+            f"{tokenize:.2f} s",
+            f"{megabytes / tokenize:.2f} MB/s, {num_tokens / tokenize / 1e3:.0f}K tokens/s",
+            "",
+        ],
     ]
     for mode, (seconds, load, batches) in epochs.items():
-        rows.append([f"cached epoch, {mode} ({batches} batches of {BATCH_SIZE})", f"{seconds:.3f} s",
-                     f"{num_tokens / seconds / 1e6:.1f}M tokens/s; finding the cache {load:.3f} s of it",
-                     f"**{tokenize / seconds:.0f}x** faster than tokenizing (target >= 10x)"])
+        rows.append(
+            [
+                f"cached epoch, {mode} ({batches} batches of {BATCH_SIZE})",
+                f"{seconds:.3f} s",
+                f"{num_tokens / seconds / 1e6:.1f}M tokens/s; finding the cache {load:.3f} s of it",
+                f"**{tokenize / seconds:.0f}x** faster than tokenizing (target >= 10x)",
+            ]
+        )
     for mode, (share, worst, total, seconds, steps) in waits.items():
-        rows.append([f"waiting for data in `allennlp train`, {mode}", f"{1e3 * seconds:.2f} ms/step (median)",
-                     f"median {100 * share:.3f}% of a step, worst step {100 * worst:.3f}%, all steps {100 * total:.3f}%",
-                     f"{steps} steps (target <= 5%)"])
+        rows.append(
+            [
+                f"waiting for data in `allennlp train`, {mode}",
+                f"{1e3 * seconds:.2f} ms/step (median)",
+                f"median {100 * share:.3f}% of a step, worst step {100 * worst:.3f}%, all steps {100 * total:.3f}%",
+                f"{steps} steps (target <= 5%)",
+            ]
+        )
     table = markdown_table(["measurement", "time", "throughput / share", "result"], rows)
     notes = (
         f"Corpus: {megabytes:.1f} MB generated text, {num_tokens:,} tokens with special tokens. Parts 1-2: medians "
@@ -150,7 +203,12 @@ def main() -> None:
         f"{args.threads} torch thread(s), 4 layers x 256, 50,265-token vocabulary, batch {BATCH_SIZE} x {MAX_LENGTH}, "
         "`NUM_WORKERS=0`."
     )
-    append_results("Masked-LM data path: tokenization, cached epochs, waiting for data", table, notes, args.threads)
+    append_results(
+        "Masked-LM data path: tokenization, cached epochs, waiting for data",
+        table,
+        notes,
+        args.threads,
+    )
 
 
 if __name__ == "__main__":

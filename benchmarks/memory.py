@@ -12,6 +12,7 @@ cache included). Takes 10-20 minutes on 2 cores, mostly tokenizing the 1 GB corp
 
     .venv/bin/python benchmarks/memory.py [--sizes-mb 10 1000] [--steps 5] [--threads 1]
 """
+
 import argparse
 import json
 import subprocess
@@ -48,7 +49,9 @@ print(json.dumps({"returncode": result.returncode, "maxrss_kb": resource.getrusa
 def peak_rss(serialization: Path, env: dict) -> dict:
     command = allennlp_command(train_arguments(serialization), PLUGINS)
     start = time.perf_counter()
-    process = subprocess.run([PYTHON, "-c", _WRAPPER] + command, env=env, cwd=str(REPO), capture_output=True, text=True)
+    process = subprocess.run(
+        [PYTHON, "-c", _WRAPPER] + command, env=env, cwd=str(REPO), capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     result = json.loads(process.stdout.strip().splitlines()[-1])
     if result["returncode"] != 0:
@@ -72,18 +75,43 @@ def main() -> None:
             write_corpus(corpus, int(size * 1e6))
             generated = time.perf_counter() - start
             cache = work / f"cache-{size:g}"
-            env = dapt_env(model, corpus, cache, args.threads, MLM_MODE="line_by_line", NUM_STEPS=args.steps,
-                           NUM_EPOCHS=1, BATCH_SIZE=16, EFFECTIVE_BATCH=16, MAX_LENGTH=128)
+            env = dapt_env(
+                model,
+                corpus,
+                cache,
+                args.threads,
+                MLM_MODE="line_by_line",
+                NUM_STEPS=args.steps,
+                NUM_EPOCHS=1,
+                BATCH_SIZE=16,
+                EFFECTIVE_BATCH=16,
+                MAX_LENGTH=128,
+            )
             result = peak_rss(work / f"run-{size:g}", env)
             cache_mb = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 1e6
             peaks.append(result["peak_mb"])
-            rows.append([f"{corpus.stat().st_size / 1e6:,.0f} MB", f"{result['peak_mb']:,.0f} MB",
-                         f"{result['seconds']:.0f} s", f"{cache_mb:,.0f} MB", f"{generated:.0f} s"])
+            rows.append(
+                [
+                    f"{corpus.stat().st_size / 1e6:,.0f} MB",
+                    f"{result['peak_mb']:,.0f} MB",
+                    f"{result['seconds']:.0f} s",
+                    f"{cache_mb:,.0f} MB",
+                    f"{generated:.0f} s",
+                ]
+            )
             print(rows[-1], flush=True)
             corpus.unlink()
     growth = peaks[-1] / peaks[0] - 1
-    table = markdown_table(["corpus", "peak RSS of `allennlp train`", "run time (tokenize + train)",
-                            "token cache", "generating the corpus"], rows)
+    table = markdown_table(
+        [
+            "corpus",
+            "peak RSS of `allennlp train`",
+            "run time (tokenize + train)",
+            "token cache",
+            "generating the corpus",
+        ],
+        rows,
+    )
     notes = (
         f"Peak RSS over the largest corpus is **{100 * growth:+.1f}%** against the smallest (target: within 10%). "
         f"{args.steps} optimizer steps, {args.threads} torch thread(s), an empty cache at the start of each run."

@@ -17,6 +17,7 @@ Measured with the `step_timer` callback (`benchmarks/step_timer.py`):
 
     .venv/bin/python benchmarks/resume.py [--checkpoint-at 100] [--accumulation 4] [--threads 1]
 """
+
 import argparse
 import signal
 import sys
@@ -51,16 +52,22 @@ MAX_LENGTH = 128
 def run_until_killed(serialization: Path, env: dict, kill_after_step: int) -> None:
     """Starts the run and SIGKILLs it as soon as `step_timer` has logged `kill_after_step`."""
     log = open(serialization.parent / "original.log", "w")
-    process = start_allennlp(train_arguments(serialization), env, cwd=REPO, include_packages=PLUGINS, log=log)
+    process = start_allennlp(
+        train_arguments(serialization), env, cwd=REPO, include_packages=PLUGINS, log=log
+    )
     steps = serialization / "step_times.jsonl"
     try:
         while process.poll() is None:
-            if steps.exists() and any(f'"step": {kill_after_step},' in line for line in steps.read_text().splitlines()):
+            if steps.exists() and any(
+                f'"step": {kill_after_step},' in line for line in steps.read_text().splitlines()
+            ):
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"the run ended (exit {process.returncode}) before step {kill_after_step}; see {log.name}")
+        raise RuntimeError(
+            f"the run ended (exit {process.returncode}) before step {kill_after_step}; see {log.name}"
+        )
     finally:
         if process.poll() is None:
             process.kill()
@@ -69,7 +76,9 @@ def run_until_killed(serialization: Path, env: dict, kill_after_step: int) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint-at", type=int, default=100, help="optimizer steps before the checkpoint")
+    parser.add_argument(
+        "--checkpoint-at", type=int, default=100, help="optimizer steps before the checkpoint"
+    )
     parser.add_argument("--accumulation", type=int, default=4, help="batches per optimizer step")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -78,9 +87,19 @@ def main() -> None:
         work = Path(tmp)
         corpus = write_corpus(work / "corpus.txt", 10_000_000)
         model = build_model(work / "model", 4, 256)
-        env = dapt_env(model, corpus, work / "cache", args.threads, MLM_MODE="line_by_line", NUM_STEPS=k + 5,
-                       NUM_EPOCHS=1, BATCH_SIZE=BATCH_SIZE, EFFECTIVE_BATCH=BATCH_SIZE * args.accumulation,
-                       MAX_LENGTH=MAX_LENGTH, CHECKPOINT_EVERY_BATCHES=k)
+        env = dapt_env(
+            model,
+            corpus,
+            work / "cache",
+            args.threads,
+            MLM_MODE="line_by_line",
+            NUM_STEPS=k + 5,
+            NUM_EPOCHS=1,
+            BATCH_SIZE=BATCH_SIZE,
+            EFFECTIVE_BATCH=BATCH_SIZE * args.accumulation,
+            MAX_LENGTH=MAX_LENGTH,
+            CHECKPOINT_EVERY_BATCHES=k,
+        )
         # build the tokenization cache first, so that neither run pays for it
         allennlp_train(work / "warm-up", dict(env, NUM_STEPS="1", CHECKPOINT_EVERY_BATCHES=""))
         serialization = work / "run"
@@ -92,23 +111,45 @@ def main() -> None:
         allennlp_train(serialization, env, recover=True, log=work / "recover.log")
         recovered = read_steps(serialization, -1)
         first = recovered["steps"][0]
-        assert first["step"] == k + 1, f"the recovered run started at step {first['step']}, not {k + 1}"
+        assert first["step"] == k + 1, (
+            f"the recovered run started at step {first['step']}, not {k + 1}"
+        )
         total = first["end"] - recovered["launched"]
         startup = recovered["started"] - recovered["launched"]
         after_start = first["end"] - recovered["started"]
         replay = first["data_wait"]  # every next() on the loader until the first new step's batches
         without_step = total - step_time
     rows = [
-        [f"original run: steps 1-{k} ({k * args.accumulation} batches)", f"{replayed:.1f} s",
-         f"{step_time:.3f} s per step (median)"],
-        ["`--recover`: launch to end of first new step", f"{total:.1f} s",
-         f"**{100 * total / replayed:.1f}%** of the replayed steps' time"],
-        ["  start-up (imports, model, data, checkpoint) to `on_start`", f"{startup:.1f} s", f"{100 * startup / replayed:.1f}%"],
-        ["  replay of the skipped batches + the first new step", f"{after_start:.2f} s", f"{100 * after_start / replayed:.2f}%"],
-        [f"    of which fetching the {k * args.accumulation} replayed batches (and opening the cache)", f"{replay:.3f} s",
-         f"{100 * replay / replayed:.3f}%"],
-        ["  launch to first new step, less one step's time", f"{without_step:.1f} s",
-         f"**{100 * without_step / replayed:.1f}%** (target <= 5%)"],
+        [
+            f"original run: steps 1-{k} ({k * args.accumulation} batches)",
+            f"{replayed:.1f} s",
+            f"{step_time:.3f} s per step (median)",
+        ],
+        [
+            "`--recover`: launch to end of first new step",
+            f"{total:.1f} s",
+            f"**{100 * total / replayed:.1f}%** of the replayed steps' time",
+        ],
+        [
+            "  start-up (imports, model, data, checkpoint) to `on_start`",
+            f"{startup:.1f} s",
+            f"{100 * startup / replayed:.1f}%",
+        ],
+        [
+            "  replay of the skipped batches + the first new step",
+            f"{after_start:.2f} s",
+            f"{100 * after_start / replayed:.2f}%",
+        ],
+        [
+            f"    of which fetching the {k * args.accumulation} replayed batches (and opening the cache)",
+            f"{replay:.3f} s",
+            f"{100 * replay / replayed:.3f}%",
+        ],
+        [
+            "  launch to first new step, less one step's time",
+            f"{without_step:.1f} s",
+            f"**{100 * without_step / replayed:.1f}%** (target <= 5%)",
+        ],
     ]
     table = markdown_table(["", "seconds", "share / note"], rows)
     notes = (

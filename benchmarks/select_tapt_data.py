@@ -22,6 +22,7 @@ documents.
 
     .venv/bin/python benchmarks/select_tapt_data.py [--documents 1000000] [--task-examples 2000] [--k 50]
 """
+
 import argparse
 import json
 import os
@@ -46,13 +47,17 @@ from dapt_plugin.selection.tapt_selection import ApproximateSearch, ExactSearch,
 from dapt_plugin.testing.topics import TopicalTextGenerator  # noqa: E402
 
 NUM_TOPICS = 20
-GENERATOR = dict(num_topics=NUM_TOPICS, topic_vocabulary=300, shared_vocabulary=5000, topic_share=0.25)
+GENERATOR = dict(
+    num_topics=NUM_TOPICS, topic_vocabulary=300, shared_vocabulary=5000, topic_share=0.25
+)
 CHUNK = 50000
 SAMPLE = 100000
 DIMENSION = 128
 
 
-def write_corpus(directory: Path, documents: int, task_examples: int, seed: int) -> Tuple[Path, Path]:
+def write_corpus(
+    directory: Path, documents: int, task_examples: int, seed: int
+) -> Tuple[Path, Path]:
     generator = TopicalTextGenerator(seed=seed, **GENERATOR)
     rng = np.random.default_rng(seed)
     domain = directory / "domain.txt"
@@ -72,7 +77,9 @@ def on_topic(path: Path, seed: int) -> float:
     return float(np.mean([generator.topic_of(d.text) == 0 for d in iter_documents(str(path))]))
 
 
-def measure_components(domain: Path, task: Path, k: int, dimension: int, seed: int) -> Dict[str, float]:
+def measure_components(
+    domain: Path, task: Path, k: int, dimension: int, seed: int
+) -> Dict[str, float]:
     """Embedding and search throughput, each timed alone (reading the corpus excluded)."""
     texts = [d.text for d in iter_documents(str(domain))]
     sample = random.Random(seed).sample(texts, min(SAMPLE, len(texts)))
@@ -83,7 +90,7 @@ def measure_components(domain: Path, task: Path, k: int, dimension: int, seed: i
     vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
     start = time.perf_counter()
     for offset in range(0, len(texts), CHUNK):
-        vectors[offset:offset + CHUNK] = embedder.embed(texts[offset:offset + CHUNK])[0]
+        vectors[offset : offset + CHUNK] = embedder.embed(texts[offset : offset + CHUNK])[0]
     embed_seconds = time.perf_counter() - start
     del texts
 
@@ -91,7 +98,7 @@ def measure_components(domain: Path, task: Path, k: int, dimension: int, seed: i
     start = time.perf_counter()
     exact = ExactSearch(queries, k)
     for offset in range(0, len(vectors), CHUNK):
-        exact.add(ids[offset:offset + CHUNK], vectors[offset:offset + CHUNK])
+        exact.add(ids[offset : offset + CHUNK], vectors[offset : offset + CHUNK])
     _, exact_ids = exact.search()
     exact_seconds = time.perf_counter() - start
 
@@ -101,16 +108,20 @@ def measure_components(domain: Path, task: Path, k: int, dimension: int, seed: i
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     for offset in range(0, len(vectors), CHUNK):
-        approximate.add(ids[offset:offset + CHUNK], vectors[offset:offset + CHUNK])
+        approximate.add(ids[offset : offset + CHUNK], vectors[offset : offset + CHUNK])
     add_seconds = time.perf_counter() - start
     start = time.perf_counter()
     _, approximate_ids = approximate.search()
     search_seconds = time.perf_counter() - start
     recall = np.mean([len(set(a) & set(e)) / k for a, e in zip(approximate_ids, exact_ids)])
     return {
-        "documents": len(vectors), "queries": len(queries), "fit_seconds": fit_seconds,
-        "embed_per_second": len(vectors) / embed_seconds, "exact_per_second": len(vectors) / exact_seconds,
-        "ivf_train_seconds": train_seconds, "ivf_add_per_second": len(vectors) / add_seconds,
+        "documents": len(vectors),
+        "queries": len(queries),
+        "fit_seconds": fit_seconds,
+        "embed_per_second": len(vectors) / embed_seconds,
+        "exact_per_second": len(vectors) / exact_seconds,
+        "ivf_train_seconds": train_seconds,
+        "ivf_add_per_second": len(vectors) / add_seconds,
         "ivf_search_seconds": search_seconds,
         "ivf_per_second": len(vectors) / (train_seconds + add_seconds + search_seconds),
         "ivf_recall": float(recall),
@@ -119,10 +130,22 @@ def measure_components(domain: Path, task: Path, k: int, dimension: int, seed: i
 
 def end_to_end(domain: Path, task: Path, output: Path, seed: int, **arguments) -> Dict[str, float]:
     """Runs `select_tapt_data` in a fresh process; returns its wall time and memory."""
-    request = json.dumps({"task_paths": str(task), "domain_paths": str(domain),
-                          "output_path": str(output), "seed": seed, **arguments})
-    process = subprocess.run([sys.executable, __file__, "--child", request], capture_output=True,
-                             text=True, env={**os.environ, "TQDM_DISABLE": "1"}, check=True)
+    request = json.dumps(
+        {
+            "task_paths": str(task),
+            "domain_paths": str(domain),
+            "output_path": str(output),
+            "seed": seed,
+            **arguments,
+        }
+    )
+    process = subprocess.run(
+        [sys.executable, __file__, "--child", request],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+        check=True,
+    )
     report = json.loads(process.stdout.strip().splitlines()[-1])
     report["on_topic"] = on_topic(output, seed)
     return report
@@ -142,10 +165,17 @@ def child(request: str) -> None:
     before = memory_mb("VmRSS")
     start = time.perf_counter()
     result = select_tapt_data(**json.loads(request))
-    print(json.dumps({
-        "seconds": time.perf_counter() - start, "documents": result.documents, "search": result.search,
-        "peak_rss_mb": memory_mb("VmHWM"), "rss_before_mb": before,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - start,
+                "documents": result.documents,
+                "search": result.search,
+                "peak_rss_mb": memory_mb("VmHWM"),
+                "rss_before_mb": before,
+            }
+        )
+    )
 
 
 def random_projection_quality(seed: int) -> Dict[str, float]:
@@ -164,7 +194,9 @@ def random_projection_quality(seed: int) -> Dict[str, float]:
     tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit(domain)
     documents, queries = tfidf.transform(domain), tfidf.transform(task)
     shares = {"exact TF-IDF cosine": share((queries @ documents.T).toarray())}
-    projection = np.random.default_rng(seed).standard_normal((documents.shape[1], 256)).astype(np.float32)
+    projection = (
+        np.random.default_rng(seed).standard_normal((documents.shape[1], 256)).astype(np.float32)
+    )
 
     def project(matrix: sp.csr_matrix) -> np.ndarray:
         vectors = matrix @ projection
@@ -173,12 +205,18 @@ def random_projection_quality(seed: int) -> Dict[str, float]:
     shares["random projection, 256 dims"] = share(project(queries) @ project(documents).T)
     for dimension in (64, 128):
         embedder = LsaEmbedder(domain, dimension=dimension, seed=seed)
-        shares[f"LSA, {dimension} dims"] = share(embedder.embed(task)[0] @ embedder.embed(domain)[0].T)
+        shares[f"LSA, {dimension} dims"] = share(
+            embedder.embed(task)[0] @ embedder.embed(domain)[0].T
+        )
     return shares
 
 
-def table(components: Dict[str, float], runs: Dict[str, Dict[str, float]], shares: Dict[str, float],
-          k: int) -> str:
+def table(
+    components: Dict[str, float],
+    runs: Dict[str, Dict[str, float]],
+    shares: Dict[str, float],
+    k: int,
+) -> str:
     c = components
     lines = [
         f"Domain: {c['documents']:,} generated documents (20-80 words, {NUM_TOPICS} topics); task: "
@@ -203,9 +241,14 @@ def table(components: Dict[str, float], runs: Dict[str, Dict[str, float]], share
             f"{run['peak_rss_mb']:,.0f} MB ({run['rss_before_mb']:,.0f} MB before) | "
             f"{run['documents']:,} | {100 * run['on_topic']:.1f}% |"
         )
-    lines += ["", "Embedding quality (20K documents, 200 task examples, 20 nearest each; share on "
-              "the task's topic, which is 5% of the corpus):", "",
-              "| embedding | on topic |", "|---|---|"]
+    lines += [
+        "",
+        "Embedding quality (20K documents, 200 task examples, 20 nearest each; share on "
+        "the task's topic, which is 5% of the corpus):",
+        "",
+        "| embedding | on topic |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {100 * value:.1f}% |" for name, value in shares.items()]
     return "\n".join(lines)
 
@@ -226,8 +269,11 @@ def main() -> None:
         directory = Path(directory)
         start = time.perf_counter()
         domain, task = write_corpus(directory, args.documents, args.task_examples, args.seed)
-        print(f"generated {args.documents:,} documents ({domain.stat().st_size / 2**20:,.0f} MB) in "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"generated {args.documents:,} documents ({domain.stat().st_size / 2**20:,.0f} MB) in "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
         components = measure_components(domain, task, args.k, DIMENSION, args.seed)
         print(json.dumps(components), flush=True)
         runs = {}
@@ -238,13 +284,24 @@ def main() -> None:
             runs[name] = end_to_end(domain, task, directory / "out.jsonl", args.seed, **arguments)
             print(name, json.dumps(runs[name]), flush=True)
         runs["random, same size"] = end_to_end(
-            domain, task, directory / "out.jsonl", args.seed, method="random",
-            size=runs["kNN, exact search"]["documents"])
+            domain,
+            task,
+            directory / "out.jsonl",
+            args.seed,
+            method="random",
+            size=runs["kNN, exact search"]["documents"],
+        )
         print(json.dumps(runs["random, same size"]), flush=True)
     shares = random_projection_quality(args.seed)
-    machine = machine_description(packages=("torch", "faiss", "numpy", "sklearn"), load_average=True)
-    append_results("TAPT data selection (kNN-TAPT, RAND-TAPT)", table(components, runs, shares, args.k),
-                   machine=machine, record=not args.no_record)
+    machine = machine_description(
+        packages=("torch", "faiss", "numpy", "sklearn"), load_average=True
+    )
+    append_results(
+        "TAPT data selection (kNN-TAPT, RAND-TAPT)",
+        table(components, runs, shares, args.k),
+        machine=machine,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

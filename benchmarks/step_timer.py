@@ -11,6 +11,7 @@ Throughput is taken between the end of the first step and the end of the last, s
 Replayed batches of `--recover` are skipped by the trainer before any callback sees them, so in a
 recovered run the first entry is the first new step.
 """
+
 import json
 import os
 import time
@@ -66,13 +67,32 @@ class StepTimer(TrainerCallback):
         trainer.data_loader = self._loader
         if is_primary:
             mlm = getattr(trainer.model, "mlm", None)
-            self._write({"event": "start", "pid": os.getpid(), "launched": self.launched, "started": self.started,
-                         "attention": getattr(getattr(mlm, "config", None), "_attn_implementation", None),
-                         "fused_adamw": bool(trainer.optimizer.defaults.get("fused")),
-                         "threads": torch.get_num_threads()})
+            self._write(
+                {
+                    "event": "start",
+                    "pid": os.getpid(),
+                    "launched": self.launched,
+                    "started": self.started,
+                    "attention": getattr(
+                        getattr(mlm, "config", None), "_attn_implementation", None
+                    ),
+                    "fused_adamw": bool(trainer.optimizer.defaults.get("fused")),
+                    "threads": torch.get_num_threads(),
+                }
+            )
 
-    def on_batch(self, trainer, batch_inputs, batch_outputs, batch_metrics, epoch: int, batch_number: int,
-                 is_training: bool, is_primary: bool = True, **kwargs) -> None:
+    def on_batch(
+        self,
+        trainer,
+        batch_inputs,
+        batch_outputs,
+        batch_metrics,
+        epoch: int,
+        batch_number: int,
+        is_training: bool,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if not is_training:
             return
         now = time.time()
@@ -81,5 +101,12 @@ class StepTimer(TrainerCallback):
         waited = self._loader.waited - self._waited_before if self._loader is not None else 0.0
         self._waited_before += waited
         if is_primary:
-            self._write({"event": "step", "step": trainer._total_batches_completed, "end": now, "tokens": tokens,
-                         "data_wait": waited})
+            self._write(
+                {
+                    "event": "step",
+                    "step": trainer._total_batches_completed,
+                    "end": now,
+                    "tokens": tokens,
+                    "data_wait": waited,
+                }
+            )

@@ -7,6 +7,7 @@ AllenNLP imports this package (through `.allennlp_plugins`, the global plugins f
 `__init__` imports its own components (`tests/test_registration.py` checks that every
 `@...register(...)` in the package is reachable from here).
 """
+
 from dapt_plugin import compat
 from dapt_plugin.version import VERSION as __version__  # noqa: F401
 

@@ -9,6 +9,7 @@ The patches are applied once, when `dapt_plugin` is imported (`apply_patches`), 
 what fails without it. The logic a patch calls lives in its own module (`common/...`); only the
 wiring is here.
 """
+
 import functools
 import json
 import logging
@@ -48,12 +49,17 @@ def _patch_transformer_loading() -> None:
     """
     from dapt_plugin.common.pretrained import check_model_name, check_remote_code
 
-    original_get, original_get_tokenizer = cached_transformers.get, cached_transformers.get_tokenizer
+    original_get, original_get_tokenizer = (
+        cached_transformers.get,
+        cached_transformers.get_tokenizer,
+    )
 
     @functools.wraps(original_get)
     def get(model_name: str, *args, **kwargs) -> transformers.PreTrainedModel:
         # `load_weights=False` (a model loaded from an archive) builds from the config alone
-        check_model_name(model_name, ("model",) if kwargs.get("load_weights", True) else ("config",))
+        check_model_name(
+            model_name, ("model",) if kwargs.get("load_weights", True) else ("config",)
+        )
         check_remote_code(model_name, kwargs.setdefault("trust_remote_code", False))
         return original_get(model_name, *args, **kwargs)
 
@@ -93,7 +99,13 @@ def _patch_adamw_kernels() -> None:
     ) -> None:
         super(AdamWOptimizer, self).__init__(
             params=make_parameter_groups(model_parameters, parameter_groups),
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, foreach=foreach, fused=fused,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            foreach=foreach,
+            fused=fused,
         )
 
     AdamWOptimizer.__init__ = __init__
@@ -117,8 +129,12 @@ def _patch_atomic_outputs() -> None:
     original_archive_model = archival.archive_model
 
     @functools.wraps(original_archive_model)
-    def archive_model(serialization_dir, weights=archival._DEFAULT_WEIGHTS, archive_path=None,
-                      include_in_archive=None) -> str:
+    def archive_model(
+        serialization_dir,
+        weights=archival._DEFAULT_WEIGHTS,
+        archive_path=None,
+        include_in_archive=None,
+    ) -> str:
         if archive_path is None:
             target = os.path.join(serialization_dir, "model.tar.gz")
         elif os.path.isdir(archive_path):
@@ -169,8 +185,12 @@ def _patch_self_contained_archives() -> None:
     original_load_model = archival._load_model
 
     @functools.wraps(original_archive_model)
-    def archive_model(serialization_dir, weights=archival._DEFAULT_WEIGHTS, archive_path=None,
-                      include_in_archive=None) -> str:
+    def archive_model(
+        serialization_dir,
+        weights=archival._DEFAULT_WEIGHTS,
+        archive_path=None,
+        include_in_archive=None,
+    ) -> str:
         if copy_encoders(os.fspath(serialization_dir)):
             include_in_archive = [*(include_in_archive or []), ENCODERS_DIRECTORY]
         return original_archive_model(serialization_dir, weights, archive_path, include_in_archive)
@@ -214,7 +234,9 @@ def _patch_reusable_serialization_dir() -> None:
             if names and names <= _WRITTEN_BEFORE_TRAINING:
                 logging.getLogger(__name__).info(
                     "%s holds only the config and logs of a run that stopped before training; "
-                    "starting over in it", serialization_dir)
+                    "starting over in it",
+                    serialization_dir,
+                )
                 shutil.rmtree(serialization_dir)
         original(params, serialization_dir, recover, force)
 
@@ -255,8 +277,15 @@ def _report_user_errors(fallback, exctype, value, traceback) -> None:
         fallback(exctype, value, traceback)
         return
     log_files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-    record = logging.LogRecord(__name__, logging.CRITICAL, __file__, 0, "Uncaught exception", None,
-                               (exctype, value, traceback))
+    record = logging.LogRecord(
+        __name__,
+        logging.CRITICAL,
+        __file__,
+        0,
+        "Uncaught exception",
+        None,
+        (exctype, value, traceback),
+    )
     for handler in log_files:
         handler.handle(record)
     where = f" (traceback in {', '.join(h.baseFilename for h in log_files)})" if log_files else ""

@@ -3,9 +3,13 @@ Shared fixtures: the synthetic fixture data under tests/fixtures/data, a tiny Ro
 from it once per test session (random weights, BPE tokenizer trained on fixture text), and a
 classifier trained with it once per session.
 """
+
 import json
+import multiprocessing.forkserver
+import multiprocessing.util
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -29,6 +33,28 @@ TASK = DATA / "task"
 CONFIGS = PROJECT_ROOT / "training_config"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _processes_only_where_marked(request):
+    """
+    Under `make test-fast` (`-m "not process"`), a test (or a fixture it uses) that starts a
+    process of its own (a new interpreter, or a run forked from the preloaded server) fails with
+    the mark it lacks.
+    """
+    if "not process" not in (request.config.option.markexpr or ""):
+        yield
+        return
+
+    def refuse(*args, **kwargs):
+        test = os.environ.get("PYTEST_CURRENT_TEST", "a test").split(" ")[0]
+        raise AssertionError(f"{test} starts a process of its own: mark it `@pytest.mark.process`")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        patch.setattr(multiprocessing.util, "spawnv_passfds", refuse)
+        patch.setattr(multiprocessing.forkserver, "connect_to_new_process", refuse)
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide RoBERTa with a 1000-token BPE vocabulary, in `save_pretrained` layout."""
@@ -41,12 +67,56 @@ def tiny_model(tmp_path_factory) -> Path:
 def trained_classifier(tiny_model, tmp_path_factory) -> Path:
     """Serialization directory of `training_config/classifier.jsonnet` trained on the fixture task."""
     run = tmp_path_factory.mktemp("classifier") / "run"
-    allennlp(["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(run)], env=classifier_env(tiny_model))
+    allennlp(
+        ["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(run)],
+        env=classifier_env(tiny_model),
+    )
     return run
 
 
-def allennlp(args: List[str], env: Optional[Dict[str, str]] = None, cwd: Path = PROJECT_ROOT,
-             check: bool = True, process: bool = False, timeout: int = 600) -> subprocess.CompletedProcess:
+# Run in a fresh interpreter that imports nothing but `dapt_plugin`, so that nothing the tests
+# themselves import can make a check of what the plugin registers, or patches, pass.
+_AFTER_PLUGIN_IMPORT = """
+import json, sys
+import dapt_plugin
+from allennlp.common.registrable import Registrable
+from allennlp.data.tokenizers import PretrainedTransformerTokenizer
+
+tokens = PretrainedTransformerTokenizer(sys.argv[1]).tokenize("the cook painted the garden .")
+print(json.dumps({
+    "tokens": [token.text for token in tokens],
+    "registry": [[base.__name__, name, cls.__module__, cls.__name__]
+                 for base, registry in Registrable._registry.items() for name, (cls, _) in registry.items()],
+}))
+"""
+
+
+@pytest.fixture(scope="session")
+def after_plugin_import(tiny_model) -> dict:
+    """
+    What a fresh interpreter has after `import dapt_plugin` alone: `tokens`, a sentence tokenized
+    with allennlp's `PretrainedTransformerTokenizer` of the tiny model, and `registry`, every
+    registered name as `[base class, name, module, class]`.
+    """
+    process = subprocess.run(
+        [sys.executable, "-c", _AFTER_PLUGIN_IMPORT, str(tiny_model)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def allennlp(
+    args: List[str],
+    env: Optional[Dict[str, str]] = None,
+    cwd: Path = PROJECT_ROOT,
+    check: bool = True,
+    process: bool = False,
+    timeout: int = 600,
+) -> subprocess.CompletedProcess:
     """
     Runs the `allennlp` command line with `env` over the environment, in this process unless
     `process` (for what needs a process of its own: plugin discovery, several workers, a guard
@@ -109,18 +179,32 @@ ADAPT_SETTINGS = {
 
 # the phases of `write_experiment`'s experiment, in the order `allennlp adapt` runs them
 EXPERIMENT_PHASES = [
-    "dapt", "select_knn", "select_random", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt",
-    *(f"classifier/{v}/seed_0" for v in ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")),
+    "dapt",
+    "select_knn",
+    "select_random",
+    "tapt",
+    "dapt_tapt",
+    "knn_tapt",
+    "rand_tapt",
+    *(
+        f"classifier/{v}/seed_0"
+        for v in ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
+    ),
 ]
 
 
 def write_experiment(path: Path, model: Path, **overrides) -> Path:
     """An experiment file of `allennlp adapt` on the fixture data with a tiny model, at `path`."""
     experiment = {
-        "base_model": str(model), "domain_corpus": str(DATA / "domain.txt"),
+        "base_model": str(model),
+        "domain_corpus": str(DATA / "domain.txt"),
         "task": {split: str(TASK / f"{split}.jsonl") for split in ("train", "dev", "test")},
         "variants": ["baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt"],
-        "seeds": [0], "metric": "macro_f1", "knn_k": 3, "settings": ADAPT_SETTINGS, **overrides,
+        "seeds": [0],
+        "metric": "macro_f1",
+        "knn_k": 3,
+        "settings": ADAPT_SETTINGS,
+        **overrides,
     }
     path.write_text(json.dumps(experiment))
     return path

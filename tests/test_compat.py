@@ -1,52 +1,13 @@
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import transformers
 
 from tests.conftest import CONFIGS, PROJECT_ROOT, TASK, allennlp, mlm_env
 
-# Run in a fresh interpreter that imports nothing but `dapt_plugin`, so that nothing the tests
-# themselves import can make these pass.
-_AFTER_PLUGIN_IMPORT = """
-import json, sys
-import dapt_plugin
-from allennlp.commands.subcommand import Subcommand
-from allennlp.data import DataLoader, DatasetReader
-from allennlp.data.samplers import BatchSampler
-from allennlp.data.tokenizers import PretrainedTransformerTokenizer
-from allennlp.models import Model
-from allennlp.predictors import Predictor
-from allennlp.training.callbacks import TrainerCallback
-from allennlp.training.checkpointer import Checkpointer
-from allennlp.training.learning_rate_schedulers import LearningRateScheduler
-from allennlp.training.optimizers import Optimizer
 
-tokens = PretrainedTransformerTokenizer(sys.argv[1]).tokenize("the cook painted the garden .")
-kinds = {"dataset reader": DatasetReader, "data loader": DataLoader, "batch sampler": BatchSampler,
-         "model": Model, "predictor": Predictor, "scheduler": LearningRateScheduler,
-         "checkpointer": Checkpointer, "callbacks": TrainerCallback, "optimizer": Optimizer,
-         "subcommands": Subcommand}
-print(json.dumps({
-    "tokens": [token.text for token in tokens],
-    # what the plugin registered: the names whose class lives in dapt_plugin
-    "registered": {kind: sorted(name for name, (cls, _) in base._registry[base].items()
-                                if cls.__module__.startswith("dapt_plugin."))
-                   for kind, base in kinds.items()},
-}))
-"""
-
-
-@pytest.fixture(scope="module")
-def after_plugin_import(tiny_model):
-    process = subprocess.run([sys.executable, "-c", _AFTER_PLUGIN_IMPORT, str(tiny_model)], cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=300)
-    assert process.returncode == 0, process.stderr[-3000:]
-    return json.loads(process.stdout.strip().splitlines()[-1])
-
-
+@pytest.mark.process
 def test_pretrained_transformer_tokenizer_works_after_plugin_import(after_plugin_import):
     assert after_plugin_import["tokens"][0] == "<s>"
     assert after_plugin_import["tokens"][-1] == "</s>"
@@ -58,14 +19,31 @@ def test_transformers_still_rejects_what_the_tokenizer_patch_drops(tiny_model):
     What allennlp's unpatched `cached_transformers.get_tokenizer` does. When this stops failing,
     the patch in `dapt_plugin/compat.py` is no longer needed on the pinned transformers.
     """
-    with pytest.raises(AttributeError, match="add_special_tokens conflicts with the method add_special_tokens"):
+    with pytest.raises(
+        AttributeError, match="add_special_tokens conflicts with the method add_special_tokens"
+    ):
         transformers.AutoTokenizer.from_pretrained(str(tiny_model), add_special_tokens=False)
+
+
+# the README's name for each kind of component, by its allennlp base class
+_KINDS = {
+    "DatasetReader": "dataset reader",
+    "DataLoader": "data loader",
+    "BatchSampler": "batch sampler",
+    "Model": "model",
+    "Predictor": "predictor",
+    "LearningRateScheduler": "scheduler",
+    "Checkpointer": "checkpointer",
+    "TrainerCallback": "callbacks",
+    "Optimizer": "optimizer",
+    "Subcommand": "subcommands",
+}
 
 
 def _readme_components():
     """The README's table of components: registered names by kind."""
     readme = (PROJECT_ROOT / "README.md").read_text()
-    table = readme[readme.index("| kind | name | file |"):].split("\n\n")[0].splitlines()[2:]
+    table = readme[readme.index("| kind | name | file |") :].split("\n\n")[0].splitlines()[2:]
     promised = {}
     for row in table:
         kind, names = row.split("|")[1:3]
@@ -75,9 +53,15 @@ def _readme_components():
     return promised
 
 
-def test_every_registered_component_is_in_the_readme_and_every_promised_one_is_registered(after_plugin_import):
-    registered = {kind: names for kind, names in after_plugin_import["registered"].items() if names}
-    assert _readme_components() == registered
+@pytest.mark.process
+def test_every_registered_component_is_in_the_readme_and_every_promised_one_is_registered(
+    after_plugin_import,
+):
+    registered = {}
+    for base, name, module, _ in after_plugin_import["registry"]:
+        if module.startswith("dapt_plugin."):
+            registered.setdefault(_KINDS[base], []).append(name)
+    assert _readme_components() == {kind: sorted(names) for kind, names in registered.items()}
 
 
 @pytest.mark.parametrize("kernel", [{"fused": True}, {"foreach": True}, {}])
@@ -90,9 +74,18 @@ def test_adamw_takes_torchs_fused_and_foreach_kernels(kernel):
     import dapt_plugin  # noqa: F401
 
     model = torch.nn.Linear(4, 2)
-    params = Params({"type": "adamw", "lr": 0.1, "weight_decay": 0.01,
-                     "parameter_groups": [[["bias"], {"weight_decay": 0.0}]], **kernel})
-    optimizer = Optimizer.from_params(model_parameters=list(model.named_parameters()), params=params)
+    params = Params(
+        {
+            "type": "adamw",
+            "lr": 0.1,
+            "weight_decay": 0.01,
+            "parameter_groups": [[["bias"], {"weight_decay": 0.0}]],
+            **kernel,
+        }
+    )
+    optimizer = Optimizer.from_params(
+        model_parameters=list(model.named_parameters()), params=params
+    )
     assert {k: optimizer.defaults[k] for k in kernel} == kernel
     assert sorted(group["weight_decay"] for group in optimizer.param_groups) == [0.0, 0.01]
     before = model.weight.detach().clone()
@@ -101,12 +94,17 @@ def test_adamw_takes_torchs_fused_and_foreach_kernels(kernel):
     assert not torch.equal(before, model.weight)
 
 
-def test_a_user_error_is_one_line_and_the_directory_is_reusable_once_fixed(tiny_model, tmp_path, monkeypatch):
+@pytest.mark.process
+def test_a_user_error_is_one_line_and_the_directory_is_reusable_once_fixed(
+    tiny_model, tmp_path, monkeypatch
+):
     from allennlp.commands.train import train_model_from_file
 
     run = tmp_path / "run"
     env = mlm_env(tiny_model, TAPT_PATH=str(tmp_path / "missing.jsonl"), NUM_EPOCHS="1")
-    process = allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)], env=env, check=False, process=True)
+    process = allennlp(
+        ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)], env=env, check=False, process=True
+    )
     assert process.returncode == 1
     assert process.stderr.splitlines()[-1] == (
         f"Error: {tmp_path / 'missing.jsonl'}: no such file; check the path (relative paths are resolved "
@@ -122,8 +120,8 @@ def test_a_user_error_is_one_line_and_the_directory_is_reusable_once_fixed(tiny_
 
 
 def test_a_directory_with_training_results_is_still_refused(tiny_model, tmp_path, monkeypatch):
-    from allennlp.common.checks import ConfigurationError
     from allennlp.commands.train import train_model_from_file
+    from allennlp.common.checks import ConfigurationError
 
     run = tmp_path / "run"
     run.mkdir()
@@ -145,8 +143,10 @@ def test_a_jsonnet_error_is_a_configuration_error_naming_the_config(tiny_model, 
     monkeypatch.delenv("TAPT_PATH")
     with pytest.raises(ConfigurationError) as error:
         Params.from_file(str(CONFIGS / "tapt.jsonnet"))
-    assert error.value.message == (f"{CONFIGS / 'tapt.jsonnet'}: environment variable TAPT_PATH is not set: "
-                                   "the task's unlabelled text, e.g. its train.jsonl")
+    assert error.value.message == (
+        f"{CONFIGS / 'tapt.jsonnet'}: environment variable TAPT_PATH is not set: "
+        "the task's unlabelled text, e.g. its train.jsonl"
+    )
 
 
 def test_metrics_and_archives_are_written_atomically(tmp_path, monkeypatch):

@@ -1,11 +1,27 @@
 """The plugin works from any directory, not only from the repository root."""
+
+import pytest
+
 from tests.conftest import CONFIGS, allennlp, classifier_env
+
+pytestmark = pytest.mark.process  # every test here starts a process of its own
 
 
 def test_include_package_from_another_directory(tiny_model, tmp_path):
     run = tmp_path / "run"
-    allennlp(["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(run), "--include-package", "dapt_plugin"],
-             env=classifier_env(tiny_model, NUM_EPOCHS="1"), cwd=tmp_path, process=True)
+    allennlp(
+        [
+            "train",
+            str(CONFIGS / "classifier.jsonnet"),
+            "-s",
+            str(run),
+            "--include-package",
+            "dapt_plugin",
+        ],
+        env=classifier_env(tiny_model, NUM_EPOCHS="1"),
+        cwd=tmp_path,
+        process=True,
+    )
     assert (run / "model.tar.gz").exists()
 
 

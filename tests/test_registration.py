@@ -4,22 +4,15 @@ allennlp's registry after nothing but `import dapt_plugin`, which imports the su
 which imports its own components. Checked in a fresh interpreter, so that nothing the tests
 themselves import can make it pass.
 """
+
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-_REGISTRY_AFTER_IMPORT = """
-import json
-import dapt_plugin
-from allennlp.common.registrable import Registrable
-
-print(json.dumps([[base.__name__, name, cls.__module__, cls.__name__]
-                  for base, registry in Registrable._registry.items() for name, (cls, _) in registry.items()]))
-"""
+pytestmark = pytest.mark.process  # the registry of a fresh interpreter
 
 
 def _registrations_in_source():
@@ -33,19 +26,23 @@ def _registrations_in_source():
             for decorator in node.decorator_list:
                 call = decorator if isinstance(decorator, ast.Call) else None
                 if call and isinstance(call.func, ast.Attribute) and call.func.attr == "register":
-                    assert isinstance(call.func.value, ast.Name) and isinstance(call.args[0], ast.Constant), (
-                        f"{path}: a register decorator this test cannot read: {ast.unparse(decorator)}")
+                    assert isinstance(call.func.value, ast.Name) and isinstance(
+                        call.args[0], ast.Constant
+                    ), (
+                        f"{path}: a register decorator this test cannot read: {ast.unparse(decorator)}"
+                    )
                     found.add((call.func.value.id, call.args[0].value, module, node.name))
     return found
 
 
-def test_every_registered_component_of_the_source_is_registered_by_importing_the_plugin(tmp_path):
+def test_every_registered_component_of_the_source_is_registered_by_importing_the_plugin(
+    after_plugin_import,
+):
     in_source = _registrations_in_source()
     assert len(in_source) >= 20  # the scan finds the decorators
-    process = subprocess.run([sys.executable, "-c", _REGISTRY_AFTER_IMPORT], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=300)
-    assert process.returncode == 0, process.stderr[-3000:]
-    registered = {tuple(entry) for entry in json.loads(process.stdout.strip().splitlines()[-1])}
+    registered = {tuple(entry) for entry in after_plugin_import["registry"]}
     missing = sorted(in_source - registered)
-    assert not missing, ("registered in the source but not by `import dapt_plugin` (import the module in its "
-                         f"subpackage's __init__.py): {missing}")
+    assert not missing, (
+        "registered in the source but not by `import dapt_plugin` (import the module in its "
+        f"subpackage's __init__.py): {missing}"
+    )

@@ -3,6 +3,7 @@ Archives and weight files are read with `torch.load(weights_only=True)`, the def
 (the floor in setup.py), so a weights file cannot run code when an archive is loaded
 (`allennlp evaluate`, `predict`, `load_archive`).
 """
+
 import pickle
 
 import pytest
@@ -35,10 +36,14 @@ def malicious_run(tiny_model, tmp_path, monkeypatch):
     return run
 
 
-@pytest.mark.parametrize("load", [
-    lambda run: load_archive(str(run / "model.tar.gz")),
-    lambda run: load_archive(str(run), weights_file=str(run / "best.th")),
-], ids=["archive", "best_th"])
+@pytest.mark.parametrize(
+    "load",
+    [
+        lambda run: load_archive(str(run / "model.tar.gz")),
+        lambda run: load_archive(str(run), weights_file=str(run / "best.th")),
+    ],
+    ids=["archive", "best_th"],
+)
 def test_a_weights_file_holding_code_is_refused(malicious_run, tmp_path, load):
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         load(malicious_run)

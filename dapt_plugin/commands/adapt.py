@@ -6,6 +6,7 @@ phase's config are checked before the first phase starts; a re-run reuses the ph
 fingerprint is unchanged. See `dapt_plugin/experiment/runner.py` and
 `training_config/experiments/example.jsonnet`.
 """
+
 import argparse
 
 from allennlp.commands.subcommand import Subcommand
@@ -17,14 +18,25 @@ from dapt_plugin.experiment.spec import load_experiment
 @Subcommand.register("adapt")
 class Adapt(Subcommand):
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        description = ("Run Don't Stop Pretraining's experiment: DAPT, TAPT and fine-tuning for every "
-                       "variant and seed of an experiment file, resumably, with a results table. "
-                       "Everything is checked before the first phase; a re-run reuses the phases "
-                       "whose config, inputs and upstream phases are unchanged.")
+        description = (
+            "Run Don't Stop Pretraining's experiment: DAPT, TAPT and fine-tuning for every "
+            "variant and seed of an experiment file, resumably, with a results table. "
+            "Everything is checked before the first phase; a re-run reuses the phases "
+            "whose config, inputs and upstream phases are unchanged."
+        )
         subparser = parser.add_parser(self.name, description=description, help=description)
-        subparser.add_argument("experiment", help="experiment file (jsonnet), e.g. training_config/experiments/example.jsonnet")
-        subparser.add_argument("-s", "--output-dir", required=True,
-                               help="directory for every run and the results; re-run the same command to "
-                                    "resume, or after changing the experiment to redo only what changed")
-        subparser.set_defaults(func=lambda args: run_experiment(load_experiment(args.experiment), args.output_dir))
+        subparser.add_argument(
+            "experiment",
+            help="experiment file (jsonnet), e.g. training_config/experiments/example.jsonnet",
+        )
+        subparser.add_argument(
+            "-s",
+            "--output-dir",
+            required=True,
+            help="directory for every run and the results; re-run the same command to "
+            "resume, or after changing the experiment to redo only what changed",
+        )
+        subparser.set_defaults(
+            func=lambda args: run_experiment(load_experiment(args.experiment), args.output_dir)
+        )
         return subparser

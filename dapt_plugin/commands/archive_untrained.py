@@ -7,6 +7,7 @@ held-out domain text before and after DAPT is then:
     allennlp evaluate runs/base/model.tar.gz heldout.txt
     allennlp evaluate runs/dapt/model.tar.gz heldout.txt
 """
+
 import argparse
 import logging
 import os
@@ -26,12 +27,20 @@ logger = logging.getLogger(__name__)
 @Subcommand.register("archive-untrained")
 class ArchiveUntrained(Subcommand):
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        description = ("Archive the model of a training config as it is before training (e.g. the "
-                       "base model of dapt.jsonnet), for `allennlp evaluate`.")
+        description = (
+            "Archive the model of a training config as it is before training (e.g. the "
+            "base model of dapt.jsonnet), for `allennlp evaluate`."
+        )
         subparser = parser.add_parser(self.name, description=description, help=description)
-        subparser.add_argument("param_path", help="training config, e.g. training_config/dapt.jsonnet")
-        subparser.add_argument("-s", "--serialization-dir", required=True,
-                               help="new directory for the archive (model.tar.gz)")
+        subparser.add_argument(
+            "param_path", help="training config, e.g. training_config/dapt.jsonnet"
+        )
+        subparser.add_argument(
+            "-s",
+            "--serialization-dir",
+            required=True,
+            help="new directory for the archive (model.tar.gz)",
+        )
         subparser.add_argument("-o", "--overrides", default="", help="JSON overrides of the config")
         subparser.set_defaults(func=archive_untrained_from_args)
         return subparser
@@ -44,7 +53,9 @@ def archive_untrained_from_args(args: argparse.Namespace) -> str:
 def archive_untrained(param_path: str, serialization_dir: str, overrides: str = "") -> str:
     """Writes `<serialization_dir>/model.tar.gz` holding the config's untrained model; returns its path."""
     if os.path.exists(serialization_dir) and os.listdir(serialization_dir):
-        raise ConfigurationError(f"serialization directory {serialization_dir} is not empty; give a new one")
+        raise ConfigurationError(
+            f"serialization directory {serialization_dir} is not empty; give a new one"
+        )
     params = Params.from_file(param_path, overrides)
     if params.get("vocabulary", {}).get("type") != "empty":
         raise ConfigurationError(

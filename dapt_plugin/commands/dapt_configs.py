@@ -6,6 +6,7 @@ inside the installed package, and this is the way to them.
     allennlp dapt-configs                       # prints the directory
     allennlp dapt-configs -o training_config    # copies it: allennlp train training_config/...
 """
+
 import argparse
 
 from allennlp.commands.subcommand import Subcommand
@@ -22,14 +23,22 @@ class DaptConfigs(Subcommand):
     """
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        description = ("Print the directory of the plugin's training configs (dapt.jsonnet, "
-                       "tapt.jsonnet, classifier.jsonnet, lib/, experiments/), or copy them with -o.")
+        description = (
+            "Print the directory of the plugin's training configs (dapt.jsonnet, "
+            "tapt.jsonnet, classifier.jsonnet, lib/, experiments/), or copy them with -o."
+        )
         subparser = parser.add_parser(self.name, description=description, help=description)
-        subparser.add_argument("-o", "--output-dir",
-                               help="copy the configs to this directory, e.g. training_config; "
-                                    "written completely or not at all")
-        subparser.add_argument("--force", action="store_true",
-                               help="with -o: replace OUTPUT_DIR when it exists and is not empty")
+        subparser.add_argument(
+            "-o",
+            "--output-dir",
+            help="copy the configs to this directory, e.g. training_config; "
+            "written completely or not at all",
+        )
+        subparser.add_argument(
+            "--force",
+            action="store_true",
+            help="with -o: replace OUTPUT_DIR when it exists and is not empty",
+        )
         subparser.set_defaults(func=dapt_configs_from_args)
         return subparser
 

@@ -8,6 +8,7 @@ random sample of the same size). The work is done by `dapt_plugin.selection.tapt
     allennlp select-tapt-data --task task/train.jsonl --domain biomed.txt.gz \\
         --output rand_tapt.jsonl --method random --size "$(wc -l < knn_tapt.jsonl)"
 """
+
 import argparse
 import sys
 
@@ -24,45 +25,79 @@ class SelectTaptData(Subcommand):
     """
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        description = ("Select domain documents for task-adaptive pretraining: the k nearest "
-                       "neighbours of each task example (kNN-TAPT) or a random sample "
-                       "(RAND-TAPT). Writes JSON lines with a 'text' field, one document per "
-                       "line, which the TAPT config reads like a task's train.jsonl.")
+        description = (
+            "Select domain documents for task-adaptive pretraining: the k nearest "
+            "neighbours of each task example (kNN-TAPT) or a random sample "
+            "(RAND-TAPT). Writes JSON lines with a 'text' field, one document per "
+            "line, which the TAPT config reads like a task's train.jsonl."
+        )
         subparser = parser.add_parser(self.name, description=description, help=description)
-        subparser.add_argument("--task", required=True,
-                               help="the task's examples, e.g. train.jsonl (txt or jsonl, "
-                                    "optionally .gz; a glob or comma-separated list)")
-        subparser.add_argument("--domain", required=True,
-                               help="the domain corpus to select from (same formats)")
-        subparser.add_argument("--output", required=True,
-                               help="the selection to write, ending in .jsonl or .jsonl.gz")
-        subparser.add_argument("--method", default="knn",
-                               help="knn (kNN-TAPT) or random (RAND-TAPT)")
-        subparser.add_argument("--k", type=int, default=50,
-                               help="neighbours per task example (the paper used 50, 150, 500); "
-                                    "random without --size samples k x task examples")
-        subparser.add_argument("--size", type=int, default=None,
-                               help="random only: documents to sample; pass the line count of a "
-                                    "kNN selection to match it")
-        subparser.add_argument("--text-key", default="text",
-                               help="field holding the text in jsonl files")
-        subparser.add_argument("--dimension", type=int, default=128,
-                               help="embedding (LSA) dimensions")
-        subparser.add_argument("--chunk-size", type=int, default=50000,
-                               help="domain documents embedded and searched at a time; bounds "
-                                    "memory")
-        subparser.add_argument("--approximate-above", type=int, default=1000000,
-                               help="exact search up to this many domain documents, approximate "
-                                    "(IVF) above; 0 always approximates")
-        subparser.add_argument("--nlist", type=int, default=None,
-                               help="approximate: IVF cells (default: 4 x sqrt(documents))")
-        subparser.add_argument("--nprobe", type=int, default=128,
-                               help="approximate: cells searched per task example")
-        subparser.add_argument("--sample-size", type=int, default=100000,
-                               help="domain documents sampled to fit the embedding and train the "
-                                    "approximate index")
-        subparser.add_argument("--seed", type=int, default=0,
-                               help="seed of the sampling and the embedding")
+        subparser.add_argument(
+            "--task",
+            required=True,
+            help="the task's examples, e.g. train.jsonl (txt or jsonl, "
+            "optionally .gz; a glob or comma-separated list)",
+        )
+        subparser.add_argument(
+            "--domain", required=True, help="the domain corpus to select from (same formats)"
+        )
+        subparser.add_argument(
+            "--output", required=True, help="the selection to write, ending in .jsonl or .jsonl.gz"
+        )
+        subparser.add_argument(
+            "--method", default="knn", help="knn (kNN-TAPT) or random (RAND-TAPT)"
+        )
+        subparser.add_argument(
+            "--k",
+            type=int,
+            default=50,
+            help="neighbours per task example (the paper used 50, 150, 500); "
+            "random without --size samples k x task examples",
+        )
+        subparser.add_argument(
+            "--size",
+            type=int,
+            default=None,
+            help="random only: documents to sample; pass the line count of a "
+            "kNN selection to match it",
+        )
+        subparser.add_argument(
+            "--text-key", default="text", help="field holding the text in jsonl files"
+        )
+        subparser.add_argument(
+            "--dimension", type=int, default=128, help="embedding (LSA) dimensions"
+        )
+        subparser.add_argument(
+            "--chunk-size",
+            type=int,
+            default=50000,
+            help="domain documents embedded and searched at a time; bounds memory",
+        )
+        subparser.add_argument(
+            "--approximate-above",
+            type=int,
+            default=1000000,
+            help="exact search up to this many domain documents, approximate "
+            "(IVF) above; 0 always approximates",
+        )
+        subparser.add_argument(
+            "--nlist",
+            type=int,
+            default=None,
+            help="approximate: IVF cells (default: 4 x sqrt(documents))",
+        )
+        subparser.add_argument(
+            "--nprobe", type=int, default=128, help="approximate: cells searched per task example"
+        )
+        subparser.add_argument(
+            "--sample-size",
+            type=int,
+            default=100000,
+            help="domain documents sampled to fit the embedding and train the approximate index",
+        )
+        subparser.add_argument(
+            "--seed", type=int, default=0, help="seed of the sampling and the embedding"
+        )
         subparser.set_defaults(func=select_tapt_data_from_args)
         return subparser
 
@@ -75,13 +110,25 @@ def select_tapt_data_from_args(args: argparse.Namespace) -> None:
         sys.exit(f"allennlp select-tapt-data: error: {error}")
     try:
         result = select_tapt_data(
-            args.task, args.domain, args.output, k=args.k, method=args.method, size=args.size,
-            text_key=args.text_key, dimension=args.dimension, chunk_size=args.chunk_size,
-            approximate_above=args.approximate_above, nlist=args.nlist, nprobe=args.nprobe,
-            sample_size=args.sample_size, seed=args.seed,
+            args.task,
+            args.domain,
+            args.output,
+            k=args.k,
+            method=args.method,
+            size=args.size,
+            text_key=args.text_key,
+            dimension=args.dimension,
+            chunk_size=args.chunk_size,
+            approximate_above=args.approximate_above,
+            nlist=args.nlist,
+            nprobe=args.nprobe,
+            sample_size=args.sample_size,
+            seed=args.seed,
         )
     except (ConfigurationError, DataError) as error:
         sys.exit(f"allennlp select-tapt-data: error: {error}")
-    print(f"Selected {result.documents} of {result.domain_documents} domain documents "
-          f"({result.method}{', ' + result.search + ' search' if result.search else ''}); "
-          f"written to {result.path}")
+    print(
+        f"Selected {result.documents} of {result.domain_documents} domain documents "
+        f"({result.method}{', ' + result.search + ' search' if result.search else ''}); "
+        f"written to {result.path}"
+    )

@@ -5,6 +5,7 @@ words (the paper's Figure 2). The work is done by `dapt_plugin.overlap.vocab_ove
     allennlp vocab-overlap PT=pt_sample.txt BioMed=s2orc_bio.txt.gz Task=task/train.jsonl \\
         --output-dir overlap/
 """
+
 import argparse
 import sys
 from typing import Dict, List
@@ -22,26 +23,40 @@ class VocabOverlap(Subcommand):
     """
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
-        description = ("Compare corpora by the overlap (percent) of their most frequent words, "
-                       "English stop words excluded; writes vocab_overlap.json and a heatmap "
-                       "vocab_overlap.png.")
+        description = (
+            "Compare corpora by the overlap (percent) of their most frequent words, "
+            "English stop words excluded; writes vocab_overlap.json and a heatmap "
+            "vocab_overlap.png."
+        )
         subparser = parser.add_parser(self.name, description=description, help=description)
         subparser.add_argument(
-            "corpora", nargs="+", metavar="NAME=PATH",
+            "corpora",
+            nargs="+",
+            metavar="NAME=PATH",
             help="a corpus and the name it has in the outputs, e.g. BioMed=data/biomed.txt.gz; "
-                 "PATH may be a glob or a comma-separated list; txt (one document per line) or "
-                 "jsonl (a 'text' field), optionally gzipped",
+            "PATH may be a glob or a comma-separated list; txt (one document per line) or "
+            "jsonl (a 'text' field), optionally gzipped",
         )
-        subparser.add_argument("--output-dir", required=True,
-                               help="directory for vocab_overlap.json and vocab_overlap.png")
-        subparser.add_argument("--top-k", type=int, default=10000,
-                               help="most frequent words compared per corpus (10000 in the "
-                                    "paper)")
-        subparser.add_argument("--max-documents", type=int, default=None,
-                               help="read only the first N documents of each corpus "
-                                    "(default: all)")
-        subparser.add_argument("--text-key", default="text",
-                               help="field holding the text in jsonl files")
+        subparser.add_argument(
+            "--output-dir",
+            required=True,
+            help="directory for vocab_overlap.json and vocab_overlap.png",
+        )
+        subparser.add_argument(
+            "--top-k",
+            type=int,
+            default=10000,
+            help="most frequent words compared per corpus (10000 in the paper)",
+        )
+        subparser.add_argument(
+            "--max-documents",
+            type=int,
+            default=None,
+            help="read only the first N documents of each corpus (default: all)",
+        )
+        subparser.add_argument(
+            "--text-key", default="text", help="field holding the text in jsonl files"
+        )
         subparser.set_defaults(func=vocab_overlap_from_args)
         return subparser
 
@@ -53,8 +68,10 @@ def parse_corpora(specs: List[str]) -> Dict[str, str]:
         name, separator, path = spec.partition("=")
         name = name.strip()
         if not separator or not name or not path.strip():
-            raise ConfigurationError(f"corpus argument {spec!r} is not NAME=PATH; name every "
-                                     "corpus, e.g. BioMed=data/biomed.txt")
+            raise ConfigurationError(
+                f"corpus argument {spec!r} is not NAME=PATH; name every "
+                "corpus, e.g. BioMed=data/biomed.txt"
+            )
         if name in corpora:
             raise ConfigurationError(f"corpus name {name!r} is given twice; names must be unique")
         corpora[name] = path
@@ -69,8 +86,11 @@ def vocab_overlap_from_args(args: argparse.Namespace) -> None:
         sys.exit(f"allennlp vocab-overlap: error: {error}")
     try:
         json_path, png_path = vocab_overlap(
-            parse_corpora(args.corpora), args.output_dir, top_k=args.top_k,
-            max_documents=args.max_documents, text_key=args.text_key,
+            parse_corpora(args.corpora),
+            args.output_dir,
+            top_k=args.top_k,
+            max_documents=args.max_documents,
+            text_key=args.text_key,
         )
     except (ConfigurationError, DataError) as error:
         sys.exit(f"allennlp vocab-overlap: error: {error}")

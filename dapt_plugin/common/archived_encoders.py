@@ -19,6 +19,7 @@ they are: transformers finds them in its cache or on the hub, as before.
 The patch of allennlp's `archive_model` and archive loading that calls `copy_encoders` and
 `use_archived_encoders` is in `dapt_plugin/compat.py`.
 """
+
 import hashlib
 import json
 import logging
@@ -37,10 +38,23 @@ logger = logging.getLogger(__name__)
 ENCODERS_DIRECTORY = "encoders"
 
 # Model components that can build their transformer from its config alone (`load_weights`).
-_BUILT_FROM_CONFIG = {"pretrained_transformer", "pretrained_transformer_mismatched", "dapt_masked_lm"}
+_BUILT_FROM_CONFIG = {
+    "pretrained_transformer",
+    "pretrained_transformer_mismatched",
+    "dapt_masked_lm",
+}
 # What a model directory holds besides its config and tokenizer: weights, never archived twice.
 _WEIGHT_SUFFIXES = (
-    ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".gguf", ".index.json",
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".h5",
+    ".msgpack",
+    ".onnx",
+    ".gguf",
+    ".index.json",
 )
 
 
@@ -101,7 +115,9 @@ def use_archived_encoders(config: Params, serialization_dir: str) -> List[str]:
     """
     used = []
     for holder, in_model in _model_name_holders(config.params):
-        copy = os.path.join(serialization_dir, ENCODERS_DIRECTORY, archived_name(holder["model_name"]))
+        copy = os.path.join(
+            serialization_dir, ENCODERS_DIRECTORY, archived_name(holder["model_name"])
+        )
         if not os.path.isdir(copy):
             continue
         if in_model:
@@ -122,4 +138,3 @@ def forget_copies(copies: List[str]) -> None:
         del cached_transformers._model_cache[spec]
     for key in [key for key in cached_transformers._tokenizer_cache if key[0] in copies]:
         del cached_transformers._tokenizer_cache[key]
-

@@ -9,6 +9,7 @@ its old complete content, or its new complete content. Files and directories are
 default permissions filtered by the umask (as `open` and `mkdir` do), not private ones, so that
 collaborators sharing a cluster can read exports and checkpoints.
 """
+
 import contextlib
 import glob
 import logging

@@ -6,6 +6,7 @@ The configs read every variable through `training_config/lib/env.libsonnet` (`en
 `env.str`, `env.int`, ...), so the variables a config reads are found in its own text and that of
 the files it imports: the list is the configs' own, never a copy kept by hand.
 """
+
 import difflib
 import glob
 import json
@@ -43,7 +44,9 @@ def config_variables(config_path: str) -> Set[str]:
             text = "\n".join(line for line in handle if not line.lstrip().startswith(("//", "#")))
         variables.update(single or double for single, double in _READ.findall(text))
         directory = os.path.dirname(path)
-        pending.extend(os.path.join(directory, single or double) for single, double in _IMPORT.findall(text))
+        pending.extend(
+            os.path.join(directory, single or double) for single, double in _IMPORT.findall(text)
+        )
     return variables
 
 
@@ -55,7 +58,9 @@ def resolve_config(config_path: str, env: Dict[str, str]) -> Params:
     `dapt_plugin.compat`).
     """
     variables = {**os.environ, **env}
-    variables = {name: value for name, value in variables.items() if allennlp_params._is_encodable(value)}
+    variables = {
+        name: value for name, value in variables.items() if allennlp_params._is_encodable(value)
+    }
     # `DAPT_PLUGIN_ENV` as allennlp (patched) computes it in a process with this environment
     return Params.from_file(config_path, ext_vars={**variables, ENV_EXT_VAR: json.dumps(variables)})
 
@@ -79,7 +84,9 @@ def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optio
     if name in candidates:
         return None
     if narrow:
-        return next((candidate for candidate in sorted(candidates) if _misspells(name, candidate)), None)
+        return next(
+            (candidate for candidate in sorted(candidates) if _misspells(name, candidate)), None
+        )
     by_upper = {candidate.upper(): candidate for candidate in candidates}
     matches = difflib.get_close_matches(name.upper(), list(by_upper), n=1)
     return by_upper[matches[0]] if matches else None
@@ -88,7 +95,11 @@ def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optio
 def _misspells(name: str, variable: str) -> bool:
     if name.upper() == variable or name.replace("_", "") == variable.replace("_", ""):
         return True
-    return name.split("_")[0] == variable.split("_")[0] and "_" in variable and _distance(name, variable) <= 1
+    return (
+        name.split("_")[0] == variable.split("_")[0]
+        and "_" in variable
+        and _distance(name, variable) <= 1
+    )
 
 
 def _distance(a: str, b: str) -> int:
@@ -97,7 +108,9 @@ def _distance(a: str, b: str) -> int:
     for i in range(1, len(a) + 1):
         row = [i]
         for j in range(1, len(b) + 1):
-            row.append(min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + (a[i - 1] != b[j - 1])))
+            row.append(
+                min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            )
             if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
                 row[j] = min(row[j], rows[i - 2][j - 2] + 1)
         rows.append(row)
@@ -115,10 +128,20 @@ def check_environment(config_path: str, environment: Iterable[str]) -> None:
         return  # not a config of this plugin's kind
     # a variable of a sibling config (NUM_STEPS of dapt.jsonnet beside classifier.jsonnet) is
     # set on purpose for that one
-    siblings = set().union(*(config_variables(path) for path in glob.glob(
-        os.path.join(glob.escape(os.path.dirname(os.path.abspath(config_path))), "*.jsonnet"))))
+    siblings = set().union(
+        *(
+            config_variables(path)
+            for path in glob.glob(
+                os.path.join(
+                    glob.escape(os.path.dirname(os.path.abspath(config_path))), "*.jsonnet"
+                )
+            )
+        )
+    )
     for name in sorted(set(environment) - siblings):
         meant = closest(name, variables, narrow=True)
         if meant is not None:
-            raise ConfigurationError(f"{name} is not a variable of {os.path.basename(config_path)}; "
-                                     f"did you mean {meant}?")
+            raise ConfigurationError(
+                f"{name} is not a variable of {os.path.basename(config_path)}; "
+                f"did you mean {meant}?"
+            )

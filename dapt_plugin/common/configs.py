@@ -4,6 +4,7 @@ installed as the package `dapt_plugin.training_config` (setup.py), so a clone wi
 install and a wheel install find the configs the same way, through `importlib.resources`;
 `allennlp dapt-configs` shows them to users, or copies them.
 """
+
 import importlib.resources
 import os
 import shutil
@@ -27,8 +28,10 @@ def config_dir() -> Path:
             "plugin (`make install`, or `pip install -e .` in the clone)"
         ) from None
     if not isinstance(directory, Path):  # a zipped install: jsonnet imports need real files
-        raise ConfigurationError(f"the plugin's configs are not files on disk ({directory}); "
-                                 "install dapt_plugin unzipped, as pip does")
+        raise ConfigurationError(
+            f"the plugin's configs are not files on disk ({directory}); "
+            "install dapt_plugin unzipped, as pip does"
+        )
     return directory
 
 
@@ -41,11 +44,17 @@ def copy_configs(output_dir: str, force: bool = False) -> Path:
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigurationError(f"{output_dir} is a file; give a directory")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:
-        raise ConfigurationError(f"{output_dir} already exists and is not empty; give a new "
-                                 "directory, or --force to replace it")
+        raise ConfigurationError(
+            f"{output_dir} already exists and is not empty; give a new "
+            "directory, or --force to replace it"
+        )
     source = config_dir()
     os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
     with atomic_directory(output_dir) as directory:
-        shutil.copytree(source, directory, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("*.py", "*.pyc", "__pycache__"))
+        shutil.copytree(
+            source,
+            directory,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("*.py", "*.pyc", "__pycache__"),
+        )
     return source

@@ -3,6 +3,7 @@ Where this process stands in a distributed run. A process outside one (no `torch
 process group) is worker 0 of 1. Whether a run is distributed, and whether this worker is the
 primary one, are allennlp's `common.util.is_distributed` and `is_global_primary`.
 """
+
 import torch.distributed as dist
 from allennlp.common.util import is_distributed
 

@@ -8,6 +8,7 @@ whatever the `PATH`. The plugin is found as `allennlp` finds it (`.allennlp_plug
 every submodule of the package, so it needs the plugin's optional dependencies too). The
 environment is this process's, overlaid with `env`.
 """
+
 import contextlib
 import functools
 import multiprocessing
@@ -30,7 +31,9 @@ class AllennlpFailed(subprocess.CalledProcessError):
         return f"{message}:\n{output}" if output else message
 
 
-def allennlp_command(args: Sequence[Union[str, os.PathLike]], include_packages: Sequence[str] = ()) -> List[str]:
+def allennlp_command(
+    args: Sequence[Union[str, os.PathLike]], include_packages: Sequence[str] = ()
+) -> List[str]:
     """`[sys.executable, "-m", "allennlp", *args]`, then `--include-package P` for each of `include_packages`."""
     command = [sys.executable, "-m", "allennlp", *map(os.fspath, args)]
     for package in include_packages:
@@ -38,8 +41,11 @@ def allennlp_command(args: Sequence[Union[str, os.PathLike]], include_packages: 
     return command
 
 
-def allennlp_environment(env: Optional[Mapping[str, object]] = None, threads: Optional[int] = None,
-                         python_path: Sequence[Union[str, os.PathLike]] = ()) -> Dict[str, str]:
+def allennlp_environment(
+    env: Optional[Mapping[str, object]] = None,
+    threads: Optional[int] = None,
+    python_path: Sequence[Union[str, os.PathLike]] = (),
+) -> Dict[str, str]:
     """
     This process's environment, then `OMP_NUM_THREADS=threads` when `threads` is given, then `env`
     (values written with `str`; a variable whose value is `None` is left as it is), with the
@@ -48,9 +54,13 @@ def allennlp_environment(env: Optional[Mapping[str, object]] = None, threads: Op
     environment = dict(os.environ)
     if threads is not None:
         environment["OMP_NUM_THREADS"] = str(threads)
-    environment.update({name: str(value) for name, value in (env or {}).items() if value is not None})
+    environment.update(
+        {name: str(value) for name, value in (env or {}).items() if value is not None}
+    )
     if python_path:
-        directories = [os.fspath(directory) for directory in python_path] + [environment.get("PYTHONPATH", "")]
+        directories = [os.fspath(directory) for directory in python_path] + [
+            environment.get("PYTHONPATH", "")
+        ]
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, directories))
     return environment
 
@@ -107,21 +117,36 @@ def run_allennlp(
     timeout : `float`, optional (default = `None`)
         Seconds before the run is killed and `subprocess.TimeoutExpired` raised.
     """
-    command, environment = allennlp_command(args, include_packages), allennlp_environment(env, threads, python_path)
+    command, environment = (
+        allennlp_command(args, include_packages),
+        allennlp_environment(env, threads, python_path),
+    )
     if capture:
-        process = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
-                                 timeout=timeout)
+        process = subprocess.run(
+            command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+        )
     else:
         with _output(log) as output:
-            process = subprocess.run(command, cwd=cwd, env=environment, timeout=timeout, stdout=output,
-                                     stderr=None if output is None else subprocess.STDOUT)
+            process = subprocess.run(
+                command,
+                cwd=cwd,
+                env=environment,
+                timeout=timeout,
+                stdout=output,
+                stderr=None if output is None else subprocess.STDOUT,
+            )
     if check and process.returncode != 0:
         raise AllennlpFailed(process.returncode, command, process.stdout, process.stderr)
     return process
 
 
-def start_allennlp(args: Sequence[Union[str, os.PathLike]], env: Optional[Mapping[str, object]] = None, *,
-                   log: Optional[IO] = None, **options) -> subprocess.Popen:
+def start_allennlp(
+    args: Sequence[Union[str, os.PathLike]],
+    env: Optional[Mapping[str, object]] = None,
+    *,
+    log: Optional[IO] = None,
+    **options,
+) -> subprocess.Popen:
     """
     Starts `allennlp ARGS` and returns the running process, for a caller that watches or kills it.
     `env`, `cwd`, `threads`, `include_packages` and `python_path` are those of `run_allennlp`;
@@ -130,7 +155,9 @@ def start_allennlp(args: Sequence[Union[str, os.PathLike]], env: Optional[Mappin
     `start_new_session=True`, `stdout=subprocess.DEVNULL`).
     """
     command = allennlp_command(args, options.pop("include_packages", ()))
-    environment = allennlp_environment(env, options.pop("threads", None), options.pop("python_path", ()))
+    environment = allennlp_environment(
+        env, options.pop("threads", None), options.pop("python_path", ())
+    )
     if log is not None:
         options.update(stdout=log, stderr=subprocess.STDOUT)
     return subprocess.Popen(command, env=environment, **options)
@@ -178,16 +205,26 @@ def run_allennlp_preloaded(
     `log` (a file name), and nothing of it is left in this process. `prepare`, a module-level
     function (it is pickled), is called first in the new process: a test's hook, for instance.
     """
-    arguments = ([os.fspath(arg) for arg in args], allennlp_environment(env), os.fspath(cwd or os.getcwd()),
-                 os.fspath(log), prepare)
+    arguments = (
+        [os.fspath(arg) for arg in args],
+        allennlp_environment(env),
+        os.fspath(cwd or os.getcwd()),
+        os.fspath(log),
+        prepare,
+    )
     process = _preloaded_processes().Process(target=_allennlp_main, args=arguments)
     process.start()
     process.join()
     return process.exitcode
 
 
-def _allennlp_main(args: List[str], environment: Dict[str, str], cwd: str, log: str,
-                   prepare: Optional[Callable[[], None]]) -> None:
+def _allennlp_main(
+    args: List[str],
+    environment: Dict[str, str],
+    cwd: str,
+    log: str,
+    prepare: Optional[Callable[[], None]],
+) -> None:
     """`python -m allennlp ARGS` in a process forked by `run_allennlp_preloaded`."""
     import torch
 
@@ -196,7 +233,9 @@ def _allennlp_main(args: List[str], environment: Dict[str, str], cwd: str, log: 
         os.dup2(output.fileno(), sys.stdout.fileno())
         os.dup2(output.fileno(), sys.stderr.fileno())
     # torch took its thread count from the server's OMP_NUM_THREADS; a new process reads the caller's
-    if environment.get("OMP_NUM_THREADS") and environment["OMP_NUM_THREADS"] != os.environ.get("OMP_NUM_THREADS"):
+    if environment.get("OMP_NUM_THREADS") and environment["OMP_NUM_THREADS"] != os.environ.get(
+        "OMP_NUM_THREADS"
+    ):
         torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))
     os.environ.clear()
     os.environ.update(environment)

@@ -7,6 +7,7 @@ model directory with its own Python code (`auto_map`) is loaded only when the ca
 `trust_remote_code=True` (`TRUST_REMOTE_CODE=true` in the configs): transformers would otherwise
 ask on a terminal whether to run the code.
 """
+
 import json
 import os
 from typing import Iterable
@@ -14,11 +15,22 @@ from typing import Iterable
 from allennlp.common.checks import ConfigurationError
 
 _WEIGHT_FILES = (
-    "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
 )
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
-_FIX = ("give a directory written by `save_pretrained` (such as the `exported_model` directory of an "
-        "MLM run, see README) or a model-hub name such as roberta-base")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
+_FIX = (
+    "give a directory written by `save_pretrained` (such as the `exported_model` directory of an "
+    "MLM run, see README) or a model-hub name such as roberta-base"
+)
 
 
 def looks_like_path(name: str) -> bool:
@@ -69,4 +81,3 @@ def check_remote_code(name: str, trust_remote_code: bool) -> None:
                         "which loading it would run; set TRUST_REMOTE_CODE=true (`trust_remote_code` "
                         "in the config) only if you trust where the directory comes from"
                     )
-

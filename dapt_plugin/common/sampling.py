@@ -1,4 +1,5 @@
 """Uniform random samples of streams too large to hold in memory."""
+
 import random
 from typing import Iterable, List, Tuple, TypeVar
 

@@ -8,6 +8,7 @@ per line and the document is its text field; any other file holds one document p
 lines, and JSON lines whose text is empty, are skipped (the second with a warning giving their
 count); every other problem stops the run with a `DataError` naming the file and line.
 """
+
 import json
 import logging
 from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
@@ -17,8 +18,10 @@ from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths, iter_
 logger = logging.getLogger(__name__)
 
 _JSON_SUFFIXES = (".jsonl", ".json")
-_INVALID_FIX = ("each line of a .jsonl file must be one JSON object (or rename the file to .txt to read it "
-                "as plain text)")
+_INVALID_FIX = (
+    "each line of a .jsonl file must be one JSON object (or rename the file to .txt to read it "
+    "as plain text)"
+)
 
 
 class JsonLine(NamedTuple):
@@ -66,15 +69,25 @@ def iter_json_lines(
         try:
             item = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(path, line_number, f"not valid JSON ({error.msg}: column {error.colno}); "
-                            f"{invalid_fix}") from None
+            raise DataError(
+                path,
+                line_number,
+                f"not valid JSON ({error.msg}: column {error.colno}); {invalid_fix}",
+            ) from None
         if not isinstance(item, dict) or text_key not in item:
-            raise DataError(path, line_number, f"no {text_key!r} field; each line needs {example} (or name "
-                            "the text field with `text_key`)")
+            raise DataError(
+                path,
+                line_number,
+                f"no {text_key!r} field; each line needs {example} (or name "
+                "the text field with `text_key`)",
+            )
         text = item[text_key]
         if not isinstance(text, str):
-            raise DataError(path, line_number, f"{text_key!r} is a {type(text).__name__}, not a string; "
-                            "write the text in quotes")
+            raise DataError(
+                path,
+                line_number,
+                f"{text_key!r} is a {type(text).__name__}, not a string; write the text in quotes",
+            )
         if not text.strip():
             empty += 1
             continue
@@ -140,4 +153,3 @@ def iter_documents(paths: PathSpec, text_key: str = "text") -> Iterator[Document
         for document in iter_file_documents(path, text_key):
             yield document._replace(index=index)
             index += 1
-

@@ -3,6 +3,7 @@ Reading text corpora line by line, shared by every reader of the plugin: plain o
 files, several paths or glob patterns, UTF-8 with or without a byte-order mark, LF or CRLF line
 endings. Problems are reported as `DataError`s naming the file and the line.
 """
+
 import glob
 import gzip
 import os
@@ -41,8 +42,10 @@ def expand_paths(spec: PathSpec) -> List[str]:
         else:
             items = [part.strip() for part in whole.split(",") if part.strip()]
             if len(items) > 1:
-                split_note = (f"; {whole!r} was split at its commas into {items}: match a file whose "
-                              "name has a comma with `?` in its place")
+                split_note = (
+                    f"; {whole!r} was split at its commas into {items}: match a file whose "
+                    "name has a comma with `?` in its place"
+                )
     else:
         items = [os.fspath(item).strip() for item in spec]
     paths: List[str] = []
@@ -52,8 +55,12 @@ def expand_paths(spec: PathSpec) -> List[str]:
             if not matches:
                 raise DataError(item, 0, f"the pattern matches no file; check the path{split_note}")
         elif not os.path.exists(item):
-            raise DataError(item, 0, "no such file; check the path (relative paths are resolved "
-                            f"from the directory `allennlp` runs in){split_note}")
+            raise DataError(
+                item,
+                0,
+                "no such file; check the path (relative paths are resolved "
+                f"from the directory `allennlp` runs in){split_note}",
+            )
         else:
             matches = [item]
         for path in matches:
@@ -64,7 +71,9 @@ def expand_paths(spec: PathSpec) -> List[str]:
 
 
 def _directory_error(path: str) -> DataError:
-    return DataError(path, 0, f"is a directory; give the files in it, e.g. {os.path.join(path, '*.txt')}")
+    return DataError(
+        path, 0, f"is a directory; give the files in it, e.g. {os.path.join(path, '*.txt')}"
+    )
 
 
 def open_binary(path: str) -> IO[bytes]:
@@ -76,8 +85,9 @@ def open_binary(path: str) -> IO[bytes]:
     except IsADirectoryError:
         raise _directory_error(path) from None
     except OSError as error:
-        raise DataError(path, 0, f"cannot be read ({error.strerror}); check that it exists and "
-                        "its permissions") from error
+        raise DataError(
+            path, 0, f"cannot be read ({error.strerror}); check that it exists and its permissions"
+        ) from error
 
 
 def iter_lines(path: str) -> Iterator[Tuple[int, str]]:
@@ -91,19 +101,26 @@ def iter_lines(path: str) -> Iterator[Tuple[int, str]]:
         try:
             for line_number, raw in enumerate(handle, start=1):
                 if line_number == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM):]
+                    raw = raw[len(_BOM) :]
                 raw = raw.rstrip(b"\r\n")
                 if b"\x00" in raw:
-                    raise DataError(path, line_number, "contains NUL bytes; is it a binary file? "
-                                    "Give a UTF-8 text file")
+                    raise DataError(
+                        path,
+                        line_number,
+                        "contains NUL bytes; is it a binary file? Give a UTF-8 text file",
+                    )
                 try:
                     yield line_number, raw.decode("utf-8")
                 except UnicodeDecodeError as error:
                     raise DataError(
-                        path, line_number,
+                        path,
+                        line_number,
                         f"not valid UTF-8 (byte {error.start} of the line); re-encode the file as "
                         "UTF-8, e.g. `iconv -f latin1 -t utf-8`",
                     ) from None
         except (OSError, EOFError) as error:
-            raise DataError(path, line_number + 1, f"cannot be read ({error}); the file may be "
-                            "truncated or not gzip") from error
+            raise DataError(
+                path,
+                line_number + 1,
+                f"cannot be read ({error}); the file may be truncated or not gzip",
+            ) from error

@@ -16,6 +16,7 @@ by the next load from the cache (never one whose build is still running: its bui
 lock). An entry is checked against its `meta.json` when opened; a damaged one is rebuilt, with a
 warning.
 """
+
 import hashlib
 import itertools
 import json
@@ -81,35 +82,52 @@ class TokenizedFile:
         try:
             with open(os.path.join(directory, "meta.json")) as handle:
                 self.meta = json.load(handle)
-            num_documents, num_tokens = int(self.meta["num_documents"]), int(self.meta["num_tokens"])
+            num_documents, num_tokens = (
+                int(self.meta["num_documents"]),
+                int(self.meta["num_tokens"]),
+            )
             dtype = np.dtype(self.meta["dtype"])
             offsets_bytes = os.path.getsize(os.path.join(directory, "offsets.bin"))
             ids_bytes = os.path.getsize(os.path.join(directory, "ids.bin"))
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise DamagedEntry(f"{directory}: meta.json, offsets.bin or ids.bin is missing or unreadable "
-                               f"({error})") from None
+            raise DamagedEntry(
+                f"{directory}: meta.json, offsets.bin or ids.bin is missing or unreadable ({error})"
+            ) from None
         if offsets_bytes != (num_documents + 1) * 8:
-            raise DamagedEntry(f"{directory}: offsets.bin has {offsets_bytes} bytes ({offsets_bytes // 8} "
-                               f"offsets); meta.json says {num_documents} documents, so {num_documents + 1} "
-                               "offsets")
+            raise DamagedEntry(
+                f"{directory}: offsets.bin has {offsets_bytes} bytes ({offsets_bytes // 8} "
+                f"offsets); meta.json says {num_documents} documents, so {num_documents + 1} "
+                "offsets"
+            )
         if ids_bytes != num_tokens * dtype.itemsize:
-            raise DamagedEntry(f"{directory}: ids.bin has {ids_bytes} bytes; meta.json says {num_tokens} "
-                               f"{dtype.name} tokens, so {num_tokens * dtype.itemsize}")
+            raise DamagedEntry(
+                f"{directory}: ids.bin has {ids_bytes} bytes; meta.json says {num_tokens} "
+                f"{dtype.name} tokens, so {num_tokens * dtype.itemsize}"
+            )
         # Plain ndarray views of the memory maps (which they keep open): slicing an `np.memmap`
         # costs far more Python per slice, a large share of the time of building a batch
         # (`benchmarks/RESULTS.md`).
-        self.offsets = np.memmap(os.path.join(directory, "offsets.bin"), dtype=np.int64, mode="r").view(np.ndarray)
+        self.offsets = np.memmap(
+            os.path.join(directory, "offsets.bin"), dtype=np.int64, mode="r"
+        ).view(np.ndarray)
         if self.offsets[0] != 0 or self.offsets[-1] != num_tokens:
-            raise DamagedEntry(f"{directory}: offsets.bin runs from {self.offsets[0]} to {self.offsets[-1]}; "
-                               f"meta.json says from 0 to {num_tokens} tokens")
-        for start in range(0, num_documents, 1 << 24):  # in blocks: the offsets may not fit in memory twice
+            raise DamagedEntry(
+                f"{directory}: offsets.bin runs from {self.offsets[0]} to {self.offsets[-1]}; "
+                f"meta.json says from 0 to {num_tokens} tokens"
+            )
+        for start in range(
+            0, num_documents, 1 << 24
+        ):  # in blocks: the offsets may not fit in memory twice
             block = self.offsets[start : start + (1 << 24) + 1]
             if (block[1:] < block[:-1]).any():
-                raise DamagedEntry(f"{directory}: offsets.bin decreases after entry "
-                                   f"{start + int(np.argmax(block[1:] < block[:-1]))}")
+                raise DamagedEntry(
+                    f"{directory}: offsets.bin decreases after entry "
+                    f"{start + int(np.argmax(block[1:] < block[:-1]))}"
+                )
         self.ids = (
-            np.memmap(os.path.join(directory, "ids.bin"), dtype=dtype, mode="r",
-                      shape=(num_tokens,)).view(np.ndarray)
+            np.memmap(
+                os.path.join(directory, "ids.bin"), dtype=dtype, mode="r", shape=(num_tokens,)
+            ).view(np.ndarray)
             if num_tokens
             else np.zeros(0, dtype=dtype)
         )
@@ -159,7 +177,9 @@ class TokenCache:
     def key(self, path: str) -> str:
         """The entry's name; the file is hashed once per process unless its size or mtime change."""
         parts = [
-            f"v{CACHE_FORMAT_VERSION}", file_sha256(path), self._tokenizer_fingerprint,
+            f"v{CACHE_FORMAT_VERSION}",
+            file_sha256(path),
+            self._tokenizer_fingerprint,
             f"jsonl:{self.text_key}" if is_json_lines(path) else "text",
         ]
         return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
@@ -180,7 +200,9 @@ class TokenCache:
         with FileLock(directory + ".lock"):
             if os.path.isdir(directory):
                 try:
-                    return TokenizedFile(directory)  # built by another process while this one waited
+                    return TokenizedFile(
+                        directory
+                    )  # built by another process while this one waited
                 except DamagedEntry:
                     shutil.rmtree(directory)
             self._build(path, directory)
@@ -214,29 +236,47 @@ class TokenCache:
         with atomic_directory(directory) as tmp:
             num_documents = 0
             num_tokens = 0
-            with open(os.path.join(tmp, "ids.bin"), "wb") as ids_file, open(
-                os.path.join(tmp, "offsets.bin"), "wb"
-            ) as offsets_file:
+            with (
+                open(os.path.join(tmp, "ids.bin"), "wb") as ids_file,
+                open(os.path.join(tmp, "offsets.bin"), "wb") as offsets_file,
+            ):
                 np.zeros(1, dtype=np.int64).tofile(offsets_file)
                 for batch in self._batches(path):
-                    encoded = self.tokenizer(batch, add_special_tokens=True, return_attention_mask=False,
-                                             return_token_type_ids=False, verbose=False)["input_ids"]
-                    lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
-                    flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=self._dtype,
-                                       count=int(lengths.sum()))
+                    encoded = self.tokenizer(
+                        batch,
+                        add_special_tokens=True,
+                        return_attention_mask=False,
+                        return_token_type_ids=False,
+                        verbose=False,
+                    )["input_ids"]
+                    lengths = np.fromiter(
+                        (len(ids) for ids in encoded), dtype=np.int64, count=len(encoded)
+                    )
+                    flat = np.fromiter(
+                        itertools.chain.from_iterable(encoded),
+                        dtype=self._dtype,
+                        count=int(lengths.sum()),
+                    )
                     flat.tofile(ids_file)
                     (num_tokens + np.cumsum(lengths)).tofile(offsets_file)
                     num_documents += len(encoded)
                     num_tokens += int(lengths.sum())
             meta = {
-                "source": os.path.abspath(path), "num_documents": num_documents, "num_tokens": num_tokens,
-                "dtype": self._dtype, "tokenizer": type(self.tokenizer).__name__, "format_version": CACHE_FORMAT_VERSION,
+                "source": os.path.abspath(path),
+                "num_documents": num_documents,
+                "num_tokens": num_tokens,
+                "dtype": self._dtype,
+                "tokenizer": type(self.tokenizer).__name__,
+                "format_version": CACHE_FORMAT_VERSION,
             }
             with open(os.path.join(tmp, "meta.json"), "w") as handle:
                 json.dump(meta, handle, indent=2)
         logger.info("Cached %d documents, %d tokens of %s", num_documents, num_tokens, path)
 
     def _batches(self, path: str) -> Iterator[List[str]]:
-        progress = Tqdm.tqdm(iter_file_documents(path, self.text_key),
-                             desc=f"tokenizing {os.path.basename(path)}", unit=" docs")
+        progress = Tqdm.tqdm(
+            iter_file_documents(path, self.text_key),
+            desc=f"tokenizing {os.path.basename(path)}",
+            unit=" docs",
+        )
         return chunked((document.text for document in progress), self.batch_size)

@@ -29,6 +29,7 @@ covers: 1.0 for `document_windows`, 1.0 less the dropped tail for `packed`, less
 `line_by_line` when documents are longer than `max_length`. `coverage_warning` says when more
 than 5% is left out, and what to do.
 """
+
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -46,7 +47,9 @@ def special_token_counts(tokenizer: PreTrainedTokenizerFast) -> Tuple[int, int]:
     """How many special tokens `tokenizer` puts before and after a document (RoBERTa: 1 and 1)."""
     # through the tokenizer's own call, which turns off any padding or truncation that a
     # tokenizer.json carries (sentence-transformers' pads to 128 tokens)
-    mask = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)["special_tokens_mask"]
+    mask = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)[
+        "special_tokens_mask"
+    ]
     before = next(i for i, special in enumerate(mask) if not special)
     after = next(i for i, special in enumerate(reversed(mask)) if not special)
     return before, after
@@ -68,8 +71,14 @@ class TokenizedCorpus:
         How many special tokens each cached document starts and ends with (`special_token_counts`).
     """
 
-    def __init__(self, files: List[TokenizedFile], paths: List[str], mode: str, max_length: int,
-                 special_tokens: Tuple[int, int]) -> None:
+    def __init__(
+        self,
+        files: List[TokenizedFile],
+        paths: List[str],
+        mode: str,
+        max_length: int,
+        special_tokens: Tuple[int, int],
+    ) -> None:
         self.files = files
         self.paths = paths
         self.mode = mode
@@ -80,7 +89,9 @@ class TokenizedCorpus:
         self.num_documents = sum(f.num_documents for f in files)
         num_special = self.num_documents * (self.num_before + self.num_after)
         self.num_content_tokens = sum(f.num_tokens for f in files) - num_special
-        self._window_starts: List[np.ndarray] = []  # document_windows: each file's, one per document and one more
+        self._window_starts: List[
+            np.ndarray
+        ] = []  # document_windows: each file's, one per document and one more
         self.num_truncated_documents = 0  # line_by_line: documents cut to their opening
         if mode == "document_windows":
             for f in files:
@@ -96,8 +107,10 @@ class TokenizedCorpus:
         self._length = total // max_length if mode == "packed" else total
         if self._length == 0:
             if mode == "packed" and total:
-                what = (f"only {total} tokens, less than one packed block of max_length={max_length}; give more "
-                        "text, or use mode document_windows or a smaller max_length")
+                what = (
+                    f"only {total} tokens, less than one packed block of max_length={max_length}; give more "
+                    "text, or use mode document_windows or a smaller max_length"
+                )
             else:
                 what = "no non-blank documents; give more text"
             raise DataError(", ".join(paths), 0, f"the corpus has {what}")
@@ -120,12 +133,20 @@ class TokenizedCorpus:
         end = self._length * self.max_length
         file_index = self._file_of(end - 1)
         covered = sum(f.num_tokens for f in self.files[:file_index]) - (
-            sum(f.num_documents for f in self.files[:file_index]) * (self.num_before + self.num_after))
+            sum(f.num_documents for f in self.files[:file_index])
+            * (self.num_before + self.num_after)
+        )
         file, stop = self.files[file_index], end - int(self._starts[file_index])
-        document = int(file.offsets.searchsorted(stop, side="right")) - 1  # the document the blocks end in
+        document = (
+            int(file.offsets.searchsorted(stop, side="right")) - 1
+        )  # the document the blocks end in
         covered += int(file.offsets[document]) - document * (self.num_before + self.num_after)
         if document < file.num_documents:
-            content = int(file.offsets[document + 1] - file.offsets[document]) - self.num_before - self.num_after
+            content = (
+                int(file.offsets[document + 1] - file.offsets[document])
+                - self.num_before
+                - self.num_after
+            )
             covered += min(max(stop - int(file.offsets[document]) - self.num_before, 0), content)
         return covered
 
@@ -140,14 +161,18 @@ class TokenizedCorpus:
         if left_out <= MAX_UNCOVERED_SHARE:
             return None
         if self.mode == "line_by_line":
-            why = (f"{self.num_truncated_documents:,} of its {self.num_documents:,} documents are longer than "
-                   f"max_length={self.max_length} and only their first {self.window_content} tokens are used")
+            why = (
+                f"{self.num_truncated_documents:,} of its {self.num_documents:,} documents are longer than "
+                f"max_length={self.max_length} and only their first {self.window_content} tokens are used"
+            )
         else:
             tail = int(self._starts[-1]) - self._length * self.max_length
             why = f"its final {tail:,} tokens, less than one block of max_length={self.max_length}, are dropped"
-        return (f"MLM_MODE={self.mode} (the reader's `mode`) leaves {left_out:.1%} of the tokens of "
-                f"{', '.join(self.paths)} out of every pass: {why}. Set MLM_MODE=document_windows to use every "
-                "token of every document")
+        return (
+            f"MLM_MODE={self.mode} (the reader's `mode`) leaves {left_out:.1%} of the tokens of "
+            f"{', '.join(self.paths)} out of every pass: {why}. Set MLM_MODE=document_windows to use every "
+            "token of every document"
+        )
 
     def examples_of_documents(self, documents: np.ndarray) -> np.ndarray:
         """
@@ -162,13 +187,18 @@ class TokenizedCorpus:
         document_starts = np.cumsum([0] + [f.num_documents for f in self.files])
         examples = []
         for file_index, window_starts in enumerate(self._window_starts):
-            local = documents[(documents >= document_starts[file_index]) & (documents < document_starts[file_index + 1])]
+            local = documents[
+                (documents >= document_starts[file_index])
+                & (documents < document_starts[file_index + 1])
+            ]
             local = local - document_starts[file_index]
             first, last = window_starts[local], window_starts[local + 1]
             ranges = [np.arange(a, b) for a, b in zip(first, last)]
             if ranges:
                 examples.append(np.concatenate(ranges) + self._starts[file_index])
-        return np.concatenate(examples).astype(np.int64) if examples else np.zeros(0, dtype=np.int64)
+        return (
+            np.concatenate(examples).astype(np.int64) if examples else np.zeros(0, dtype=np.int64)
+        )
 
     def _file_of(self, index: int) -> int:
         return int(self._starts.searchsorted(index, side="right")) - 1 if len(self.files) > 1 else 0
@@ -186,17 +216,26 @@ class TokenizedCorpus:
         if self.mode == "line_by_line":
             ids = file.document(local)
             if len(ids) > self.max_length:
-                ids = np.concatenate([ids[: self.max_length - self.num_after], ids[len(ids) - self.num_after :]])
+                ids = np.concatenate(
+                    [ids[: self.max_length - self.num_after], ids[len(ids) - self.num_after :]]
+                )
             return ids
         window_starts = self._window_starts[file_index]
         document = int(window_starts.searchsorted(local, side="right")) - 1
         start, end = int(file.offsets[document]), int(file.offsets[document + 1])
-        first = start + self.num_before + (local - int(window_starts[document])) * self.window_content
+        first = (
+            start + self.num_before + (local - int(window_starts[document])) * self.window_content
+        )
         last = min(first + self.window_content, end - self.num_after)
         if first == start + self.num_before and last == end - self.num_after:
             return file.ids[start:end]  # the whole document
-        return np.concatenate([file.ids[start : start + self.num_before], file.ids[first:last],
-                               file.ids[end - self.num_after : end]])
+        return np.concatenate(
+            [
+                file.ids[start : start + self.num_before],
+                file.ids[first:last],
+                file.ids[end - self.num_after : end],
+            ]
+        )
 
     def _block(self, index: int) -> np.ndarray:
         start, end = index * self.max_length, (index + 1) * self.max_length

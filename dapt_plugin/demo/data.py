@@ -11,6 +11,7 @@ which compounds behave alike. Labelled train and test sets use disjoint compound
 is shaped so that a tiny model learns the domain knowledge within a few minutes on a CPU (see its
 docstring).
 """
+
 import random
 from pathlib import Path
 from typing import Dict, List, Union
@@ -20,18 +21,74 @@ from dapt_plugin.testing.text import pseudo_words, write_jsonl, write_lines
 LABELS = ("inhibitor", "activator")
 
 _SYLLABLES = [
-    "zo", "vex", "ta", "min", "ra", "lo", "quin", "dex", "sa", "tor", "ni", "fel", "mo", "zan", "pri",
-    "cal", "dor", "vi", "ne", "ox", "bu", "tri", "sol", "gan", "lu", "mex", "pa", "rin", "ko", "zel",
+    "zo",
+    "vex",
+    "ta",
+    "min",
+    "ra",
+    "lo",
+    "quin",
+    "dex",
+    "sa",
+    "tor",
+    "ni",
+    "fel",
+    "mo",
+    "zan",
+    "pri",
+    "cal",
+    "dor",
+    "vi",
+    "ne",
+    "ox",
+    "bu",
+    "tri",
+    "sol",
+    "gan",
+    "lu",
+    "mex",
+    "pa",
+    "rin",
+    "ko",
+    "zel",
 ]
 _CLASS_WORDS = {
     "inhibitor": ["inhibits", "blocks", "suppresses", "silences", "dampens", "antagonises"],
     "activator": ["activates", "stimulates", "enhances", "triggers", "amplifies", "agonises"],
 }
-_TARGETS = ["the receptor", "the kinase", "the channel", "the enzyme", "the transporter", "the pathway"]
-_GENERAL_SUBJECTS = ["the teacher", "a farmer", "my neighbour", "the child", "an old man", "the cook"]
+_TARGETS = [
+    "the receptor",
+    "the kinase",
+    "the channel",
+    "the enzyme",
+    "the transporter",
+    "the pathway",
+]
+_GENERAL_SUBJECTS = [
+    "the teacher",
+    "a farmer",
+    "my neighbour",
+    "the child",
+    "an old man",
+    "the cook",
+]
 _GENERAL_VERBS = ["walked to", "looked at", "painted", "cleaned", "opened", "visited", "described"]
-_GENERAL_OBJECTS = ["the garden", "a small house", "the river", "the market", "a red door", "the school"]
-_GENERAL_TAILS = ["in the morning", "after lunch", "with a friend", "before the rain", "on sunday", "slowly"]
+_GENERAL_OBJECTS = [
+    "the garden",
+    "a small house",
+    "the river",
+    "the market",
+    "a red door",
+    "the school",
+]
+_GENERAL_TAILS = [
+    "in the morning",
+    "after lunch",
+    "with a friend",
+    "before the rain",
+    "on sunday",
+    "slowly",
+]
 
 
 def make_compounds(n: int, seed: int = 0) -> Dict[str, str]:
@@ -42,8 +99,13 @@ def make_compounds(n: int, seed: int = 0) -> Dict[str, str]:
 
 def general_sentence(rng: random.Random) -> str:
     return " ".join(
-        [rng.choice(_GENERAL_SUBJECTS), rng.choice(_GENERAL_VERBS), rng.choice(_GENERAL_OBJECTS),
-         rng.choice(_GENERAL_TAILS), "."]
+        [
+            rng.choice(_GENERAL_SUBJECTS),
+            rng.choice(_GENERAL_VERBS),
+            rng.choice(_GENERAL_OBJECTS),
+            rng.choice(_GENERAL_TAILS),
+            ".",
+        ]
     )
 
 
@@ -52,14 +114,22 @@ def general_sentence(rng: random.Random) -> str:
 # space) than inside a line, and a compound seen as two unrelated tokens cannot carry what DAPT or
 # TAPT learned about it into the task.
 _DEMO_DOMAIN_TEMPLATE = "the drug {c} {w} {t} ."
-_DEMO_TASK_TAILS = ["was given to patients", "was added to the culture", "was measured in blood", "was tested in mice"]
+_DEMO_TASK_TAILS = [
+    "was given to patients",
+    "was added to the culture",
+    "was measured in blood",
+    "was tested in mice",
+]
 _DEMO_TASK_TEMPLATE = "the drug {c} {tail} ."
 _DEMO_UNLABELED_TEMPLATE = "the drug {c} {w} {t} {place} ."
 _DEMO_PLACES = ["in patients", "in the culture", "in blood", "in mice"]
 # General text mentions the compounds too (a base model has seen the names, not their
 # pharmacology), each with a shop colour of its own drawn independently of its class: the
 # compounds become distinct tokens for the base model without any hint of their labels.
-_DEMO_GENERAL_TEMPLATES = ["{a} bought the drug {c} at the {m} shop {tail} .", "the {m} shop sells the drug {c} ."]
+_DEMO_GENERAL_TEMPLATES = [
+    "{a} bought the drug {c} at the {m} shop {tail} .",
+    "the {m} shop sells the drug {c} .",
+]
 _SHOP_COLOURS = ["red", "blue", "green", "yellow", "white", "black", "brown", "grey"]
 
 
@@ -128,13 +198,19 @@ def generate_demo(
             return general_sentence(rng)
         compound = rng.choice(names)
         return rng.choice(_DEMO_GENERAL_TEMPLATES).format(
-            a=rng.choice(_GENERAL_SUBJECTS), c=compound, m=colour[compound], tail=rng.choice(_GENERAL_TAILS)
+            a=rng.choice(_GENERAL_SUBJECTS),
+            c=compound,
+            m=colour[compound],
+            tail=rng.choice(_GENERAL_TAILS),
         )
 
     def fill(template: str, compound: str) -> str:
         return template.format(
-            c=compound, w=rng.choice(class_words[compounds[compound]]), t=rng.choice(_TARGETS),
-            tail=rng.choice(_DEMO_TASK_TAILS), place=rng.choice(_DEMO_PLACES),
+            c=compound,
+            w=rng.choice(class_words[compounds[compound]]),
+            t=rng.choice(_TARGETS),
+            tail=rng.choice(_DEMO_TASK_TAILS),
+            place=rng.choice(_DEMO_PLACES),
         )
 
     def task_rows(pool: List[str], n: int) -> List[Dict[str, str]]:
@@ -153,10 +229,18 @@ def generate_demo(
         "unlabeled": output_dir / "task" / "unlabeled.jsonl",
     }
     write_lines(paths["general"], [general_line() for _ in range(general_sentences)])
-    write_lines(paths["domain"], [fill(_DEMO_DOMAIN_TEMPLATE, rng.choice(names)) for _ in range(domain_sentences)])
+    write_lines(
+        paths["domain"],
+        [fill(_DEMO_DOMAIN_TEMPLATE, rng.choice(names)) for _ in range(domain_sentences)],
+    )
     write_jsonl(paths["train"], task_rows(seen, train_size))
     write_jsonl(paths["dev"], task_rows(unseen, dev_size))
     write_jsonl(paths["test"], task_rows(unseen, test_size))
-    write_jsonl(paths["unlabeled"], [{"text": fill(_DEMO_UNLABELED_TEMPLATE, rng.choice(names))}
-                                     for _ in range(unlabeled_task_size)])
+    write_jsonl(
+        paths["unlabeled"],
+        [
+            {"text": fill(_DEMO_UNLABELED_TEMPLATE, rng.choice(names))}
+            for _ in range(unlabeled_task_size)
+        ],
+    )
     return paths

@@ -13,6 +13,7 @@ Everything goes under `--output-dir` (default `demo_runs/`, git-ignored). Runnin
 reuses what is complete: the base model when it exists, and every complete phase of the
 experiment.
 """
+
 import argparse
 import logging
 import os
@@ -37,8 +38,14 @@ EXPERIMENT = config_dir() / "experiments" / "demo.jsonnet"
 # a low learning rate. Enough to learn the general text's words and phrasing; a longer or faster
 # run leaves a 64-wide model too set in its ways to learn the domain within the demo's steps.
 GENERAL_PRETRAINING = {
-    "NUM_STEPS": "300", "NUM_EPOCHS": "1", "EFFECTIVE_BATCH": "32", "BATCH_SIZE": "32", "LR": "5e-4",
-    "MAX_LENGTH": "32", "SEED": "0", "OMP_NUM_THREADS": "1",
+    "NUM_STEPS": "300",
+    "NUM_EPOCHS": "1",
+    "EFFECTIVE_BATCH": "32",
+    "BATCH_SIZE": "32",
+    "LR": "5e-4",
+    "MAX_LENGTH": "32",
+    "SEED": "0",
+    "OMP_NUM_THREADS": "1",
 }
 
 
@@ -60,26 +67,50 @@ def build_base_model(output_dir: Path) -> Path:
     logger.info("Data written to %s", output_dir / "data")
     initial = output_dir / "tiny_roberta"
     shutil.rmtree(initial, ignore_errors=True)
-    build_tiny_roberta(initial, [paths[name] for name in ("general", "domain", "train", "unlabeled")],
-                       hidden_size=64, num_layers=2, num_heads=2, max_length=128)
+    build_tiny_roberta(
+        initial,
+        [paths[name] for name in ("general", "domain", "train", "unlabeled")],
+        hidden_size=64,
+        num_layers=2,
+        num_heads=2,
+        max_length=128,
+    )
     run = base_model.parent
     shutil.rmtree(run, ignore_errors=True)  # an interrupted earlier attempt: 15 seconds to redo
-    logger.info("Pretraining the tiny RoBERTa on general text (%s steps); log: %s",
-                GENERAL_PRETRAINING["NUM_STEPS"], output_dir / "base_model.log")
-    env = {**GENERAL_PRETRAINING, "MODEL_NAME": str(initial), "CORPUS_PATH": str(paths["general"]),
-           "DAPT_PLUGIN_CACHE": str(output_dir / "cache")}
+    logger.info(
+        "Pretraining the tiny RoBERTa on general text (%s steps); log: %s",
+        GENERAL_PRETRAINING["NUM_STEPS"],
+        output_dir / "base_model.log",
+    )
+    env = {
+        **GENERAL_PRETRAINING,
+        "MODEL_NAME": str(initial),
+        "CORPUS_PATH": str(paths["general"]),
+        "DAPT_PLUGIN_CACHE": str(output_dir / "cache"),
+    }
     with open(output_dir / "base_model.log", "w") as log:
-        run_allennlp(["train", config_dir() / "dapt.jsonnet", "-s", run], env, include_packages=["dapt_plugin"],
-                     log=log, check=True)
+        run_allennlp(
+            ["train", config_dir() / "dapt.jsonnet", "-s", run],
+            env,
+            include_packages=["dapt_plugin"],
+            log=log,
+            check=True,
+        )
     logger.info("Base model: %s", base_model)
     return base_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m dapt_plugin.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output-dir", default="demo_runs", help="where everything goes (default: demo_runs)")
+    parser = argparse.ArgumentParser(
+        prog="python -m dapt_plugin.demo", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--output-dir", default="demo_runs", help="where everything goes (default: demo_runs)"
+    )
     args = parser.parse_args()
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.WARNING)
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.WARNING
+    )
     logging.getLogger("dapt_plugin").setLevel(logging.INFO)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     transformers.logging.set_verbosity_error()  # "pooler weights newly initialized": unused under CLS pooling

@@ -7,6 +7,7 @@ what changed for the log.
 File contents are hashed once: `FileHashes` keeps each file's sha256 with its size and
 modification time, so a re-run over a corpus of tens of GB costs a `stat` per file.
 """
+
 import hashlib
 import json
 import logging
@@ -45,7 +46,9 @@ class FileHashes:
         if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
             return known["sha256"]
         if stat.st_size > _LOG_HASHING_ABOVE:
-            logger.info("hashing %s (%.1f GB) for the phases' fingerprints", path, stat.st_size / 1e9)
+            logger.info(
+                "hashing %s (%.1f GB) for the phases' fingerprints", path, stat.st_size / 1e9
+            )
         digest = file_sha256(key)
         self._memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
         return digest
@@ -71,11 +74,15 @@ class FileHashes:
 def fingerprint(config: Dict[str, Any], inputs: Dict[str, str], upstream: Dict[str, str]) -> str:
     """sha256 of a phase's resolved `config`, its `inputs` (`{path: sha256}`) and `upstream`
     (`{phase: fingerprint}` of the phases it starts from)."""
-    canonical = json.dumps({"config": config, "inputs": inputs, "upstream": upstream}, sort_keys=True)
+    canonical = json.dumps(
+        {"config": config, "inputs": inputs, "upstream": upstream}, sort_keys=True
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def describe_changes(old: Dict[str, Any], new: Dict[str, Any], variables: Optional[Set[str]] = None) -> str:
+def describe_changes(
+    old: Dict[str, Any], new: Dict[str, Any], variables: Optional[Set[str]] = None
+) -> str:
     """
     What differs between two records of a phase (each with `settings`, `config`, `inputs` and
     `upstream`), in words: the variables among `variables` (those its config reads) that changed,
@@ -86,17 +93,23 @@ def describe_changes(old: Dict[str, Any], new: Dict[str, Any], variables: Option
         changed = [
             f"{name} {old['settings'].get(name, 'unset')} -> {new['settings'].get(name, 'unset')}"
             for name in sorted(set(old["settings"]) | set(new["settings"]))
-            if (variables is None or name in variables) and old["settings"].get(name) != new["settings"].get(name)
+            if (variables is None or name in variables)
+            and old["settings"].get(name) != new["settings"].get(name)
         ]
         if not changed:
             old_config, new_config = _flatten(old["config"]), _flatten(new["config"])
-            changed = [f"{key} {_short(old_config.get(key, 'unset'))} -> {_short(new_config.get(key, 'unset'))}"
-                       for key in sorted(set(old_config) | set(new_config))
-                       if old_config.get(key) != new_config.get(key)]
+            changed = [
+                f"{key} {_short(old_config.get(key, 'unset'))} -> {_short(new_config.get(key, 'unset'))}"
+                for key in sorted(set(old_config) | set(new_config))
+                if old_config.get(key) != new_config.get(key)
+            ]
         reasons.append(f"the resolved config changed ({_first(changed)})")
     if old["inputs"] != new["inputs"]:
-        changed = sorted(path for path in set(old["inputs"]) | set(new["inputs"])
-                         if old["inputs"].get(path) != new["inputs"].get(path))
+        changed = sorted(
+            path
+            for path in set(old["inputs"]) | set(new["inputs"])
+            if old["inputs"].get(path) != new["inputs"].get(path)
+        )
         reasons.append(f"input files changed ({_first(changed)})")
     for name in sorted(set(old["upstream"]) | set(new["upstream"])):
         if old["upstream"].get(name) != new["upstream"].get(name):
@@ -105,12 +118,14 @@ def describe_changes(old: Dict[str, Any], new: Dict[str, Any], variables: Option
 
 
 def _first(items: List[str], count: int = 3) -> str:
-    return ", ".join(items[:count]) + (f" and {len(items) - count} more" if len(items) > count else "")
+    return ", ".join(items[:count]) + (
+        f" and {len(items) - count} more" if len(items) > count else ""
+    )
 
 
 def _short(value: Any, length: int = 40) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= length else text[:length - 3] + "..."
+    return text if len(text) <= length else text[: length - 3] + "..."
 
 
 def _flatten(value: Any, prefix: str = "") -> Dict[str, Any]:

@@ -31,6 +31,7 @@ every phase that starts from it; the log and `phases.jsonl` say why ("dapt: the 
 changed (NUM_STEPS 4 -> 8)"). The fingerprints, and each phase's environment, are in
 `results.json`.
 """
+
 import json
 import logging
 import os
@@ -56,7 +57,9 @@ from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_DIR = "<output_dir>"  # how paths inside the output directory appear in fingerprints and results
+OUTPUT_DIR = (
+    "<output_dir>"  # how paths inside the output directory appear in fingerprints and results
+)
 _MLM_OUTPUTS = ["model.tar.gz", "metrics.json", "exported_model"]
 _CLASSIFIER_OUTPUTS = ["model.tar.gz", "dev_metrics.json", "test_metrics.json"]
 _SELECTION_OF = {"knn_tapt": "select_knn", "rand_tapt": "select_random"}
@@ -145,23 +148,57 @@ class ExperimentRunner:
         spec, variants = self.spec, self.spec.variants
         phases: Dict[str, Phase] = {}
 
-        def add(name: str, kind: str, directory: Path, outputs: List[str], settings: Dict[str, Any],
-                **fields) -> None:
-            phases[name] = Phase(name, kind, directory, [directory / output for output in outputs], settings,
-                                 **fields)
+        def add(
+            name: str,
+            kind: str,
+            directory: Path,
+            outputs: List[str],
+            settings: Dict[str, Any],
+            **fields,
+        ) -> None:
+            phases[name] = Phase(
+                name,
+                kind,
+                directory,
+                [directory / output for output in outputs],
+                settings,
+                **fields,
+            )
 
         if {"dapt", "dapt_tapt"} & set(variants):
-            add("dapt", "dapt", self.output / "dapt", _MLM_OUTPUTS, {
-                **spec.env("dapt"), "MODEL_NAME": spec.base_model, "CORPUS_PATH": spec.domain_corpus,
-            }, variant="dapt")
+            add(
+                "dapt",
+                "dapt",
+                self.output / "dapt",
+                _MLM_OUTPUTS,
+                {
+                    **spec.env("dapt"),
+                    "MODEL_NAME": spec.base_model,
+                    "CORPUS_PATH": spec.domain_corpus,
+                },
+                variant="dapt",
+            )
         selection = {"task_paths": spec.task["train"], "domain_paths": spec.domain_corpus}
         if {"knn_tapt", "rand_tapt"} & set(variants):
-            add("select_knn", "selection", self.output / "selection", ["knn_tapt.jsonl"],
-                {**selection, "method": "knn", "k": spec.knn_k}, variant="knn_tapt")
+            add(
+                "select_knn",
+                "selection",
+                self.output / "selection",
+                ["knn_tapt.jsonl"],
+                {**selection, "method": "knn", "k": spec.knn_k},
+                variant="knn_tapt",
+            )
         if "rand_tapt" in variants:
             # as many documents as the kNN selection: its fingerprint is part of this one's
-            add("select_random", "selection", self.output / "selection", ["rand_tapt.jsonl"],
-                {**selection, "method": "random"}, variant="rand_tapt", upstream="select_knn")
+            add(
+                "select_random",
+                "selection",
+                self.output / "selection",
+                ["rand_tapt.jsonl"],
+                {**selection, "method": "random"},
+                variant="rand_tapt",
+                upstream="select_knn",
+            )
         for variant in ("tapt", "dapt_tapt", "knn_tapt", "rand_tapt"):
             if variant not in variants:
                 continue
@@ -169,17 +206,40 @@ class ExperimentRunner:
             extra = list(spec.tapt_extra)
             if variant in _SELECTION_OF:
                 extra.append(str(phases[_SELECTION_OF[variant]].outputs[0]))
-            add(variant, "tapt", self.output / variant, _MLM_OUTPUTS, {
-                **spec.env("tapt"), "TAPT_PATH": spec.task["train"], "EXTRA_TAPT_PATHS": ",".join(extra),
-                "MODEL_NAME": self.encoder("dapt") if variant == "dapt_tapt" else spec.base_model,
-            }, variant=variant, upstream=upstream)
+            add(
+                variant,
+                "tapt",
+                self.output / variant,
+                _MLM_OUTPUTS,
+                {
+                    **spec.env("tapt"),
+                    "TAPT_PATH": spec.task["train"],
+                    "EXTRA_TAPT_PATHS": ",".join(extra),
+                    "MODEL_NAME": self.encoder("dapt")
+                    if variant == "dapt_tapt"
+                    else spec.base_model,
+                },
+                variant=variant,
+                upstream=upstream,
+            )
         for variant in variants:
             for seed in spec.seeds:
-                add(f"classifier/{variant}/seed_{seed}", "classifier",
-                    self.output / "classifier" / variant / f"seed_{seed}", _CLASSIFIER_OUTPUTS, {
-                        **spec.env("classifier"), "MODEL_NAME": self.encoder(variant), "SEED": str(seed),
-                        "TRAIN_PATH": spec.task["train"], "DEV_PATH": spec.task["dev"],
-                    }, variant=variant, seed=seed, upstream=None if variant == "baseline" else variant)
+                add(
+                    f"classifier/{variant}/seed_{seed}",
+                    "classifier",
+                    self.output / "classifier" / variant / f"seed_{seed}",
+                    _CLASSIFIER_OUTPUTS,
+                    {
+                        **spec.env("classifier"),
+                        "MODEL_NAME": self.encoder(variant),
+                        "SEED": str(seed),
+                        "TRAIN_PATH": spec.task["train"],
+                        "DEV_PATH": spec.task["dev"],
+                    },
+                    variant=variant,
+                    seed=seed,
+                    upstream=None if variant == "baseline" else variant,
+                )
         return list(phases.values())
 
     def _fail(self, message: str) -> ConfigurationError:
@@ -191,11 +251,15 @@ class ExperimentRunner:
             config, data_paths = phase.settings, [self.spec.task["train"], self.spec.domain_corpus]
         else:
             try:
-                config = resolve_config(self._config_file(phase), phase.settings).as_dict(quiet=True)
+                config = resolve_config(self._config_file(phase), phase.settings).as_dict(
+                    quiet=True
+                )
             except ConfigurationError as error:
                 raise self._fail(f"phase {phase.name}: {error.message}") from None
-            data_paths = [config.get(key) for key in ("train_data_path", "validation_data_path",
-                                                      "test_data_path")]
+            data_paths = [
+                config.get(key)
+                for key in ("train_data_path", "validation_data_path", "test_data_path")
+            ]
             if phase.kind == "classifier":
                 data_paths.append(self.spec.task["test"])
         inside = str(self.output) + os.sep
@@ -249,8 +313,10 @@ class ExperimentRunner:
                     "offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set); download it first, or "
                     "give the directory of a `save_pretrained` copy"
                 ) from None
-            raise self._fail(f"`base_model` {self.spec.base_model!r} could not be loaded: "
-                             f"{str(error).splitlines()[0]}") from None
+            raise self._fail(
+                f"`base_model` {self.spec.base_model!r} could not be loaded: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
 
     def _check_labels(self) -> None:
         """Every label of `task.dev` and `task.test` must occur in `task.train`, as the classifier needs."""
@@ -302,11 +368,17 @@ class ExperimentRunner:
                 return "run", "no record that it completed; starting over"
             return "run", ""
         if marker["fingerprint"] != phase.fingerprint:
-            variables = None if phase.kind == "selection" else config_variables(self._config_file(phase))
+            variables = (
+                None if phase.kind == "selection" else config_variables(self._config_file(phase))
+            )
             return "run", describe_changes(marker, self._record(phase), variables)
         missing = [path.name for path in phase.outputs if not path.exists()]
         if marker["state"] == "complete":
-            return ("reuse", "") if not missing else ("run", f"its outputs are missing ({', '.join(missing)})")
+            return (
+                ("reuse", "")
+                if not missing
+                else ("run", f"its outputs are missing ({', '.join(missing)})")
+            )
         if marker["state"] == "trained" and "model.tar.gz" not in missing:
             return "evaluate", "its training completed; evaluating it"
         if phase.kind == "selection":
@@ -330,8 +402,12 @@ class ExperimentRunner:
         return json.loads(path.read_text()) if path.exists() else None
 
     def _record(self, phase: Phase) -> Dict[str, Any]:
-        return {"settings": self._portable(phase.settings), "config": phase.config, "inputs": phase.inputs,
-                "upstream": self._upstream(phase)}
+        return {
+            "settings": self._portable(phase.settings),
+            "config": phase.config,
+            "inputs": phase.inputs,
+            "upstream": self._upstream(phase),
+        }
 
     def write_marker(self, phase: Phase, state: str) -> None:
         """
@@ -339,7 +415,12 @@ class ExperimentRunner:
         `trained` (a classifier whose `allennlp train` completed) or `complete` (written last).
         """
         self.markers.mkdir(parents=True, exist_ok=True)
-        record = {"phase": phase.name, "state": state, "fingerprint": phase.fingerprint, **self._record(phase)}
+        record = {
+            "phase": phase.name,
+            "state": state,
+            "fingerprint": phase.fingerprint,
+            **self._record(phase),
+        }
         if state == "complete":
             record["completed"] = [path.name for path in phase.outputs]
         with atomic_file(str(self._marker_path(phase))) as handle:
@@ -365,8 +446,10 @@ class ExperimentRunner:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise ConfigurationError(f"another `allennlp adapt` is running in {self.output}; wait for it "
-                                     "to end, or give another output directory") from None
+            raise ConfigurationError(
+                f"another `allennlp adapt` is running in {self.output}; wait for it "
+                "to end, or give another output directory"
+            ) from None
         try:
             return self._run()
         finally:
@@ -391,9 +474,15 @@ class ExperimentRunner:
                 times[phase.name] = 0.0
                 self.write_marker(phase, "started")
             else:
-                self._log(phase, "recovering" if action == "recover" else "evaluating", reason=reason)
-            {"dapt": self._run_mlm, "tapt": self._run_mlm, "selection": self._run_selection,
-             "classifier": self._run_classifier}[phase.kind](phase, action)
+                self._log(
+                    phase, "recovering" if action == "recover" else "evaluating", reason=reason
+                )
+            {
+                "dapt": self._run_mlm,
+                "tapt": self._run_mlm,
+                "selection": self._run_selection,
+                "classifier": self._run_classifier,
+            }[phase.kind](phase, action)
             self.write_marker(phase, "complete")
             times[phase.name] = times.get(phase.name, 0.0) + time.time() - start
             with atomic_file(str(self.output / "phase_times.json")) as handle:
@@ -420,15 +509,19 @@ class ExperimentRunner:
 
     def _train(self, phase: Phase, recover: bool) -> None:
         """`allennlp train` of the phase's config in a process of its own, with `--recover` to resume it."""
-        arguments = ["train", self._config_file(phase), "-s", str(phase.directory)] + (["--recover"] if recover else [])
+        arguments = ["train", self._config_file(phase), "-s", str(phase.directory)] + (
+            ["--recover"] if recover else []
+        )
         phase.directory.parent.mkdir(parents=True, exist_ok=True)
         with open(self.output / "train.log", "a") as log:
             log.write(f"\n===== {phase.name}: {' '.join(allennlp_command(arguments))}\n")
             log.flush()
         exit_code = run_allennlp_preloaded(arguments, phase.settings, log=self.output / "train.log")
         if exit_code != 0:
-            raise RuntimeError(f"phase {phase.name} failed (exit {exit_code}); its log is in "
-                               f"{self.output / 'train.log'} and {phase.directory / 'out.log'}")
+            raise RuntimeError(
+                f"phase {phase.name} failed (exit {exit_code}); its log is in "
+                f"{self.output / 'train.log'} and {phase.directory / 'out.log'}"
+            )
 
     def _run_mlm(self, phase: Phase, action: str) -> None:
         self._train(phase, recover=action == "recover")
@@ -446,7 +539,9 @@ class ExperimentRunner:
         from allennlp.commands.evaluate import evaluate_from_archive
 
         if action == "evaluate":
-            remove_leftovers(str(phase.directory))  # of an evaluation killed while writing its metrics
+            remove_leftovers(
+                str(phase.directory)
+            )  # of an evaluation killed while writing its metrics
         else:
             self._train(phase, recover=action == "recover")
             self.write_marker(phase, "trained")
@@ -463,7 +558,9 @@ class ExperimentRunner:
                 )
             with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
                 json.dump(metrics[split], handle, indent=2)
-        logger.info("%s: dev %s %.4f", phase.name, self.spec.metric, metrics["dev"][self.spec.metric])
+        logger.info(
+            "%s: dev %s %.4f", phase.name, self.spec.metric, metrics["dev"][self.spec.metric]
+        )
 
     def _phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
@@ -478,18 +575,29 @@ class ExperimentRunner:
         metric = self.spec.metric
         variants = {}
         for variant in self.spec.variants:
-            classifiers = [phase for phase in self.phases if phase.kind == "classifier" and phase.variant == variant]
-            runs = {str(phase.seed): {split: json.loads((phase.directory / f"{split}_metrics.json").read_text())
-                                      for split in ("dev", "test")}
-                    for phase in classifiers}
+            classifiers = [
+                phase
+                for phase in self.phases
+                if phase.kind == "classifier" and phase.variant == variant
+            ]
+            runs = {
+                str(phase.seed): {
+                    split: json.loads((phase.directory / f"{split}_metrics.json").read_text())
+                    for split in ("dev", "test")
+                }
+                for phase in classifiers
+            }
             summary = {}
             for split in ("dev", "test"):
                 values = [run[split][metric] for run in runs.values()]
-                summary[split] = {"mean": statistics.fmean(values),
-                                  "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+                summary[split] = {
+                    "mean": statistics.fmean(values),
+                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                }
             adaptation = self._adaptation(classifiers[0])
             variants[variant] = {
-                "seeds": runs, **summary,
+                "seeds": runs,
+                **summary,
                 "heldout_mlm_loss": self._heldout_losses(adaptation),
                 "adaptation_seconds": sum(times.get(phase.name, 0.0) for phase in adaptation),
                 "fine_tuning_seconds": sum(times.get(phase.name, 0.0) for phase in classifiers),
@@ -500,10 +608,22 @@ class ExperimentRunner:
                 # below the baseline by more than the spread over seeds: the adaptation hurt
                 spread = max(row["dev"]["std"], baseline["std"])
                 row["below_baseline"] = row["dev"]["mean"] < baseline["mean"] - spread
-        phases = {phase.name: {"settings": self._portable(phase.settings), "fingerprint": phase.fingerprint}
-                  for phase in self.phases}
-        return {"experiment": self.spec.path, "metric": metric, "seeds": self.spec.seeds, "variants": variants,
-                "phases": phases, "phase_seconds": times, "output_dir": str(self.output)}
+        phases = {
+            phase.name: {
+                "settings": self._portable(phase.settings),
+                "fingerprint": phase.fingerprint,
+            }
+            for phase in self.phases
+        }
+        return {
+            "experiment": self.spec.path,
+            "metric": metric,
+            "seeds": self.spec.seeds,
+            "variants": variants,
+            "phases": phases,
+            "phase_seconds": times,
+            "output_dir": str(self.output),
+        }
 
     def _adaptation(self, classifier: Phase) -> List[Phase]:
         """The phases that made the encoder `classifier` starts from (following `upstream`), first first."""
@@ -523,8 +643,10 @@ class ExperimentRunner:
             if phase.kind in ("dapt", "tapt") and metrics_file.exists():
                 metrics = json.loads(metrics_file.read_text())
                 if "heldout_mlm_loss_start" in metrics:
-                    losses[phase.name] = {"start": metrics["heldout_mlm_loss_start"],
-                                          "end": metrics["heldout_mlm_loss_end"]}
+                    losses[phase.name] = {
+                        "start": metrics["heldout_mlm_loss_start"],
+                        "end": metrics["heldout_mlm_loss_end"],
+                    }
         return losses
 
     @staticmethod
@@ -541,20 +663,29 @@ class ExperimentRunner:
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for variant, row in results["variants"].items():
-            losses = ", ".join(f"{name} {loss['start']:.3f} -> {loss['end']:.3f}"
-                               for name, loss in row["heldout_mlm_loss"].items()) or "-"
+            losses = (
+                ", ".join(
+                    f"{name} {loss['start']:.3f} -> {loss['end']:.3f}"
+                    for name, loss in row["heldout_mlm_loss"].items()
+                )
+                or "-"
+            )
             flag = " (below baseline)" if row.get("below_baseline") else ""
             lines.append(
                 f"| {variant}{flag} | {100 * row['dev']['mean']:.1f} ± {100 * row['dev']['std']:.1f} "
                 f"| {100 * row['test']['mean']:.1f} ± {100 * row['test']['std']:.1f} "
                 f"| {losses} | {row['adaptation_seconds']:.0f} s | {row['fine_tuning_seconds']:.0f} s |"
             )
-        harmful = [variant for variant, row in results["variants"].items() if row.get("below_baseline")]
+        harmful = [
+            variant for variant, row in results["variants"].items() if row.get("below_baseline")
+        ]
         if harmful:
             lines.append("")
-            lines.append(f"(below baseline): {', '.join(harmful)} scored below the baseline on dev by more than "
-                         "the spread over seeds: the adaptation hurt. A held-out loss that went up, or a start "
-                         "far above the end, points at the masked-LM phase (learning rate, data, a random head).")
+            lines.append(
+                f"(below baseline): {', '.join(harmful)} scored below the baseline on dev by more than "
+                "the spread over seeds: the adaptation hurt. A held-out loss that went up, or a start "
+                "far above the end, points at the masked-LM phase (learning rate, data, a random head)."
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -565,5 +696,7 @@ def run_experiment(spec: ExperimentSpec, output_dir: str) -> Dict:
     runner = ExperimentRunner(spec, output_dir)
     results = runner.run()
     print(runner.table(results))
-    print(f"Results: {runner.output / 'results.json'} and {runner.output / 'results.md'}; runs under {runner.output}")
+    print(
+        f"Results: {runner.output / 'results.json'} and {runner.output / 'results.md'}; runs under {runner.output}"
+    )
     return results

@@ -4,6 +4,7 @@ read from jsonnet (environment variables available through `std.extVar`) and che
 training starts: its keys, files and base model, and its `settings`, each of which must be a
 variable that the configs of its phase kind read (found in the configs themselves).
 """
+
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -34,8 +35,10 @@ _SET_FROM_EXPERIMENT = {
     "DEV_PATH": ("`task.dev`", PHASE_KINDS),
     "TEST_PATH": ("`task.test` (evaluated by `allennlp adapt` itself)", PHASE_KINDS),
     # the masked-LM phases' own SEED may be given in settings.dapt and settings.tapt
-    "SEED": ("`seeds` for the classifiers; a masked-LM seed goes in `settings.dapt` or `settings.tapt`",
-             ("all", "classifier")),
+    "SEED": (
+        "`seeds` for the classifiers; a masked-LM seed goes in `settings.dapt` or `settings.tapt`",
+        ("all", "classifier"),
+    ),
 }
 # variables that change what the training process runs or loads (PYTHONPATH, LD_PRELOAD, ...),
 # whatever the config
@@ -90,7 +93,10 @@ class ExperimentSpec:
     def env(self, kind: str) -> Dict[str, str]:
         """Environment variables of a phase of `kind`, from `settings`."""
         merged = {**self.settings.get("all", {}), **self.settings.get(kind, {})}
-        return {name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in merged.items()}
+        return {
+            name: str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in merged.items()
+        }
 
 
 def _fail(path: str, message: str) -> ConfigurationError:
@@ -100,7 +106,17 @@ def _fail(path: str, message: str) -> ConfigurationError:
 def load_experiment(path: str) -> ExperimentSpec:
     """Reads and checks an experiment file; every mistake stops here, before any training."""
     raw = Params.from_file(path).as_dict(quiet=True)
-    known = {"base_model", "task", "variants", "seeds", "metric", "domain_corpus", "tapt_extra", "knn_k", "settings"}
+    known = {
+        "base_model",
+        "task",
+        "variants",
+        "seeds",
+        "metric",
+        "domain_corpus",
+        "tapt_extra",
+        "knn_k",
+        "settings",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise _fail(path, f"unknown keys {unknown}; the keys are {sorted(known)}")
@@ -109,13 +125,23 @@ def load_experiment(path: str) -> ExperimentSpec:
             raise _fail(path, f"`{key}` is missing")
     variants = raw["variants"]
     if not isinstance(variants, list) or not variants:
-        raise _fail(path, f"`variants` must be a non-empty list of {list(VARIANTS)}; got {variants!r}")
+        raise _fail(
+            path, f"`variants` must be a non-empty list of {list(VARIANTS)}; got {variants!r}"
+        )
     for variant in variants:
         if variant not in VARIANTS:
-            raise _fail(path, f"unknown variant {variant!r} in `variants`; choose from {list(VARIANTS)}")
+            raise _fail(
+                path, f"unknown variant {variant!r} in `variants`; choose from {list(VARIANTS)}"
+            )
     seeds = raw["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise _fail(path, f"`seeds` must be a non-empty list of integers, e.g. [0, 1, 2]; got {seeds!r}")
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise _fail(
+            path, f"`seeds` must be a non-empty list of integers, e.g. [0, 1, 2]; got {seeds!r}"
+        )
     if len(set(seeds)) != len(seeds):
         raise _fail(path, f"`seeds` has repeated values: {seeds}")
     metric = raw.get("metric", "macro_f1")
@@ -127,15 +153,24 @@ def load_experiment(path: str) -> ExperimentSpec:
         raise _fail(path, f"`task` must give exactly `train`, `dev` and `test` files; got {task!r}")
     settings = raw.get("settings", {})
     if not isinstance(settings, dict) or not set(settings) <= set(PHASE_KINDS):
-        raise _fail(path, f"`settings` must map phase kinds {list(PHASE_KINDS)} to variables; got {settings!r}")
+        raise _fail(
+            path,
+            f"`settings` must map phase kinds {list(PHASE_KINDS)} to variables; got {settings!r}",
+        )
     _check_settings(path, settings)
     knn_k = raw.get("knn_k", 50)
     if not isinstance(knn_k, int) or knn_k < 1:
         raise _fail(path, f"`knn_k` must be a positive integer; got {knn_k!r}")
     spec = ExperimentSpec(
-        base_model=str(raw["base_model"]), task={k: str(v) for k, v in task.items()}, variants=list(variants),
-        seeds=list(seeds), metric=metric, domain_corpus=raw.get("domain_corpus"),
-        tapt_extra=[str(p) for p in raw.get("tapt_extra", [])], knn_k=knn_k, settings=settings,
+        base_model=str(raw["base_model"]),
+        task={k: str(v) for k, v in task.items()},
+        variants=list(variants),
+        seeds=list(seeds),
+        metric=metric,
+        domain_corpus=raw.get("domain_corpus"),
+        tapt_extra=[str(p) for p in raw.get("tapt_extra", [])],
+        knn_k=knn_k,
+        settings=settings,
         path=os.path.abspath(path),
     )
     needs_domain = [v for v in spec.variants if v in ("dapt", "dapt_tapt", "knn_tapt", "rand_tapt")]
@@ -163,27 +198,39 @@ def _check_settings(path: str, settings: Dict[str, Any]) -> None:
     """Every variable of `settings` must be one its kind's configs read, and not one set otherwise."""
     for kind, variables in settings.items():
         if not isinstance(variables, dict):
-            raise _fail(path, f"`settings.{kind}` must map variable names to values, e.g. "
-                              f"{{\"NUM_EPOCHS\": 3}}; got {variables!r}")
+            raise _fail(
+                path,
+                f"`settings.{kind}` must map variable names to values, e.g. "
+                f'{{"NUM_EPOCHS": 3}}; got {variables!r}',
+            )
         files = list(CONFIG_FILES.values()) if kind == "all" else [CONFIG_FILES[kind]]
         readable = set().union(*(config_variables(str(config_dir() / name)) for name in files))
         for name, value in variables.items():
             key = f"`settings.{kind}.{name}`"
             if name in _PROCESS_VARIABLES or name.startswith(_PROCESS_PREFIXES):
-                raise _fail(path, f"{key}: {name} is a variable of the Python process, not of a config, "
-                                  "and cannot be set from an experiment; the training processes inherit "
-                                  "the environment of `allennlp adapt`")
+                raise _fail(
+                    path,
+                    f"{key}: {name} is a variable of the Python process, not of a config, "
+                    "and cannot be set from an experiment; the training processes inherit "
+                    "the environment of `allennlp adapt`",
+                )
             if name not in readable:
                 suggestion = closest(name, readable)
-                hint = (f"did you mean {suggestion}?" if suggestion else
-                        "the variables each config reads are listed in its header; variables of the "
-                        "process (such as OMP_NUM_THREADS) are inherited from the environment of "
-                        "`allennlp adapt`")
+                hint = (
+                    f"did you mean {suggestion}?"
+                    if suggestion
+                    else "the variables each config reads are listed in its header; variables of the "
+                    "process (such as OMP_NUM_THREADS) are inherited from the environment of "
+                    "`allennlp adapt`"
+                )
                 raise _fail(path, f"{key} is not a variable of {_either(files)}; {hint}")
             source, kinds = _SET_FROM_EXPERIMENT.get(name, (None, ()))
             if kind in kinds:
-                raise _fail(path, f"{key}: {name} is set from the experiment's {source}; remove it "
-                                  "from `settings`")
+                raise _fail(
+                    path,
+                    f"{key}: {name} is set from the experiment's {source}; remove it "
+                    "from `settings`",
+                )
             if isinstance(value, (dict, list)) or value is None:
                 raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
 

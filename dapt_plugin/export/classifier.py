@@ -13,6 +13,7 @@ token's vector through a tanh layer; dropout only acts in training), so for BERT
 becomes the pooler's. Other encoders, and classifiers built otherwise (a `seq2seq_encoder`,
 another pooler or feed-forward), have no such class and are refused.
 """
+
 import copy
 import logging
 import os
@@ -25,7 +26,11 @@ from allennlp.data.tokenizers import PretrainedTransformerTokenizer
 from allennlp.models.archival import load_archive
 from allennlp.modules.seq2vec_encoders import ClsPooler
 from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
-from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from dapt_plugin.common.atomic import atomic_directory
 from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1
@@ -33,7 +38,13 @@ from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1
 logger = logging.getLogger(__name__)
 
 # encoders whose *ForSequenceClassification head is `classifier.dense` (tanh) and `classifier.out_proj`
-ROBERTA_HEAD_MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "data2vec-text", "roberta-prelayernorm")
+ROBERTA_HEAD_MODEL_TYPES = (
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "data2vec-text",
+    "roberta-prelayernorm",
+)
 # encoders whose *ForSequenceClassification is the pooler (first token, dense, tanh) and `classifier`
 POOLER_HEAD_MODEL_TYPES = ("bert",)
 # a text run through both models after the export, whose logits must agree
@@ -60,7 +71,12 @@ def export_classifier(archive_file: str, output_dir: str, force: bool = False) -
     with atomic_directory(output_dir) as directory:
         exported.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-    logger.info("Exported the classifier of %s (%s) to %s", archive_file, type(exported).__name__, output_dir)
+    logger.info(
+        "Exported the classifier of %s (%s) to %s",
+        archive_file,
+        type(exported).__name__,
+        output_dir,
+    )
     return output_dir
 
 
@@ -107,28 +123,42 @@ def to_sequence_classification(model: BasicClassifierWithF1) -> PreTrainedModel:
         state.update({f"{name}.{key}": tensor for key, tensor in layer.state_dict().items()})
     wanted = exported.state_dict()
     # the encoder's own pooler is unused by the classifier (and absent from RoBERTa's class)
-    exported.load_state_dict({name: tensor for name, tensor in state.items() if name in wanted}, strict=True)
+    exported.load_state_dict(
+        {name: tensor for name, tensor in state.items() if name in wanted}, strict=True
+    )
     exported.config.architectures = [type(exported).__name__]
     return exported
 
 
-def _parts(model: BasicClassifierWithF1) -> Tuple[PreTrainedModel, torch.nn.Linear, torch.nn.Linear]:
+def _parts(
+    model: BasicClassifierWithF1,
+) -> Tuple[PreTrainedModel, torch.nn.Linear, torch.nn.Linear]:
     """The encoder, the tanh layer and the output layer of `model`, after checking its structure."""
     if not isinstance(model, BasicClassifierWithF1):
-        raise ConfigurationError(f"can only export a basic_classifier_with_f1 model; got {type(model).__name__}")
+        raise ConfigurationError(
+            f"can only export a basic_classifier_with_f1 model; got {type(model).__name__}"
+        )
     embedders = list(model._text_field_embedder._token_embedders.values())
     feedforward = model._feedforward
     problems = []
     if len(embedders) != 1 or not isinstance(embedders[0], PretrainedTransformerEmbedder):
         problems.append("the text field embedder is not a single `pretrained_transformer` embedder")
     elif embedders[0]._scalar_mix is not None or embedders[0]._max_length is not None:
-        problems.append("the embedder mixes layers (`last_layer_only: false`) or folds long texts (`max_length`)")
+        problems.append(
+            "the embedder mixes layers (`last_layer_only: false`) or folds long texts (`max_length`)"
+        )
     if model._seq2seq_encoder is not None:
         problems.append("it has a `seq2seq_encoder`")
-    if not isinstance(model._seq2vec_encoder, ClsPooler) or model._seq2vec_encoder._cls_is_last_token:
+    if (
+        not isinstance(model._seq2vec_encoder, ClsPooler)
+        or model._seq2vec_encoder._cls_is_last_token
+    ):
         problems.append("it does not pool the first token (`cls_pooler`)")
-    if (feedforward is None or len(feedforward._linear_layers) != 1
-            or not isinstance(feedforward._activations[0], torch.nn.Tanh)):
+    if (
+        feedforward is None
+        or len(feedforward._linear_layers) != 1
+        or not isinstance(feedforward._activations[0], torch.nn.Tanh)
+    ):
         problems.append("its `feedforward` is not one tanh layer")
     elif feedforward._linear_layers[0].out_features != feedforward._linear_layers[0].in_features:
         problems.append("its `feedforward` layer changes the width")
@@ -138,16 +168,26 @@ def _parts(model: BasicClassifierWithF1) -> Tuple[PreTrainedModel, torch.nn.Line
             "(training_config/classifier.jsonnet: encoder, first token, dropout, tanh layer, dropout, "
             "linear) has a Hugging Face *ForSequenceClassification equivalent"
         )
-    return embedders[0].transformer_model, feedforward._linear_layers[0], model._classification_layer
+    return (
+        embedders[0].transformer_model,
+        feedforward._linear_layers[0],
+        model._classification_layer,
+    )
 
 
-def _check_same_logits(model: BasicClassifierWithF1, reader, exported: PreTrainedModel,
-                       tokenizer: PreTrainedTokenizerBase) -> None:
+def _check_same_logits(
+    model: BasicClassifierWithF1,
+    reader,
+    exported: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
     instance = reader.text_to_instance(_PROBE)
     reader.apply_token_indexers(instance)
     expected = torch.tensor(model.forward_on_instance(instance)["logits"])
     with torch.no_grad():
         logits = exported(**tokenizer(_PROBE, return_tensors="pt")).logits[0]
     if not torch.allclose(logits, expected, atol=1e-4):
-        raise RuntimeError(f"the exported model's logits {logits.tolist()} differ from the classifier's "
-                           f"{expected.tolist()}; please report this with the model's config.json")
+        raise RuntimeError(
+            f"the exported model's logits {logits.tolist()} differ from the classifier's "
+            f"{expected.tolist()}; please report this with the model's config.json"
+        )

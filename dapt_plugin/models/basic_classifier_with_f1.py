@@ -76,7 +76,10 @@ class BasicClassifierWithF1(BasicClassifier):
         **kwargs,
     ) -> None:
         if seq2seq_encoder is None:
-            width, source = text_field_embedder.get_output_dim(), "the text field embedder (MODEL_NAME's encoder)"
+            width, source = (
+                text_field_embedder.get_output_dim(),
+                "the text field embedder (MODEL_NAME's encoder)",
+            )
         else:
             width, source = seq2seq_encoder.get_output_dim(), "the `seq2seq_encoder`"
         if seq2vec_encoder is None:
@@ -88,7 +91,11 @@ class BasicClassifierWithF1(BasicClassifier):
                 "width of its input"
             )
         pooled = seq2vec_encoder.get_output_dim()
-        head = None if feedforward is None else feedforward.construct(input_dim=pooled, hidden_dims=pooled)
+        head = (
+            None
+            if feedforward is None
+            else feedforward.construct(input_dim=pooled, hidden_dims=pooled)
+        )
         if head is not None and head.get_input_dim() != pooled:
             raise ConfigurationError(
                 f"`feedforward.input_dim` is {head.get_input_dim()} but the pooled vector is {pooled} "

@@ -101,13 +101,18 @@ class DaptMaskedLm(Model):
         super().__init__(vocab, **kwargs)
         if not 0.0 < mlm_probability < 1.0:
             raise ConfigurationError(f"`mlm_probability` must be in (0, 1); got {mlm_probability}")
-        if not (0.0 <= mask_replace_probability and 0.0 <= random_replace_probability
-                and mask_replace_probability + random_replace_probability <= 1.0):
+        if not (
+            0.0 <= mask_replace_probability
+            and 0.0 <= random_replace_probability
+            and mask_replace_probability + random_replace_probability <= 1.0
+        ):
             raise ConfigurationError(
                 "`mask_replace_probability` and `random_replace_probability` must be non-negative "
                 f"and sum to at most 1; got {mask_replace_probability} and {random_replace_probability}"
             )
-        check_model_name(model_name, ("model", "tokenizer") if load_weights else ("config", "tokenizer"))
+        check_model_name(
+            model_name, ("model", "tokenizer") if load_weights else ("config", "tokenizer")
+        )
         check_remote_code(model_name, trust_remote_code)
         self.model_name = model_name
         self.mlm: PreTrainedModel
@@ -127,7 +132,10 @@ class DaptMaskedLm(Model):
             logger.warning(
                 "%s has no trained masked-LM head (%d of its tensors are missing from the checkpoint, "
                 "e.g. %s): the head starts at random and is trained alone first (HEAD_WARMUP_STEPS)",
-                model_name, len(self.missing_head_weights), self.missing_head_weights[0])
+                model_name,
+                len(self.missing_head_weights),
+                self.missing_head_weights[0],
+            )
         self.tokenizer: PreTrainedTokenizerBase = cached_transformers.get_tokenizer(
             model_name, trust_remote_code=trust_remote_code
         )
@@ -149,7 +157,9 @@ class DaptMaskedLm(Model):
         self.register_buffer("_special", special, persistent=False)
         if whole_word_masking:
             try:
-                self.register_buffer("_word_starts", word_start_table(self.tokenizer), persistent=False)
+                self.register_buffer(
+                    "_word_starts", word_start_table(self.tokenizer), persistent=False
+                )
             except ValueError as error:
                 raise ConfigurationError(f"`whole_word_masking`: {error}") from None
         else:
@@ -158,8 +168,10 @@ class DaptMaskedLm(Model):
         self.register_buffer("_batches_seen", torch.zeros((), dtype=torch.long))
         self._head = masked_lm_head(self.mlm)
         if self._head is None:
-            logger.warning("%s: unknown masked-LM head; computing logits at every position",
-                           type(self.mlm).__name__)
+            logger.warning(
+                "%s: unknown masked-LM head; computing logits at every position",
+                type(self.mlm).__name__,
+            )
         self._generators: Dict[torch.device, torch.Generator] = {}
         self._metrics = MaskedLmMetrics()
 
@@ -175,7 +187,9 @@ class DaptMaskedLm(Model):
         arguments = (self.tokenizer.mask_token_id, self.vocab_size, self.mlm_probability)
         options = (self.mask_replace_probability, self.random_replace_probability)
         if self.training:
-            generator = self._generator(input_ids.device, hash((self.masking_seed, int(self._batches_seen), rank())))
+            generator = self._generator(
+                input_ids.device, hash((self.masking_seed, int(self._batches_seen), rank()))
+            )
             return mask_tokens(input_ids, maskable, *arguments, generator, word_starts, *options)
         # each example (its tokens without padding) masked with a generator seeded from its own ids
         masked, labels = input_ids.clone(), torch.full_like(input_ids, IGNORE_INDEX)
@@ -184,10 +198,17 @@ class DaptMaskedLm(Model):
         for row in range(input_ids.shape[0]):
             keep = tokens[row]
             content = zlib.crc32(on_cpu[row][keep.cpu().numpy()].tobytes())
-            generator = self._generator(input_ids.device, hash((self.evaluation_masking_seed, content)))
+            generator = self._generator(
+                input_ids.device, hash((self.evaluation_masking_seed, content))
+            )
             row_masked, row_labels = mask_tokens(
-                input_ids[row, keep][None], maskable[row, keep][None], *arguments, generator,
-                word_starts[row, keep][None] if word_starts is not None else None, *options)
+                input_ids[row, keep][None],
+                maskable[row, keep][None],
+                *arguments,
+                generator,
+                word_starts[row, keep][None] if word_starts is not None else None,
+                *options,
+            )
             masked[row, keep] = row_masked[0]
             labels[row, keep] = row_labels[0]
         return masked, labels
@@ -219,10 +240,14 @@ class DaptMaskedLm(Model):
             selected = labels != -100
             targets = labels[selected]
             if self._head is not None:
-                hidden = self.mlm.base_model(input_ids=masked_ids, attention_mask=attention_mask).last_hidden_state
+                hidden = self.mlm.base_model(
+                    input_ids=masked_ids, attention_mask=attention_mask
+                ).last_hidden_state
                 logits = self._head(self.mlm, hidden[selected])
             else:
-                logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits[selected]
+                logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits[
+                    selected
+                ]
         logits = logits.float()
         if targets.numel():
             loss = torch.nn.functional.cross_entropy(logits, targets)

@@ -8,6 +8,7 @@ layer is as wide as the vocabulary) runs on those alone. The head's parameters a
 parameters outside the encoder, less those tied to it (the output projection shares the
 encoder's word embeddings in every family here).
 """
+
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -22,10 +23,16 @@ _HEADS: Dict[str, HeadFunction] = {
     "XLMRobertaForMaskedLM": lambda model, hidden: model.lm_head(hidden),
     "CamembertForMaskedLM": lambda model, hidden: model.lm_head(hidden),
     "DistilBertForMaskedLM": lambda model, hidden: model.vocab_projector(
-        model.vocab_layer_norm(model.activation(model.vocab_transform(hidden)))),
-    "ElectraForMaskedLM": lambda model, hidden: model.generator_lm_head(model.generator_predictions(hidden)),
+        model.vocab_layer_norm(model.activation(model.vocab_transform(hidden)))
+    ),
+    "ElectraForMaskedLM": lambda model, hidden: model.generator_lm_head(
+        model.generator_predictions(hidden)
+    ),
     "DebertaV2ForMaskedLM": lambda model, hidden: (
-        model.cls(hidden) if model.legacy else model.lm_predictions(hidden, model.deberta.embeddings.word_embeddings)),
+        model.cls(hidden)
+        if model.legacy
+        else model.lm_predictions(hidden, model.deberta.embeddings.word_embeddings)
+    ),
     "ModernBertForMaskedLM": lambda model, hidden: model.decoder(model.head(hidden)),
 }
 # Other classes whose head is a single module under one of these names (BERT's and RoBERTa's
@@ -50,8 +57,11 @@ def head_parameters(model: PreTrainedModel) -> Dict[str, torch.nn.Parameter]:
     """The parameters of the head, by name: outside the encoder and not tied to it."""
     encoder = {id(p) for p in model.base_model.parameters()}
     prefix = model.base_model_prefix + "."
-    return {name: p for name, p in model.named_parameters()
-            if not name.startswith(prefix) and id(p) not in encoder}
+    return {
+        name: p
+        for name, p in model.named_parameters()
+        if not name.startswith(prefix) and id(p) not in encoder
+    }
 
 
 def missing_head_weights(model: PreTrainedModel, missing_keys: List[str]) -> List[str]:
@@ -61,6 +71,9 @@ def missing_head_weights(model: PreTrainedModel, missing_keys: List[str]) -> Lis
     """
     prefix = model.base_model_prefix + "."
     encoder = {id(p) for p in model.base_model.parameters()}
-    head = {name for name, p in model.named_parameters(remove_duplicate=False)
-            if not name.startswith(prefix) and id(p) not in encoder}
+    head = {
+        name
+        for name, p in model.named_parameters(remove_duplicate=False)
+        if not name.startswith(prefix) and id(p) not in encoder
+    }
     return sorted(key for key in missing_keys if key in head)

@@ -7,6 +7,7 @@ positions and -100 everywhere else. With whole-word masking, words (a word-start
 continuation tokens after it) are selected instead of tokens, and every token of a selected word
 is then masked, replaced or kept as above.
 """
+
 from typing import Optional, Tuple
 
 import torch
@@ -40,7 +41,9 @@ def select_positions(
         previous_maskable = torch.nn.functional.pad(maskable[:, :-1], (1, 0), value=False)
         starts = maskable & (word_starts | ~previous_maskable)
         positions = torch.arange(maskable.shape[1], device=maskable.device).expand_as(maskable)
-        start_of_word = torch.cummax(torch.where(starts, positions, torch.zeros_like(positions)), dim=1).values
+        start_of_word = torch.cummax(
+            torch.where(starts, positions, torch.zeros_like(positions)), dim=1
+        ).values
         draws = torch.gather(draws, 1, start_of_word)
     return maskable & (draws < probability)
 
@@ -84,10 +87,14 @@ def mask_tokens(
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     action = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
     to_mask = selected & (action < mask_replace_probability)
-    to_random = selected & (action >= mask_replace_probability) & (
-        action < mask_replace_probability + random_replace_probability
+    to_random = (
+        selected
+        & (action >= mask_replace_probability)
+        & (action < mask_replace_probability + random_replace_probability)
     )
-    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator, device=input_ids.device)
+    random_ids = torch.randint(
+        vocab_size, input_ids.shape, generator=generator, device=input_ids.device
+    )
     masked = torch.where(to_mask, torch.full_like(input_ids, mask_token_id), input_ids)
     masked = torch.where(to_random, random_ids, masked)
     return masked, labels

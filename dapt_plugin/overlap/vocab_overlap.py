@@ -15,6 +15,7 @@ reported next to it, for readers who prefer |A ∩ B| / `top_k`.
 
 Corpora are streamed: memory grows with the number of distinct words, not with the corpus.
 """
+
 import heapq
 import json
 import logging
@@ -31,8 +32,10 @@ try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 except ImportError as error:  # an optional dependency: the `selection` extra
-    raise ImportError("the vocabulary-overlap heatmap needs matplotlib: pip install matplotlib "
-                      "(or the plugin's `selection` extra)") from error
+    raise ImportError(
+        "the vocabulary-overlap heatmap needs matplotlib: pip install matplotlib "
+        "(or the plugin's `selection` extra)"
+    ) from error
 
 from dapt_plugin.common.atomic import atomic_file, atomic_path
 from dapt_plugin.data.documents import iter_documents
@@ -91,16 +94,29 @@ def corpus_vocabulary(
     for stop_word in ENGLISH_STOP_WORDS:
         counts.pop(stop_word, None)
     if not counts:
-        raise DataError(", ".join(files), 0, f"corpus {name!r} has no words outside the English "
-                        f"stop words in {documents} document(s); is it the right file?")
+        raise DataError(
+            ", ".join(files),
+            0,
+            f"corpus {name!r} has no words outside the English "
+            f"stop words in {documents} document(s); is it the right file?",
+        )
     top = heapq.nsmallest(top_k, counts.items(), key=lambda item: (-item[1], item[0]))
-    logger.info("%s: %d documents, %d words, %d distinct; kept the %d most frequent",
-                name, documents, sum(counts.values()), len(counts), len(top))
-    return CorpusVocabulary(name, files, documents, sum(counts.values()), len(counts),
-                            [word for word, _ in top])
+    logger.info(
+        "%s: %d documents, %d words, %d distinct; kept the %d most frequent",
+        name,
+        documents,
+        sum(counts.values()),
+        len(counts),
+        len(top),
+    )
+    return CorpusVocabulary(
+        name, files, documents, sum(counts.values()), len(counts), [word for word, _ in top]
+    )
 
 
-def overlap_matrices(vocabularies: Sequence[CorpusVocabulary]) -> Tuple[List[List[float]], List[List[int]]]:
+def overlap_matrices(
+    vocabularies: Sequence[CorpusVocabulary],
+) -> Tuple[List[List[float]], List[List[int]]]:
     """
     Returns, for every ordered pair of corpora, the overlap in percent (|A ∩ B| / |A ∪ B| × 100)
     and the number of shared words |A ∩ B|, as two square matrices in the order given.
@@ -116,7 +132,9 @@ def overlap_matrices(vocabularies: Sequence[CorpusVocabulary]) -> Tuple[List[Lis
     return percent, shared
 
 
-def plot_overlap(names: Sequence[str], percent: Sequence[Sequence[float]], path: str, top_k: int) -> None:
+def plot_overlap(
+    names: Sequence[str], percent: Sequence[Sequence[float]], path: str, top_k: int
+) -> None:
     """
     Draws the overlap matrix as an annotated heatmap and saves it as a PNG.
 
@@ -143,8 +161,14 @@ def plot_overlap(names: Sequence[str], percent: Sequence[Sequence[float]], path:
     for row in range(size):
         for column in range(size):
             value = percent[row][column]
-            axes.text(column, row, f"{value:.1f}", ha="center", va="center",
-                      color="white" if value > 60 else "black")
+            axes.text(
+                column,
+                row,
+                f"{value:.1f}",
+                ha="center",
+                va="center",
+                color="white" if value > 60 else "black",
+            )
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="vocabulary overlap (%)")
     axes.set_title(f"Overlap of the top {top_k} words\n(stop words excluded)")
     figure.tight_layout()
@@ -182,28 +206,36 @@ def vocab_overlap(
     if top_k <= 0:
         raise ConfigurationError(f"`top_k` must be a positive number of words; got {top_k}")
     if max_documents is not None and max_documents <= 0:
-        raise ConfigurationError(f"`max_documents` must be positive, or None to read every "
-                                 f"document; got {max_documents}")
+        raise ConfigurationError(
+            f"`max_documents` must be positive, or None to read every document; got {max_documents}"
+        )
     for name, paths in corpora.items():
         if not name.strip():
             raise ConfigurationError(f"corpus {paths!r} has an empty name; give it as NAME=PATH")
         expand_paths(paths)
-    vocabularies = [corpus_vocabulary(name, paths, top_k, max_documents, text_key)
-                    for name, paths in corpora.items()]
+    vocabularies = [
+        corpus_vocabulary(name, paths, top_k, max_documents, text_key)
+        for name, paths in corpora.items()
+    ]
     percent, shared = overlap_matrices(vocabularies)
     names = [vocabulary.name for vocabulary in vocabularies]
     result = {
         "top_k": top_k,
         "max_documents": max_documents,
         "measure": "overlap_percent[i][j] = |top_i ∩ top_j| / |top_i ∪ top_j| * 100, where top_i "
-                   "is the set of the top_k most frequent non-stop words of corpus i",
+        "is the set of the top_k most frequent non-stop words of corpus i",
         "names": names,
         "overlap_percent": percent,
         "shared_words": shared,
         "corpora": [
-            {"name": vocabulary.name, "paths": vocabulary.paths, "documents": vocabulary.documents,
-             "words": vocabulary.words, "distinct_words": vocabulary.distinct_words,
-             "top_words": vocabulary.top_words}
+            {
+                "name": vocabulary.name,
+                "paths": vocabulary.paths,
+                "documents": vocabulary.documents,
+                "words": vocabulary.words,
+                "distinct_words": vocabulary.distinct_words,
+                "top_words": vocabulary.top_words,
+            }
             for vocabulary in vocabularies
         ],
     }

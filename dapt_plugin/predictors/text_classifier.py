@@ -52,8 +52,12 @@ class DaptTextClassifierPredictor(Predictor):
         text = json_dict.get(self._text_key) if isinstance(json_dict, dict) else None
         if not isinstance(text, str):
             shown = str(json_dict)
-            raise DataError("<input>", 0, f"no {self._text_key!r} string in {shown[:200]}; each line to "
-                            f"predict on needs {{\"{self._text_key}\": \"...\"}}")
+            raise DataError(
+                "<input>",
+                0,
+                f"no {self._text_key!r} string in {shown[:200]}; each line to "
+                f'predict on needs {{"{self._text_key}": "..."}}',
+            )
         return self._dataset_reader.text_to_instance(text)
 
     def predict_instance(self, instance: Instance) -> JsonDict:
@@ -63,5 +67,7 @@ class DaptTextClassifierPredictor(Predictor):
         return [self._prediction(output) for output in super().predict_batch_instance(instances)]
 
     def _prediction(self, output: JsonDict) -> JsonDict:
-        return {"label": output["label"],
-                "probabilities": dict(zip(self._model.label_names, output["probs"]))}
+        return {
+            "label": output["label"],
+            "probabilities": dict(zip(self._model.label_names, output["probs"])),
+        }

@@ -59,6 +59,7 @@ The domain texts are never held in memory (apart from the sample): the corpus is
 once to count and sample it, once to embed and search it, and once to write the selected documents
 by their position.
 """
+
 import gzip
 import hashlib
 import json
@@ -81,8 +82,9 @@ from threadpoolctl import threadpool_limits
 try:
     import faiss
 except ImportError as error:  # an optional dependency: the `selection` extra
-    raise ImportError("TAPT data selection needs faiss: pip install faiss-cpu (or the plugin's "
-                      "`selection` extra)") from error
+    raise ImportError(
+        "TAPT data selection needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)"
+    ) from error
 
 from dapt_plugin.common.atomic import atomic_path
 from dapt_plugin.common.sampling import reservoir_sample
@@ -122,14 +124,18 @@ class LsaEmbedder:
         Seed of the randomized SVD. The same sample, dimension and seed give the same embedder.
     """
 
-    def __init__(self, sample: Sequence[str], dimension: int = 128, max_words: int = 2**17,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, sample: Sequence[str], dimension: int = 128, max_words: int = 2**17, seed: int = 0
+    ) -> None:
         if dimension <= 0:
             raise ConfigurationError(f"`dimension` must be positive; got {dimension}")
         if max_words <= 0:
             raise ConfigurationError(f"`max_words` must be positive; got {max_words}")
         self._vectorizer = HashingVectorizer(
-            n_features=_NUM_BUCKETS, alternate_sign=False, norm=None, stop_words="english",
+            n_features=_NUM_BUCKETS,
+            alternate_sign=False,
+            norm=None,
+            stop_words="english",
             dtype=np.float32,
         )
         counts = self._vectorizer.transform(sample)
@@ -145,14 +151,20 @@ class LsaEmbedder:
                 "larger domain corpus"
             )
         if self.dimension < dimension:
-            logger.warning("embedding dimension lowered from %d to %d: the sample has only %d "
-                           "documents and %d words in two or more of them", dimension,
-                           self.dimension, len(sample), len(kept))
+            logger.warning(
+                "embedding dimension lowered from %d to %d: the sample has only %d "
+                "documents and %d words in two or more of them",
+                dimension,
+                self.dimension,
+                len(sample),
+                len(kept),
+            )
         idf = np.log((1.0 + len(sample)) / (1.0 + document_frequency[kept])) + 1.0
         # Maps hashed words to the kept columns, weighted by their IDF, in one sparse product.
         self._weighting = sp.csr_matrix(
             (idf.astype(np.float32), (kept, np.arange(len(kept)))),
-            shape=(_NUM_BUCKETS, len(kept)), dtype=np.float32,
+            shape=(_NUM_BUCKETS, len(kept)),
+            dtype=np.float32,
         )
         tfidf = normalize(self._tfidf(counts))
         # OpenBLAS's threaded QR of the tall, thin matrices of a randomized SVD can be far slower
@@ -160,9 +172,14 @@ class LsaEmbedder:
         with threadpool_limits(limits=1, user_api="blas"):
             svd = TruncatedSVD(self.dimension, algorithm="randomized", random_state=seed).fit(tfidf)
         self._components = np.ascontiguousarray(svd.components_.T, dtype=np.float32)
-        logger.info("LSA embedding: %d dimensions over %d hashed words, fitted on %d documents "
-                    "(%.0f%% of the TF-IDF variance)", self.dimension, len(kept), len(sample),
-                    100 * svd.explained_variance_ratio_.sum())
+        logger.info(
+            "LSA embedding: %d dimensions over %d hashed words, fitted on %d documents "
+            "(%.0f%% of the TF-IDF variance)",
+            self.dimension,
+            len(kept),
+            len(sample),
+            100 * svd.explained_variance_ratio_.sum(),
+        )
 
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Weights hashed word counts (changed in place) and keeps the covered words."""
@@ -180,8 +197,9 @@ class LsaEmbedder:
         texts : `Sequence[str]`
             The texts to embed.
         """
-        vectors = np.asarray(self._tfidf(self._vectorizer.transform(texts)) @ self._components,
-                             dtype=np.float32)
+        vectors = np.asarray(
+            self._tfidf(self._vectorizer.transform(texts)) @ self._components, dtype=np.float32
+        )
         norms = np.linalg.norm(vectors, axis=1)
         embedded = norms > 0
         vectors[embedded] /= norms[embedded, None]
@@ -245,11 +263,23 @@ class ApproximateSearch:
 
     name = "approximate"
 
-    def __init__(self, queries: np.ndarray, k: int, training_vectors: np.ndarray, num_documents: int,
-                 nlist: Optional[int] = None, nprobe: int = 128) -> None:
+    def __init__(
+        self,
+        queries: np.ndarray,
+        k: int,
+        training_vectors: np.ndarray,
+        num_documents: int,
+        nlist: Optional[int] = None,
+        nprobe: int = 128,
+    ) -> None:
         if nlist is None:
-            nlist = max(1, min(int(4 * math.sqrt(num_documents)),
-                               len(training_vectors) // _MIN_TRAINING_POINTS_PER_CELL))
+            nlist = max(
+                1,
+                min(
+                    int(4 * math.sqrt(num_documents)),
+                    len(training_vectors) // _MIN_TRAINING_POINTS_PER_CELL,
+                ),
+            )
         elif nlist > len(training_vectors):
             raise ConfigurationError(
                 f"`nlist` ({nlist}) exceeds the {len(training_vectors)} sampled documents that "
@@ -259,13 +289,17 @@ class ApproximateSearch:
         self._k = k
         dimension = queries.shape[1]
         self._index = faiss.IndexIVFScalarQuantizer(
-            faiss.IndexFlatIP(dimension), dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
+            faiss.IndexFlatIP(dimension),
+            dimension,
+            nlist,
+            faiss.ScalarQuantizer.QT_8bit,
             faiss.METRIC_INNER_PRODUCT,
         )
         self._index.train(training_vectors)
         self._index.nprobe = min(nprobe, nlist)
-        logger.info("approximate search: %d cells, %d probed per task example", nlist,
-                    self._index.nprobe)
+        logger.info(
+            "approximate search: %d cells, %d probed per task example", nlist, self._index.nprobe
+        )
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Adds one chunk of the corpus: `vectors` with their corpus positions `ids`."""
@@ -347,76 +381,132 @@ def select_tapt_data(
         Seed of the sampling and of the randomized SVD of the embedding; the same inputs and seed
         give the same output.
     """
-    _check_arguments(k, method, size, dimension, chunk_size, approximate_above, nlist, nprobe,
-                     sample_size)
+    _check_arguments(
+        k, method, size, dimension, chunk_size, approximate_above, nlist, nprobe, sample_size
+    )
     task_files = expand_paths(task_paths)
     domain_files = expand_paths(domain_paths)
     _check_output_path(output_path, task_files + domain_files)
     if method == "knn":
-        return _select_knn(task_files, domain_files, output_path, k, text_key, dimension, chunk_size,
-                           approximate_above, nlist, nprobe, sample_size, seed)
+        return _select_knn(
+            task_files,
+            domain_files,
+            output_path,
+            k,
+            text_key,
+            dimension,
+            chunk_size,
+            approximate_above,
+            nlist,
+            nprobe,
+            sample_size,
+            seed,
+        )
     return _select_random(task_files, domain_files, output_path, k, size, text_key, seed)
 
 
-def _check_arguments(k: int, method: str, size: Optional[int], dimension: int, chunk_size: int,
-                     approximate_above: int, nlist: Optional[int], nprobe: int,
-                     sample_size: int) -> None:
+def _check_arguments(
+    k: int,
+    method: str,
+    size: Optional[int],
+    dimension: int,
+    chunk_size: int,
+    approximate_above: int,
+    nlist: Optional[int],
+    nprobe: int,
+    sample_size: int,
+) -> None:
     if method not in METHODS:
         raise ConfigurationError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}")
     if k <= 0:
-        raise ConfigurationError(f"`k` must be a positive number of neighbours per task example "
-                                 f"(the paper used 50, 150, 500); got {k}")
+        raise ConfigurationError(
+            f"`k` must be a positive number of neighbours per task example "
+            f"(the paper used 50, 150, 500); got {k}"
+        )
     if size is not None:
         if method != "random":
-            raise ConfigurationError("`size` applies to the random method only; kNN selects `k` "
-                                     "neighbours per task example")
+            raise ConfigurationError(
+                "`size` applies to the random method only; kNN selects `k` "
+                "neighbours per task example"
+            )
         if size <= 0:
             raise ConfigurationError(f"`size` must be a positive number of documents; got {size}")
-    for name, value in (("dimension", dimension), ("chunk_size", chunk_size), ("nprobe", nprobe),
-                        ("sample_size", sample_size)):
+    for name, value in (
+        ("dimension", dimension),
+        ("chunk_size", chunk_size),
+        ("nprobe", nprobe),
+        ("sample_size", sample_size),
+    ):
         if value <= 0:
             raise ConfigurationError(f"`{name}` must be positive; got {value}")
     if approximate_above < 0:
-        raise ConfigurationError(f"`approximate_above` must be 0 or more documents; got "
-                                 f"{approximate_above}")
+        raise ConfigurationError(
+            f"`approximate_above` must be 0 or more documents; got {approximate_above}"
+        )
     if nlist is not None and nlist <= 0:
         raise ConfigurationError(f"`nlist` must be positive, or None for the default; got {nlist}")
 
 
 def _check_output_path(output_path: str, input_files: List[str]) -> None:
     if not output_path.endswith(OUTPUT_SUFFIXES):
-        raise ConfigurationError(f"the output {output_path!r} must end in .jsonl or .jsonl.gz: it "
-                                 "is written as JSON lines with a 'text' field, and readers tell "
-                                 "the format by the name")
+        raise ConfigurationError(
+            f"the output {output_path!r} must end in .jsonl or .jsonl.gz: it "
+            "is written as JSON lines with a 'text' field, and readers tell "
+            "the format by the name"
+        )
     output = os.path.realpath(output_path)
     for path in input_files:
         if os.path.realpath(path) == output:
-            raise ConfigurationError(f"the output {output_path!r} is also an input; choose "
-                                     "another output path")
+            raise ConfigurationError(
+                f"the output {output_path!r} is also an input; choose another output path"
+            )
 
 
-def _select_knn(task_files: List[str], domain_files: List[str], output_path: str, k: int,
-                text_key: str, dimension: int, chunk_size: int, approximate_above: int,
-                nlist: Optional[int], nprobe: int, sample_size: int, seed: int) -> SelectionResult:
+def _select_knn(
+    task_files: List[str],
+    domain_files: List[str],
+    output_path: str,
+    k: int,
+    text_key: str,
+    dimension: int,
+    chunk_size: int,
+    approximate_above: int,
+    nlist: Optional[int],
+    nprobe: int,
+    sample_size: int,
+    seed: int,
+) -> SelectionResult:
     task = list(iter_documents(task_files, text_key))
     if not task:
-        raise DataError(", ".join(task_files), 0, "no task example (every line is blank); check "
-                        "the task path")
+        raise DataError(
+            ", ".join(task_files), 0, "no task example (every line is blank); check the task path"
+        )
     num_documents, sample = reservoir_sample(
-        (document.text for document in _progress(iter_documents(domain_files, text_key),
-                                                 "counting and sampling the domain corpus")),
-        sample_size, random.Random(seed),
+        (
+            document.text
+            for document in _progress(
+                iter_documents(domain_files, text_key), "counting and sampling the domain corpus"
+            )
+        ),
+        sample_size,
+        random.Random(seed),
     )
     if num_documents == 0:
-        raise DataError(", ".join(domain_files), 0, "the domain corpus has no document; check the "
-                        "domain path")
-    logger.info("domain corpus: %d documents; %d sampled to fit the embedding",
-                num_documents, len(sample))
+        raise DataError(
+            ", ".join(domain_files), 0, "the domain corpus has no document; check the domain path"
+        )
+    logger.info(
+        "domain corpus: %d documents; %d sampled to fit the embedding", num_documents, len(sample)
+    )
     embedder = LsaEmbedder(sample, dimension=dimension, seed=seed)
     queries = _embed_task(embedder, task)
     if k > num_documents:
-        logger.warning("k=%d exceeds the %d domain documents: every domain document with words "
-                       "will be selected", k, num_documents)
+        logger.warning(
+            "k=%d exceeds the %d domain documents: every domain document with words "
+            "will be selected",
+            k,
+            num_documents,
+        )
     searcher: Union[ExactSearch, ApproximateSearch]
     if num_documents <= approximate_above:
         searcher = ExactSearch(queries, k)
@@ -424,48 +514,79 @@ def _select_knn(task_files: List[str], domain_files: List[str], output_path: str
         training, embedded = embedder.embed(sample)
         searcher = ApproximateSearch(queries, k, training[embedded], num_documents, nlist, nprobe)
     del sample
-    logger.info("%s search for the %d nearest of %d domain documents of each of %d task examples",
-                searcher.name, k, num_documents, len(queries))
-    documents = _progress(iter_documents(domain_files, text_key), "embedding and searching",
-                          num_documents)
+    logger.info(
+        "%s search for the %d nearest of %d domain documents of each of %d task examples",
+        searcher.name,
+        k,
+        num_documents,
+        len(queries),
+    )
+    documents = _progress(
+        iter_documents(domain_files, text_key), "embedding and searching", num_documents
+    )
     seen = 0
     for chunk in chunked(documents, chunk_size):
         vectors, embedded = embedder.embed([document.text for document in chunk])
         seen += len(chunk)
         if embedded.any():
-            ids = np.fromiter((document.index for document in chunk), dtype=np.int64,
-                              count=len(chunk))
+            ids = np.fromiter(
+                (document.index for document in chunk), dtype=np.int64, count=len(chunk)
+            )
             searcher.add(ids[embedded], np.ascontiguousarray(vectors[embedded]))
     _check_unchanged(domain_files, num_documents, seen)
     scores, neighbours = searcher.search()
     found = neighbours >= 0
     selected = np.zeros(num_documents, dtype=bool)
     selected[neighbours[found]] = True
-    logger.info("%d distinct documents among the %d neighbours found; mean cosine similarity "
-                "to their task example %.3f", selected.sum(), found.sum(),
-                float(scores[found].mean()) if found.any() else float("nan"))
+    logger.info(
+        "%d distinct documents among the %d neighbours found; mean cosine similarity "
+        "to their task example %.3f",
+        selected.sum(),
+        found.sum(),
+        float(scores[found].mean()) if found.any() else float("nan"),
+    )
     written = _write_selected(domain_files, text_key, selected, output_path, num_documents)
     return SelectionResult(output_path, "knn", written, num_documents, searcher.name)
 
 
-def _select_random(task_files: List[str], domain_files: List[str], output_path: str, k: int,
-                   size: Optional[int], text_key: str, seed: int) -> SelectionResult:
+def _select_random(
+    task_files: List[str],
+    domain_files: List[str],
+    output_path: str,
+    k: int,
+    size: Optional[int],
+    text_key: str,
+    seed: int,
+) -> SelectionResult:
     if size is None:
         num_task = sum(1 for _ in iter_documents(task_files, text_key))
         if num_task == 0:
-            raise DataError(", ".join(task_files), 0, "no task example (every line is blank) to "
-                            "set the sample size; check the task path or give `size`")
+            raise DataError(
+                ", ".join(task_files),
+                0,
+                "no task example (every line is blank) to "
+                "set the sample size; check the task path or give `size`",
+            )
         size = k * num_task
-        logger.info("random sample of k x task examples = %d x %d = %d documents", k, num_task, size)
+        logger.info(
+            "random sample of k x task examples = %d x %d = %d documents", k, num_task, size
+        )
     num_documents, sample = reservoir_sample(
-        (document.index for document in _progress(iter_documents(domain_files, text_key),
-                                                  "sampling the domain corpus")),
-        size, random.Random(seed),
+        (
+            document.index
+            for document in _progress(
+                iter_documents(domain_files, text_key), "sampling the domain corpus"
+            )
+        ),
+        size,
+        random.Random(seed),
     )
     if size > num_documents:
-        raise ConfigurationError(f"cannot sample {size} documents from a domain corpus of "
-                                 f"{num_documents} ({', '.join(domain_files)}); lower `size` (or "
-                                 "`k`)")
+        raise ConfigurationError(
+            f"cannot sample {size} documents from a domain corpus of "
+            f"{num_documents} ({', '.join(domain_files)}); lower `size` (or "
+            "`k`)"
+        )
     selected = np.zeros(num_documents, dtype=bool)
     selected[np.asarray(sample, dtype=np.int64)] = True
     written = _write_selected(domain_files, text_key, selected, output_path, num_documents)
@@ -476,26 +597,46 @@ def _embed_task(embedder: LsaEmbedder, task: List[Document]) -> np.ndarray:
     vectors, embedded = embedder.embed([document.text for document in task])
     if not embedded.all():
         first = task[int(np.argmin(embedded))]
-        logger.warning("%d task example(s) have no word outside the stop words and are skipped, "
-                       "the first at %s:%d", (~embedded).sum(), first.path, first.line_number)
+        logger.warning(
+            "%d task example(s) have no word outside the stop words and are skipped, "
+            "the first at %s:%d",
+            (~embedded).sum(),
+            first.path,
+            first.line_number,
+        )
     if not embedded.any():
-        raise DataError(first.path, 0, "no task example has a word outside the English stop "
-                        "words; check the task path and `text_key`")
+        raise DataError(
+            first.path,
+            0,
+            "no task example has a word outside the English stop "
+            "words; check the task path and `text_key`",
+        )
     return np.ascontiguousarray(vectors[embedded])
 
 
-def _write_selected(domain_files: List[str], text_key: str, selected: np.ndarray,
-                    output_path: str, num_documents: int) -> int:
+def _write_selected(
+    domain_files: List[str],
+    text_key: str,
+    selected: np.ndarray,
+    output_path: str,
+    num_documents: int,
+) -> int:
     """Writes the documents whose position is `selected`, each distinct text once, atomically."""
     directory = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(directory, exist_ok=True)
     digests = set()
     seen = written = 0
     with atomic_path(output_path) as temporary:
-        with (gzip.open(temporary, "wt", encoding="utf-8") if output_path.endswith(".gz")
-              else open(temporary, "w", encoding="utf-8")) as handle:
-            for document in _progress(iter_documents(domain_files, text_key),
-                                      "writing the selected documents", num_documents):
+        with (
+            gzip.open(temporary, "wt", encoding="utf-8")
+            if output_path.endswith(".gz")
+            else open(temporary, "w", encoding="utf-8")
+        ) as handle:
+            for document in _progress(
+                iter_documents(domain_files, text_key),
+                "writing the selected documents",
+                num_documents,
+            ):
                 seen += 1
                 if document.index >= num_documents or not selected[document.index]:
                     continue
@@ -507,16 +648,24 @@ def _write_selected(domain_files: List[str], text_key: str, selected: np.ndarray
                 written += 1
         _check_unchanged(domain_files, num_documents, seen)
     duplicates = int(selected.sum()) - written
-    logger.info("wrote %d documents to %s%s", written, output_path,
-                f" ({duplicates} duplicate text(s) written once)" if duplicates else "")
+    logger.info(
+        "wrote %d documents to %s%s",
+        written,
+        output_path,
+        f" ({duplicates} duplicate text(s) written once)" if duplicates else "",
+    )
     return written
 
 
 def _check_unchanged(domain_files: List[str], expected: int, seen: int) -> None:
     if seen != expected:
-        raise DataError(", ".join(domain_files), 0, f"the domain corpus had {expected} documents "
-                        f"when first read and {seen} now; it changed during selection: run again "
-                        "on a corpus nobody is writing to")
+        raise DataError(
+            ", ".join(domain_files),
+            0,
+            f"the domain corpus had {expected} documents "
+            f"when first read and {seen} now; it changed during selection: run again "
+            "on a corpus nobody is writing to",
+        )
 
 
 def _progress(items: Iterable[T], description: str, total: Optional[int] = None) -> Iterable[T]:

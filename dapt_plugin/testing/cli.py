@@ -8,6 +8,7 @@ A test needs a real process only where the behaviour under test is one: a kill, 
 from another directory, several workers, a file that must be read from disk rather than from a
 cache of this process.
 """
+
 import contextlib
 import io
 import logging
@@ -100,8 +101,12 @@ def run_in_process(
     from allennlp.commands import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    with environment(env or {}), _process_state(args, Path(cwd) if cwd else None), \
-            contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with (
+        environment(env or {}),
+        _process_state(args, Path(cwd) if cwd else None),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
         try:
             main(prog="allennlp")
             returncode = 0
@@ -110,7 +115,9 @@ def run_in_process(
         except Exception as error:  # noqa: BLE001  (reported as the command line reports it)
             sys.excepthook(type(error), error, error.__traceback__)
             returncode = 1
-    return subprocess.CompletedProcess(["allennlp", *args], returncode, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess(
+        ["allennlp", *args], returncode, stdout.getvalue(), stderr.getvalue()
+    )
 
 
 def _exit_status(code: object) -> int:

@@ -8,6 +8,7 @@ repeatable: "between the epoch checkpoint and best.th" is `link:best.th`, "while
 written" is `replace:model.tar.gz` (the complete temporary file is there, the archive is not), and
 so on.
 """
+
 import functools
 import hashlib
 import io
@@ -27,6 +28,7 @@ from dapt_plugin.common.launch import run_allennlp_preloaded
 # metrics that measure time or memory, which no two runs share
 VOLATILE_METRICS = ("training_duration", "epoch_duration")
 VOLATILE_SUFFIXES = ("_memory_MB",)
+
 
 def install_kill_at(spec: str) -> None:
     """
@@ -51,27 +53,39 @@ def install_kill_at(spec: str) -> None:
     setattr(os, operation, guarded)
 
 
-def run_killed_at(args: Sequence[str], env: Dict[str, str], cwd: Path, kill_at: Optional[str] = None,
-                  log: Optional[Path] = None) -> int:
+def run_killed_at(
+    args: Sequence[str],
+    env: Dict[str, str],
+    cwd: Path,
+    kill_at: Optional[str] = None,
+    log: Optional[Path] = None,
+) -> int:
     """
     Runs `allennlp ARGS` in a process of its own (`common.launch.run_allennlp_preloaded`, one thread
     unless `env` says otherwise, output appended to `log` or dropped), killing it with SIGKILL at
     `kill_at` (see `install_kill_at`) if given. Returns the exit code (-9 when killed).
     """
     prepare = functools.partial(install_kill_at, kill_at) if kill_at is not None else None
-    return run_allennlp_preloaded(args, {"OMP_NUM_THREADS": "1", **env}, cwd=cwd, log=log or os.devnull,
-                                  prepare=prepare)
+    return run_allennlp_preloaded(
+        args, {"OMP_NUM_THREADS": "1", **env}, cwd=cwd, log=log or os.devnull, prepare=prepare
+    )
 
 
 def without_volatile(metrics: Dict) -> Dict:
-    return {k: v for k, v in metrics.items() if k not in VOLATILE_METRICS and not k.endswith(VOLATILE_SUFFIXES)}
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k not in VOLATILE_METRICS and not k.endswith(VOLATILE_SUFFIXES)
+    }
 
 
 def _digest(tensors: Dict) -> str:
     digest = hashlib.sha256()
     for key in sorted(tensors):
         digest.update(key.encode())
-        digest.update(tensors[key].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(
+            tensors[key].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        )
     return digest.hexdigest()
 
 
@@ -85,7 +99,9 @@ def outcome(run: Path) -> Dict:
     for path in sorted(run.glob("metrics_epoch_*.json")):
         result[path.name] = without_volatile(json.loads(path.read_text()))
     with tarfile.open(run / "model.tar.gz") as archive:
-        weights = torch.load(io.BytesIO(archive.extractfile("weights.th").read()), weights_only=True)
+        weights = torch.load(
+            io.BytesIO(archive.extractfile("weights.th").read()), weights_only=True
+        )
         result["archive_files"] = sorted(archive.getnames())
     result["archive_weights"] = _digest(weights)
     export = run / "exported_model"
@@ -101,7 +117,11 @@ def outcome(run: Path) -> Dict:
 
 def leftovers(run: Path) -> List[str]:
     """Files a killed writer left: temporary names, and training states without their model state."""
-    found = [p.name for p in run.iterdir() if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)]
+    found = [
+        p.name
+        for p in run.iterdir()
+        if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)
+    ]
     for state in run.glob("training_state_e*_b*.th"):
         if not (run / state.name.replace("training_state", "model_state")).exists():
             found.append(state.name)

@@ -3,6 +3,7 @@ Made-up text for the tests, the benchmarks and the demo (no third-party text): `
 one generator of made-up words behind the demo's compound names, the topical text of the
 selection tests (`topics.py`) and the benchmarks' corpora; and writing text and JSON-lines files.
 """
+
 import json
 import random
 from pathlib import Path

@@ -3,6 +3,7 @@ Builds tiny, randomly initialised RoBERTa models with a byte-level BPE tokenizer
 text, in Hugging Face's `save_pretrained` layout. Tests and benchmarks use them in place of a
 downloaded checkpoint, so nothing here touches the network.
 """
+
 import logging
 from pathlib import Path
 from typing import Iterable, Union
@@ -75,5 +76,7 @@ def build_tiny_roberta(
     )
     torch.manual_seed(seed)
     RobertaForMaskedLM(config).save_pretrained(str(output_dir))
-    logger.info("Tiny RoBERTa (%d layers, %d wide) written to %s", num_layers, hidden_size, output_dir)
+    logger.info(
+        "Tiny RoBERTa (%d layers, %d wide) written to %s", num_layers, hidden_size, output_dir
+    )
     return output_dir

@@ -6,6 +6,7 @@ drawn with Zipfian frequencies as words in real text are. A document is written 
 one. `topic_of` tells the topic of any generated text back from its words. `write_topic_mix` writes
 the task and domain corpus of the selection tests.
 """
+
 import json
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence
@@ -15,8 +16,36 @@ import numpy as np
 from dapt_plugin.testing.text import pseudo_words
 
 _SYLLABLES = [
-    "ba", "ko", "ri", "sen", "tu", "va", "mel", "do", "pi", "ran", "ze", "lo", "qua", "fi", "nor",
-    "gu", "he", "ist", "ma", "cro", "ly", "pe", "san", "wo", "dri", "ex", "ul", "jo", "tem", "vi",
+    "ba",
+    "ko",
+    "ri",
+    "sen",
+    "tu",
+    "va",
+    "mel",
+    "do",
+    "pi",
+    "ran",
+    "ze",
+    "lo",
+    "qua",
+    "fi",
+    "nor",
+    "gu",
+    "he",
+    "ist",
+    "ma",
+    "cro",
+    "ly",
+    "pe",
+    "san",
+    "wo",
+    "dri",
+    "ex",
+    "ul",
+    "jo",
+    "tem",
+    "vi",
 ]
 
 
@@ -38,14 +67,25 @@ class TopicalTextGenerator:
         Seed of the vocabularies and of the documents.
     """
 
-    def __init__(self, num_topics: int = 2, topic_vocabulary: int = 200,
-                 shared_vocabulary: int = 2000, topic_share: float = 0.3, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_topics: int = 2,
+        topic_vocabulary: int = 200,
+        shared_vocabulary: int = 2000,
+        topic_share: float = 0.3,
+        seed: int = 0,
+    ) -> None:
         self._rng = np.random.default_rng(seed)
-        words = pseudo_words(num_topics * topic_vocabulary + shared_vocabulary, _SYLLABLES, self._rng,
-                             syllables_per_word=(2, 4))
+        words = pseudo_words(
+            num_topics * topic_vocabulary + shared_vocabulary,
+            _SYLLABLES,
+            self._rng,
+            syllables_per_word=(2, 4),
+        )
         self._topic_words = np.array(words[: num_topics * topic_vocabulary]).reshape(
-            num_topics, topic_vocabulary)
-        self._shared_words = np.array(words[num_topics * topic_vocabulary:])
+            num_topics, topic_vocabulary
+        )
+        self._shared_words = np.array(words[num_topics * topic_vocabulary :])
         self._topic_of_word: Dict[str, int] = {
             word: topic for topic in range(num_topics) for word in self._topic_words[topic]
         }
@@ -53,7 +93,9 @@ class TopicalTextGenerator:
         self._topic_weights = _zipf(topic_vocabulary)
         self._shared_weights = _zipf(shared_vocabulary)
 
-    def documents(self, topics: Sequence[int], min_length: int = 30, max_length: int = 60) -> List[str]:
+    def documents(
+        self, topics: Sequence[int], min_length: int = 30, max_length: int = 60
+    ) -> List[str]:
         """
         Returns one document per entry of `topics`, on that topic.
 
@@ -70,12 +112,22 @@ class TopicalTextGenerator:
         lengths = self._rng.integers(min_length, max_length + 1, size=len(topics))
         word_topics = np.repeat(topics, lengths)
         from_topic = self._rng.random(len(word_topics)) < self._topic_share
-        topic_ranks = self._rng.choice(len(self._topic_weights), size=len(word_topics), p=self._topic_weights)
-        shared_ranks = self._rng.choice(len(self._shared_weights), size=len(word_topics), p=self._shared_weights)
-        words = np.where(from_topic, self._topic_words[word_topics, topic_ranks],
-                         self._shared_words[shared_ranks])
+        topic_ranks = self._rng.choice(
+            len(self._topic_weights), size=len(word_topics), p=self._topic_weights
+        )
+        shared_ranks = self._rng.choice(
+            len(self._shared_weights), size=len(word_topics), p=self._shared_weights
+        )
+        words = np.where(
+            from_topic,
+            self._topic_words[word_topics, topic_ranks],
+            self._shared_words[shared_ranks],
+        )
         ends = np.cumsum(lengths)
-        return [" ".join(words[end - length:end]) for end, length in zip(ends.tolist(), lengths.tolist())]
+        return [
+            " ".join(words[end - length : end])
+            for end, length in zip(ends.tolist(), lengths.tolist())
+        ]
 
     def topic_of(self, text: str) -> int:
         """The topic whose vocabulary has the most words in `text` (-1 if none)."""
@@ -106,8 +158,12 @@ def write_topic_mix(directory: Path, seed: int = 0) -> TopicMix:
     generator = TopicalTextGenerator(num_topics=2, seed=seed)
     domain_texts = generator.documents(np.arange(800) % 2)
     task = directory / "train.jsonl"
-    task.write_text("".join(json.dumps({"text": text, "label": "a"}) + "\n"
-                            for text in generator.documents([0] * 40, 10, 20)))
+    task.write_text(
+        "".join(
+            json.dumps({"text": text, "label": "a"}) + "\n"
+            for text in generator.documents([0] * 40, 10, 20)
+        )
+    )
     domain = directory / "domain.txt"
     domain.write_text("".join(text + "\n" for text in domain_texts))
     return TopicMix(generator, task, domain, domain_texts)

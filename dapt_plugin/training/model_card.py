@@ -4,6 +4,7 @@ renders) and the same facts in machine form (`dapt_export.json`): what the model
 what it was trained on (files, sizes, content hashes), how (steps, tokens, batch, learning rate,
 masking, head warm-up), what it reached, with which versions, and the command that reproduces it.
 """
+
 import json
 import os
 import shlex
@@ -31,8 +32,12 @@ def command_line(environment: Dict[str, str]) -> str:
 
 
 def versions() -> Dict[str, str]:
-    return {"dapt_plugin": VERSION, "allennlp": allennlp.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__}
+    return {
+        "dapt_plugin": VERSION,
+        "allennlp": allennlp.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
 
 
 def _metric(metrics: Dict[str, Any], key: str) -> str:
@@ -52,23 +57,36 @@ def render_model_card(facts: Dict[str, Any], name: str) -> str:
     metrics: Dict[str, Any] = facts.get("metrics") or {}
     training = facts["training"]
     masking = training["masking"]
-    header = ["---", "library_name: transformers", "pipeline_tag: fill-mask",
-              "tags:", "- dapt_plugin", "- masked-lm", "- continued-pretraining"]
+    header = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: fill-mask",
+        "tags:",
+        "- dapt_plugin",
+        "- masked-lm",
+        "- continued-pretraining",
+    ]
     if not looks_like_path(base):
         header.append(f"base_model: {base}")
     header.append("---")
     warmup = training.get("head_warmup_steps")
     missing = training.get("head_missing_weights")
-    head = (f"trained alone for {warmup:,} steps first ({missing} head tensors were missing from the "
-            "checkpoint)" if warmup else "complete in the checkpoint" if not missing else
-            f"missing from the checkpoint ({missing} tensors) and not warmed up")
+    head = (
+        f"trained alone for {warmup:,} steps first ({missing} head tensors were missing from the "
+        "checkpoint)"
+        if warmup
+        else "complete in the checkpoint"
+        if not missing
+        else f"missing from the checkpoint ({missing} tensors) and not warmed up"
+    )
     lines = header + [
         "",
         f"# {name}",
         "",
         f"`{base}` after continued masked-LM pretraining (DAPT/TAPT, Gururangan et al., ACL 2020) with "
         f"dapt_plugin {VERSION}"
-        + (f", at optimizer step {facts['step']:,}" if "step" in facts else "") + ".",
+        + (f", at optimizer step {facts['step']:,}" if "step" in facts else "")
+        + ".",
         "",
         "## Training data",
         "",
@@ -108,7 +126,8 @@ def render_model_card(facts: Dict[str, Any], name: str) -> str:
         facts["command"],
         "```",
         "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items())
+        "Versions: "
+        + ", ".join(f"{k} {v}" for k, v in facts["versions"].items())
         + ". The full resolved config is `config` in `dapt_export.json`.",
         "",
         "## Use",

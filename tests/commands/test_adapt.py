@@ -4,6 +4,7 @@ one seed), which is also the reference for a run of one of its variants killed a
 and resumed, and a bad experiment failing before anything is written. What is reused and why, the
 checks of the experiment and the dry run are tested in-process in tests/experiment/.
 """
+
 import json
 import os
 import signal
@@ -14,7 +15,13 @@ from collections import Counter
 import pytest
 
 from dapt_plugin.common.launch import start_allennlp
-from tests.conftest import ADAPT_SETTINGS, EXPERIMENT_PHASES, PROJECT_ROOT, allennlp, write_experiment
+from tests.conftest import (
+    ADAPT_SETTINGS,
+    EXPERIMENT_PHASES,
+    PROJECT_ROOT,
+    allennlp,
+    write_experiment,
+)
 
 TIMINGS = ("phase_seconds", "adaptation_seconds", "fine_tuning_seconds")
 
@@ -37,29 +44,51 @@ def _phases(output):
 
 def _comparable(output):
     """results.json less what differs between runs that trained the same: timings and the directory."""
+
     def drop(value):
         if isinstance(value, dict):
-            return {key: drop(item) for key, item in value.items() if key not in TIMINGS + ("output_dir",)}
+            return {
+                key: drop(item)
+                for key, item in value.items()
+                if key not in TIMINGS + ("output_dir",)
+            }
         return value
+
     return drop(json.loads((output / "results.json").read_text()))
 
 
+@pytest.mark.process
 def test_results_hold_every_variant_with_the_runs_metrics(reference):
     output, process = reference
     results = json.loads((output / "results.json").read_text())
-    assert set(results["variants"]) == {"baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt"}
+    assert set(results["variants"]) == {
+        "baseline",
+        "dapt",
+        "tapt",
+        "dapt_tapt",
+        "knn_tapt",
+        "rand_tapt",
+    }
     for variant, row in results["variants"].items():
         run = output / "classifier" / variant / "seed_0"
         for split in ("dev", "test"):
-            assert row["seeds"]["0"][split] == json.loads((run / f"{split}_metrics.json").read_text())
+            assert row["seeds"]["0"][split] == json.loads(
+                (run / f"{split}_metrics.json").read_text()
+            )
             assert row[split] == {"mean": row["seeds"]["0"][split]["macro_f1"], "std": 0.0}
     # every phase ran once, one DAPT serving dapt and dapt_tapt; dapt_tapt started from its export
     assert [p["phase"] for p in _phases(output)] == EXPERIMENT_PHASES
     config = json.loads((output / "dapt_tapt" / "config.json").read_text())
     assert config["model"]["model_name"] == str(output / "dapt" / "exported_model")
-    assert results["phases"]["dapt_tapt"]["settings"]["MODEL_NAME"] == "<output_dir>/dapt/exported_model"
+    assert (
+        results["phases"]["dapt_tapt"]["settings"]["MODEL_NAME"]
+        == "<output_dir>/dapt/exported_model"
+    )
     # kNN-TAPT and its same-size random control fed TAPT
-    selected = [(output / "selection" / f"{name}.jsonl").read_text().count("\n") for name in ("knn_tapt", "rand_tapt")]
+    selected = [
+        (output / "selection" / f"{name}.jsonl").read_text().count("\n")
+        for name in ("knn_tapt", "rand_tapt")
+    ]
     assert selected[0] == selected[1] > 0
     knn_tapt = json.loads((output / "knn_tapt" / "config.json").read_text())
     assert str(output / "selection" / "knn_tapt.jsonl") in knn_tapt["train_data_path"]
@@ -69,35 +98,51 @@ def test_results_hold_every_variant_with_the_runs_metrics(reference):
     assert dapt_loss["end"] < dapt_loss["start"]
     assert results["variants"]["dapt_tapt"]["heldout_mlm_loss"]["dapt"] == dapt_loss
     table = (output / "results.md").read_text()
-    assert table in process.stdout and all(f"| {variant}" in table for variant in results["variants"])
+    assert table in process.stdout and all(
+        f"| {variant}" in table for variant in results["variants"]
+    )
 
 
 def _kill_when(args, reached, moment: str) -> None:
     """Starts `allennlp ARGS`, SIGKILLs its whole process group once `reached()`."""
-    process = start_allennlp(args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    process = start_allennlp(
+        args,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while not reached():
-        assert process.poll() is None, f"allennlp adapt ended before the moment to kill it: {moment}"
+        assert process.poll() is None, (
+            f"allennlp adapt ended before the moment to kill it: {moment}"
+        )
         assert time.time() < deadline, f"never reached: {moment}"
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
 
+@pytest.mark.process
 def test_killed_between_and_during_phases_and_rerun_gives_the_results_of_an_uninterrupted_run(
-        tiny_model, reference, tmp_path):
+    tiny_model, reference, tmp_path
+):
     """DAPT+TAPT alone (three phases: dapt, dapt_tapt, its classifier), killed in each, then rerun."""
-    experiment = write_experiment(tmp_path / "experiment.jsonnet", tiny_model, variants=["dapt_tapt"])
+    experiment = write_experiment(
+        tmp_path / "experiment.jsonnet", tiny_model, variants=["dapt_tapt"]
+    )
     output = tmp_path / "out"
     marker = output / ".phases" / "dapt.json"
     moments = {
-        "between phases, once dapt's completion marker is written":
-            lambda: marker.exists() and json.loads(marker.read_text())["state"] == "complete",
-        "during a TAPT phase, at its first checkpoint":
-            lambda: any((output / "dapt_tapt").glob("model_state_e*_b*.th")),
-        "during a classifier phase, once its model.tar.gz is written":
-            lambda: (output / "classifier" / "dapt_tapt" / "seed_0" / "model.tar.gz").exists(),
+        "between phases, once dapt's completion marker is written": lambda: (
+            marker.exists() and json.loads(marker.read_text())["state"] == "complete"
+        ),
+        "during a TAPT phase, at its first checkpoint": lambda: any(
+            (output / "dapt_tapt").glob("model_state_e*_b*.th")
+        ),
+        "during a classifier phase, once its model.tar.gz is written": lambda: (
+            output / "classifier" / "dapt_tapt" / "seed_0" / "model.tar.gz"
+        ).exists(),
     }
     for moment, reached in moments.items():
         _kill_when(["adapt", str(experiment), "-s", str(output)], reached, moment)
@@ -105,7 +150,11 @@ def test_killed_between_and_during_phases_and_rerun_gives_the_results_of_an_unin
     # the same phases and results as the uninterrupted run of every variant
     ours, uninterrupted = _comparable(output), _comparable(reference[0])
     # (less the comparison with a baseline, which this experiment does not have)
-    row = {key: value for key, value in uninterrupted["variants"]["dapt_tapt"].items() if key != "below_baseline"}
+    row = {
+        key: value
+        for key, value in uninterrupted["variants"]["dapt_tapt"].items()
+        if key != "below_baseline"
+    }
     assert ours["variants"] == {"dapt_tapt": row}
     phases = ["dapt", "dapt_tapt", "classifier/dapt_tapt/seed_0"]
     assert ours["phases"] == {name: uninterrupted["phases"][name] for name in phases}
@@ -116,7 +165,11 @@ def test_killed_between_and_during_phases_and_rerun_gives_the_results_of_an_unin
     assert set(ran.values()) == {1} and set(phases) - set(ran) <= {"dapt"}
     assert ("dapt_tapt", "recovering") in [(p["phase"], p["action"]) for p in _phases(output)]
     assert "Recovering from the checkpoint" in (output / "dapt_tapt" / "out.log").read_text()
-    leftovers = [path for pattern in ("**/.*.tmp-*", "**/.*.old-*", "**/*.tmp") for path in output.glob(pattern)]
+    leftovers = [
+        path
+        for pattern in ("**/.*.tmp-*", "**/.*.old-*", "**/*.tmp")
+        for path in output.glob(pattern)
+    ]
     assert leftovers == []
 
 
@@ -126,5 +179,8 @@ def test_a_bad_experiment_fails_before_anything_is_written(tiny_model, tmp_path)
     output = tmp_path / "out"
     process = allennlp(["adapt", str(experiment), "-s", str(output)], check=False)
     assert process.returncode != 0
-    assert "`settings.dapt.NUM_STEP` is not a variable of dapt.jsonnet; did you mean NUM_STEPS?" in process.stderr
+    assert (
+        "`settings.dapt.NUM_STEP` is not a variable of dapt.jsonnet; did you mean NUM_STEPS?"
+        in process.stderr
+    )
     assert not output.exists()

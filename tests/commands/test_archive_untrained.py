@@ -3,19 +3,34 @@ from tests.conftest import CONFIGS, allennlp, classifier_env, mlm_env
 
 def test_a_config_that_cannot_be_archived_leaves_nothing_behind(tiny_model, tmp_path):
     target = tmp_path / "base"
-    process = allennlp(["archive-untrained", str(CONFIGS / "classifier.jsonnet"), "-s", str(target)],
-                       env=classifier_env(tiny_model), check=False)
+    process = allennlp(
+        ["archive-untrained", str(CONFIGS / "classifier.jsonnet"), "-s", str(target)],
+        env=classifier_env(tiny_model),
+        check=False,
+    )
     assert process.returncode != 0
-    assert "archive-untrained needs a config whose model uses no vocabulary built from data" in process.stderr
+    assert (
+        "archive-untrained needs a config whose model uses no vocabulary built from data"
+        in process.stderr
+    )
     assert not target.exists()
-    process = allennlp(["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(target)],
-                       env=mlm_env(tmp_path / "missing_model"), check=False)
+    process = allennlp(
+        ["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(target)],
+        env=mlm_env(tmp_path / "missing_model"),
+        check=False,
+    )
     assert "no such directory" in process.stderr and not target.exists()
-    allennlp(["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(target)], env=mlm_env(tiny_model))
+    allennlp(
+        ["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(target)],
+        env=mlm_env(tiny_model),
+    )
     assert (target / "model.tar.gz").exists()
 
 
 def test_num_steps_must_split_evenly_into_epochs(tiny_model, tmp_path):
-    process = allennlp(["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "x")],
-                       env=mlm_env(tiny_model, NUM_STEPS="7", NUM_EPOCHS="2"), check=False)
+    process = allennlp(
+        ["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "x")],
+        env=mlm_env(tiny_model, NUM_STEPS="7", NUM_EPOCHS="2"),
+        check=False,
+    )
     assert "NUM_STEPS (7) must be a multiple of NUM_EPOCHS (2)" in process.stderr

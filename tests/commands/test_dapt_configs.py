@@ -1,4 +1,5 @@
 """`allennlp dapt-configs`: the directory of the installed configs, or a copy of it."""
+
 import argparse
 import filecmp
 
@@ -15,8 +16,11 @@ def _run(output_dir=None, force=False):
 
 
 def _config_files(directory):
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
-                  if p.suffix in (".jsonnet", ".libsonnet"))
+    return sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.suffix in (".jsonnet", ".libsonnet")
+    )
 
 
 def test_prints_the_directory_of_the_configs_that_the_experiment_uses(capsys):
@@ -42,24 +46,33 @@ def test_keeps_a_non_empty_directory_unless_forced(tmp_path):
     target = tmp_path / "training_config"
     target.mkdir()
     (target / "dapt.jsonnet").write_text("my edits")
-    with pytest.raises(ConfigurationError, match="already exists and is not empty; give a new directory, or --"):
+    with pytest.raises(
+        ConfigurationError, match="already exists and is not empty; give a new directory, or --"
+    ):
         _run(str(target))
     assert (target / "dapt.jsonnet").read_text() == "my edits"
     _run(str(target), force=True)
     assert _config_files(target) == _config_files(CONFIGS)
     assert filecmp.cmp(target / "dapt.jsonnet", CONFIGS / "dapt.jsonnet", shallow=False)
-    assert [p.name for p in tmp_path.iterdir()] == ["training_config"]  # no temporary left beside it
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "training_config"
+    ]  # no temporary left beside it
 
 
 def test_force_without_output_dir_is_refused():
-    with pytest.raises(ConfigurationError, match="--force replaces the directory of -o; give -o DIR"):
+    with pytest.raises(
+        ConfigurationError, match="--force replaces the directory of -o; give -o DIR"
+    ):
         _run(force=True)
 
 
 def test_an_install_without_the_configs_package_says_to_reinstall(monkeypatch):
     monkeypatch.setattr(configs, "CONFIG_PACKAGE", "dapt_plugin.no_such_configs")
-    with pytest.raises(ConfigurationError, match=r"package dapt_plugin.no_such_configs\) are not installed; "
-                                                 r"reinstall the plugin \(`make install`"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"package dapt_plugin.no_such_configs\) are not installed; "
+        r"reinstall the plugin \(`make install`",
+    ):
         configs.config_dir()
 
 

@@ -1,4 +1,5 @@
 """`allennlp export-classifier`, run in-process through allennlp's own entry point."""
+
 import sys
 
 import pytest
@@ -12,7 +13,9 @@ def export_classifier(monkeypatch, *args: str) -> None:
     main(prog="allennlp")
 
 
-def test_writes_a_directory_and_replaces_one_only_when_forced(trained_classifier, tmp_path, monkeypatch):
+def test_writes_a_directory_and_replaces_one_only_when_forced(
+    trained_classifier, tmp_path, monkeypatch
+):
     archive, output = str(trained_classifier / "model.tar.gz"), tmp_path / "hf_classifier"
     export_classifier(monkeypatch, archive, "-o", str(output))
     assert set(AutoConfig.from_pretrained(str(output)).label2id) == {"inhibitor", "activator"}
@@ -21,9 +24,12 @@ def test_writes_a_directory_and_replaces_one_only_when_forced(trained_classifier
     with pytest.raises(ConfigurationError) as error:
         export_classifier(monkeypatch, archive, "-o", str(output))
     assert str(error.value) == (
-        f"{output} already exists and is not empty; give a new directory, or --force to replace it")
+        f"{output} already exists and is not empty; give a new directory, or --force to replace it"
+    )
     assert (output / "notes.txt").exists()
 
     export_classifier(monkeypatch, archive, "--output-dir", str(output), "--force")
     assert not (output / "notes.txt").exists() and (output / "model.safetensors").exists()
-    assert [path.name for path in tmp_path.iterdir()] == ["hf_classifier"]  # no temporary or old copy left
+    assert [path.name for path in tmp_path.iterdir()] == [
+        "hf_classifier"
+    ]  # no temporary or old copy left

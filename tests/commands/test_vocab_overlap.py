@@ -8,10 +8,18 @@ from tests.conftest import DATA, TASK, allennlp
 
 
 def test_cli_compares_named_corpora_and_draws_the_heatmap(tmp_path):
-    process = allennlp([
-        "vocab-overlap", f"General={DATA / 'general.txt'}", f"Domain={DATA / 'domain.txt'}",
-        f"Task={TASK / 'train.jsonl'}", "--output-dir", str(tmp_path), "--top-k", "50",
-    ])
+    process = allennlp(
+        [
+            "vocab-overlap",
+            f"General={DATA / 'general.txt'}",
+            f"Domain={DATA / 'domain.txt'}",
+            f"Task={TASK / 'train.jsonl'}",
+            "--output-dir",
+            str(tmp_path),
+            "--top-k",
+            "50",
+        ]
+    )
     result = json.loads((tmp_path / "vocab_overlap.json").read_text())
     assert result["names"] == ["General", "Domain", "Task"]
     percent = result["overlap_percent"]
@@ -24,28 +32,52 @@ def test_cli_compares_named_corpora_and_draws_the_heatmap(tmp_path):
 
 
 def test_cli_missing_corpus_is_a_clear_error(tmp_path):
-    process = allennlp(["vocab-overlap", f"General={DATA / 'general.txt'}",
-                        f"Gone={tmp_path / 'missing.txt'}", "--output-dir", str(tmp_path / "out")],
-                       check=False)
+    process = allennlp(
+        [
+            "vocab-overlap",
+            f"General={DATA / 'general.txt'}",
+            f"Gone={tmp_path / 'missing.txt'}",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        check=False,
+    )
     assert process.returncode == 1
-    assert f"allennlp vocab-overlap: error: {tmp_path / 'missing.txt'}: no such file" in process.stderr
+    assert (
+        f"allennlp vocab-overlap: error: {tmp_path / 'missing.txt'}: no such file" in process.stderr
+    )
     assert "Traceback" not in process.stderr
 
 
-@pytest.mark.parametrize("corpus, message", [
-    (str(DATA / "general.txt"), "is not NAME=PATH; name every corpus"),
-    ("General=", "is not NAME=PATH"),
-])
+@pytest.mark.parametrize(
+    "corpus, message",
+    [
+        (str(DATA / "general.txt"), "is not NAME=PATH; name every corpus"),
+        ("General=", "is not NAME=PATH"),
+    ],
+)
 def test_corpora_must_be_named(monkeypatch, tmp_path, corpus, message):
-    monkeypatch.setattr(sys, "argv", ["allennlp", "vocab-overlap", corpus, "--output-dir", str(tmp_path)])
+    monkeypatch.setattr(
+        sys, "argv", ["allennlp", "vocab-overlap", corpus, "--output-dir", str(tmp_path)]
+    )
     with pytest.raises(SystemExit) as exit_:
         main()
     assert message in str(exit_.value.code)
 
 
 def test_corpus_names_must_be_unique(monkeypatch, tmp_path):
-    monkeypatch.setattr(sys, "argv", ["allennlp", "vocab-overlap", f"A={DATA / 'general.txt'}",
-                                      f"A={DATA / 'domain.txt'}", "--output-dir", str(tmp_path)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "allennlp",
+            "vocab-overlap",
+            f"A={DATA / 'general.txt'}",
+            f"A={DATA / 'domain.txt'}",
+            "--output-dir",
+            str(tmp_path),
+        ],
+    )
     with pytest.raises(SystemExit) as exit_:
         main()
     assert "corpus name 'A' is given twice" in str(exit_.value.code)

@@ -2,6 +2,7 @@
 Archives carry their encoder's config and tokenizer: they load after the encoder's directory is
 deleted, from any working directory (the tests run with HF_HUB_OFFLINE=1).
 """
+
 import json
 import shutil
 import tarfile
@@ -17,7 +18,10 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from dapt_plugin.commands.archive_untrained import archive_untrained
 from dapt_plugin.common.archived_encoders import (
-    ENCODERS_DIRECTORY, archived_name, copy_encoders, use_archived_encoders,
+    ENCODERS_DIRECTORY,
+    archived_name,
+    copy_encoders,
+    use_archived_encoders,
 )
 from tests.conftest import CONFIGS, DATA, TASK, allennlp, classifier_env, mlm_env
 
@@ -43,8 +47,10 @@ def moved_classifier(tiny_model, tmp_path_factory):
     return root / "runs" / "clf"
 
 
+@pytest.mark.process
 def test_a_classifier_archive_evaluates_as_in_training_after_its_encoder_is_deleted(
-        moved_classifier, tmp_path, monkeypatch):
+    moved_classifier, tmp_path, monkeypatch
+):
     archive = moved_classifier / "model.tar.gz"
     in_training = json.loads((moved_classifier / "metrics.json").read_text())
     monkeypatch.chdir(tmp_path)
@@ -55,22 +61,45 @@ def test_a_classifier_archive_evaluates_as_in_training_after_its_encoder_is_dele
     for name in ("accuracy", "macro_f1", "loss"):
         assert metrics[name] == pytest.approx(in_training[f"test_{name}"], abs=1e-6)
     # the copy extracted to a temporary directory is not kept in allennlp's caches
-    assert (len(cached_transformers._model_cache), len(cached_transformers._tokenizer_cache)) == caches
+    assert (
+        len(cached_transformers._model_cache),
+        len(cached_transformers._tokenizer_cache),
+    ) == caches
     # the config still records where the encoder came from; the archive holds no second copy of its weights
     config = json.loads(tarfile.open(archive).extractfile("config.json").read())
-    assert config["model"]["text_field_embedder"]["token_embedders"]["roberta"]["model_name"] == ENCODER
-    archived = [name for name in tarfile.open(archive).getnames() if name.startswith(f"{ENCODERS_DIRECTORY}/")]
+    assert (
+        config["model"]["text_field_embedder"]["token_embedders"]["roberta"]["model_name"]
+        == ENCODER
+    )
+    archived = [
+        name
+        for name in tarfile.open(archive).getnames()
+        if name.startswith(f"{ENCODERS_DIRECTORY}/")
+    ]
     assert f"{ENCODERS_DIRECTORY}/{archived_name(ENCODER)}/tokenizer.json" in archived
     assert not [name for name in archived if name.endswith((".safetensors", ".bin"))]
 
     # the same through the CLI, from a directory without `.allennlp_plugins`
     output = tmp_path / "metrics.json"
-    allennlp(["evaluate", str(archive), str(TASK / "test.jsonl"), "--include-package", "dapt_plugin",
-              "--output-file", str(output)], cwd=tmp_path, process=True)
+    allennlp(
+        [
+            "evaluate",
+            str(archive),
+            str(TASK / "test.jsonl"),
+            "--include-package",
+            "dapt_plugin",
+            "--output-file",
+            str(output),
+        ],
+        cwd=tmp_path,
+        process=True,
+    )
     assert json.loads(output.read_text()) == pytest.approx(metrics, abs=1e-6)
 
 
-def test_a_masked_lm_archive_evaluates_the_same_after_its_encoder_is_deleted(tiny_model, tmp_path, monkeypatch):
+def test_a_masked_lm_archive_evaluates_the_same_after_its_encoder_is_deleted(
+    tiny_model, tmp_path, monkeypatch
+):
     shutil.copytree(tiny_model, tmp_path / ENCODER)
     monkeypatch.chdir(tmp_path)
     for name, value in mlm_env(ENCODER).items():
@@ -80,9 +109,13 @@ def test_a_masked_lm_archive_evaluates_the_same_after_its_encoder_is_deleted(tin
     before = evaluate_from_archive(archive, heldout)
     # the archived model computes what the encoder computes
     original = AutoModelForMaskedLM.from_pretrained(ENCODER).eval()
-    inputs = AutoTokenizer.from_pretrained(ENCODER)(["the compound inhibits the receptor ."], return_tensors="pt")
+    inputs = AutoTokenizer.from_pretrained(ENCODER)(
+        ["the compound inhibits the receptor ."], return_tensors="pt"
+    )
     with torch.no_grad():
-        assert torch.allclose(load_archive(archive).model.eval().mlm(**inputs).logits, original(**inputs).logits)
+        assert torch.allclose(
+            load_archive(archive).model.eval().mlm(**inputs).logits, original(**inputs).logits
+        )
 
     shutil.rmtree(tmp_path / ENCODER)
     elsewhere = tmp_path / "elsewhere"
@@ -95,8 +128,10 @@ def test_only_local_encoder_directories_are_copied(tiny_model, tmp_path):
     """Model-hub names are found in transformers' cache or on the hub, as without archiving."""
     run = tmp_path / "run"
     run.mkdir()
-    config = {"dataset_reader": {"type": "masked_lm_corpus", "model_name": str(tiny_model)},
-              "model": {"type": "dapt_masked_lm", "model_name": "roberta-base"}}
+    config = {
+        "dataset_reader": {"type": "masked_lm_corpus", "model_name": str(tiny_model)},
+        "model": {"type": "dapt_masked_lm", "model_name": "roberta-base"},
+    }
     (run / "config.json").write_text(json.dumps(config))
     assert copy_encoders(str(run))
     copy = run / ENCODERS_DIRECTORY / archived_name(str(tiny_model))
@@ -104,15 +139,23 @@ def test_only_local_encoder_directories_are_copied(tiny_model, tmp_path):
 
     params = Params(json.loads(json.dumps(config)))
     assert use_archived_encoders(params, str(run)) == [str(copy)]
-    assert params.as_dict() == {"dataset_reader": {"type": "masked_lm_corpus", "model_name": str(copy)},
-                                "model": {"type": "dapt_masked_lm", "model_name": "roberta-base"}}
+    assert params.as_dict() == {
+        "dataset_reader": {"type": "masked_lm_corpus", "model_name": str(copy)},
+        "model": {"type": "dapt_masked_lm", "model_name": "roberta-base"},
+    }
 
 
-def test_a_model_component_that_needs_the_weights_files_keeps_the_original_name(tiny_model, tmp_path):
+def test_a_model_component_that_needs_the_weights_files_keeps_the_original_name(
+    tiny_model, tmp_path
+):
     run = tmp_path / "run"
     run.mkdir()
-    config = {"model": {"type": "other_model",
-                        "encoder": {"type": "needs_weights", "model_name": str(tiny_model)}}}
+    config = {
+        "model": {
+            "type": "other_model",
+            "encoder": {"type": "needs_weights", "model_name": str(tiny_model)},
+        }
+    }
     (run / "config.json").write_text(json.dumps(config))
     copy_encoders(str(run))
     params = Params(json.loads(json.dumps(config)))

@@ -4,7 +4,12 @@ import stat
 import pytest
 import torch
 
-from dapt_plugin.common.atomic import atomic_directory, atomic_file, atomic_torch_save, remove_leftovers
+from dapt_plugin.common.atomic import (
+    atomic_directory,
+    atomic_file,
+    atomic_torch_save,
+    remove_leftovers,
+)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -54,5 +59,9 @@ def test_leftovers_are_removed_and_an_old_copy_without_its_new_one_is_put_back(t
     (tmp_path / "keep.json").write_text("{}")
     removed = remove_leftovers(str(tmp_path))
     assert len(removed) == 4
-    assert sorted(os.listdir(tmp_path)) == ["exported_model_step_4", "exported_model_step_8", "keep.json"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "exported_model_step_4",
+        "exported_model_step_8",
+        "keep.json",
+    ]
     assert os.listdir(tmp_path / "exported_model_step_4") == ["config.json"]

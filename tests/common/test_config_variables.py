@@ -7,8 +7,10 @@ from tests.conftest import CONFIGS, DATA, TASK
 
 
 def test_the_variables_of_each_config_are_read_from_it_and_its_imports():
-    dapt, tapt, classifier = (config_variables(str(CONFIGS / name))
-                              for name in ("dapt.jsonnet", "tapt.jsonnet", "classifier.jsonnet"))
+    dapt, tapt, classifier = (
+        config_variables(str(CONFIGS / name))
+        for name in ("dapt.jsonnet", "tapt.jsonnet", "classifier.jsonnet")
+    )
     assert {"MODEL_NAME", "CORPUS_PATH", "NUM_STEPS", "MLM_PROBABILITY", "HELDOUT_PATH"} <= dapt
     assert {"TAPT_PATH", "EXTRA_TAPT_PATHS", "NUM_EPOCHS"} <= tapt and "CORPUS_PATH" not in tapt
     assert {"TRAIN_PATH", "DEV_PATH", "TEST_PATH", "PATIENCE", "SAMPLE"} <= classifier
@@ -20,24 +22,40 @@ def test_the_variables_of_each_config_are_read_from_it_and_its_imports():
 def test_any_function_of_env_counts_and_comments_do_not(tmp_path):
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "sizes.libsonnet").write_text(
-        "local env = import 'env.libsonnet';\n{ width: env.positiveInt(\"WIDTH\", 3, min=1) }\n")
+        "local env = import 'env.libsonnet';\n{ width: env.positiveInt(\"WIDTH\", 3, min=1) }\n"
+    )
     config = tmp_path / "config.jsonnet"
-    config.write_text("local env = import 'lib/env.libsonnet';\nlocal sizes = import 'lib/sizes.libsonnet';\n"
-                      "// env.int('COMMENTED_OUT', 1)\n{ depth: env.int( 'DEPTH', 2), width: sizes.width }\n")
+    config.write_text(
+        "local env = import 'lib/env.libsonnet';\nlocal sizes = import 'lib/sizes.libsonnet';\n"
+        "// env.int('COMMENTED_OUT', 1)\n{ depth: env.int( 'DEPTH', 2), width: sizes.width }\n"
+    )
     assert config_variables(str(config)) == {"DEPTH", "WIDTH"}
 
 
 def test_resolve_config_sees_the_overrides_as_a_training_process_would(tiny_model, monkeypatch):
     monkeypatch.setenv("NUM_EPOCHS", "5")
-    env = {"MODEL_NAME": str(tiny_model), "CORPUS_PATH": str(DATA / "domain.txt"), "NUM_STEPS": "8",
-           "NUM_EPOCHS": "2", "EFFECTIVE_BATCH": "16", "BATCH_SIZE": "8"}
+    env = {
+        "MODEL_NAME": str(tiny_model),
+        "CORPUS_PATH": str(DATA / "domain.txt"),
+        "NUM_STEPS": "8",
+        "NUM_EPOCHS": "2",
+        "EFFECTIVE_BATCH": "16",
+        "BATCH_SIZE": "8",
+    }
     config = resolve_config(str(CONFIGS / "dapt.jsonnet"), env).as_dict()
     assert config["trainer"]["num_epochs"] == 2  # `env` over the process's environment
-    assert config["data_loader"]["batches_per_epoch"] == 4 * 2  # 8 steps over 2 epochs, 2 batches a step
+    assert (
+        config["data_loader"]["batches_per_epoch"] == 4 * 2
+    )  # 8 steps over 2 epochs, 2 batches a step
     assert config["model"]["model_name"] == str(tiny_model)
-    classifier = resolve_config(str(CONFIGS / "classifier.jsonnet"), {
-        "MODEL_NAME": str(tiny_model), "TRAIN_PATH": str(TASK / "train.jsonl"), "DEV_PATH": str(TASK / "dev.jsonl"),
-    }).as_dict()
+    classifier = resolve_config(
+        str(CONFIGS / "classifier.jsonnet"),
+        {
+            "MODEL_NAME": str(tiny_model),
+            "TRAIN_PATH": str(TASK / "train.jsonl"),
+            "DEV_PATH": str(TASK / "dev.jsonl"),
+        },
+    ).as_dict()
     assert classifier["train_data_path"] == str(TASK / "train.jsonl")
     assert classifier["trainer"]["num_epochs"] == 5  # from the process's environment
 
@@ -48,7 +66,9 @@ def test_a_jsonnet_error_names_the_config_and_the_message(tiny_model):
         resolve_config(config, {"CORPUS_PATH": str(DATA / "domain.txt")})
     assert error.value.message.startswith(f"{config}: environment variable MODEL_NAME is not set")
     with pytest.raises(ConfigurationError, match="BATCH_SIZE") as error:
-        resolve_config(config, {"MODEL_NAME": str(tiny_model), "CORPUS_PATH": "c", "BATCH_SIZE": "0"})
+        resolve_config(
+            config, {"MODEL_NAME": str(tiny_model), "CORPUS_PATH": "c", "BATCH_SIZE": "0"}
+        )
     assert "\n" not in error.value.message  # the message, not jsonnet's stack trace
 
 
@@ -58,9 +78,16 @@ def test_closest_ignores_case_and_gives_none_when_nothing_is_close():
     assert closest("OMP_NUM_THREADS", {"LR", "SEED"}) is None
 
 
-@pytest.mark.parametrize("typo, meant", [("NUM_STEP", "NUM_STEPS"), ("MAX_LENGHT", "MAX_LENGTH"),
-                                         ("BATCHSIZE", "BATCH_SIZE"), ("num_steps", "NUM_STEPS"),
-                                         ("NUM_EPOCH", "NUM_EPOCHS")])
+@pytest.mark.parametrize(
+    "typo, meant",
+    [
+        ("NUM_STEP", "NUM_STEPS"),
+        ("MAX_LENGHT", "MAX_LENGTH"),
+        ("BATCHSIZE", "BATCH_SIZE"),
+        ("num_steps", "NUM_STEPS"),
+        ("NUM_EPOCH", "NUM_EPOCHS"),
+    ],
+)
 def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, typo, meant):
 
     monkeypatch.setenv("MODEL_NAME", "roberta-base")
@@ -73,12 +100,32 @@ def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, t
 
 def test_variables_of_other_tools_and_of_sibling_configs_are_left_alone(monkeypatch):
 
-    for name, value in {"MODEL_NAME": "roberta-base", "TRAIN_PATH": "t.jsonl", "DEV_PATH": "d.jsonl",
-                        "NUM_STEPS": "4", "CORPUS_PATH": "c.txt", "CUDA_VISIBLE_DEVICES": "0",
-                        "MASTER_ADDR": "10.0.0.1", "MAX_JOBS": "4", "OMP_NUM_THREADS": "1", "_": "/bin/env",
-                        # names of clusters, schedulers and shells one edit or two from a variable
-                        "NODE_NAME": "n1", "MASTER_HOST": "h", "NUM_PROC": "8", "NUM_PROCS": "8", "SEEDS": "1,2",
-                        "FP16": "1", "GEM_PATH": "/g", "KEY_PATH": "/k", "CERT_PATH": "/c", "TEMP_PATH": "/t",
-                        "TEXT_PATH": "/t", "TASK_PATH": "/t", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
+    for name, value in {
+        "MODEL_NAME": "roberta-base",
+        "TRAIN_PATH": "t.jsonl",
+        "DEV_PATH": "d.jsonl",
+        "NUM_STEPS": "4",
+        "CORPUS_PATH": "c.txt",
+        "CUDA_VISIBLE_DEVICES": "0",
+        "MASTER_ADDR": "10.0.0.1",
+        "MAX_JOBS": "4",
+        "OMP_NUM_THREADS": "1",
+        "_": "/bin/env",
+        # names of clusters, schedulers and shells one edit or two from a variable
+        "NODE_NAME": "n1",
+        "MASTER_HOST": "h",
+        "NUM_PROC": "8",
+        "NUM_PROCS": "8",
+        "SEEDS": "1,2",
+        "FP16": "1",
+        "GEM_PATH": "/g",
+        "KEY_PATH": "/k",
+        "CERT_PATH": "/c",
+        "TEMP_PATH": "/t",
+        "TEXT_PATH": "/t",
+        "TASK_PATH": "/t",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+    }.items():
         monkeypatch.setenv(name, value)
     assert Params.from_file(str(CONFIGS / "classifier.jsonnet"))["train_data_path"] == "t.jsonl"

@@ -1,15 +1,29 @@
 """The one launcher of `allennlp` subprocesses: its command line and environment (the runs themselves
 are exercised by every test that starts a real `allennlp` process)."""
+
 import os
 import sys
+
+import pytest
 
 from dapt_plugin.common.launch import AllennlpFailed, allennlp_command, allennlp_environment
 
 
 def test_the_command_is_the_running_pythons_allennlp_with_the_packages_to_include(tmp_path):
-    assert allennlp_command(["train", tmp_path / "c.jsonnet", "-s", "run"], ["dapt_plugin", "step_timer"]) == [
-        sys.executable, "-m", "allennlp", "train", str(tmp_path / "c.jsonnet"), "-s", "run",
-        "--include-package", "dapt_plugin", "--include-package", "step_timer",
+    assert allennlp_command(
+        ["train", tmp_path / "c.jsonnet", "-s", "run"], ["dapt_plugin", "step_timer"]
+    ) == [
+        sys.executable,
+        "-m",
+        "allennlp",
+        "train",
+        str(tmp_path / "c.jsonnet"),
+        "-s",
+        "run",
+        "--include-package",
+        "dapt_plugin",
+        "--include-package",
+        "step_timer",
     ]
 
 
@@ -19,17 +33,30 @@ def test_the_environment_is_this_ones_then_threads_then_env_then_python_path(mon
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
     env = allennlp_environment({"NUM_STEPS": 4, "UNSET": None}, threads=1, python_path=["/first"])
     assert env["KEEP"] == "kept" and env["NUM_STEPS"] == "4" and "UNSET" not in env
-    assert env["OMP_NUM_THREADS"] == "1" and env["PYTHONPATH"] == os.pathsep.join(["/first", "/old"])
-    assert allennlp_environment({"OMP_NUM_THREADS": "2"}, threads=1)["OMP_NUM_THREADS"] == "2"  # env wins
+    assert env["OMP_NUM_THREADS"] == "1" and env["PYTHONPATH"] == os.pathsep.join(
+        ["/first", "/old"]
+    )
+    assert (
+        allennlp_environment({"OMP_NUM_THREADS": "2"}, threads=1)["OMP_NUM_THREADS"] == "2"
+    )  # env wins
 
 
 def test_a_failed_run_says_what_ran_and_shows_its_output():
-    error = AllennlpFailed(2, [sys.executable, "-m", "allennlp", "train", "x.jsonnet"], "", "Error: x.jsonnet: no such file")
-    assert str(error) == "`allennlp train x.jsonnet` failed (exit 2):\nError: x.jsonnet: no such file"
+    error = AllennlpFailed(
+        2,
+        [sys.executable, "-m", "allennlp", "train", "x.jsonnet"],
+        "",
+        "Error: x.jsonnet: no such file",
+    )
+    assert (
+        str(error) == "`allennlp train x.jsonnet` failed (exit 2):\nError: x.jsonnet: no such file"
+    )
 
 
+@pytest.mark.process
 def test_a_preloaded_run_is_a_process_of_its_own_with_the_callers_environment_directory_and_exit_code(
-        tiny_model, tmp_path, monkeypatch):
+    tiny_model, tmp_path, monkeypatch
+):
     from dapt_plugin.common.launch import run_allennlp_preloaded
     from tests.conftest import CONFIGS, mlm_env
 
@@ -37,17 +64,30 @@ def test_a_preloaded_run_is_a_process_of_its_own_with_the_callers_environment_di
     log = tmp_path / "train.log"
     # a config error: the exit code and the one-line report of `python -m allennlp`, in the log
     env = mlm_env(tiny_model, NUM_STEPS="4", TAPT_PATH="missing.jsonl")
-    assert run_allennlp_preloaded(["train", CONFIGS / "tapt.jsonnet", "-s", "run"], env, log=log) == 1
+    assert (
+        run_allennlp_preloaded(["train", CONFIGS / "tapt.jsonnet", "-s", "run"], env, log=log) == 1
+    )
     assert "Error: missing.jsonl: no such file" in log.read_text()
     assert "TAPT_PATH" not in os.environ  # nothing of the run is left in this process
     # a run that trains writes where the caller is, with the caller's environment of this call
     monkeypatch.setenv("TAPT_PATH", "ignored")
-    assert run_allennlp_preloaded(["train", CONFIGS / "tapt.jsonnet", "-s", "run"],
-                                  {**env, "TAPT_PATH": str(tmp_path / "task.jsonl")}, log=log) == 1
+    assert (
+        run_allennlp_preloaded(
+            ["train", CONFIGS / "tapt.jsonnet", "-s", "run"],
+            {**env, "TAPT_PATH": str(tmp_path / "task.jsonl")},
+            log=log,
+        )
+        == 1
+    )
     (tmp_path / "task.jsonl").write_text('{"text": "the compound inhibits the receptor ."}\n' * 20)
-    assert run_allennlp_preloaded(["train", CONFIGS / "tapt.jsonnet", "-s", "run"],
-                                  {**env, "TAPT_PATH": str(tmp_path / "task.jsonl"), "OMP_NUM_THREADS": "1"},
-                                  log=log) == 0
+    assert (
+        run_allennlp_preloaded(
+            ["train", CONFIGS / "tapt.jsonnet", "-s", "run"],
+            {**env, "TAPT_PATH": str(tmp_path / "task.jsonl"), "OMP_NUM_THREADS": "1"},
+            log=log,
+        )
+        == 0
+    )
     assert (tmp_path / "run" / "model.tar.gz").exists()
 
 
@@ -58,6 +98,7 @@ def _record_start_method(path):
         handle.write(multiprocessing.get_start_method())
 
 
+@pytest.mark.process
 def test_a_preloaded_run_starts_its_own_processes_as_a_new_process_would(tmp_path):
     """Not through the server (which would be sent the whole data set for each data-loader worker)."""
     import functools

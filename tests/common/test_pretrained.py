@@ -13,8 +13,10 @@ from dapt_plugin.commands.archive_untrained import archive_untrained
 from dapt_plugin.common.archived_encoders import ENCODERS_DIRECTORY, archived_name
 from tests.conftest import CONFIGS, allennlp, classifier_env, mlm_env
 
-FIX = ("give a directory written by `save_pretrained` (such as the `exported_model` directory of an MLM "
-       "run, see README) or a model-hub name such as roberta-base")
+FIX = (
+    "give a directory written by `save_pretrained` (such as the `exported_model` directory of an MLM "
+    "run, see README) or a model-hub name such as roberta-base"
+)
 
 
 def partial_copy(model: Path, destination: Path, keep) -> Path:
@@ -27,14 +29,19 @@ def partial_copy(model: Path, destination: Path, keep) -> Path:
 def test_training_with_a_model_path_that_does_not_exist_names_it(tiny_model, tmp_path):
     process = allennlp(
         ["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(tmp_path / "run")],
-        env=classifier_env(tiny_model, MODEL_NAME="/nonexistent/dir"), check=False,
+        env=classifier_env(tiny_model, MODEL_NAME="/nonexistent/dir"),
+        check=False,
     )
     assert process.returncode != 0
     assert f"MODEL_NAME '/nonexistent/dir': no such directory; {FIX}" in process.stderr
 
 
 def test_model_directory_without_weights_is_named_partial(tiny_model, tmp_path):
-    model = partial_copy(tiny_model, tmp_path / "no_weights", ["config.json", "tokenizer.json", "vocab.json", "merges.txt"])
+    model = partial_copy(
+        tiny_model,
+        tmp_path / "no_weights",
+        ["config.json", "tokenizer.json", "vocab.json", "merges.txt"],
+    )
     PretrainedTransformerTokenizer(str(model))  # the tokenizer is all there
     with pytest.raises(ConfigurationError) as error:
         PretrainedTransformerEmbedder(str(model))
@@ -45,16 +52,23 @@ def test_model_directory_without_weights_is_named_partial(tiny_model, tmp_path):
 
 
 def test_model_directory_without_tokenizer_is_named_partial(tiny_model, tmp_path):
-    model = partial_copy(tiny_model, tmp_path / "no_tokenizer", ["config.json", "model.safetensors"])
-    with pytest.raises(ConfigurationError, match=r"missing tokenizer files \(tokenizer.json or vocab.json/merges.txt\)"):
+    model = partial_copy(
+        tiny_model, tmp_path / "no_tokenizer", ["config.json", "model.safetensors"]
+    )
+    with pytest.raises(
+        ConfigurationError,
+        match=r"missing tokenizer files \(tokenizer.json or vocab.json/merges.txt\)",
+    ):
         PretrainedTransformerTokenizer(str(model))
 
 
 # Model directories with their own code
 
-REFUSED = ("MODEL_NAME '{model}' brings its own Python code (`auto_map` in config.json), which loading it "
-           "would run; set TRUST_REMOTE_CODE=true (`trust_remote_code` in the config) only if you trust "
-           "where the directory comes from")
+REFUSED = (
+    "MODEL_NAME '{model}' brings its own Python code (`auto_map` in config.json), which loading it "
+    "would run; set TRUST_REMOTE_CODE=true (`trust_remote_code` in the config) only if you trust "
+    "where the directory comes from"
+)
 
 
 def add_custom_code(model: Path, marker: Path) -> None:
@@ -65,7 +79,9 @@ def add_custom_code(model: Path, marker: Path) -> None:
         "class CustomConfig(RobertaConfig):\n    model_type = 'dapt_custom'\n"
     )
     config = json.loads((model / "config.json").read_text())
-    config.update(model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"})
+    config.update(
+        model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"}
+    )
     (model / "config.json").write_text(json.dumps(config))
 
 
@@ -77,12 +93,18 @@ def custom(tiny_model, tmp_path) -> Path:
     return model
 
 
-@pytest.mark.parametrize("build", [
-    lambda name: PretrainedTransformerTokenizer(name),
-    lambda name: PretrainedTransformerIndexer(name),
-    lambda name: PretrainedTransformerEmbedder(name),
-    lambda name: PretrainedTransformerEmbedder(name, transformer_kwargs={"trust_remote_code": False}),
-], ids=["tokenizer", "indexer", "embedder", "embedder_untrusted"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda name: PretrainedTransformerTokenizer(name),
+        lambda name: PretrainedTransformerIndexer(name),
+        lambda name: PretrainedTransformerEmbedder(name),
+        lambda name: PretrainedTransformerEmbedder(
+            name, transformer_kwargs={"trust_remote_code": False}
+        ),
+    ],
+    ids=["tokenizer", "indexer", "embedder", "embedder_untrusted"],
+)
 def test_custom_model_code_is_refused_unless_trusted(custom, tmp_path, build):
     with pytest.raises(ConfigurationError) as error:
         build(str(custom))
@@ -91,7 +113,9 @@ def test_custom_model_code_is_refused_unless_trusted(custom, tmp_path, build):
 
 
 def test_a_trusted_custom_model_directory_loads(custom):
-    tokenizer = PretrainedTransformerTokenizer(str(custom), tokenizer_kwargs={"trust_remote_code": True})
+    tokenizer = PretrainedTransformerTokenizer(
+        str(custom), tokenizer_kwargs={"trust_remote_code": True}
+    )
     assert tokenizer.tokenize("the receptor")[0].text == "<s>"
 
 

@@ -11,7 +11,10 @@ def test_plain_text_is_one_document_per_non_blank_line(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text("first doc\n\n  \nsecond doc\r\n", encoding="utf-8")
     documents = list(iter_file_documents(str(path)))
-    assert [(d.index, d.line_number, d.text) for d in documents] == [(0, 1, "first doc"), (1, 4, "second doc")]
+    assert [(d.index, d.line_number, d.text) for d in documents] == [
+        (0, 1, "first doc"),
+        (1, 4, "second doc"),
+    ]
 
 
 def test_json_lines_read_the_text_field_and_skip_empty_texts(tmp_path):
@@ -30,11 +33,14 @@ def test_documents_are_numbered_across_files(tmp_path):
     assert [(d.index, d.text) for d in documents] == [(0, "a1"), (1, "a2"), (2, "b1")]
 
 
-@pytest.mark.parametrize("line, message", [
-    ("not json", "corpus.jsonl:2: not valid JSON"),
-    ('{"body": "x"}', "corpus.jsonl:2: no 'text' field"),
-    ('{"text": 3}', "corpus.jsonl:2: 'text' is a int, not a string"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", "corpus.jsonl:2: not valid JSON"),
+        ('{"body": "x"}', "corpus.jsonl:2: no 'text' field"),
+        ('{"text": 3}', "corpus.jsonl:2: 'text' is a int, not a string"),
+    ],
+)
 def test_bad_json_lines_name_file_and_line(tmp_path, line, message):
     path = tmp_path / "corpus.jsonl"
     path.write_text('{"text": "fine"}\n' + line + "\n")

@@ -10,8 +10,10 @@ def test_a_directory_is_refused_with_the_fix(tmp_path):
     for spec in (str(tmp_path / "corpus"), str(tmp_path / "*")):
         with pytest.raises(DataError) as error:
             expand_paths(spec)
-        assert str(error.value) == (f"{tmp_path / 'corpus'}: is a directory; give the files in it, e.g. "
-                                    f"{tmp_path / 'corpus' / '*.txt'}")
+        assert str(error.value) == (
+            f"{tmp_path / 'corpus'}: is a directory; give the files in it, e.g. "
+            f"{tmp_path / 'corpus' / '*.txt'}"
+        )
 
 
 def test_a_file_whose_name_has_a_comma_is_one_path(tmp_path):
@@ -20,7 +22,10 @@ def test_a_file_whose_name_has_a_comma_is_one_path(tmp_path):
     (tmp_path / "other.txt").write_text("text\n")
     assert expand_paths(str(comma)) == [str(comma)]
     pattern = str(tmp_path / "notes? 2020.txt")
-    assert expand_paths(f"{pattern},{tmp_path / 'other.txt'}") == [str(comma), str(tmp_path / "other.txt")]
+    assert expand_paths(f"{pattern},{tmp_path / 'other.txt'}") == [
+        str(comma),
+        str(tmp_path / "other.txt"),
+    ]
 
 
 def test_a_list_split_inside_a_file_name_says_so(tmp_path):
@@ -40,6 +45,12 @@ def test_a_list_split_inside_a_file_name_says_so(tmp_path):
 def test_paths_globs_and_lists(tmp_path):
     for name in ("b.txt", "a.txt", "c.jsonl"):
         (tmp_path / name).write_text("text\n")
-    assert expand_paths(str(tmp_path / "*.txt")) == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
-    assert expand_paths(f"{tmp_path / 'c.jsonl'}, {tmp_path / 'a.txt'}") == [str(tmp_path / "c.jsonl"), str(tmp_path / "a.txt")]
+    assert expand_paths(str(tmp_path / "*.txt")) == [
+        str(tmp_path / "a.txt"),
+        str(tmp_path / "b.txt"),
+    ]
+    assert expand_paths(f"{tmp_path / 'c.jsonl'}, {tmp_path / 'a.txt'}") == [
+        str(tmp_path / "c.jsonl"),
+        str(tmp_path / "a.txt"),
+    ]
     assert expand_paths([tmp_path / "a.txt"]) == [os.fspath(tmp_path / "a.txt")]

@@ -28,8 +28,12 @@ def tokenizer_calls(monkeypatch):
 
 def test_cached_ids_equal_the_tokenizer_output(tiny_model, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
-    entry = TokenCache(tokenizer, str(tmp_path), batch_size=7).load(str(DATA / "domain_heldout.txt"))
-    lines = [line for line in (DATA / "domain_heldout.txt").read_text().splitlines() if line.strip()]
+    entry = TokenCache(tokenizer, str(tmp_path), batch_size=7).load(
+        str(DATA / "domain_heldout.txt")
+    )
+    lines = [
+        line for line in (DATA / "domain_heldout.txt").read_text().splitlines() if line.strip()
+    ]
     assert entry.num_documents == len(lines)
     for index in (0, 6, 7, len(lines) - 1):
         assert entry.document(index).tolist() == tokenizer(lines[index])["input_ids"]
@@ -63,7 +67,9 @@ def test_second_load_and_later_runs_do_no_tokenization(tiny_model, tmp_path, tok
     assert np.array_equal(again.ids, first.ids)
 
 
-def test_editing_the_corpus_or_changing_the_tokenizer_invalidates_the_entry(tiny_model, tmp_path, tokenizer_calls):
+def test_editing_the_corpus_or_changing_the_tokenizer_invalidates_the_entry(
+    tiny_model, tmp_path, tokenizer_calls
+):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the compound inhibits the receptor .\n")
@@ -77,7 +83,9 @@ def test_editing_the_corpus_or_changing_the_tokenizer_invalidates_the_entry(tiny
     assert (before.num_documents, after.num_documents) == (1, 2)
     other_tokenizer = AutoTokenizer.from_pretrained(str(tiny_model), do_lower_case=False)
     other_tokenizer.add_tokens(["receptor"])
-    assert TokenCache(other_tokenizer, str(tmp_path / "cache")).key(str(corpus)) != cache.key(str(corpus))
+    assert TokenCache(other_tokenizer, str(tmp_path / "cache")).key(str(corpus)) != cache.key(
+        str(corpus)
+    )
 
 
 def test_an_interrupted_build_leaves_no_entry(tiny_model, tmp_path, monkeypatch):
@@ -96,7 +104,9 @@ def test_epochs_of_training_batches_and_a_new_run_do_no_tokenization(tiny_model,
 
     def loader():
         reader = MaskedLmCorpusReader(str(tiny_model), max_length=32)
-        return MaskedLmBatches(reader, str(TASK / "train.jsonl"), batch_size=8, shuffle=True, seed=1)
+        return MaskedLmBatches(
+            reader, str(TASK / "train.jsonl"), batch_size=8, shuffle=True, seed=1
+        )
 
     first = loader()
     batches = list(first)  # first epoch: builds the cache if no earlier test did
@@ -108,6 +118,7 @@ def test_epochs_of_training_batches_and_a_new_run_do_no_tokenization(tiny_model,
 
 
 # Damaged entries and leftovers
+
 
 def _truncate(path, size):
     with open(path, "r+b") as handle:
@@ -126,23 +137,47 @@ def test_an_entry_cut_short_is_rebuilt_with_a_warning(tiny_model, tmp_path, capl
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("".join(f"document number {i} of the corpus .\n" for i in range(3000)))
     cache = str(tmp_path / "cache")
-    entry = MaskedLmCorpusReader(str(tiny_model), max_length=32, cache_directory=cache).corpus(str(corpus)).files[0]
+    entry = (
+        MaskedLmCorpusReader(str(tiny_model), max_length=32, cache_directory=cache)
+        .corpus(str(corpus))
+        .files[0]
+    )
     _truncate(os.path.join(entry.directory, "offsets.bin"), 1001 * 8)
     with caplog.at_level(logging.WARNING):
-        again = MaskedLmCorpusReader(str(tiny_model), max_length=32, cache_directory=cache).corpus(str(corpus))
+        again = MaskedLmCorpusReader(str(tiny_model), max_length=32, cache_directory=cache).corpus(
+            str(corpus)
+        )
     assert len(again) == 3000
-    assert [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING] == [
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno == logging.WARNING
+    ] == [
         f"Damaged tokenization cache entry {entry.directory}: offsets.bin has 8008 bytes (1001 offsets); "
         "meta.json says 3000 documents, so 3001 offsets; rebuilding it"
     ]
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (lambda d: _truncate(os.path.join(d, "ids.bin"), 10), "ids.bin has 10 bytes; meta.json says {tokens} uint16 tokens, so {bytes}"),
-    (lambda d: _overwrite(os.path.join(d, "offsets.bin"), 0, [3]), "offsets.bin runs from 3 to {tokens}; meta.json says from 0 to {tokens} tokens"),
-    (lambda d: _overwrite(os.path.join(d, "offsets.bin"), 5, [0]), "offsets.bin decreases after entry 4"),
-    (lambda d: os.remove(os.path.join(d, "meta.json")), "meta.json, offsets.bin or ids.bin is missing or unreadable"),
-], ids=["ids_cut", "offsets_start", "offsets_order", "no_meta"])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (
+            lambda d: _truncate(os.path.join(d, "ids.bin"), 10),
+            "ids.bin has 10 bytes; meta.json says {tokens} uint16 tokens, so {bytes}",
+        ),
+        (
+            lambda d: _overwrite(os.path.join(d, "offsets.bin"), 0, [3]),
+            "offsets.bin runs from 3 to {tokens}; meta.json says from 0 to {tokens} tokens",
+        ),
+        (
+            lambda d: _overwrite(os.path.join(d, "offsets.bin"), 5, [0]),
+            "offsets.bin decreases after entry 4",
+        ),
+        (
+            lambda d: os.remove(os.path.join(d, "meta.json")),
+            "meta.json, offsets.bin or ids.bin is missing or unreadable",
+        ),
+    ],
+    ids=["ids_cut", "offsets_start", "offsets_order", "no_meta"],
+)
 def test_a_damaged_entry_is_named_and_rebuilt(tiny_model, tmp_path, caplog, damage, reason):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     cache = TokenCache(tokenizer, str(tmp_path / "cache"))
@@ -152,9 +187,13 @@ def test_a_damaged_entry_is_named_and_rebuilt(tiny_model, tmp_path, caplog, dama
     with caplog.at_level(logging.WARNING):
         rebuilt = cache.load(str(DATA / "domain_heldout.txt"))
     assert np.array_equal(rebuilt.ids, ids) and np.array_equal(rebuilt.offsets, offsets)
-    warning = next(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
-    assert warning.startswith(f"Damaged tokenization cache entry {entry.directory}: "
-                              + reason.format(tokens=len(ids), bytes=2 * len(ids)))
+    warning = next(
+        record.getMessage() for record in caplog.records if record.levelno == logging.WARNING
+    )
+    assert warning.startswith(
+        f"Damaged tokenization cache entry {entry.directory}: "
+        + reason.format(tokens=len(ids), bytes=2 * len(ids))
+    )
 
 
 def test_leftovers_of_killed_builds_are_removed_but_not_those_of_live_ones(tiny_model, tmp_path):
@@ -163,12 +202,17 @@ def test_leftovers_of_killed_builds_are_removed_but_not_those_of_live_ones(tiny_
     cache = TokenCache(tokenizer, str(directory))
     corpus = str(DATA / "domain_heldout.txt")
     directory.mkdir()
-    killed = [directory / f".{cache.key(corpus)}.tmp-0badf00d", directory / f".{'0' * 32}.tmp-0badf00d"]
+    killed = [
+        directory / f".{cache.key(corpus)}.tmp-0badf00d",
+        directory / f".{'0' * 32}.tmp-0badf00d",
+    ]
     live = directory / f".{'1' * 32}.tmp-1a2b3c4d"
     for leftover in killed + [live]:
         leftover.mkdir()
         (leftover / "ids.bin").write_bytes(b"partial")
-    with FileLock(str(directory / f"{'1' * 32}.lock")):  # the build of another process, still running
+    with FileLock(
+        str(directory / f"{'1' * 32}.lock")
+    ):  # the build of another process, still running
         cache.load(corpus)
         assert [path.exists() for path in killed + [live]] == [False, False, True]
     cache.load(corpus)  # a later run, after that build ended without renaming its directory

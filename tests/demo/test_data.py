@@ -1,4 +1,5 @@
 """`generate_demo`: the data of `make demo` has the properties its effect rests on."""
+
 import json
 import re
 
@@ -42,7 +43,9 @@ def test_only_domain_and_unlabelled_text_tell_a_compounds_class(demo):
     """Labels can be inferred only from what DAPT or TAPT reads, never from the task's own words."""
     compounds = make_compounds(40)
     for name in ("general", "train", "dev", "test"):
-        assert not any(CLASS_WORDS.keys() & set(row["text"].split()) for row in lines(demo[name])), name
+        assert not any(
+            CLASS_WORDS.keys() & set(row["text"].split()) for row in lines(demo[name])
+        ), name
     for name in ("domain", "unlabeled"):
         for row in lines(demo[name]):
             words = [CLASS_WORDS[word] for word in row["text"].split() if word in CLASS_WORDS]
@@ -51,14 +54,16 @@ def test_only_domain_and_unlabelled_text_tell_a_compounds_class(demo):
 
 def test_a_compound_is_the_same_token_in_every_file(demo, tmp_path):
     """Byte-level BPE tokenizes a line's first word differently; no compound starts a line."""
-    tokenizer = train_bpe_tokenizer([demo[name] for name in ("general", "domain", "train", "unlabeled")], tmp_path)
+    tokenizer = train_bpe_tokenizer(
+        [demo[name] for name in ("general", "domain", "train", "unlabeled")], tmp_path
+    )
     compound_tokens = {"Ġ" + name for name in make_compounds(40)}
     for name in ("general", "domain", "train", "dev", "test", "unlabeled"):
         for row in lines(demo[name]):
             compound = compound_of(row["text"])
             if compound:
                 assert "Ġ" + compound in tokenizer.tokenize(row["text"]), row
-            assert not row["text"].split()[0] in {token[1:] for token in compound_tokens}
+            assert row["text"].split()[0] not in {token[1:] for token in compound_tokens}
 
 
 def test_same_seed_same_data(demo, tmp_path):

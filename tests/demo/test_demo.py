@@ -2,9 +2,10 @@
 `make demo`'s experiment file. The demo itself (six minutes on 2 cores) is not part of the suite;
 this checks that its experiment file passes `allennlp adapt`'s checks on the data it generates.
 """
+
+from dapt_plugin.demo.data import generate_demo
 from dapt_plugin.demo.run import EXPERIMENT
 from dapt_plugin.experiment.spec import load_experiment
-from dapt_plugin.demo.data import generate_demo
 
 
 def test_demo_experiment_is_valid_on_the_generated_data(tiny_model, tmp_path, monkeypatch):

@@ -12,7 +12,9 @@ def test_a_file_is_hashed_again_only_when_its_size_or_time_changed(tmp_path, mon
     assert first == file_sha256(str(corpus))
     hashes.save()
     hashed = []
-    monkeypatch.setattr("dapt_plugin.experiment.fingerprint.file_sha256", lambda path: hashed.append(path) or "new")
+    monkeypatch.setattr(
+        "dapt_plugin.experiment.fingerprint.file_sha256", lambda path: hashed.append(path) or "new"
+    )
     assert FileHashes(memo).sha256(str(corpus)) == first and hashed == []  # remembered across runs
     corpus.write_text("another document\n")
     os.utime(corpus, ns=(1, 1))
@@ -24,22 +26,44 @@ def test_a_directory_counts_every_file_in_it(tmp_path):
     (tmp_path / "model" / "config.json").write_text("{}")
     (tmp_path / "model" / "sub" / "weights.bin").write_bytes(b"\0")
     hashes = FileHashes(str(tmp_path / "hashes.json")).of([str(tmp_path / "model")])
-    assert sorted(hashes) == [str(tmp_path / "model" / "config.json"), str(tmp_path / "model" / "sub" / "weights.bin")]
+    assert sorted(hashes) == [
+        str(tmp_path / "model" / "config.json"),
+        str(tmp_path / "model" / "sub" / "weights.bin"),
+    ]
 
 
 def test_changes_are_described_by_variable_file_and_upstream_phase():
-    old = {"settings": {"NUM_STEPS": "4", "LR": "1"}, "config": {"trainer": {"steps": 4}},
-           "inputs": {"a.txt": "1", "b.txt": "2"}, "upstream": {"dapt": "f1"}}
-    new = {"settings": {"NUM_STEPS": "8", "LR": "2"}, "config": {"trainer": {"steps": 8}},
-           "inputs": {"a.txt": "1", "b.txt": "3"}, "upstream": {"dapt": "f2"}}
+    old = {
+        "settings": {"NUM_STEPS": "4", "LR": "1"},
+        "config": {"trainer": {"steps": 4}},
+        "inputs": {"a.txt": "1", "b.txt": "2"},
+        "upstream": {"dapt": "f1"},
+    }
+    new = {
+        "settings": {"NUM_STEPS": "8", "LR": "2"},
+        "config": {"trainer": {"steps": 8}},
+        "inputs": {"a.txt": "1", "b.txt": "3"},
+        "upstream": {"dapt": "f2"},
+    }
     assert describe_changes(old, new, {"NUM_STEPS"}) == (
         "the resolved config changed (NUM_STEPS 4 -> 8); input files changed (b.txt); "
-        "it starts from dapt, which changed")
+        "it starts from dapt, which changed"
+    )
     # a change of the config file itself, not of a variable: the keys that changed
     edited = {**old, "config": {"trainer": {"steps": 5}}}
-    assert describe_changes(old, edited, {"NUM_STEPS"}) == "the resolved config changed (trainer.steps 4 -> 5)"
-    callbacks = {**old, "config": {"trainer": {"steps": 4, "callbacks": [{"type": "a_callback_with_a_long_name"}] * 2}}}
+    assert (
+        describe_changes(old, edited, {"NUM_STEPS"})
+        == "the resolved config changed (trainer.steps 4 -> 5)"
+    )
+    callbacks = {
+        **old,
+        "config": {
+            "trainer": {"steps": 4, "callbacks": [{"type": "a_callback_with_a_long_name"}] * 2}
+        },
+    }
     assert describe_changes(old, callbacks, set()) == (
-        'the resolved config changed (trainer.callbacks unset -> [{"type": "a_callback_with_a_long_nam...)')
+        'the resolved config changed (trainer.callbacks unset -> [{"type": "a_callback_with_a_long_nam...)'
+    )
     assert fingerprint(old["config"], old["inputs"], old["upstream"]) != fingerprint(
-        edited["config"], old["inputs"], old["upstream"])
+        edited["config"], old["inputs"], old["upstream"]
+    )

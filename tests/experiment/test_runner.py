@@ -2,6 +2,7 @@
 The runner's dry run, its plan (which phases are reused, resumed or run again, and why) and its
 results, in-process on fake phase outputs: what a finished run leaves, without the training.
 """
+
 import json
 import shutil
 
@@ -35,7 +36,9 @@ def _rerun(plan):
     return {name: reason for name, (action, reason) in plan.items() if action != "reuse"}
 
 
-def test_an_unchanged_experiment_reuses_every_phase_unless_one_it_starts_from_is_run_again(tiny_model, tmp_path):
+def test_an_unchanged_experiment_reuses_every_phase_unless_one_it_starts_from_is_run_again(
+    tiny_model, tmp_path
+):
     _complete(_runner(tmp_path, tiny_model))
     runner = _runner(tmp_path, tiny_model)
     plan = _plan(runner)
@@ -52,7 +55,9 @@ def test_an_unchanged_experiment_reuses_every_phase_unless_one_it_starts_from_is
     }
 
 
-def test_a_changed_dapt_setting_reruns_dapt_and_every_phase_that_starts_from_it(tiny_model, tmp_path):
+def test_a_changed_dapt_setting_reruns_dapt_and_every_phase_that_starts_from_it(
+    tiny_model, tmp_path
+):
     _complete(_runner(tmp_path, tiny_model))
     settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "NUM_STEPS": 8}}
     assert _rerun(_plan(_runner(tmp_path, tiny_model, settings=settings))) == {
@@ -63,13 +68,21 @@ def test_a_changed_dapt_setting_reruns_dapt_and_every_phase_that_starts_from_it(
     }
 
 
-def test_a_changed_domain_corpus_reruns_what_reads_it_and_what_starts_from_that(tiny_model, tmp_path):
+def test_a_changed_domain_corpus_reruns_what_reads_it_and_what_starts_from_that(
+    tiny_model, tmp_path
+):
     _complete(_runner(tmp_path, tiny_model))
     corpus = tmp_path / "domain.txt"
     shutil.copy(DATA / "domain.txt", corpus)
     rerun = _rerun(_plan(_runner(tmp_path, tiny_model, domain_corpus=str(corpus))))
-    assert set(rerun) == set(EXPERIMENT_PHASES) - {"tapt", "classifier/baseline/seed_0", "classifier/tapt/seed_0"}
-    assert rerun["dapt"].startswith(f"the resolved config changed (CORPUS_PATH {DATA / 'domain.txt'} -> {corpus})")
+    assert set(rerun) == set(EXPERIMENT_PHASES) - {
+        "tapt",
+        "classifier/baseline/seed_0",
+        "classifier/tapt/seed_0",
+    }
+    assert rerun["dapt"].startswith(
+        f"the resolved config changed (CORPUS_PATH {DATA / 'domain.txt'} -> {corpus})"
+    )
     assert rerun["select_random"].startswith("the resolved config changed (domain_paths")
     assert rerun["rand_tapt"] == "it starts from select_random, which changed"
     # the same path with another content: found by the content's hash
@@ -81,7 +94,9 @@ def test_a_changed_domain_corpus_reruns_what_reads_it_and_what_starts_from_that(
     assert "tapt" not in rerun
 
 
-def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged_fingerprint(tiny_model, tmp_path):
+def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged_fingerprint(
+    tiny_model, tmp_path
+):
     runner = _runner(tmp_path, tiny_model)
     _complete(runner)
     phases = {phase.name: phase for phase in runner.phases}
@@ -95,21 +110,30 @@ def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged
     plan = _plan(runner)
     assert plan["dapt"] == ("recover", "interrupted; resuming from its last checkpoint")
     assert plan["tapt"] == ("run", "interrupted before its first checkpoint; starting over")
-    assert plan["classifier/baseline/seed_0"] == ("evaluate", "its training completed; evaluating it")
+    assert plan["classifier/baseline/seed_0"] == (
+        "evaluate",
+        "its training completed; evaluating it",
+    )
     assert plan["classifier/tapt/seed_0"] == ("run", "no record that it completed; starting over")
     assert plan["select_random"] == ("run", "its outputs are missing (rand_tapt.jsonl)")
     # a checkpoint of another configuration is never resumed
     settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "LR": 0.01}}
     assert _plan(_runner(tmp_path, tiny_model, settings=settings))["dapt"] == (
-        "run", "the resolved config changed (LR 0.001 -> 0.01)")
+        "run",
+        "the resolved config changed (LR 0.001 -> 0.01)",
+    )
 
 
-def test_a_complete_experiment_is_not_run_again_and_its_results_hold_no_output_path(tiny_model, tmp_path):
+def test_a_complete_experiment_is_not_run_again_and_its_results_hold_no_output_path(
+    tiny_model, tmp_path
+):
     runner = _runner(tmp_path, tiny_model)
     _complete(runner)
     results = _runner(tmp_path, tiny_model).run()
-    assert [json.loads(line)["action"] for line in (tmp_path / "out" / "phases.jsonl").read_text().splitlines()] \
-        == ["skipped"] * len(EXPERIMENT_PHASES)
+    assert [
+        json.loads(line)["action"]
+        for line in (tmp_path / "out" / "phases.jsonl").read_text().splitlines()
+    ] == ["skipped"] * len(EXPERIMENT_PHASES)
     assert results == json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["experiment"] == str(tmp_path / "experiment.jsonnet")
     assert results["variants"]["dapt"]["seeds"]["0"]["test"] == {"macro_f1": 0.5}
@@ -119,12 +143,15 @@ def test_a_complete_experiment_is_not_run_again_and_its_results_hold_no_output_p
     assert phases["dapt"]["settings"]["NUM_STEPS"] == "4"
     assert phases["select_knn"]["settings"]["k"] == 3
     assert {name: phase.fingerprint for name, phase in zip(EXPERIMENT_PHASES, runner.phases)} == {
-        name: phase["fingerprint"] for name, phase in phases.items()}
+        name: phase["fingerprint"] for name, phase in phases.items()
+    }
     del results["output_dir"]
     assert str(tmp_path / "out") not in json.dumps(results)
     # the same experiment in another output directory has the same fingerprints
     elsewhere = _runner(tmp_path, tiny_model, output="elsewhere")
-    assert [phase.fingerprint for phase in elsewhere.phases] == [phase.fingerprint for phase in runner.phases]
+    assert [phase.fingerprint for phase in elsewhere.phases] == [
+        phase.fingerprint for phase in runner.phases
+    ]
 
 
 def test_results_sum_each_variants_adaptation_and_fine_tuning_times_and_report_its_heldout_losses(
@@ -132,20 +159,36 @@ def test_results_sum_each_variants_adaptation_and_fine_tuning_times_and_report_i
 ):
     runner = _runner(tmp_path, tiny_model)
     _complete(runner)
-    times = {name: float(2 ** number) for number, name in enumerate(EXPERIMENT_PHASES)}
+    times = {name: float(2**number) for number, name in enumerate(EXPERIMENT_PHASES)}
     (tmp_path / "out" / "phase_times.json").write_text(json.dumps(times))
     for name, (start, end) in {"dapt": (3.0, 2.0), "dapt_tapt": (2.5, 1.5)}.items():
         (tmp_path / "out" / name / "metrics.json").write_text(
-            json.dumps({"heldout_mlm_loss_start": start, "heldout_mlm_loss_end": end}))
+            json.dumps({"heldout_mlm_loss_start": start, "heldout_mlm_loss_end": end})
+        )
     variants = _runner(tmp_path, tiny_model).run()["variants"]
-    adaptation = {"baseline": [], "dapt": ["dapt"], "tapt": ["tapt"], "dapt_tapt": ["dapt", "dapt_tapt"],
-                  "knn_tapt": ["select_knn", "knn_tapt"], "rand_tapt": ["select_knn", "select_random", "rand_tapt"]}
+    adaptation = {
+        "baseline": [],
+        "dapt": ["dapt"],
+        "tapt": ["tapt"],
+        "dapt_tapt": ["dapt", "dapt_tapt"],
+        "knn_tapt": ["select_knn", "knn_tapt"],
+        "rand_tapt": ["select_knn", "select_random", "rand_tapt"],
+    }
     for variant, phases in adaptation.items():
-        assert variants[variant]["adaptation_seconds"] == sum(times[name] for name in phases), variant
-        assert variants[variant]["fine_tuning_seconds"] == times[f"classifier/{variant}/seed_0"], variant
-    assert variants["dapt_tapt"]["heldout_mlm_loss"] == {"dapt": {"start": 3.0, "end": 2.0},
-                                                         "dapt_tapt": {"start": 2.5, "end": 1.5}}
-    assert variants["tapt"]["heldout_mlm_loss"] == {} and variants["baseline"]["heldout_mlm_loss"] == {}
+        assert variants[variant]["adaptation_seconds"] == sum(times[name] for name in phases), (
+            variant
+        )
+        assert variants[variant]["fine_tuning_seconds"] == times[f"classifier/{variant}/seed_0"], (
+            variant
+        )
+    assert variants["dapt_tapt"]["heldout_mlm_loss"] == {
+        "dapt": {"start": 3.0, "end": 2.0},
+        "dapt_tapt": {"start": 2.5, "end": 1.5},
+    }
+    assert (
+        variants["tapt"]["heldout_mlm_loss"] == {}
+        and variants["baseline"]["heldout_mlm_loss"] == {}
+    )
 
 
 def _dry_run_error(tmp_path, model, **overrides) -> str:
@@ -158,32 +201,59 @@ def _dry_run_error(tmp_path, model, **overrides) -> str:
 def test_a_value_a_config_refuses_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
     settings = {**ADAPT_SETTINGS, "classifier": {"BATCH_SIZE": 0}}
     message = _dry_run_error(tmp_path, tiny_model, settings=settings)
-    assert message.startswith(f"experiment {tmp_path / 'experiment.jsonnet'}: phase classifier/baseline/seed_0: ")
-    assert "classifier.jsonnet: environment variable BATCH_SIZE must be an integer of at least 1; got 0" in message
+    assert message.startswith(
+        f"experiment {tmp_path / 'experiment.jsonnet'}: phase classifier/baseline/seed_0: "
+    )
+    assert (
+        "classifier.jsonnet: environment variable BATCH_SIZE must be an integer of at least 1; got 0"
+        in message
+    )
 
 
-def test_a_missing_input_file_of_a_setting_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
-    settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "HELDOUT_PATH": "/nowhere/heldout.txt"}}
-    assert "phase dapt: /nowhere/heldout.txt: no such file" in _dry_run_error(tmp_path, tiny_model, settings=settings)
+def test_a_missing_input_file_of_a_setting_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path
+):
+    settings = {
+        **ADAPT_SETTINGS,
+        "dapt": {**ADAPT_SETTINGS["dapt"], "HELDOUT_PATH": "/nowhere/heldout.txt"},
+    }
+    assert "phase dapt: /nowhere/heldout.txt: no such file" in _dry_run_error(
+        tmp_path, tiny_model, settings=settings
+    )
 
 
-def test_a_base_model_not_available_offline_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+def test_a_base_model_not_available_offline_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path
+):
     # the test session runs with HF_HUB_OFFLINE=1 (tests/conftest.py) and no hub cache of roberta-base
-    assert "`base_model` 'roberta-base' could not be found locally and the hub is offline" in _dry_run_error(
-        tmp_path, tiny_model, base_model="roberta-base")
+    assert (
+        "`base_model` 'roberta-base' could not be found locally and the hub is offline"
+        in _dry_run_error(tmp_path, tiny_model, base_model="roberta-base")
+    )
 
 
-def test_a_dev_label_never_seen_in_training_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+def test_a_dev_label_never_seen_in_training_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path
+):
     dev = tmp_path / "dev.jsonl"
-    dev.write_text((TASK / "dev.jsonl").read_text() + json.dumps({"text": "a new kind", "label": "neutral"}) + "\n")
+    dev.write_text(
+        (TASK / "dev.jsonl").read_text()
+        + json.dumps({"text": "a new kind", "label": "neutral"})
+        + "\n"
+    )
     task = {"train": str(TASK / "train.jsonl"), "dev": str(dev), "test": str(TASK / "test.jsonl")}
     message = _dry_run_error(tmp_path, tiny_model, task=task)
     assert f"`task.dev`: {dev}:41: label 'neutral' was never seen in training" in message
 
 
 def _row(dev, std, losses=None):
-    return {"dev": {"mean": dev, "std": std}, "test": {"mean": dev, "std": std}, "heldout_mlm_loss": losses or {},
-            "adaptation_seconds": 1.0, "fine_tuning_seconds": 2.0}
+    return {
+        "dev": {"mean": dev, "std": std},
+        "test": {"mean": dev, "std": std},
+        "heldout_mlm_loss": losses or {},
+        "adaptation_seconds": 1.0,
+        "fine_tuning_seconds": 2.0,
+    }
 
 
 def test_a_variant_below_the_baseline_by_more_than_the_spread_is_flagged_with_its_heldout_losses():
@@ -197,22 +267,39 @@ def test_a_variant_below_the_baseline_by_more_than_the_spread_is_flagged_with_it
     table = ExperimentRunner.table({"metric": "macro_f1", "seeds": [0, 1, 2], "variants": variants})
     lines = table.splitlines()
     assert lines[3] == "| dapt | 59.0 ± 1.0 | 59.0 ± 1.0 | dapt 2.500 -> 2.100 | 1 s | 2 s |"
-    assert lines[4] == "| tapt (below baseline) | 45.0 ± 3.0 | 45.0 ± 3.0 | tapt 9.800 -> 4.300 | 1 s | 2 s |"
-    assert lines[6].startswith("(below baseline): tapt scored below the baseline on dev by more than the spread")
+    assert (
+        lines[4]
+        == "| tapt (below baseline) | 45.0 ± 3.0 | 45.0 ± 3.0 | tapt 9.800 -> 4.300 | 1 s | 2 s |"
+    )
+    assert lines[6].startswith(
+        "(below baseline): tapt scored below the baseline on dev by more than the spread"
+    )
 
 
+@pytest.mark.process
 def test_a_second_adapt_on_the_same_output_directory_is_refused(tiny_model, tmp_path):
     import subprocess
     import sys
 
     runner = _runner(tmp_path, tiny_model)
     _complete(runner)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
-        "print('held', flush=True); time.sleep(60)"), str(tmp_path / "out" / ".lock")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
+                "print('held', flush=True); time.sleep(60)"
+            ),
+            str(tmp_path / "out" / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert holder.stdout.readline().strip() == "held"  # another adapt's lock, in another process
+        assert (
+            holder.stdout.readline().strip() == "held"
+        )  # another adapt's lock, in another process
         with pytest.raises(ConfigurationError, match="another `allennlp adapt` is running in"):
             _runner(tmp_path, tiny_model).run()
     finally:

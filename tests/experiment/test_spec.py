@@ -6,7 +6,9 @@ from tests.conftest import ADAPT_SETTINGS, write_experiment
 
 
 def _load(tmp_path, model, **overrides):
-    return load_experiment(str(write_experiment(tmp_path / "experiment.jsonnet", model, **overrides)))
+    return load_experiment(
+        str(write_experiment(tmp_path / "experiment.jsonnet", model, **overrides))
+    )
 
 
 def _error(tmp_path, model, **overrides) -> str:
@@ -22,9 +24,16 @@ def _settings(kind, **variables):
 def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(tiny_model, tmp_path):
     spec = _load(tmp_path, tiny_model, settings=_settings("dapt", SEED=3, WHOLE_WORD_MASKING=True))
     assert spec.path == str(tmp_path / "experiment.jsonnet")
-    assert spec.env("dapt") == {"MAX_LENGTH": "64", "BATCH_SIZE": "8", "LR": "0.001", "NUM_STEPS": "4",
-                                "NUM_EPOCHS": "2", "EFFECTIVE_BATCH": "16", "SEED": "3",
-                                "WHOLE_WORD_MASKING": "true"}
+    assert spec.env("dapt") == {
+        "MAX_LENGTH": "64",
+        "BATCH_SIZE": "8",
+        "LR": "0.001",
+        "NUM_STEPS": "4",
+        "NUM_EPOCHS": "2",
+        "EFFECTIVE_BATCH": "16",
+        "SEED": "3",
+        "WHOLE_WORD_MASKING": "true",
+    }
     assert spec.env("classifier")["NUM_EPOCHS"] == "1"
 
 
@@ -33,9 +42,15 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
     [
         ({"variants": ["baseline", "dapt_plus"]}, "unknown variant 'dapt_plus' in `variants`"),
         ({"seeds": 3}, "`seeds` must be a non-empty list of integers"),
-        ({"domain_corpus": "/nowhere/corpus.txt"}, "`domain_corpus`: /nowhere/corpus.txt: no such file"),
+        (
+            {"domain_corpus": "/nowhere/corpus.txt"},
+            "`domain_corpus`: /nowhere/corpus.txt: no such file",
+        ),
         ({"metric": "f2"}, "`metric` must be one of"),
-        ({"base_model": "/nowhere/model"}, "`base_model`: MODEL_NAME '/nowhere/model': no such directory"),
+        (
+            {"base_model": "/nowhere/model"},
+            "`base_model`: MODEL_NAME '/nowhere/model': no such directory",
+        ),
     ],
 )
 def test_a_bad_experiment_names_the_key(tiny_model, tmp_path, overrides, message):
@@ -45,26 +60,47 @@ def test_a_bad_experiment_names_the_key(tiny_model, tmp_path, overrides, message
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (_settings("dapt", NUM_STEP=4), "`settings.dapt.NUM_STEP` is not a variable of dapt.jsonnet; "
-                                        "did you mean NUM_STEPS?"),
-        (_settings("all", max_lenght=64), "`settings.all.max_lenght` is not a variable of dapt.jsonnet, "
-                                          "tapt.jsonnet or classifier.jsonnet; did you mean MAX_LENGTH?"),
+        (
+            _settings("dapt", NUM_STEP=4),
+            "`settings.dapt.NUM_STEP` is not a variable of dapt.jsonnet; did you mean NUM_STEPS?",
+        ),
+        (
+            _settings("all", max_lenght=64),
+            "`settings.all.max_lenght` is not a variable of dapt.jsonnet, "
+            "tapt.jsonnet or classifier.jsonnet; did you mean MAX_LENGTH?",
+        ),
         # a variable of dapt.jsonnet, but not of the classifier's config
-        (_settings("classifier", MLM_PROBABILITY=0.2), "`settings.classifier.MLM_PROBABILITY` is not a "
-                                                       "variable of classifier.jsonnet"),
-        (_settings("all", OMP_NUM_THREADS=1), "are inherited from the environment of `allennlp adapt`"),
+        (
+            _settings("classifier", MLM_PROBABILITY=0.2),
+            "`settings.classifier.MLM_PROBABILITY` is not a variable of classifier.jsonnet",
+        ),
+        (
+            _settings("all", OMP_NUM_THREADS=1),
+            "are inherited from the environment of `allennlp adapt`",
+        ),
     ],
 )
-def test_a_setting_that_no_config_reads_is_refused_with_the_closest_name(tiny_model, tmp_path, settings, message):
+def test_a_setting_that_no_config_reads_is_refused_with_the_closest_name(
+    tiny_model, tmp_path, settings, message
+):
     assert message in _error(tmp_path, tiny_model, settings=settings)
 
 
-@pytest.mark.parametrize("kind, name", [("all", "PYTHONPATH"), ("dapt", "LD_PRELOAD"), ("tapt", "PATH"),
-                                        ("classifier", "PYTHONSTARTUP")])
+@pytest.mark.parametrize(
+    "kind, name",
+    [
+        ("all", "PYTHONPATH"),
+        ("dapt", "LD_PRELOAD"),
+        ("tapt", "PATH"),
+        ("classifier", "PYTHONSTARTUP"),
+    ],
+)
 def test_process_variables_cannot_be_set_from_an_experiment(tiny_model, tmp_path, kind, name):
     message = _error(tmp_path, tiny_model, settings=_settings(kind, **{name: "/tmp/evil"}))
-    assert f"`settings.{kind}.{name}`: {name} is a variable of the Python process, not of a config, and " \
-           "cannot be set from an experiment" in message
+    assert (
+        f"`settings.{kind}.{name}`: {name} is a variable of the Python process, not of a config, and "
+        "cannot be set from an experiment" in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +113,9 @@ def test_process_variables_cannot_be_set_from_an_experiment(tiny_model, tmp_path
         ("classifier", "TEST_PATH", "`task.test`"),
     ],
 )
-def test_variables_the_experiment_sets_are_refused_in_settings(tiny_model, tmp_path, kind, name, source):
+def test_variables_the_experiment_sets_are_refused_in_settings(
+    tiny_model, tmp_path, kind, name, source
+):
     message = _error(tmp_path, tiny_model, settings=_settings(kind, **{name: "x"}))
     assert f"`settings.{kind}.{name}`: {name} is set from the experiment's {source}" in message
 

@@ -1,4 +1,5 @@
 """Export of the classifier to a plain Hugging Face `*ForSequenceClassification` directory."""
+
 import json
 from pathlib import Path
 from typing import List
@@ -16,34 +17,52 @@ from allennlp.models import Model
 from allennlp.models.archival import load_archive
 from allennlp.predictors import Predictor
 from transformers import (
-    AutoModel, AutoTokenizer, BertConfig, BertForSequenceClassification,
-    BertTokenizerFast, ElectraConfig, pipeline,
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+    ElectraConfig,
+    pipeline,
 )
 
 from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling import (
     TextClassificationJsonWithSamplingReader,
 )
-from dapt_plugin.export.classifier import export_classifier, reader_tokenizer, to_sequence_classification
+from dapt_plugin.export.classifier import (
+    export_classifier,
+    reader_tokenizer,
+    to_sequence_classification,
+)
 from tests.conftest import DATA, TASK, read_jsonl
 
 TEXTS = [line["text"] for line in read_jsonl(TASK / "dev.jsonl")[:8]]
-SMALL = dict(vocab_size=0, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+SMALL = dict(
+    vocab_size=0, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+)
 
 
 @pytest.fixture(scope="module")
 def exported(trained_classifier, tmp_path_factory) -> Path:
-    return Path(export_classifier(str(trained_classifier / "model.tar.gz"),
-                                  str(tmp_path_factory.mktemp("export") / "hf_classifier")))
+    return Path(
+        export_classifier(
+            str(trained_classifier / "model.tar.gz"),
+            str(tmp_path_factory.mktemp("export") / "hf_classifier"),
+        )
+    )
 
 
-def test_transformers_pipeline_gives_the_predictors_labels_and_probabilities(exported, trained_classifier):
+def test_transformers_pipeline_gives_the_predictors_labels_and_probabilities(
+    exported, trained_classifier
+):
     predictor = Predictor.from_archive(load_archive(str(trained_classifier / "model.tar.gz")))
     classify = pipeline("text-classification", model=str(exported), top_k=None)
     for text, scores in zip(TEXTS, classify(TEXTS)):
         expected = predictor.predict(text)
         assert max(scores, key=lambda score: score["score"])["label"] == expected["label"]
         assert {score["label"]: score["score"] for score in scores} == pytest.approx(
-            expected["probabilities"], abs=1e-5)
+            expected["probabilities"], abs=1e-5
+        )
 
 
 def test_the_export_is_a_complete_hugging_face_directory(exported, trained_classifier, tiny_model):
@@ -53,8 +72,10 @@ def test_the_export_is_a_complete_hugging_face_directory(exported, trained_class
     assert config["id2label"] == {str(index): label for index, label in enumerate(labels)}
     assert config["label2id"] == {label: index for index, label in enumerate(labels)}
     # the tokenizer of training
-    assert AutoTokenizer.from_pretrained(str(exported))(TEXTS)["input_ids"] == AutoTokenizer.from_pretrained(
-        str(tiny_model))(TEXTS)["input_ids"]
+    assert (
+        AutoTokenizer.from_pretrained(str(exported))(TEXTS)["input_ids"]
+        == AutoTokenizer.from_pretrained(str(tiny_model))(TEXTS)["input_ids"]
+    )
     # written atomically: nothing else left beside it
     assert not [path.name for path in exported.parent.iterdir() if path.name != exported.name]
 
@@ -63,7 +84,9 @@ def _tiny_encoder(directory: Path, config) -> Path:
     """A randomly initialised encoder of `config` with a WordPiece tokenizer of the fixture words."""
     directory.mkdir()
     words = sorted(set((DATA / "general.txt").read_text().lower().split()))
-    (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    (directory / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n"
+    )
     tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"))
     tokenizer.save_pretrained(str(directory))
     config.vocab_size = len(tokenizer)
@@ -78,7 +101,9 @@ def _classifier(encoder: Path, **overrides) -> Model:
     params = {
         "type": "basic_classifier_with_f1",
         "text_field_embedder": {
-            "token_embedders": {"bert": {"type": "pretrained_transformer", "model_name": str(encoder)}},
+            "token_embedders": {
+                "bert": {"type": "pretrained_transformer", "model_name": str(encoder)}
+            },
         },
         "feedforward": {"num_layers": 1, "activations": "tanh", "dropout": 0.1},
         "dropout": 0.1,
@@ -97,7 +122,9 @@ def _logits(model: Model, encoder: Path, texts: List[str]) -> torch.Tensor:
     instances = [reader.text_to_instance(text) for text in texts]
     for instance in instances:
         reader.apply_token_indexers(instance)
-    return torch.from_numpy(numpy.stack([output["logits"] for output in model.forward_on_instances(instances)]))
+    return torch.from_numpy(
+        numpy.stack([output["logits"] for output in model.forward_on_instances(instances)])
+    )
 
 
 def test_a_bert_classifier_exports_to_bert_for_sequence_classification(tmp_path):
@@ -120,18 +147,22 @@ def test_an_encoder_with_another_head_is_refused(tmp_path):
     assert str(error.value) == (
         "cannot export an encoder of type 'electra': its *ForSequenceClassification head differs from the classifier's "
         "(first token, dense, tanh, linear); supported: roberta, xlm-roberta, camembert, data2vec-text, "
-        "roberta-prelayernorm, bert")
+        "roberta-prelayernorm, bert"
+    )
 
 
 def test_a_classifier_without_the_papers_head_is_refused(tmp_path):
     encoder = _tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
-    model = _classifier(encoder, feedforward=None, seq2vec_encoder={"type": "boe", "embedding_dim": 16})
+    model = _classifier(
+        encoder, feedforward=None, seq2vec_encoder={"type": "boe", "embedding_dim": 16}
+    )
     with pytest.raises(ConfigurationError) as error:
         to_sequence_classification(model)
     assert str(error.value) == (
         "cannot export this classifier: it does not pool the first token (`cls_pooler`); its `feedforward` is "
         "not one tanh layer. Only the paper's classifier (training_config/classifier.jsonnet: encoder, first "
-        "token, dropout, tanh layer, dropout, linear) has a Hugging Face *ForSequenceClassification equivalent")
+        "token, dropout, tanh layer, dropout, linear) has a Hugging Face *ForSequenceClassification equivalent"
+    )
 
 
 def test_a_reader_without_a_transformer_tokenizer_is_refused():
@@ -140,4 +171,5 @@ def test_a_reader_without_a_transformer_tokenizer_is_refused():
     assert str(error.value) == (
         "the dataset reader (TextClassificationJsonReader) does not tokenize with a `pretrained_transformer` "
         "tokenizer, so there is no Hugging Face tokenizer to export with the model; use the reader of "
-        "training_config/classifier.jsonnet")
+        "training_config/classifier.jsonnet"
+    )

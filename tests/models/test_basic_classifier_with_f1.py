@@ -15,33 +15,53 @@ from tests.conftest import TASK, allennlp, read_jsonl
 def test_train_then_evaluate_reports_metrics_matching_sklearn(trained_classifier, tmp_path):
     metrics_file = tmp_path / "metrics.json"
     predictions_file = tmp_path / "predictions.jsonl"
-    allennlp([
-        "evaluate", str(trained_classifier / "model.tar.gz"), str(TASK / "test.jsonl"),
-        "--output-file", str(metrics_file), "--predictions-output-file", str(predictions_file),
-    ])
+    allennlp(
+        [
+            "evaluate",
+            str(trained_classifier / "model.tar.gz"),
+            str(TASK / "test.jsonl"),
+            "--output-file",
+            str(metrics_file),
+            "--predictions-output-file",
+            str(predictions_file),
+        ]
+    )
     metrics = json.loads(metrics_file.read_text())
     gold = [row["label"] for row in read_jsonl(TASK / "test.jsonl")]
     # allennlp evaluate writes one line per batch
     predicted = [label for batch in read_jsonl(predictions_file) for label in batch["label"]]
     assert len(predicted) == len(gold)
     assert metrics["accuracy"] == pytest.approx(accuracy_score(gold, predicted), abs=1e-6)
-    assert metrics["macro_f1"] == pytest.approx(f1_score(gold, predicted, average="macro"), abs=1e-6)
-    assert metrics["micro_f1"] == pytest.approx(f1_score(gold, predicted, average="micro"), abs=1e-6)
+    assert metrics["macro_f1"] == pytest.approx(
+        f1_score(gold, predicted, average="macro"), abs=1e-6
+    )
+    assert metrics["micro_f1"] == pytest.approx(
+        f1_score(gold, predicted, average="micro"), abs=1e-6
+    )
 
 
 def test_per_label_f1_is_reported_when_asked(trained_classifier, tmp_path):
     metrics_file = tmp_path / "metrics.json"
-    allennlp([
-        "evaluate", str(trained_classifier / "model.tar.gz"), str(TASK / "dev.jsonl"),
-        "--output-file", str(metrics_file),
-        "--overrides", json.dumps({"model.report_per_label_f1": True}),
-    ])
+    allennlp(
+        [
+            "evaluate",
+            str(trained_classifier / "model.tar.gz"),
+            str(TASK / "dev.jsonl"),
+            "--output-file",
+            str(metrics_file),
+            "--overrides",
+            json.dumps({"model.report_per_label_f1": True}),
+        ]
+    )
     metrics = json.loads(metrics_file.read_text())
     assert {"f1_inhibitor", "f1_activator"} <= set(metrics)
-    assert (metrics["f1_inhibitor"] + metrics["f1_activator"]) / 2 == pytest.approx(metrics["macro_f1"], abs=1e-6)
+    assert (metrics["f1_inhibitor"] + metrics["f1_activator"]) / 2 == pytest.approx(
+        metrics["macro_f1"], abs=1e-6
+    )
 
 
 # Widths
+
 
 def _model(tiny_model, **model_params):
     """The model of `training_config/classifier.jsonnet`'s kind on the 32-wide tiny RoBERTa."""
@@ -49,32 +69,64 @@ def _model(tiny_model, **model_params):
     vocab.add_tokens_to_namespace(["inhibitor", "activator"], "labels")
     params = {
         "type": "basic_classifier_with_f1",
-        "text_field_embedder": {"token_embedders": {"roberta": {"type": "pretrained_transformer", "model_name": str(tiny_model)}}},
+        "text_field_embedder": {
+            "token_embedders": {
+                "roberta": {"type": "pretrained_transformer", "model_name": str(tiny_model)}
+            }
+        },
         **model_params,
     }
     return Model.from_params(vocab=vocab, params=Params(params))
 
 
 def test_the_head_takes_its_width_from_the_encoder(tiny_model):
-    model = _model(tiny_model, feedforward={"num_layers": 1, "activations": "tanh", "dropout": 0.1}, dropout=0.1)
+    model = _model(
+        tiny_model,
+        feedforward={"num_layers": 1, "activations": "tanh", "dropout": 0.1},
+        dropout=0.1,
+    )
     assert isinstance(model._seq2vec_encoder, ClsPooler)
-    assert (model._seq2vec_encoder.get_input_dim(), model._feedforward.get_input_dim(),
-            model._feedforward.get_output_dim()) == (32, 32, 32)
-    tokens = {"roberta": {"token_ids": torch.tensor([[0, 5, 6, 2]]), "mask": torch.ones(1, 4, dtype=torch.bool),
-                          "type_ids": torch.zeros(1, 4, dtype=torch.long)}}
+    assert (
+        model._seq2vec_encoder.get_input_dim(),
+        model._feedforward.get_input_dim(),
+        model._feedforward.get_output_dim(),
+    ) == (32, 32, 32)
+    tokens = {
+        "roberta": {
+            "token_ids": torch.tensor([[0, 5, 6, 2]]),
+            "mask": torch.ones(1, 4, dtype=torch.bool),
+            "type_ids": torch.zeros(1, 4, dtype=torch.long),
+        }
+    }
     assert model(tokens, label=torch.tensor([1]))["logits"].shape == (1, 2)
 
 
 def test_configs_that_give_the_widths_still_work(tiny_model):
-    model = _model(tiny_model, seq2vec_encoder={"type": "cls_pooler", "embedding_dim": 32},
-                   feedforward={"input_dim": 32, "num_layers": 2, "hidden_dims": [64, 16], "activations": "tanh"})
+    model = _model(
+        tiny_model,
+        seq2vec_encoder={"type": "cls_pooler", "embedding_dim": 32},
+        feedforward={
+            "input_dim": 32,
+            "num_layers": 2,
+            "hidden_dims": [64, 16],
+            "activations": "tanh",
+        },
+    )
     assert (model._feedforward.get_input_dim(), model._feedforward.get_output_dim()) == (32, 16)
 
 
 def test_a_pooler_of_another_width_names_both_widths_and_the_fix(tiny_model):
     with pytest.raises(ConfigurationError) as error:
-        _model(tiny_model, seq2vec_encoder={"type": "cls_pooler", "embedding_dim": 768},
-               feedforward={"input_dim": 768, "num_layers": 1, "hidden_dims": 768, "activations": "tanh"})
+        _model(
+            tiny_model,
+            seq2vec_encoder={"type": "cls_pooler", "embedding_dim": 768},
+            feedforward={
+                "input_dim": 768,
+                "num_layers": 1,
+                "hidden_dims": 768,
+                "activations": "tanh",
+            },
+        )
     assert str(error.value) == (
         "`seq2vec_encoder` is 768 wide but the text field embedder (MODEL_NAME's encoder) is 32 wide; "
         "remove `seq2vec_encoder` from the config: the default, a CLS pooler, takes the width of its input"
@@ -83,7 +135,15 @@ def test_a_pooler_of_another_width_names_both_widths_and_the_fix(tiny_model):
 
 def test_a_feedforward_of_another_width_names_both_widths_and_the_fix(tiny_model):
     with pytest.raises(ConfigurationError) as error:
-        _model(tiny_model, feedforward={"input_dim": 768, "num_layers": 1, "hidden_dims": 768, "activations": "tanh"})
+        _model(
+            tiny_model,
+            feedforward={
+                "input_dim": 768,
+                "num_layers": 1,
+                "hidden_dims": 768,
+                "activations": "tanh",
+            },
+        )
     assert str(error.value) == (
         "`feedforward.input_dim` is 768 but the pooled vector is 32 wide; remove `input_dim` and "
         "`hidden_dims` from `feedforward` in the config: they default to that width"

@@ -2,28 +2,68 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import (
-    AutoModelForMaskedLM, BertConfig, BertForMaskedLM, CamembertConfig, CamembertForMaskedLM, DebertaV2Config, DebertaV2ForMaskedLM,
-    DistilBertConfig, DistilBertForMaskedLM, ElectraConfig, ElectraForMaskedLM, ModernBertConfig,
-    ModernBertForMaskedLM, RobertaConfig, RobertaForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM,
+    AutoModelForMaskedLM,
+    BertConfig,
+    BertForMaskedLM,
+    CamembertConfig,
+    CamembertForMaskedLM,
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+    ElectraConfig,
+    ElectraForMaskedLM,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    XLMRobertaConfig,
+    XLMRobertaForMaskedLM,
 )
 
-from dapt_plugin.nn.masked_lm_heads import KNOWN_FAMILIES, head_parameters, masked_lm_head, missing_head_weights
+from dapt_plugin.nn.masked_lm_heads import (
+    KNOWN_FAMILIES,
+    head_parameters,
+    masked_lm_head,
+    missing_head_weights,
+)
 
-SMALL = dict(vocab_size=97, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-             max_position_embeddings=64)
+SMALL = dict(
+    vocab_size=97,
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=64,
+)
 FAMILIES = {
     "bert": lambda: BertForMaskedLM(BertConfig(**SMALL)),
     "roberta": lambda: RobertaForMaskedLM(RobertaConfig(**SMALL)),
     "xlm-roberta": lambda: XLMRobertaForMaskedLM(XLMRobertaConfig(**SMALL)),
     "camembert": lambda: CamembertForMaskedLM(CamembertConfig(**SMALL)),
-    "distilbert": lambda: DistilBertForMaskedLM(DistilBertConfig(vocab_size=97, dim=16, n_layers=1, n_heads=2,
-                                                                  hidden_dim=32, max_position_embeddings=64)),
+    "distilbert": lambda: DistilBertForMaskedLM(
+        DistilBertConfig(
+            vocab_size=97, dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=64
+        )
+    ),
     "electra-generator": lambda: ElectraForMaskedLM(ElectraConfig(**SMALL, embedding_size=8)),
     "deberta-v2": lambda: DebertaV2ForMaskedLM(DebertaV2Config(**SMALL)),
-    "modernbert": lambda: ModernBertForMaskedLM(ModernBertConfig(
-        vocab_size=97, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1,
-        sep_token_id=2, reference_compile=False)),
+    "modernbert": lambda: ModernBertForMaskedLM(
+        ModernBertConfig(
+            vocab_size=97,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            cls_token_id=1,
+            sep_token_id=2,
+            reference_compile=False,
+        )
+    ),
 }
 
 
@@ -43,7 +83,9 @@ def test_masked_positions_only_give_the_full_models_logits(family):
     selected &= attention_mask.bool()
     with torch.no_grad():
         full = model(input_ids=input_ids, attention_mask=attention_mask).logits[selected]
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = model.base_model(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state
         ours = masked_lm_head(model)(model, hidden[selected])
     assert ours.shape == full.shape == (int(selected.sum()), 97)
     assert torch.allclose(ours, full, atol=1e-5)
@@ -56,13 +98,18 @@ def test_a_checkpoint_without_its_head_is_found(family, tmp_path):
     head = head_parameters(model)
     assert head and not any(name.startswith(model.base_model_prefix + ".") for name in head)
     embeddings = model.get_input_embeddings().weight
-    assert all(p is not embeddings for p in head.values()), "the tied output projection is the encoder's"
+    assert all(p is not embeddings for p in head.values()), (
+        "the tied output projection is the encoder's"
+    )
     model.save_pretrained(tmp_path)
     _, info = AutoModelForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
     assert missing_head_weights(model, info["missing_keys"]) == []
     weights = load_file(tmp_path / "model.safetensors")
-    save_file({k: v for k, v in weights.items() if k.startswith(model.base_model_prefix + ".")},
-              tmp_path / "model.safetensors", metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in weights.items() if k.startswith(model.base_model_prefix + ".")},
+        tmp_path / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     reloaded, info = AutoModelForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
     missing = missing_head_weights(reloaded, info["missing_keys"])
     assert set(head) <= set(missing) <= set(info["missing_keys"])

@@ -68,4 +68,6 @@ def test_whole_word_masking_selects_every_piece_of_a_word_together(tiny_model):
     previous_selected = torch.nn.functional.pad(selected[:, :-1], (1, 0), value=False)
     assert torch.equal(selected[continuation], previous_selected[continuation])
     words = (maskable & (starts | ~previous_maskable)).sum().item()
-    assert abs(selected[maskable & (starts | ~previous_maskable)].sum().item() / words - 0.15) < 0.02
+    assert (
+        abs(selected[maskable & (starts | ~previous_maskable)].sum().item() / words - 0.15) < 0.02
+    )

@@ -9,7 +9,9 @@ from dapt_plugin.overlap.vocab_overlap import corpus_vocabulary, overlap_matrice
 
 def write_corpus(path, word_counts):
     """One document per word, repeated `count` times, with stop words that must not count."""
-    lines = [" ".join([word] * count + ["the", "and", "of"] * 5) for word, count in word_counts.items()]
+    lines = [
+        " ".join([word] * count + ["the", "and", "of"] * 5) for word, count in word_counts.items()
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
 
@@ -28,8 +30,10 @@ def test_overlap_is_100_with_itself_0_when_disjoint_and_exact_when_partial(tmp_p
     a = write_corpus(tmp_path / "a.txt", {w: 20 - i for i, w in enumerate(words[:10])})
     b = write_corpus(tmp_path / "b.txt", {w: 20 - i for i, w in enumerate(words[5:])})
     c = write_corpus(tmp_path / "c.txt", {f"other{i}": 3 for i in range(10)})
-    vocabularies = [corpus_vocabulary(name, path, top_k=10) for name, path in
-                    [("A", a), ("A again", a), ("B", b), ("C", c)]]
+    vocabularies = [
+        corpus_vocabulary(name, path, top_k=10)
+        for name, path in [("A", a), ("A again", a), ("B", b), ("C", c)]
+    ]
     percent, shared = overlap_matrices(vocabularies)
     assert percent[0][0] == percent[0][1] == 100.0
     assert percent[0][3] == percent[3][0] == 0.0
@@ -42,16 +46,23 @@ def test_top_k_cuts_each_vocabulary_before_comparing(tmp_path):
     words = [f"word{i}" for i in range(10)]
     a = write_corpus(tmp_path / "a.txt", {w: 20 - i for i, w in enumerate(words)})
     b = write_corpus(tmp_path / "b.txt", {w: 10 + i for i, w in enumerate(words)})
-    percent, _ = overlap_matrices([corpus_vocabulary("a", a, top_k=5), corpus_vocabulary("b", b, top_k=5)])
+    percent, _ = overlap_matrices(
+        [corpus_vocabulary("a", a, top_k=5), corpus_vocabulary("b", b, top_k=5)]
+    )
     assert percent[0][1] == 0.0
-    percent, _ = overlap_matrices([corpus_vocabulary("a", a, top_k=10), corpus_vocabulary("b", b, top_k=10)])
+    percent, _ = overlap_matrices(
+        [corpus_vocabulary("a", a, top_k=10), corpus_vocabulary("b", b, top_k=10)]
+    )
     assert percent[0][1] == 100.0
 
 
 def test_max_documents_reads_only_the_first_documents(tmp_path):
     path = tmp_path / "c.jsonl"
-    path.write_text("".join(json.dumps({"text": f"first{i}"}) + "\n" for i in range(3))
-                    + json.dumps({"text": "later"}) + "\n")
+    path.write_text(
+        "".join(json.dumps({"text": f"first{i}"}) + "\n" for i in range(3))
+        + json.dumps({"text": "later"})
+        + "\n"
+    )
     vocabulary = corpus_vocabulary("c", str(path), max_documents=3)
     assert vocabulary.documents == 3 and "later" not in vocabulary.top_words
 
@@ -67,7 +78,10 @@ def test_writes_json_and_a_png_heatmap(tmp_path):
     assert result["corpora"][1]["top_words"] == ["alpha", "gamma"]
     with open(png_path, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vocab_overlap.json", "vocab_overlap.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "vocab_overlap.json",
+        "vocab_overlap.png",
+    ]
 
 
 def test_errors_name_the_problem(tmp_path):
@@ -75,7 +89,9 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(DataError, match="missing.txt: no such file"):
         vocab_overlap({"a": a, "b": str(tmp_path / "missing.txt")}, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # checked before anything is read or written
-    with pytest.raises(ConfigurationError, match="`top_k` must be a positive number of words; got 0"):
+    with pytest.raises(
+        ConfigurationError, match="`top_k` must be a positive number of words; got 0"
+    ):
         vocab_overlap({"a": a}, str(tmp_path / "out"), top_k=0)
     stop_words_only = tmp_path / "stop.txt"
     stop_words_only.write_text("the and of\n")

@@ -1,4 +1,5 @@
 """`dapt_text_classifier`: the default predictor of `basic_classifier_with_f1`."""
+
 import json
 
 import pytest
@@ -29,11 +30,15 @@ def test_is_the_classifiers_default_and_returns_label_and_probability_per_label(
     assert set(prediction) == {"label", "probabilities"}
     assert set(prediction["probabilities"]) == LABELS
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
-    assert prediction["label"] == max(prediction["probabilities"], key=prediction["probabilities"].get)
+    assert prediction["label"] == max(
+        prediction["probabilities"], key=prediction["probabilities"].get
+    )
     assert predictor.predict(line["text"]) == prediction
 
 
-def test_predictions_score_as_evaluation_does_and_do_not_depend_on_the_batch(predictor, trained_classifier):
+def test_predictions_score_as_evaluation_does_and_do_not_depend_on_the_batch(
+    predictor, trained_classifier
+):
     lines = read_jsonl(TASK / "test.jsonl")
     batched = predictor.predict_batch_json(lines)
     for line, prediction in zip(lines[:5], batched):
@@ -41,35 +46,50 @@ def test_predictions_score_as_evaluation_does_and_do_not_depend_on_the_batch(pre
         assert single["label"] == prediction["label"]
         assert single["probabilities"] == pytest.approx(prediction["probabilities"], abs=1e-6)
     accuracy = sum(p["label"] == line["label"] for p, line in zip(batched, lines)) / len(lines)
-    metrics = evaluate_from_archive(str(trained_classifier / "model.tar.gz"), str(TASK / "test.jsonl"))
+    metrics = evaluate_from_archive(
+        str(trained_classifier / "model.tar.gz"), str(TASK / "test.jsonl")
+    )
     assert accuracy == pytest.approx(metrics["accuracy"])
 
 
 def test_reads_the_text_where_the_readers_text_key_says(predictor, trained_classifier):
-    archive = load_archive(str(trained_classifier / "model.tar.gz"),
-                           overrides={"validation_dataset_reader.text_key": "sentence"})
+    archive = load_archive(
+        str(trained_classifier / "model.tar.gz"),
+        overrides={"validation_dataset_reader.text_key": "sentence"},
+    )
     line = read_jsonl(TASK / "dev.jsonl")[0]
-    assert Predictor.from_archive(archive).predict_json({"sentence": line["text"]}) == predictor.predict_json(line)
+    assert Predictor.from_archive(archive).predict_json(
+        {"sentence": line["text"]}
+    ) == predictor.predict_json(line)
 
 
 def test_a_line_without_text_is_named(predictor):
     with pytest.raises(DataError) as error:
         predictor.predict_json({"sentence": "the compound inhibits it ."})
-    assert str(error.value) == ("<input>: no 'text' string in {'sentence': 'the compound inhibits it .'}; "
-                                "each line to predict on needs {\"text\": \"...\"}")
+    assert str(error.value) == (
+        "<input>: no 'text' string in {'sentence': 'the compound inhibits it .'}; "
+        'each line to predict on needs {"text": "..."}'
+    )
 
 
 def test_a_model_without_label_names_is_refused(predictor):
     with pytest.raises(ConfigurationError) as error:
         DaptTextClassifierPredictor(Model(Vocabulary()), predictor._dataset_reader)
-    assert str(error.value) == ("the dapt_text_classifier predictor needs a basic_classifier_with_f1 model; got "
-                                "Model; pass `--predictor` for this model's own predictor")
+    assert str(error.value) == (
+        "the dapt_text_classifier predictor needs a basic_classifier_with_f1 model; got "
+        "Model; pass `--predictor` for this model's own predictor"
+    )
 
 
 def test_allennlp_predict_reads_the_task_jsonl_with_no_other_flag(trained_classifier, predictor):
-    process = allennlp(["predict", str(trained_classifier / "model.tar.gz"), str(TASK / "test.jsonl")])
-    predictions = [json.loads(line.split("prediction:", 1)[1]) for line in process.stdout.splitlines()
-                   if line.startswith("prediction:")]
+    process = allennlp(
+        ["predict", str(trained_classifier / "model.tar.gz"), str(TASK / "test.jsonl")]
+    )
+    predictions = [
+        json.loads(line.split("prediction:", 1)[1])
+        for line in process.stdout.splitlines()
+        if line.startswith("prediction:")
+    ]
     lines = read_jsonl(TASK / "test.jsonl")
     assert len(predictions) == len(lines)
     for line, prediction in zip(lines, predictions):

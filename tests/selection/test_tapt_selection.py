@@ -28,8 +28,9 @@ def read_texts(path) -> List[str]:
 
 
 def test_knn_selects_documents_of_the_task_topic(mix, tmp_path):
-    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
-                              dimension=DIMENSION)
+    result = select_tapt_data(
+        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
+    )
     texts = read_texts(result.path)
     assert result.search == "exact" and result.documents == len(texts)
     assert 40 < len(texts) <= 40 * K  # some neighbours are shared between examples
@@ -37,16 +38,20 @@ def test_knn_selects_documents_of_the_task_topic(mix, tmp_path):
 
 
 def test_knn_output_is_distinct_domain_documents_in_corpus_order(mix, tmp_path):
-    texts = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
-                                        dimension=DIMENSION).path)
+    texts = read_texts(
+        select_tapt_data(
+            mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
+        ).path
+    )
     positions = [mix.domain_texts.index(text) for text in texts]
     assert positions == sorted(set(positions))
 
 
 def test_exact_search_finds_the_true_nearest_neighbours_across_chunks(mix, tmp_path):
     # Small chunks: the per-example top k must be merged correctly across 23 chunks.
-    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
-                              dimension=DIMENSION, chunk_size=35)
+    result = select_tapt_data(
+        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION, chunk_size=35
+    )
     # Brute force with the same embedder (the sample is the whole corpus when it is this small).
     embedder = LsaEmbedder(mix.domain_texts, dimension=DIMENSION, seed=0)
     documents, _ = embedder.embed(mix.domain_texts)
@@ -57,11 +62,24 @@ def test_exact_search_finds_the_true_nearest_neighbours_across_chunks(mix, tmp_p
 
 
 def test_approximate_search_selects_like_exact_search(mix, tmp_path):
-    exact = set(read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "exact.jsonl"),
-                                            k=K, dimension=DIMENSION).path))
-    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "ivf.jsonl"), k=K,
-                              dimension=DIMENSION, approximate_above=100, nlist=8, nprobe=8,
-                              chunk_size=100)
+    exact = set(
+        read_texts(
+            select_tapt_data(
+                mix.task, mix.domain, str(tmp_path / "exact.jsonl"), k=K, dimension=DIMENSION
+            ).path
+        )
+    )
+    result = select_tapt_data(
+        mix.task,
+        mix.domain,
+        str(tmp_path / "ivf.jsonl"),
+        k=K,
+        dimension=DIMENSION,
+        approximate_above=100,
+        nlist=8,
+        nprobe=8,
+        chunk_size=100,
+    )
     assert result.search == "approximate"
     approximate = set(read_texts(result.path))
     # Every cell probed: only the 8-bit quantisation differs from exact search, at near-ties.
@@ -69,17 +87,26 @@ def test_approximate_search_selects_like_exact_search(mix, tmp_path):
 
 
 def test_approximate_search_with_few_cells_probed_stays_on_topic(mix, tmp_path):
-    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "ivf.jsonl"), k=K,
-                              dimension=DIMENSION, approximate_above=0, nprobe=2)
+    result = select_tapt_data(
+        mix.task,
+        mix.domain,
+        str(tmp_path / "ivf.jsonl"),
+        k=K,
+        dimension=DIMENSION,
+        approximate_above=0,
+        nprobe=2,
+    )
     assert result.search == "approximate"
     assert on_topic(mix, read_texts(result.path)) >= 0.9
 
 
 def test_random_sample_is_about_half_on_topic(mix, tmp_path):
-    knn = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
-                           dimension=DIMENSION)
-    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "random.jsonl"),
-                              method="random", size=knn.documents)
+    knn = select_tapt_data(
+        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
+    )
+    result = select_tapt_data(
+        mix.task, mix.domain, str(tmp_path / "random.jsonl"), method="random", size=knn.documents
+    )
     texts = read_texts(result.path)
     assert result.documents == len(texts) == knn.documents and len(set(texts)) == len(texts)
     # Hypergeometric, n ~ 150 of 800 half on topic: standard deviation 0.037; 4 of them.
@@ -87,12 +114,21 @@ def test_random_sample_is_about_half_on_topic(mix, tmp_path):
 
 
 def test_random_sample_is_reproducible_and_defaults_to_k_per_example(mix, tmp_path):
-    first = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "a.jsonl"), k=3,
-                                        method="random", seed=1).path)
-    again = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "b.jsonl"), k=3,
-                                        method="random", seed=1).path)
-    other = read_texts(select_tapt_data(mix.task, mix.domain, str(tmp_path / "c.jsonl"), k=3,
-                                        method="random", seed=2).path)
+    first = read_texts(
+        select_tapt_data(
+            mix.task, mix.domain, str(tmp_path / "a.jsonl"), k=3, method="random", seed=1
+        ).path
+    )
+    again = read_texts(
+        select_tapt_data(
+            mix.task, mix.domain, str(tmp_path / "b.jsonl"), k=3, method="random", seed=1
+        ).path
+    )
+    other = read_texts(
+        select_tapt_data(
+            mix.task, mix.domain, str(tmp_path / "c.jsonl"), k=3, method="random", seed=2
+        ).path
+    )
     assert len(first) == 3 * 40
     assert first == again and first != other
 
@@ -104,8 +140,9 @@ def test_identical_texts_are_written_once_and_gzip_output(tmp_path):
     domain.write_text("".join(text + "\n" for text in texts + texts))  # every text twice
     task = tmp_path / "task.txt"
     task.write_text("".join(text + "\n" for text in generator.documents([0] * 5)))
-    result = select_tapt_data(str(task), str(domain), str(tmp_path / "out.jsonl.gz"), k=4,
-                              dimension=8)
+    result = select_tapt_data(
+        str(task), str(domain), str(tmp_path / "out.jsonl.gz"), k=4, dimension=8
+    )
     written = [document.text for document in iter_documents(result.path)]
     assert len(written) == len(set(written)) == result.documents > 0
 
@@ -114,18 +151,31 @@ def test_task_examples_without_words_are_skipped_with_a_warning(mix, tmp_path, c
     task = tmp_path / "task.jsonl"
     task.write_text(mix.task.read_text() + json.dumps({"text": "the of and"}) + "\n")
     with caplog.at_level(logging.WARNING):
-        select_tapt_data(str(task), mix.domain, str(tmp_path / "out.jsonl"), k=K,
-                         dimension=DIMENSION)
-    assert f"1 task example(s) have no word outside the stop words and are skipped, the first at {task}:41" in caplog.text
+        select_tapt_data(
+            str(task), mix.domain, str(tmp_path / "out.jsonl"), k=K, dimension=DIMENSION
+        )
+    assert (
+        f"1 task example(s) have no word outside the stop words and are skipped, the first at {task}:41"
+        in caplog.text
+    )
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ({"k": 0}, "`k` must be a positive number of neighbours per task example"),
-    ({"method": "nearest"}, "`method` must be one of knn, random; got 'nearest'"),
-    ({"size": 10}, "`size` applies to the random method only"),
-    ({"method": "random", "size": 801}, "cannot sample 801 documents from a domain corpus of 800"),
-    ({"approximate_above": 0, "nlist": 10000}, "`nlist` (10000) exceeds the 800 sampled documents"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"k": 0}, "`k` must be a positive number of neighbours per task example"),
+        ({"method": "nearest"}, "`method` must be one of knn, random; got 'nearest'"),
+        ({"size": 10}, "`size` applies to the random method only"),
+        (
+            {"method": "random", "size": 801},
+            "cannot sample 801 documents from a domain corpus of 800",
+        ),
+        (
+            {"approximate_above": 0, "nlist": 10000},
+            "`nlist` (10000) exceeds the 800 sampled documents",
+        ),
+    ],
+)
 def test_bad_arguments_are_named_and_nothing_is_written(mix, tmp_path, arguments, message):
     output = tmp_path / "out.jsonl"
     with pytest.raises(ConfigurationError) as error:
@@ -146,9 +196,14 @@ def test_bad_paths_are_named(mix, tmp_path):
 def test_selection_is_read_by_the_tapt_reader_as_extra_tapt_data(mix, tmp_path, tiny_model):
     # tapt.jsonnet reads EXTRA_TAPT_PATHS with this reader, after the task's own train.jsonl.
     readers = pytest.importorskip("dapt_plugin.data.dataset_readers.masked_lm_corpus")
-    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K,
-                              dimension=DIMENSION)
-    reader = readers.MaskedLmCorpusReader(model_name=str(tiny_model), mode="line_by_line", max_length=64,
-                                          cache_directory=str(tmp_path / "cache"))  # tapt.jsonnet's mode
+    result = select_tapt_data(
+        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
+    )
+    reader = readers.MaskedLmCorpusReader(
+        model_name=str(tiny_model),
+        mode="line_by_line",
+        max_length=64,
+        cache_directory=str(tmp_path / "cache"),
+    )  # tapt.jsonnet's mode
     instances = list(reader.read(f"{mix.task},{result.path}"))
     assert len(instances) == 40 + result.documents

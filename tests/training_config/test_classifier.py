@@ -1,4 +1,5 @@
 """`training_config/classifier.jsonnet`: the paper's fine-tuning recipe, set from the environment."""
+
 import json
 import random
 import re
@@ -12,7 +13,6 @@ from allennlp.data import DatasetReader
 from allennlp.models.archival import load_archive
 
 from dapt_plugin.data.text_files import DataError
-
 from tests.conftest import CONFIGS, TASK, allennlp, classifier_env
 
 CONFIG = str(CONFIGS / "classifier.jsonnet")
@@ -21,26 +21,37 @@ CONFIG = str(CONFIGS / "classifier.jsonnet")
 @pytest.fixture
 def environment(tiny_model, monkeypatch):
     """Sets the config's variables in this process, as the shell does for `allennlp train`."""
+
     def set_environment(**overrides: str) -> None:
         for name, value in classifier_env(tiny_model, **overrides).items():
             monkeypatch.setenv(name, value)
+
     return set_environment
 
 
+@pytest.mark.process
 def test_trains_with_two_cpu_workers(tiny_model, tmp_path):
     run = tmp_path / "run"
-    allennlp(["train", CONFIG, "-s", str(run)], env=classifier_env(tiny_model, CUDA_DEVICES="-1,-1"))
+    allennlp(
+        ["train", CONFIG, "-s", str(run)], env=classifier_env(tiny_model, CUDA_DEVICES="-1,-1")
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"training_worker_0_memory_MB", "training_worker_1_memory_MB"} <= set(metrics)
     assert {"validation_accuracy", "validation_macro_f1", "validation_micro_f1"} <= set(metrics)
     archive = load_archive(run / "model.tar.gz")
-    assert set(archive.model.vocab.get_token_to_index_vocabulary("labels")) == {"inhibitor", "activator"}
+    assert set(archive.model.vocab.get_token_to_index_vocabulary("labels")) == {
+        "inhibitor",
+        "activator",
+    }
 
 
 def test_missing_required_variable_is_named(environment, monkeypatch):
     environment()
     monkeypatch.delenv("TRAIN_PATH")
-    with pytest.raises(ConfigurationError, match="environment variable TRAIN_PATH is not set: the labelled training data"):
+    with pytest.raises(
+        ConfigurationError,
+        match="environment variable TRAIN_PATH is not set: the labelled training data",
+    ):
         Params.from_file(CONFIG)
 
 
@@ -49,6 +60,7 @@ def test_training_sample_depends_only_on_seed(environment):
     A distributed run builds its vocabulary in a process AllenNLP has not seeded, so the sample
     must not depend on the process's random state: only on SEED.
     """
+
     def training_sample(seed: str, process_state: int):
         environment(SAMPLE="10", SEED=seed)
         random.seed(process_state)
@@ -61,17 +73,27 @@ def test_training_sample_depends_only_on_seed(environment):
 
 def test_a_test_label_never_seen_in_training_stops_the_run(tiny_model, tmp_path):
     test = tmp_path / "test.jsonl"
-    test.write_text(json.dumps({"text": "a dose of the compound .", "label": "inhibitor"}) + "\n"
-                    + json.dumps({"text": "the trial compared it .", "label": "antagonist"}) + "\n")
-    process = allennlp(["train", CONFIG, "-s", str(tmp_path / "run")], check=False,
-                       env=classifier_env(tiny_model, NUM_EPOCHS="1", TEST_PATH=str(test)))
+    test.write_text(
+        json.dumps({"text": "a dose of the compound .", "label": "inhibitor"})
+        + "\n"
+        + json.dumps({"text": "the trial compared it .", "label": "antagonist"})
+        + "\n"
+    )
+    process = allennlp(
+        ["train", CONFIG, "-s", str(tmp_path / "run")],
+        check=False,
+        env=classifier_env(tiny_model, NUM_EPOCHS="1", TEST_PATH=str(test)),
+    )
     assert process.returncode != 0
     assert f"{test}:2: label 'antagonist' was never seen in training" in process.stderr
 
 
 def test_a_boolean_variable_must_be_true_or_false(environment, monkeypatch):
     environment(USE_AMP="yes")
-    with pytest.raises(ConfigurationError, match="environment variable USE_AMP must be true or false \\(or 1 or 0\\); got yes"):
+    with pytest.raises(
+        ConfigurationError,
+        match="environment variable USE_AMP must be true or false \\(or 1 or 0\\); got yes",
+    ):
         Params.from_file(CONFIG)
 
 
@@ -79,18 +101,39 @@ def test_a_boolean_variable_must_be_true_or_false(environment, monkeypatch):
     "variable, lines, message",
     [
         ("TRAIN_PATH", [], "{path}: no examples: no line has a non-empty 'text'"),
-        ("TRAIN_PATH", ['{"text": "a dose .", "label": "inhibitor"}', '{"text": "a trial ."}'],
-         "{path}:2: no 'label' field, but line 1 has one"),
-        ("DEV_PATH", ['{"text": "a dose .", "label": "inhibitor"}', '{"text": "cut off'], "{path}:2: not valid JSON"),
-        ("DEV_PATH", ['{"text": "a dose .", "label": "antagonist"}'], "{path}:1: label 'antagonist' was never seen in training"),
+        (
+            "TRAIN_PATH",
+            ['{"text": "a dose .", "label": "inhibitor"}', '{"text": "a trial ."}'],
+            "{path}:2: no 'label' field, but line 1 has one",
+        ),
+        (
+            "DEV_PATH",
+            ['{"text": "a dose .", "label": "inhibitor"}', '{"text": "cut off'],
+            "{path}:2: not valid JSON",
+        ),
+        (
+            "DEV_PATH",
+            ['{"text": "a dose .", "label": "antagonist"}'],
+            "{path}:1: label 'antagonist' was never seen in training",
+        ),
         ("TEST_PATH", [b'{"text": "caf\xe9", "label": "inhibitor"}'], "{path}:1: not valid UTF-8"),
     ],
-    ids=["empty_train", "train_line_without_label", "bad_dev_line", "unknown_dev_label", "undecodable_test_file"],
+    ids=[
+        "empty_train",
+        "train_line_without_label",
+        "bad_dev_line",
+        "unknown_dev_label",
+        "undecodable_test_file",
+    ],
 )
-def test_every_input_file_is_checked_before_training(environment, tmp_path, variable, lines, message):
+def test_every_input_file_is_checked_before_training(
+    environment, tmp_path, variable, lines, message
+):
     """The run stops while it is being set up (`TrainModel.from_params`), before any optimizer step."""
     path = tmp_path / "data.jsonl"
-    path.write_bytes(b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines))
+    path.write_bytes(
+        b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines)
+    )
     environment(**{variable: str(path)})
     params = Params.from_file(CONFIG)
     prepare_environment(params)

@@ -2,6 +2,7 @@
 The paper's pipeline through the real CLI on fixture text with a tiny local model:
 DAPT, then TAPT from the DAPT export, then the classifier from the TAPT export, then evaluate.
 """
+
 import json
 import re
 
@@ -22,14 +23,28 @@ HELDOUT = str(DATA / "domain_heldout.txt")
 @pytest.fixture(scope="module")
 def runs(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    allennlp(["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(root / "base")], env=mlm_env(tiny_model))
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(root / "dapt")],
-             env=mlm_env(tiny_model, NUM_STEPS="30", LR="2e-3"))
-    allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(root / "dapt_tapt")],
-             env=mlm_env(root / "dapt" / "exported_model", NUM_EPOCHS="6",
-                         EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl")))
-    allennlp(["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(root / "clf")],
-             env=classifier_env(root / "dapt_tapt" / "exported_model", TEST_PATH=str(TASK / "test.jsonl")))
+    allennlp(
+        ["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(root / "base")],
+        env=mlm_env(tiny_model),
+    )
+    allennlp(
+        ["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(root / "dapt")],
+        env=mlm_env(tiny_model, NUM_STEPS="30", LR="2e-3"),
+    )
+    allennlp(
+        ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(root / "dapt_tapt")],
+        env=mlm_env(
+            root / "dapt" / "exported_model",
+            NUM_EPOCHS="6",
+            EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl"),
+        ),
+    )
+    allennlp(
+        ["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(root / "clf")],
+        env=classifier_env(
+            root / "dapt_tapt" / "exported_model", TEST_PATH=str(TASK / "test.jsonl")
+        ),
+    )
     return root
 
 
@@ -44,8 +59,9 @@ def test_the_chain_runs_and_the_classifier_evaluates(runs, tmp_path):
     assert {"accuracy", "macro_f1", "micro_f1"} <= set(metrics)
     # the classifier really started from the TAPT export
     config = json.loads((runs / "clf" / "config.json").read_text())
-    assert config["model"]["text_field_embedder"]["token_embedders"]["roberta"]["model_name"] == str(
-        runs / "dapt_tapt" / "exported_model")
+    assert config["model"]["text_field_embedder"]["token_embedders"]["roberta"][
+        "model_name"
+    ] == str(runs / "dapt_tapt" / "exported_model")
 
 
 @pytest.mark.parametrize("phase", ["dapt", "dapt_tapt"])
@@ -59,7 +75,10 @@ def test_exports_load_with_transformers_and_match_the_trained_model(runs, phase)
         assert torch.allclose(exported(**inputs).logits, trained.mlm(**inputs).logits, atol=1e-5)
     info = json.loads((export / "dapt_export.json").read_text())
     metrics = json.loads((runs / phase / "metrics.json").read_text())
-    assert info["epoch"] == metrics["epoch"] and info["metrics"]["training_loss"] == metrics["training_loss"]
+    assert (
+        info["epoch"] == metrics["epoch"]
+        and info["metrics"]["training_loss"] == metrics["training_loss"]
+    )
     # no temporary or partial export left behind
     assert not [p.name for p in (runs / phase).iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
@@ -74,18 +93,25 @@ def test_dapt_lowers_heldout_perplexity_reproducibly(runs, tmp_path):
 
 def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path):
     run = tmp_path / "tapt"
-    allennlp(["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)],
-             env=mlm_env(tiny_model, NUM_STEPS="", NUM_EPOCHS="6", EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl")))
+    allennlp(
+        ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)],
+        env=mlm_env(
+            tiny_model, NUM_STEPS="", NUM_EPOCHS="6", EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl")
+        ),
+    )
     first = json.loads((run / "metrics_epoch_0.json").read_text())
     last = json.loads((run / "metrics_epoch_5.json").read_text())
     # 6 passes over 100 task sentences take a random-weight model from ~6.5 to ~5.9
     assert last["training_mlm_loss"] < first["training_mlm_loss"] - 0.3
 
 
+@pytest.mark.process
 def test_two_cpu_workers_train_and_export_once(tiny_model, tmp_path):
     run = tmp_path / "dapt2"
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)],
-             env=mlm_env(tiny_model, CUDA_DEVICES="-1,-1", NUM_STEPS="4", EFFECTIVE_BATCH="16"))
+    allennlp(
+        ["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)],
+        env=mlm_env(tiny_model, CUDA_DEVICES="-1,-1", NUM_STEPS="4", EFFECTIVE_BATCH="16"),
+    )
     exports = sorted(p.name for p in run.iterdir() if "export" in p.name)
     assert exports == ["exported_model"]
     exported = AutoModelForMaskedLM.from_pretrained(str(run / "exported_model")).state_dict()
@@ -96,7 +122,9 @@ def test_two_cpu_workers_train_and_export_once(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("variable", ["CORPUS_PATH", "HELDOUT_PATH"])
-def test_a_bad_corpus_or_heldout_file_stops_the_run_before_training(tiny_model, tmp_path, monkeypatch, variable):
+def test_a_bad_corpus_or_heldout_file_stops_the_run_before_training(
+    tiny_model, tmp_path, monkeypatch, variable
+):
     """The run stops while it is being set up (`TrainModel.from_params`), before any optimizer step."""
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"the compound inhibits the receptor .\n\xff\xfe broken\n")

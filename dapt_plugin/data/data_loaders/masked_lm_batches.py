@@ -42,7 +42,9 @@ class EpochOrder:
         Shuffle window, in examples.
     """
 
-    def __init__(self, num_examples: int, shuffle: bool, seed: int, epoch: int, window: int) -> None:
+    def __init__(
+        self, num_examples: int, shuffle: bool, seed: int, epoch: int, window: int
+    ) -> None:
         self.shuffle = shuffle
         self.key = (seed, epoch)
         self.window = window
@@ -76,7 +78,9 @@ class EpochOrder:
 class _Batches(torch.utils.data.IterableDataset):
     """Builds batch `g` for the global batch numbers `g` this data-loader worker owns."""
 
-    def __init__(self, loader: "MaskedLmBatches", first_batch: int, num_batches: Optional[int]) -> None:
+    def __init__(
+        self, loader: "MaskedLmBatches", first_batch: int, num_batches: Optional[int]
+    ) -> None:
         self.loader = loader
         self.first_batch = first_batch
         self.num_batches = num_batches
@@ -85,7 +89,9 @@ class _Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         stop = None if self.num_batches is None else self.first_batch + self.num_batches
-        for number in itertools.islice(itertools.count(self.first_batch), worker, None, num_workers):
+        for number in itertools.islice(
+            itertools.count(self.first_batch), worker, None, num_workers
+        ):
             if stop is not None and number >= stop:
                 return
             yield self.loader.batch(number)
@@ -173,18 +179,28 @@ class MaskedLmBatches(DataLoader):
         if batch_size < 1:
             raise ConfigurationError(f"`batch_size` must be at least 1; got {batch_size}")
         if batches_per_epoch is not None and batches_per_epoch < 1:
-            raise ConfigurationError(f"`batches_per_epoch` must be at least 1, or null for one pass per epoch; got {batches_per_epoch}")
+            raise ConfigurationError(
+                f"`batches_per_epoch` must be at least 1, or null for one pass per epoch; got {batches_per_epoch}"
+            )
         if num_workers < 0:
             raise ConfigurationError(f"`num_workers` must be at least 0; got {num_workers}")
         if pad_to_multiple_of < 1:
-            raise ConfigurationError(f"`pad_to_multiple_of` must be at least 1; got {pad_to_multiple_of}")
+            raise ConfigurationError(
+                f"`pad_to_multiple_of` must be at least 1; got {pad_to_multiple_of}"
+            )
         if hold_out not in (None, "exclude", "only"):
-            raise ConfigurationError(f"`hold_out` must be \"exclude\", \"only\" or null; got {hold_out!r}")
+            raise ConfigurationError(
+                f'`hold_out` must be "exclude", "only" or null; got {hold_out!r}'
+            )
         if hold_out_every < 2 or max_held_out < 1:
-            raise ConfigurationError(f"`hold_out_every` must be at least 2 and `max_held_out` at least 1; got "
-                                     f"{hold_out_every} and {max_held_out}")
+            raise ConfigurationError(
+                f"`hold_out_every` must be at least 2 and `max_held_out` at least 1; got "
+                f"{hold_out_every} and {max_held_out}"
+            )
         self.reader = reader
-        self._pad_token_id = reader.pad_token_id  # the tokenizer's attribute lookup is slow, once per batch
+        self._pad_token_id = (
+            reader.pad_token_id
+        )  # the tokenizer's attribute lookup is slow, once per batch
         self.data_path = data_path
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -225,7 +241,9 @@ class MaskedLmBatches(DataLoader):
             whole = len(corpus) if corpus.mode == "packed" else corpus.num_documents
             stride = max(self.hold_out_every, math.ceil(whole / self.max_held_out))
             chosen = np.arange(stride - 1, whole, stride, dtype=np.int64)
-            self._held_out = chosen if corpus.mode == "packed" else corpus.examples_of_documents(chosen)
+            self._held_out = (
+                chosen if corpus.mode == "packed" else corpus.examples_of_documents(chosen)
+            )
         return self._held_out
 
     @property
@@ -243,16 +261,25 @@ class MaskedLmBatches(DataLoader):
         if self.hold_out == "exclude":
             # the p-th kept example is p plus the number of held-out examples before it
             held_out = self.held_out_examples
-            return positions + np.searchsorted(held_out - np.arange(len(held_out)), positions, side="right")
+            return positions + np.searchsorted(
+                held_out - np.arange(len(held_out)), positions, side="right"
+            )
         return positions
 
     def held_out_loader(self) -> "MaskedLmBatches":
         """A loader of the examples this one holds out, in order (for measuring held-out loss)."""
         if self.hold_out != "exclude":
-            raise ConfigurationError("this loader holds nothing out (`hold_out` is not \"exclude\")")
-        loader = MaskedLmBatches(self.reader, self.data_path, self.batch_size, hold_out="only", seed=self.seed,
-                                 hold_out_every=self.hold_out_every, max_held_out=self.max_held_out,
-                                 pad_to_multiple_of=self.pad_to_multiple_of)
+            raise ConfigurationError('this loader holds nothing out (`hold_out` is not "exclude")')
+        loader = MaskedLmBatches(
+            self.reader,
+            self.data_path,
+            self.batch_size,
+            hold_out="only",
+            seed=self.seed,
+            hold_out_every=self.hold_out_every,
+            max_held_out=self.max_held_out,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
         if self.cuda_device is not None:
             loader.set_target_device(self.cuda_device)
         return loader
@@ -266,9 +293,13 @@ class MaskedLmBatches(DataLoader):
         worker, world = rank(), world_size()
         epoch, position = divmod(number, self.batches_per_pass)
         if self._order is None or self._order.key != (self.seed, epoch):
-            self._order = EpochOrder(self.num_examples, self.shuffle, self.seed, epoch, self.shuffle_window)
+            self._order = EpochOrder(
+                self.num_examples, self.shuffle, self.seed, epoch, self.shuffle_window
+            )
         start = position * self.batch_size * world
-        positions = np.arange(start + worker, min(start + self.batch_size * world, self.num_examples), world)
+        positions = np.arange(
+            start + worker, min(start + self.batch_size * world, self.num_examples), world
+        )
         return self._corpus_indices(self._order.take(positions))
 
     def batch(self, number: int) -> TensorDict:
@@ -283,7 +314,10 @@ class MaskedLmBatches(DataLoader):
     def collate(self, examples: List[np.ndarray]) -> torch.Tensor:
         """Pads `examples` with the pad token to a common length, a multiple of `pad_to_multiple_of`."""
         longest = max(len(e) for e in examples)
-        length = min(-(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of, max(self.reader.max_length, longest))
+        length = min(
+            -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of,
+            max(self.reader.max_length, longest),
+        )
         batch = np.full((len(examples), length), self._pad_token_id, dtype=np.int64)
         for row, example in enumerate(examples):
             batch[row, : len(example)] = example
@@ -292,7 +326,9 @@ class MaskedLmBatches(DataLoader):
     # -- the DataLoader API -----------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self.batches_per_epoch if self.batches_per_epoch is not None else self.batches_per_pass
+        return (
+            self.batches_per_epoch if self.batches_per_epoch is not None else self.batches_per_pass
+        )
 
     def __iter__(self) -> Iterator[TensorDict]:
         num_batches = len(self)
@@ -300,17 +336,25 @@ class MaskedLmBatches(DataLoader):
         self._next_batch += num_batches
         dataset = _Batches(self, first, num_batches)
         if self.num_workers:
-            batches: Iterator[TensorDict] = iter(torch.utils.data.DataLoader(
-                dataset, batch_size=None, num_workers=self.num_workers,
-                # its own generator: drawing worker seeds from the global one would change the
-                # dropout masks after a `--recover` replay
-                generator=torch.Generator().manual_seed(self.seed),
-                pin_memory=self.cuda_device is not None and self.cuda_device.type == "cuda",
-            ))
+            batches: Iterator[TensorDict] = iter(
+                torch.utils.data.DataLoader(
+                    dataset,
+                    batch_size=None,
+                    num_workers=self.num_workers,
+                    # its own generator: drawing worker seeds from the global one would change the
+                    # dropout masks after a `--recover` replay
+                    generator=torch.Generator().manual_seed(self.seed),
+                    pin_memory=self.cuda_device is not None and self.cuda_device.type == "cuda",
+                )
+            )
         else:
             batches = iter(dataset)
         for batch in batches:
-            yield nn_util.move_to_device(batch, self.cuda_device) if self.cuda_device is not None else batch
+            yield (
+                nn_util.move_to_device(batch, self.cuda_device)
+                if self.cuda_device is not None
+                else batch
+            )
 
     def iter_instances(self) -> Iterator[Instance]:
         """One instance per example, in file order (used only to build a vocabulary, which masked-LM runs skip)."""

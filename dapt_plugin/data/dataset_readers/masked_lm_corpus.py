@@ -74,12 +74,18 @@ class MaskedLmCorpusReader(DatasetReader):
         trust_remote_code: bool = False,
         **kwargs,
     ) -> None:
-        super().__init__(manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs)
+        super().__init__(
+            manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs
+        )
         if mode not in MODES:
             raise ConfigurationError(f"`mode` must be one of {list(MODES)}; got {mode!r}")
         if tokenization_batch_size < 1:
-            raise ConfigurationError(f"`tokenization_batch_size` must be at least 1; got {tokenization_batch_size}")
-        tokenizer = cached_transformers.get_tokenizer(model_name, trust_remote_code=trust_remote_code)
+            raise ConfigurationError(
+                f"`tokenization_batch_size` must be at least 1; got {tokenization_batch_size}"
+            )
+        tokenizer = cached_transformers.get_tokenizer(
+            model_name, trust_remote_code=trust_remote_code
+        )
         if not isinstance(tokenizer, PreTrainedTokenizerFast):
             raise ConfigurationError(
                 f"the tokenizer of {model_name!r} is not a fast (Rust) tokenizer; masked-LM "
@@ -109,7 +115,9 @@ class MaskedLmCorpusReader(DatasetReader):
     def _position_limit(config: PretrainedConfig, tokenizer: PreTrainedTokenizerFast) -> int:
         limit = getattr(config, "max_position_embeddings", None) or 10**9
         if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):
-            limit -= (config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
+            limit -= (
+                config.pad_token_id or 0
+            ) + 1  # RoBERTa's positions start after the padding index
         if tokenizer.model_max_length < 10**6:
             limit = min(limit, tokenizer.model_max_length)
         return limit
@@ -125,9 +133,16 @@ class MaskedLmCorpusReader(DatasetReader):
             paths = expand_paths(data_path)
             files = [self.cache.load(path) for path in paths]
             corpus = TokenizedCorpus(files, paths, self.mode, self.max_length, self.special_tokens)
-            logger.info("%s: %d %s examples of up to %d tokens; one pass covers %.1f%% of its %d tokens "
-                        "(special tokens not counted)", key, len(corpus), self.mode, self.max_length,
-                        100 * corpus.covered_share, corpus.num_content_tokens)
+            logger.info(
+                "%s: %d %s examples of up to %d tokens; one pass covers %.1f%% of its %d tokens "
+                "(special tokens not counted)",
+                key,
+                len(corpus),
+                self.mode,
+                self.max_length,
+                100 * corpus.covered_share,
+                corpus.num_content_tokens,
+            )
             warning = corpus.coverage_warning()
             if warning:
                 logger.warning(warning)
@@ -141,7 +156,9 @@ class MaskedLmCorpusReader(DatasetReader):
 
     def _instance(self, ids: np.ndarray) -> Instance:
         tensor = torch.from_numpy(ids.astype(np.int64))
-        return Instance({"input_ids": TensorField(tensor, padding_value=self.pad_token_id, dtype=torch.long)})
+        return Instance(
+            {"input_ids": TensorField(tensor, padding_value=self.pad_token_id, dtype=torch.long)}
+        )
 
     def text_to_instance(self, text: str) -> Instance:  # type: ignore
         """

@@ -27,7 +27,10 @@ def _count_added_tokens(tokenizer: Tokenizer) -> Tuple[int, int]:
     word = [token.text for token in tokenizer.tokenize("word")]
     for num_start in range(len(added) + 1):
         num_end = len(added) - num_start
-        if word[:num_start] == added[:num_start] and word[len(word) - num_end:] == added[num_start:]:
+        if (
+            word[:num_start] == added[:num_start]
+            and word[len(word) - num_end :] == added[num_start:]
+        ):
             return num_start, num_end
     raise ConfigurationError(
         f"cannot tell which of the tokens {added} that the tokenizer adds to every text come "
@@ -119,7 +122,9 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         label_key: str = "label",
         **kwargs,
     ) -> None:
-        super().__init__(manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs)
+        super().__init__(
+            manual_distributed_sharding=True, manual_multiprocess_sharding=True, **kwargs
+        )
         if sample is not None and sample <= 0:
             raise ConfigurationError(
                 f"`sample` must be a positive number of lines, or null to read every line; got {sample}"
@@ -163,16 +168,22 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         else:
             # Every worker draws the same sample (same seed), then takes its share of it.
             examples = self.shard_iterable(
-                self._sample_examples(file_path, self._parse_lines(file_path, iter_lines(file_path)))
+                self._sample_examples(
+                    file_path, self._parse_lines(file_path, iter_lines(file_path))
+                )
             )
         empty = True
         for line_number, text, label in examples:
             empty = False
             yield self.text_to_instance(text, label, location=(file_path, line_number))
         if empty and not self._has_text(file_path):
-            raise DataError(file_path, 0, f"no examples: no line has a non-empty {self._text_key!r}; "
-                            f"give a jsonl file with one {{\"{self._text_key}\": ..., "
-                            f"\"{self._label_key}\": ...}} object per line")
+            raise DataError(
+                file_path,
+                0,
+                f"no examples: no line has a non-empty {self._text_key!r}; "
+                f'give a jsonl file with one {{"{self._text_key}": ..., '
+                f'"{self._label_key}": ...}} object per line',
+            )
 
     def _parse_lines(self, file_path: str, lines: Iterable[Tuple[int, str]]) -> Iterator[_Example]:
         """
@@ -180,23 +191,34 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         with an empty text skipped with a warning (`iter_json_lines`). The lines must all have a
         label or all have none.
         """
-        first: Optional[Tuple[int, bool]] = None  # the first line with a text, and whether it has a label
+        first: Optional[Tuple[int, bool]] = (
+            None  # the first line with a text, and whether it has a label
+        )
         for line_number, item, text in self._json_lines(file_path, lines):
             label = self._label(file_path, line_number, item)
             if first is None:
                 first = (line_number, label is not None)
             elif first[1] and label is None:
-                raise DataError(file_path, line_number, f"no {self._label_key!r} field, but line {first[0]} "
-                                "has one; give every line of a labelled file a label (only data to "
-                                "predict on has none)")
+                raise DataError(
+                    file_path,
+                    line_number,
+                    f"no {self._label_key!r} field, but line {first[0]} "
+                    "has one; give every line of a labelled file a label (only data to "
+                    "predict on has none)",
+                )
             elif not first[1] and label is not None:
-                raise DataError(file_path, line_number, f"has a {self._label_key!r} field, but line "
-                                f"{first[0]} has none; give every line a label, or none (data to "
-                                "predict on)")
+                raise DataError(
+                    file_path,
+                    line_number,
+                    f"has a {self._label_key!r} field, but line "
+                    f"{first[0]} has none; give every line a label, or none (data to "
+                    "predict on)",
+                )
             yield line_number, text, label
 
-    def _json_lines(self, file_path: str, lines: Optional[Iterable[Tuple[int, str]]] = None,
-                    **kwargs) -> Iterator[JsonLine]:
+    def _json_lines(
+        self, file_path: str, lines: Optional[Iterable[Tuple[int, str]]] = None, **kwargs
+    ) -> Iterator[JsonLine]:
         example = f'{{"{self._text_key}": ..., "{self._label_key}": ...}}'
         return iter_json_lines(file_path, lines, self._text_key, example, **kwargs)
 
@@ -209,11 +231,14 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         seen, reservoir = reservoir_sample(examples, self._sample, random.Random(self._sample_seed))
         if seen < self._sample:
             raise DataError(
-                file_path, 0,
+                file_path,
+                0,
                 f"`sample` is {self._sample} but the file has only {seen} lines with a text; lower "
                 "`sample` or set it to null to read the whole file",
             )
-        reservoir.sort(key=lambda example: example[0])  # file order, so a sampled epoch reads like the file
+        reservoir.sort(
+            key=lambda example: example[0]
+        )  # file order, so a sampled epoch reads like the file
         return reservoir
 
     def _label(self, file_path: str, line_number: int, item: Dict) -> Union[str, int, None]:
@@ -221,15 +246,23 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         if label is not None:
             if self._skip_label_indexing:
                 if isinstance(label, bool) or not isinstance(label, int):
-                    raise DataError(file_path, line_number, f"label {label!r} is not an integer, "
-                                    "but `skip_label_indexing` is true; use integer labels or "
-                                    "set it to false")
+                    raise DataError(
+                        file_path,
+                        line_number,
+                        f"label {label!r} is not an integer, "
+                        "but `skip_label_indexing` is true; use integer labels or "
+                        "set it to false",
+                    )
             elif isinstance(label, (str, int)):
                 label = str(label)
             else:
-                raise DataError(file_path, line_number, f"label {json.dumps(label)} is "
-                                f"{_LABEL_TYPES[type(label)]}; a label must be a string or an integer "
-                                "(one class per line: multi-label data is not supported)")
+                raise DataError(
+                    file_path,
+                    line_number,
+                    f"label {json.dumps(label)} is "
+                    f"{_LABEL_TYPES[type(label)]}; a label must be a string or an integer "
+                    "(one class per line: multi-label data is not supported)",
+                )
         return label
 
     def _truncate(self, tokens: List[Token]) -> List[Token]:
@@ -237,7 +270,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
             return tokens
         keep_end = self._num_end_tokens
         head = tokens[: self._max_sequence_length - keep_end]
-        return head + (tokens[len(tokens) - keep_end:] if keep_end else [])
+        return head + (tokens[len(tokens) - keep_end :] if keep_end else [])
 
     def text_to_instance(  # type: ignore
         self,
@@ -255,9 +288,13 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         location : `Tuple[str, int]`, optional
             File and line the text came from, for error messages.
         """
-        fields: Dict[str, Field] = {"tokens": TextField(self._truncate(self._tokenizer.tokenize(text)))}
+        fields: Dict[str, Field] = {
+            "tokens": TextField(self._truncate(self._tokenizer.tokenize(text)))
+        }
         if label is not None:
-            fields["label"] = LocatedLabelField(label, location, skip_indexing=self._skip_label_indexing)
+            fields["label"] = LocatedLabelField(
+                label, location, skip_indexing=self._skip_label_indexing
+            )
         return Instance(fields)
 
     def apply_token_indexers(self, instance: Instance) -> None:

@@ -7,6 +7,11 @@ from dapt_plugin.training.callbacks.rng_checkpoint import RngCheckpoint
 from dapt_plugin.training.callbacks.training_curves import TrainingCurves
 
 __all__ = [
-    "CorpusCoverage", "ExportPretrained", "HeadWarmup", "HeldoutMlmLoss", "MetricsCheckpoint", "RngCheckpoint",
+    "CorpusCoverage",
+    "ExportPretrained",
+    "HeadWarmup",
+    "HeldoutMlmLoss",
+    "MetricsCheckpoint",
+    "RngCheckpoint",
     "TrainingCurves",
 ]

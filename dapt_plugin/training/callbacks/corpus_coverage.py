@@ -27,10 +27,17 @@ class CorpusCoverage(TrainerCallback):
         if not hasattr(trainer.data_loader, "corpus"):
             raise ConfigurationError(
                 f"the `corpus_coverage` callback reads the corpus of the `masked_lm_batches` data loader; the "
-                f"data loader is a {type(trainer.data_loader).__name__}. Remove the callback from this config.")
+                f"data loader is a {type(trainer.data_loader).__name__}. Remove the callback from this config."
+            )
 
-    def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
-               is_primary: bool = True, **kwargs) -> None:
+    def on_end(
+        self,
+        trainer,
+        metrics: Optional[Dict[str, Any]] = None,
+        epoch: Optional[int] = None,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if metrics is None:
             return
         metrics["corpus_tokens_trained_share"] = trainer.data_loader.corpus.covered_share

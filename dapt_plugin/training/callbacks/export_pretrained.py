@@ -6,17 +6,23 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from allennlp.common.checks import ConfigurationError
-from safetensors.torch import load_file, save_file
 from allennlp.training.callbacks.callback import TrainerCallback
+from safetensors.torch import load_file, save_file
 
 from dapt_plugin.common.atomic import atomic_directory
 from dapt_plugin.common.config_variables import config_variables
 from dapt_plugin.common.distributed import world_size
 from dapt_plugin.data.text_files import expand_paths
 from dapt_plugin.data.token_cache import file_sha256
-from dapt_plugin.training.model_card import command_line, config_of, file_facts, render_model_card, versions
 from dapt_plugin.training.callbacks.head_warmup import HeadWarmup
 from dapt_plugin.training.checkpointers.atomic_checkpointer import BEST_WEIGHTS
+from dapt_plugin.training.model_card import (
+    command_line,
+    config_of,
+    file_facts,
+    render_model_card,
+    versions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +43,11 @@ def save_verified(model, directory: str) -> None:
         # (dropout, shuffling) exactly as it would be without exports
         with torch.random.fork_rng():
             reloaded = type(model).from_pretrained(directory).state_dict()
-        return [k for k, v in expected.items() if k in reloaded and not torch.equal(v.detach().cpu(), reloaded[k])]
+        return [
+            k
+            for k, v in expected.items()
+            if k in reloaded and not torch.equal(v.detach().cpu(), reloaded[k])
+        ]
 
     wrong = mismatched()
     if wrong:
@@ -47,7 +57,9 @@ def save_verified(model, directory: str) -> None:
         save_file(tensors, path, metadata={"format": "pt"})
         still_wrong = mismatched()
         if still_wrong:
-            raise RuntimeError(f"the export in {directory} does not reload to the trained weights: {still_wrong}")
+            raise RuntimeError(
+                f"the export in {directory} does not reload to the trained weights: {still_wrong}"
+            )
 
 
 def check_same_weights(model_class, export: str, weights_file: str) -> None:
@@ -61,11 +73,17 @@ def check_same_weights(model_class, export: str, weights_file: str) -> None:
     with torch.random.fork_rng():  # loading initialises weights from the global generators
         exported = model_class.from_pretrained(export).state_dict()
     prefix = "mlm."
-    differ = [key for key, value in expected.items() if key.startswith(prefix)
-              and not torch.equal(value, exported.get(key[len(prefix):], torch.empty(0)))]
+    differ = [
+        key
+        for key, value in expected.items()
+        if key.startswith(prefix)
+        and not torch.equal(value, exported.get(key[len(prefix) :], torch.empty(0)))
+    ]
     if differ:
-        raise RuntimeError(f"the export {export} does not hold the weights of {weights_file} (which "
-                           f"model.tar.gz archives): {len(differ)} tensors differ, e.g. {differ[:3]}")
+        raise RuntimeError(
+            f"the export {export} does not hold the weights of {weights_file} (which "
+            f"model.tar.gz archives): {len(differ)} tensors differ, e.g. {differ[:3]}"
+        )
 
 
 @TrainerCallback.register("export_pretrained")
@@ -100,13 +118,21 @@ class ExportPretrained(TrainerCallback):
     Registered as a `TrainerCallback` with name "export_pretrained".
     """
 
-    def __init__(self, serialization_dir: str, directory_name: str = "exported_model",
-                 every_num_steps: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        serialization_dir: str,
+        directory_name: str = "exported_model",
+        every_num_steps: Optional[int] = None,
+    ) -> None:
         super().__init__(serialization_dir)
         if every_num_steps is not None and every_num_steps < 1:
-            raise ConfigurationError(f"`every_num_steps` must be at least 1, or null; got {every_num_steps}")
+            raise ConfigurationError(
+                f"`every_num_steps` must be at least 1, or null; got {every_num_steps}"
+            )
         if not directory_name or os.sep in directory_name:
-            raise ConfigurationError(f"`directory_name` must be a plain directory name; got {directory_name!r}")
+            raise ConfigurationError(
+                f"`directory_name` must be a plain directory name; got {directory_name!r}"
+            )
         self.directory_name = directory_name
         self.every_num_steps = every_num_steps
         self._tokens_seen = 0
@@ -114,7 +140,9 @@ class ExportPretrained(TrainerCallback):
         # the variables of the config `allennlp train CONFIG` evaluates, as set: for the card's command
         args = sys.argv[1:]
         config_file = args[1] if len(args) > 1 and args[0] == "train" else None
-        names = config_variables(config_file) if config_file and os.path.isfile(config_file) else set()
+        names = (
+            config_variables(config_file) if config_file and os.path.isfile(config_file) else set()
+        )
         self._environment = {name: os.environ[name] for name in names if os.environ.get(name)}
 
     def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
@@ -124,8 +152,18 @@ class ExportPretrained(TrainerCallback):
                 f"{type(trainer.model).__name__}. Remove the callback from this config."
             )
 
-    def on_batch(self, trainer, batch_inputs, batch_outputs, batch_metrics, epoch: int, batch_number: int,
-                 is_training: bool, is_primary: bool = True, **kwargs) -> None:
+    def on_batch(
+        self,
+        trainer,
+        batch_inputs,
+        batch_outputs,
+        batch_metrics,
+        epoch: int,
+        batch_number: int,
+        is_training: bool,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if not is_training:
             return
         pad = trainer.model.tokenizer.pad_token_id
@@ -134,14 +172,24 @@ class ExportPretrained(TrainerCallback):
             return
         step = trainer._total_batches_completed
         if step % self.every_num_steps == 0:
-            self.export(trainer, f"{self.directory_name}_step_{step}", {"step": step, "epoch": epoch})
+            self.export(
+                trainer, f"{self.directory_name}_step_{step}", {"step": step, "epoch": epoch}
+            )
 
-    def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
-               is_primary: bool = True, **kwargs) -> None:
+    def on_end(
+        self,
+        trainer,
+        metrics: Optional[Dict[str, Any]] = None,
+        epoch: Optional[int] = None,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if not is_primary or metrics is None:
             return
         target = self.export(trainer, self.directory_name, {"epoch": epoch, "metrics": metrics})
-        check_same_weights(type(trainer.model.mlm), target, os.path.join(self.serialization_dir, BEST_WEIGHTS))
+        check_same_weights(
+            type(trainer.model.mlm), target, os.path.join(self.serialization_dir, BEST_WEIGHTS)
+        )
 
     def export(self, trainer, name: str, info: Dict[str, Any]) -> str:
         """Writes the export `name` of the trainer's model atomically, with its model card; returns its path."""
@@ -155,7 +203,10 @@ class ExportPretrained(TrainerCallback):
                 json.dump(facts, handle, indent=2, default=str)
             with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as handle:
                 handle.write(render_model_card(facts, name))
-        logger.info("Exported the adapted model to %s (load it with from_pretrained, or use it as MODEL_NAME)", target)
+        logger.info(
+            "Exported the adapted model to %s (load it with from_pretrained, or use it as MODEL_NAME)",
+            target,
+        )
         return target
 
     def _facts(self, trainer) -> Dict[str, Any]:
@@ -172,14 +223,18 @@ class ExportPretrained(TrainerCallback):
             "training": {
                 "steps": trainer._total_batches_completed,
                 "tokens_seen": self._tokens_seen * world,
-                "effective_batch": loader.batch_size * world * trainer._num_gradient_accumulation_steps,
+                "effective_batch": loader.batch_size
+                * world
+                * trainer._num_gradient_accumulation_steps,
                 "max_length": loader.reader.max_length,
                 "mode": loader.reader.mode,
                 "learning_rate": trainer.optimizer.defaults["lr"],
-                "masking": {"mlm_probability": model.mlm_probability,
-                            "mask_replace_probability": model.mask_replace_probability,
-                            "random_replace_probability": model.random_replace_probability,
-                            "whole_word_masking": model._word_starts is not None},
+                "masking": {
+                    "mlm_probability": model.mlm_probability,
+                    "mask_replace_probability": model.mask_replace_probability,
+                    "random_replace_probability": model.random_replace_probability,
+                    "whole_word_masking": model._word_starts is not None,
+                },
                 "head_missing_weights": len(model.missing_head_weights),
                 "head_warmup_steps": self._head_warmup_steps(trainer),
             },

@@ -30,10 +30,16 @@ def warm_up_head(model, loader, num_steps: int, learning_rate: float) -> float:
     head_ids = {id(p) for p in head}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     # as the configs' optimizer: no weight decay on biases and normalisation weights
-    no_decay = [p for name, p in named_head.items() if name.endswith("bias") or "norm" in name.lower()]
+    no_decay = [
+        p for name, p in named_head.items() if name.endswith("bias") or "norm" in name.lower()
+    ]
     decay = [p for p in head if id(p) not in {id(q) for q in no_decay}]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=learning_rate, betas=(0.9, 0.98), eps=1e-6)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
     world = world_size()
     device = next(model.parameters()).device
     losses = []
@@ -58,7 +64,7 @@ def warm_up_head(model, loader, num_steps: int, learning_rate: float) -> float:
             p.requires_grad_(True)
         model.train(was_training)
         model.get_metrics(reset=True)  # the warm-up is not part of the first epoch's metrics
-    tail = losses[-max(1, len(losses) // 10):]
+    tail = losses[-max(1, len(losses) // 10) :]
     return sum(tail) / len(tail) if tail else float("nan")
 
 
@@ -93,14 +99,22 @@ class HeadWarmup(TrainerCallback):
     Registered as a `TrainerCallback` with name "head_warmup".
     """
 
-    def __init__(self, serialization_dir: str, num_steps: Optional[int] = None,
-                 learning_rate: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        serialization_dir: str,
+        num_steps: Optional[int] = None,
+        learning_rate: Optional[float] = None,
+    ) -> None:
         super().__init__(serialization_dir)
         if num_steps is not None and num_steps < 0:
-            raise ConfigurationError(f"`num_steps` (HEAD_WARMUP_STEPS) must be at least 0, or null for "
-                                     f"the default; got {num_steps}")
+            raise ConfigurationError(
+                f"`num_steps` (HEAD_WARMUP_STEPS) must be at least 0, or null for "
+                f"the default; got {num_steps}"
+            )
         if learning_rate is not None and learning_rate <= 0:
-            raise ConfigurationError(f"`learning_rate` must be positive, or null for the run's; got {learning_rate}")
+            raise ConfigurationError(
+                f"`learning_rate` must be positive, or null for the run's; got {learning_rate}"
+            )
         self.num_steps = num_steps
         self.learning_rate = learning_rate
         self._done = False
@@ -112,22 +126,31 @@ class HeadWarmup(TrainerCallback):
         if not hasattr(model, "missing_head_weights"):
             raise ConfigurationError(
                 f"the `head_warmup` callback trains the head of a `dapt_masked_lm` model; the model is a "
-                f"{type(model).__name__}. Remove the callback from this config.")
+                f"{type(model).__name__}. Remove the callback from this config."
+            )
         self._missing = len(model.missing_head_weights)
         if self._done or not self._missing:
             return
         loader = trainer.data_loader
         if not hasattr(loader, "batch"):
-            raise ConfigurationError("the `head_warmup` callback needs the `masked_lm_batches` data loader")
+            raise ConfigurationError(
+                "the `head_warmup` callback needs the `masked_lm_batches` data loader"
+            )
         steps = self.num_steps
         if steps is None:
             steps = min(DEFAULT_PASSES * loader.batches_per_pass, DEFAULT_MAX_STEPS)
         if steps == 0:
-            logger.warning("HEAD_WARMUP_STEPS=0: training starts with the random head; the encoder "
-                           "will take its gradients")
+            logger.warning(
+                "HEAD_WARMUP_STEPS=0: training starts with the random head; the encoder "
+                "will take its gradients"
+            )
         else:
             learning_rate = self.learning_rate or trainer.optimizer.defaults["lr"]
-            logger.info("Training the masked-LM head alone for %d steps (encoder frozen, lr %g)", steps, learning_rate)
+            logger.info(
+                "Training the masked-LM head alone for %d steps (encoder frozen, lr %g)",
+                steps,
+                learning_rate,
+            )
             loss = warm_up_head(model, loader, steps, learning_rate)
             logger.info("Head warm-up done: masked-LM loss %.4f over its last steps", loss)
         self._steps = steps
@@ -138,8 +161,14 @@ class HeadWarmup(TrainerCallback):
         """Optimizer steps the head was trained alone for (0 without a warm-up)."""
         return self._steps
 
-    def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
-               is_primary: bool = True, **kwargs) -> None:
+    def on_end(
+        self,
+        trainer,
+        metrics: Optional[Dict[str, Any]] = None,
+        epoch: Optional[int] = None,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if metrics is not None:
             metrics["head_missing_weights"] = self._missing
             metrics["head_warmup_steps"] = self._steps

@@ -65,8 +65,10 @@ class HeldoutMlmLoss(TrainerCallback):
     def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
         self._loader = self._heldout_loader(trainer)
         if self._loader is None:
-            logger.warning("No held-out text (no HELDOUT_PATH, and the training data loader holds none out): "
-                           "the run cannot tell whether it improved the model's masked-LM loss")
+            logger.warning(
+                "No held-out text (no HELDOUT_PATH, and the training data loader holds none out): "
+                "the run cannot tell whether it improved the model's masked-LM loss"
+            )
             return
         if not self._measured_start:  # on --recover, the start was measured before the kill
             self._start = heldout_loss(trainer.model, self._loader)
@@ -74,22 +76,38 @@ class HeldoutMlmLoss(TrainerCallback):
             if self._start is not None:
                 logger.info("Held-out masked-LM loss before training: %.4f", self._start)
 
-    def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
-               is_primary: bool = True, **kwargs) -> None:
+    def on_end(
+        self,
+        trainer,
+        metrics: Optional[Dict[str, Any]] = None,
+        epoch: Optional[int] = None,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if metrics is None or self._loader is None or self._start is None:
             return
         end = heldout_loss(trainer.model, self._loader)
         if end is None:
             return
-        metrics.update(heldout_mlm_loss_start=self._start, heldout_mlm_loss_end=end,
-                       heldout_mlm_loss_change=end - self._start)
+        metrics.update(
+            heldout_mlm_loss_start=self._start,
+            heldout_mlm_loss_end=end,
+            heldout_mlm_loss_change=end - self._start,
+        )
         if end > self._start:
-            logger.warning("Held-out masked-LM loss went UP from %.4f to %.4f: this run moved the model away "
-                           "from the held-out text (check the learning rate, the data, and the head warm-up)",
-                           self._start, end)
+            logger.warning(
+                "Held-out masked-LM loss went UP from %.4f to %.4f: this run moved the model away "
+                "from the held-out text (check the learning rate, the data, and the head warm-up)",
+                self._start,
+                end,
+            )
         else:
-            logger.info("Held-out masked-LM loss: %.4f before, %.4f after training (%.4f)", self._start, end,
-                        end - self._start)
+            logger.info(
+                "Held-out masked-LM loss: %.4f before, %.4f after training (%.4f)",
+                self._start,
+                end,
+                end - self._start,
+            )
 
     def state_dict(self) -> Dict[str, Any]:
         return {"start": self._start, "measured_start": self._measured_start}

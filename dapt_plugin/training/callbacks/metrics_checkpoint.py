@@ -7,8 +7,8 @@ from typing import Any, Dict, Optional
 
 import torch
 from allennlp.common.util import is_distributed
-from allennlp.training.callbacks.callback import TrainerCallback
 from allennlp.training import util as training_util
+from allennlp.training.callbacks.callback import TrainerCallback
 from allennlp.training.metrics import Metric
 
 from dapt_plugin.common.atomic import atomic_file
@@ -89,11 +89,17 @@ class MetricsCheckpoint(TrainerCallback):
             for name, state in self._restored["model_metrics"].items():
                 if name in self._model_metrics:
                     vars(self._model_metrics[name]).update(
-                        {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state.items()})
+                        {
+                            k: v.to(device) if isinstance(v, torch.Tensor) else v
+                            for k, v in state.items()
+                        }
+                    )
         batches_done = trainer._start_after_batches_in_epoch_completed
         self._resumed_mid_epoch = batches_done > 0
         try:
-            batches_per_epoch = math.ceil(len(trainer.data_loader) / trainer._num_gradient_accumulation_steps)
+            batches_per_epoch = math.ceil(
+                len(trainer.data_loader) / trainer._num_gradient_accumulation_steps
+            )
         except TypeError:  # a data loader of unknown length
             batches_per_epoch = None
         if self._resumed_mid_epoch and batches_done == batches_per_epoch:
@@ -101,20 +107,41 @@ class MetricsCheckpoint(TrainerCallback):
             # reports no training metrics for an epoch it only replays, and would validate with
             # the training accumulators still full. Take the metrics now, which resets them.
             self._replayed_epoch_metrics = training_util.get_metrics(
-                trainer.model, self._loss_sum, self._reg_loss_sum, None, None, batches_done, reset=True)
+                trainer.model,
+                self._loss_sum,
+                self._reg_loss_sum,
+                None,
+                None,
+                batches_done,
+                reset=True,
+            )
 
-    def on_batch(self, trainer, batch_inputs, batch_outputs, batch_metrics, epoch: int, batch_number: int,
-                 is_training: bool, is_primary: bool = True, **kwargs) -> None:
+    def on_batch(
+        self,
+        trainer,
+        batch_inputs,
+        batch_outputs,
+        batch_metrics,
+        epoch: int,
+        batch_number: int,
+        is_training: bool,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if not is_training:
             return
         self._loss_sum += batch_metrics["batch_loss"]
         if "batch_reg_loss" in batch_metrics:
             self._reg_loss_sum = (self._reg_loss_sum or 0.0) + batch_metrics["batch_reg_loss"]
 
-    def on_epoch(self, trainer, metrics: Dict[str, Any], epoch: int, is_primary: bool = True, **kwargs) -> None:
+    def on_epoch(
+        self, trainer, metrics: Dict[str, Any], epoch: int, is_primary: bool = True, **kwargs
+    ) -> None:
         if self._resumed_mid_epoch and self._epochs_trained == 0 and not is_distributed():
             if self._replayed_epoch_metrics is not None:
-                metrics.update({f"training_{k}": v for k, v in self._replayed_epoch_metrics.items()})
+                metrics.update(
+                    {f"training_{k}": v for k, v in self._replayed_epoch_metrics.items()}
+                )
             else:
                 num_batches = trainer._batches_in_epoch_completed
                 metrics["training_loss"] = self._loss_sum / num_batches
@@ -122,15 +149,23 @@ class MetricsCheckpoint(TrainerCallback):
                     metrics["training_reg_loss"] = self._reg_loss_sum / num_batches
             if is_primary and self.serialization_dir:
                 # AllenNLP wrote this file before the callbacks ran
-                with atomic_file(os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json")) as handle:
+                with atomic_file(
+                    os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json")
+                ) as handle:
                     json.dump(metrics, handle, indent=2)
         self._epochs_trained += 1
         self._loss_sum = 0.0
         self._reg_loss_sum = None
         self._last_epoch_metrics = dict(metrics)
 
-    def on_end(self, trainer, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
-               is_primary: bool = True, **kwargs) -> None:
+    def on_end(
+        self,
+        trainer,
+        metrics: Optional[Dict[str, Any]] = None,
+        epoch: Optional[int] = None,
+        is_primary: bool = True,
+        **kwargs,
+    ) -> None:
         if metrics is None or self._epochs_trained or self._restored is None:
             return
         # recovered after the last checkpoint: no epoch ran in this process
@@ -141,8 +176,10 @@ class MetricsCheckpoint(TrainerCallback):
         return {
             "loss_sum": self._loss_sum,
             "reg_loss_sum": self._reg_loss_sum,
-            "model_metrics": {name: {k: _plain(v) for k, v in vars(metric).items()}
-                              for name, metric in self._model_metrics.items()},
+            "model_metrics": {
+                name: {k: _plain(v) for k, v in vars(metric).items()}
+                for name, metric in self._model_metrics.items()
+            },
             "last_epoch_metrics": self._last_epoch_metrics,
         }
 

@@ -29,7 +29,13 @@ class RngCheckpoint(TrainerCallback):
         name, keys, position, has_gauss, cached_gauss = np.random.get_state()
         return {
             "python": [version, list(python_state), gauss],
-            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gauss],
+            "numpy": [
+                name,
+                torch.from_numpy(keys.astype(np.int64)),
+                position,
+                has_gauss,
+                cached_gauss,
+            ],
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -38,7 +44,9 @@ class RngCheckpoint(TrainerCallback):
         version, python_state, gauss = state_dict["python"]
         random.setstate((version, tuple(python_state), gauss))
         name, keys, position, has_gauss, cached_gauss = state_dict["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss))
+        np.random.set_state(
+            (name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gauss)
+        )
         torch.set_rng_state(state_dict["torch"])
         if state_dict["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])

@@ -47,19 +47,29 @@ class AtomicCheckpointer(Checkpointer):
 
     def save_checkpoint(self, trainer: Trainer) -> None:
         state = trainer.get_checkpoint_state() if self._serialization_dir is not None else None
-        if state is not None:  # None on a non-primary worker of a distributed run with an unsharded model
-            point = (state.trainer_state["epochs_completed"], state.trainer_state["batches_in_epoch_completed"])
+        if (
+            state is not None
+        ):  # None on a non-primary worker of a distributed run with an unsharded model
+            point = (
+                state.trainer_state["epochs_completed"],
+                state.trainer_state["batches_in_epoch_completed"],
+            )
             model_path = self._model_state_path(*point)
             if not os.path.isfile(model_path):
                 atomic_torch_save(state.trainer_state, self._training_state_path(*point))
-                atomic_torch_save(state.model_state, model_path)  # its presence marks the checkpoint complete
+                atomic_torch_save(
+                    state.model_state, model_path
+                )  # its presence marks the checkpoint complete
         # the files exist now, so the default implementation writes nothing and only does its
         # bookkeeping and the pruning of old checkpoints
         super().save_checkpoint(trainer)
 
     def _find_all_checkpoints(self) -> Set[Tuple[int, int]]:
-        return {point for point in super()._find_all_checkpoints()
-                if os.path.isfile(self._training_state_path(*point))}
+        return {
+            point
+            for point in super()._find_all_checkpoints()
+            if os.path.isfile(self._training_state_path(*point))
+        }
 
     def load_checkpoint(self) -> Optional[TrainerCheckpoint]:
         primary = is_global_primary()
@@ -79,10 +89,16 @@ class AtomicCheckpointer(Checkpointer):
     def _remove_leftovers(self) -> None:
         remove_leftovers(self._serialization_dir)
         pattern = re.compile(r"training_state_e(\d+)_b(\d+)\.th")
-        for path in glob.glob(os.path.join(glob.escape(self._serialization_dir), "training_state_e*_b*.th")):
+        for path in glob.glob(
+            os.path.join(glob.escape(self._serialization_dir), "training_state_e*_b*.th")
+        ):
             match = pattern.fullmatch(os.path.basename(path))
-            if match and not os.path.isfile(self._model_state_path(int(match.group(1)), int(match.group(2)))):
-                logger.info("Removing %s: its model state was never written (the run was killed)", path)
+            if match and not os.path.isfile(
+                self._model_state_path(int(match.group(1)), int(match.group(2)))
+            ):
+                logger.info(
+                    "Removing %s: its model state was never written (the run was killed)", path
+                )
                 os.remove(path)
 
     def _restore_best_weights(self, model_state, training_state, write: bool) -> None:
@@ -93,7 +109,10 @@ class AtomicCheckpointer(Checkpointer):
         AllenNLP may not have written yet when the run was killed.
         """
         best_path = os.path.join(self._serialization_dir, BEST_WEIGHTS)
-        at_epoch_end = training_state["batches_in_epoch_completed"] == 0 and training_state["epochs_completed"] > 0
+        at_epoch_end = (
+            training_state["batches_in_epoch_completed"] == 0
+            and training_state["epochs_completed"] > 0
+        )
         # with a moving average, best.th holds the averaged weights, which the checkpoint does not
         averaged = "moving_average" in training_state
         if at_epoch_end and training_state["metric_tracker"]["is_best_so_far"] and not averaged:

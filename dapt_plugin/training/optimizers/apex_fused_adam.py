@@ -48,5 +48,9 @@ class ApexFusedAdam(Optimizer):
             ) from None
         return FusedAdam(
             make_parameter_groups(model_parameters, parameter_groups),
-            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, adam_w_mode=True,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            adam_w_mode=True,
         )

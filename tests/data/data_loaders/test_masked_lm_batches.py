@@ -60,11 +60,15 @@ def _worker_rows(model, monkeypatch, rank, kwargs):
 
 
 @pytest.mark.parametrize("mode, lines", [("packed", None), ("line_by_line", 21)])
-def test_distributed_workers_see_disjoint_parts_and_together_all(tiny_model, tmp_path, monkeypatch, mode, lines):
+def test_distributed_workers_see_disjoint_parts_and_together_all(
+    tiny_model, tmp_path, monkeypatch, mode, lines
+):
     data_path = DATA / "domain.txt"
     if lines:  # 21 lines in global batches of 2 x 5: the last holds one example, for rank 0 only
         data_path = tmp_path / "odd.txt"
-        data_path.write_text("".join((DATA / "domain.txt").read_text().splitlines(keepends=True)[:lines]))
+        data_path.write_text(
+            "".join((DATA / "domain.txt").read_text().splitlines(keepends=True)[:lines])
+        )
     kwargs = {"shuffle": True, "batch_size": 5, "mode": mode, "data_path": str(data_path)}
     ranks = [_worker_rows(tiny_model, monkeypatch, rank, kwargs) for rank in range(2)]
     monkeypatch.undo()
@@ -73,7 +77,9 @@ def test_distributed_workers_see_disjoint_parts_and_together_all(tiny_model, tmp
     assert ranks[0]["length"] == ranks[1]["length"], "equal batch counts keep the workers in step"
     seen = [Counter(_strip(row, pad) for row in rank["rows"]) for rank in ranks]
     special_row = tuple(single.reader.tokenizer.build_inputs_with_special_tokens([]))
-    assert seen[1].pop(special_row, 0) == (1 if lines else 0), "a worker with no example left steps on a row that is never masked"
+    assert seen[1].pop(special_row, 0) == (1 if lines else 0), (
+        "a worker with no example left steps on a row that is never masked"
+    )
     assert not set(seen[0]) & set(seen[1])
     assert seen[0] + seen[1] == _example_rows(single)
 
@@ -88,9 +94,16 @@ def test_batches_per_epoch_continues_across_epochs_and_passes(tiny_model):
 
 
 def test_same_seed_same_order_and_padding_to_a_multiple_of_8(tiny_model):
-    first = [_rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True)]
-    again = [_rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True)]
-    other = [_rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True, seed=4)]
+    first = [
+        _rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True)
+    ]
+    again = [
+        _rows(b) for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True)
+    ]
+    other = [
+        _rows(b)
+        for b in _loader(tiny_model, mode="line_by_line", max_length=60, shuffle=True, seed=4)
+    ]
     assert first == again and first != other
     for batch in _loader(tiny_model, mode="line_by_line", max_length=60):
         width = batch["input_ids"].shape[1]

@@ -1,4 +1,5 @@
 """The masked-LM reader on good and bad input: every documented error, with its message."""
+
 import gzip
 import json
 import logging
@@ -16,7 +17,9 @@ from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusRead
 from dapt_plugin.data.text_files import DataError
 from tests.conftest import CONFIGS, DATA, allennlp, mlm_env
 
-CLEAN = "the compound inhibits the receptor in liver cells .\nwe found that it blocks the channel .\n"
+CLEAN = (
+    "the compound inhibits the receptor in liver cells .\nwe found that it blocks the channel .\n"
+)
 
 
 def _reader(model, **kwargs):
@@ -32,8 +35,12 @@ def test_instances_hold_input_ids_for_any_data_loader(tiny_model):
     reader = _reader(tiny_model)
     instances = list(reader.read(str(DATA / "domain_heldout.txt")))
     corpus = reader.corpus(str(DATA / "domain_heldout.txt"))
-    assert len(instances) == len(corpus) > 40  # the windows of 40 lines, some longer than max_length
-    assert [i["input_ids"].tensor.tolist() for i in instances] == [corpus[n].tolist() for n in range(len(corpus))]
+    assert (
+        len(instances) == len(corpus) > 40
+    )  # the windows of 40 lines, some longer than max_length
+    assert [i["input_ids"].tensor.tolist() for i in instances] == [
+        corpus[n].tolist() for n in range(len(corpus))
+    ]
 
 
 def test_bom_crlf_and_blank_lines_read_like_a_clean_file(tiny_model, tmp_path):
@@ -69,8 +76,10 @@ def test_a_single_10_mb_line_is_read_windowed_packed_or_truncated(tiny_model, tm
 
 def test_the_three_modes_read_one_cache_entry_tokenized_once(tiny_model, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    readers = {mode: _reader(tiny_model, mode=mode, cache_directory=str(cache))
-               for mode in ("document_windows", "packed", "line_by_line")}
+    readers = {
+        mode: _reader(tiny_model, mode=mode, cache_directory=str(cache))
+        for mode in ("document_windows", "packed", "line_by_line")
+    }
     first = readers.pop("document_windows").corpus(str(DATA / "domain.txt"))
     entries = sorted(os.listdir(cache))
 
@@ -84,7 +93,9 @@ def test_the_three_modes_read_one_cache_entry_tokenized_once(tiny_model, tmp_pat
     assert sorted(os.listdir(cache)) == entries
 
 
-def test_each_read_logs_the_share_it_covers_and_warns_when_over_5_percent_is_left_out(tiny_model, tmp_path, caplog):
+def test_each_read_logs_the_share_it_covers_and_warns_when_over_5_percent_is_left_out(
+    tiny_model, tmp_path, caplog
+):
     lines = (DATA / "domain.txt").read_text().splitlines()
     long = tmp_path / "long.txt"
     long.write_text(" ".join(lines[:20]) + "\n" + " ".join(lines[20:40]) + "\n")
@@ -96,22 +107,37 @@ def test_each_read_logs_the_share_it_covers_and_warns_when_over_5_percent_is_lef
     share = truncated.covered_share
     assert share < 0.2
     assert messages == [
-        (logging.INFO, f"{long}: 2 line_by_line examples of up to 32 tokens; one pass covers {100 * share:.1f}% of "
-                       f"its {truncated.num_content_tokens} tokens (special tokens not counted)"),
-        (logging.WARNING, f"MLM_MODE=line_by_line (the reader's `mode`) leaves {1 - share:.1%} of the tokens of "
-                          f"{long} out of every pass: 2 of its 2 documents are longer than max_length=32 and only "
-                          "their first 30 tokens are used. Set MLM_MODE=document_windows to use every token of every "
-                          "document"),
-        (logging.INFO, f"{long}: {len(windows)} document_windows examples of up to 32 tokens; one pass covers 100.0% "
-                       f"of its {truncated.num_content_tokens} tokens (special tokens not counted)"),
+        (
+            logging.INFO,
+            f"{long}: 2 line_by_line examples of up to 32 tokens; one pass covers {100 * share:.1f}% of "
+            f"its {truncated.num_content_tokens} tokens (special tokens not counted)",
+        ),
+        (
+            logging.WARNING,
+            f"MLM_MODE=line_by_line (the reader's `mode`) leaves {1 - share:.1%} of the tokens of "
+            f"{long} out of every pass: 2 of its 2 documents are longer than max_length=32 and only "
+            "their first 30 tokens are used. Set MLM_MODE=document_windows to use every token of every "
+            "document",
+        ),
+        (
+            logging.INFO,
+            f"{long}: {len(windows)} document_windows examples of up to 32 tokens; one pass covers 100.0% "
+            f"of its {truncated.num_content_tokens} tokens (special tokens not counted)",
+        ),
     ]
 
 
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"fine line\n\xff\xfe broken\n", r"bad.txt:2: not valid UTF-8 \(byte 0 of the line\); re-encode the file as UTF-8"),
-        (b"fine line\nnul \x00 byte\n", r"bad.txt:2: contains NUL bytes; is it a binary file\? Give a UTF-8 text file"),
+        (
+            b"fine line\n\xff\xfe broken\n",
+            r"bad.txt:2: not valid UTF-8 \(byte 0 of the line\); re-encode the file as UTF-8",
+        ),
+        (
+            b"fine line\nnul \x00 byte\n",
+            r"bad.txt:2: contains NUL bytes; is it a binary file\? Give a UTF-8 text file",
+        ),
         (b"\n  \n\n", r"bad.txt: the corpus has no non-blank documents"),
     ],
 )
@@ -140,7 +166,9 @@ def test_bad_jsonl_lines_stop_with_file_and_line(tiny_model, tmp_path, line, mes
 def test_a_corpus_shorter_than_one_packed_block(tiny_model, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("a few words .\n")
-    with pytest.raises(DataError, match=r"less than one packed block of max_length=32; give more text"):
+    with pytest.raises(
+        DataError, match=r"less than one packed block of max_length=32; give more text"
+    ):
         _reader(tiny_model, mode="packed").corpus(str(short))
 
 
@@ -151,22 +179,34 @@ def test_missing_and_unreadable_files(tiny_model, tmp_path):
         _reader(tiny_model).corpus(str(tmp_path / "*.none"))
     corrupt = tmp_path / "corrupt.txt.gz"
     corrupt.write_bytes(b"this is not gzip data")
-    with pytest.raises(DataError, match=r"corrupt.txt.gz:1: cannot be read .*the file may be truncated or not gzip"):
+    with pytest.raises(
+        DataError, match=r"corrupt.txt.gz:1: cannot be read .*the file may be truncated or not gzip"
+    ):
         _reader(tiny_model).corpus(str(corrupt))
 
 
 def test_configuration_errors(tiny_model, tmp_path):
-    with pytest.raises(ConfigurationError, match=r"`max_length` must be between 3 and the model's position limit 512; got 600"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"`max_length` must be between 3 and the model's position limit 512; got 600",
+    ):
         _reader(tiny_model, max_length=600)
-    with pytest.raises(ConfigurationError, match=r"`mode` must be one of \['document_windows', 'packed', 'line_by_line'\]; got 'blocks'"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"`mode` must be one of \['document_windows', 'packed', 'line_by_line'\]; got 'blocks'",
+    ):
         _reader(tiny_model, mode="blocks")
     no_mask = tmp_path / "no_mask"
     shutil.copytree(tiny_model, no_mask)
     backend = Tokenizer.from_file(str(tiny_model / "tokenizer.json"))
     for name in ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
         (no_mask / name).unlink()
-    PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>").save_pretrained(str(no_mask))
-    with pytest.raises(ConfigurationError, match="has no mask token, so it cannot be used for masked-LM training"):
+    PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    ).save_pretrained(str(no_mask))
+    with pytest.raises(
+        ConfigurationError, match="has no mask token, so it cannot be used for masked-LM training"
+    ):
         _reader(no_mask)
 
 
@@ -174,15 +214,24 @@ def test_configuration_errors(tiny_model, tmp_path):
     "overrides, message",
     [
         ({"MLM_PROBABILITY": "1.5"}, r"`mlm_probability` must be in \(0, 1\); got 1.5"),
-        ({"MAX_LENGTH": "4096"}, r"`max_length` must be between 3 and the model's position limit 512; got 4096"),
+        (
+            {"MAX_LENGTH": "4096"},
+            r"`max_length` must be between 3 and the model's position limit 512; got 4096",
+        ),
         ({"USE_AMP": "true", "CUDA_DEVICE": "-1"}, r"Using AMP requires a cuda device"),
         ({"BF16": "true", "CUDA_DEVICE": "-1"}, r"`bf16` autocast needs a CUDA GPU"),
-        ({"APEX_FUSED_ADAM": "true"}, r"`apex_fused_adam` needs NVIDIA apex, which is not installed"),
+        (
+            {"APEX_FUSED_ADAM": "true"},
+            r"`apex_fused_adam` needs NVIDIA apex, which is not installed",
+        ),
     ],
 )
 def test_bad_settings_fail_with_a_clear_message(tiny_model, tmp_path, overrides, message):
-    process = allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "run")],
-                       env=mlm_env(tiny_model, **overrides), check=False)
+    process = allennlp(
+        ["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "run")],
+        env=mlm_env(tiny_model, **overrides),
+        check=False,
+    )
     assert process.returncode != 0
     assert re.search(message, process.stderr), process.stderr[-2000:]
 
@@ -197,9 +246,14 @@ def test_a_model_directory_with_its_own_code_is_refused_unless_trusted(tiny_mode
         "class CustomConfig(PretrainedConfig):\n    model_type = 'dapt_custom'\n"
     )
     config = json.loads((custom / "config.json").read_text())
-    config.update(model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"})
+    config.update(
+        model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"}
+    )
     (custom / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigurationError, match=r"brings its own Python code \(`auto_map` in config.json\), "
-                       r"which loading it would run; set TRUST_REMOTE_CODE=true"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"brings its own Python code \(`auto_map` in config.json\), "
+        r"which loading it would run; set TRUST_REMOTE_CODE=true",
+    ):
         _reader(custom)
     assert not marker.exists()

@@ -39,6 +39,7 @@ def numbered_file(tmp_path_factory) -> Path:
 
 # Reading
 
+
 def test_reads_the_text_and_label_of_every_line():
     rows = read_jsonl(TASK / "train.jsonl")
     instances = list(make_reader().read(TASK / "train.jsonl"))
@@ -48,9 +49,14 @@ def test_reads_the_text_and_label_of_every_line():
 
 def test_truncation_keeps_the_start_and_end_tokens(tiny_model):
     tokenizer = PretrainedTransformerTokenizer(str(tiny_model))
-    full = list(TextClassificationJsonWithSamplingReader(tokenizer=tokenizer).read(TASK / "train.jsonl"))
-    truncated = list(TextClassificationJsonWithSamplingReader(
-        tokenizer=tokenizer, max_sequence_length=8).read(TASK / "train.jsonl"))
+    full = list(
+        TextClassificationJsonWithSamplingReader(tokenizer=tokenizer).read(TASK / "train.jsonl")
+    )
+    truncated = list(
+        TextClassificationJsonWithSamplingReader(tokenizer=tokenizer, max_sequence_length=8).read(
+            TASK / "train.jsonl"
+        )
+    )
     assert any(len(instance["tokens"].tokens) > 8 for instance in full)
     for whole, cut in zip(full, truncated):
         whole_tokens = [token.text for token in whole["tokens"].tokens]
@@ -64,7 +70,9 @@ def test_truncation_keeps_the_start_and_end_tokens(tiny_model):
 
 def test_max_sequence_length_must_leave_room_for_text(tiny_model):
     tokenizer = PretrainedTransformerTokenizer(str(tiny_model))
-    with pytest.raises(ConfigurationError, match=r"`max_sequence_length` \(2\) leaves no room .* raise it"):
+    with pytest.raises(
+        ConfigurationError, match=r"`max_sequence_length` \(2\) leaves no room .* raise it"
+    ):
         TextClassificationJsonWithSamplingReader(tokenizer=tokenizer, max_sequence_length=2)
     with pytest.raises(ConfigurationError, match="`max_sequence_length` must be positive.*got 0"):
         make_reader(max_sequence_length=0)
@@ -79,8 +87,13 @@ class WordCountTokenizer(WhitespaceTokenizer):
 
 
 def test_max_sequence_length_needs_added_tokens_it_can_locate():
-    with pytest.raises(ConfigurationError, match=r"cannot tell which of the tokens \['<0 words>'\] .* set it to null"):
-        TextClassificationJsonWithSamplingReader(tokenizer=WordCountTokenizer(), max_sequence_length=8)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"cannot tell which of the tokens \['<0 words>'\] .* set it to null",
+    ):
+        TextClassificationJsonWithSamplingReader(
+            tokenizer=WordCountTokenizer(), max_sequence_length=8
+        )
 
 
 def test_reading_is_lazy(tmp_path):
@@ -95,6 +108,7 @@ def test_reading_is_lazy(tmp_path):
 
 # Sampling
 
+
 def test_same_seed_gives_the_same_sample(numbered_file):
     first = texts_of(make_reader(sample=10, sample_seed=3).read(numbered_file))
     second = texts_of(make_reader(sample=10, sample_seed=3).read(numbered_file))
@@ -103,7 +117,10 @@ def test_same_seed_gives_the_same_sample(numbered_file):
 
 
 def test_different_seeds_give_different_samples(numbered_file):
-    samples = {tuple(texts_of(make_reader(sample=10, sample_seed=seed).read(numbered_file))) for seed in range(5)}
+    samples = {
+        tuple(texts_of(make_reader(sample=10, sample_seed=seed).read(numbered_file)))
+        for seed in range(5)
+    }
     assert len(samples) == 5
 
 
@@ -113,7 +130,10 @@ def test_every_epoch_reads_the_same_sample(numbered_file):
 
 
 def test_sample_keeps_file_order(numbered_file):
-    numbers = [int(text.split()[1]) for text in texts_of(make_reader(sample=10, sample_seed=3).read(numbered_file))]
+    numbers = [
+        int(text.split()[1])
+        for text in texts_of(make_reader(sample=10, sample_seed=3).read(numbered_file))
+    ]
     assert numbers == sorted(numbers)
 
 
@@ -130,7 +150,9 @@ def test_every_line_is_drawn_with_the_same_probability(tmp_path):
     path = tmp_path / "twenty.jsonl"
     write_jsonl(path, [{"text": f"line {i}", "label": "a"} for i in range(lines)])
     counts = Counter(
-        text for seed in range(draws) for text in texts_of(make_reader(sample=sample, sample_seed=seed).read(path))
+        text
+        for seed in range(draws)
+        for text in texts_of(make_reader(sample=sample, sample_seed=seed).read(path))
     )
     expected = draws * sample / lines
     observed = [counts[f"line {i}"] for i in range(lines)]
@@ -141,11 +163,22 @@ def test_every_line_is_drawn_with_the_same_probability(tmp_path):
 
 def test_config_random_seed_fixes_the_default_sample_seed(numbered_file):
     """Without `sample_seed`, the config's `random_seed` decides the sample, as `allennlp train` seeds it."""
+
     def sample_under(random_seed: int) -> List[str]:
-        prepare_environment(Params({"random_seed": random_seed, "numpy_seed": random_seed, "pytorch_seed": random_seed}))
-        reader = DatasetReader.from_params(Params({
-            "type": "text_classification_json_with_sampling", "tokenizer": {"type": "whitespace"}, "sample": 10,
-        }))
+        prepare_environment(
+            Params(
+                {"random_seed": random_seed, "numpy_seed": random_seed, "pytorch_seed": random_seed}
+            )
+        )
+        reader = DatasetReader.from_params(
+            Params(
+                {
+                    "type": "text_classification_json_with_sampling",
+                    "tokenizer": {"type": "whitespace"},
+                    "sample": 10,
+                }
+            )
+        )
         return texts_of(reader.read(numbered_file))
 
     assert sample_under(13) == sample_under(13)
@@ -189,21 +222,35 @@ def test_sample_larger_than_the_file_names_the_file_and_the_fix(tmp_path):
 
 @pytest.mark.parametrize("sample", [0, -3])
 def test_sample_must_be_positive(sample):
-    with pytest.raises(ConfigurationError, match=f"`sample` must be a positive number of lines.*got {sample}"):
-        DatasetReader.from_params(Params({"type": "text_classification_json_with_sampling", "sample": sample}))
+    with pytest.raises(
+        ConfigurationError, match=f"`sample` must be a positive number of lines.*got {sample}"
+    ):
+        DatasetReader.from_params(
+            Params({"type": "text_classification_json_with_sampling", "sample": sample})
+        )
 
 
 # Bad input
 
+
 @pytest.mark.parametrize(
     "bad_line, message",
     [
-        ('{"text": "cut off", "lab', "not valid JSON (Unterminated string starting at: column 21); "
-                                    "each line must be one JSON object"),
-        ('{"label": "a"}', "no 'text' field; each line needs {\"text\": ..., \"label\": ...} (or name the "
-                           "text field with `text_key`)"),
-        ('["a list"]', "no 'text' field; each line needs {\"text\": ..., \"label\": ...} (or name the text "
-                       "field with `text_key`)"),
+        (
+            '{"text": "cut off", "lab',
+            "not valid JSON (Unterminated string starting at: column 21); "
+            "each line must be one JSON object",
+        ),
+        (
+            '{"label": "a"}',
+            'no \'text\' field; each line needs {"text": ..., "label": ...} (or name the '
+            "text field with `text_key`)",
+        ),
+        (
+            '["a list"]',
+            'no \'text\' field; each line needs {"text": ..., "label": ...} (or name the text '
+            "field with `text_key`)",
+        ),
         ('{"text": 5, "label": "a"}', "'text' is a int, not a string; write the text in quotes"),
     ],
     ids=["malformed_json", "no_text", "not_an_object", "text_not_a_string"],
@@ -211,7 +258,9 @@ def test_sample_must_be_positive(sample):
 @pytest.mark.parametrize("sample", [None, 2], ids=["whole_file", "sampled"])
 def test_bad_line_stops_with_file_line_and_fix(tmp_path, bad_line, message, sample):
     path = tmp_path / "bad.jsonl"
-    write_lines(path, ['{"text": "fine", "label": "a"}', bad_line, '{"text": "also fine", "label": "b"}'])
+    write_lines(
+        path, ['{"text": "fine", "label": "a"}', bad_line, '{"text": "also fine", "label": "b"}']
+    )
     with pytest.raises(DataError) as error:
         list(make_reader(sample=sample, sample_seed=0).read(path))
     assert str(error.value) == f"{path}:2: {message}"
@@ -222,42 +271,73 @@ def test_non_integer_label_with_skip_label_indexing_names_line_and_fix(tmp_path)
     write_lines(path, ['{"text": "fine", "label": 1}', '{"text": "fine", "label": "b"}'])
     with pytest.raises(DataError) as error:
         list(make_reader(skip_label_indexing=True).read(path))
-    assert str(error.value) == (f"{path}:2: label 'b' is not an integer, but `skip_label_indexing` is true; "
-                                "use integer labels or set it to false")
+    assert str(error.value) == (
+        f"{path}:2: label 'b' is not an integer, but `skip_label_indexing` is true; "
+        "use integer labels or set it to false"
+    )
 
 
 def test_empty_text_is_skipped_with_a_warning(tmp_path, caplog):
     path = tmp_path / "empty.jsonl"
-    write_lines(path, ['{"text": "first", "label": "a"}', '{"text": "  ", "label": "a"}', "",
-                       '{"text": "last", "label": "b"}'])
+    write_lines(
+        path,
+        [
+            '{"text": "first", "label": "a"}',
+            '{"text": "  ", "label": "a"}',
+            "",
+            '{"text": "last", "label": "b"}',
+        ],
+    )
     with caplog.at_level(logging.WARNING):
         instances = list(make_reader().read(path))
     assert texts_of(instances) == ["first", "last"]
-    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert warnings == [f"{path}: skipped 1 line(s) with an empty 'text' field"]  # one warning per file
+    warnings = [
+        record.getMessage() for record in caplog.records if record.levelno == logging.WARNING
+    ]
+    assert warnings == [
+        f"{path}: skipped 1 line(s) with an empty 'text' field"
+    ]  # one warning per file
 
 
-def test_evaluating_on_a_label_never_seen_in_training_names_file_and_line(trained_classifier, tmp_path):
+def test_evaluating_on_a_label_never_seen_in_training_names_file_and_line(
+    trained_classifier, tmp_path
+):
     path = tmp_path / "new_label.jsonl"
-    write_lines(path, [
-        '{"text": "a dose of luminox was added to the liver culture .", "label": "inhibitor"}',
-        '{"text": "a dose of luminox was added to the heart culture .", "label": "modulator"}',
-    ])
-    process = allennlp(["evaluate", str(trained_classifier / "model.tar.gz"), str(path)], check=False)
+    write_lines(
+        path,
+        [
+            '{"text": "a dose of luminox was added to the liver culture .", "label": "inhibitor"}',
+            '{"text": "a dose of luminox was added to the heart culture .", "label": "modulator"}',
+        ],
+    )
+    process = allennlp(
+        ["evaluate", str(trained_classifier / "model.tar.gz"), str(path)], check=False
+    )
     assert process.returncode != 0
-    assert (f"{path}:2: label 'modulator' was never seen in training (known labels: "
-            "['activator', 'inhibitor']); evaluate on data with the training label set, or retrain "
-            "with this label") in process.stderr
+    assert (
+        f"{path}:2: label 'modulator' was never seen in training (known labels: "
+        "['activator', 'inhibitor']); evaluate on data with the training label set, or retrain "
+        "with this label"
+    ) in process.stderr
 
 
 @pytest.mark.parametrize("sample", [None, 2], ids=["whole_file", "sampled"])
 def test_a_line_without_a_label_in_a_labelled_file_names_the_line(tmp_path, sample):
     path = tmp_path / "train.jsonl"
-    write_lines(path, ['{"text": "first", "label": "a"}', '{"text": "second", "label": "b"}', '{"text": "third"}'])
+    write_lines(
+        path,
+        [
+            '{"text": "first", "label": "a"}',
+            '{"text": "second", "label": "b"}',
+            '{"text": "third"}',
+        ],
+    )
     with pytest.raises(DataError) as error:
         list(make_reader(sample=sample, sample_seed=0).read(path))
-    assert str(error.value) == (f"{path}:3: no 'label' field, but line 1 has one; give every line of a "
-                                "labelled file a label (only data to predict on has none)")
+    assert str(error.value) == (
+        f"{path}:3: no 'label' field, but line 1 has one; give every line of a "
+        "labelled file a label (only data to predict on has none)"
+    )
 
 
 def test_a_label_after_unlabelled_lines_names_the_line(tmp_path):
@@ -265,8 +345,10 @@ def test_a_label_after_unlabelled_lines_names_the_line(tmp_path):
     write_lines(path, ['{"text": "first"}', '{"text": "second", "label": "b"}'])
     with pytest.raises(DataError) as error:
         list(make_reader().read(path))
-    assert str(error.value) == (f"{path}:2: has a 'label' field, but line 1 has none; give every line a "
-                                "label, or none (data to predict on)")
+    assert str(error.value) == (
+        f"{path}:2: has a 'label' field, but line 1 has none; give every line a "
+        "label, or none (data to predict on)"
+    )
 
 
 def test_a_file_without_labels_is_data_to_predict_on(tmp_path):
@@ -290,8 +372,10 @@ def test_a_label_that_is_not_a_string_or_an_integer_names_the_line(tmp_path, lab
     write_lines(path, ['{"text": "fine", "label": "a"}', f'{{"text": "fine", "label": {label}}}'])
     with pytest.raises(DataError) as error:
         list(make_reader().read(path))
-    assert str(error.value) == (f"{path}:2: {message}; a label must be a string or an integer (one class "
-                                "per line: multi-label data is not supported)")
+    assert str(error.value) == (
+        f"{path}:2: {message}; a label must be a string or an integer (one class "
+        "per line: multi-label data is not supported)"
+    )
 
 
 def test_integer_and_boolean_labels_are_classes(tmp_path):
@@ -300,17 +384,24 @@ def test_integer_and_boolean_labels_are_classes(tmp_path):
     assert [instance["label"].label for instance in make_reader().read(path)] == ["1", "True"]
 
 
-@pytest.mark.parametrize("lines", [[], ["", "  "], ['{"text": " ", "label": "a"}']], ids=["empty", "blank", "empty_text"])
+@pytest.mark.parametrize(
+    "lines", [[], ["", "  "], ['{"text": " ", "label": "a"}']], ids=["empty", "blank", "empty_text"]
+)
 def test_a_file_without_examples_is_named(tmp_path, lines):
     path = tmp_path / "train.jsonl"
     write_lines(path, lines)
     with pytest.raises(DataError) as error:
         list(make_reader().read(path))
-    assert str(error.value) == (f"{path}: no examples: no line has a non-empty 'text'; give a jsonl file "
-                                'with one {"text": ..., "label": ...} object per line')
+    assert str(error.value) == (
+        f"{path}: no examples: no line has a non-empty 'text'; give a jsonl file "
+        'with one {"text": ..., "label": ...} object per line'
+    )
 
 
 def test_a_directory_is_named(tmp_path):
     with pytest.raises(DataError) as error:
         list(make_reader().read(tmp_path))
-    assert str(error.value) == f"{tmp_path}: is a directory; give the files in it, e.g. {tmp_path}/*.txt"
+    assert (
+        str(error.value)
+        == f"{tmp_path}: is a directory; give the files in it, e.g. {tmp_path}/*.txt"
+    )

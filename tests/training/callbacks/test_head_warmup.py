@@ -23,8 +23,11 @@ def headless_model(tiny_model, tmp_path_factory):
     directory = tmp_path_factory.mktemp("headless")
     shutil.copytree(tiny_model, directory, dirs_exist_ok=True)
     weights = load_file(directory / "model.safetensors")
-    save_file({k: v for k, v in weights.items() if not k.startswith("lm_head.")}, directory / "model.safetensors",
-              metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("lm_head.")},
+        directory / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     return directory
 
 
@@ -40,12 +43,20 @@ def _heldout_loss(model, loader):
 def test_a_missing_head_is_reported_in_one_line(headless_model, tiny_model, caplog):
     with caplog.at_level(logging.WARNING):
         model = DaptMaskedLm(Vocabulary.empty(), str(headless_model))
-    assert model.missing_head_weights == ["lm_head.bias", "lm_head.decoder.bias", "lm_head.dense.bias",
-                                          "lm_head.dense.weight", "lm_head.layer_norm.bias", "lm_head.layer_norm.weight"]
+    assert model.missing_head_weights == [
+        "lm_head.bias",
+        "lm_head.decoder.bias",
+        "lm_head.dense.bias",
+        "lm_head.dense.weight",
+        "lm_head.layer_norm.bias",
+        "lm_head.layer_norm.weight",
+    ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert warnings == [f"{headless_model} has no trained masked-LM head (6 of its tensors are missing from the "
-                        "checkpoint, e.g. lm_head.bias): the head starts at random and is trained alone first "
-                        "(HEAD_WARMUP_STEPS)"]
+    assert warnings == [
+        f"{headless_model} has no trained masked-LM head (6 of its tensors are missing from the "
+        "checkpoint, e.g. lm_head.bias): the head starts at random and is trained alone first "
+        "(HEAD_WARMUP_STEPS)"
+    ]
     assert DaptMaskedLm(Vocabulary.empty(), str(tiny_model)).missing_head_weights == []
 
 
@@ -55,29 +66,39 @@ def test_the_warm_up_trains_the_head_and_leaves_the_encoder_bit_identical(headle
     before = {k: v.clone() for k, v in model.mlm.state_dict().items()}
     heldout = _loader(headless_model, DATA / "general.txt")
     random_head_loss = _heldout_loss(model, heldout)
-    warm_up_head(model, _loader(headless_model, TASK / "train.jsonl"), num_steps=30, learning_rate=1e-2)
+    warm_up_head(
+        model, _loader(headless_model, TASK / "train.jsonl"), num_steps=30, learning_rate=1e-2
+    )
     after = model.mlm.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     # every head tensor but the output projection, which is the (frozen) word embeddings
     assert changed == {k for k in before if k.startswith("lm_head.")} - {"lm_head.decoder.weight"}
     assert set(head_parameters(model.mlm)) <= changed
-    assert torch.equal(before["roberta.embeddings.word_embeddings.weight"], after["lm_head.decoder.weight"])
+    assert torch.equal(
+        before["roberta.embeddings.word_embeddings.weight"], after["lm_head.decoder.weight"]
+    )
     assert all(p.requires_grad for p in model.parameters())  # unfrozen for the normal recipe
     assert _heldout_loss(model, heldout) < random_head_loss
 
 
-def test_tapt_with_warm_up_lowers_the_held_out_loss_and_records_it(headless_model, tmp_path, monkeypatch):
+def test_tapt_with_warm_up_lowers_the_held_out_loss_and_records_it(
+    headless_model, tmp_path, monkeypatch
+):
     env = mlm_env(headless_model, NUM_STEPS="8", NUM_EPOCHS="4", LR="1e-2", HEAD_WARMUP_STEPS="20")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     torch.manual_seed(0)
     warmed_only = DaptMaskedLm(Vocabulary.empty(), str(headless_model))
-    warm_up_head(warmed_only, _loader(headless_model, TASK / "train.jsonl"), num_steps=20, learning_rate=1e-2)
+    warm_up_head(
+        warmed_only, _loader(headless_model, TASK / "train.jsonl"), num_steps=20, learning_rate=1e-2
+    )
     heldout = _loader(headless_model, TASK / "dev.jsonl")
     train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(tmp_path / "run"))
     export = tmp_path / "run" / "exported_model"
     info = json.loads((export / "dapt_export.json").read_text())
-    assert info["metrics"]["head_missing_weights"] == 6 and info["metrics"]["head_warmup_steps"] == 20
+    assert (
+        info["metrics"]["head_missing_weights"] == 6 and info["metrics"]["head_warmup_steps"] == 20
+    )
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["head_warmup_steps"] == 20
     adapted = DaptMaskedLm(Vocabulary.empty(), str(export))
     assert adapted.missing_head_weights == []

@@ -14,19 +14,28 @@ def _train(tmp_path, monkeypatch, model, **overrides):
     return json.loads((tmp_path / "run" / "metrics.json").read_text())
 
 
-def test_without_heldout_path_one_percent_of_the_corpus_measures_the_change(tiny_model, tmp_path, monkeypatch):
+def test_without_heldout_path_one_percent_of_the_corpus_measures_the_change(
+    tiny_model, tmp_path, monkeypatch
+):
     metrics = _train(tmp_path, monkeypatch, tiny_model)
     assert metrics["heldout_mlm_loss_end"] < metrics["heldout_mlm_loss_start"]
     assert metrics["heldout_mlm_loss_change"] == pytest.approx(
-        metrics["heldout_mlm_loss_end"] - metrics["heldout_mlm_loss_start"])
+        metrics["heldout_mlm_loss_end"] - metrics["heldout_mlm_loss_start"]
+    )
     export = json.loads((tmp_path / "run" / "exported_model" / "dapt_export.json").read_text())
     assert export["metrics"]["heldout_mlm_loss_end"] == metrics["heldout_mlm_loss_end"]
 
 
-def test_with_heldout_path_the_change_is_measured_on_it_with_the_same_masks(tiny_model, tmp_path, monkeypatch):
-    metrics = _train(tmp_path, monkeypatch, tiny_model, HELDOUT_PATH=str(DATA / "domain_heldout.txt"))
+def test_with_heldout_path_the_change_is_measured_on_it_with_the_same_masks(
+    tiny_model, tmp_path, monkeypatch
+):
+    metrics = _train(
+        tmp_path, monkeypatch, tiny_model, HELDOUT_PATH=str(DATA / "domain_heldout.txt")
+    )
     # the end model is the best validation epoch's, measured on the validation text itself
-    assert metrics["heldout_mlm_loss_end"] == pytest.approx(metrics["best_validation_mlm_loss"], rel=1e-6)
+    assert metrics["heldout_mlm_loss_end"] == pytest.approx(
+        metrics["best_validation_mlm_loss"], rel=1e-6
+    )
     assert metrics["heldout_mlm_loss_end"] < metrics["heldout_mlm_loss_start"]
 
 
@@ -38,7 +47,10 @@ def test_the_loss_of_a_model_does_not_depend_on_when_it_is_measured(tiny_model):
     from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm
 
     model = DaptMaskedLm(Vocabulary.empty(), str(tiny_model))
-    loader = MaskedLmBatches(MaskedLmCorpusReader(str(tiny_model), max_length=64), str(DATA / "domain_heldout.txt"),
-                             batch_size=8)
+    loader = MaskedLmBatches(
+        MaskedLmCorpusReader(str(tiny_model), max_length=64),
+        str(DATA / "domain_heldout.txt"),
+        batch_size=8,
+    )
     assert heldout_loss(model, loader) == heldout_loss(model, loader)
     assert model.training

@@ -6,6 +6,7 @@ uninterrupted run of the same config and seed gives: the same `model.tar.gz` wei
 again, at one moment after the other, each time in the process that recovered from the previous
 kill (`benchmarks/kill_matrix.py` kills at each moment separately and tabulates it).
 """
+
 import json
 import shutil
 
@@ -14,12 +15,22 @@ import pytest
 from dapt_plugin.testing.kill import KILLED, leftovers, outcome, run_killed_at
 from tests.conftest import CONFIGS, DATA, PROJECT_ROOT, TASK, allennlp, classifier_env, mlm_env
 
+pytestmark = pytest.mark.process  # every test here starts a process of its own
+
 
 def _mlm_env(model, **overrides):
     """A validated DAPT run whose best held-out epoch is not its last, checkpointing every step."""
-    return mlm_env(model, CORPUS_PATH=str(TASK / "train.jsonl"), HELDOUT_PATH=str(DATA / "general.txt"),
-                   NUM_STEPS="9", NUM_EPOCHS="3", CHECKPOINT_EVERY_BATCHES="1", EXPORT_EVERY_STEPS="3",
-                   LR="2e-2", **overrides)
+    return mlm_env(
+        model,
+        CORPUS_PATH=str(TASK / "train.jsonl"),
+        HELDOUT_PATH=str(DATA / "general.txt"),
+        NUM_STEPS="9",
+        NUM_EPOCHS="3",
+        CHECKPOINT_EVERY_BATCHES="1",
+        EXPORT_EVERY_STEPS="3",
+        LR="2e-2",
+        **overrides,
+    )
 
 
 def _classifier_env(model):
@@ -27,8 +38,13 @@ def _classifier_env(model):
 
 
 def _train(config, run, env, **kwargs):
-    return run_killed_at(["train", str(CONFIGS / config), "-s", str(run), *kwargs.pop("extra", [])],
-                         env, PROJECT_ROOT, log=run.parent / f"{run.name}.log", **kwargs)
+    return run_killed_at(
+        ["train", str(CONFIGS / config), "-s", str(run), *kwargs.pop("extra", [])],
+        env,
+        PROJECT_ROOT,
+        log=run.parent / f"{run.name}.log",
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +65,16 @@ def _kill_chain(config, run, env, moments):
     """Kills the run at each of `moments` in turn, recovering after each, then lets it finish."""
     for number, moment in enumerate(moments):
         extra = ["--recover"] if number else []
-        assert _train(config, run, env, kill_at=moment, extra=extra) == KILLED, f"never reached {moment}"
+        assert _train(config, run, env, kill_at=moment, extra=extra) == KILLED, (
+            f"never reached {moment}"
+        )
         if number == 0:
-            assert leftovers(run), "the first kill leaves a temporary file for the next run to remove"
-    assert _train(config, run, env, extra=["--recover"]) == 0, (run.parent / f"{run.name}.log").read_text()[-3000:]
+            assert leftovers(run), (
+                "the first kill leaves a temporary file for the next run to remove"
+            )
+    assert _train(config, run, env, extra=["--recover"]) == 0, (
+        run.parent / f"{run.name}.log"
+    ).read_text()[-3000:]
 
 
 def test_a_validated_mlm_run_killed_at_every_moment_ends_as_an_uninterrupted_one(
@@ -63,22 +85,31 @@ def test_a_validated_mlm_run_killed_at_every_moment_ends_as_an_uninterrupted_one
     assert reference["metrics"]["best_epoch"] != reference["metrics"]["epoch"]
     assert reference["dapt_export"]["metrics"]["best_epoch"] == reference["metrics"]["best_epoch"]
     run = tmp_path / "run"
-    _kill_chain("dapt.jsonnet", run, _mlm_env(tiny_model, NUM_WORKERS="2"), [
-        r"replace:model_state_e0_b1\.th",  # during a checkpoint write (mid-epoch)
-        r"link:best\.th",  # between the epoch checkpoint and best.th
-        r"replace:exported_model_step_\d+",  # during a step export
-        r"replace:metrics_epoch_1\.json",  # mid-epoch: resumes from the checkpoint after step 5
-        r"replace:exported_model",  # during the final export
-        r"replace:metrics\.json",
-        r"replace:model\.tar\.gz",
-    ])
+    _kill_chain(
+        "dapt.jsonnet",
+        run,
+        _mlm_env(tiny_model, NUM_WORKERS="2"),
+        [
+            r"replace:model_state_e0_b1\.th",  # during a checkpoint write (mid-epoch)
+            r"link:best\.th",  # between the epoch checkpoint and best.th
+            r"replace:exported_model_step_\d+",  # during a step export
+            r"replace:metrics_epoch_1\.json",  # mid-epoch: resumes from the checkpoint after step 5
+            r"replace:exported_model",  # during the final export
+            r"replace:metrics\.json",
+            r"replace:model\.tar\.gz",
+        ],
+    )
     # the same result, but for the number of loader workers the config records
     for result in (ours := outcome(run), reference):
         for loader in ("data_loader", "validation_data_loader"):
             result["dapt_export"]["config"][loader].pop("num_workers")
     assert ours == reference
     assert leftovers(run) == []
-    assert sorted(p.name for p in run.glob("exported_model_step_*")) == ["exported_model_step_3", "exported_model_step_6", "exported_model_step_9"]
+    assert sorted(p.name for p in run.glob("exported_model_step_*")) == [
+        "exported_model_step_3",
+        "exported_model_step_6",
+        "exported_model_step_9",
+    ]
 
 
 def test_a_validated_classifier_killed_at_every_moment_ends_as_an_uninterrupted_one(
@@ -87,12 +118,17 @@ def test_a_validated_classifier_killed_at_every_moment_ends_as_an_uninterrupted_
     reference = outcome(uninterrupted_classifier)
     assert reference["metrics"]["best_epoch"] != reference["metrics"]["epoch"]
     run = tmp_path / "run"
-    _kill_chain("classifier.jsonnet", run, _classifier_env(tiny_model), [
-        r"replace:model_state_e1_b0\.th",  # during the first checkpoint write
-        r"link:best\.th",  # between the epoch checkpoint and best.th
-        r"replace:metrics\.json",
-        r"replace:model\.tar\.gz",
-    ])
+    _kill_chain(
+        "classifier.jsonnet",
+        run,
+        _classifier_env(tiny_model),
+        [
+            r"replace:model_state_e1_b0\.th",  # during the first checkpoint write
+            r"link:best\.th",  # between the epoch checkpoint and best.th
+            r"replace:metrics\.json",
+            r"replace:model\.tar\.gz",
+        ],
+    )
     assert outcome(run) == reference
     assert leftovers(run) == []
 
@@ -107,6 +143,9 @@ def test_recovering_a_finished_run_changes_nothing(tiny_model, uninterrupted_cla
 def test_two_identical_cpu_runs_give_identical_results(tiny_model, uninterrupted_mlm, tmp_path):
     run = tmp_path / "again"
     # in this process, with the one thread of the other run's process
-    allennlp(["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)], env=_mlm_env(tiny_model, OMP_NUM_THREADS="1"))
+    allennlp(
+        ["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)],
+        env=_mlm_env(tiny_model, OMP_NUM_THREADS="1"),
+    )
     assert outcome(run) == outcome(uninterrupted_mlm)
     assert json.loads((run / "metrics.json").read_text())["training_loss"] > 0
