@@ -23,11 +23,11 @@ $(STAMP): requirements.txt setup.py
 
 # The whole suite on both cores, after the formatting and lint check (ruff.toml).
 test: install lint
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal tests
 
 # The tests that start no process of their own (no `allennlp` process, no worker): under a minute.
 test-fast: install
-	$(PY) -m pytest -q -n 2 -m "not process" tests
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not process" tests
 
 lint: install
 	$(VENV)/bin/ruff format --check --quiet .

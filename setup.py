@@ -52,9 +52,10 @@ setup(
         "requests",
         "tqdm",
         "filelock",
+        "matplotlib>=3.5",  # the plot of `allennlp adapt`'s results, and vocab-overlap's heatmap
     ],
     extras_require={
-        "selection": ["faiss-cpu>=1.7", "matplotlib>=3.5"],
+        "selection": ["faiss-cpu>=1.7"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

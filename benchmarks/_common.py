@@ -281,7 +281,7 @@ def dapt_env(
             "DAPT_PLUGIN_CACHE": cache_dir,
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
-            "CUDA_DEVICE": "-1",
+            "CUDA_DEVICES": "-1",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             **settings,

@@ -143,7 +143,7 @@ def main() -> None:
                 args.threads,
                 MLM_MODE=mode,
                 NUM_STEPS=args.steps,
-                NUM_EPOCHS=1,
+                NUM_CHECKPOINTS=1,
                 BATCH_SIZE=BATCH_SIZE,
                 EFFECTIVE_BATCH=BATCH_SIZE,
                 MAX_LENGTH=MAX_LENGTH,

@@ -65,6 +65,7 @@ def environment(config: str, model: Path, cache: Path) -> dict:
             **common,
             "TRAIN_PATH": str(DATA / "task" / "train.jsonl"),
             "DEV_PATH": str(DATA / "task" / "dev.jsonl"),
+            "EFFECTIVE_BATCH": "8",
             "NUM_EPOCHS": "3",
             "LR": "3e-3",
         }
@@ -74,7 +75,7 @@ def environment(config: str, model: Path, cache: Path) -> dict:
         "HELDOUT_PATH": str(DATA / "general.txt"),
         "EFFECTIVE_BATCH": "16",
         "NUM_STEPS": "9",
-        "NUM_EPOCHS": "3",
+        "NUM_CHECKPOINTS": "3",
         "CHECKPOINT_EVERY_BATCHES": "1",
         "EXPORT_EVERY_STEPS": "3",
         "LR": "2e-2",

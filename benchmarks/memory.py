@@ -82,7 +82,7 @@ def main() -> None:
                 args.threads,
                 MLM_MODE="line_by_line",
                 NUM_STEPS=args.steps,
-                NUM_EPOCHS=1,
+                NUM_CHECKPOINTS=1,
                 BATCH_SIZE=16,
                 EFFECTIVE_BATCH=16,
                 MAX_LENGTH=128,

@@ -215,7 +215,7 @@ def run_plugin(
         threads,
         MLM_MODE=mode,
         NUM_STEPS=steps,
-        NUM_EPOCHS=1,
+        NUM_CHECKPOINTS=1,
         BATCH_SIZE=BATCH_SIZE,
         EFFECTIVE_BATCH=BATCH_SIZE,
         MAX_LENGTH=MAX_LENGTH,

@@ -94,7 +94,7 @@ def main() -> None:
             args.threads,
             MLM_MODE="line_by_line",
             NUM_STEPS=k + 5,
-            NUM_EPOCHS=1,
+            NUM_CHECKPOINTS=1,
             BATCH_SIZE=BATCH_SIZE,
             EFFECTIVE_BATCH=BATCH_SIZE * args.accumulation,
             MAX_LENGTH=MAX_LENGTH,

@@ -299,8 +299,8 @@ def _patch_jsonnet_errors() -> None:
     which `allennlp train` showed as a Python traceback. It is raised as a `ConfigurationError`
     naming the config and the message (the jsonnet stack stays in the exception's cause).
     Before a config of the plugin is evaluated, an environment variable that it does not read
-    but that looks like a misspelling of one it does is refused (`check_environment`): jsonnet
-    would silently use the default.
+    but that is the old name of one it does (`SAMPLE`, now `TRAIN_SAMPLE`) or looks like a
+    misspelling of one is refused (`check_environment`): jsonnet would silently use the default.
     """
     from allennlp.common import params
 

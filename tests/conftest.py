@@ -17,6 +17,9 @@ from typing import Dict, List, Optional
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One thread per process: `make test` runs two test workers on two cores, and the processes the
+# tests start (which inherit this) then compute as the in-process runs they are compared with do.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Tokenization caches of the test session live in a temporary directory, never in ~/.cache.
 os.environ.setdefault("DAPT_PLUGIN_CACHE", tempfile.mkdtemp(prefix="dapt_plugin_test_cache-"))
@@ -141,6 +144,7 @@ def classifier_env(model: Path, **overrides: str) -> Dict[str, str]:
         "DEV_PATH": str(TASK / "dev.jsonl"),
         "NUM_EPOCHS": "2",
         "MAX_LENGTH": "64",
+        "EFFECTIVE_BATCH": "8",
         "BATCH_SIZE": "8",
         "LR": "1e-3",
         **overrides,
@@ -161,7 +165,7 @@ def mlm_env(model: Path, **overrides: str) -> Dict[str, str]:
         "EFFECTIVE_BATCH": "16",
         "BATCH_SIZE": "8",
         "NUM_STEPS": "6",
-        "NUM_EPOCHS": "2",
+        "NUM_CHECKPOINTS": "2",
         "MAX_LENGTH": "64",
         "LR": "1e-3",
         **overrides,
@@ -171,7 +175,7 @@ def mlm_env(model: Path, **overrides: str) -> Dict[str, str]:
 # `settings` of the test experiments of `allennlp adapt`: a few steps per phase with a tiny model
 ADAPT_SETTINGS = {
     "all": {"MAX_LENGTH": 64, "BATCH_SIZE": 8, "LR": 0.001},
-    "dapt": {"NUM_STEPS": 4, "NUM_EPOCHS": 2, "EFFECTIVE_BATCH": 16},
+    "dapt": {"NUM_STEPS": 4, "NUM_CHECKPOINTS": 2, "EFFECTIVE_BATCH": 16},
     "tapt": {"NUM_EPOCHS": 3, "EFFECTIVE_BATCH": 16},
     "classifier": {"NUM_EPOCHS": 1},
 }

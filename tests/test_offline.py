@@ -38,7 +38,7 @@ def test_local_model_runs_touch_no_network(tiny_model, tmp_path):
     commands = [
         (
             ["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "dapt")],
-            mlm_env(tiny_model, NUM_STEPS="2", NUM_EPOCHS="1"),
+            mlm_env(tiny_model, NUM_STEPS="2", NUM_CHECKPOINTS="1"),
         ),
         (
             ["train", str(CONFIGS / "classifier.jsonnet"), "-s", str(tmp_path / "clf")],

@@ -68,7 +68,7 @@ def test_the_readme_install_lines_give_a_working_plugin_in_any_directory(tiny_mo
     experiment = write_experiment(work / "experiment.json", tiny_model, variants=["baseline"])
     train_env = " ".join(
         f"{name}={shlex.quote(value)}"
-        for name, value in mlm_env(tiny_model, NUM_STEPS="2", NUM_EPOCHS="1").items()
+        for name, value in mlm_env(tiny_model, NUM_STEPS="2", NUM_CHECKPOINTS="1").items()
     )
     script = "\n".join(
         [

@@ -8,22 +8,28 @@
 //                   `exported_model` of a DAPT or TAPT run
 //   TRAIN_PATH, DEV_PATH   jsonl files with "text" and "label"
 //   TEST_PATH       jsonl; when set, the final model is evaluated on it
-//   BATCH_SIZE (16), NUM_EPOCHS (10), PATIENCE (3), MAX_LENGTH (512), LR (2e-5), SEED (0),
-//   GRAD_ACCUM (1), SAMPLE (read a random subset of N training lines), USE_AMP (false),
+//   EFFECTIVE_BATCH (16: examples per optimizer step), BATCH_SIZE (per device and step; default
+//   EFFECTIVE_BATCH shared out over the devices; gradient accumulation makes up the rest),
+//   NUM_EPOCHS (10), PATIENCE (3), MAX_LENGTH (512), LR (2e-5), SEED (0),
+//   TRAIN_SAMPLE (train on N labelled training examples drawn at random), USE_AMP (false),
 //   TRUST_REMOTE_CODE (false: a model directory with its own code is refused),
 //   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
 //   every step are in <serialization dir>/log),
-//   FUSED_ADAMW (true) / APEX_FUSED_ADAM (false), CUDA_DEVICE / CUDA_DEVICES / NUM_NODES /
-//   MASTER_ADDRESS / MASTER_PORT (see lib/optim.libsonnet)
+//   FUSED_ADAMW (true) / APEX_FUSED_ADAM (false), CUDA_DEVICES / NUM_NODES / MASTER_ADDRESS /
+//   MASTER_PORT (see lib/devices.libsonnet)
+local batch = import 'lib/batch.libsonnet';
+local devices = import 'lib/devices.libsonnet';
 local env = import 'lib/env.libsonnet';
 local optim = import 'lib/optim.libsonnet';
+local trainer = import 'lib/trainer.libsonnet';
 
 local model_name = env.required('MODEL_NAME', 'a model-hub name such as roberta-base, or the directory of an exported DAPT/TAPT model');
 local train_path = env.required('TRAIN_PATH', 'the labelled training data, a jsonl file with "text" and "label"');
 local dev_path = env.required('DEV_PATH', 'the labelled development data, a jsonl file with "text" and "label"');
 local test_path = env.str('TEST_PATH', null);
 
-local batch_size = env.int('BATCH_SIZE', 16, min=1);  // paper, Table 14
+local sizes = batch.sizes(16, null);  // paper, Table 14: batch 16
+local batch_size = sizes.per_device;
 local num_epochs = env.int('NUM_EPOCHS', 10, min=1);  // paper, Table 14
 local patience = env.int('PATIENCE', 3, min=1);  // paper, Table 14
 local max_length = env.int('MAX_LENGTH', 512, min=1);  // paper, Table 14
@@ -49,7 +55,7 @@ local reader(sample) = {
   random_seed: seed,
   numpy_seed: seed,
   pytorch_seed: seed,
-  dataset_reader: reader(env.int('SAMPLE', null, min=1)),
+  dataset_reader: reader(env.int('TRAIN_SAMPLE', null, min=1)),
   validation_dataset_reader: reader(null),
   train_data_path: train_path,
   validation_data_path: dev_path,
@@ -79,12 +85,12 @@ local reader(sample) = {
     num_epochs: num_epochs,
     patience: patience,
     validation_metric: '+macro_f1',
-    num_gradient_accumulation_steps: env.int('GRAD_ACCUM', 1, min=1),
+    num_gradient_accumulation_steps: sizes.accumulation,
     optimizer: optim.adamw(learning_rate, weight_decay),
     learning_rate_scheduler: optim.linear_warmup_decay(),
     use_amp: env.bool('USE_AMP', false),
-    cuda_device: optim.cuda_device,
-    checkpointer: optim.checkpointer(keep=1),
-    callbacks: optim.recovery_callbacks + [optim.training_curves],
+    cuda_device: devices.cuda_device,
+    checkpointer: trainer.checkpointer(keep=1),
+    callbacks: trainer.recovery_callbacks + [trainer.training_curves],
   },
-} + optim.distributed(find_unused_parameters=true)  // RoBERTa's pooler is unused under CLS pooling
+} + devices.distributed(find_unused_parameters=true)  // RoBERTa's pooler is unused under CLS pooling

@@ -10,7 +10,8 @@
 //                     either; a glob or a comma-separated list
 //   HELDOUT_PATH      held-out domain text, validated on every epoch (optional; without it, 1% of
 //                     the corpus, at most 2,000 documents, is held out to measure the loss)
-//   NUM_STEPS (12500) optimizer steps; NUM_EPOCHS (10) checkpoints/validations along the way
+//   NUM_STEPS (12500) optimizer steps; NUM_CHECKPOINTS (10) checkpoints (and validations) along
+//   them, evenly spaced (NUM_STEPS must be a multiple of it)
 //   EFFECTIVE_BATCH (2048), BATCH_SIZE (16, per device and step; gradient accumulation makes up
 //   the rest), LR (5e-4), MAX_LENGTH (512),
 //   MLM_MODE (document_windows: every document in consecutive windows of MAX_LENGTH tokens, all
@@ -19,8 +20,9 @@
 //   records as corpus_tokens_trained_share, the share of the corpus's tokens a pass trains on),
 //   MLM_PROBABILITY (0.15), WHOLE_WORD_MASKING, SEED, NUM_WORKERS, DAPT_PLUGIN_CACHE,
 //   TRUST_REMOTE_CODE (false), FUSED_ADAMW (true) / APEX_FUSED_ADAM (false),
-//   BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICE / CUDA_DEVICES, NUM_NODES /
-//   MASTER_ADDRESS / MASTER_PORT (several machines, see lib/optim.libsonnet),
+//   BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICES (0: one GPU, 0,1: data-parallel,
+//   -1: the CPU; unset: the first GPU if there is one), NUM_NODES / MASTER_ADDRESS / MASTER_PORT
+//   (several machines, see lib/devices.libsonnet),
 //   CHECKPOINT_EVERY_BATCHES / CHECKPOINT_EVERY_SECONDS, EXPORT_EVERY_STEPS,
 //   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
 //   every step are in <serialization dir>/log),
@@ -33,7 +35,7 @@ local recipe = {
   lr: 5e-4,  // paper, Table 13
   effective_batch: 2048,  // paper, Table 13
   num_steps: 12500,  // paper, Table 13
-  num_epochs: 10,  // checkpoints along the 12.5K steps (not a recipe value)
+  num_checkpoints: 10,  // along the 12.5K steps (not a recipe value)
   weight_decay: 0.01,  // paper, Table 13
   max_length: 512,  // paper, Table 13
   batch_size: 16,  // per device and step; fits roberta-base at 512 tokens in ~24 GB

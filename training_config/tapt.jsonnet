@@ -13,8 +13,10 @@
 //                     `allennlp select-tapt-data` for kNN-TAPT / RAND-TAPT)
 //   HELDOUT_PATH      held-out text, validated on every epoch (optional; without it, 1% of the
 //                     text, at most 2,000 lines, is held out to measure the loss)
-//   NUM_EPOCHS (100), EFFECTIVE_BATCH (256), BATCH_SIZE (16), LR (1e-4), MAX_LENGTH (512),
-//   NUM_STEPS (unset: NUM_EPOCHS passes over the text), and every other variable of dapt.jsonnet
+//   NUM_EPOCHS (100: passes over the text, a checkpoint after each), EFFECTIVE_BATCH (256),
+//   BATCH_SIZE (16), LR (1e-4), MAX_LENGTH (512), NUM_STEPS (unset; when set, the run is
+//   NUM_STEPS optimizer steps instead of NUM_EPOCHS passes, with NUM_CHECKPOINTS (100)
+//   checkpoints along them), and every other variable of dapt.jsonnet
 //   (MLM_MODE, MLM_PROBABILITY, WHOLE_WORD_MASKING, SEED, TRUST_REMOTE_CODE, devices,
 //   optimizer kernels, checkpoints and exports, LOG_EVERY, HEAD_WARMUP_STEPS)
 local env = import 'lib/env.libsonnet';
@@ -23,8 +25,9 @@ local mlm = import 'lib/mlm.libsonnet';
 local recipe = {
   lr: 1e-4,  // paper, Table 13
   effective_batch: 256,  // paper, Table 13
-  num_steps: null,  // TAPT counts epochs over the task text
+  num_steps: null,  // TAPT counts passes over the task text
   num_epochs: 100,  // paper, Table 13
+  num_checkpoints: 100,  // along a run given in NUM_STEPS, as many as the recipe's passes
   weight_decay: 0.01,  // paper, Table 13
   max_length: 512,  // paper, Table 13
   batch_size: 16,
@@ -37,4 +40,5 @@ mlm.config(
   recipe,
   std.join(',', [tapt_path] + env.list('EXTRA_TAPT_PATHS', [])),
   env.str('HELDOUT_PATH', null),
+  num_epochs=env.int('NUM_EPOCHS', null, min=1),  // null: the recipe's
 )

@@ -12,7 +12,7 @@ import glob
 import json
 import os
 import re
-from typing import Dict, Iterable, Optional, Set
+from typing import Dict, Iterable, Optional, Set, Tuple
 
 from allennlp.common import params as allennlp_params
 from allennlp.common.checks import ConfigurationError
@@ -26,6 +26,32 @@ ENV_EXT_VAR = "DAPT_PLUGIN_ENV"
 _IMPORT = re.compile(r"""\bimport\s+(?:'([^']+)'|"([^"]+)")""")
 # `env.int('NUM_STEPS', ...)`, `env.required("MODEL_NAME", ...)`: any function of env.libsonnet
 _READ = re.compile(r"""\benv\.[A-Za-z_]\w*\(\s*(?:'([A-Za-z_]\w*)'|"([A-Za-z_]\w*)")""")
+
+# Variables that were renamed or replaced: old name -> (new name, what to say after the old name).
+# A config refuses the old name, set in the environment or in an experiment's `settings`, when it
+# reads the new name and not the old one: NUM_EPOCHS is refused by dapt.jsonnet only, since
+# tapt.jsonnet and classifier.jsonnet still read it.
+RENAMED_VARIABLES: Dict[str, Tuple[str, str]] = {
+    "SAMPLE": (
+        "TRAIN_SAMPLE",
+        "was renamed TRAIN_SAMPLE (the number of labelled training examples drawn at random)",
+    ),
+    "GRAD_ACCUM": (
+        "EFFECTIVE_BATCH",
+        "was replaced by EFFECTIVE_BATCH, the examples per optimizer step (as in the masked-LM "
+        "configs); gradient accumulation is EFFECTIVE_BATCH / (BATCH_SIZE x number of devices)",
+    ),
+    "CUDA_DEVICE": (
+        "CUDA_DEVICES",
+        "was renamed CUDA_DEVICES (0 for one GPU, 0,1 for two, -1 for the CPU)",
+    ),
+    "NUM_EPOCHS": (
+        "NUM_CHECKPOINTS",
+        "was renamed NUM_CHECKPOINTS in dapt.jsonnet, where it counted the checkpoints along the "
+        "NUM_STEPS optimizer steps; NUM_EPOCHS (passes over the text) is a variable of "
+        "tapt.jsonnet and classifier.jsonnet",
+    ),
+}
 
 
 def config_variables(config_path: str) -> Set[str]:
@@ -63,6 +89,17 @@ def resolve_config(config_path: str, env: Dict[str, str]) -> Params:
     }
     # `DAPT_PLUGIN_ENV` as allennlp (patched) computes it in a process with this environment
     return Params.from_file(config_path, ext_vars={**variables, ENV_EXT_VAR: json.dumps(variables)})
+
+
+def renamed_variable(name: str, variables: Set[str]) -> Optional[str]:
+    """
+    Why the config reading `variables` refuses `name`, when `name` is the old name of one of them
+    (see `RENAMED_VARIABLES`): "SAMPLE was renamed TRAIN_SAMPLE (...)"; None otherwise.
+    """
+    if name not in RENAMED_VARIABLES or name in variables:
+        return None
+    new, explanation = RENAMED_VARIABLES[name]
+    return f"{name} {explanation}" if new in variables else None
 
 
 def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optional[str]:
@@ -119,13 +156,19 @@ def _distance(a: str, b: str) -> int:
 
 def check_environment(config_path: str, environment: Iterable[str]) -> None:
     """
-    Raises `ConfigurationError` when a name of `environment` is not a variable of the config at
-    `config_path` but is a misspelling of one (see `closest`): a misspelled variable
-    would otherwise be ignored and its default used (`NUM_STEP=4` training 12,500 steps).
+    Raises `ConfigurationError` when a name of `environment` is the old name of a variable of the config at `config_path` (see `RENAMED_VARIABLES`), or is not a
+    variable of it but a misspelling of one (see `closest`): either would otherwise be ignored and
+    its default used (`NUM_STEP=4` training 12,500 steps).
     """
     variables = config_variables(config_path)
     if not variables:
         return  # not a config of this plugin's kind
+    for name in sorted(environment):
+        reason = renamed_variable(name, variables)
+        if reason is not None:
+            raise ConfigurationError(
+                f"{os.path.basename(config_path)}: environment variable {reason}"
+            )
     # a variable of a sibling config (NUM_STEPS of dapt.jsonnet beside classifier.jsonnet) is
     # set on purpose for that one
     siblings = set().union(

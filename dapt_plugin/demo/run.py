@@ -39,7 +39,7 @@ EXPERIMENT = config_dir() / "experiments" / "demo.jsonnet"
 # run leaves a 64-wide model too set in its ways to learn the domain within the demo's steps.
 GENERAL_PRETRAINING = {
     "NUM_STEPS": "300",
-    "NUM_EPOCHS": "1",
+    "NUM_CHECKPOINTS": "1",
     "EFFECTIVE_BATCH": "32",
     "BATCH_SIZE": "32",
     "LR": "5e-4",

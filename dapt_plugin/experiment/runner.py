@@ -1,7 +1,7 @@
 """
 Runs an experiment of `allennlp adapt`: the phases of the paper's Table 5 (and Table 8) with the
 project's own training configs, sharing work between variants, resumable, and summarised in
-`results.json` and `results.md`.
+`results.json`, `results.md` and `results.png` (the table as bars, `plot.py`).
 
 Phases and the work they share:
 
@@ -18,20 +18,22 @@ mistake that would stop a phase stops the experiment before the first one (a dry
 
 Each training phase runs `allennlp train` in a process of its own (forked from a server that has
 done the imports once, `common.launch.run_allennlp_preloaded`), in its own serialization directory
-under the output directory. A phase counts as complete only from its completion marker,
-`.phases/<name>.json` (`classifier.dapt.seed_0.json` for `classifier/dapt/seed_0`), written last
-and atomically, with its outputs present. The marker holds the phase's fingerprint: the sha256 of its
-resolved config (a selection's arguments), the contents of its input files and the fingerprints
-of the phases it starts from (see `fingerprint.py`). Paths inside the output directory are
-written `<output_dir>/...` there, so a fingerprint does not depend on where the output directory
-is. Re-running the same command reuses every phase whose marker holds its current fingerprint.
-An interrupted training phase with a checkpoint and an unchanged fingerprint is resumed with
-`--recover`. Any other phase is run again from the start (its old outputs removed), and so is
-every phase that starts from it; the log and `phases.jsonl` say why ("dapt: the resolved config
-changed (NUM_STEPS 4 -> 8)"). The fingerprints, and each phase's environment, are in
-`results.json`.
+under the output directory; its output goes to `train.log`, and the console shows its progress lines
+as they come (`progress.py`) and a final line with its result. A phase counts as complete only from
+its completion marker, `.phases/<name>.json` (`classifier.dapt.seed_0.json` for
+`classifier/dapt/seed_0`), written last and atomically, with its outputs present. The marker holds
+the phase's fingerprint: the sha256 of its resolved config (a selection's arguments), the contents
+of its input files and the fingerprints of the phases it starts from (see `fingerprint.py`). Paths
+inside the output directory are written `<output_dir>/...` there, so a fingerprint does not depend
+on where the output directory is. Re-running the same command reuses every phase whose marker holds
+its current fingerprint. An interrupted training phase with a checkpoint and an unchanged
+fingerprint is resumed with `--recover`. Any other phase is run again from the start (its old
+outputs removed), and so is every phase that starts from it; the log and `phases.jsonl` say why
+("dapt: the resolved config changed (NUM_STEPS 4 -> 8)"). The fingerprints, and each phase's
+environment and resolved config, are in `results.json`.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -39,6 +41,7 @@ import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -53,6 +56,7 @@ from dapt_plugin.common.console import logs_to_file
 from dapt_plugin.common.launch import allennlp_command, run_allennlp_preloaded, start_preloading
 from dapt_plugin.data.text_files import DataError, expand_paths
 from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
+from dapt_plugin.experiment.progress import PhaseProgress
 from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec
 
 logger = logging.getLogger(__name__)
@@ -122,7 +126,8 @@ class ExperimentRunner:
     spec : `ExperimentSpec`
         The checked experiment.
     output_dir : `str`
-        Where every phase's directory, `results.json`, `results.md` and `phases.jsonl` go.
+        Where every phase's directory, `results.json`, `results.md`, `results.png` and
+        `phases.jsonl` go.
     """
 
     def __init__(self, spec: ExperimentSpec, output_dir: str) -> None:
@@ -488,12 +493,26 @@ class ExperimentRunner:
             with atomic_file(str(self.output / "phase_times.json")) as handle:
                 json.dump(times, handle, indent=2)
             self._log(phase, "ran", time.time() - start, reason if action == "run" else "")
-            logger.info("%s done; its outputs are in %s", phase.name, phase.directory)
+            logger.info(
+                "%s done in %s: %s; its outputs are in %s",
+                phase.name,
+                timedelta(seconds=round(time.time() - start)),
+                self._outcome(phase),
+                phase.directory,
+            )
         results = self.results(times)
         with atomic_file(str(self.output / "results.json")) as handle:
             json.dump(results, handle, indent=2)
+        plot = self.output / "results.png"
+        try:
+            from dapt_plugin.experiment.plot import plot_results
+        except ImportError as error:
+            plot.unlink(missing_ok=True)  # an earlier run's would not show these results
+            logger.warning("%s; results.png was not drawn", error)
+        else:
+            plot_results(results, str(plot))
         with atomic_file(str(self.output / "results.md")) as handle:
-            handle.write(self.table(results))
+            handle.write(self.report(results, plot.name if plot.exists() else None))
         return results
 
     def _load_times(self) -> Dict[str, float]:
@@ -516,7 +535,11 @@ class ExperimentRunner:
         with open(self.output / "train.log", "a") as log:
             log.write(f"\n===== {phase.name}: {' '.join(allennlp_command(arguments))}\n")
             log.flush()
-        exit_code = run_allennlp_preloaded(arguments, phase.settings, log=self.output / "train.log")
+        # the console shows the run's progress lines as they come
+        with PhaseProgress(phase.directory, phase.name):
+            exit_code = run_allennlp_preloaded(
+                arguments, phase.settings, log=self.output / "train.log"
+            )
         if exit_code != 0:
             raise RuntimeError(
                 f"phase {phase.name} failed (exit {exit_code}); its log is in "
@@ -551,16 +574,37 @@ class ExperimentRunner:
             device = 0 if torch.cuda.is_available() else -1
         metrics = {}
         for split in ("dev", "test"):
-            # its log goes to the phase's out.log; the console shows the result line below
+            # its log goes to the phase's out.log; the console shows the phase's final line
             with logs_to_file(phase.directory / "out.log"):
                 metrics[split] = evaluate_from_archive(
                     str(phase.directory / "model.tar.gz"), self.spec.task[split], cuda_device=device
                 )
             with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
                 json.dump(metrics[split], handle, indent=2)
-        logger.info(
-            "%s: dev %s %.4f", phase.name, self.spec.metric, metrics["dev"][self.spec.metric]
-        )
+
+    def _outcome(self, phase: Phase) -> str:
+        """What a completed phase's final console line says of its result."""
+        if phase.kind == "selection":
+            with open(phase.outputs[0]) as selected:
+                return f"{sum(1 for _ in selected)} documents selected"
+        if phase.kind == "classifier":
+            return ", ".join(
+                f"{split} {self.spec.metric} "
+                + _number(
+                    json.loads((phase.directory / f"{split}_metrics.json").read_text()).get(
+                        self.spec.metric
+                    )
+                )
+                for split in ("dev", "test")
+            )
+        metrics = json.loads((phase.directory / "metrics.json").read_text())
+        outcome = f"training loss {_number(metrics.get('training_loss'))}"
+        if "heldout_mlm_loss_start" in metrics:
+            outcome += (
+                f", held-out MLM loss {_number(metrics['heldout_mlm_loss_start'])} -> "
+                f"{_number(metrics.get('heldout_mlm_loss_end'))}"
+            )
+        return outcome
 
     def _phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)
@@ -569,8 +613,11 @@ class ExperimentRunner:
 
     def results(self, times: Dict[str, float]) -> Dict:
         """
-        The metrics of every variant and seed, their mean and standard deviation, wall times, and
-        each phase's settings (its environment, or a selection's arguments) and fingerprint.
+        The metrics of every variant and seed, their mean and standard deviation, the held-out
+        masked-LM losses of the phases that made each variant's encoder, wall times, the
+        experiment file (its path, and its content as read: defaults filled in), and each phase's
+        kind, settings (its environment, or a selection's arguments), resolved config and
+        fingerprint.
         """
         metric = self.spec.metric
         variants = {}
@@ -610,13 +657,18 @@ class ExperimentRunner:
                 row["below_baseline"] = row["dev"]["mean"] < baseline["mean"] - spread
         phases = {
             phase.name: {
+                "kind": phase.kind,
                 "settings": self._portable(phase.settings),
+                "config": phase.config,
                 "fingerprint": phase.fingerprint,
             }
             for phase in self.phases
         }
+        experiment = dataclasses.asdict(self.spec)
+        del experiment["path"]
         return {
             "experiment": self.spec.path,
+            "experiment_file": experiment,
             "metric": metric,
             "seeds": self.spec.seeds,
             "variants": variants,
@@ -688,6 +740,98 @@ class ExperimentRunner:
             )
         return "\n".join(lines) + "\n"
 
+    @classmethod
+    def report(cls, results: Dict, plot: Optional[str] = None) -> str:
+        """
+        `results.md`: the table (see `table`), the plot at the relative path `plot` if there is
+        one, the experiment file as read, and the main resolved settings of each kind of phase.
+        """
+        sections = [f"# Results of {results['experiment']}\n", cls.table(results)]
+        if plot:
+            sections.append(f"![{results['metric']} of every variant, mean and spread]({plot})\n")
+        sections.append(
+            f"## Experiment\n\n`{results['experiment']}`, as `allennlp adapt` read it:\n\n"
+            f"```json\n{json.dumps(results['experiment_file'], indent=2)}\n```\n"
+        )
+        sections.append(
+            "## Settings\n\nThe main values each kind of phase ran with: its config resolved with "
+            "the experiment's `settings` and the configs' defaults (several values: they differ "
+            "between its phases). Every phase's whole resolved config is in `results.json`, under "
+            "`phases.<phase>.config`.\n\n" + cls._settings_table(results["phases"])
+        )
+        return "\n".join(sections)
+
+    @staticmethod
+    def _settings_table(phases: Dict[str, Dict]) -> str:
+        kinds: Dict[str, List[Dict]] = {}
+        for phase in phases.values():
+            if phase.get("kind") in CONFIG_FILES:
+                kinds.setdefault(phase["kind"], []).append(phase["config"])
+        rows = {}
+        for kind, configs in kinds.items():
+            settings = [_key_settings(config) for config in configs]
+            # each distinct value once, in the order of the phases
+            rows[kind] = {
+                label: ", ".join(
+                    dict.fromkeys(str(row[label]) for row in settings if row[label] is not None)
+                )
+                or "-"
+                for label in settings[0]
+            }
+        labels = [
+            label
+            for label in next(iter(rows.values()), {})
+            if any(row[label] != "-" for row in rows.values())
+        ]
+        lines = ["| phase | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
+        for kind, row in rows.items():
+            lines.append(f"| {kind} | " + " | ".join(row[label] for label in labels) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _key_settings(config: Dict) -> Dict[str, Any]:
+    """
+    What the settings table of `results.md` shows of a resolved config of the plugin (None where
+    the config has no such value): the length of the run (optimizer steps, or passes over the
+    data), the batch, the optimizer's main values, the masking and the seed.
+    """
+
+    def get(*keys: str) -> Any:  # the value at the first dotted path present
+        for key in keys:
+            value: Any = config
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is not None:
+                return value
+        return None
+
+    epochs, accumulation = get("trainer.num_epochs"), get("trainer.num_gradient_accumulation_steps")
+    batches_per_epoch = get("data_loader.batches_per_epoch")
+    if epochs and batches_per_epoch:  # a run of NUM_STEPS optimizer steps
+        length = _count(epochs * batches_per_epoch // (accumulation or 1), "step")
+    else:
+        length = _count(epochs, "epoch") if epochs else None
+    batch = get("data_loader.batch_size", "data_loader.batch_sampler.batch_size")
+    return {
+        "length": length,
+        "batch × accumulation": f"{batch} × {accumulation or 1}" if batch else None,
+        "learning rate": get("trainer.optimizer.lr"),
+        "warmup ratio": get("trainer.learning_rate_scheduler.warmup_ratio"),
+        "weight decay": get("trainer.optimizer.weight_decay"),
+        "max length": get("dataset_reader.max_length", "dataset_reader.max_sequence_length"),
+        "MLM probability": get("model.mlm_probability"),
+        "seed": get("random_seed"),
+        "device": get("trainer.cuda_device"),
+    }
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}{'' if number == 1 else 's'}"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
 
 def run_experiment(spec: ExperimentSpec, output_dir: str) -> Dict:
     """Checks `spec` (a dry run of every phase), runs or resumes it in `output_dir`; prints the
@@ -696,7 +840,10 @@ def run_experiment(spec: ExperimentSpec, output_dir: str) -> Dict:
     runner = ExperimentRunner(spec, output_dir)
     results = runner.run()
     print(runner.table(results))
-    print(
-        f"Results: {runner.output / 'results.json'} and {runner.output / 'results.md'}; runs under {runner.output}"
-    )
+    written = [
+        str(runner.output / name)
+        for name in ("results.json", "results.md", "results.png")
+        if (runner.output / name).exists()
+    ]
+    print(f"Results: {', '.join(written[:-1])} and {written[-1]}; runs under {runner.output}")
     return results

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
-from dapt_plugin.common.config_variables import closest, config_variables
+from dapt_plugin.common.config_variables import closest, config_variables, renamed_variable
 from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.data.text_files import DataError, expand_paths
@@ -204,9 +204,16 @@ def _check_settings(path: str, settings: Dict[str, Any]) -> None:
                 f'{{"NUM_EPOCHS": 3}}; got {variables!r}',
             )
         files = list(CONFIG_FILES.values()) if kind == "all" else [CONFIG_FILES[kind]]
-        readable = set().union(*(config_variables(str(config_dir() / name)) for name in files))
+        variables_of = {name: config_variables(str(config_dir() / name)) for name in files}
+        readable = set().union(*variables_of.values())
         for name, value in variables.items():
             key = f"`settings.{kind}.{name}`"
+            # a renamed variable: refused when any config the setting reaches refuses it
+            reason = next(
+                filter(None, (renamed_variable(name, v) for v in variables_of.values())), None
+            )
+            if reason is not None:
+                raise _fail(path, f"{key}: {reason}")
             if name in _PROCESS_VARIABLES or name.startswith(_PROCESS_PREFIXES):
                 raise _fail(
                     path,

@@ -7,6 +7,7 @@ import torch
 import transformers
 from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.params import Params
 from allennlp.data import Vocabulary
 from allennlp.models.model import Model
 from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
@@ -18,6 +19,12 @@ from dapt_plugin.nn.masking import IGNORE_INDEX, mask_tokens, word_start_table
 from dapt_plugin.training.metrics.masked_lm_metrics import MaskedLmMetrics
 
 logger = logging.getLogger(__name__)
+
+# arguments renamed to Hugging Face's names (`DataCollatorForLanguageModeling`), same meaning
+_RENAMED_ARGUMENTS = {
+    "mask_replace_probability": "mask_replace_prob",
+    "random_replace_probability": "random_replace_prob",
+}
 
 
 @contextlib.contextmanager
@@ -37,7 +44,9 @@ class DaptMaskedLm(Model):
 
     Every batch is masked anew when it is seen (dynamic masking, as RoBERTa): tokens other than
     special and padding tokens are selected with probability `mlm_probability`, and of those 80%
-    become the mask token, 10% a random token and 10% stay (see `dapt_plugin/nn/masking.py`).
+    become the mask token, 10% a random token of the tokenizer and 10% stay, as Hugging Face's
+    `DataCollatorForLanguageModeling` does, with its argument names (see
+    `dapt_plugin/nn/masking.py`).
     The LM head (and its vocabulary-sized projection) runs only at the selected positions.
     Reports `perplexity` (exp of the mean loss over masked tokens) and `mlm_accuracy` (share of
     masked tokens predicted exactly).
@@ -57,10 +66,13 @@ class DaptMaskedLm(Model):
         Model-hub name or `save_pretrained` directory of the encoder to adapt (`MODEL_NAME`).
     mlm_probability : `float`, optional (default = `0.15`)
         Share of tokens (or words) selected for prediction; in (0, 1).
-    mask_replace_probability : `float`, optional (default = `0.8`)
-        Share of selected tokens replaced by the mask token.
-    random_replace_probability : `float`, optional (default = `0.1`)
-        Share of selected tokens replaced by a random token; the rest stay unchanged.
+    mask_replace_prob : `float`, optional (default = `0.8`)
+        Share of selected tokens replaced by the mask token (Hugging Face's name and meaning;
+        `mask_replace_probability` before).
+    random_replace_prob : `float`, optional (default = `0.1`)
+        Share of selected tokens replaced by a token drawn uniformly from the tokenizer's
+        `len(tokenizer)` tokens, added tokens included; the rest stay unchanged. Hugging Face's
+        name and meaning (a share of all selected tokens; `random_replace_probability` before).
     whole_word_masking : `bool`, optional (default = `False`)
         Select whole words instead of single tokens (byte-level BPE, WordPiece and SentencePiece
         vocabularies).
@@ -87,8 +99,8 @@ class DaptMaskedLm(Model):
         vocab: Vocabulary,
         model_name: str,
         mlm_probability: float = 0.15,
-        mask_replace_probability: float = 0.8,
-        random_replace_probability: float = 0.1,
+        mask_replace_prob: float = 0.8,
+        random_replace_prob: float = 0.1,
         whole_word_masking: bool = False,
         masking_seed: int = 0,
         evaluation_masking_seed: int = 1234,
@@ -102,13 +114,13 @@ class DaptMaskedLm(Model):
         if not 0.0 < mlm_probability < 1.0:
             raise ConfigurationError(f"`mlm_probability` must be in (0, 1); got {mlm_probability}")
         if not (
-            0.0 <= mask_replace_probability
-            and 0.0 <= random_replace_probability
-            and mask_replace_probability + random_replace_probability <= 1.0
+            0.0 <= mask_replace_prob
+            and 0.0 <= random_replace_prob
+            and mask_replace_prob + random_replace_prob <= 1.0
         ):
             raise ConfigurationError(
-                "`mask_replace_probability` and `random_replace_probability` must be non-negative "
-                f"and sum to at most 1; got {mask_replace_probability} and {random_replace_probability}"
+                "`mask_replace_prob` and `random_replace_prob` must be non-negative "
+                f"and sum to at most 1; got {mask_replace_prob} and {random_replace_prob}"
             )
         check_model_name(
             model_name, ("model", "tokenizer") if load_weights else ("config", "tokenizer")
@@ -146,13 +158,22 @@ class DaptMaskedLm(Model):
         if gradient_checkpointing:
             self.mlm.gradient_checkpointing_enable()
         self.mlm_probability = mlm_probability
-        self.mask_replace_probability = mask_replace_probability
-        self.random_replace_probability = random_replace_probability
+        self.mask_replace_prob = mask_replace_prob
+        self.random_replace_prob = random_replace_prob
         self.masking_seed = masking_seed
         self.evaluation_masking_seed = evaluation_masking_seed
         self.bf16 = bf16
-        self.vocab_size = self.mlm.get_input_embeddings().num_embeddings
-        special = torch.zeros(max(self.vocab_size, len(self.tokenizer)), dtype=torch.bool)
+        embedding_rows = self.mlm.get_input_embeddings().num_embeddings
+        # random replacements are drawn from the tokenizer's tokens, as Hugging Face draws them
+        self.num_tokens = len(self.tokenizer)
+        if self.num_tokens > embedding_rows:
+            raise ConfigurationError(
+                f"the tokenizer of {model_name!r} has {self.num_tokens} tokens, but the model's "
+                f"input embeddings have {embedding_rows} rows: the ids from {embedding_rows} on "
+                "(tokens added to the tokenizer) have no embedding; resize the embeddings "
+                "(`model.resize_token_embeddings(len(tokenizer))`) and save the model again"
+            )
+        special = torch.zeros(embedding_rows, dtype=torch.bool)
         special[self.tokenizer.all_special_ids] = True
         self.register_buffer("_special", special, persistent=False)
         if whole_word_masking:
@@ -175,6 +196,16 @@ class DaptMaskedLm(Model):
         self._generators: Dict[torch.device, torch.Generator] = {}
         self._metrics = MaskedLmMetrics()
 
+    @classmethod
+    def from_params(cls, params: Params, *args, **extras) -> "DaptMaskedLm":
+        for old, new in _RENAMED_ARGUMENTS.items():
+            if old in params:
+                raise ConfigurationError(
+                    f"`{old}` of the dapt_masked_lm model was renamed `{new}`, Hugging Face's "
+                    f"name (same meaning); got {old}={params[old]!r}"
+                )
+        return super().from_params(params, *args, **extras)
+
     def _generator(self, device: torch.device, seed: int) -> torch.Generator:
         generator = self._generators.get(device)
         if generator is None:
@@ -184,8 +215,8 @@ class DaptMaskedLm(Model):
 
     def _mask(self, input_ids, maskable, word_starts) -> Tuple[torch.Tensor, torch.Tensor]:
         """`(masked_input_ids, labels)`: training masks for the batch, evaluation masks per example."""
-        arguments = (self.tokenizer.mask_token_id, self.vocab_size, self.mlm_probability)
-        options = (self.mask_replace_probability, self.random_replace_probability)
+        arguments = (self.tokenizer.mask_token_id, self.num_tokens, self.mlm_probability)
+        options = (self.mask_replace_prob, self.random_replace_prob)
         if self.training:
             generator = self._generator(
                 input_ids.device, hash((self.masking_seed, int(self._batches_seen), rank()))

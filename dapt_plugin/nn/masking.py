@@ -1,11 +1,13 @@
 """
 Dynamic masking for masked-LM training, with the behaviour of Hugging Face's
 `DataCollatorForLanguageModeling` (torch path): every non-special, non-padding token is selected
-with probability `mlm_probability`; of the selected tokens 80% become the mask token, 10% a
-random token of the vocabulary, 10% stay as they are; labels are the original ids at selected
-positions and -100 everywhere else. With whole-word masking, words (a word-start token and the
-continuation tokens after it) are selected instead of tokens, and every token of a selected word
-is then masked, replaced or kept as above.
+with probability `mlm_probability`; of the selected tokens `mask_replace_prob` (80%) become the
+mask token, `random_replace_prob` (10%) a random token of the tokenizer (`len(tokenizer)`, added
+tokens included), the rest (10%) stay as they are; labels are the original ids at selected
+positions and -100 everywhere else. The names, defaults and meaning of the two shares are
+Hugging Face's: each is a share of all the selected tokens. With whole-word masking, words (a
+word-start token and the continuation tokens after it) are selected instead of tokens, and every
+token of a selected word is then masked, replaced or kept as above.
 """
 
 from typing import Optional, Tuple
@@ -52,12 +54,12 @@ def mask_tokens(
     input_ids: torch.Tensor,
     maskable: torch.Tensor,
     mask_token_id: int,
-    vocab_size: int,
+    num_tokens: int,
     probability: float,
     generator: torch.Generator,
     word_starts: Optional[torch.Tensor] = None,
-    mask_replace_probability: float = 0.8,
-    random_replace_probability: float = 0.1,
+    mask_replace_prob: float = 0.8,
+    random_replace_prob: float = 0.1,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     Returns `(masked_input_ids, labels)`; `input_ids` is left unchanged.
@@ -70,30 +72,33 @@ def mask_tokens(
         True at tokens that may be selected (not special, not padding).
     mask_token_id : `int`
         Id of the mask token.
-    vocab_size : `int`
-        Random replacements are drawn uniformly from `range(vocab_size)`.
+    num_tokens : `int`
+        Random replacements are drawn uniformly from `range(num_tokens)`: `len(tokenizer)`, as
+        Hugging Face draws them (not the model config's `vocab_size`, which may count padding rows
+        of the embedding or miss tokens added to the tokenizer).
     probability : `float`
         Selection probability (`mlm_probability`).
     generator : `torch.Generator`
         Source of randomness, on the device of `input_ids`.
     word_starts : `torch.BoolTensor`, optional (default = `None`)
         Word-start flags for whole-word masking.
-    mask_replace_probability : `float`, optional (default = `0.8`)
+    mask_replace_prob : `float`, optional (default = `0.8`)
         Share of selected tokens replaced by the mask token.
-    random_replace_probability : `float`, optional (default = `0.1`)
-        Share of selected tokens replaced by a random token; the rest stay unchanged.
+    random_replace_prob : `float`, optional (default = `0.1`)
+        Share of selected tokens replaced by a random token; the rest
+        (`1 - mask_replace_prob - random_replace_prob`) stay unchanged.
     """
     selected = select_positions(maskable, probability, generator, word_starts)
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     action = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
-    to_mask = selected & (action < mask_replace_probability)
+    to_mask = selected & (action < mask_replace_prob)
     to_random = (
         selected
-        & (action >= mask_replace_probability)
-        & (action < mask_replace_probability + random_replace_probability)
+        & (action >= mask_replace_prob)
+        & (action < mask_replace_prob + random_replace_prob)
     )
     random_ids = torch.randint(
-        vocab_size, input_ids.shape, generator=generator, device=input_ids.device
+        num_tokens, input_ids.shape, generator=generator, device=input_ids.device
     )
     masked = torch.where(to_mask, torch.full_like(input_ids, mask_token_id), input_ids)
     masked = torch.where(to_random, random_ids, masked)

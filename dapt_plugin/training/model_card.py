@@ -107,7 +107,7 @@ def render_model_card(facts: Dict[str, Any], name: str) -> str:
         f"| learning rate | {training['learning_rate']:g} (AdamW) |",
         f"| masking | {masking['mlm_probability']:.0%} of the tokens"
         + (" (whole words)" if masking["whole_word_masking"] else "")
-        + f"; {masking['mask_replace_probability']:.0%} mask token, {masking['random_replace_probability']:.0%} "
+        + f"; {masking['mask_replace_prob']:.0%} mask token, {masking['random_replace_prob']:.0%} "
         "random token, the rest unchanged |",
         f"| masked-LM head | {head} |",
         "",

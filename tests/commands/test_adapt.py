@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from dapt_plugin.common.launch import start_allennlp
+from dapt_plugin.experiment.runner import ExperimentRunner
 from tests.conftest import (
     ADAPT_SETTINGS,
     EXPERIMENT_PHASES,
@@ -97,10 +98,10 @@ def test_results_hold_every_variant_with_the_runs_metrics(reference):
     dapt_loss = results["variants"]["dapt"]["heldout_mlm_loss"]["dapt"]
     assert dapt_loss["end"] < dapt_loss["start"]
     assert results["variants"]["dapt_tapt"]["heldout_mlm_loss"]["dapt"] == dapt_loss
-    table = (output / "results.md").read_text()
-    assert table in process.stdout and all(
-        f"| {variant}" in table for variant in results["variants"]
-    )
+    table = ExperimentRunner.table(results)
+    assert table in process.stdout and table in (output / "results.md").read_text()
+    assert all(f"| {variant}" in table for variant in results["variants"])
+    assert f"{output / 'results.md'} and {output / 'results.png'}; runs under" in process.stdout
 
 
 def _kill_when(args, reached, moment: str) -> None:

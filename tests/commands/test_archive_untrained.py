@@ -27,10 +27,10 @@ def test_a_config_that_cannot_be_archived_leaves_nothing_behind(tiny_model, tmp_
     assert (target / "model.tar.gz").exists()
 
 
-def test_num_steps_must_split_evenly_into_epochs(tiny_model, tmp_path):
+def test_num_steps_must_split_evenly_into_checkpoints(tiny_model, tmp_path):
     process = allennlp(
         ["archive-untrained", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "x")],
-        env=mlm_env(tiny_model, NUM_STEPS="7", NUM_EPOCHS="2"),
+        env=mlm_env(tiny_model, NUM_STEPS="7", NUM_CHECKPOINTS="2"),
         check=False,
     )
-    assert "NUM_STEPS (7) must be a multiple of NUM_EPOCHS (2)" in process.stderr
+    assert "NUM_STEPS (7) must be a multiple of NUM_CHECKPOINTS (2)" in process.stderr

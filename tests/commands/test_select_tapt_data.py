@@ -43,7 +43,7 @@ def test_cli_knn_then_random_of_the_same_size(mix, tmp_path, monkeypatch, capsys
         in process.stdout
     )
     assert on_topic(mix, texts) >= 0.9
-    # RAND-TAPT control, as the README shows it: the same number of documents.
+    # RAND-TAPT control, as docs/selection.md shows it: the same number of documents.
     random_ = tmp_path / "rand_tapt.jsonl"
     run_in_process(
         monkeypatch,

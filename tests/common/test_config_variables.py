@@ -2,7 +2,13 @@ import pytest
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
-from dapt_plugin.common.config_variables import closest, config_variables, resolve_config
+from dapt_plugin.common.config_variables import (
+    RENAMED_VARIABLES,
+    closest,
+    config_variables,
+    renamed_variable,
+    resolve_config,
+)
 from tests.conftest import CONFIGS, DATA, TASK
 
 
@@ -11,12 +17,16 @@ def test_the_variables_of_each_config_are_read_from_it_and_its_imports():
         config_variables(str(CONFIGS / name))
         for name in ("dapt.jsonnet", "tapt.jsonnet", "classifier.jsonnet")
     )
-    assert {"MODEL_NAME", "CORPUS_PATH", "NUM_STEPS", "MLM_PROBABILITY", "HELDOUT_PATH"} <= dapt
+    assert {"MODEL_NAME", "CORPUS_PATH", "NUM_STEPS", "NUM_CHECKPOINTS", "HELDOUT_PATH"} <= dapt
     assert {"TAPT_PATH", "EXTRA_TAPT_PATHS", "NUM_EPOCHS"} <= tapt and "CORPUS_PATH" not in tapt
-    assert {"TRAIN_PATH", "DEV_PATH", "TEST_PATH", "PATIENCE", "SAMPLE"} <= classifier
-    assert "NUM_STEPS" not in classifier
-    # lib/optim.libsonnet, imported by all three
-    assert {"CUDA_DEVICE", "CUDA_DEVICES", "FUSED_ADAMW"} <= dapt & tapt & classifier
+    assert {"TRAIN_PATH", "DEV_PATH", "TEST_PATH", "PATIENCE", "TRAIN_SAMPLE"} <= classifier
+    assert "NUM_STEPS" not in classifier and "NUM_EPOCHS" not in dapt
+    # lib/devices.libsonnet, lib/optim.libsonnet and lib/batch.libsonnet, imported by all three
+    assert {"CUDA_DEVICES", "NUM_NODES", "FUSED_ADAMW", "EFFECTIVE_BATCH", "BATCH_SIZE"} <= (
+        dapt & tapt & classifier
+    )
+    # the old names are read by no config
+    assert not {"CUDA_DEVICE", "GRAD_ACCUM", "SAMPLE"} & (dapt | tapt | classifier)
 
 
 def test_any_function_of_env_counts_and_comments_do_not(tmp_path):
@@ -33,20 +43,22 @@ def test_any_function_of_env_counts_and_comments_do_not(tmp_path):
 
 
 def test_resolve_config_sees_the_overrides_as_a_training_process_would(tiny_model, monkeypatch):
-    monkeypatch.setenv("NUM_EPOCHS", "5")
+    monkeypatch.setenv("SEED", "5")
     env = {
         "MODEL_NAME": str(tiny_model),
         "CORPUS_PATH": str(DATA / "domain.txt"),
         "NUM_STEPS": "8",
-        "NUM_EPOCHS": "2",
+        "NUM_CHECKPOINTS": "2",
         "EFFECTIVE_BATCH": "16",
         "BATCH_SIZE": "8",
+        "SEED": "2",
     }
     config = resolve_config(str(CONFIGS / "dapt.jsonnet"), env).as_dict()
-    assert config["trainer"]["num_epochs"] == 2  # `env` over the process's environment
+    assert config["random_seed"] == 2  # `env` over the process's environment
+    assert config["trainer"]["num_epochs"] == 2
     assert (
         config["data_loader"]["batches_per_epoch"] == 4 * 2
-    )  # 8 steps over 2 epochs, 2 batches a step
+    )  # 8 steps over 2 checkpoints, 2 batches a step
     assert config["model"]["model_name"] == str(tiny_model)
     classifier = resolve_config(
         str(CONFIGS / "classifier.jsonnet"),
@@ -57,7 +69,7 @@ def test_resolve_config_sees_the_overrides_as_a_training_process_would(tiny_mode
         },
     ).as_dict()
     assert classifier["train_data_path"] == str(TASK / "train.jsonl")
-    assert classifier["trainer"]["num_epochs"] == 5  # from the process's environment
+    assert classifier["random_seed"] == 5  # from the process's environment
 
 
 def test_a_jsonnet_error_names_the_config_and_the_message(tiny_model):
@@ -85,7 +97,7 @@ def test_closest_ignores_case_and_gives_none_when_nothing_is_close():
         ("MAX_LENGHT", "MAX_LENGTH"),
         ("BATCHSIZE", "BATCH_SIZE"),
         ("num_steps", "NUM_STEPS"),
-        ("NUM_EPOCH", "NUM_EPOCHS"),
+        ("NUM_CHECKPOINT", "NUM_CHECKPOINTS"),
     ],
 )
 def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, typo, meant):
@@ -129,3 +141,27 @@ def test_variables_of_other_tools_and_of_sibling_configs_are_left_alone(monkeypa
     }.items():
         monkeypatch.setenv(name, value)
     assert Params.from_file(str(CONFIGS / "classifier.jsonnet"))["train_data_path"] == "t.jsonl"
+
+
+def test_an_old_name_is_refused_by_the_configs_that_read_its_new_name_and_not_it():
+    dapt, tapt, classifier = (
+        config_variables(str(CONFIGS / name))
+        for name in ("dapt.jsonnet", "tapt.jsonnet", "classifier.jsonnet")
+    )
+    refused = {
+        old: sorted(
+            name
+            for name, variables in (("dapt", dapt), ("tapt", tapt), ("classifier", classifier))
+            if renamed_variable(old, variables)
+        )
+        for old in RENAMED_VARIABLES
+    }
+    assert refused == {
+        "SAMPLE": ["classifier"],
+        "GRAD_ACCUM": ["classifier", "dapt", "tapt"],
+        "CUDA_DEVICE": ["classifier", "dapt", "tapt"],
+        "NUM_EPOCHS": ["dapt"],  # TAPT's and the classifier's NUM_EPOCHS count passes
+    }
+    assert renamed_variable("SAMPLE", classifier) == (
+        "SAMPLE was renamed TRAIN_SAMPLE (the number of labelled training examples drawn at random)"
+    )

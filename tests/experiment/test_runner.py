@@ -5,10 +5,13 @@ results, in-process on fake phase outputs: what a finished run leaves, without t
 
 import json
 import shutil
+import struct
 
 import pytest
 from allennlp.common.checks import ConfigurationError
+from matplotlib.container import BarContainer
 
+from dapt_plugin.experiment.plot import draw_results
 from dapt_plugin.experiment.runner import ExperimentRunner
 from dapt_plugin.experiment.spec import load_experiment
 from tests.conftest import ADAPT_SETTINGS, DATA, EXPERIMENT_PHASES, TASK, write_experiment
@@ -189,6 +192,64 @@ def test_results_sum_each_variants_adaptation_and_fine_tuning_times_and_report_i
         variants["tapt"]["heldout_mlm_loss"] == {}
         and variants["baseline"]["heldout_mlm_loss"] == {}
     )
+
+
+def test_results_hold_the_experiment_file_the_resolved_settings_and_a_plot_of_the_table(
+    tiny_model, tmp_path
+):
+    experiment = {"seeds": [0, 1, 2], "variants": ["baseline", "dapt", "dapt_tapt"]}
+    runner = _runner(tmp_path, tiny_model, **experiment)
+    _complete(runner)
+    variants = runner.spec.variants
+    for phase in runner.phases:
+        if phase.kind == "classifier":  # another score for every variant, seed and split
+            for split, offset in (("dev", 0.0), ("test", 0.002)):
+                score = 0.5 + 0.05 * variants.index(phase.variant) + 0.01 * phase.seed + offset
+                (phase.directory / f"{split}_metrics.json").write_text(
+                    json.dumps({"macro_f1": score})
+                )
+    results = _runner(tmp_path, tiny_model, **experiment).run()
+    output = tmp_path / "out"
+    # the experiment as read, and every phase's resolved config
+    assert results["experiment_file"]["seeds"] == [0, 1, 2]
+    assert results["experiment_file"]["base_model"] == str(tiny_model)
+    assert results["experiment_file"]["settings"] == ADAPT_SETTINGS
+    assert results["phases"]["dapt"]["config"]["trainer"]["optimizer"]["lr"] == 0.001
+    assert (
+        results["phases"]["dapt_tapt"]["config"]["model"]["model_name"]
+        == "<output_dir>/dapt/exported_model"
+    )
+    report = (output / "results.md").read_text()
+    assert report.startswith(f"# Results of {tmp_path / 'experiment.jsonnet'}\n\n| variant |")
+    assert "![macro_f1 of every variant, mean and spread](results.png)" in report
+    experiment = report.split("```json\n")[1].split("\n```")[0]
+    assert json.loads(experiment) == results["experiment_file"]
+    settings = {
+        line.split(" | ")[0][2:]: line for line in report.splitlines()[-3:] if line.startswith("| ")
+    }
+    assert settings["dapt"].startswith("| dapt | 4 steps | 8 × 2 | 0.001 | ")
+    # the values of every phase of a kind, each once; a column no phase has a value for is left out
+    assert settings["classifier"].startswith("| classifier | 1 epoch | 8 × 2 | 0.001 | ")
+    assert settings["classifier"].endswith(" | - | 0, 1, 2 |")
+    # results.png: a PNG of a plausible size, its bars the means and spreads of results.json
+    png = (output / "results.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and 20_000 < len(png) < 2_000_000
+    width, height = struct.unpack(">II", png[16:24])
+    assert 1000 <= width <= 4000 and 400 <= height <= 2000
+    figure = draw_results(json.loads((output / "results.json").read_text()))
+    assert [axes.get_title() for axes in figure.axes] == ["dev", "test"]
+    for axes, split in zip(figure.axes, ("dev", "test")):
+        (bars,) = [c for c in axes.containers if isinstance(c, BarContainer)]
+        errors = bars.errorbar.lines[2][0].get_segments()
+        rows = [results["variants"][variant][split] for variant in variants]
+        assert [bar.get_height() for bar in bars] == pytest.approx(
+            [100 * row["mean"] for row in rows]
+        )
+        assert [(top - bottom) / 2 for (_, bottom), (_, top) in errors] == pytest.approx(
+            [100 * row["std"] for row in rows]
+        )
+        assert [label.get_text() for label in axes.get_xticklabels()] == variants
+    assert results["variants"]["dapt"]["dev"]["std"] == pytest.approx(0.01)
 
 
 def _dry_run_error(tmp_path, model, **overrides) -> str:

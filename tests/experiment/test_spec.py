@@ -29,7 +29,7 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
         "BATCH_SIZE": "8",
         "LR": "0.001",
         "NUM_STEPS": "4",
-        "NUM_EPOCHS": "2",
+        "NUM_CHECKPOINTS": "2",
         "EFFECTIVE_BATCH": "16",
         "SEED": "3",
         "WHOLE_WORD_MASKING": "true",
@@ -118,6 +118,24 @@ def test_variables_the_experiment_sets_are_refused_in_settings(
 ):
     message = _error(tmp_path, tiny_model, settings=_settings(kind, **{name: "x"}))
     assert f"`settings.{kind}.{name}`: {name} is set from the experiment's {source}" in message
+
+
+@pytest.mark.parametrize(
+    "kind, name, message",
+    [
+        ("classifier", "SAMPLE", "SAMPLE was renamed TRAIN_SAMPLE"),
+        ("classifier", "GRAD_ACCUM", "GRAD_ACCUM was replaced by EFFECTIVE_BATCH"),
+        ("all", "CUDA_DEVICE", "CUDA_DEVICE was renamed CUDA_DEVICES"),
+        ("dapt", "NUM_EPOCHS", "NUM_EPOCHS was renamed NUM_CHECKPOINTS in dapt.jsonnet"),
+        # `all` reaches dapt.jsonnet too
+        ("all", "NUM_EPOCHS", "NUM_EPOCHS was renamed NUM_CHECKPOINTS in dapt.jsonnet"),
+    ],
+)
+def test_a_renamed_variable_in_settings_is_refused_naming_the_new_one(
+    tiny_model, tmp_path, kind, name, message
+):
+    error = _error(tmp_path, tiny_model, settings=_settings(kind, **{name: 1}))
+    assert f"`settings.{kind}.{name}`: {message}" in error
 
 
 def test_a_setting_must_be_a_single_value(tiny_model, tmp_path):

@@ -3,8 +3,11 @@ import math
 import pytest
 import torch
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.params import Params
 from allennlp.common.testing import ModelTestCase
 from allennlp.data import Vocabulary
+from allennlp.models import Model
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm
 from tests.conftest import CONFIGS, DATA, mlm_env
@@ -17,7 +20,7 @@ class TestDaptMaskedLm(ModelTestCase):
         for key, value in mlm_env(
             tiny_model,
             NUM_STEPS="4",
-            NUM_EPOCHS="1",
+            NUM_CHECKPOINTS="1",
             MAX_LENGTH="48",
             HELDOUT_PATH=str(DATA / "domain_heldout.txt"),
         ).items():
@@ -149,3 +152,91 @@ class TestDaptMaskedLm(ModelTestCase):
             DaptMaskedLm(vocab, str(self.tiny_model), mlm_probability=1.5)
         with pytest.raises(ConfigurationError, match="`bf16` autocast needs a CUDA GPU"):
             DaptMaskedLm(vocab, str(self.tiny_model), bf16=True)(torch.tensor([[0, 5, 6, 2]]))
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("mask_replace_probability", "mask_replace_prob"),
+        ("random_replace_probability", "random_replace_prob"),
+    ],
+)
+def test_old_masking_argument_names_are_refused_naming_hugging_face_s(tiny_model, old, new):
+    params = Params({"type": "dapt_masked_lm", "model_name": str(tiny_model), old: 0.1})
+    with pytest.raises(ConfigurationError) as error:
+        Model.from_params(vocab=Vocabulary.empty(), params=params)
+    assert error.value.message.startswith(
+        f"`{old}` of the dapt_masked_lm model was renamed `{new}`, Hugging Face's name"
+    )
+
+
+def test_hugging_face_s_masking_names_are_read_and_checked(tiny_model):
+    def model(**masking):
+        params = Params({"type": "dapt_masked_lm", "model_name": str(tiny_model), **masking})
+        return Model.from_params(vocab=Vocabulary.empty(), params=params)
+
+    chosen = model(mask_replace_prob=0.5, random_replace_prob=0.4)
+    assert (chosen.mask_replace_prob, chosen.random_replace_prob) == (0.5, 0.4)
+    with pytest.raises(ConfigurationError) as error:
+        model(mask_replace_prob=0.5, random_replace_prob=0.6)
+    assert error.value.message == (
+        "`mask_replace_prob` and `random_replace_prob` must be non-negative and sum to at most 1; "
+        "got 0.5 and 0.6"
+    )
+
+
+def _with_added_token(tiny_model, output_dir, embedding_rows=None):
+    """
+    The tiny model with one token added to its tokenizer, and its embeddings resized to
+    `embedding_rows` (None: left as they are, one row short); returns its directory.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    model = AutoModelForMaskedLM.from_pretrained(str(tiny_model))
+    tokenizer.add_tokens(["zolvexmin_added"])
+    if embedding_rows is not None:
+        model.resize_token_embeddings(embedding_rows)
+    tokenizer.save_pretrained(str(output_dir))
+    model.save_pretrained(str(output_dir))
+    return output_dir
+
+
+def test_random_replacements_are_tokens_of_the_tokenizer_added_ones_included(tiny_model, tmp_path):
+    num_tokens = len(AutoTokenizer.from_pretrained(str(tiny_model))) + 1
+    # 100 embedding rows more than tokens (padding rows): a draw from the rows would pass them
+    directory = _with_added_token(tiny_model, tmp_path / "added", num_tokens + 100)
+    model = DaptMaskedLm(
+        Vocabulary.empty(),
+        str(directory),
+        mlm_probability=0.9,
+        mask_replace_prob=0.0,
+        random_replace_prob=1.0,
+    )
+    assert len(model.tokenizer) == num_tokens
+    model.train()
+    special = torch.tensor(model.tokenizer.all_special_ids)
+    content = torch.arange(num_tokens)[~torch.isin(torch.arange(num_tokens), special)]
+    ids = content[
+        torch.randint(len(content), (100, 250), generator=torch.Generator().manual_seed(0))
+    ]
+    encoder_inputs = []
+    hook = model.mlm.base_model.register_forward_pre_hook(
+        lambda module, args, kwargs: encoder_inputs.append(kwargs["input_ids"]), with_kwargs=True
+    )
+    labels = model(input_ids=ids)["labels"]
+    hook.remove()
+    drawn = encoder_inputs[0][labels != -100]
+    # ~22K draws from ~700 ids: the added (last) id ~30 times, none of the 100 padding rows
+    # (each drawn with probability 1 - (700 / 800) ** 22_000 if the rows were drawn from)
+    assert len(drawn) > 20_000
+    assert int(drawn.max()) == num_tokens - 1 and int(drawn.min()) >= 0
+
+
+def test_a_tokenizer_longer_than_the_embeddings_is_refused(tiny_model, tmp_path):
+    rows = len(AutoTokenizer.from_pretrained(str(tiny_model)))
+    directory = _with_added_token(tiny_model, tmp_path / "not_resized")
+    with pytest.raises(ConfigurationError) as error:
+        DaptMaskedLm(Vocabulary.empty(), str(directory))
+    assert (
+        f"has {rows + 1} tokens, but the model's input embeddings have {rows} rows"
+        in error.value.message
+    )

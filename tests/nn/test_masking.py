@@ -41,6 +41,30 @@ def test_masking_rates_match_the_reference_behaviour():
     assert torch.equal(masked[~maskable], ids[~maskable])
 
 
+def test_the_replacement_shares_mean_what_hugging_face_s_do():
+    # Hugging Face's "balanced" example: mask_replace_prob=0.5, random_replace_prob=0.4 give 50%
+    # mask tokens, 40% random tokens and 10% unchanged, each a share of all selected tokens
+    ids, maskable = _batch()
+    masked, labels = mask_tokens(
+        ids,
+        maskable,
+        MASK,
+        VOCAB,
+        0.15,
+        torch.Generator().manual_seed(3),
+        mask_replace_prob=0.5,
+        random_replace_prob=0.4,
+    )
+    selected = labels != IGNORE_INDEX
+    n = selected.sum().item()
+    to_mask = (masked == MASK) & selected
+    unchanged = (masked == ids) & selected
+    # ~16K selected tokens (sd <= 0.4%), tolerance 1.5%
+    assert abs(to_mask.sum().item() / n - 0.5) < 0.015
+    assert abs((selected & ~to_mask & ~unchanged).sum().item() / n - 0.4) < 0.015
+    assert abs(unchanged.sum().item() / n - 0.1) < 0.015
+
+
 def test_masks_differ_between_draws_and_repeat_under_the_same_seed():
     ids, maskable = _batch(rows=20, length=64)
     first = mask_tokens(ids, maskable, MASK, VOCAB, 0.15, torch.Generator().manual_seed(1))

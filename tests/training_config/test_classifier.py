@@ -33,7 +33,8 @@ def environment(tiny_model, monkeypatch):
 def test_trains_with_two_cpu_workers(tiny_model, tmp_path):
     run = tmp_path / "run"
     allennlp(
-        ["train", CONFIG, "-s", str(run)], env=classifier_env(tiny_model, CUDA_DEVICES="-1,-1")
+        ["train", CONFIG, "-s", str(run)],
+        env=classifier_env(tiny_model, CUDA_DEVICES="-1,-1", EFFECTIVE_BATCH="16"),
     )
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"training_worker_0_memory_MB", "training_worker_1_memory_MB"} <= set(metrics)
@@ -62,7 +63,7 @@ def test_training_sample_depends_only_on_seed(environment):
     """
 
     def training_sample(seed: str, process_state: int):
-        environment(SAMPLE="10", SEED=seed)
+        environment(TRAIN_SAMPLE="10", SEED=seed)
         random.seed(process_state)
         reader = DatasetReader.from_params(Params.from_file(CONFIG).pop("dataset_reader"))
         return [instance["tokens"].tokens for instance in reader.read(TASK / "train.jsonl")]

@@ -35,7 +35,7 @@ def runs(tiny_model, tmp_path_factory):
         ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(root / "dapt_tapt")],
         env=mlm_env(
             root / "dapt" / "exported_model",
-            NUM_EPOCHS="6",
+            NUM_CHECKPOINTS="6",
             EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl"),
         ),
     )
@@ -96,7 +96,11 @@ def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path):
     allennlp(
         ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)],
         env=mlm_env(
-            tiny_model, NUM_STEPS="", NUM_EPOCHS="6", EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl")
+            tiny_model,
+            NUM_STEPS="",
+            NUM_CHECKPOINTS="",
+            NUM_EPOCHS="6",
+            EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl"),
         ),
     )
     first = json.loads((run / "metrics_epoch_0.json").read_text())

@@ -34,7 +34,7 @@ local data = dir + '/data';
       DAPT_PLUGIN_CACHE: dir + '/cache',  // keep the demo's token cache with its outputs
     },
     // 1.5K steps of 64 sentences, 5 checkpoints along the way; 2e-3 suits a 64-wide model
-    dapt: { NUM_STEPS: 1500, NUM_EPOCHS: 5, EFFECTIVE_BATCH: 64, BATCH_SIZE: 64, LR: 2e-3 },
+    dapt: { NUM_STEPS: 1500, NUM_CHECKPOINTS: 5, EFFECTIVE_BATCH: 64, BATCH_SIZE: 64, LR: 2e-3 },
     // 56 passes over train + unlabeled text (1,700 lines, 27 batches): ~1.5K steps, as DAPT
     tapt: { NUM_EPOCHS: 56, EFFECTIVE_BATCH: 64, BATCH_SIZE: 64, LR: 2e-3 },
     // 12 epochs over 200 examples without early stopping: every variant, the baseline too, fits

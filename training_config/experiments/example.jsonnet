@@ -16,6 +16,6 @@
   knn_k: 50,
   // Environment variables of the training configs, by phase kind (all, dapt, tapt, classifier).
   settings: {
-    all: { CUDA_DEVICE: 0 },
+    all: { CUDA_DEVICES: '0' },  // one GPU; '0,1' data-parallel on two
   },
 }

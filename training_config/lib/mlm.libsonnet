@@ -1,30 +1,45 @@
 // The masked-LM continued-pretraining config shared by dapt.jsonnet and tapt.jsonnet.
 // Each phase passes its recipe (paper values) and the data; everything a user may need to
 // change on their machine comes from the environment, with the recipe's value as default.
+local batch = import 'batch.libsonnet';
+local devices = import 'devices.libsonnet';
 local env = import 'env.libsonnet';
 local optim = import 'optim.libsonnet';
+local trainer = import 'trainer.libsonnet';
 
 {
-  config(recipe, train_path, validation_path):: (
+  // `num_epochs`: NUM_EPOCHS as tapt.jsonnet reads it (null when unset). A run is either
+  // NUM_STEPS optimizer steps with NUM_CHECKPOINTS checkpoints (and validations) along them
+  // (DAPT; TAPT with NUM_STEPS), or NUM_EPOCHS passes over the text with a checkpoint after
+  // each (TAPT).
+  config(recipe, train_path, validation_path, num_epochs=null):: (
     local model_name = env.required('MODEL_NAME', 'a model-hub name such as roberta-base, or the directory of an exported model (`exported_model` of a DAPT run)');
     local max_length = env.int('MAX_LENGTH', recipe.max_length, min=1);
     // Lets a model directory run its own Python code; only for sources you trust.
     local trust_remote_code = env.bool('TRUST_REMOTE_CODE', false);
-    local batch_size = env.int('BATCH_SIZE', recipe.batch_size, min=1);  // per device and step
-    local effective_batch = env.int('EFFECTIVE_BATCH', recipe.effective_batch, min=1);
-    local per_step = batch_size * optim.world_size;
-    local grad_accum = (
-      if effective_batch % per_step != 0 then
-        error 'EFFECTIVE_BATCH (%d) must be a multiple of BATCH_SIZE x number of workers (%d x %d: devices x NUM_NODES); change one of them' % [effective_batch, batch_size, optim.world_size]
-      else effective_batch / per_step
+    local sizes = batch.sizes(recipe.effective_batch, recipe.batch_size);
+    local batch_size = sizes.per_device;
+    local grad_accum = sizes.accumulation;
+    local num_steps = env.int('NUM_STEPS', recipe.num_steps, min=1);  // null: passes over the text
+    local num_checkpoints = env.int('NUM_CHECKPOINTS', null, min=1);
+    // AllenNLP's epochs: the checkpoints along a NUM_STEPS run, or the passes over the text
+    local trainer_epochs = (
+      if num_steps != null then (
+        if num_epochs != null then
+          error 'NUM_EPOCHS (passes over the text) and NUM_STEPS (optimizer steps) both set the length of the run; set one of them (NUM_CHECKPOINTS sets the number of checkpoints along a NUM_STEPS run)'
+        else if num_checkpoints != null then num_checkpoints
+        else recipe.num_checkpoints
+      )
+      else if num_checkpoints != null then
+        error 'NUM_CHECKPOINTS (%d) counts the checkpoints along a run of NUM_STEPS optimizer steps, but NUM_STEPS is not set: this run makes NUM_EPOCHS passes over the text, with a checkpoint after each; set NUM_STEPS or unset NUM_CHECKPOINTS' % num_checkpoints
+      else if num_epochs != null then num_epochs
+      else recipe.num_epochs
     );
-    local num_epochs = env.int('NUM_EPOCHS', recipe.num_epochs, min=1);
-    local num_steps = env.int('NUM_STEPS', recipe.num_steps, min=1);  // null: `num_epochs` passes over the data
     local steps_per_epoch = (
       if num_steps == null then null
-      else if num_steps % num_epochs != 0 then
-        error 'NUM_STEPS (%d) must be a multiple of NUM_EPOCHS (%d), the number of checkpoints along the run' % [num_steps, num_epochs]
-      else num_steps / num_epochs
+      else if num_steps % trainer_epochs != 0 then
+        error 'NUM_STEPS (%d) must be a multiple of NUM_CHECKPOINTS (%d), the number of checkpoints along the run' % [num_steps, trainer_epochs]
+      else num_steps / trainer_epochs
     );
     local reader = {
       type: 'masked_lm_corpus',
@@ -68,7 +83,7 @@ local optim = import 'optim.libsonnet';
       // Also what `allennlp evaluate` uses on an archive of this config: one pass, in order.
       validation_data_loader: loader(false, null),
       trainer: {
-        num_epochs: num_epochs,
+        num_epochs: trainer_epochs,
         num_gradient_accumulation_steps: grad_accum,
         [if validation_path != null then 'validation_metric']: '-mlm_loss',
         optimizer: optim.adamw(env.float('LR', recipe.lr), recipe.weight_decay),
@@ -77,12 +92,12 @@ local optim = import 'optim.libsonnet';
         // AllenNLP's check flags every Linear-before-LayerNorm bias in transformers' models:
         // a property of the pretrained architecture, not a configuration mistake.
         run_confidence_checks: false,
-        cuda_device: optim.cuda_device,
-        checkpointer: optim.checkpointer(keep=2) {
+        cuda_device: devices.cuda_device,
+        checkpointer: trainer.checkpointer(keep=2) {
           save_every_num_batches: env.int('CHECKPOINT_EVERY_BATCHES', null, min=1),
           save_every_num_seconds: env.int('CHECKPOINT_EVERY_SECONDS', null, min=1),
         },
-        callbacks: optim.recovery_callbacks + [
+        callbacks: trainer.recovery_callbacks + [
           // a checkpoint without a trained masked-LM head: train the head alone first (null:
           // three passes over the data, at most 1,000 steps; 0: keep the random head)
           { type: 'head_warmup', num_steps: env.int('HEAD_WARMUP_STEPS', null, min=0) },
@@ -92,9 +107,9 @@ local optim = import 'optim.libsonnet';
           // metrics.json: the share of the corpus's tokens one pass trains on
           { type: 'corpus_coverage' },
           { type: 'export_pretrained', every_num_steps: env.int('EXPORT_EVERY_STEPS', null, min=1) },
-          optim.training_curves,
+          trainer.training_curves,
         ],
       },
-    } + optim.distributed(find_unused_parameters=false)
+    } + devices.distributed(find_unused_parameters=false)
   ),
 }

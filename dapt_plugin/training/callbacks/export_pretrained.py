@@ -231,8 +231,8 @@ class ExportPretrained(TrainerCallback):
                 "learning_rate": trainer.optimizer.defaults["lr"],
                 "masking": {
                     "mlm_probability": model.mlm_probability,
-                    "mask_replace_probability": model.mask_replace_probability,
-                    "random_replace_probability": model.random_replace_probability,
+                    "mask_replace_prob": model.mask_replace_prob,
+                    "random_replace_prob": model.random_replace_prob,
                     "whole_word_masking": model._word_starts is not None,
                 },
                 "head_missing_weights": len(model.missing_head_weights),

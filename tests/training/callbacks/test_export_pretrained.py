@@ -15,7 +15,7 @@ def test_every_export_carries_a_model_card_with_the_facts_of_its_run(
     env = mlm_env(
         tiny_model,
         NUM_STEPS="4",
-        NUM_EPOCHS="2",
+        NUM_CHECKPOINTS="2",
         EXPORT_EVERY_STEPS="2",
         HELDOUT_PATH=str(DATA / "domain_heldout.txt"),
     )
@@ -42,8 +42,8 @@ def test_every_export_carries_a_model_card_with_the_facts_of_its_run(
     assert 64 * 3 <= training["tokens_seen"] <= 64 * 64
     assert training["masking"] == {
         "mlm_probability": 0.15,
-        "mask_replace_probability": 0.8,
-        "random_replace_probability": 0.1,
+        "mask_replace_prob": 0.8,
+        "random_replace_prob": 0.1,
         "whole_word_masking": False,
     }
     assert training["head_missing_weights"] == 0 and training["head_warmup_steps"] == 0

@@ -84,7 +84,9 @@ def test_the_warm_up_trains_the_head_and_leaves_the_encoder_bit_identical(headle
 def test_tapt_with_warm_up_lowers_the_held_out_loss_and_records_it(
     headless_model, tmp_path, monkeypatch
 ):
-    env = mlm_env(headless_model, NUM_STEPS="8", NUM_EPOCHS="4", LR="1e-2", HEAD_WARMUP_STEPS="20")
+    env = mlm_env(
+        headless_model, NUM_STEPS="8", NUM_CHECKPOINTS="4", LR="1e-2", HEAD_WARMUP_STEPS="20"
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     torch.manual_seed(0)

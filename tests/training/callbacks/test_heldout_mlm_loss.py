@@ -8,7 +8,7 @@ from tests.conftest import CONFIGS, DATA, mlm_env
 
 
 def _train(tmp_path, monkeypatch, model, **overrides):
-    for name, value in mlm_env(model, NUM_EPOCHS="2", NUM_STEPS="6", **overrides).items():
+    for name, value in mlm_env(model, NUM_CHECKPOINTS="2", NUM_STEPS="6", **overrides).items():
         monkeypatch.setenv(name, value)
     train_model_from_file(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "run"))
     return json.loads((tmp_path / "run" / "metrics.json").read_text())

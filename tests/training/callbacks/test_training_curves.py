@@ -130,7 +130,9 @@ def test_classifier_run_writes_curves_of_every_step_and_validation_of_every_epoc
 def test_masked_lm_run_writes_curves_with_tokens_per_second(
     tiny_model, tmp_path, monkeypatch, restore_logging
 ):
-    for name, value in mlm_env(tiny_model, NUM_STEPS="6", NUM_EPOCHS="2", LOG_EVERY="3").items():
+    for name, value in mlm_env(
+        tiny_model, NUM_STEPS="6", NUM_CHECKPOINTS="2", LOG_EVERY="3"
+    ).items():
         monkeypatch.setenv(name, value)
     run = tmp_path / "run"
     train_model_from_file(str(CONFIGS / "dapt.jsonnet"), str(run))

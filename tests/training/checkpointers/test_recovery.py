@@ -25,7 +25,7 @@ def _mlm_env(model, **overrides):
         CORPUS_PATH=str(TASK / "train.jsonl"),
         HELDOUT_PATH=str(DATA / "general.txt"),
         NUM_STEPS="9",
-        NUM_EPOCHS="3",
+        NUM_CHECKPOINTS="3",
         CHECKPOINT_EVERY_BATCHES="1",
         EXPORT_EVERY_STEPS="3",
         LR="2e-2",
