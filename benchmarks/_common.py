@@ -242,26 +242,16 @@ def build_model(
 ) -> Path:
     """A random-weight RobertaForMaskedLM (`num_layers` x `hidden_size`, 64-wide heads, roberta-base's
     dropout) with the cached roberta-base-sized tokenizer, in `save_pretrained` layout."""
-    import torch
-    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
+    from transformers import RobertaTokenizerFast
+
+    from dapt_plugin.testing.tiny_model import save_random_roberta
 
     output_dir = Path(output_dir)
     tokenizer = RobertaTokenizerFast.from_pretrained(str(tokenizer_dir()))
     tokenizer.save_pretrained(str(output_dir))
-    config = RobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=hidden_size // 64,
-        intermediate_size=4 * hidden_size,
-        max_position_embeddings=max_length + 2,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        type_vocab_size=1,
+    save_random_roberta(
+        output_dir, tokenizer, num_layers, hidden_size, hidden_size // 64, max_length, seed
     )
-    torch.manual_seed(seed)
-    RobertaForMaskedLM(config).save_pretrained(str(output_dir))
     return output_dir
 
 

@@ -31,6 +31,9 @@ PROGRAMS = {"allennlp", "make", "pip", "python", "mkdir"}
 RUN_ELSEWHERE = {
     "make test": (".ci/run", "make test"),
     "make demo": (".ci/run", "make demo"),
+    # the subset of `make test` that starts no process, and the formatter `make test` checks with
+    "make test-fast": ("Makefile", '-m "not process" tests'),
+    "make format": ("Makefile", "ruff format ."),
     # `make install` installs the pinned versions of the same packages the same way
     "pip install torch torchvision": ("requirements.txt", "torchvision=="),
     "pip install --no-deps allennlp==2.10.1": ("Makefile", "--no-deps allennlp==2.10.1"),

@@ -58,10 +58,31 @@ def build_tiny_roberta(
     tokenizer trained on `text_files` to `output_dir`, loadable with `AutoModelForMaskedLM`,
     `AutoTokenizer` and as `MODEL_NAME` of every config in `training_config/`.
     """
-    import torch
-
     output_dir = Path(output_dir)
     tokenizer = train_bpe_tokenizer(text_files, output_dir, vocab_size)
+    save_random_roberta(output_dir, tokenizer, num_layers, hidden_size, num_heads, max_length, seed)
+    logger.info(
+        "Tiny RoBERTa (%d layers, %d wide) written to %s", num_layers, hidden_size, output_dir
+    )
+    return output_dir
+
+
+def save_random_roberta(
+    output_dir: Union[str, Path],
+    tokenizer: RobertaTokenizerFast,
+    num_layers: int,
+    hidden_size: int,
+    num_heads: int,
+    max_length: int = 512,
+    seed: int = 0,
+) -> None:
+    """
+    Writes a `RobertaForMaskedLM` of `num_layers` x `hidden_size` with random weights drawn from
+    `seed`, for `tokenizer`'s vocabulary and sequences of up to `max_length` tokens, to
+    `output_dir` (`save_pretrained` layout; the tokenizer is saved by the caller).
+    """
+    import torch
+
     config = RobertaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -76,7 +97,3 @@ def build_tiny_roberta(
     )
     torch.manual_seed(seed)
     RobertaForMaskedLM(config).save_pretrained(str(output_dir))
-    logger.info(
-        "Tiny RoBERTa (%d layers, %d wide) written to %s", num_layers, hidden_size, output_dir
-    )
-    return output_dir
