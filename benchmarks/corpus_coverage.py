@@ -15,18 +15,12 @@ limit matter here). Takes well under a minute.
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _common import TextGenerator, append_results, markdown_table, write_corpus  # noqa: E402
+from _common import TextGenerator, append_results, markdown_table, write_corpus
 
 BATCH_SIZE = 16
 

@@ -20,18 +20,12 @@ line) and the roberta-base-sized tokenizer (`_common.py`):
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _common import (  # noqa: E402
+from _common import (
     allennlp_train,
     append_results,
     build_model,

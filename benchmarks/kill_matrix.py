@@ -11,16 +11,12 @@ one moment after another, every moment here starts from a fresh run.
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _common import append_results, markdown_table  # noqa: E402
+from _common import REPO, append_results, markdown_table  # noqa: E402
 
 from dapt_plugin.testing.kill import KILLED, leftovers, outcome, run_killed_at  # noqa: E402
 from dapt_plugin.testing.tiny_model import build_tiny_roberta  # noqa: E402

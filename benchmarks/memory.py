@@ -16,18 +16,14 @@ cache included). Takes 10-20 minutes on 2 cores, mostly tokenizing the 1 GB corp
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _common import (  # noqa: E402
+from _common import (
     PLUGINS,
     PYTHON,
+    REPO,
     append_results,
     build_model,
     dapt_env,
@@ -36,7 +32,7 @@ from _common import (  # noqa: E402
     write_corpus,
 )
 
-from dapt_plugin.common.launch import allennlp_command  # noqa: E402
+from dapt_plugin.common.launch import allennlp_command
 
 _WRAPPER = """
 import json, resource, subprocess, sys

@@ -20,19 +20,14 @@ Measured with the `step_timer` callback (`benchmarks/step_timer.py`):
 
 import argparse
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _common import (  # noqa: E402
+from _common import (
     PLUGINS,
+    REPO,
     allennlp_train,
     append_results,
     build_model,
@@ -43,7 +38,7 @@ from _common import (  # noqa: E402
     write_corpus,
 )
 
-from dapt_plugin.common.launch import start_allennlp  # noqa: E402
+from dapt_plugin.common.launch import start_allennlp
 
 BATCH_SIZE = 16
 MAX_LENGTH = 128

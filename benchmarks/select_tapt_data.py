@@ -35,16 +35,11 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 import numpy as np
+from _common import append_results, machine_description
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _common import append_results, machine_description  # noqa: E402
-
-from dapt_plugin.data.documents import iter_documents  # noqa: E402
-from dapt_plugin.selection.tapt_selection import ApproximateSearch, ExactSearch, LsaEmbedder  # noqa: E402
-from dapt_plugin.testing.topics import TopicalTextGenerator  # noqa: E402
+from dapt_plugin.data.documents import iter_documents
+from dapt_plugin.selection.tapt_selection import ApproximateSearch, ExactSearch, LsaEmbedder
+from dapt_plugin.testing.topics import TopicalTextGenerator
 
 NUM_TOPICS = 20
 GENERATOR = dict(

@@ -21,6 +21,8 @@ import psutil
 import torch
 from allennlp.training.callbacks.callback import TrainerCallback
 
+from dapt_plugin.nn.token_counts import count_tokens
+
 
 class _TimedLoader:
     """Wraps the trainer's data loader and adds up the time spent in `next()`."""
@@ -96,8 +98,7 @@ class StepTimer(TrainerCallback):
         if not is_training:
             return
         now = time.time()
-        pad = trainer.model.tokenizer.pad_token_id
-        tokens = sum(int((batch["input_ids"] != pad).sum()) for batch in batch_inputs)
+        tokens = int(count_tokens(batch_inputs, trainer.model.tokenizer.pad_token_id) or 0)
         waited = self._loader.waited - self._waited_before if self._loader is not None else 0.0
         self._waited_before += waited
         if is_primary:

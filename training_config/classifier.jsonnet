@@ -1,16 +1,36 @@
 // Fine-tunes a pretrained encoder as a text classifier: the paper's fine-tuning recipe
 // (Gururangan et al., 2020, §3 and Appendix B): RoBERTa + CLS pooling + tanh feed-forward +
-// dropout + linear, AdamW, 6% warm-up then linear decay, validation on macro F1. Every input
-// file (train, dev, test) is read and checked before the first optimizer step.
+// dropout + linear, AdamW, validation on macro F1. Every input file (train, dev, test) is read
+// and checked before the first optimizer step.
+//
+// PRESET picks one of the three fine-tuning presets of the paper's code (allenai/
+// dont-stop-pretraining, environments/hyperparameters.py: ROBERTA_CLASSIFIER_SMALL, _MINI and
+// _BIG, which its scripts/train.py `-e` passed to its training_config/classifier.jsonnet):
+//   small (the default, as in the original's examples): 10 epochs, patience 3, batch 16, a
+//          constant learning rate (the original's LR_SCHEDULE 0: no warm-up, no decay)
+//   mini:  as small, with batch 8 (GRAD_ACC_BATCH_SIZE 8 and BATCH_SIZE 8 there)
+//   big:   3 epochs, patience 3, batch 16, warm-up over the first 6% of the optimizer steps
+//          then linear decay to 0 (LR_SCHEDULE 1); the paper's choice for its largest tasks
+// All three, as the original sets them: lr 2e-5, dropout 0.1, Adam betas (0.9, 0.98) and eps
+// 1e-6 with decoupled weight decay 0.1 (none on biases and LayerNorm weights), 512 tokens,
+// SEED seeding Python, NumPy and PyTorch, the model of the best validation epoch kept.
+// Not as the original: its optimizer (`bert_adam`, pytorch-pretrained-bert's BertAdam) skips
+// Adam's bias correction and clips each parameter tensor's gradient to norm 1 on its own; here
+// PyTorch's AdamW corrects the bias and nothing is clipped (AllenNLP's trainer clips only the
+// norm of all gradients together, a different rule). Its batches were grouped by length
+// (`bucket`); here they are drawn at random.
 //
 // Environment variables (only MODEL_NAME, TRAIN_PATH and DEV_PATH are required):
 //   MODEL_NAME      hub name (roberta-base) or a `save_pretrained` directory, e.g. the
 //                   `exported_model` of a DAPT or TAPT run
 //   TRAIN_PATH, DEV_PATH   jsonl files with "text" and "label"
 //   TEST_PATH       jsonl; when set, the final model is evaluated on it
-//   EFFECTIVE_BATCH (16: examples per optimizer step), BATCH_SIZE (per device and step; default
-//   EFFECTIVE_BATCH shared out over the devices; gradient accumulation makes up the rest),
-//   NUM_EPOCHS (10), PATIENCE (3), MAX_LENGTH (512), LR (2e-5), SEED (0),
+//   PRESET (small, mini or big; see above); each variable below that a preset sets overrides it:
+//   EFFECTIVE_BATCH (the preset's: examples per optimizer step), BATCH_SIZE (per device and
+//   step; default EFFECTIVE_BATCH shared out over the devices; gradient accumulation makes up
+//   the rest), NUM_EPOCHS (the preset's), PATIENCE (3), LR_SCHEDULE (the preset's: true for a
+//   6% warm-up then linear decay, false for a constant learning rate; 1 and 0 as in the
+//   original), MAX_LENGTH (512), LR (2e-5), SEED (0),
 //   TRAIN_SAMPLE (train on N labelled training examples drawn at random), USE_AMP (false),
 //   TRUST_REMOTE_CODE (false: a model directory with its own code is refused),
 //   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
@@ -28,10 +48,25 @@ local train_path = env.required('TRAIN_PATH', 'the labelled training data, a jso
 local dev_path = env.required('DEV_PATH', 'the labelled development data, a jsonl file with "text" and "label"');
 local test_path = env.str('TEST_PATH', null);
 
-local sizes = batch.sizes(16, null);  // paper, Table 14: batch 16
+// the original's environments/hyperparameters.py (ROBERTA_CLASSIFIER_<PRESET>)
+local presets = {
+  small: { num_epochs: 10, patience: 3, effective_batch: 16, lr_schedule: false },
+  mini: { num_epochs: 10, patience: 3, effective_batch: 8, lr_schedule: false },
+  big: { num_epochs: 3, patience: 3, effective_batch: 16, lr_schedule: true },
+};
+local preset_name = env.str('PRESET', 'small');
+local preset = (
+  if std.objectHas(presets, preset_name) then presets[preset_name]
+  else error 'environment variable PRESET must be one of small, mini or big (the original repository\'s ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got %s' % preset_name
+);
+
+local sizes = batch.sizes(preset.effective_batch, null);
 local batch_size = sizes.per_device;
-local num_epochs = env.int('NUM_EPOCHS', 10, min=1);  // paper, Table 14
-local patience = env.int('PATIENCE', 3, min=1);  // paper, Table 14
+local num_epochs = env.int('NUM_EPOCHS', preset.num_epochs, min=1);
+local patience = env.int('PATIENCE', preset.patience, min=1);
+// the original's LR_SCHEDULE: BertAdam's `warmup_linear` over all steps with warm-up 0.06, or,
+// with `t_total` -1, a constant learning rate
+local lr_schedule = env.bool('LR_SCHEDULE', preset.lr_schedule);
 local max_length = env.int('MAX_LENGTH', 512, min=1);  // paper, Table 14
 local learning_rate = env.float('LR', 2e-5);  // paper, Table 14
 local weight_decay = 0.1;  // paper, Table 14
@@ -87,7 +122,7 @@ local reader(sample) = {
     validation_metric: '+macro_f1',
     num_gradient_accumulation_steps: sizes.accumulation,
     optimizer: optim.adamw(learning_rate, weight_decay),
-    learning_rate_scheduler: optim.linear_warmup_decay(),
+    [if lr_schedule then 'learning_rate_scheduler']: optim.linear_warmup_decay(0.06),
     use_amp: env.bool('USE_AMP', false),
     cuda_device: devices.cuda_device,
     checkpointer: trainer.checkpointer(keep=1),

@@ -7,8 +7,10 @@ The configs read every variable through `training_config/lib/env.libsonnet` (`en
 the files it imports: the list is the configs' own, never a copy kept by hand.
 """
 
+import copy
 import difflib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -59,21 +61,29 @@ def config_variables(config_path: str) -> Set[str]:
     The environment variables that the jsonnet config at `config_path` reads, in it and in every
     file it imports (recursively).
     """
-    variables: Set[str] = set()
-    pending, seen = [os.path.abspath(config_path)], set()
+    return {
+        single or double
+        for text in _config_texts(config_path).values()
+        for single, double in _READ.findall(text)
+    }
+
+
+def _config_texts(config_path: str) -> Dict[str, str]:
+    """The text, less comment lines, of the config and of every file it imports (recursively)."""
+    texts: Dict[str, str] = {}
+    pending = [os.path.abspath(config_path)]
     while pending:
         path = pending.pop()
-        if path in seen or not os.path.isfile(path):
+        if path in texts or not os.path.isfile(path):
             continue  # an import jsonnet cannot find is its error, when the config is evaluated
-        seen.add(path)
         with open(path, encoding="utf-8") as handle:
             text = "\n".join(line for line in handle if not line.lstrip().startswith(("//", "#")))
-        variables.update(single or double for single, double in _READ.findall(text))
+        texts[path] = text
         directory = os.path.dirname(path)
         pending.extend(
             os.path.join(directory, single or double) for single, double in _IMPORT.findall(text)
         )
-    return variables
+    return texts
 
 
 def resolve_config(config_path: str, env: Dict[str, str]) -> Params:
@@ -87,8 +97,20 @@ def resolve_config(config_path: str, env: Dict[str, str]) -> Params:
     variables = {
         name: value for name, value in variables.items() if allennlp_params._is_encodable(value)
     }
-    # `DAPT_PLUGIN_ENV` as allennlp (patched) computes it in a process with this environment
-    return Params.from_file(config_path, ext_vars={**variables, ENV_EXT_VAR: json.dumps(variables)})
+    # the same files (as they are now: the key holds their texts) and environment give the same
+    # config; `allennlp adapt` resolves the same config for many of its phases
+    key = hashlib.sha256(
+        json.dumps([_config_texts(config_path), variables], sort_keys=True).encode()
+    ).hexdigest()
+    if key not in _RESOLVED:
+        # `DAPT_PLUGIN_ENV` as allennlp (patched) computes it in a process with this environment
+        ext_vars = {**variables, ENV_EXT_VAR: json.dumps(variables)}
+        _RESOLVED[key] = Params.from_file(config_path, ext_vars=ext_vars).as_dict(quiet=True)
+    return Params(copy.deepcopy(_RESOLVED[key]))
+
+
+# resolved configs, by the sha256 of what `resolve_config` resolves them from
+_RESOLVED: Dict[str, Dict] = {}
 
 
 def renamed_variable(name: str, variables: Set[str]) -> Optional[str]:

@@ -10,18 +10,14 @@ spread over seeds (`results.md`'s "(below baseline)") is drawn in red in both pa
 import math
 from typing import Dict, List
 
-try:
+from dapt_plugin.common.atomic import atomic_path
+from dapt_plugin.common.optional_dependencies import optional_dependency
+
+with optional_dependency("the results plot", "matplotlib"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-except ImportError as error:  # an optional dependency: the `selection` extra
-    raise ImportError(
-        "the results plot needs matplotlib: pip install matplotlib "
-        "(or the plugin's `selection` extra)"
-    ) from error
-
-from dapt_plugin.common.atomic import atomic_path
 
 SPLITS = ("dev", "test")
 _COLOURS = {"baseline": "#9e9e9e", "adapted": "#1f77b4", "below baseline": "#d62728"}

@@ -29,11 +29,12 @@ PHASE_KINDS = ("all", *CONFIG_FILES)
 _SET_FROM_EXPERIMENT = {
     "MODEL_NAME": ("`base_model` (or the adapted encoder a phase starts from)", PHASE_KINDS),
     "CORPUS_PATH": ("`domain_corpus`", PHASE_KINDS),
-    "TAPT_PATH": ("`task.train`", PHASE_KINDS),
+    "TAPT_PATH": ("`task.train` (or its sample, `task.sample`)", PHASE_KINDS),
     "EXTRA_TAPT_PATHS": ("`tapt_extra` (and the kNN-/RAND-TAPT selections)", PHASE_KINDS),
-    "TRAIN_PATH": ("`task.train`", PHASE_KINDS),
+    "TRAIN_PATH": ("`task.train` (or its sample, `task.sample`)", PHASE_KINDS),
     "DEV_PATH": ("`task.dev`", PHASE_KINDS),
     "TEST_PATH": ("`task.test` (evaluated by `allennlp adapt` itself)", PHASE_KINDS),
+    "PRESET": ("`preset`", ("all", "classifier")),
     # the masked-LM phases' own SEED may be given in settings.dapt and settings.tapt
     "SEED": (
         "`seeds` for the classifiers; a masked-LM seed goes in `settings.dapt` or `settings.tapt`",
@@ -44,6 +45,9 @@ _SET_FROM_EXPERIMENT = {
 # whatever the config
 _PROCESS_VARIABLES = {"PATH"}
 _PROCESS_PREFIXES = ("LD_", "DYLD_", "PYTHON")
+# the keys of `task`: its files, and the optional sample of its training data
+_TASK_FILES = ("train", "dev", "test")
+_TASK_SAMPLE_KEYS = ("sample", "sample_seed")
 
 
 @dataclass
@@ -55,10 +59,20 @@ class ExperimentSpec:
         `MODEL_NAME` of every variant's starting point (hub name or `save_pretrained` directory).
     task : `Dict[str, str]`
         `train`, `dev` and `test` jsonl files with "text" and "label".
+    task_sample : `int`, optional (default = `None`)
+        `task.sample`: a low-resource run on N examples of `task.train`, drawn once at random
+        (reservoir sampling) and written to `<output dir>/task_sample/train.jsonl`, which every
+        phase then reads in its place: TAPT, the kNN-TAPT queries and the classifiers.
+    task_sample_seed : `int`, optional (default = `0`)
+        `task.sample_seed`: the seed of that draw; the same seed draws the same examples, as the
+        classifier's `TRAIN_SAMPLE` does under the same `SEED`.
     variants : `List[str]`
         Any of baseline, dapt, tapt, dapt_tapt, knn_tapt, rand_tapt.
     seeds : `List[int]`
         Fine-tuning seeds; every variant is fine-tuned once per seed.
+    preset : `str`, optional (default = `None`)
+        The classifiers' `PRESET` (small, mini or big: the original repository's fine-tuning
+        presets; see `classifier.jsonnet`); unset, the config's default (small).
     metric : `str`
         The task metric of the results table: macro_f1 (most tasks of the paper; `f1`, the
         original repository's name for it, is accepted), micro_f1
@@ -84,6 +98,9 @@ class ExperimentSpec:
     variants: List[str]
     seeds: List[int]
     metric: str = "macro_f1"
+    preset: Optional[str] = None
+    task_sample: Optional[int] = None
+    task_sample_seed: int = 0
     domain_corpus: Optional[str] = None
     tapt_extra: List[str] = field(default_factory=list)
     knn_k: int = 50
@@ -112,6 +129,7 @@ def load_experiment(path: str) -> ExperimentSpec:
         "variants",
         "seeds",
         "metric",
+        "preset",
         "domain_corpus",
         "tapt_extra",
         "knn_k",
@@ -149,8 +167,29 @@ def load_experiment(path: str) -> ExperimentSpec:
     if metric not in METRICS:
         raise _fail(path, f"`metric` must be one of {list(METRICS)}; got {metric!r}")
     task = raw["task"]
-    if not isinstance(task, dict) or sorted(task) != ["dev", "test", "train"]:
-        raise _fail(path, f"`task` must give exactly `train`, `dev` and `test` files; got {task!r}")
+    if (
+        not isinstance(task, dict)
+        or not set(_TASK_FILES) <= set(task)
+        or not set(task) <= {*_TASK_FILES, *_TASK_SAMPLE_KEYS}
+    ):
+        raise _fail(
+            path,
+            "`task` must give `train`, `dev` and `test` files (and optionally `sample` and "
+            f"`sample_seed`); got {task!r}",
+        )
+    sample, sample_seed = task.get("sample"), task.get("sample_seed", 0)
+    if sample is not None and not _is_int(sample, minimum=1):
+        raise _fail(
+            path,
+            f"`task.sample` must be a positive number of training examples; got {sample!r}",
+        )
+    if not _is_int(sample_seed, minimum=0):
+        raise _fail(path, f"`task.sample_seed` must be an integer of at least 0; got {sample_seed!r}")
+    if "sample_seed" in task and sample is None:
+        raise _fail(path, "`task.sample_seed` is given without `task.sample`, the sample's size")
+    preset = raw.get("preset")
+    if preset is not None and not isinstance(preset, str):
+        raise _fail(path, f"`preset` must be small, mini or big; got {preset!r}")
     settings = raw.get("settings", {})
     if not isinstance(settings, dict) or not set(settings) <= set(PHASE_KINDS):
         raise _fail(
@@ -163,10 +202,13 @@ def load_experiment(path: str) -> ExperimentSpec:
         raise _fail(path, f"`knn_k` must be a positive integer; got {knn_k!r}")
     spec = ExperimentSpec(
         base_model=str(raw["base_model"]),
-        task={k: str(v) for k, v in task.items()},
+        task={k: str(task[k]) for k in _TASK_FILES},
         variants=list(variants),
         seeds=list(seeds),
         metric=metric,
+        preset=preset,
+        task_sample=sample,
+        task_sample_seed=sample_seed,
         domain_corpus=raw.get("domain_corpus"),
         tapt_extra=[str(p) for p in raw.get("tapt_extra", [])],
         knn_k=knn_k,
@@ -192,6 +234,10 @@ def load_experiment(path: str) -> ExperimentSpec:
     if os.path.isdir(spec.base_model):
         spec.base_model = os.path.abspath(spec.base_model)
     return spec
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def _check_settings(path: str, settings: Dict[str, Any]) -> None:
@@ -231,6 +277,13 @@ def _check_settings(path: str, settings: Dict[str, Any]) -> None:
                     "`allennlp adapt`"
                 )
                 raise _fail(path, f"{key} is not a variable of {_either(files)}; {hint}")
+            if name == "TRAIN_SAMPLE":
+                raise _fail(
+                    path,
+                    f"{key}: TRAIN_SAMPLE samples only the classifiers' training data, while "
+                    "TAPT and the kNN-TAPT selection would still read all of `task.train`; give "
+                    "`task.sample` (and `task.sample_seed`) instead, which every phase reads",
+                )
             source, kinds = _SET_FROM_EXPERIMENT.get(name, (None, ()))
             if kind in kinds:
                 raise _fail(

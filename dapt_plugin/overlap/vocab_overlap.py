@@ -28,18 +28,14 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.common.tqdm import Tqdm
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-try:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-except ImportError as error:  # an optional dependency: the `selection` extra
-    raise ImportError(
-        "the vocabulary-overlap heatmap needs matplotlib: pip install matplotlib "
-        "(or the plugin's `selection` extra)"
-    ) from error
-
 from dapt_plugin.common.atomic import atomic_file, atomic_path
+from dapt_plugin.common.optional_dependencies import optional_dependency
 from dapt_plugin.data.documents import iter_documents
 from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths
+
+with optional_dependency("the vocabulary-overlap heatmap", "matplotlib"):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 

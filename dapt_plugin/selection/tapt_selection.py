@@ -67,7 +67,7 @@ import logging
 import math
 import os
 import random
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Iterable, List, Literal, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -79,17 +79,14 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
-try:
-    import faiss
-except ImportError as error:  # an optional dependency: the `selection` extra
-    raise ImportError(
-        "TAPT data selection needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)"
-    ) from error
-
 from dapt_plugin.common.atomic import atomic_path
+from dapt_plugin.common.optional_dependencies import optional_dependency
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import Document, iter_documents
 from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths
+
+with optional_dependency("TAPT data selection", "faiss", "faiss-cpu"):
+    import faiss
 
 logger = logging.getLogger(__name__)
 
@@ -481,15 +478,8 @@ def _select_knn(
         raise DataError(
             ", ".join(task_files), 0, "no task example (every line is blank); check the task path"
         )
-    num_documents, sample = reservoir_sample(
-        (
-            document.text
-            for document in _progress(
-                iter_documents(domain_files, text_key), "counting and sampling the domain corpus"
-            )
-        ),
-        sample_size,
-        random.Random(seed),
+    num_documents, sample = _count_and_sample(
+        domain_files, text_key, "text", sample_size, seed, "counting and sampling the domain corpus"
     )
     if num_documents == 0:
         raise DataError(
@@ -571,15 +561,8 @@ def _select_random(
         logger.info(
             "random sample of k x task examples = %d x %d = %d documents", k, num_task, size
         )
-    num_documents, sample = reservoir_sample(
-        (
-            document.index
-            for document in _progress(
-                iter_documents(domain_files, text_key), "sampling the domain corpus"
-            )
-        ),
-        size,
-        random.Random(seed),
+    num_documents, sample = _count_and_sample(
+        domain_files, text_key, "index", size, seed, "sampling the domain corpus"
     )
     if size > num_documents:
         raise ConfigurationError(
@@ -591,6 +574,24 @@ def _select_random(
     selected[np.asarray(sample, dtype=np.int64)] = True
     written = _write_selected(domain_files, text_key, selected, output_path, num_documents)
     return SelectionResult(output_path, "random", written, num_documents, None)
+
+
+def _count_and_sample(
+    domain_files: List[str],
+    text_key: str,
+    field: Literal["text", "index"],
+    size: int,
+    seed: int,
+    description: str,
+) -> Tuple[int, list]:
+    """
+    One pass over the domain corpus: its number of documents, and `size` of them drawn uniformly
+    with `random.Random(seed)`, each kept as its `field` (`"text"`, or `"index"` to hold less).
+    """
+    documents = _progress(iter_documents(domain_files, text_key), description)
+    return reservoir_sample(
+        (getattr(document, field) for document in documents), size, random.Random(seed)
+    )
 
 
 def _embed_task(embedder: LsaEmbedder, task: List[Document]) -> np.ndarray:

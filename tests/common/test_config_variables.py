@@ -165,3 +165,18 @@ def test_an_old_name_is_refused_by_the_configs_that_read_its_new_name_and_not_it
     assert renamed_variable("SAMPLE", classifier) == (
         "SAMPLE was renamed TRAIN_SAMPLE (the number of labelled training examples drawn at random)"
     )
+
+
+def test_a_config_resolved_again_sees_its_files_and_the_environment_as_they_are_now(tmp_path):
+    (tmp_path / "lib.libsonnet").write_text("{ steps: 4 }")
+    config = tmp_path / "config.jsonnet"
+    config.write_text(
+        "local lib = import 'lib.libsonnet';\n{ steps: lib.steps, seed: std.extVar('SEED') }"
+    )
+    first = resolve_config(str(config), {"SEED": "1"})
+    assert first.as_dict() == {"steps": 4, "seed": "1"}
+    first["steps"] = 99  # the caller's copy: changing it changes no later result
+    assert resolve_config(str(config), {"SEED": "1"}).as_dict() == {"steps": 4, "seed": "1"}
+    assert resolve_config(str(config), {"SEED": "2"}).as_dict() == {"steps": 4, "seed": "2"}
+    (tmp_path / "lib.libsonnet").write_text("{ steps: 8 }")  # an imported file changed
+    assert resolve_config(str(config), {"SEED": "1"}).as_dict() == {"steps": 8, "seed": "1"}

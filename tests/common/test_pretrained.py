@@ -1,4 +1,3 @@
-import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 
 from dapt_plugin.commands.archive_untrained import archive_untrained
 from dapt_plugin.common.archived_encoders import ENCODERS_DIRECTORY, archived_name
-from tests.conftest import CONFIGS, allennlp, classifier_env, mlm_env
+from tests.conftest import CONFIGS, add_custom_code, allennlp, classifier_env, mlm_env
 
 FIX = (
     "give a directory written by `save_pretrained` (such as the `exported_model` directory of an MLM "
@@ -69,20 +68,6 @@ REFUSED = (
     "would run; set TRUST_REMOTE_CODE=true (`trust_remote_code` in the config) only if you trust "
     "where the directory comes from"
 )
-
-
-def add_custom_code(model: Path, marker: Path) -> None:
-    """Gives `model` a configuration class of its own whose module, when run, creates `marker`."""
-    (model / "configuration_custom.py").write_text(
-        f"open({str(marker)!r}, 'w').close()\n"
-        "from transformers import RobertaConfig\n"
-        "class CustomConfig(RobertaConfig):\n    model_type = 'dapt_custom'\n"
-    )
-    config = json.loads((model / "config.json").read_text())
-    config.update(
-        model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"}
-    )
-    (model / "config.json").write_text(json.dumps(config))
 
 
 @pytest.fixture

@@ -50,12 +50,7 @@ FAMILIES = {
     "deberta-v2": lambda: DebertaV2ForMaskedLM(DebertaV2Config(**SMALL)),
     "modernbert": lambda: ModernBertForMaskedLM(
         ModernBertConfig(
-            vocab_size=97,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=64,
+            **SMALL,
             pad_token_id=0,
             bos_token_id=1,
             eos_token_id=2,

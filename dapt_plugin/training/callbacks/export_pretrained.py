@@ -14,6 +14,7 @@ from dapt_plugin.common.config_variables import config_variables
 from dapt_plugin.common.distributed import world_size
 from dapt_plugin.data.text_files import expand_paths
 from dapt_plugin.data.token_cache import file_sha256
+from dapt_plugin.nn.token_counts import count_tokens
 from dapt_plugin.training.callbacks.head_warmup import HeadWarmup
 from dapt_plugin.training.checkpointers.atomic_checkpointer import BEST_WEIGHTS
 from dapt_plugin.training.model_card import (
@@ -166,8 +167,9 @@ class ExportPretrained(TrainerCallback):
     ) -> None:
         if not is_training:
             return
-        pad = trainer.model.tokenizer.pad_token_id
-        self._tokens_seen += sum(int((batch["input_ids"] != pad).sum()) for batch in batch_inputs)
+        self._tokens_seen += int(
+            count_tokens(batch_inputs, trainer.model.tokenizer.pad_token_id) or 0
+        )
         if not is_primary or self.every_num_steps is None:
             return
         step = trainer._total_batches_completed

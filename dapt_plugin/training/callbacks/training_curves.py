@@ -14,12 +14,11 @@ from allennlp.training.callbacks.log_writer import LogWriterCallback
 from allennlp.training.callbacks.tensorboard import TensorBoardCallback
 from tensorboardX import SummaryWriter
 
+from dapt_plugin.common.distributed import world_size
+from dapt_plugin.nn.token_counts import count_tokens
+
 logger = logging.getLogger(__name__)
 
-# keys of a batch that mark its real (not padding) tokens: AllenNLP's text fields, Hugging Face's
-_MASK_KEYS = ("mask", "attention_mask")
-# keys of token ids, counted against the model's padding id when a batch has no mask (`dapt_masked_lm`)
-_ID_KEYS = ("input_ids", "token_ids")
 _WRITERS = itertools.count()  # tells apart the event files this process opens
 
 
@@ -144,9 +143,9 @@ class TrainingCurves(TensorBoardCallback):
                 if seconds is not None
                 else {"time": time.monotonic(), "step": step}
             )
-        tokens = _count_tokens(batch_inputs, _pad_token_id(trainer.model))
+        tokens = count_tokens(batch_inputs, _pad_token_id(trainer.model))
         if tokens is not None:
-            tokens *= _world_size()
+            tokens *= world_size()
         summary, line = step % self._summary_interval == 0, step % self.log_every == 0
         if batch_grad_norm is None and (summary or line):
             batch_grad_norm = _grad_norm(trainer.model)
@@ -264,37 +263,6 @@ class TrainingCurves(TensorBoardCallback):
         self._interval = {"loss": 0.0, "steps": 0, "tokens": 0.0, "seconds": 0.0}
 
 
-def _count_tokens(batch_group: List[TensorDict], pad_token_id: Optional[int]) -> Optional[float]:
-    """Real (non-padding) tokens in the batches of one step; None when no batch has token ids."""
-    counts = [
-        count
-        for count in (_batch_tokens(batch, pad_token_id) for batch in batch_group)
-        if count is not None
-    ]
-    return float(torch.stack(counts).sum()) if counts else None
-
-
-def _batch_tokens(batch: Dict[str, Any], pad_token_id: Optional[int]) -> Optional[torch.Tensor]:
-    for keys in (_MASK_KEYS, _ID_KEYS):
-        for key, value in batch.items():
-            if isinstance(value, torch.Tensor) and key in keys:
-                if key in _MASK_KEYS:
-                    return value.sum()
-                return (
-                    (value != pad_token_id).sum()
-                    if pad_token_id is not None
-                    else torch.tensor(value.numel())
-                )
-    for (
-        value
-    ) in batch.values():  # a text field: {"tokens": {"roberta": {"token_ids", "mask", ...}}}
-        if isinstance(value, dict):
-            count = _batch_tokens(value, pad_token_id)
-            if count is not None:
-                return count
-    return None
-
-
 def _pad_token_id(model) -> Optional[int]:
     return getattr(getattr(model, "tokenizer", None), "pad_token_id", None)
 
@@ -310,8 +278,3 @@ def _steps_per_epoch(trainer) -> Optional[int]:
         return -(-len(trainer.data_loader) // trainer._num_gradient_accumulation_steps)
     except TypeError:  # a data loader without a length
         return None
-
-
-def _world_size() -> int:
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    return torch.distributed.get_world_size() if distributed else 1

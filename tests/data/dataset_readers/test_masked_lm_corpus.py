@@ -1,7 +1,6 @@
 """The masked-LM reader on good and bad input: every documented error, with its message."""
 
 import gzip
-import json
 import logging
 import os
 import re
@@ -15,7 +14,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
 from dapt_plugin.data.text_files import DataError
-from tests.conftest import CONFIGS, DATA, allennlp, mlm_env
+from tests.conftest import CONFIGS, DATA, add_custom_code, allennlp, mlm_env
 
 CLEAN = (
     "the compound inhibits the receptor in liver cells .\nwe found that it blocks the channel .\n"
@@ -240,16 +239,7 @@ def test_a_model_directory_with_its_own_code_is_refused_unless_trusted(tiny_mode
     custom = tmp_path / "custom"
     shutil.copytree(tiny_model, custom)
     marker = tmp_path / "code_ran"
-    (custom / "configuration_custom.py").write_text(
-        f"open({str(marker)!r}, 'w').close()\n"
-        "from transformers import PretrainedConfig\n"
-        "class CustomConfig(PretrainedConfig):\n    model_type = 'dapt_custom'\n"
-    )
-    config = json.loads((custom / "config.json").read_text())
-    config.update(
-        model_type="dapt_custom", auto_map={"AutoConfig": "configuration_custom.CustomConfig"}
-    )
-    (custom / "config.json").write_text(json.dumps(config))
+    add_custom_code(custom, marker)
     with pytest.raises(
         ConfigurationError,
         match=r"brings its own Python code \(`auto_map` in config.json\), "

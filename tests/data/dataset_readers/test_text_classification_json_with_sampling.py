@@ -25,6 +25,13 @@ def make_reader(**kwargs) -> TextClassificationJsonWithSamplingReader:
     return TextClassificationJsonWithSamplingReader(tokenizer=WhitespaceTokenizer(), **kwargs)
 
 
+def read_error(path: Path, **reader_options) -> str:
+    """The message of the `DataError` that reading `path` stops with."""
+    with pytest.raises(DataError) as error:
+        list(make_reader(**reader_options).read(path))
+    return str(error.value)
+
+
 def texts_of(instances) -> List[str]:
     return [" ".join(token.text for token in instance["tokens"].tokens) for instance in instances]
 
@@ -212,9 +219,7 @@ def test_sample_larger_than_the_file_names_the_file_and_the_fix(tmp_path):
     path = tmp_path / "small.jsonl"
     write_jsonl(path, [{"text": f"line {i}", "label": "a"} for i in range(5)])
     assert len(list(make_reader(sample=5).read(path))) == 5
-    with pytest.raises(DataError) as error:
-        list(make_reader(sample=6).read(path))
-    assert str(error.value) == (
+    assert read_error(path, sample=6) == (
         f"{path}: `sample` is 6 but the file has only 5 lines with a text; lower `sample` or set it "
         "to null to read the whole file"
     )
@@ -261,17 +266,13 @@ def test_bad_line_stops_with_file_line_and_fix(tmp_path, bad_line, message, samp
     write_lines(
         path, ['{"text": "fine", "label": "a"}', bad_line, '{"text": "also fine", "label": "b"}']
     )
-    with pytest.raises(DataError) as error:
-        list(make_reader(sample=sample, sample_seed=0).read(path))
-    assert str(error.value) == f"{path}:2: {message}"
+    assert read_error(path, sample=sample, sample_seed=0) == f"{path}:2: {message}"
 
 
 def test_non_integer_label_with_skip_label_indexing_names_line_and_fix(tmp_path):
     path = tmp_path / "labels.jsonl"
     write_lines(path, ['{"text": "fine", "label": 1}', '{"text": "fine", "label": "b"}'])
-    with pytest.raises(DataError) as error:
-        list(make_reader(skip_label_indexing=True).read(path))
-    assert str(error.value) == (
+    assert read_error(path, skip_label_indexing=True) == (
         f"{path}:2: label 'b' is not an integer, but `skip_label_indexing` is true; "
         "use integer labels or set it to false"
     )
@@ -332,9 +333,7 @@ def test_a_line_without_a_label_in_a_labelled_file_names_the_line(tmp_path, samp
             '{"text": "third"}',
         ],
     )
-    with pytest.raises(DataError) as error:
-        list(make_reader(sample=sample, sample_seed=0).read(path))
-    assert str(error.value) == (
+    assert read_error(path, sample=sample, sample_seed=0) == (
         f"{path}:3: no 'label' field, but line 1 has one; give every line of a "
         "labelled file a label (only data to predict on has none)"
     )
@@ -343,9 +342,7 @@ def test_a_line_without_a_label_in_a_labelled_file_names_the_line(tmp_path, samp
 def test_a_label_after_unlabelled_lines_names_the_line(tmp_path):
     path = tmp_path / "mixed.jsonl"
     write_lines(path, ['{"text": "first"}', '{"text": "second", "label": "b"}'])
-    with pytest.raises(DataError) as error:
-        list(make_reader().read(path))
-    assert str(error.value) == (
+    assert read_error(path) == (
         f"{path}:2: has a 'label' field, but line 1 has none; give every line a "
         "label, or none (data to predict on)"
     )
@@ -370,9 +367,7 @@ def test_a_file_without_labels_is_data_to_predict_on(tmp_path):
 def test_a_label_that_is_not_a_string_or_an_integer_names_the_line(tmp_path, label, message):
     path = tmp_path / "labels.jsonl"
     write_lines(path, ['{"text": "fine", "label": "a"}', f'{{"text": "fine", "label": {label}}}'])
-    with pytest.raises(DataError) as error:
-        list(make_reader().read(path))
-    assert str(error.value) == (
+    assert read_error(path) == (
         f"{path}:2: {message}; a label must be a string or an integer (one class "
         "per line: multi-label data is not supported)"
     )
@@ -390,18 +385,14 @@ def test_integer_and_boolean_labels_are_classes(tmp_path):
 def test_a_file_without_examples_is_named(tmp_path, lines):
     path = tmp_path / "train.jsonl"
     write_lines(path, lines)
-    with pytest.raises(DataError) as error:
-        list(make_reader().read(path))
-    assert str(error.value) == (
+    assert read_error(path) == (
         f"{path}: no examples: no line has a non-empty 'text'; give a jsonl file "
         'with one {"text": ..., "label": ...} object per line'
     )
 
 
 def test_a_directory_is_named(tmp_path):
-    with pytest.raises(DataError) as error:
-        list(make_reader().read(tmp_path))
     assert (
-        str(error.value)
+        read_error(tmp_path)
         == f"{tmp_path}: is a directory; give the files in it, e.g. {tmp_path}/*.txt"
     )

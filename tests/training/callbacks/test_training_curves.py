@@ -15,9 +15,17 @@ from allennlp.common.checks import ConfigurationError
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.record_writer import masked_crc32c
 
-from dapt_plugin.training.callbacks.training_curves import TrainingCurves, _count_tokens
+from dapt_plugin.testing.cli import fresh_logging
+from dapt_plugin.training.callbacks.training_curves import TrainingCurves
 from tests.conftest import CONFIGS, classifier_env, mlm_env
 
+# the curves of every step, of any model whose batches have token ids
+STEP_TAGS = (
+    "train/batch_loss",
+    "train/learning_rate",
+    "train/grad_norm",
+    "train/tokens_per_second",
+)
 STEP_LINE = re.compile(
     r"training_curves - step (\d+)/(\d+) \(epoch (\d+)/(\d+)\) \| loss ([\d.]+) \| lr ([\d.e+-]+) "
     r"\| grad norm [\d.e+-]+ \| [\d,]+ tokens/s \| [\d:]+ elapsed, [\d:]+ left"
@@ -51,15 +59,8 @@ def read_scalars(directory: Path) -> Dict[str, List[Tuple[int, float]]]:
 @pytest.fixture
 def restore_logging():
     """`allennlp train` in this process replaces the root logger's handlers with its own."""
-    root = logging.getLogger()
-    handlers, level, excepthook = root.handlers[:], root.level, sys.excepthook
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.excepthook = excepthook
+    with fresh_logging():
+        yield
 
 
 def test_classifier_run_writes_curves_of_every_step_and_validation_of_every_epoch(
@@ -71,13 +72,7 @@ def test_classifier_run_writes_curves_of_every_step_and_validation_of_every_epoc
     train_model_from_file(str(CONFIGS / "classifier.jsonnet"), str(run))  # 2 epochs of 5 steps
 
     train = read_scalars(run / "log" / "train")
-    for tag in (
-        "train/batch_loss",
-        "train/learning_rate",
-        "train/grad_norm",
-        "train/tokens_per_second",
-        "train/epoch",
-    ):
+    for tag in (*STEP_TAGS, "train/epoch"):
         assert [step for step, _ in train[tag]] == list(range(1, 11)), tag
     assert all(
         value > 0 for _, value in train["train/grad_norm"] + train["train/tokens_per_second"]
@@ -138,28 +133,10 @@ def test_masked_lm_run_writes_curves_with_tokens_per_second(
     train_model_from_file(str(CONFIGS / "dapt.jsonnet"), str(run))
 
     train = read_scalars(run / "log" / "train")
-    for tag in (
-        "train/batch_loss",
-        "train/learning_rate",
-        "train/grad_norm",
-        "train/tokens_per_second",
-    ):
+    for tag in STEP_TAGS:
         assert [step for step, _ in train[tag]] == [1, 2, 3, 4, 5, 6], tag
     steps = [int(m[1]) for m in STEP_LINE.finditer((run / "out.log").read_text())]
     assert steps == [3, 6]
-
-
-def test_tokens_are_counted_without_padding():
-    pad = 1
-    masked_lm = {"input_ids": torch.tensor([[0, 5, 2, pad, pad], [0, 2, pad, pad, pad]])}
-    assert _count_tokens([masked_lm, masked_lm], pad_token_id=pad) == 10
-    mask = torch.tensor([[True, True, False], [True, False, False]])
-    text_field = {
-        "tokens": {"roberta": {"token_ids": torch.ones(2, 3, dtype=torch.long), "mask": mask}},
-        "label": torch.tensor([0, 1]),
-    }
-    assert _count_tokens([text_field], pad_token_id=None) == 3
-    assert _count_tokens([{"label": torch.tensor([0, 1])}], pad_token_id=None) is None
 
 
 def test_log_every_must_be_positive(tiny_model, monkeypatch):

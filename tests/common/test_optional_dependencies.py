@@ -1,0 +1,13 @@
+import pytest
+
+from dapt_plugin.common.optional_dependencies import optional_dependency
+
+
+def test_a_missing_optional_dependency_names_what_needs_it_and_how_to_install_it():
+    with pytest.raises(ImportError) as error:
+        with optional_dependency("TAPT data selection", "faiss", "faiss-cpu"):
+            import dapt_plugin_no_such_module  # noqa: F401
+    assert str(error.value) == (
+        "TAPT data selection needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)"
+    )
+    assert isinstance(error.value.__cause__, ModuleNotFoundError)
