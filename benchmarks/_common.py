@@ -42,6 +42,9 @@ PYTHON = sys.executable
 # what `allennlp train` of a benchmark imports: the plugin, and the `step_timer` callback of step_timer.py
 PLUGINS = ["dapt_plugin", "step_timer"]
 ROBERTA_BASE_VOCAB = 50265
+# the batch of the benchmarks' masked-LM runs: 16 sequences of up to 128 tokens
+BATCH_SIZE = 16
+MAX_LENGTH = 128
 CACHE = Path(os.path.expanduser("~/.cache/dapt_plugin/benchmarks"))
 
 _SYLLABLES = [

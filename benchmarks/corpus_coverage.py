@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import TextGenerator, append_results, markdown_table, write_corpus
-
-BATCH_SIZE = 16
+from _common import BATCH_SIZE, TextGenerator, append_results, markdown_table, write_corpus
 
 
 def write_long_documents(path: Path, tokenizer, num_documents: int, tokens: int, seed: int) -> Path:

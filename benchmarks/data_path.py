@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from _common import (
+    BATCH_SIZE,
+    MAX_LENGTH,
     allennlp_train,
     append_results,
     build_model,
@@ -35,9 +37,6 @@ from _common import (
     read_steps,
     write_corpus,
 )
-
-BATCH_SIZE = 16
-MAX_LENGTH = 128
 
 
 def bare_tokenizer(tokenizer, path: Path, batch_size: int = 1000) -> int:

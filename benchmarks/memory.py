@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 from _common import (
+    BATCH_SIZE,
+    MAX_LENGTH,
     PLUGINS,
     PYTHON,
     REPO,
@@ -79,9 +81,9 @@ def main() -> None:
                 MLM_MODE="line_by_line",
                 NUM_STEPS=args.steps,
                 NUM_CHECKPOINTS=1,
-                BATCH_SIZE=16,
-                EFFECTIVE_BATCH=16,
-                MAX_LENGTH=128,
+                BATCH_SIZE=BATCH_SIZE,
+                EFFECTIVE_BATCH=BATCH_SIZE,
+                MAX_LENGTH=MAX_LENGTH,
             )
             result = peak_rss(work / f"run-{size:g}", env)
             cache_mb = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 1e6

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Dict, List
 
 from _common import (
+    BATCH_SIZE,
+    MAX_LENGTH,
     PYTHON,
     allennlp_train,
     append_results,
@@ -52,8 +54,6 @@ from _common import (
     write_corpus,
 )
 
-BATCH_SIZE = 16
-MAX_LENGTH = 128
 LR = 5e-4
 
 

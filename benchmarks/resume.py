@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from _common import (
+    BATCH_SIZE,
+    MAX_LENGTH,
     PLUGINS,
     REPO,
     allennlp_train,
@@ -39,9 +41,6 @@ from _common import (
 )
 
 from dapt_plugin.common.launch import start_allennlp
-
-BATCH_SIZE = 16
-MAX_LENGTH = 128
 
 
 def run_until_killed(serialization: Path, env: dict, kill_after_step: int) -> None:

@@ -20,6 +20,7 @@ import shutil
 from typing import IO, Iterator, List, Optional
 
 import torch
+from allennlp.common.checks import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,20 @@ def atomic_directory(target: str) -> Iterator[str]:
     with atomic_path(target) as tmp:
         os.mkdir(tmp)
         yield tmp
+
+
+def check_output_directory(output_dir: str, force: bool) -> None:
+    """
+    Refuses the `-o OUTPUT_DIR` of a command that writes it whole with `atomic_directory`: a file,
+    or a directory that holds anything, unless `force` (`--force`) lets it be replaced.
+    """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConfigurationError(f"{output_dir} is a file; give a directory")
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:
+        raise ConfigurationError(
+            f"{output_dir} already exists and is not empty; give a new "
+            "directory, or --force to replace it"
+        )
 
 
 def remove_leftovers(directory: str) -> List[str]:

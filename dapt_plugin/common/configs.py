@@ -12,7 +12,7 @@ from pathlib import Path
 
 from allennlp.common.checks import ConfigurationError
 
-from dapt_plugin.common.atomic import atomic_directory
+from dapt_plugin.common.atomic import atomic_directory, check_output_directory
 
 CONFIG_PACKAGE = "dapt_plugin.training_config"
 
@@ -41,13 +41,7 @@ def copy_configs(output_dir: str, force: bool = False) -> Path:
     or not at all, and returns the directory they came from. An `output_dir` that holds anything
     is replaced only with `force`.
     """
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigurationError(f"{output_dir} is a file; give a directory")
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:
-        raise ConfigurationError(
-            f"{output_dir} already exists and is not empty; give a new "
-            "directory, or --force to replace it"
-        )
+    check_output_directory(output_dir, force)
     source = config_dir()
     os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
     with atomic_directory(output_dir) as directory:

@@ -5,6 +5,10 @@ project's own training configs, sharing work between variants, resumable, and su
 
 Phases and the work they share:
 
+- `task_sample` (with `task.sample` only): N examples of `task.train`, drawn once (reservoir
+  sampling, `task.sample_seed`) and written to `task_sample/train.jsonl`, which every later phase
+  reads in place of `task.train` (TAPT, the kNN-TAPT queries, the classifiers), so that no
+  example outside the sample reaches any of them;
 - `dapt`: one DAPT run on the domain corpus, used by both `dapt` and `dapt_tapt`;
 - `tapt`, `dapt_tapt`, `knn_tapt`, `rand_tapt`: one TAPT run each (TAPT does not depend on the
   fine-tuning seed), from the base model or, for `dapt_tapt`, from the DAPT export;
@@ -37,6 +41,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import shutil
 import statistics
 import time
@@ -54,7 +59,9 @@ from dapt_plugin.common.config_variables import config_variables, resolve_config
 from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.console import logs_to_file
 from dapt_plugin.common.launch import allennlp_command, run_allennlp_preloaded, start_preloading
-from dapt_plugin.data.text_files import DataError, expand_paths
+from dapt_plugin.common.sampling import reservoir_sample
+from dapt_plugin.data.documents import iter_json_lines
+from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
 from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
 from dapt_plugin.experiment.progress import PhaseProgress
 from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec
@@ -67,6 +74,9 @@ OUTPUT_DIR = (
 _MLM_OUTPUTS = ["model.tar.gz", "metrics.json", "exported_model"]
 _CLASSIFIER_OUTPUTS = ["model.tar.gz", "dev_metrics.json", "test_metrics.json"]
 _SELECTION_OF = {"knn_tapt": "select_knn", "rand_tapt": "select_random"}
+# kinds of phase that run no `allennlp train`: their settings are their arguments
+_STEPS = ("sample", "selection")
+_SAMPLE = "task_sample"
 
 
 @dataclass
@@ -77,23 +87,27 @@ class Phase:
     # Parameters
 
     name : `str`
-        `dapt`, `select_knn`, `select_random`, a TAPT variant, or `classifier/<variant>/seed_<s>`.
+        `task_sample`, `dapt`, `select_knn`, `select_random`, a TAPT variant, or
+        `classifier/<variant>/seed_<s>`.
     kind : `str`
-        `dapt`, `tapt`, `selection` or `classifier`.
+        `sample`, `dapt`, `tapt`, `selection` or `classifier`.
     directory : `Path`
         The directory it writes in: its own serialization directory for a training phase, the
-        shared `selection/` directory for a selection.
+        shared `selection/` directory for a selection, `task_sample/` for the task's sample.
     outputs : `List[Path]`
         The files and directories it completes, in `directory`.
     settings : `Dict[str, Any]`
         The environment of its `allennlp train` (for a selection, the arguments of
-        `select_tapt_data`).
+        `select_tapt_data`; for the sample, its source file, size and seed).
     variant : `str`, optional
         The variant whose encoder it adapts, selects for or fine-tunes.
     seed : `int`, optional
         A classifier's fine-tuning seed.
     upstream : `str`, optional
         The phase whose output it starts from.
+    reads : `List[str]`, optional
+        Other phases whose output it reads as data (`task_sample`); like `upstream`, their
+        fingerprints are part of its own, and it is run again when they are.
     config : `Dict[str, Any]`
         Its resolved config (a selection's arguments), with paths in the output directory
         written `<output_dir>/...`; filled in by the runner.
@@ -111,6 +125,7 @@ class Phase:
     variant: Optional[str] = None
     seed: Optional[int] = None
     upstream: Optional[str] = None
+    reads: List[str] = field(default_factory=list)
     config: Dict[str, Any] = field(default_factory=dict)
     inputs: Dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
@@ -135,6 +150,8 @@ class ExperimentRunner:
         self.output = Path(output_dir).resolve()
         self.markers = self.output / ".phases"
         self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
+        # the line numbers of `task.train` in its sample (`task.sample`), drawn by the dry run
+        self.sample_lines: Optional[List[int]] = None
         self.phases = self._phases()
         self._check_base_model()
         self._check_labels()
@@ -148,6 +165,12 @@ class ExperimentRunner:
         if variant == "baseline":
             return self.spec.base_model
         return str(self.output / variant / "exported_model")
+
+    def train_path(self) -> str:
+        """What the phases read as the task's training data: `task.train`, or its sample."""
+        if self.spec.task_sample is None:
+            return self.spec.task["train"]
+        return str(self.output / _SAMPLE / "train.jsonl")
 
     def _phases(self) -> List[Phase]:
         spec, variants = self.spec, self.spec.variants
@@ -170,6 +193,21 @@ class ExperimentRunner:
                 **fields,
             )
 
+        # with a sample, every phase that reads the task's training data reads it instead
+        train, reads = self.train_path(), []
+        if spec.task_sample is not None:
+            add(
+                _SAMPLE,
+                "sample",
+                self.output / _SAMPLE,
+                ["train.jsonl"],
+                {
+                    "path": spec.task["train"],
+                    "size": spec.task_sample,
+                    "seed": spec.task_sample_seed,
+                },
+            )
+            reads = [_SAMPLE]
         if {"dapt", "dapt_tapt"} & set(variants):
             add(
                 "dapt",
@@ -183,7 +221,7 @@ class ExperimentRunner:
                 },
                 variant="dapt",
             )
-        selection = {"task_paths": spec.task["train"], "domain_paths": spec.domain_corpus}
+        selection = {"task_paths": train, "domain_paths": spec.domain_corpus}
         if {"knn_tapt", "rand_tapt"} & set(variants):
             add(
                 "select_knn",
@@ -192,6 +230,7 @@ class ExperimentRunner:
                 ["knn_tapt.jsonl"],
                 {**selection, "method": "knn", "k": spec.knn_k},
                 variant="knn_tapt",
+                reads=reads,
             )
         if "rand_tapt" in variants:
             # as many documents as the kNN selection: its fingerprint is part of this one's
@@ -203,6 +242,7 @@ class ExperimentRunner:
                 {**selection, "method": "random"},
                 variant="rand_tapt",
                 upstream="select_knn",
+                reads=reads,
             )
         for variant in ("tapt", "dapt_tapt", "knn_tapt", "rand_tapt"):
             if variant not in variants:
@@ -218,7 +258,7 @@ class ExperimentRunner:
                 _MLM_OUTPUTS,
                 {
                     **spec.env("tapt"),
-                    "TAPT_PATH": spec.task["train"],
+                    "TAPT_PATH": train,
                     "EXTRA_TAPT_PATHS": ",".join(extra),
                     "MODEL_NAME": self.encoder("dapt")
                     if variant == "dapt_tapt"
@@ -226,6 +266,7 @@ class ExperimentRunner:
                 },
                 variant=variant,
                 upstream=upstream,
+                reads=reads,
             )
         for variant in variants:
             for seed in spec.seeds:
@@ -236,14 +277,16 @@ class ExperimentRunner:
                     _CLASSIFIER_OUTPUTS,
                     {
                         **spec.env("classifier"),
+                        **({"PRESET": spec.preset} if spec.preset is not None else {}),
                         "MODEL_NAME": self.encoder(variant),
                         "SEED": str(seed),
-                        "TRAIN_PATH": spec.task["train"],
+                        "TRAIN_PATH": train,
                         "DEV_PATH": spec.task["dev"],
                     },
                     variant=variant,
                     seed=seed,
                     upstream=None if variant == "baseline" else variant,
+                    reads=reads,
                 )
         return list(phases.values())
 
@@ -252,8 +295,13 @@ class ExperimentRunner:
 
     def _fingerprint(self, phase: Phase) -> None:
         """Resolves the phase's config (a jsonnet error stops here), hashes its inputs."""
-        if phase.kind == "selection":
-            config, data_paths = phase.settings, [self.spec.task["train"], self.spec.domain_corpus]
+        if phase.kind == "sample":
+            config, data_paths = phase.settings, [phase.settings["path"]]
+        elif phase.kind == "selection":
+            config, data_paths = (
+                phase.settings,
+                [phase.settings["task_paths"], self.spec.domain_corpus],
+            )
         else:
             try:
                 config = resolve_config(self._config_file(phase), phase.settings).as_dict(
@@ -289,7 +337,9 @@ class ExperimentRunner:
         return str(config_dir() / CONFIG_FILES[phase.kind])
 
     def _upstream(self, phase: Phase) -> Dict[str, str]:
-        return {phase.upstream: self._phase(phase.upstream).fingerprint} if phase.upstream else {}
+        """The fingerprints of the phases whose outputs it starts from or reads."""
+        names = ([phase.upstream] if phase.upstream else []) + phase.reads
+        return {name: self._phase(name).fingerprint for name in names}
 
     def _portable(self, value: Any) -> Any:
         """`value` with the output directory in its strings written `<output_dir>`."""
@@ -324,7 +374,10 @@ class ExperimentRunner:
             ) from None
 
     def _check_labels(self) -> None:
-        """Every label of `task.dev` and `task.test` must occur in `task.train`, as the classifier needs."""
+        """
+        Every label of `task.dev` and `task.test` must occur in `task.train` (in its sample, with
+        `task.sample`), as the classifier needs.
+        """
         from allennlp.data import Vocabulary
         from allennlp.data.tokenizers import WhitespaceTokenizer
 
@@ -334,17 +387,49 @@ class ExperimentRunner:
 
         reader = TextClassificationJsonWithSamplingReader(tokenizer=WhitespaceTokenizer())
         vocabulary = Vocabulary()
-        split = "train"
+        split, sampled = "train", None
         try:
+            if self.spec.task_sample is not None:
+                self.sample_lines = self._draw_sample()
+                sampled = set(self.sample_lines)
             for instance in reader.read(self.spec.task["train"]):
-                if "label" in instance.fields:
-                    vocabulary.add_token_to_namespace(instance["label"].label, "labels")
+                label = instance.fields.get("label")
+                if label is not None and (sampled is None or label.location[1] in sampled):
+                    vocabulary.add_token_to_namespace(label.label, "labels")
             for split in ("dev", "test"):
                 for instance in reader.read(self.spec.task[split]):
                     if "label" in instance.fields:
                         instance["label"].index(vocabulary)  # raises, naming the file and line
         except DataError as error:
-            raise self._fail(f"`task.{split}`: {error}") from None
+            hint = ""
+            if sampled is not None and split != "train":
+                size = _count(self.spec.task_sample, "example")
+                hint = (
+                    f" (the classifiers train on the sample of {size}, `task.sample`: a larger "
+                    "sample or another `task.sample_seed` may hold it)"
+                )
+            raise self._fail(f"`task.{split}`: {error}{hint}") from None
+
+    def _draw_sample(self) -> List[int]:
+        """
+        The line numbers, in file order, of `task.sample` examples of `task.train` drawn uniformly
+        among its lines with a text (`reservoir_sample`, seeded by `task.sample_seed`): the lines
+        the classifier's `TRAIN_SAMPLE` reader draws under the same seed.
+        """
+        path, size = self.spec.task["train"], self.spec.task_sample
+        seen, lines = reservoir_sample(
+            (line.line_number for line in iter_json_lines(path, warn_empty=False)),
+            size,
+            random.Random(self.spec.task_sample_seed),
+        )
+        if seen < size:
+            raise DataError(
+                path,
+                0,
+                f"`task.sample` is {size} but the file has only {seen} examples; lower it, or "
+                "remove it to use every example",
+            )
+        return sorted(lines)
 
     # -- what to do with each phase ---------------------------------------------------------
 
@@ -358,9 +443,10 @@ class ExperimentRunner:
         run_again = set()
         for phase in self.phases:
             action, reason = self._decide(phase)
-            if phase.upstream in run_again and action != "run":
+            stale = next((n for n in [phase.upstream, *phase.reads] if n in run_again), None)
+            if stale is not None and action != "run":
                 # its upstream's outputs are written anew: what it made from the old ones is stale
-                action, reason = "run", f"it starts from {phase.upstream}, which is run again"
+                action, reason = "run", f"it starts from {stale}, which is run again"
             if action == "run":
                 run_again.add(phase.name)
             plan.append((phase, action, reason))
@@ -373,9 +459,7 @@ class ExperimentRunner:
                 return "run", "no record that it completed; starting over"
             return "run", ""
         if marker["fingerprint"] != phase.fingerprint:
-            variables = (
-                None if phase.kind == "selection" else config_variables(self._config_file(phase))
-            )
+            variables = None if phase.kind in _STEPS else config_variables(self._config_file(phase))
             return "run", describe_changes(marker, self._record(phase), variables)
         missing = [path.name for path in phase.outputs if not path.exists()]
         if marker["state"] == "complete":
@@ -386,14 +470,14 @@ class ExperimentRunner:
             )
         if marker["state"] == "trained" and "model.tar.gz" not in missing:
             return "evaluate", "its training completed; evaluating it"
-        if phase.kind == "selection":
+        if phase.kind in _STEPS:
             return "run", "interrupted; starting over"
         if any(phase.directory.glob("model_state_e*_b*.th")):
             return "recover", "interrupted; resuming from its last checkpoint"
         return "run", "interrupted before its first checkpoint; starting over"
 
     def _has_outputs(self, phase: Phase) -> bool:
-        if phase.kind == "selection":
+        if phase.kind in _STEPS:
             return any(path.exists() for path in phase.outputs)
         return phase.directory.exists()
 
@@ -434,7 +518,7 @@ class ExperimentRunner:
     def _clear(self, phase: Phase) -> None:
         """Removes the phase's marker, then what an earlier run of it wrote."""
         self._marker_path(phase).unlink(missing_ok=True)
-        if phase.kind == "selection":
+        if phase.kind in _STEPS:
             for path in phase.outputs:
                 path.unlink(missing_ok=True)
             if phase.directory.exists():
@@ -483,6 +567,7 @@ class ExperimentRunner:
                     phase, "recovering" if action == "recover" else "evaluating", reason=reason
                 )
             {
+                "sample": self._run_sample,
                 "dapt": self._run_mlm,
                 "tapt": self._run_mlm,
                 "selection": self._run_selection,
@@ -549,6 +634,15 @@ class ExperimentRunner:
     def _run_mlm(self, phase: Phase, action: str) -> None:
         self._train(phase, recover=action == "recover")
 
+    def _run_sample(self, phase: Phase, action: str) -> None:
+        """Writes the lines of `task.train` that the dry run drew, as they are, in file order."""
+        chosen = set(self.sample_lines)
+        phase.directory.mkdir(parents=True, exist_ok=True)
+        with atomic_file(str(phase.outputs[0])) as sample:
+            for line_number, line in iter_lines(phase.settings["path"]):
+                if line_number in chosen:
+                    sample.write(line + "\n")
+
     def _run_selection(self, phase: Phase, action: str) -> None:
         from dapt_plugin.selection.tapt_selection import select_tapt_data
 
@@ -584,6 +678,11 @@ class ExperimentRunner:
 
     def _outcome(self, phase: Phase) -> str:
         """What a completed phase's final console line says of its result."""
+        if phase.kind == "sample":
+            return (
+                f"{phase.settings['size']} examples of {phase.settings['path']} drawn "
+                f"(seed {phase.settings['seed']})"
+            )
         if phase.kind == "selection":
             with open(phase.outputs[0]) as selected:
                 return f"{sum(1 for _ in selected)} documents selected"

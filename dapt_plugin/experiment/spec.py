@@ -184,7 +184,9 @@ def load_experiment(path: str) -> ExperimentSpec:
             f"`task.sample` must be a positive number of training examples; got {sample!r}",
         )
     if not _is_int(sample_seed, minimum=0):
-        raise _fail(path, f"`task.sample_seed` must be an integer of at least 0; got {sample_seed!r}")
+        raise _fail(
+            path, f"`task.sample_seed` must be an integer of at least 0; got {sample_seed!r}"
+        )
     if "sample_seed" in task and sample is None:
         raise _fail(path, "`task.sample_seed` is given without `task.sample`, the sample's size")
     preset = raw.get("preset")

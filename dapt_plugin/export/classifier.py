@@ -32,7 +32,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from dapt_plugin.common.atomic import atomic_directory
+from dapt_plugin.common.atomic import atomic_directory, check_output_directory
 from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,7 @@ def export_classifier(archive_file: str, output_dir: str, force: bool = False) -
     complete or not at all. An `output_dir` that holds anything is replaced only with `force`.
     Returns `output_dir`.
     """
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:
-        raise ConfigurationError(
-            f"{output_dir} already exists and is not empty; give a new directory, or --force to replace it"
-        )
+    check_output_directory(output_dir, force)
     archive = load_archive(archive_file)
     model = archive.model.eval()
     exported = to_sequence_classification(model).eval()

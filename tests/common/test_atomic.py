@@ -3,11 +3,13 @@ import stat
 
 import pytest
 import torch
+from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.common.atomic import (
     atomic_directory,
     atomic_file,
     atomic_torch_save,
+    check_output_directory,
     remove_leftovers,
 )
 
@@ -65,3 +67,17 @@ def test_leftovers_are_removed_and_an_old_copy_without_its_new_one_is_put_back(t
         "keep.json",
     ]
     assert os.listdir(tmp_path / "exported_model_step_4") == ["config.json"]
+
+
+def test_an_output_directory_that_holds_anything_is_replaced_only_when_forced(tmp_path):
+    check_output_directory(str(tmp_path / "new"), force=False)
+    check_output_directory(str(tmp_path), force=False)  # empty
+    (tmp_path / "notes.txt").write_text("a file of the user's")
+    with pytest.raises(ConfigurationError) as error:
+        check_output_directory(str(tmp_path), force=False)
+    assert str(error.value) == (
+        f"{tmp_path} already exists and is not empty; give a new directory, or --force to replace it"
+    )
+    check_output_directory(str(tmp_path), force=True)
+    with pytest.raises(ConfigurationError, match="notes.txt is a file; give a directory"):
+        check_output_directory(str(tmp_path / "notes.txt"), force=True)

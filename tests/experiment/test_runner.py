@@ -9,8 +9,13 @@ import struct
 
 import pytest
 from allennlp.common.checks import ConfigurationError
+from allennlp.data.tokenizers import WhitespaceTokenizer
 from matplotlib.container import BarContainer
 
+from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling import (
+    TextClassificationJsonWithSamplingReader,
+)
+from dapt_plugin.data.documents import iter_documents
 from dapt_plugin.experiment.plot import draw_results
 from dapt_plugin.experiment.runner import ExperimentRunner
 from dapt_plugin.experiment.spec import load_experiment
@@ -367,3 +372,117 @@ def test_a_second_adapt_on_the_same_output_directory_is_refused(tiny_model, tmp_
         holder.kill()
         holder.wait()
     assert _runner(tmp_path, tiny_model).run()["variants"]  # free again once it has ended
+
+
+def test_the_experiments_preset_reaches_every_classifier_and_changes_their_fingerprints(
+    tiny_model, tmp_path
+):
+    _complete(_runner(tmp_path, tiny_model))
+    runner = _runner(tmp_path, tiny_model, preset="big")
+    classifiers = [phase.name for phase in runner.phases if phase.kind == "classifier"]
+    for phase in runner.phases:
+        assert ("PRESET" in phase.settings) == (phase.kind == "classifier"), phase.name
+        if phase.kind == "classifier":  # big: warm-up and decay (its epochs are the settings')
+            assert phase.settings["PRESET"] == "big"
+            assert phase.config["trainer"]["learning_rate_scheduler"]["warmup_ratio"] == 0.06
+    rerun = _rerun(_plan(runner))
+    assert sorted(rerun) == sorted(classifiers)
+    assert rerun["classifier/dapt/seed_0"] == "the resolved config changed (PRESET unset -> big)"
+    # small is the default: naming it resolves the same configs
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, preset="small"))) == {}
+
+
+def test_a_bad_preset_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+    message = _dry_run_error(tmp_path, tiny_model, preset="large")
+    assert "phase classifier/baseline/seed_0: " in message
+    assert "environment variable PRESET must be one of small, mini or big" in message
+
+
+def _sampled_task(**sample) -> dict:
+    return {**{split: str(TASK / f"{split}.jsonl") for split in ("train", "dev", "test")}, **sample}
+
+
+def _write_sample(runner: ExperimentRunner) -> list:
+    """Runs the experiment's first phase, the task's sample, and returns the lines it wrote."""
+    phase = runner.phases[0]
+    assert phase.name == "task_sample"
+    runner._run_sample(phase, "run")
+    return phase.outputs[0].read_text().splitlines()
+
+
+def test_with_a_task_sample_no_other_task_text_reaches_tapt_selection_or_classifiers(
+    tiny_model, tmp_path
+):
+    runner = _runner(tmp_path, tiny_model, task=_sampled_task(sample=10))
+    train = str(TASK / "train.jsonl")
+    phases = {phase.name: phase for phase in runner.phases}
+    assert list(phases) == ["task_sample", *EXPERIMENT_PHASES]
+    assert list(phases["task_sample"].inputs) == [train]  # the only phase that reads it
+    for phase in runner.phases[1:]:
+        assert train not in json.dumps([phase.settings, phase.config, phase.inputs]), phase.name
+    sample = "<output_dir>/task_sample/train.jsonl"
+    assert phases["tapt"].config["train_data_path"] == sample
+    assert phases["select_knn"].config["task_paths"] == sample  # the kNN-TAPT queries
+    for name in ("knn_tapt", "rand_tapt"):  # the sample, then the selection
+        assert phases[name].config["train_data_path"].startswith(sample + ",")
+    for phase in runner.phases:
+        if phase.kind == "classifier":
+            assert phase.config["train_data_path"] == sample
+    lines = _write_sample(runner)
+    assert len(lines) == 10 and set(lines) <= set((TASK / "train.jsonl").read_text().splitlines())
+    # what TAPT reads: the documents of its config's data, the sample's ten texts and no other
+    tapt_data = phases["tapt"].config["train_data_path"].replace("<output_dir>", str(runner.output))
+    assert [document.text for document in iter_documents(tapt_data)] == [
+        json.loads(line)["text"] for line in lines
+    ]
+
+
+def test_a_task_sample_is_the_same_for_the_same_seed_and_another_for_another(tiny_model, tmp_path):
+    first = _write_sample(_runner(tmp_path, tiny_model, "a", task=_sampled_task(sample=10)))
+    again = _write_sample(
+        _runner(tmp_path, tiny_model, "b", task=_sampled_task(sample=10, sample_seed=0))
+    )
+    other = _write_sample(
+        _runner(tmp_path, tiny_model, "c", task=_sampled_task(sample=10, sample_seed=1))
+    )
+    assert first == again and set(first) != set(other)
+    # lines of the file in its order (it repeats some lines), and the examples the classifier's
+    # TRAIN_SAMPLE draws under the same seed
+    train = iter((TASK / "train.jsonl").read_text().splitlines())
+    assert all(line in train for line in other)
+    reader = TextClassificationJsonWithSamplingReader(
+        tokenizer=WhitespaceTokenizer(), sample=10, sample_seed=1
+    )
+    assert [
+        [token.text for token in instance["tokens"].tokens]
+        for instance in reader.read(TASK / "train.jsonl")
+    ] == [json.loads(line)["text"].split() for line in other]
+
+
+def test_a_changed_task_sample_reruns_every_phase_that_reads_task_text(tiny_model, tmp_path):
+    _complete(_runner(tmp_path, tiny_model, task=_sampled_task(sample=10)))
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, task=_sampled_task(sample=10)))) == {}
+    rerun = _rerun(
+        _plan(_runner(tmp_path, tiny_model, task=_sampled_task(sample=10, sample_seed=1)))
+    )
+    assert rerun["task_sample"] == "the resolved config changed (seed 0 -> 1)"
+    assert rerun["tapt"] == rerun["select_knn"] == "it starts from task_sample, which changed"
+    assert set(rerun) == {"task_sample", *EXPERIMENT_PHASES} - {"dapt"}  # DAPT reads no task text
+
+
+def test_a_task_sample_the_data_cannot_give_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path
+):
+    train = TASK / "train.jsonl"
+    assert (
+        f"`task.train`: {train}: `task.sample` is 41 but the file has only 40 examples"
+        in _dry_run_error(tmp_path, tiny_model, task=_sampled_task(sample=41))
+    )
+    # one example holds one of the two labels: the dev file's other one was never seen
+    message = _dry_run_error(tmp_path, tiny_model, task=_sampled_task(sample=1))
+    assert message.startswith(f"experiment {tmp_path / 'experiment.jsonnet'}: `task.dev`: ")
+    assert "label 'activator' was never seen in training" in message
+    assert message.endswith(
+        "(the classifiers train on the sample of 1 example, `task.sample`: a larger sample or "
+        "another `task.sample_seed` may hold it)"
+    )

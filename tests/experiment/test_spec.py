@@ -2,7 +2,9 @@ import pytest
 from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.experiment.spec import load_experiment
-from tests.conftest import ADAPT_SETTINGS, write_experiment
+from tests.conftest import ADAPT_SETTINGS, TASK, write_experiment
+
+TASK_FILES = {split: str(TASK / f"{split}.jsonl") for split in ("train", "dev", "test")}
 
 
 def _load(tmp_path, model, **overrides):
@@ -47,6 +49,24 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
             "`domain_corpus`: /nowhere/corpus.txt: no such file",
         ),
         ({"metric": "f2"}, "`metric` must be one of"),
+        ({"preset": 3}, "`preset` must be small, mini or big; got 3"),
+        (
+            {"task": {"train": "t", "dev": "d", "test": "t", "smaple": 10}},
+            "`task` must give `train`, `dev` and `test` files (and optionally `sample` and "
+            "`sample_seed`)",
+        ),
+        (
+            {"task": {**TASK_FILES, "sample": 0}},
+            "`task.sample` must be a positive number of training examples; got 0",
+        ),
+        (
+            {"task": {**TASK_FILES, "sample": 10, "sample_seed": -1}},
+            "`task.sample_seed` must be an integer of at least 0; got -1",
+        ),
+        (
+            {"task": {**TASK_FILES, "sample_seed": 1}},
+            "`task.sample_seed` is given without `task.sample`",
+        ),
         (
             {"base_model": "/nowhere/model"},
             "`base_model`: MODEL_NAME '/nowhere/model': no such directory",
@@ -111,6 +131,7 @@ def test_process_variables_cannot_be_set_from_an_experiment(tiny_model, tmp_path
         ("dapt", "MODEL_NAME", "`base_model`"),
         ("all", "SEED", "`seeds` for the classifiers"),
         ("classifier", "TEST_PATH", "`task.test`"),
+        ("classifier", "PRESET", "`preset`"),
     ],
 )
 def test_variables_the_experiment_sets_are_refused_in_settings(
@@ -146,3 +167,21 @@ def test_a_setting_must_be_a_single_value(tiny_model, tmp_path):
 def test_the_original_repositorys_f1_is_macro_f1(tiny_model, tmp_path):
     experiment = write_experiment(tmp_path / "experiment.jsonnet", tiny_model, metric="f1")
     assert load_experiment(str(experiment)).metric == "macro_f1"
+
+
+@pytest.mark.parametrize("kind", ["all", "classifier"])
+def test_train_sample_in_settings_is_refused_for_task_sample(tiny_model, tmp_path, kind):
+    message = _error(tmp_path, tiny_model, settings=_settings(kind, TRAIN_SAMPLE=100))
+    assert (
+        f"`settings.{kind}.TRAIN_SAMPLE`: TRAIN_SAMPLE samples only the classifiers' training "
+        "data, while TAPT and the kNN-TAPT selection would still read all of `task.train`; give "
+        "`task.sample` (and `task.sample_seed`) instead, which every phase reads" in message
+    )
+
+
+def test_a_task_sample_and_a_preset_are_read_with_their_defaults(tiny_model, tmp_path):
+    spec = _load(tmp_path, tiny_model, task={**TASK_FILES, "sample": 20}, preset="mini")
+    assert (spec.task, spec.task_sample, spec.task_sample_seed) == (TASK_FILES, 20, 0)
+    assert spec.preset == "mini"
+    spec = _load(tmp_path, tiny_model)
+    assert (spec.task_sample, spec.preset) == (None, None)

@@ -115,17 +115,16 @@ def test_configs_that_give_the_widths_still_work(tiny_model):
     assert (model._feedforward.get_input_dim(), model._feedforward.get_output_dim()) == (32, 16)
 
 
+# a head for roberta-base's width: the tiny model's encoder is 32 wide
+FEEDFORWARD_768 = {"input_dim": 768, "num_layers": 1, "hidden_dims": 768, "activations": "tanh"}
+
+
 def test_a_pooler_of_another_width_names_both_widths_and_the_fix(tiny_model):
     with pytest.raises(ConfigurationError) as error:
         _model(
             tiny_model,
             seq2vec_encoder={"type": "cls_pooler", "embedding_dim": 768},
-            feedforward={
-                "input_dim": 768,
-                "num_layers": 1,
-                "hidden_dims": 768,
-                "activations": "tanh",
-            },
+            feedforward=FEEDFORWARD_768,
         )
     assert str(error.value) == (
         "`seq2vec_encoder` is 768 wide but the text field embedder (MODEL_NAME's encoder) is 32 wide; "
@@ -135,15 +134,7 @@ def test_a_pooler_of_another_width_names_both_widths_and_the_fix(tiny_model):
 
 def test_a_feedforward_of_another_width_names_both_widths_and_the_fix(tiny_model):
     with pytest.raises(ConfigurationError) as error:
-        _model(
-            tiny_model,
-            feedforward={
-                "input_dim": 768,
-                "num_layers": 1,
-                "hidden_dims": 768,
-                "activations": "tanh",
-            },
-        )
+        _model(tiny_model, feedforward=FEEDFORWARD_768)
     assert str(error.value) == (
         "`feedforward.input_dim` is 768 but the pooled vector is 32 wide; remove `input_dim` and "
         "`hidden_dims` from `feedforward` in the config: they default to that width"

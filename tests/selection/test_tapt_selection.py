@@ -8,7 +8,7 @@ from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.data.documents import iter_documents
 from dapt_plugin.data.text_files import DataError
-from dapt_plugin.selection.tapt_selection import LsaEmbedder, select_tapt_data
+from dapt_plugin.selection.tapt_selection import LsaEmbedder, SelectionResult, select_tapt_data
 from dapt_plugin.testing.topics import TopicalTextGenerator, TopicMix, on_topic, write_topic_mix
 
 K = 5
@@ -20,6 +20,11 @@ def mix(tmp_path_factory) -> TopicMix:
     return write_topic_mix(tmp_path_factory.mktemp("topic_mix"))
 
 
+def select_knn(mix: TopicMix, output, **options) -> SelectionResult:
+    """kNN-TAPT of the mix's task from its domain to `output`, with `K` and `DIMENSION`."""
+    return select_tapt_data(mix.task, mix.domain, str(output), k=K, dimension=DIMENSION, **options)
+
+
 def read_texts(path) -> List[str]:
     with open(path, encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
@@ -28,9 +33,7 @@ def read_texts(path) -> List[str]:
 
 
 def test_knn_selects_documents_of_the_task_topic(mix, tmp_path):
-    result = select_tapt_data(
-        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
-    )
+    result = select_knn(mix, tmp_path / "knn.jsonl")
     texts = read_texts(result.path)
     assert result.search == "exact" and result.documents == len(texts)
     assert 40 < len(texts) <= 40 * K  # some neighbours are shared between examples
@@ -38,20 +41,14 @@ def test_knn_selects_documents_of_the_task_topic(mix, tmp_path):
 
 
 def test_knn_output_is_distinct_domain_documents_in_corpus_order(mix, tmp_path):
-    texts = read_texts(
-        select_tapt_data(
-            mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
-        ).path
-    )
+    texts = read_texts(select_knn(mix, tmp_path / "knn.jsonl").path)
     positions = [mix.domain_texts.index(text) for text in texts]
     assert positions == sorted(set(positions))
 
 
 def test_exact_search_finds_the_true_nearest_neighbours_across_chunks(mix, tmp_path):
     # Small chunks: the per-example top k must be merged correctly across 23 chunks.
-    result = select_tapt_data(
-        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION, chunk_size=35
-    )
+    result = select_knn(mix, tmp_path / "knn.jsonl", chunk_size=35)
     # Brute force with the same embedder (the sample is the whole corpus when it is this small).
     embedder = LsaEmbedder(mix.domain_texts, dimension=DIMENSION, seed=0)
     documents, _ = embedder.embed(mix.domain_texts)
@@ -62,23 +59,9 @@ def test_exact_search_finds_the_true_nearest_neighbours_across_chunks(mix, tmp_p
 
 
 def test_approximate_search_selects_like_exact_search(mix, tmp_path):
-    exact = set(
-        read_texts(
-            select_tapt_data(
-                mix.task, mix.domain, str(tmp_path / "exact.jsonl"), k=K, dimension=DIMENSION
-            ).path
-        )
-    )
-    result = select_tapt_data(
-        mix.task,
-        mix.domain,
-        str(tmp_path / "ivf.jsonl"),
-        k=K,
-        dimension=DIMENSION,
-        approximate_above=100,
-        nlist=8,
-        nprobe=8,
-        chunk_size=100,
+    exact = set(read_texts(select_knn(mix, tmp_path / "exact.jsonl").path))
+    result = select_knn(
+        mix, tmp_path / "ivf.jsonl", approximate_above=100, nlist=8, nprobe=8, chunk_size=100
     )
     assert result.search == "approximate"
     approximate = set(read_texts(result.path))
@@ -87,23 +70,13 @@ def test_approximate_search_selects_like_exact_search(mix, tmp_path):
 
 
 def test_approximate_search_with_few_cells_probed_stays_on_topic(mix, tmp_path):
-    result = select_tapt_data(
-        mix.task,
-        mix.domain,
-        str(tmp_path / "ivf.jsonl"),
-        k=K,
-        dimension=DIMENSION,
-        approximate_above=0,
-        nprobe=2,
-    )
+    result = select_knn(mix, tmp_path / "ivf.jsonl", approximate_above=0, nprobe=2)
     assert result.search == "approximate"
     assert on_topic(mix, read_texts(result.path)) >= 0.9
 
 
 def test_random_sample_is_about_half_on_topic(mix, tmp_path):
-    knn = select_tapt_data(
-        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
-    )
+    knn = select_knn(mix, tmp_path / "knn.jsonl")
     result = select_tapt_data(
         mix.task, mix.domain, str(tmp_path / "random.jsonl"), method="random", size=knn.documents
     )
@@ -196,9 +169,7 @@ def test_bad_paths_are_named(mix, tmp_path):
 def test_selection_is_read_by_the_tapt_reader_as_extra_tapt_data(mix, tmp_path, tiny_model):
     # tapt.jsonnet reads EXTRA_TAPT_PATHS with this reader, after the task's own train.jsonl.
     readers = pytest.importorskip("dapt_plugin.data.dataset_readers.masked_lm_corpus")
-    result = select_tapt_data(
-        mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=DIMENSION
-    )
+    result = select_knn(mix, tmp_path / "knn.jsonl")
     reader = readers.MaskedLmCorpusReader(
         model_name=str(tiny_model),
         mode="line_by_line",

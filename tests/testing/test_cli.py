@@ -23,25 +23,21 @@ def test_exit_status_and_output_are_those_of_the_command_line(tmp_path):
 def test_an_uncaught_user_error_is_reported_in_one_line_and_the_process_is_put_back(
     tiny_model, tmp_path
 ):
-    root = logging.getLogger()
-    before = (
-        dict(os.environ),
-        os.getcwd(),
-        list(root.handlers),
-        root.level,
-        sys.argv,
-        sys.excepthook,
-    )
+    def process_state():
+        root = logging.getLogger()
+        return (
+            dict(os.environ),
+            os.getcwd(),
+            list(root.handlers),
+            root.level,
+            sys.argv,
+            sys.excepthook,
+        )
+
+    before = process_state()
     env = mlm_env(tiny_model, TAPT_PATH="missing.jsonl")
     run = run_in_process(["train", str(CONFIGS / "tapt.jsonnet"), "-s", "run"], env, cwd=tmp_path)
     assert run.returncode == 1
     assert run.stderr.splitlines()[-1].startswith("Error: missing.jsonl: no such file")
     assert "Traceback" not in run.stderr
-    assert (
-        dict(os.environ),
-        os.getcwd(),
-        list(root.handlers),
-        root.level,
-        sys.argv,
-        sys.excepthook,
-    ) == before
+    assert process_state() == before

@@ -151,3 +151,70 @@ def test_trust_remote_code_reaches_every_loader_of_the_model(environment):
         assert reader["token_indexers"]["roberta"]["tokenizer_kwargs"] == trust
     embedder = params["model"]["text_field_embedder"]["token_embedders"]["roberta"]
     assert embedder["tokenizer_kwargs"] == embedder["transformer_kwargs"] == trust
+
+
+# the original repository's environments/hyperparameters.py, ROBERTA_CLASSIFIER_<PRESET>:
+# NUM_EPOCHS, PATIENCE, GRAD_ACC_BATCH_SIZE (= BATCH_SIZE there) and LR_SCHEDULE
+ORIGINAL_PRESETS = {
+    "small": (10, 3, 16, 0),
+    "mini": (10, 3, 8, 0),
+    "big": (3, 3, 16, 1),
+}
+# the fixture environment's sizes unset (an empty variable is an unset one), to see the defaults
+_PRESET_ONLY = dict.fromkeys(
+    ["NUM_EPOCHS", "EFFECTIVE_BATCH", "BATCH_SIZE", "LR", "MAX_LENGTH"], ""
+)
+
+
+@pytest.mark.parametrize("preset", [*ORIGINAL_PRESETS, None])
+def test_each_preset_is_the_original_repositorys(environment, preset):
+    environment(**_PRESET_ONLY, **({"PRESET": preset} if preset else {}))
+    params = Params.from_file(CONFIG).as_dict()
+    trainer = params["trainer"]
+    num_epochs, patience, batch, lr_schedule = ORIGINAL_PRESETS[preset or "small"]
+    assert (trainer["num_epochs"], trainer["patience"]) == (num_epochs, patience)
+    # one device: the whole batch in one step, as the original's BATCH_SIZE = GRAD_ACC_BATCH_SIZE
+    assert params["data_loader"]["batch_sampler"]["batch_size"] == batch
+    assert trainer["num_gradient_accumulation_steps"] == 1
+    if lr_schedule:  # BertAdam's warmup_linear, warm-up 0.06, over all steps
+        assert trainer["learning_rate_scheduler"] == {
+            "type": "linear_with_warmup_ratio",
+            "warmup_ratio": 0.06,
+        }
+    else:  # BertAdam with t_total -1: the learning rate stays as it is
+        assert "learning_rate_scheduler" not in trainer
+    # what every preset shares with the original's classifier.jsonnet
+    optimizer = trainer["optimizer"]
+    assert (optimizer["lr"], optimizer["betas"], optimizer["eps"]) == (2e-5, [0.9, 0.98], 1e-6)
+    assert optimizer["weight_decay"] == 0.1
+    assert optimizer["parameter_groups"][0][1] == {"weight_decay": 0}
+    assert params["model"]["dropout"] == params["model"]["feedforward"]["dropout"] == 0.1
+    assert params["dataset_reader"]["max_sequence_length"] == 512
+    assert trainer["validation_metric"] == "+macro_f1"
+
+
+def test_a_variable_overrides_its_value_in_the_preset(environment):
+    environment(
+        **{**_PRESET_ONLY, "NUM_EPOCHS": "5", "EFFECTIVE_BATCH": "32"},
+        PRESET="big",
+        LR_SCHEDULE="0",
+    )
+    params = Params.from_file(CONFIG).as_dict()
+    trainer = params["trainer"]
+    assert (trainer["num_epochs"], trainer["patience"]) == (5, 3)
+    assert params["data_loader"]["batch_sampler"]["batch_size"] == 32
+    assert "learning_rate_scheduler" not in trainer
+    environment(**_PRESET_ONLY, PRESET="mini", LR_SCHEDULE="true", PATIENCE="10")
+    trainer = Params.from_file(CONFIG).as_dict()["trainer"]
+    assert trainer["learning_rate_scheduler"]["warmup_ratio"] == 0.06
+    assert (trainer["num_epochs"], trainer["patience"]) == (10, 10)
+
+
+def test_a_bad_preset_names_the_allowed_ones(environment):
+    environment(PRESET="large")
+    with pytest.raises(ConfigurationError) as error:
+        Params.from_file(CONFIG)
+    assert str(error.value) == (
+        f"{CONFIG}: environment variable PRESET must be one of small, mini or big (the original "
+        "repository's ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got large"
+    )

@@ -8,10 +8,14 @@
     train: 'data/chemprot/train.jsonl',
     dev: 'data/chemprot/dev.jsonl',
     test: 'data/chemprot/test.jsonl',
+    // sample: 500, sample_seed: 0,  // low-resource: 500 examples, drawn once, for every phase
   },
   variants: ['baseline', 'dapt', 'tapt', 'dapt_tapt'],  // also: knn_tapt, rand_tapt
   seeds: [0, 1, 2, 3, 4],  // the paper reports the mean over five seeds
   metric: 'micro_f1',  // ChemProt and RCT; macro_f1 for the other tasks
+  // the original's fine-tuning presets: small (10 epochs, constant learning rate; the default),
+  // mini (small with batch 8) or big (3 epochs, warm-up and decay; the paper's largest tasks)
+  preset: 'small',
   tapt_extra: [],  // curated TAPT: more unlabelled task text
   knn_k: 50,
   // Environment variables of the training configs, by phase kind (all, dapt, tapt, classifier).

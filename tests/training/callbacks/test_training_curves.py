@@ -1,8 +1,6 @@
 import json
-import logging
 import re
 import struct
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -66,7 +64,7 @@ def restore_logging():
 def test_classifier_run_writes_curves_of_every_step_and_validation_of_every_epoch(
     tiny_model, tmp_path, monkeypatch, restore_logging
 ):
-    for name, value in classifier_env(tiny_model, LOG_EVERY="2").items():
+    for name, value in classifier_env(tiny_model, LOG_EVERY="2", LR_SCHEDULE="true").items():
         monkeypatch.setenv(name, value)
     run = tmp_path / "run"
     train_model_from_file(str(CONFIGS / "classifier.jsonnet"), str(run))  # 2 epochs of 5 steps
