@@ -16,6 +16,7 @@ from dapt_plugin.common.config_variables import closest, config_variables, renam
 from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.data.text_files import DataError, expand_paths
+from dapt_plugin.experiment.tasks import paper_task, task_files
 
 # The paper's Table 5 (baseline, DAPT, TAPT, DAPT+TAPT) and Table 8 (kNN-TAPT, RAND-TAPT).
 VARIANTS = ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
@@ -58,7 +59,12 @@ class ExperimentSpec:
     base_model : `str`
         `MODEL_NAME` of every variant's starting point (hub name or `save_pretrained` directory).
     task : `Dict[str, str]`
-        `train`, `dev` and `test` jsonl files with "text" and "label".
+        `train`, `dev` and `test` jsonl files with "text" and "label". In the file, `task` may
+        instead name one of the paper's tasks (`task: 'chemprot'`, or `name` in place of the three
+        files beside `sample`), whose files `experiment/tasks.py` finds in `$DAPT_PLUGIN_DATA` or
+        downloads once.
+    task_name : `str`, optional (default = `None`)
+        That name; it gives `metric` its default.
     task_sample : `int`, optional (default = `None`)
         `task.sample`: a low-resource run on N examples of `task.train`, drawn once at random
         (reservoir sampling) and written to `<output dir>/task_sample/train.jsonl`, which every
@@ -74,7 +80,7 @@ class ExperimentSpec:
         The classifiers' `PRESET` (small, mini or big: the original repository's fine-tuning
         presets; see `classifier.jsonnet`); unset, the config's default (small).
     metric : `str`
-        The task metric of the results table: macro_f1 (most tasks of the paper; `f1`, the
+        The task metric of the results table (default: the named task's, else macro_f1): macro_f1 (most tasks of the paper; `f1`, the
         original repository's name for it, is accepted), micro_f1
         (ChemProt, RCT) or accuracy.
     domain_corpus : `str`, optional
@@ -98,6 +104,7 @@ class ExperimentSpec:
     variants: List[str]
     seeds: List[int]
     metric: str = "macro_f1"
+    task_name: Optional[str] = None
     preset: Optional[str] = None
     task_sample: Optional[int] = None
     task_sample_seed: int = 0
@@ -162,11 +169,25 @@ def load_experiment(path: str) -> ExperimentSpec:
         )
     if len(set(seeds)) != len(seeds):
         raise _fail(path, f"`seeds` has repeated values: {seeds}")
-    metric = raw.get("metric", "macro_f1")
+    task = raw["task"]
+    if isinstance(task, str):
+        task = {"name": task}
+    task_name = task.get("name") if isinstance(task, dict) else None
+    if task_name is not None:
+        try:
+            named = {"name", *_TASK_SAMPLE_KEYS}
+            if not set(task) <= named:
+                raise ConfigurationError(
+                    f"a named task takes only {sorted(named)}, not its files; got {task!r}"
+                )
+            task = {**{k: v for k, v in task.items() if k != "name"}, **task_files(task_name)}
+        except ConfigurationError as error:
+            raise _fail(path, f"`task`: {error.message}") from None
+    default_metric = paper_task(task_name).metric if task_name is not None else "macro_f1"
+    metric = raw.get("metric", default_metric)
     metric = METRIC_ALIASES.get(metric, metric)
     if metric not in METRICS:
         raise _fail(path, f"`metric` must be one of {list(METRICS)}; got {metric!r}")
-    task = raw["task"]
     if (
         not isinstance(task, dict)
         or not set(_TASK_FILES) <= set(task)
@@ -175,7 +196,7 @@ def load_experiment(path: str) -> ExperimentSpec:
         raise _fail(
             path,
             "`task` must give `train`, `dev` and `test` files (and optionally `sample` and "
-            f"`sample_seed`); got {task!r}",
+            f"`sample_seed`), or name one of the paper's tasks; got {task!r}",
         )
     sample, sample_seed = task.get("sample"), task.get("sample_seed", 0)
     if sample is not None and not _is_int(sample, minimum=1):
@@ -208,6 +229,7 @@ def load_experiment(path: str) -> ExperimentSpec:
         variants=list(variants),
         seeds=list(seeds),
         metric=metric,
+        task_name=task_name,
         preset=preset,
         task_sample=sample,
         task_sample_seed=sample_seed,

@@ -1,0 +1,135 @@
+import gzip
+import json
+
+import pytest
+from allennlp.common.checks import ConfigurationError
+from cached_path.util import resource_to_filename
+
+from dapt_plugin.common.configs import config_dir
+from dapt_plugin.experiment import tasks
+from dapt_plugin.experiment.spec import load_experiment
+from dapt_plugin.experiment.tasks import ORIGINAL_URL, SPLITS, TASKS, task_files
+from tests.conftest import write_experiment
+
+PAPER = sorted((config_dir() / "experiments" / "paper").glob("*.jsonnet"))
+
+
+def _mirror(root, names=TASKS):
+    """A mirror of the paper's tasks: two examples per split of each task."""
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for split in SPLITS:
+            lines = [json.dumps({"text": f"{name} {split} {i}", "label": str(i)}) for i in (0, 1)]
+            (root / name / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_the_registry_holds_the_original_nine_tasks_with_the_papers_metrics():
+    assert sorted(TASKS) == sorted(
+        [
+            "chemprot",
+            "rct-20k",
+            "rct-sample",
+            "citation_intent",
+            "sciie",
+            "ag",
+            "hyperpartisan_news",
+            "imdb",
+            "amazon",
+        ]
+    )
+    micro = {name for name, task in TASKS.items() if task.metric == "micro_f1"}
+    assert micro == {"chemprot", "rct-20k", "rct-sample"}
+    assert TASKS["chemprot"].size == 4169 and TASKS["amazon"].size == 115251
+
+
+def test_a_mirror_directory_gives_the_three_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAPT_PLUGIN_DATA", str(_mirror(tmp_path, ["chemprot"])))
+    assert task_files("chemprot") == {s: str(tmp_path / "chemprot" / f"{s}.jsonl") for s in SPLITS}
+
+
+def test_a_mirror_url_is_read_through_cached_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAPT_PLUGIN_DATA", (_mirror(tmp_path, ["sciie"])).as_uri())
+    files = task_files("sciie")
+    assert list(files) == list(SPLITS)
+    assert open(files["dev"]).readline().startswith('{"text": "sciie dev 0"')
+
+
+def test_a_mirror_missing_a_split_names_it(tmp_path, monkeypatch):
+    _mirror(tmp_path, ["imdb"])
+    (tmp_path / "imdb" / "test.jsonl").unlink()
+    monkeypatch.setenv("DAPT_PLUGIN_DATA", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="lacks .*imdb/test.jsonl"):
+        task_files("imdb")
+
+
+def test_an_unknown_task_lists_the_names():
+    with pytest.raises(
+        ConfigurationError, match="unknown task 'chemprott'; the paper's tasks are "
+    ):
+        task_files("chemprott")
+
+
+def test_offline_without_a_mirror_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DAPT_PLUGIN_DATA", str(tmp_path))  # a mirror without the task
+    with pytest.raises(ConfigurationError) as error:
+        task_files("ag")
+    message = error.value.message
+    assert f"{ORIGINAL_URL}/ag/train.jsonl" in message and "offline" in message
+    assert "in <dir>/ag/ and set DAPT_PLUGIN_DATA=<dir>" in message
+
+
+def test_a_named_task_in_an_experiment_gives_its_files_and_metric(
+    tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DAPT_PLUGIN_DATA", str(_mirror(tmp_path / "mirror", ["chemprot"])))
+    experiment = tmp_path / "experiment.jsonnet"
+    raw = json.loads(write_experiment(experiment, tiny_model, task="chemprot").read_text())
+    del raw["metric"]
+    experiment.write_text(json.dumps(raw))
+    spec = load_experiment(str(experiment))
+    assert spec.task_name == "chemprot" and spec.metric == "micro_f1"
+    assert spec.task["dev"] == str(tmp_path / "mirror" / "chemprot" / "dev.jsonl")
+    sampled = {"name": "chemprot", "sample": 1}
+    spec = load_experiment(str(write_experiment(experiment, tiny_model, task=sampled)))
+    assert spec.task_sample == 1 and spec.metric == "macro_f1"  # the file's `metric` wins
+
+
+def test_a_named_task_with_files_or_an_unknown_name_is_refused(tiny_model, tmp_path):
+    experiment = tmp_path / "experiment.jsonnet"
+    for task, message in [
+        ({"name": "ag", "train": "t.jsonl"}, "a named task takes only"),
+        ("agnews", "`task`: unknown task 'agnews'"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            load_experiment(str(write_experiment(experiment, tiny_model, task=task)))
+
+
+def test_every_paper_experiment_loads_with_a_mirror(tmp_path, monkeypatch):
+    assert sorted(p.stem for p in PAPER) == sorted(TASKS)
+    monkeypatch.setenv("DAPT_PLUGIN_DATA", str(_mirror(tmp_path / "mirror")))
+    monkeypatch.chdir(tmp_path)
+    for domain in {task.domain for task in TASKS.values()}:
+        (tmp_path / "data" / domain).mkdir(parents=True)
+        with gzip.open(tmp_path / "data" / domain / "corpus.txt.gz", "wt") as handle:
+            handle.write("some domain text\n")
+    for path in PAPER:
+        spec = load_experiment(str(path))
+        task = TASKS[path.stem]
+        assert spec.task_name == path.stem and spec.metric == task.metric
+        assert spec.domain_corpus == f"data/{task.domain}/*.txt.gz"
+        assert spec.seeds == [0, 1, 2, 3, 4] and spec.preset in ("small", "big")
+
+
+def test_offline_a_download_already_in_the_cache_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DAPT_PLUGIN_DATA", raising=False)
+    monkeypatch.setattr(tasks, "CACHE_DIRECTORY", str(tmp_path))
+    for split in SPLITS:
+        url = f"{ORIGINAL_URL}/rct-sample/{split}.jsonl"
+        (tmp_path / resource_to_filename(url, etag="abc")).write_text("{}\n")
+    files = task_files("rct-sample")
+    assert files["test"] == str(
+        tmp_path / resource_to_filename(f"{ORIGINAL_URL}/rct-sample/test.jsonl", etag="abc")
+    )
