@@ -24,16 +24,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Tokenization caches of the test session live in a temporary directory, never in ~/.cache.
 os.environ.setdefault("DAPT_PLUGIN_CACHE", tempfile.mkdtemp(prefix="dapt_plugin_test_cache-"))
 
-import dapt_plugin  # noqa: E402,F401  (registers the components for in-process tests)
-from dapt_plugin.common.launch import run_allennlp  # noqa: E402
-from dapt_plugin.testing.cli import run_in_process  # noqa: E402
-from dapt_plugin.testing.tiny_model import build_tiny_roberta  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 DATA = FIXTURES / "data"
 TASK = DATA / "task"
 CONFIGS = PROJECT_ROOT / "training_config"
+
+
+def pytest_configure(config):
+    """
+    Imports the plugin (which registers its components for the in-process tests) where tests
+    run: in this process, or in each worker under `-n`, and not in the xdist controller, which
+    only hands tests out (the imports take ~8 s on this machine before any worker starts).
+    """
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        import dapt_plugin  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -61,6 +67,8 @@ def _processes_only_where_marked(request):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide RoBERTa with a 1000-token BPE vocabulary, in `save_pretrained` layout."""
+    from dapt_plugin.testing.tiny_model import build_tiny_roberta
+
     return build_tiny_roberta(
         tmp_path_factory.mktemp("tiny_roberta"), [DATA / "general.txt", DATA / "domain.txt"]
     )
@@ -125,6 +133,9 @@ def allennlp(
     `process` (for what needs a process of its own: plugin discovery, several workers, a guard
     installed at interpreter start-up); returns the finished run with its exit status and output.
     """
+    from dapt_plugin.common.launch import run_allennlp
+    from dapt_plugin.testing.cli import run_in_process
+
     if process:
         run = run_allennlp(args, env, cwd=cwd, threads=1, capture=True, timeout=timeout)
     else:

@@ -34,6 +34,7 @@ RUN_ELSEWHERE = {
     # the subset of `make test` that starts no process, and the formatter `make test` checks with
     "make test-fast": ("Makefile", '-m "not process" tests'),
     "make format": ("Makefile", "ruff format ."),
+    "make install": ("Makefile", "--no-deps --no-build-isolation -e ."),
     # `make install` installs the pinned versions of the same packages the same way
     "pip install torch torchvision": ("requirements.txt", "torchvision=="),
     "pip install --no-deps allennlp==2.10.1": ("Makefile", "--no-deps allennlp==2.10.1"),

@@ -377,8 +377,10 @@ def test_a_second_adapt_on_the_same_output_directory_is_refused(tiny_model, tmp_
 def test_the_experiments_preset_reaches_every_classifier_and_changes_their_fingerprints(
     tiny_model, tmp_path
 ):
-    _complete(_runner(tmp_path, tiny_model))
-    runner = _runner(tmp_path, tiny_model, preset="big")
+    # the classifiers of the base model, of a DAPT model and of a model adapted twice
+    variants = ["baseline", "dapt", "dapt_tapt"]
+    _complete(_runner(tmp_path, tiny_model, variants=variants))
+    runner = _runner(tmp_path, tiny_model, preset="big", variants=variants)
     classifiers = [phase.name for phase in runner.phases if phase.kind == "classifier"]
     for phase in runner.phases:
         assert ("PRESET" in phase.settings) == (phase.kind == "classifier"), phase.name
@@ -389,7 +391,7 @@ def test_the_experiments_preset_reaches_every_classifier_and_changes_their_finge
     assert sorted(rerun) == sorted(classifiers)
     assert rerun["classifier/dapt/seed_0"] == "the resolved config changed (PRESET unset -> big)"
     # small is the default: naming it resolves the same configs
-    assert _rerun(_plan(_runner(tmp_path, tiny_model, preset="small"))) == {}
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, preset="small", variants=variants))) == {}
 
 
 def test_a_bad_preset_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
@@ -438,13 +440,14 @@ def test_with_a_task_sample_no_other_task_text_reaches_tapt_selection_or_classif
 
 
 def test_a_task_sample_is_the_same_for_the_same_seed_and_another_for_another(tiny_model, tmp_path):
-    first = _write_sample(_runner(tmp_path, tiny_model, "a", task=_sampled_task(sample=10)))
-    again = _write_sample(
-        _runner(tmp_path, tiny_model, "b", task=_sampled_task(sample=10, sample_seed=0))
-    )
-    other = _write_sample(
-        _runner(tmp_path, tiny_model, "c", task=_sampled_task(sample=10, sample_seed=1))
-    )
+    def sample(output, **seed):
+        # one variant: the sample is drawn before any variant's phase
+        task = _sampled_task(sample=10, **seed)
+        return _write_sample(_runner(tmp_path, tiny_model, output, task=task, variants=["tapt"]))
+
+    first = sample("a")
+    again = sample("b", sample_seed=0)
+    other = sample("c", sample_seed=1)
     assert first == again and set(first) != set(other)
     # lines of the file in its order (it repeats some lines), and the examples the classifier's
     # TRAIN_SAMPLE draws under the same seed
