@@ -3,7 +3,7 @@
 words (the paper's Figure 2). The work is done by `dapt_plugin.overlap.vocab_overlap`.
 
     allennlp vocab-overlap PT=pt_sample.txt BioMed=s2orc_bio.txt.gz Task=task/train.jsonl \\
-        --output-dir overlap/
+        --output-dir overlap/ [--sample 50000 --seed 0] [--min-df 3]
 """
 
 import argparse
@@ -45,9 +45,23 @@ class VocabOverlap(Subcommand):
         subparser.add_argument(
             "--top-k",
             type=int,
-            default=10000,
-            help="most frequent words compared per corpus (10000 in the paper)",
+            default=None,
+            help="most frequent words compared per corpus (default 10000, as in the paper)",
         )
+        subparser.add_argument(
+            "--min-df",
+            type=int,
+            default=None,
+            help="compare every word found in at least N documents, with no top-k cut: the "
+            "paper's released script (scripts/vocab_overlap.py) used 3",
+        )
+        subparser.add_argument(
+            "--sample",
+            type=int,
+            default=None,
+            help="count a random sample of N documents of each corpus (default: all)",
+        )
+        subparser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
         subparser.add_argument(
             "--max-documents",
             type=int,
@@ -88,9 +102,13 @@ def vocab_overlap_from_args(args: argparse.Namespace) -> None:
         json_path, png_path = vocab_overlap(
             parse_corpora(args.corpora),
             args.output_dir,
-            top_k=args.top_k,
+            # the paper's 10K most frequent words, unless the released script's `--min-df` is given
+            top_k=10000 if args.top_k is None and args.min_df is None else args.top_k,
             max_documents=args.max_documents,
             text_key=args.text_key,
+            sample=args.sample,
+            seed=args.seed,
+            min_df=args.min_df,
         )
     except (ConfigurationError, DataError) as error:
         sys.exit(f"allennlp vocab-overlap: error: {error}")

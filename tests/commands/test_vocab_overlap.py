@@ -31,6 +31,22 @@ def test_cli_compares_named_corpora_and_draws_the_heatmap(tmp_path):
     assert f"written to {tmp_path / 'vocab_overlap.json'}" in process.stdout
 
 
+def test_cli_passes_the_sample_and_the_released_scripts_min_df(tmp_path):
+    corpora = [f"Domain={DATA / 'domain.txt'}", f"Task={TASK / 'train.jsonl'}"]
+    options = ["--sample", "15", "--seed", "3", "--min-df", "3"]
+    allennlp(["vocab-overlap", *corpora, "--output-dir", str(tmp_path), *options])
+    result = json.loads((tmp_path / "vocab_overlap.json").read_text())
+    assert (result["top_k"], result["min_df"], result["sample"], result["seed"]) == (None, 3, 15, 3)
+    assert [corpus["documents"] for corpus in result["corpora"]] == [15, 15]
+    assert "the words in at least 3 documents" in result["measure"]
+    both = allennlp(
+        ["vocab-overlap", *corpora, "--output-dir", str(tmp_path / "b"), "--min-df", "3"]
+        + ["--top-k", "50"],
+        check=False,
+    )
+    assert both.returncode != 0 and "give one of `top_k`" in both.stderr
+
+
 def test_cli_missing_corpus_is_a_clear_error(tmp_path):
     process = allennlp(
         [

@@ -67,6 +67,49 @@ def test_max_documents_reads_only_the_first_documents(tmp_path):
     assert vocabulary.documents == 3 and "later" not in vocabulary.top_words
 
 
+def _numbered_corpus(path, documents=200):
+    """Document i holds the word `doc<i>` once: which documents were read shows in the words."""
+    path.write_text("".join(f"doc{i:03d} common\n" for i in range(documents)))
+    return str(path)
+
+
+def test_a_sample_is_a_seeded_random_sample_of_the_whole_corpus(tmp_path):
+    path = _numbered_corpus(tmp_path / "c.txt")
+
+    def sampled(seed):
+        vocabulary = corpus_vocabulary("c", path, top_k=1000, sample=20, seed=seed)
+        assert vocabulary.documents == 20
+        return {int(word[3:]) for word in vocabulary.top_words if word.startswith("doc")}
+
+    first = sampled(0)
+    assert len(first) == 20 and sampled(0) == first and sampled(1) != first
+    assert max(first) >= 20  # not the first 20 documents
+    assert max(first) >= 100 and min(first) < 100  # drawn from all of it: P(fail) < 1e-5
+    # a sample larger than the corpus is the whole corpus
+    assert corpus_vocabulary("c", path, top_k=1000, sample=500).documents == 200
+
+
+def test_min_df_gives_the_released_scripts_vocabulary(tmp_path):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    lines = [
+        "Kinase kinase inhibits the receptor",
+        "the receptor receptor binds the ligand ligand ligand ligand",
+        "a kinase and a receptor",
+        "kinase, receptor; ligand",
+        "protein",
+        "protein phosphorylation",
+    ]
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(lines) + "\n")
+    vocabulary = corpus_vocabulary("c", str(path), top_k=None, min_df=3)
+    # scripts/vocab_overlap.py: CountVectorizer(min_df=3, stop_words="english") fitted on the lines
+    released = CountVectorizer(min_df=3, stop_words="english").fit(lines)
+    assert set(vocabulary.top_words) == set(released.vocabulary_) == {"kinase", "receptor"}
+    # "ligand" is frequent (5 times) but in 2 documents only; most frequent first (5, 4)
+    assert vocabulary.top_words == ["receptor", "kinase"]
+
+
 def test_writes_json_and_a_png_heatmap(tmp_path):
     a = write_corpus(tmp_path / "a.txt", {"alpha": 2, "beta": 1})
     b = write_corpus(tmp_path / "b.txt", {"alpha": 2, "gamma": 1})
@@ -89,10 +132,12 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(DataError, match="missing.txt: no such file"):
         vocab_overlap({"a": a, "b": str(tmp_path / "missing.txt")}, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # checked before anything is read or written
-    with pytest.raises(
-        ConfigurationError, match="`top_k` must be a positive number of words; got 0"
-    ):
+    with pytest.raises(ConfigurationError, match="`top_k` must be a positive number; got 0"):
         vocab_overlap({"a": a}, str(tmp_path / "out"), top_k=0)
+    with pytest.raises(ConfigurationError, match="give one of `top_k` .* and `min_df`"):
+        vocab_overlap({"a": a}, str(tmp_path / "out"), min_df=3)  # top_k is 10000 by default
+    with pytest.raises(ConfigurationError, match="`max_documents` .* and `sample` .*not both"):
+        vocab_overlap({"a": a}, str(tmp_path / "out"), max_documents=2, sample=2)
     stop_words_only = tmp_path / "stop.txt"
     stop_words_only.write_text("the and of\n")
     with pytest.raises(DataError, match="no words outside the English stop words"):
