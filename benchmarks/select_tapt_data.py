@@ -13,14 +13,19 @@ It measures, on this machine:
 - end to end, each in a fresh process: wall time and peak resident memory of kNN selection with
   exact and with approximate search, and of random selection, and the share of selected documents
   on the task's topic (5% of the corpus is);
-- embedding quality on a small corpus: the share on topic of the nearest neighbours under exact
-  TF-IDF cosine, a 256-dimensional random projection of it, and LSA (the module's choice).
+- embedding quality on a small labelled corpus (20K documents on 20 topics, 200 task examples on
+  one): the share on the task's topic (the selection's precision) of the distinct nearest
+  neighbours under exact TF-IDF cosine, a 256-dimensional random projection of it, LSA (the
+  default embedder) and the VAMPIRE-like VAE (`embedder="vampire"`, the paper's choice), with the
+  time to fit each.
 
 Prints a table and appends it, with the command and a machine description, to
-`benchmarks/RESULTS.md` (`_common.append_results`). Takes about 10 minutes on 2 cores for 1M
-documents.
+`benchmarks/RESULTS.md` (`_common.append_results`). Takes about 15 minutes on 2 cores for 1M
+documents; `--quality-only` measures the embedding quality alone (a few minutes, most of it
+training the VAE).
 
     .venv/bin/python benchmarks/select_tapt_data.py [--documents 1000000] [--task-examples 2000] [--k 50]
+    .venv/bin/python benchmarks/select_tapt_data.py --quality-only
 """
 
 import argparse
@@ -38,7 +43,9 @@ import numpy as np
 from _common import append_results, machine_description
 
 from dapt_plugin.data.documents import iter_documents
-from dapt_plugin.selection.tapt_selection import ApproximateSearch, ExactSearch, LsaEmbedder
+from dapt_plugin.selection.lsa import LsaEmbedder
+from dapt_plugin.selection.tapt_selection import ApproximateSearch, ExactSearch
+from dapt_plugin.selection.vampire import VampireEmbedder
 from dapt_plugin.testing.topics import TopicalTextGenerator
 
 NUM_TOPICS = 20
@@ -46,6 +53,7 @@ GENERATOR = dict(
     num_topics=NUM_TOPICS, topic_vocabulary=300, shared_vocabulary=5000, topic_share=0.25
 )
 CHUNK = 50000
+EQUAL_SIZE = 1000
 SAMPLE = 100000
 DIMENSION = 128
 
@@ -131,6 +139,7 @@ def end_to_end(domain: Path, task: Path, output: Path, seed: int, **arguments) -
             "domain_paths": str(domain),
             "output_path": str(output),
             "seed": seed,
+            "unit": "document",  # the generated documents are one unit each, in the pool
             **arguments,
         }
     )
@@ -164,7 +173,7 @@ def child(request: str) -> None:
         json.dumps(
             {
                 "seconds": time.perf_counter() - start,
-                "documents": result.documents,
+                "documents": result.units,
                 "search": result.search,
                 "peak_rss_mb": memory_mb("VmHWM"),
                 "rss_before_mb": before,
@@ -173,8 +182,12 @@ def child(request: str) -> None:
     )
 
 
-def random_projection_quality(seed: int) -> Dict[str, float]:
-    """Share on topic of the 20 nearest neighbours of 200 task examples among 20K documents."""
+def embedding_quality(seed: int) -> Dict[str, Tuple[float, int, float, int, float]]:
+    """
+    Per embedding, among 20K documents: the share on topic and the number of the distinct 20
+    nearest neighbours of 200 task examples; the share on topic of `EQUAL_SIZE` distinct
+    neighbours and the neighbours per example it takes; the seconds to fit.
+    """
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -183,12 +196,28 @@ def random_projection_quality(seed: int) -> Dict[str, float]:
     domain = generator.documents(topics, 20, 80)
     task = generator.documents([0] * 200, 10, 30)
 
-    def share(scores: np.ndarray) -> float:
-        return float((topics[np.unique(np.argsort(-scores, axis=1)[:, :20])] == 0).mean())
+    def quality(scores: np.ndarray, seconds: float) -> Tuple[float, int, float, int, float]:
+        order = np.argsort(-scores, axis=1)
+        neighbours = np.unique(order[:, :20])
+        # the same number of distinct documents for every embedding: the fewest nearest
+        # neighbours per example that give EQUAL_SIZE distinct ones
+        k = 1
+        while len(np.unique(order[:, :k])) < EQUAL_SIZE:
+            k += 1
+        equal = np.unique(order[:, :k])
+        return (
+            float((topics[neighbours] == 0).mean()),
+            len(neighbours),
+            float((topics[equal] == 0).mean()),
+            k,
+            seconds,
+        )
 
+    start = time.perf_counter()
     tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english").fit(domain)
     documents, queries = tfidf.transform(domain), tfidf.transform(task)
-    shares = {"exact TF-IDF cosine": share((queries @ documents.T).toarray())}
+    seconds = time.perf_counter() - start
+    results = {"exact TF-IDF cosine": quality((queries @ documents.T).toarray(), seconds)}
     projection = (
         np.random.default_rng(seed).standard_normal((documents.shape[1], 256)).astype(np.float32)
     )
@@ -197,19 +226,44 @@ def random_projection_quality(seed: int) -> Dict[str, float]:
         vectors = matrix @ projection
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
-    shares["random projection, 256 dims"] = share(project(queries) @ project(documents).T)
-    for dimension in (64, 128):
-        embedder = LsaEmbedder(domain, dimension=dimension, seed=seed)
-        shares[f"LSA, {dimension} dims"] = share(
-            embedder.embed(task)[0] @ embedder.embed(domain)[0].T
-        )
-    return shares
+    results["random projection, 256 dims"] = quality(
+        project(queries) @ project(documents).T, seconds
+    )
+    for name, fit in [
+        ("LSA, 64 dims", lambda: LsaEmbedder(domain, dimension=64, seed=seed)),
+        ("LSA, 128 dims (default)", lambda: LsaEmbedder(domain, dimension=128, seed=seed)),
+        ("VAMPIRE-like VAE, 64 dims", lambda: VampireEmbedder(domain + task, seed=seed)),
+    ]:
+        start = time.perf_counter()
+        embedder = fit()
+        seconds = time.perf_counter() - start
+        results[name] = quality(embedder.embed(task)[0] @ embedder.embed(domain)[0].T, seconds)
+        print(name, results[name], flush=True)
+    return results
+
+
+def quality_table(results: Dict[str, Tuple[float, int, float, int, float]]) -> str:
+    lines = [
+        "Embedding quality, the precision of kNN selection (20K generated documents of 20-80 "
+        "words on 20 topics, 200 task examples on one; share of the selected documents on the "
+        "task's topic, which is 5% of the corpus): of the distinct 20 nearest documents of each "
+        f"example, and of {EQUAL_SIZE:,} distinct neighbours for every embedding (the fewest "
+        "neighbours per example, k, that give that many):",
+        "",
+        f"| embedding | on topic, k = 20 | distinct, k = 20 | on topic, {EQUAL_SIZE:,} "
+        "distinct | k for them | fit |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {100 * share:.1f}% | {count:,} | {100 * equal:.1f}% | {k} | {seconds:.1f} s |"
+        for name, (share, count, equal, k, seconds) in results.items()
+    ]
+    return "\n".join(lines)
 
 
 def table(
     components: Dict[str, float],
     runs: Dict[str, Dict[str, float]],
-    shares: Dict[str, float],
     k: int,
 ) -> str:
     c = components
@@ -236,15 +290,6 @@ def table(
             f"{run['peak_rss_mb']:,.0f} MB ({run['rss_before_mb']:,.0f} MB before) | "
             f"{run['documents']:,} | {100 * run['on_topic']:.1f}% |"
         )
-    lines += [
-        "",
-        "Embedding quality (20K documents, 200 task examples, 20 nearest each; share on "
-        "the task's topic, which is 5% of the corpus):",
-        "",
-        "| embedding | on topic |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {100 * value:.1f}% |" for name, value in shares.items()]
     return "\n".join(lines)
 
 
@@ -255,10 +300,25 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument(
+        "--quality-only", action="store_true", help="measure the embedding quality only"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
+        return
+    machine = machine_description(
+        packages=("torch", "faiss", "numpy", "sklearn"), load_average=True
+    )
+    if args.quality_only:
+        quality = embedding_quality(args.seed)
+        append_results(
+            "kNN-TAPT embedders: LSA vs the VAMPIRE-like VAE",
+            quality_table(quality),
+            machine=machine,
+            record=not args.no_record,
+        )
         return
     with tempfile.TemporaryDirectory(prefix="select_tapt_bench_") as directory:
         directory = Path(directory)
@@ -287,13 +347,10 @@ def main() -> None:
             size=runs["kNN, exact search"]["documents"],
         )
         print(json.dumps(runs["random, same size"]), flush=True)
-    shares = random_projection_quality(args.seed)
-    machine = machine_description(
-        packages=("torch", "faiss", "numpy", "sklearn"), load_average=True
-    )
+    quality = embedding_quality(args.seed)
     append_results(
         "TAPT data selection (kNN-TAPT, RAND-TAPT)",
-        table(components, runs, shares, args.k),
+        table(components, runs, args.k) + "\n\n" + quality_table(quality),
         machine=machine,
         record=not args.no_record,
     )

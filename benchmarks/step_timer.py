@@ -1,10 +1,16 @@
 """
 A trainer callback for the benchmarks (loaded with `--include-package step_timer`, `benchmarks/`
 on `PYTHONPATH`): records, for every optimizer step the trainer runs, the wall-clock time at its
-end, the non-padding tokens of its batches and the seconds the trainer spent waiting for the data
-loader to hand over those batches. Each process appends to `<serialization_dir>/step_times.jsonl`
-one line when training starts (`on_start`: the process's launch time and the time) and one line
-per step, flushed at once, so a benchmark can watch a run and kill it at a chosen step.
+end (after the GPU has finished it, on a GPU), the non-padding tokens of its batches, the
+query-key pairs of their attention and their masked positions (what its model FLOPs depend on,
+`_flops.py`) and the seconds the trainer spent waiting for the data
+loader to hand over those batches, and, where the batches have a text field's mask (the
+classifier's), the examples and the positions the model computed (padding included). Each process
+appends to `<serialization_dir>/step_times.jsonl` one line when training starts (`on_start`: the
+process's launch time and the time), one line per step, flushed at once, so a benchmark can watch a
+run and kill it at a chosen step, and one line when training ends (`on_end`, after the last
+validation). Each step's line also has the process's CPU time at its end (`cpu`), steadier
+than wall-clock time on a machine that other jobs share.
 
 Throughput is taken between the end of the first step and the end of the last, so start-up
 (imports, model building, the tokenization cache) and the first step's one-off costs are left out.
@@ -19,9 +25,38 @@ from typing import Any, Dict, Optional
 
 import psutil
 import torch
+from _flops import BatchCounts, batch_counts
 from allennlp.training.callbacks.callback import TrainerCallback
 
-from dapt_plugin.nn.token_counts import count_tokens
+from dapt_plugin.nn.token_counts import count_tokens, real_token_mask
+
+
+def _text_mask(batch: Dict[str, Any]) -> Optional[torch.Tensor]:
+    """The mask of a batch's text field (`{"tokens": {"roberta": {"mask", ...}}}`), or None."""
+    for value in batch.values():
+        if isinstance(value, dict):
+            mask = value.get("mask")
+            if isinstance(mask, torch.Tensor):
+                return mask
+            mask = _text_mask(value)
+            if mask is not None:
+                return mask
+    return None
+
+
+def _flop_counts(batch_inputs, batch_outputs, pad_token_id: Optional[int]) -> BatchCounts:
+    """
+    What the model FLOPs of a step depend on (`_flops.batch_counts`), over its batches: the real
+    tokens of each, and the masked positions where the model returns masked-LM labels.
+    """
+    total = BatchCounts(0, 0, 0, 0)
+    for batch, output in zip(batch_inputs, batch_outputs):
+        mask = real_token_mask(batch, pad_token_id)
+        if mask is not None:
+            labels = output.get("labels")
+            is_mlm = isinstance(labels, torch.Tensor) and labels.shape == mask.shape
+            total += batch_counts(mask, labels if is_mlm else None)
+    return total
 
 
 class _TimedLoader:
@@ -68,16 +103,22 @@ class StepTimer(TrainerCallback):
         self._loader = _TimedLoader(trainer.data_loader)
         trainer.data_loader = self._loader
         if is_primary:
-            mlm = getattr(trainer.model, "mlm", None)
+            # the first Hugging Face model inside (the masked LM's, the classifier's encoder)
+            config = next(
+                (
+                    module.config
+                    for module in trainer.model.modules()
+                    if hasattr(getattr(module, "config", None), "_attn_implementation")
+                ),
+                None,
+            )
             self._write(
                 {
                     "event": "start",
                     "pid": os.getpid(),
                     "launched": self.launched,
                     "started": self.started,
-                    "attention": getattr(
-                        getattr(mlm, "config", None), "_attn_implementation", None
-                    ),
+                    "attention": getattr(config, "_attn_implementation", None),
                     "fused_adamw": bool(trainer.optimizer.defaults.get("fused")),
                     "threads": torch.get_num_threads(),
                 }
@@ -97,8 +138,13 @@ class StepTimer(TrainerCallback):
     ) -> None:
         if not is_training:
             return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         now = time.time()
-        tokens = int(count_tokens(batch_inputs, trainer.model.tokenizer.pad_token_id) or 0)
+        tokenizer = getattr(trainer.model, "tokenizer", None)
+        tokens = int(count_tokens(batch_inputs, getattr(tokenizer, "pad_token_id", None)) or 0)
+        masks = [mask for mask in map(_text_mask, batch_inputs) if mask is not None]
+        counts = _flop_counts(batch_inputs, batch_outputs, getattr(tokenizer, "pad_token_id", None))
         waited = self._loader.waited - self._waited_before if self._loader is not None else 0.0
         self._waited_before += waited
         if is_primary:
@@ -107,7 +153,23 @@ class StepTimer(TrainerCallback):
                     "event": "step",
                     "step": trainer._total_batches_completed,
                     "end": now,
+                    "cpu": time.process_time(),
                     "tokens": tokens,
                     "data_wait": waited,
+                    "attended": counts.attended,
+                    "masked": counts.masked,
+                    "sequences": counts.sequences,
+                    **(
+                        {
+                            "examples": sum(mask.shape[0] for mask in masks),
+                            "positions": sum(mask.numel() for mask in masks),
+                        }
+                        if masks
+                        else {}
+                    ),
                 }
             )
+
+    def on_end(self, trainer, is_primary: bool = True, **kwargs) -> None:
+        if is_primary:
+            self._write({"event": "end", "end": time.time()})

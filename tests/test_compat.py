@@ -171,3 +171,21 @@ def test_metrics_and_archives_are_written_atomically(tmp_path, monkeypatch):
         archival.archive_model(str(tmp_path))
     assert not (tmp_path / "model.tar.gz").exists()
     assert sorted(os.listdir(tmp_path)) == ["best.th", "config.json", "metrics.json"]
+
+
+def test_archives_are_written_uncompressed_and_load_as_before(tmp_path):
+    import os
+    import tarfile
+
+    from allennlp.models import archival
+
+    weights = bytes(1 << 20)  # zeros: gzip at any level but 0 would shrink them to a few KB
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "best.th").write_bytes(weights)
+    (tmp_path / "vocabulary").mkdir()
+    archive = archival.archive_model(str(tmp_path))
+    with open(archive, "rb") as handle:
+        assert handle.read(2) == b"\x1f\x8b"  # still gzip
+    assert os.path.getsize(archive) > len(weights)
+    with tarfile.open(archive, "r:gz") as opened:
+        assert opened.extractfile("weights.th").read() == weights

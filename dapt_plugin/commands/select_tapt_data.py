@@ -1,7 +1,8 @@
 """
-`allennlp select-tapt-data`: picks domain documents to add to a task's TAPT corpus, the paper's
-kNN-TAPT (the `k` nearest domain documents of each task example) or its RAND-TAPT control (a
-random sample of the same size). The work is done by `dapt_plugin.selection.tapt_selection`.
+`allennlp select-tapt-data`: picks domain sentences (or documents) to add to a task's TAPT
+corpus, the paper's kNN-TAPT (the `k` nearest units of each task example, from a random pool of
+the domain) or its RAND-TAPT control (a random sample of the same size). The work is done by
+`dapt_plugin.selection.tapt_selection`.
 
     allennlp select-tapt-data --task task/train.jsonl --domain biomed.txt.gz \\
         --output knn_tapt.jsonl --k 50
@@ -26,10 +27,11 @@ class SelectTaptData(Subcommand):
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (
-            "Select domain documents for task-adaptive pretraining: the k nearest "
-            "neighbours of each task example (kNN-TAPT) or a random sample "
-            "(RAND-TAPT). Writes JSON lines with a 'text' field, one document per "
-            "line, which the TAPT config reads like a task's train.jsonl."
+            "Select domain sentences (or documents) for task-adaptive pretraining: the k "
+            "nearest neighbours of each task example (kNN-TAPT) or a random sample "
+            "(RAND-TAPT), from a deduplicated random pool of the domain. Writes JSON lines "
+            "with a 'text' field, one unit per line, which the TAPT config reads like a task's "
+            "train.jsonl."
         )
         subparser = parser.add_parser(self.name, description=description, help=description)
         subparser.add_argument(
@@ -58,33 +60,53 @@ class SelectTaptData(Subcommand):
             "--size",
             type=int,
             default=None,
-            help="random only: documents to sample; pass the line count of a "
-            "kNN selection to match it",
+            help="random only: units to sample; pass the line count of a kNN selection to match it",
+        )
+        subparser.add_argument(
+            "--unit",
+            default="sentence",
+            help="what is selected: sentence (the paper's unit) or document",
+        )
+        subparser.add_argument(
+            "--pool-size",
+            type=int,
+            default=1000000,
+            help="distinct units of the domain, drawn at random with --seed, that are searched "
+            "or sampled (the paper: 1M sentences); all of them when the domain has fewer",
+        )
+        subparser.add_argument(
+            "--embedder",
+            default="lsa",
+            help="kNN: lsa (latent semantic analysis, seconds) or vampire (a bag-of-words VAE "
+            "as the paper used, minutes on CPU)",
         )
         subparser.add_argument(
             "--text-key", default="text", help="field holding the text in jsonl files"
         )
         subparser.add_argument(
-            "--dimension", type=int, default=128, help="embedding (LSA) dimensions"
+            "--dimension",
+            type=int,
+            default=None,
+            help="embedding dimensions (default: 128 for lsa, 64 for vampire)",
         )
         subparser.add_argument(
             "--chunk-size",
             type=int,
             default=50000,
-            help="domain documents embedded and searched at a time; bounds memory",
+            help="units embedded and searched at a time; bounds memory",
         )
         subparser.add_argument(
             "--approximate-above",
             type=int,
             default=1000000,
-            help="exact search up to this many domain documents, approximate "
+            help="exact search up to this many pooled units, approximate "
             "(IVF) above; 0 always approximates",
         )
         subparser.add_argument(
             "--nlist",
             type=int,
             default=None,
-            help="approximate: IVF cells (default: 4 x sqrt(documents))",
+            help="approximate: IVF cells (default: 4 x sqrt(pooled units))",
         )
         subparser.add_argument(
             "--nprobe", type=int, default=128, help="approximate: cells searched per task example"
@@ -93,10 +115,10 @@ class SelectTaptData(Subcommand):
             "--sample-size",
             type=int,
             default=100000,
-            help="domain documents sampled to fit the embedding and train the approximate index",
+            help="pooled units sampled to fit the embedder and train the approximate index",
         )
         subparser.add_argument(
-            "--seed", type=int, default=0, help="seed of the sampling and the embedding"
+            "--seed", type=int, default=0, help="seed of the pool, the sampling and the embedder"
         )
         subparser.set_defaults(func=select_tapt_data_from_args)
         return subparser
@@ -116,6 +138,9 @@ def select_tapt_data_from_args(args: argparse.Namespace) -> None:
             k=args.k,
             method=args.method,
             size=args.size,
+            unit=args.unit,
+            pool_size=args.pool_size,
+            embedder=args.embedder,
             text_key=args.text_key,
             dimension=args.dimension,
             chunk_size=args.chunk_size,
@@ -127,8 +152,8 @@ def select_tapt_data_from_args(args: argparse.Namespace) -> None:
         )
     except (ConfigurationError, DataError) as error:
         sys.exit(f"allennlp select-tapt-data: error: {error}")
+    how = f", {result.search} search in a pool of {result.pool:,}" if result.search else ""
     print(
-        f"Selected {result.documents} of {result.domain_documents} domain documents "
-        f"({result.method}{', ' + result.search + ' search' if result.search else ''}); "
-        f"written to {result.path}"
+        f"Selected {result.units:,} of {result.domain_units:,} domain {result.unit}s "
+        f"({result.method}{how}); written to {result.path}"
     )

@@ -5,6 +5,9 @@ of the task metric over the seeds (in percent, as in `results.md`) and whose err
 standard deviation, each seed's own score a dot on it, the value written above it, and the
 baseline's mean as a dashed reference line. A variant below the baseline on dev by more than the
 spread over seeds (`results.md`'s "(below baseline)") is drawn in red in both panels.
+
+Also `mlm_loss.png`, the held-out masked-LM loss of every encoder on every held-out text as a
+heatmap (`plot_mlm_loss`).
 """
 
 import math
@@ -113,6 +116,32 @@ def draw_results(results: Dict) -> Figure:
 def plot_results(results: Dict, path: str) -> None:
     """Draws `results` (see `draw_results`) and writes the PNG to `path`, atomically."""
     figure = draw_results(results)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
+
+
+def plot_mlm_loss(losses: Dict[str, Dict[str, Dict[str, float]]], path: str) -> None:
+    """
+    Writes the heatmap of `losses` (encoder -> held-out text -> metrics, as `mlm_loss.json`
+    holds them) to `path`, atomically: encoders by rows, held-out texts by columns, each cell
+    the masked-LM loss, darker where it is lower.
+    """
+    encoders, texts = list(losses), list(next(iter(losses.values())))
+    values = [[losses[encoder][text]["mlm_loss"] for text in texts] for encoder in encoders]
+    figure = Figure(figsize=(2.5 + 1.3 * len(texts), 1.5 + 0.55 * len(encoders)), dpi=150)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(values, cmap="Blues_r", aspect="auto")
+    axes.set_xticks(range(len(texts)), labels=texts)
+    axes.set_yticks(range(len(encoders)), labels=encoders)
+    middle = (min(map(min, values)) + max(map(max, values))) / 2
+    for row, encoder_values in enumerate(values):
+        for column, value in enumerate(encoder_values):
+            colour = "white" if value < middle else "black"
+            axes.text(column, row, f"{value:.2f}", ha="center", va="center", color=colour)
+    figure.colorbar(image, ax=axes, label="masked-LM loss")
+    axes.set_title("Held-out masked-LM loss")
+    figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
 

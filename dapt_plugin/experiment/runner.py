@@ -45,6 +45,7 @@ import random
 import shutil
 import statistics
 import time
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -63,8 +64,11 @@ from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
 from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
+from dapt_plugin.experiment.mlm_loss import METRICS as MLM_LOSS_METRICS
+from dapt_plugin.experiment.mlm_loss import write_mlm_loss
 from dapt_plugin.experiment.progress import PhaseProgress
-from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec
+from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec, as_environment
+from dapt_plugin.experiment.variants import Variant
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +77,17 @@ OUTPUT_DIR = (
 )
 _MLM_OUTPUTS = ["model.tar.gz", "metrics.json", "exported_model"]
 _CLASSIFIER_OUTPUTS = ["model.tar.gz", "dev_metrics.json", "test_metrics.json"]
-_SELECTION_OF = {"knn_tapt": "select_knn", "rand_tapt": "select_random"}
+# the seconds a classifier spent evaluating on dev and test, or a held-out loss phase on its
+# texts, archive loading left out (`phase_timing`)
+_EVALUATION_TIME = "evaluation_time.json"
 # kinds of phase that run no `allennlp train`: their settings are their arguments
-_STEPS = ("sample", "selection")
+_STEPS = ("sample", "selection", "mlm_loss")
 _SAMPLE = "task_sample"
+# the order of the phases of an experiment, by kind
+_ORDER = ("sample", "dapt", "selection", "tapt", "classifier", "mlm_loss")
+# what an `mlm_loss/<encoder>` phase takes from the masked-LM config of the base model, so that
+# every encoder is measured on the same examples with the same masks
+_MLM_LOSS_MODEL_KEYS = ("mlm_probability", "whole_word_masking", "masking_seed")
 
 
 @dataclass
@@ -87,20 +98,23 @@ class Phase:
     # Parameters
 
     name : `str`
-        `task_sample`, `dapt`, `select_knn`, `select_random`, a TAPT variant, or
-        `classifier/<variant>/seed_<s>`.
+        `task_sample`, `dapt`, `select_knn`, `select_random`, a TAPT variant,
+        `classifier/<variant>/seed_<s>`, or `mlm_loss/<encoder>` (`base` or a masked-LM phase).
     kind : `str`
-        `sample`, `dapt`, `tapt`, `selection` or `classifier`.
+        `sample`, `dapt`, `tapt`, `selection`, `classifier` or `mlm_loss`.
     directory : `Path`
         The directory it writes in: its own serialization directory for a training phase, the
-        shared `selection/` directory for a selection, `task_sample/` for the task's sample.
+        shared `selection/` directory for a selection, `task_sample/` for the task's sample,
+        `mlm_loss/<encoder>/` for the held-out losses of an encoder.
     outputs : `List[Path]`
         The files and directories it completes, in `directory`.
     settings : `Dict[str, Any]`
         The environment of its `allennlp train` (for a selection, the arguments of
-        `select_tapt_data`; for the sample, its source file, size and seed).
+        `select_tapt_data`; for the sample, its source file, size and seed; for held-out
+        losses, the encoder's `MODEL_NAME` and the held-out texts).
     variant : `str`, optional
-        The variant whose encoder it adapts, selects for or fine-tunes.
+        The variant whose encoder it adapts, selects for, fine-tunes or measures (`None` for
+        the base model's held-out losses).
     seed : `int`, optional
         A classifier's fine-tuning seed.
     upstream : `str`, optional
@@ -160,11 +174,11 @@ class ExperimentRunner:
 
     # -- the plan ---------------------------------------------------------------------------
 
-    def encoder(self, variant: str) -> str:
-        """`MODEL_NAME` of a variant's classifier."""
-        if variant == "baseline":
+    def encoder(self, phase: Optional[str]) -> str:
+        """`MODEL_NAME` of the encoder a masked-LM phase exports, or of the base model (`None`)."""
+        if phase is None:
             return self.spec.base_model
-        return str(self.output / variant / "exported_model")
+        return str(self.output / phase / "exported_model")
 
     def train_path(self) -> str:
         """What the phases read as the task's training data: `task.train`, or its sample."""
@@ -208,66 +222,120 @@ class ExperimentRunner:
                 },
             )
             reads = [_SAMPLE]
-        if {"dapt", "dapt_tapt"} & set(variants):
-            add(
-                "dapt",
-                "dapt",
-                self.output / "dapt",
-                _MLM_OUTPUTS,
-                {
-                    **spec.env("dapt"),
-                    "MODEL_NAME": spec.base_model,
-                    "CORPUS_PATH": spec.domain_corpus,
-                },
-                variant="dapt",
+        # each variant's chain of phases; a phase that is made from the same inputs as one
+        # already planned (by an earlier variant's chain) is that one, run once and shared
+        made: Dict[str, str] = {}
+
+        def once(kind: str, name: str, settings: Dict[str, Any], **fields) -> str:
+            key = json.dumps([kind, settings, fields.get("upstream")], sort_keys=True)
+            if key not in made:
+                if name in phases:
+                    raise self._fail(
+                        f"two different phases would be named {name!r} (after variant "
+                        f"{fields['variant']!r}); rename that variant"
+                    )
+                if kind == "selection":
+                    directory, output = self.output / "selection", fields.pop("output")
+                else:
+                    directory, output = self.output / name, None
+                outputs = [output] if output else _MLM_OUTPUTS
+                add(name, kind, directory, outputs, settings, **fields)
+                made[key] = name
+            return made[key]
+
+        def dapt(chain: Variant) -> str:
+            corpus = chain.dapt.corpus or spec.domain_corpus
+            settings = {
+                **spec.env("dapt"),
+                **as_environment(chain.dapt.settings),
+                "MODEL_NAME": spec.base_model,
+                "CORPUS_PATH": corpus,
+            }
+            own = chain.dapt.settings or corpus != spec.domain_corpus
+            return once(
+                "dapt", f"dapt_{chain.name}" if own else "dapt", settings, variant=chain.name
             )
-        selection = {"task_paths": train, "domain_paths": spec.domain_corpus}
-        if {"knn_tapt", "rand_tapt"} & set(variants):
-            add(
-                "select_knn",
+
+        def select(chain: Variant, method: str, k: int, size: Optional[int]) -> str:
+            step = chain.select
+            corpus = step.corpus or spec.domain_corpus
+            # sentences, as the paper selected, unless the step says otherwise; in the
+            # fingerprint, so that a selection of whole documents (the unit before) is made again
+            # rather than reused
+            settings = {
+                "task_paths": train,
+                "domain_paths": corpus,
+                "method": method,
+                "unit": step.unit,
+            }
+            for key in (
+                "pool_size",
+                "embedder",
+            ):  # only when given: the defaults' fingerprints stay
+                if getattr(step, key) is not None:
+                    settings[key] = getattr(step, key)
+            upstream = None
+            if method == "knn":
+                settings["k"] = k
+            elif size is not None:
+                settings["size"] = size
+            else:  # as many documents as the kNN selection of the same k: its fingerprint is part of this one's
+                upstream = select(chain, "knn", k, None)
+            # the paper's kNN-TAPT and RAND-TAPT of the experiment's `knn_k`, and others
+            default = (corpus, k, size, step.unit, step.pool_size, step.embedder) == (
+                spec.domain_corpus,
+                spec.knn_k,
+                None,
+                "sentence",
+                None,
+                None,
+            )
+            name = f"select_{method}" if default else f"select_{method}_{chain.name}"
+            output = (
+                f"{'knn' if method == 'knn' else 'rand'}_tapt.jsonl" if default else f"{name}.jsonl"
+            )
+            return once(
                 "selection",
-                self.output / "selection",
-                ["knn_tapt.jsonl"],
-                {**selection, "method": "knn", "k": spec.knn_k},
-                variant="knn_tapt",
-                reads=reads,
-            )
-        if "rand_tapt" in variants:
-            # as many documents as the kNN selection: its fingerprint is part of this one's
-            add(
-                "select_random",
-                "selection",
-                self.output / "selection",
-                ["rand_tapt.jsonl"],
-                {**selection, "method": "random"},
-                variant="rand_tapt",
-                upstream="select_knn",
-                reads=reads,
-            )
-        for variant in ("tapt", "dapt_tapt", "knn_tapt", "rand_tapt"):
-            if variant not in variants:
-                continue
-            upstream = "dapt" if variant == "dapt_tapt" else _SELECTION_OF.get(variant)
-            extra = list(spec.tapt_extra)
-            if variant in _SELECTION_OF:
-                extra.append(str(phases[_SELECTION_OF[variant]].outputs[0]))
-            add(
-                variant,
-                "tapt",
-                self.output / variant,
-                _MLM_OUTPUTS,
-                {
-                    **spec.env("tapt"),
-                    "TAPT_PATH": train,
-                    "EXTRA_TAPT_PATHS": ",".join(extra),
-                    "MODEL_NAME": self.encoder("dapt")
-                    if variant == "dapt_tapt"
-                    else spec.base_model,
-                },
-                variant=variant,
+                name,
+                settings,
+                variant=chain.name,
                 upstream=upstream,
                 reads=reads,
+                output=output,
             )
+
+        def tapt(chain: Variant, start: Optional[str], selection: Optional[str]) -> str:
+            step = chain.tapt
+            extra = list(spec.tapt_extra if step.extra is None else step.extra)
+            if selection is not None:
+                extra.append(str(phases[selection].outputs[0]))
+            settings = {
+                **spec.env("tapt"),
+                **as_environment(step.settings),
+                "TAPT_PATH": step.text or train,
+                "EXTRA_TAPT_PATHS": ",".join(extra),
+                "MODEL_NAME": self.encoder(start),
+            }
+            # it starts from the DAPT model (or the base model), and reads the selection and
+            # the task's sample; each of them run again runs it again
+            upstream = start or selection
+            read = [selection] if start is not None and selection is not None else []
+            if step.text is None:
+                read += reads
+            return once(
+                "tapt", chain.name, settings, variant=chain.name, upstream=upstream, reads=read
+            )
+
+        final: Dict[str, Optional[str]] = {}  # the phase each variant's encoder comes from
+        for chain in spec.chains.values():
+            start = dapt(chain) if chain.dapt is not None else None
+            selection = None
+            if chain.select is not None:
+                step = chain.select
+                selection = select(chain, step.method, step.k or spec.knn_k, step.size)
+            if chain.tapt is not None:
+                start = tapt(chain, start, selection)
+            final[chain.name] = start
         for variant in variants:
             for seed in spec.seeds:
                 add(
@@ -278,17 +346,35 @@ class ExperimentRunner:
                     {
                         **spec.env("classifier"),
                         **({"PRESET": spec.preset} if spec.preset is not None else {}),
-                        "MODEL_NAME": self.encoder(variant),
+                        "MODEL_NAME": self.encoder(final[variant]),
                         "SEED": str(seed),
                         "TRAIN_PATH": train,
                         "DEV_PATH": spec.task["dev"],
                     },
                     variant=variant,
                     seed=seed,
-                    upstream=None if variant == "baseline" else variant,
+                    upstream=final[variant],
                     reads=reads,
                 )
-        return list(phases.values())
+        if spec.heldout:
+            # the base model, then the export of every masked-LM phase, each on every text
+            adapted = [phase.name for phase in phases.values() if phase.kind in ("dapt", "tapt")]
+            for encoder in ["base", *adapted]:
+                upstream = None if encoder == "base" else encoder
+                add(
+                    f"mlm_loss/{encoder}",
+                    "mlm_loss",
+                    self.output / "mlm_loss" / encoder,
+                    ["losses.json"],
+                    {
+                        "MODEL_NAME": self.encoder(upstream),
+                        "heldout": dict(spec.heldout),
+                    },
+                    variant=upstream,
+                    upstream=upstream,
+                )
+        # by kind, each kind in the order its phases were planned: a phase after those it reads
+        return sorted(phases.values(), key=lambda phase: _ORDER.index(phase.kind))
 
     def _fail(self, message: str) -> ConfigurationError:
         return ConfigurationError(f"experiment {self.spec.path}: {message}")
@@ -300,8 +386,15 @@ class ExperimentRunner:
         elif phase.kind == "selection":
             config, data_paths = (
                 phase.settings,
-                [phase.settings["task_paths"], self.spec.domain_corpus],
+                [phase.settings["task_paths"], phase.settings["domain_paths"]],
             )
+        elif phase.kind == "mlm_loss":
+            try:
+                reference = self._mlm_loss_reference()
+            except ConfigurationError as error:
+                raise self._fail(f"phase {phase.name}: {error.message}") from None
+            config = {**phase.settings, "reference": reference}
+            data_paths = list(phase.settings["heldout"].values())
         else:
             try:
                 config = resolve_config(self._config_file(phase), phase.settings).as_dict(
@@ -335,6 +428,29 @@ class ExperimentRunner:
     @staticmethod
     def _config_file(phase: Phase) -> str:
         return str(config_dir() / CONFIG_FILES[phase.kind])
+
+    def _base_mlm_settings(self) -> Dict[str, str]:
+        """The environment of `dapt.jsonnet` for the base model, with the experiment's settings."""
+        return {
+            **self.spec.env("dapt"),
+            "MODEL_NAME": self.spec.base_model,
+            "CORPUS_PATH": self.spec.domain_corpus or self.spec.task["train"],
+        }
+
+    def _mlm_loss_reference(self) -> Dict[str, Any]:
+        """
+        What every encoder's held-out loss is measured with, whatever config made it: the reader,
+        the evaluation loader and the masking of `dapt.jsonnet` for the base model (the same
+        tokenizer), and its device.
+        """
+        dapt = str(config_dir() / CONFIG_FILES["dapt"])
+        config = resolve_config(dapt, self._base_mlm_settings()).as_dict(quiet=True)
+        return {
+            "dataset_reader": config["dataset_reader"],
+            "validation_data_loader": config["validation_data_loader"],
+            "model": {key: config["model"][key] for key in _MLM_LOSS_MODEL_KEYS},
+            "cuda_device": config["trainer"].get("cuda_device"),
+        }
 
     def _upstream(self, phase: Phase) -> Dict[str, str]:
         """The fingerprints of the phases whose outputs it starts from or reads."""
@@ -518,7 +634,7 @@ class ExperimentRunner:
     def _clear(self, phase: Phase) -> None:
         """Removes the phase's marker, then what an earlier run of it wrote."""
         self._marker_path(phase).unlink(missing_ok=True)
-        if phase.kind in _STEPS:
+        if phase.kind in ("sample", "selection"):
             for path in phase.outputs:
                 path.unlink(missing_ok=True)
             if phase.directory.exists():
@@ -572,6 +688,7 @@ class ExperimentRunner:
                 "tapt": self._run_mlm,
                 "selection": self._run_selection,
                 "classifier": self._run_classifier,
+                "mlm_loss": self._run_mlm_loss,
             }[phase.kind](phase, action)
             self.write_marker(phase, "complete")
             times[phase.name] = times.get(phase.name, 0.0) + time.time() - start
@@ -598,7 +715,17 @@ class ExperimentRunner:
             plot_results(results, str(plot))
         with atomic_file(str(self.output / "results.md")) as handle:
             handle.write(self.report(results, plot.name if plot.exists() else None))
+        if self.spec.heldout:
+            write_mlm_loss(self.output, self.mlm_losses(), self.spec.heldout)
         return results
+
+    def mlm_losses(self) -> Dict[str, Dict[str, Dict[str, float]]]:
+        """Encoder (`base`, then each masked-LM phase) -> held-out text -> its `METRICS`."""
+        return {
+            phase.name.split("/", 1)[1]: json.loads(phase.outputs[0].read_text())
+            for phase in self.phases
+            if phase.kind == "mlm_loss"
+        }
 
     def _load_times(self) -> Dict[str, float]:
         path = self.output / "phase_times.json"
@@ -653,7 +780,7 @@ class ExperimentRunner:
         select_tapt_data(output_path=str(phase.outputs[0]), **arguments)
 
     def _run_classifier(self, phase: Phase, action: str) -> None:
-        from allennlp.commands.evaluate import evaluate_from_archive
+        from allennlp.models.archival import load_archive
 
         if action == "evaluate":
             remove_leftovers(
@@ -662,19 +789,64 @@ class ExperimentRunner:
         else:
             self._train(phase, recover=action == "recover")
             self.write_marker(phase, "trained")
-        # on the device the classifier trained on (the config's; unset: the first GPU if there is one)
-        device = phase.config.get("trainer", {}).get("cuda_device")
-        if device is None:
-            device = 0 if torch.cuda.is_available() else -1
-        metrics = {}
-        for split in ("dev", "test"):
-            # its log goes to the phase's out.log; the console shows the phase's final line
-            with logs_to_file(phase.directory / "out.log"):
-                metrics[split] = evaluate_from_archive(
-                    str(phase.directory / "model.tar.gz"), self.spec.task[split], cuda_device=device
+        # on the device the classifier trained on
+        device = _device(phase.config.get("trainer", {}).get("cuda_device"))
+        seconds = 0.0
+        # its log goes to the phase's out.log; the console shows the phase's final line
+        with logs_to_file(phase.directory / "out.log"):
+            archive = load_archive(str(phase.directory / "model.tar.gz"), cuda_device=device)
+            for split in ("dev", "test"):
+                metrics, elapsed = _evaluate(archive, self.spec.task[split], device)
+                seconds += elapsed
+                with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
+                    json.dump(metrics, handle, indent=2)
+        with atomic_file(str(phase.directory / _EVALUATION_TIME)) as handle:
+            json.dump({"evaluation_seconds": seconds}, handle)
+
+    def _run_mlm_loss(self, phase: Phase, action: str) -> None:
+        """
+        Evaluates the encoder's masked-LM archive on every held-out text, with the reader,
+        loader and masking of `_mlm_loss_reference`; the base model is first archived as it is
+        (`allennlp archive-untrained`, in a process of its own like a training phase).
+        """
+        from allennlp.models.archival import load_archive
+
+        phase.directory.mkdir(parents=True, exist_ok=True)
+        if phase.upstream is None:
+            archive_dir = phase.directory / "base_model"
+            arguments = ["archive-untrained", str(config_dir() / CONFIG_FILES["dapt"])]
+            exit_code = run_allennlp_preloaded(
+                arguments + ["-s", str(archive_dir)],
+                self._base_mlm_settings(),
+                log=self.output / "train.log",
+            )
+            if exit_code != 0:
+                raise RuntimeError(
+                    f"phase {phase.name}: archiving the base model failed (exit {exit_code}); "
+                    f"its log is in {self.output / 'train.log'}"
                 )
-            with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
-                json.dump(metrics[split], handle, indent=2)
+            archive = archive_dir / "model.tar.gz"
+        else:
+            archive = self._phase(phase.upstream).directory / "model.tar.gz"
+        reference = self._mlm_loss_reference()
+        overrides = {
+            "dataset_reader": reference["dataset_reader"],
+            "validation_data_loader": reference["validation_data_loader"],
+            # dotted: these keys of the archive's model, the rest of it as it is
+            **{f"model.{key}": value for key, value in reference["model"].items()},
+        }
+        device = _device(reference["cuda_device"])
+        losses, seconds = {}, 0.0
+        with logs_to_file(phase.directory / "out.log"):
+            loaded = load_archive(str(archive), cuda_device=device, overrides=overrides)
+            for name, path in phase.settings["heldout"].items():
+                metrics, elapsed = _evaluate(loaded, path, device)
+                seconds += elapsed
+                losses[name] = {key: metrics[key] for key in MLM_LOSS_METRICS}
+        with atomic_file(str(phase.directory / _EVALUATION_TIME)) as handle:
+            json.dump({"evaluation_seconds": seconds}, handle)
+        with atomic_file(str(phase.outputs[0])) as handle:
+            json.dump(losses, handle, indent=2)
 
     def _outcome(self, phase: Phase) -> str:
         """What a completed phase's final console line says of its result."""
@@ -686,6 +858,11 @@ class ExperimentRunner:
         if phase.kind == "selection":
             with open(phase.outputs[0]) as selected:
                 return f"{sum(1 for _ in selected)} documents selected"
+        if phase.kind == "mlm_loss":
+            losses = json.loads(phase.outputs[0].read_text())
+            return "held-out MLM loss " + ", ".join(
+                f"{name} {_number(loss['mlm_loss'])}" for name, loss in losses.items()
+            )
         if phase.kind == "classifier":
             return ", ".join(
                 f"{split} {self.spec.metric} "
@@ -773,7 +950,33 @@ class ExperimentRunner:
             "variants": variants,
             "phases": phases,
             "phase_seconds": times,
+            "phase_timing": {phase.name: self._timing(phase, times) for phase in self.phases},
             "output_dir": str(self.output),
+        }
+
+    @staticmethod
+    def _timing(phase: Phase, times: Dict[str, float]) -> Dict[str, float]:
+        """
+        The phase's wall time, and the seconds of it spent training and evaluating: AllenNLP's
+        `training_duration` (its epochs, with their validation; not what a callback does before
+        the first epoch or after the last, such as the head warm-up and the held-out masked-LM
+        losses) and the evaluations of a classifier (dev, test) or of an `mlm_loss` phase (its
+        held-out texts), archive loading left out. 0 where the phase has none (a sample, a
+        selection) or an earlier version did not record it.
+        """
+        metrics = phase.directory / "metrics.json"
+        duration = (
+            json.loads(metrics.read_text()).get("training_duration")
+            if phase.kind in CONFIG_FILES and metrics.exists()
+            else None
+        )
+        evaluation = phase.directory / _EVALUATION_TIME
+        return {
+            "wall_seconds": times.get(phase.name, 0.0),
+            "training_seconds": _duration_seconds(duration) if duration else 0.0,
+            "evaluation_seconds": json.loads(evaluation.read_text())["evaluation_seconds"]
+            if phase.kind in ("classifier", "mlm_loss") and evaluation.exists()
+            else 0.0,
         }
 
     def _adaptation(self, classifier: Phase) -> List[Phase]:
@@ -922,6 +1125,53 @@ def _key_settings(config: Dict) -> Dict[str, Any]:
         "seed": get("random_seed"),
         "device": get("trainer.cuda_device"),
     }
+
+
+def _evaluate(archive, data_path: str, cuda_device: int) -> Tuple[Dict[str, Any], float]:
+    """
+    `allennlp evaluate` of a loaded `archive` on `data_path` (what `evaluate_from_archive` does
+    after loading it, so that dev and test share one loading), and the seconds of the evaluation
+    itself, reading the data and building the data loader left out.
+    """
+    from allennlp.common.util import prepare_environment
+    from allennlp.data import DataLoader
+    from allennlp.evaluation import Evaluator
+
+    config = deepcopy(archive.config)
+    prepare_environment(config)
+    archive.model.eval()
+    evaluator_params = config.pop("evaluation", {})
+    evaluator_params["cuda_device"] = cuda_device
+    evaluator = Evaluator.from_params(evaluator_params)
+    data_loader_params = config.get("validation_data_loader", None)
+    if data_loader_params is None:
+        data_loader_params = config.get("data_loader")
+    data_loader = DataLoader.from_params(
+        params=data_loader_params, reader=archive.validation_dataset_reader, data_path=data_path
+    )
+    data_loader.index_with(archive.model.vocab)
+    start = time.perf_counter()
+    metrics = evaluator(archive.model, data_loader)
+    return metrics, time.perf_counter() - start
+
+
+def _device(configured: Optional[int]) -> int:
+    """The device of an evaluation: the config's, or, unset, the first GPU if there is one."""
+    if configured is not None:
+        return configured
+    return 0 if torch.cuda.is_available() else -1
+
+
+def _duration_seconds(duration: str) -> float:
+    """Seconds of a `str(timedelta)`, as AllenNLP writes `training_duration` ("1 day, 0:02:03.5")."""
+    days, _, clock = duration.rpartition(", ")
+    hours, minutes, seconds = clock.split(":")
+    return (
+        int(days.split()[0] if days else 0) * 86400
+        + int(hours) * 3600
+        + int(minutes) * 60
+        + float(seconds)
+    )
 
 
 def _count(number: int, unit: str) -> str:

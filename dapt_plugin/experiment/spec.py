@@ -17,9 +17,8 @@ from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.data.text_files import DataError, expand_paths
 from dapt_plugin.experiment.tasks import paper_task, task_files
+from dapt_plugin.experiment.variants import BUILT_IN, Variant, parse_variant
 
-# The paper's Table 5 (baseline, DAPT, TAPT, DAPT+TAPT) and Table 8 (kNN-TAPT, RAND-TAPT).
-VARIANTS = ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
 METRICS = ("macro_f1", "micro_f1", "accuracy")
 # the original repository's name of its macro F1 (`--perf +f1`), accepted so that its users' habits work
 METRIC_ALIASES = {"f1": "macro_f1"}
@@ -73,7 +72,10 @@ class ExperimentSpec:
         `task.sample_seed`: the seed of that draw; the same seed draws the same examples, as the
         classifier's `TRAIN_SAMPLE` does under the same `SEED`.
     variants : `List[str]`
-        Any of baseline, dapt, tapt, dapt_tapt, knn_tapt, rand_tapt.
+        The variants' names, in the order of the results: any of baseline, dapt, tapt,
+        dapt_tapt, knn_tapt, rand_tapt, and those the file defines (`variants.py`).
+    chains : `Dict[str, Variant]`
+        Each variant's chain of phases, by name.
     seeds : `List[int]`
         Fine-tuning seeds; every variant is fine-tuned once per seed.
     preset : `str`, optional (default = `None`)
@@ -90,6 +92,11 @@ class ExperimentSpec:
         More unlabelled task text for every TAPT phase (curated TAPT).
     knn_k : `int`, optional (default = `50`)
         Neighbours per task example for kNN-TAPT.
+    heldout : `Dict[str, str]`, optional
+        Held-out texts by name (`heldout: { biomed: ..., cs: ..., task: ... }`; txt or jsonl, as
+        a corpus): every encoder of the experiment (the base model and each DAPT/TAPT export) is
+        evaluated on each, with the same masks, into `mlm_loss.md`, `.json` and `.png` (the
+        paper's held-out masked-LM loss across domains).
     settings : `Dict[str, Dict[str, Any]]`, optional
         Environment variables of the phases' configs, by phase kind (`all`, `dapt`, `tapt`,
         `classifier`), e.g. `{"dapt": {"NUM_STEPS": 100}}`. Each must be a variable that the
@@ -103,6 +110,7 @@ class ExperimentSpec:
     task: Dict[str, str]
     variants: List[str]
     seeds: List[int]
+    chains: Dict[str, Variant] = field(default_factory=dict)
     metric: str = "macro_f1"
     task_name: Optional[str] = None
     preset: Optional[str] = None
@@ -111,16 +119,21 @@ class ExperimentSpec:
     domain_corpus: Optional[str] = None
     tapt_extra: List[str] = field(default_factory=list)
     knn_k: int = 50
+    heldout: Dict[str, str] = field(default_factory=dict)
     settings: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     path: str = ""
 
     def env(self, kind: str) -> Dict[str, str]:
         """Environment variables of a phase of `kind`, from `settings`."""
-        merged = {**self.settings.get("all", {}), **self.settings.get(kind, {})}
-        return {
-            name: str(value).lower() if isinstance(value, bool) else str(value)
-            for name, value in merged.items()
-        }
+        return as_environment({**self.settings.get("all", {}), **self.settings.get(kind, {})})
+
+
+def as_environment(settings: Dict[str, Any]) -> Dict[str, str]:
+    """Values of `settings` as environment variables: strings, booleans as `true`/`false`."""
+    return {
+        name: str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in settings.items()
+    }
 
 
 def _fail(path: str, message: str) -> ConfigurationError:
@@ -140,6 +153,7 @@ def load_experiment(path: str) -> ExperimentSpec:
         "domain_corpus",
         "tapt_extra",
         "knn_k",
+        "heldout",
         "settings",
     }
     unknown = sorted(set(raw) - known)
@@ -151,13 +165,25 @@ def load_experiment(path: str) -> ExperimentSpec:
     variants = raw["variants"]
     if not isinstance(variants, list) or not variants:
         raise _fail(
-            path, f"`variants` must be a non-empty list of {list(VARIANTS)}; got {variants!r}"
+            path,
+            f"`variants` must be a non-empty list of variants ({list(BUILT_IN)}, or objects "
+            f"that define one); got {variants!r}",
         )
-    for variant in variants:
-        if variant not in VARIANTS:
-            raise _fail(
-                path, f"unknown variant {variant!r} in `variants`; choose from {list(VARIANTS)}"
+    chains: Dict[str, Variant] = {}
+    for index, item in enumerate(variants):
+        try:
+            chain = parse_variant(
+                item,
+                f"variants[{index}]",
+                lambda kind, where, values: _check_variables(path, kind, where, values),
             )
+        except ConfigurationError as error:
+            if error.message.startswith(f"experiment {path}: "):
+                raise
+            raise _fail(path, error.message) from None
+        if chain.name in chains:
+            raise _fail(path, f"variant {chain.name!r} is given twice in `variants`")
+        chains[chain.name] = chain
     seeds = raw["seeds"]
     if (
         not isinstance(seeds, list)
@@ -223,11 +249,23 @@ def load_experiment(path: str) -> ExperimentSpec:
     knn_k = raw.get("knn_k", 50)
     if not isinstance(knn_k, int) or knn_k < 1:
         raise _fail(path, f"`knn_k` must be a positive integer; got {knn_k!r}")
+    heldout = raw.get("heldout", {})
+    if (
+        not isinstance(heldout, dict)
+        or not all(isinstance(name, str) and name.strip() for name in heldout)
+        or not all(isinstance(text, str) and text.strip() for text in heldout.values())
+    ):
+        raise _fail(
+            path,
+            "`heldout` must map names to held-out text files, e.g. "
+            f"{{biomed: 'data/biomed/heldout.txt'}}; got {heldout!r}",
+        )
     spec = ExperimentSpec(
         base_model=str(raw["base_model"]),
         task={k: str(task[k]) for k in _TASK_FILES},
-        variants=list(variants),
+        variants=list(chains),
         seeds=list(seeds),
+        chains=chains,
         metric=metric,
         task_name=task_name,
         preset=preset,
@@ -236,14 +274,31 @@ def load_experiment(path: str) -> ExperimentSpec:
         domain_corpus=raw.get("domain_corpus"),
         tapt_extra=[str(p) for p in raw.get("tapt_extra", [])],
         knn_k=knn_k,
+        heldout=dict(heldout),
         settings=settings,
         path=os.path.abspath(path),
     )
-    needs_domain = [v for v in spec.variants if v in ("dapt", "dapt_tapt", "knn_tapt", "rand_tapt")]
+    needs_domain = [
+        name
+        for name, chain in chains.items()
+        if (chain.dapt is not None and chain.dapt.corpus is None)
+        or (chain.select is not None and chain.select.corpus is None)
+    ]
     if needs_domain and not spec.domain_corpus:
         raise _fail(path, f"variants {needs_domain} need `domain_corpus`")
     files = {f"task.{k}": v for k, v in spec.task.items()}
     files.update({f"tapt_extra[{i}]": p for i, p in enumerate(spec.tapt_extra)})
+    for index, chain in enumerate(chains.values()):
+        where = f"variants[{index}] ({chain.name})"
+        steps = {
+            "dapt.corpus": chain.dapt and chain.dapt.corpus,
+            "select.corpus": chain.select and chain.select.corpus,
+            "tapt.text": chain.tapt and chain.tapt.text,
+        }
+        files.update({f"{where}.{key}": value for key, value in steps.items() if value})
+        extra = (chain.tapt and chain.tapt.extra) or []
+        files.update({f"{where}.tapt.extra[{i}]": p for i, p in enumerate(extra)})
+    files.update({f"heldout.{name}": p for name, p in spec.heldout.items()})
     if needs_domain:
         files["domain_corpus"] = spec.domain_corpus
     for key, value in files.items():
@@ -273,50 +328,54 @@ def _check_settings(path: str, settings: Dict[str, Any]) -> None:
                 f"`settings.{kind}` must map variable names to values, e.g. "
                 f'{{"NUM_EPOCHS": 3}}; got {variables!r}',
             )
-        files = list(CONFIG_FILES.values()) if kind == "all" else [CONFIG_FILES[kind]]
-        variables_of = {name: config_variables(str(config_dir() / name)) for name in files}
-        readable = set().union(*variables_of.values())
-        for name, value in variables.items():
-            key = f"`settings.{kind}.{name}`"
-            # a renamed variable: refused when any config the setting reaches refuses it
-            reason = next(
-                filter(None, (renamed_variable(name, v) for v in variables_of.values())), None
+        _check_variables(path, kind, f"settings.{kind}", variables)
+
+
+def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]) -> None:
+    """The variables of a phase kind at `where` in the experiment (`settings.dapt`, ...)."""
+    files = list(CONFIG_FILES.values()) if kind == "all" else [CONFIG_FILES[kind]]
+    variables_of = {name: config_variables(str(config_dir() / name)) for name in files}
+    readable = set().union(*variables_of.values())
+    for name, value in variables.items():
+        key = f"`{where}.{name}`"
+        # a renamed variable: refused when any config the setting reaches refuses it
+        reason = next(
+            filter(None, (renamed_variable(name, v) for v in variables_of.values())), None
+        )
+        if reason is not None:
+            raise _fail(path, f"{key}: {reason}")
+        if name in _PROCESS_VARIABLES or name.startswith(_PROCESS_PREFIXES):
+            raise _fail(
+                path,
+                f"{key}: {name} is a variable of the Python process, not of a config, "
+                "and cannot be set from an experiment; the training processes inherit "
+                "the environment of `allennlp adapt`",
             )
-            if reason is not None:
-                raise _fail(path, f"{key}: {reason}")
-            if name in _PROCESS_VARIABLES or name.startswith(_PROCESS_PREFIXES):
-                raise _fail(
-                    path,
-                    f"{key}: {name} is a variable of the Python process, not of a config, "
-                    "and cannot be set from an experiment; the training processes inherit "
-                    "the environment of `allennlp adapt`",
-                )
-            if name not in readable:
-                suggestion = closest(name, readable)
-                hint = (
-                    f"did you mean {suggestion}?"
-                    if suggestion
-                    else "the variables each config reads are listed in its header; variables of the "
-                    "process (such as OMP_NUM_THREADS) are inherited from the environment of "
-                    "`allennlp adapt`"
-                )
-                raise _fail(path, f"{key} is not a variable of {_either(files)}; {hint}")
-            if name == "TRAIN_SAMPLE":
-                raise _fail(
-                    path,
-                    f"{key}: TRAIN_SAMPLE samples only the classifiers' training data, while "
-                    "TAPT and the kNN-TAPT selection would still read all of `task.train`; give "
-                    "`task.sample` (and `task.sample_seed`) instead, which every phase reads",
-                )
-            source, kinds = _SET_FROM_EXPERIMENT.get(name, (None, ()))
-            if kind in kinds:
-                raise _fail(
-                    path,
-                    f"{key}: {name} is set from the experiment's {source}; remove it "
-                    "from `settings`",
-                )
-            if isinstance(value, (dict, list)) or value is None:
-                raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
+        if name not in readable:
+            suggestion = closest(name, readable)
+            hint = (
+                f"did you mean {suggestion}?"
+                if suggestion
+                else "the variables each config reads are listed in its header; variables of the "
+                "process (such as OMP_NUM_THREADS) are inherited from the environment of "
+                "`allennlp adapt`"
+            )
+            raise _fail(path, f"{key} is not a variable of {_either(files)}; {hint}")
+        if name == "TRAIN_SAMPLE":
+            raise _fail(
+                path,
+                f"{key}: TRAIN_SAMPLE samples only the classifiers' training data, while "
+                "TAPT and the kNN-TAPT selection would still read all of `task.train`; give "
+                "`task.sample` (and `task.sample_seed`) instead, which every phase reads",
+            )
+        source, kinds = _SET_FROM_EXPERIMENT.get(name, (None, ()))
+        if kind in kinds:
+            raise _fail(
+                path,
+                f"{key}: {name} is set from the experiment's {source}; remove it from `settings`",
+            )
+        if isinstance(value, (dict, list)) or value is None:
+            raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
 
 
 def _either(names: List[str]) -> str:

@@ -1,7 +1,7 @@
 import contextlib
 import logging
 import zlib
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 import transformers
@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreT
 
 from dapt_plugin.common.distributed import rank
 from dapt_plugin.common.pretrained import check_model_name, check_remote_code
-from dapt_plugin.nn.masked_lm_heads import masked_lm_head, missing_head_weights
+from dapt_plugin.nn.masked_lm_heads import head_positions, masked_lm_head, missing_head_weights
 from dapt_plugin.nn.masking import IGNORE_INDEX, mask_tokens, word_start_table
 from dapt_plugin.training.metrics.masked_lm_metrics import MaskedLmMetrics
 
@@ -90,6 +90,14 @@ class DaptMaskedLm(Model):
     load_weights : `bool`, optional (default = `True`)
         Load the weights of `model_name`; `False` builds the model from its config alone, as
         loading an archive does (the archive holds the trained weights).
+    attn_implementation : `str`, optional (default = `None`)
+        transformers' attention implementation of the encoder (`"sdpa"`: PyTorch's fused
+        scaled-dot-product attention, `"eager"`, `"flash_attention_2"` where installed); `None`
+        keeps transformers' default for the model (`"sdpa"` where the model supports it).
+    torch_compile : `bool`, optional (default = `False`)
+        Compile the encoder with `torch.compile` when it first runs (minutes on a CPU, where it
+        measured slower than without; `benchmarks/gpu.py --compile` measures it on a GPU).
+        Checkpoints and the export are the same as without.
 
     Registered as a `Model` with name "dapt_masked_lm".
     """
@@ -108,6 +116,8 @@ class DaptMaskedLm(Model):
         gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
         load_weights: bool = True,
+        attn_implementation: Optional[str] = None,
+        torch_compile: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(vocab, **kwargs)
@@ -128,18 +138,31 @@ class DaptMaskedLm(Model):
         check_remote_code(model_name, trust_remote_code)
         self.model_name = model_name
         self.mlm: PreTrainedModel
-        if load_weights:
-            # transformers' own report of the weights it initialised is replaced by the line below
-            with _quiet(transformers.modeling_utils.logger):
-                self.mlm, loading_info = AutoModelForMaskedLM.from_pretrained(
-                    model_name, trust_remote_code=trust_remote_code, output_loading_info=True
+        options = dict(trust_remote_code=trust_remote_code)
+        if attn_implementation is not None:
+            options["attn_implementation"] = attn_implementation
+        try:
+            if load_weights:
+                # transformers' own report of the weights it initialised is replaced by the line below
+                with _quiet(transformers.modeling_utils.logger):
+                    self.mlm, loading_info = AutoModelForMaskedLM.from_pretrained(
+                        model_name, output_loading_info=True, **options
+                    )
+                # head weights the checkpoint lacks, which transformers initialised at random
+                self.missing_head_weights = missing_head_weights(
+                    self.mlm, loading_info["missing_keys"]
                 )
-            # head weights the checkpoint lacks, which transformers initialised at random
-            self.missing_head_weights = missing_head_weights(self.mlm, loading_info["missing_keys"])
-        else:
-            config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code)
-            self.mlm = AutoModelForMaskedLM.from_config(config, trust_remote_code=trust_remote_code)
-            self.missing_head_weights = []
+            else:
+                config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code)
+                self.mlm = AutoModelForMaskedLM.from_config(config, **options)
+                self.missing_head_weights = []
+        except (ValueError, ImportError) as error:
+            if attn_implementation is None:
+                raise
+            raise ConfigurationError(
+                f"`attn_implementation` {attn_implementation!r} cannot be used for {model_name!r}: "
+                f"{error}; leave it unset for transformers' default"
+            ) from None
         if self.missing_head_weights:
             logger.warning(
                 "%s has no trained masked-LM head (%d of its tensors are missing from the checkpoint, "
@@ -157,6 +180,8 @@ class DaptMaskedLm(Model):
             )
         if gradient_checkpointing:
             self.mlm.gradient_checkpointing_enable()
+        if torch_compile:
+            self.mlm.base_model.compile()  # in place: the parameters keep their names
         self.mlm_probability = mlm_probability
         self.mask_replace_prob = mask_replace_prob
         self.random_replace_prob = random_replace_prob
@@ -268,24 +293,24 @@ class DaptMaskedLm(Model):
         if self.training:
             self._batches_seen += 1
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            selected = labels != -100
-            targets = labels[selected]
+            # the selected positions, padded to a few sizes over a run (see `head_positions`)
+            positions, targets, num_selected = head_positions(labels)
             if self._head is not None:
                 hidden = self.mlm.base_model(
                     input_ids=masked_ids, attention_mask=attention_mask
                 ).last_hidden_state
-                logits = self._head(self.mlm, hidden[selected])
+                logits = self._head(self.mlm, hidden.flatten(0, 1)[positions])
             else:
-                logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits[
-                    selected
-                ]
+                logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits
+                logits = logits.flatten(0, 1)[positions]
         logits = logits.float()
-        if targets.numel():
+        if num_selected:
+            # the padding rows' targets are -100: in neither the mean nor the count of correct
             loss = torch.nn.functional.cross_entropy(logits, targets)
         else:  # no token selected (a batch of very short lines): zero loss that still touches every weight
             loss = logits.sum() * 0.0
         with torch.no_grad():
-            num_masked = float(targets.numel())
+            num_masked = float(num_selected)
             self._metrics(float(loss), float((logits.argmax(-1) == targets).sum()), num_masked)
         return {"loss": loss, "num_masked": torch.tensor(num_masked), "labels": labels}
 

@@ -4,7 +4,8 @@ topic has its own vocabulary of made-up words, and all topics share a common voc
 drawn with Zipfian frequencies as words in real text are. A document is written on one topic: a
 `topic_share` fraction of its words comes from that topic's vocabulary, the rest from the shared
 one. `topic_of` tells the topic of any generated text back from its words. `write_topic_mix` writes
-the task and domain corpus of the selection tests.
+the task and domain corpus of the selection tests; `write_sentence_mix` a domain whose documents
+mix sentences of both topics.
 """
 
 import json
@@ -133,7 +134,7 @@ class TopicalTextGenerator:
         """The topic whose vocabulary has the most words in `text` (-1 if none)."""
         counts: Dict[int, int] = {}
         for word in text.split():
-            topic = self._topic_of_word.get(word)
+            topic = self._topic_of_word.get(word.strip(".!?").lower())
             if topic is not None:
                 counts[topic] = counts.get(topic, 0) + 1
         return max(counts, key=counts.__getitem__) if counts else -1
@@ -149,7 +150,7 @@ class TopicMix(NamedTuple):
 
     generator: TopicalTextGenerator
     task: Path  # 40 examples on topic 0 (`train.jsonl`)
-    domain: Path  # 800 documents, topics 0 and 1 alternating (`domain.txt`)
+    domain: Path  # `domain.txt`: 800 documents of topics 0 and 1 alternating, or 200 of both
     domain_texts: List[str]
 
 
@@ -157,6 +158,30 @@ def write_topic_mix(directory: Path, seed: int = 0) -> TopicMix:
     """Writes `train.jsonl` (40 labelled examples on topic 0) and `domain.txt` into `directory`."""
     generator = TopicalTextGenerator(num_topics=2, seed=seed)
     domain_texts = generator.documents(np.arange(800) % 2)
+    task = directory / "train.jsonl"
+    task.write_text(
+        "".join(
+            json.dumps({"text": text, "label": "a"}) + "\n"
+            for text in generator.documents([0] * 40, 10, 20)
+        )
+    )
+    domain = directory / "domain.txt"
+    domain.write_text("".join(text + "\n" for text in domain_texts))
+    return TopicMix(generator, task, domain, domain_texts)
+
+
+def write_sentence_mix(directory: Path, seed: int = 0) -> TopicMix:
+    """
+    Writes `train.jsonl` (40 labelled examples on topic 0) and `domain.txt` into `directory`: 200
+    documents of four sentences (capitalised, ending in "."), two on topic 0 and two on topic 1
+    in random order, so that a document is on neither topic and a sentence on one.
+    """
+    generator = TopicalTextGenerator(num_topics=2, seed=seed)
+    order = np.random.default_rng(seed).permuted(np.tile([0, 0, 1, 1], (200, 1)), axis=1)
+    sentences = [
+        text[0].upper() + text[1:] + "." for text in generator.documents(order.ravel(), 8, 16)
+    ]
+    domain_texts = [" ".join(sentences[start : start + 4]) for start in range(0, 800, 4)]
     task = directory / "train.jsonl"
     task.write_text(
         "".join(

@@ -13,23 +13,30 @@ import time
 from collections import Counter
 
 import pytest
+from allennlp.commands.evaluate import evaluate_from_archive
 
 from dapt_plugin.common.launch import start_allennlp
 from dapt_plugin.experiment.runner import ExperimentRunner
 from tests.conftest import (
     ADAPT_SETTINGS,
+    DATA,
     EXPERIMENT_PHASES,
     PROJECT_ROOT,
     allennlp,
     write_experiment,
 )
 
-TIMINGS = ("phase_seconds", "adaptation_seconds", "fine_tuning_seconds")
+TIMINGS = ("phase_seconds", "phase_timing", "adaptation_seconds", "fine_tuning_seconds")
+# the encoders whose held-out masked-LM loss the full run measures, and the texts
+ENCODERS = ["base", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt"]
+HELDOUT = {"domain": str(DATA / "domain_heldout.txt"), "general": str(DATA / "general.txt")}
 
 
 @pytest.fixture(scope="module")
 def experiment(tiny_model, tmp_path_factory):
-    return write_experiment(tmp_path_factory.mktemp("adapt") / "experiment.jsonnet", tiny_model)
+    return write_experiment(
+        tmp_path_factory.mktemp("adapt") / "experiment.jsonnet", tiny_model, heldout=HELDOUT
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +84,23 @@ def test_results_hold_every_variant_with_the_runs_metrics(reference):
                 (run / f"{split}_metrics.json").read_text()
             )
             assert row[split] == {"mean": row["seeds"]["0"][split]["macro_f1"], "std": 0.0}
+    # the runner's evaluation is `allennlp evaluate`'s
+    baseline = output / "classifier" / "baseline" / "seed_0"
+    assert results["variants"]["baseline"]["seeds"]["0"]["test"] == evaluate_from_archive(
+        str(baseline / "model.tar.gz"), results["experiment_file"]["task"]["test"]
+    )
+    # each phase's wall time, and the training and evaluation seconds within it
+    for name, timing in results["phase_timing"].items():
+        assert timing["wall_seconds"] == results["phase_seconds"][name]
+        trained = name.startswith(("classifier/", "dapt", "tapt", "knn_tapt", "rand_tapt"))
+        assert (timing["training_seconds"] > 0) == trained, name
+        evaluated = name.startswith(("classifier/", "mlm_loss/"))
+        assert (timing["evaluation_seconds"] > 0) == evaluated, name
+        assert timing["training_seconds"] + timing["evaluation_seconds"] < timing["wall_seconds"]
     # every phase ran once, one DAPT serving dapt and dapt_tapt; dapt_tapt started from its export
-    assert [p["phase"] for p in _phases(output)] == EXPERIMENT_PHASES
+    assert [p["phase"] for p in _phases(output)] == EXPERIMENT_PHASES + [
+        f"mlm_loss/{encoder}" for encoder in ENCODERS
+    ]
     config = json.loads((output / "dapt_tapt" / "config.json").read_text())
     assert config["model"]["model_name"] == str(output / "dapt" / "exported_model")
     assert (
@@ -102,6 +124,35 @@ def test_results_hold_every_variant_with_the_runs_metrics(reference):
     assert table in process.stdout and table in (output / "results.md").read_text()
     assert all(f"| {variant}" in table for variant in results["variants"])
     assert f"{output / 'results.md'} and {output / 'results.png'}; runs under" in process.stdout
+
+
+@pytest.mark.process
+def test_every_encoders_heldout_loss_on_every_text_is_measured_with_the_same_masks(reference):
+    output = reference[0]
+    table = json.loads((output / "mlm_loss.json").read_text())
+    assert table["heldout"] == HELDOUT
+    losses = table["losses"]
+    assert list(losses) == ENCODERS
+    assert all(list(row) == list(HELDOUT) for row in losses.values())
+    # DAPT on the domain corpus lowered the loss on held-out domain text
+    assert losses["dapt"]["domain"]["mlm_loss"] < losses["base"]["domain"]["mlm_loss"]
+    # what `allennlp evaluate` reports of the export's archive with DAPT's reader and masks (TAPT
+    # reads lines; its own archive would read windows of another length)
+    dapt_config = json.loads((output / "dapt" / "config.json").read_text())
+    overrides = {
+        "dataset_reader": dapt_config["dataset_reader"],
+        "validation_data_loader": dapt_config["validation_data_loader"],
+    }
+    for encoder in ("dapt", "tapt"):
+        measured = evaluate_from_archive(
+            str(output / encoder / "model.tar.gz"), HELDOUT["domain"], cmd_overrides=overrides
+        )
+        assert losses[encoder]["domain"] == {
+            key: measured[key] for key in ("mlm_loss", "perplexity", "mlm_accuracy")
+        }
+    markdown = (output / "mlm_loss.md").read_text()
+    assert "| encoder | domain | general |" in markdown and "](mlm_loss.png)" in markdown
+    assert (output / "mlm_loss.png").read_bytes().startswith(b"\x89PNG")
 
 
 def _kill_when(args, reached, moment: str) -> None:

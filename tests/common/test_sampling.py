@@ -1,7 +1,7 @@
 import random
 from collections import Counter
 
-from dapt_plugin.common.sampling import reservoir_sample
+from dapt_plugin.common.sampling import distinct_sample, reservoir_sample
 
 
 def test_a_sample_counts_every_item_and_keeps_all_of_a_short_stream():
@@ -22,3 +22,27 @@ def test_every_item_is_drawn_with_the_same_probability():
         for item in reservoir_sample(range(20), 5, random.Random(seed))[1]
     )
     assert all(abs(counts[item] - 5000) < 370 for item in range(20)), counts
+
+
+def test_a_distinct_sample_holds_each_text_once_and_is_seeded():
+    items = [(f"text {i % 50}", i) for i in range(500)]  # 50 distinct texts, each ten times
+    seen, sample, kept = distinct_sample(items, 20, seed=0, keep_texts=5)
+    assert seen == 500 and len(sample) == 20
+    assert len({value % 50 for _, value in sample}) == 20  # twenty distinct texts
+    assert [key for key, _ in sample] == sorted(key for key, _ in sample)
+    # the kept texts are those of the smallest keys, in the order of their values
+    assert [value for value, _ in kept] == sorted(value for _, value in sample[:5])
+    assert all(text == f"text {value % 50}" for value, text in kept)
+    assert distinct_sample(items, 20, seed=0, keep_texts=5) == (seen, sample, kept)
+    assert distinct_sample(items, 20, seed=1)[1] != sample
+    assert len(distinct_sample(items, 100, seed=0)[1]) == 50  # all of them when fewer
+
+
+def test_a_text_however_frequent_is_drawn_as_often_as_any_other():
+    # text 0 occurs 20 times, the others once; 4,000 samples of 5 of 10 distinct texts: each is
+    # drawn 2,000 times on average (sd ~32); 6 sd of slack
+    items = [("text 0", 0)] * 20 + [(f"text {i}", i) for i in range(1, 10)]
+    counts = Counter(
+        value for seed in range(4000) for _, value in distinct_sample(items, 5, seed)[1]
+    )
+    assert all(abs(counts[value] - 2000) < 190 for value in range(10)), counts

@@ -162,6 +162,43 @@ def test_a_complete_experiment_is_not_run_again_and_its_results_hold_no_output_p
     ]
 
 
+def test_results_record_each_phases_wall_training_and_evaluation_seconds(tiny_model, tmp_path):
+    runner = _runner(tmp_path, tiny_model)
+    _complete(runner)
+    output = tmp_path / "out"
+    (output / "phase_times.json").write_text(
+        json.dumps({"dapt": 100.0, "classifier/baseline/seed_0": 90000.0})
+    )
+    (output / "dapt" / "metrics.json").write_text(
+        json.dumps({"training_duration": "0:01:02.500000"})
+    )
+    classifier = output / "classifier" / "baseline" / "seed_0"
+    (classifier / "metrics.json").write_text(json.dumps({"training_duration": "1 day, 0:00:30"}))
+    (classifier / "evaluation_time.json").write_text(json.dumps({"evaluation_seconds": 4.25}))
+    timing = _runner(tmp_path, tiny_model).run()["phase_timing"]
+    assert list(timing) == EXPERIMENT_PHASES
+    assert timing["dapt"] == {
+        "wall_seconds": 100.0,
+        "training_seconds": 62.5,
+        "evaluation_seconds": 0.0,
+    }
+    assert timing["classifier/baseline/seed_0"] == {
+        "wall_seconds": 90000.0,
+        "training_seconds": 86430.0,
+        "evaluation_seconds": 4.25,
+    }
+    # nothing recorded (a selection; a run of an earlier version): no seconds
+    assert (
+        timing["select_knn"]
+        == timing["classifier/dapt/seed_0"]
+        == {
+            "wall_seconds": 0.0,
+            "training_seconds": 0.0,
+            "evaluation_seconds": 0.0,
+        }
+    )
+
+
 def test_results_sum_each_variants_adaptation_and_fine_tuning_times_and_report_its_heldout_losses(
     tiny_model, tmp_path
 ):
@@ -489,3 +526,50 @@ def test_a_task_sample_the_data_cannot_give_stops_the_experiment_before_any_phas
         "(the classifiers train on the sample of 1 example, `task.sample`: a larger sample or "
         "another `task.sample_seed` may hold it)"
     )
+
+
+def test_heldout_texts_add_one_loss_phase_per_encoder_measured_alike_and_rerun_with_it(
+    tiny_model, tmp_path
+):
+    heldout = tmp_path / "heldout.txt"
+    shutil.copy(DATA / "domain_heldout.txt", heldout)
+    texts = {"domain": str(heldout), "general": str(DATA / "general.txt")}
+    # TAPT masks with another seed than DAPT: the losses are still measured with DAPT's masks
+    settings = {**ADAPT_SETTINGS, "tapt": {**ADAPT_SETTINGS["tapt"], "SEED": 5}}
+    runner = _runner(tmp_path, tiny_model, heldout=texts, settings=settings)
+    losses = [phase for phase in runner.phases if phase.kind == "mlm_loss"]
+    encoders = ["base", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt"]
+    assert [phase.name for phase in losses] == [f"mlm_loss/{name}" for name in encoders]
+    assert [phase.upstream for phase in losses] == [None, *encoders[1:]]
+    assert losses[0].settings["MODEL_NAME"] == str(tiny_model)
+    assert losses[3].settings["MODEL_NAME"] == str(runner.output / "dapt_tapt" / "exported_model")
+    dapt = next(phase for phase in runner.phases if phase.name == "dapt")
+    tapt = next(phase for phase in runner.phases if phase.name == "tapt")
+    assert tapt.config["model"]["masking_seed"] == 5 != dapt.config["model"]["masking_seed"]
+    for phase in losses:  # one reader, loader and masking for every encoder: DAPT's
+        assert phase.config["reference"]["dataset_reader"] == dapt.config["dataset_reader"]
+        assert phase.config["reference"]["model"] == {
+            "mlm_probability": 0.15,
+            "whole_word_masking": False,
+            "masking_seed": 0,
+        }
+        assert {str(heldout), str(DATA / "general.txt")} <= set(phase.inputs)
+    _complete(runner)
+    # another DAPT run: the losses of what it made, and only those, are measured again
+    longer = {**settings, "dapt": {**settings["dapt"], "NUM_STEPS": 8}}
+    rerun = _rerun(_plan(_runner(tmp_path, tiny_model, heldout=texts, settings=longer)))
+    assert rerun["mlm_loss/dapt"] == "it starts from dapt, which changed"
+    assert rerun["mlm_loss/dapt_tapt"] == "it starts from dapt_tapt, which changed"
+    assert not {"mlm_loss/base", "mlm_loss/tapt"} & set(rerun)
+    # another held-out text: every encoder is measured again, and nothing is trained
+    with open(heldout, "a") as handle:
+        handle.write("one more held-out document .\n")
+    rerun = _rerun(_plan(_runner(tmp_path, tiny_model, heldout=texts, settings=settings)))
+    assert set(rerun) == {phase.name for phase in losses}
+
+
+def test_heldout_must_name_existing_texts(tiny_model, tmp_path):
+    message = _dry_run_error(tmp_path, tiny_model, heldout={"domain": str(tmp_path / "gone.txt")})
+    assert "`heldout.domain`: " in message and "gone.txt" in message
+    message = _dry_run_error(tmp_path, tiny_model, heldout=[str(DATA / "general.txt")])
+    assert "`heldout` must map names to held-out text files" in message

@@ -42,7 +42,7 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"variants": ["baseline", "dapt_plus"]}, "unknown variant 'dapt_plus' in `variants`"),
+        ({"variants": ["baseline", "dapt_plus"]}, "`variants[1]`: unknown variant 'dapt_plus'"),
         ({"seeds": 3}, "`seeds` must be a non-empty list of integers"),
         (
             {"domain_corpus": "/nowhere/corpus.txt"},

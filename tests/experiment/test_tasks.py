@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import json
 
@@ -7,19 +8,24 @@ from cached_path.util import resource_to_filename
 
 from dapt_plugin.common.configs import config_dir
 from dapt_plugin.experiment import tasks
+from dapt_plugin.experiment.runner import ExperimentRunner
 from dapt_plugin.experiment.spec import load_experiment
 from dapt_plugin.experiment.tasks import ORIGINAL_URL, SPLITS, TASKS, task_files
 from tests.conftest import write_experiment
 
 PAPER = sorted((config_dir() / "experiments" / "paper").glob("*.jsonnet"))
+TABLES = config_dir() / "experiments" / "paper" / "tables"
 
 
-def _mirror(root, names=TASKS):
-    """A mirror of the paper's tasks: two examples per split of each task."""
+def _mirror(root, names=TASKS, examples=2):
+    """A mirror of the paper's tasks: `examples` examples per split of each task, two labels."""
     for name in names:
         (root / name).mkdir(parents=True)
         for split in SPLITS:
-            lines = [json.dumps({"text": f"{name} {split} {i}", "label": str(i)}) for i in (0, 1)]
+            lines = [
+                json.dumps({"text": f"{name} {split} {i}", "label": str(i % 2)})
+                for i in range(examples)
+            ]
             (root / name / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
@@ -133,3 +139,65 @@ def test_offline_a_download_already_in_the_cache_is_used(tmp_path, monkeypatch):
     assert files["test"] == str(
         tmp_path / resource_to_filename(f"{ORIGINAL_URL}/rct-sample/test.jsonl", etag="abc")
     )
+
+
+def test_each_table_of_the_paper_plans_its_experiment(tiny_model, tmp_path, monkeypatch):
+    """The experiment files of `paper/tables/` (the README's "Reproducing the paper"), planned."""
+    monkeypatch.setenv("DAPT_PLUGIN_DATA", str(_mirror(tmp_path / "mirror", examples=600)))
+    monkeypatch.chdir(tmp_path)
+    for corpus in ("biomed/a.txt.gz", "news/a.txt.gz"):
+        (tmp_path / "data" / corpus).parent.mkdir(parents=True)
+        with gzip.open(tmp_path / "data" / corpus, "wt") as handle:
+            handle.write("some domain text\n")
+    for text in ("rct-20k/train.jsonl", "rct-20k/unlabelled.jsonl", "heldout/biomed.txt"):
+        (tmp_path / "data" / text).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / text).write_text('{"text": "unlabelled text"}\n')
+    for domain in ("cs", "news", "reviews"):
+        (tmp_path / "data" / "heldout" / f"{domain}.txt").write_text("held-out text\n")
+    plans = {}
+    for path in sorted(TABLES.glob("*.jsonnet")):
+        spec = load_experiment(str(path))
+        assert spec.base_model == "roberta-base"
+        assert spec.seeds == [0, 1, 2, 3, 4] or path.stem == "heldout_mlm_loss"
+        # planned with the tiny model in its place (no hub here), for one seed
+        spec = dataclasses.replace(spec, base_model=str(tiny_model), seeds=[0])
+        runner = ExperimentRunner(spec, str(tmp_path / "runs" / path.stem))
+        plans[path.stem] = {
+            phase.name: phase for phase in runner.phases if phase.kind != "classifier"
+        }
+    assert sorted(plans) == [
+        "heldout_mlm_loss",
+        "table3_not_dapt",
+        "table6_transfer_tapt",
+        "table7_curated_tapt",
+        "table8_knn_tapt",
+    ]
+    assert plans["table3_not_dapt"]["dapt_not_dapt"].settings["CORPUS_PATH"] == "data/news/*.txt.gz"
+    assert plans["table6_transfer_tapt"]["transfer_tapt"].settings["TAPT_PATH"] == (
+        "data/rct-20k/train.jsonl"
+    )
+    table7 = plans["table7_curated_tapt"]
+    assert list(table7) == [
+        "task_sample",
+        "dapt",
+        "tapt",
+        "dapt_tapt",
+        "curated_tapt",
+        "dapt_curated_tapt",
+    ]
+    assert table7["dapt_curated_tapt"].upstream == "dapt"
+    assert table7["curated_tapt"].settings["EXTRA_TAPT_PATHS"] == "data/rct-20k/unlabelled.jsonl"
+    table8 = plans["table8_knn_tapt"]
+    assert [table8[name].settings.get("k") for name in table8 if name.startswith("select_")] == [
+        50,
+        None,  # RAND-TAPT: as many documents as the k = 50 selection
+        150,
+        500,
+    ]
+    assert table8["select_random"].upstream == "select_knn"
+    assert [name for name in plans["heldout_mlm_loss"] if name.startswith("mlm_loss/")] == [
+        "mlm_loss/base",
+        "mlm_loss/dapt",
+        "mlm_loss/tapt",
+        "mlm_loss/dapt_tapt",
+    ]

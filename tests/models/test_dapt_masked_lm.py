@@ -127,6 +127,23 @@ class TestDaptMaskedLm(ModelTestCase):
         assert torch.equal(self.model(**batch)["labels"], first)
         assert torch.equal(self.model(**batch)["labels"], second)
 
+    def test_the_head_sees_few_sizes_over_many_training_batches(self):
+        # issue 14: a head tensor of a new size at every step fragmented the heap, and a TAPT
+        # run's resident memory grew with every epoch; the head's rows are padded instead
+        from dapt_plugin.nn.masked_lm_heads import HEAD_ROWS_MULTIPLE
+
+        self.model.train()
+        batch = self.dataset.as_tensor_dict()
+        rows = []
+        hook = self.model.mlm.lm_head.register_forward_pre_hook(
+            lambda module, args: rows.append(args[0].shape[0])
+        )
+        masked = [int(self.model(**batch)["num_masked"]) for _ in range(30)]
+        hook.remove()
+        assert len(set(masked)) >= 5, "the number of masked tokens must vary for the test to tell"
+        assert len(set(rows)) <= 2
+        assert all(0 <= r - m < HEAD_ROWS_MULTIPLE for r, m in zip(rows, masked))
+
     def test_special_and_padding_tokens_are_never_masked_over_100k_tokens(self):
         self.model.train()
         rows = [self.dataset.as_tensor_dict()["input_ids"]] * 150
@@ -240,3 +257,29 @@ def test_a_tokenizer_longer_than_the_embeddings_is_refused(tiny_model, tmp_path)
         f"has {rows + 1} tokens, but the model's input embeddings have {rows} rows"
         in error.value.message
     )
+
+
+def test_the_attention_implementation_is_chosen_or_refused_naming_the_key(tiny_model):
+    def attention(**options):
+        params = Params({"type": "dapt_masked_lm", "model_name": str(tiny_model), **options})
+        model = Model.from_params(vocab=Vocabulary.empty(), params=params)
+        return type(model.mlm.roberta.encoder.layer[0].attention.self).__name__
+
+    assert attention() == "RobertaSdpaSelfAttention"  # transformers' default
+    assert attention(attn_implementation="eager") == "RobertaSelfAttention"
+    assert attention(attn_implementation="eager", load_weights=False) == "RobertaSelfAttention"
+    with pytest.raises(ConfigurationError) as error:
+        attention(attn_implementation="fastest")
+    assert error.value.message.startswith(
+        f"`attn_implementation` 'fastest' cannot be used for {str(tiny_model)!r}: "
+    )
+
+
+def test_a_compiled_encoder_keeps_the_names_of_its_weights(tiny_model):
+    def model(**options):
+        params = Params({"type": "dapt_masked_lm", "model_name": str(tiny_model), **options})
+        return Model.from_params(vocab=Vocabulary.empty(), params=params)
+
+    compiled = model(torch_compile=True)
+    assert compiled.mlm.base_model._compiled_call_impl is not None  # compiled when it first runs
+    assert list(compiled.state_dict()) == list(model().state_dict())

@@ -8,8 +8,16 @@ from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.data.documents import iter_documents
 from dapt_plugin.data.text_files import DataError
+from dapt_plugin.selection import vampire
 from dapt_plugin.selection.tapt_selection import LsaEmbedder, SelectionResult, select_tapt_data
-from dapt_plugin.testing.topics import TopicalTextGenerator, TopicMix, on_topic, write_topic_mix
+from dapt_plugin.selection.units import split_sentences
+from dapt_plugin.testing.topics import (
+    TopicalTextGenerator,
+    TopicMix,
+    on_topic,
+    write_sentence_mix,
+    write_topic_mix,
+)
 
 K = 5
 DIMENSION = 32  # the mix has 2 topics: few dimensions describe it (the default 128 models noise)
@@ -21,8 +29,12 @@ def mix(tmp_path_factory) -> TopicMix:
 
 
 def select_knn(mix: TopicMix, output, **options) -> SelectionResult:
-    """kNN-TAPT of the mix's task from its domain to `output`, with `K` and `DIMENSION`."""
-    return select_tapt_data(mix.task, mix.domain, str(output), k=K, dimension=DIMENSION, **options)
+    """
+    kNN-TAPT of the mix's task from its domain to `output`, with `K` and `DIMENSION`, by
+    document (the mix's documents are one sentence each: the default unit selects the same).
+    """
+    options = {"unit": "document", "k": K, "dimension": DIMENSION, **options}
+    return select_tapt_data(mix.task, mix.domain, str(output), **options)
 
 
 def read_texts(path) -> List[str]:
@@ -35,9 +47,77 @@ def read_texts(path) -> List[str]:
 def test_knn_selects_documents_of_the_task_topic(mix, tmp_path):
     result = select_knn(mix, tmp_path / "knn.jsonl")
     texts = read_texts(result.path)
-    assert result.search == "exact" and result.documents == len(texts)
+    assert result.search == "exact" and result.units == len(texts)
     assert 40 < len(texts) <= 40 * K  # some neighbours are shared between examples
     assert on_topic(mix, texts) >= 0.9
+
+
+def test_sentences_are_selected_not_documents(tmp_path):
+    # Every domain document has two sentences on the task's topic and two on the other.
+    mix = write_sentence_mix(tmp_path)
+    sentences = {sentence for text in mix.domain_texts for sentence in split_sentences(text)}
+    assert len(sentences) == 800
+    result = select_tapt_data(mix.task, mix.domain, str(tmp_path / "knn.jsonl"), k=K, dimension=8)
+    texts = read_texts(result.path)
+    assert result.unit == "sentence" and result.domain_units == result.pool == 800
+    assert 40 < len(texts) <= 40 * K and set(texts) <= sentences  # sentences of the domain
+    assert on_topic(mix, texts) >= 0.9
+    documents = select_tapt_data(
+        mix.task, mix.domain, str(tmp_path / "documents.jsonl"), k=K, dimension=8, unit="document"
+    )
+    whole = read_texts(documents.path)
+    assert documents.domain_units == 200 and set(whole) <= set(mix.domain_texts)
+    assert all(len(split_sentences(text)) == 4 for text in whole)
+
+
+def test_the_pool_is_a_seeded_sample_of_the_asked_size(mix, tmp_path):
+    first = select_knn(mix, tmp_path / "a.jsonl", pool_size=100)
+    again = select_knn(mix, tmp_path / "b.jsonl", pool_size=100)
+    other = select_knn(mix, tmp_path / "c.jsonl", pool_size=100, seed=1)
+    assert first.pool == again.pool == other.pool == 100 and first.domain_units == 800
+    assert read_texts(first.path) == read_texts(again.path) != read_texts(other.path)
+    # at most k x 40 of the 100 pooled documents, half of which are on the task's topic
+    assert len(read_texts(first.path)) <= 100 and on_topic(mix, read_texts(first.path)) >= 0.9
+    # a domain smaller than the pool: all of it
+    assert select_knn(mix, tmp_path / "d.jsonl").pool == 800
+
+
+def test_the_pool_holds_each_distinct_text_once(tmp_path):
+    generator = TopicalTextGenerator(seed=3)
+    texts = generator.documents([0, 1] * 30)
+    domain = tmp_path / "domain.txt"
+    domain.write_text("".join(text + "\n" for text in texts * 3))  # every text three times
+    task = tmp_path / "task.txt"
+    task.write_text("".join(text + "\n" for text in generator.documents([0] * 5)))
+    knn = select_tapt_data(str(task), str(domain), str(tmp_path / "knn.jsonl"), k=50, dimension=8)
+    assert knn.domain_units == 180 and knn.pool == 60
+    assert sorted(read_texts(knn.path)) == sorted(texts)  # k > pool: all of it, once each
+    random_ = select_tapt_data(
+        str(task), str(domain), str(tmp_path / "random.jsonl"), method="random", size=60
+    )
+    assert sorted(read_texts(random_.path)) == sorted(texts)
+
+
+def test_random_sample_is_a_subset_of_the_knn_pool_of_the_same_seed(mix, tmp_path):
+    pooled = set(read_texts(select_knn(mix, tmp_path / "pool.jsonl", k=800, pool_size=300).path))
+    sampled = select_tapt_data(
+        mix.task,
+        mix.domain,
+        str(tmp_path / "random.jsonl"),
+        method="random",
+        size=100,
+        pool_size=300,
+    )
+    assert len(pooled) == 300 and sampled.units == 100
+    assert set(read_texts(sampled.path)) < pooled
+
+
+def test_vampire_embedder_selects_the_task_topic(mix, tmp_path, monkeypatch):
+    monkeypatch.setattr(vampire, "_MAX_EPOCHS", 20)  # 140 steps on 840 texts: a few seconds
+    result = select_knn(mix, tmp_path / "knn.jsonl", embedder="vampire", dimension=None)
+    texts = read_texts(result.path)
+    # a topic model maps the task's examples close together: fewer distinct neighbours than LSA
+    assert len(texts) >= 10 and on_topic(mix, texts) >= 0.8  # half the domain is on topic
 
 
 def test_knn_output_is_distinct_domain_documents_in_corpus_order(mix, tmp_path):
@@ -78,10 +158,15 @@ def test_approximate_search_with_few_cells_probed_stays_on_topic(mix, tmp_path):
 def test_random_sample_is_about_half_on_topic(mix, tmp_path):
     knn = select_knn(mix, tmp_path / "knn.jsonl")
     result = select_tapt_data(
-        mix.task, mix.domain, str(tmp_path / "random.jsonl"), method="random", size=knn.documents
+        mix.task,
+        mix.domain,
+        str(tmp_path / "random.jsonl"),
+        method="random",
+        size=knn.units,
+        unit="document",
     )
     texts = read_texts(result.path)
-    assert result.documents == len(texts) == knn.documents and len(set(texts)) == len(texts)
+    assert result.units == len(texts) == knn.units and len(set(texts)) == len(texts)
     # Hypergeometric, n ~ 150 of 800 half on topic: standard deviation 0.037; 4 of them.
     assert abs(on_topic(mix, texts) - 0.5) <= 0.15
 
@@ -106,18 +191,10 @@ def test_random_sample_is_reproducible_and_defaults_to_k_per_example(mix, tmp_pa
     assert first == again and first != other
 
 
-def test_identical_texts_are_written_once_and_gzip_output(tmp_path):
-    generator = TopicalTextGenerator(seed=3)
-    texts = generator.documents([0, 1] * 30)
-    domain = tmp_path / "domain.txt"
-    domain.write_text("".join(text + "\n" for text in texts + texts))  # every text twice
-    task = tmp_path / "task.txt"
-    task.write_text("".join(text + "\n" for text in generator.documents([0] * 5)))
-    result = select_tapt_data(
-        str(task), str(domain), str(tmp_path / "out.jsonl.gz"), k=4, dimension=8
-    )
+def test_gzip_output(mix, tmp_path):
+    result = select_knn(mix, tmp_path / "out.jsonl.gz")
     written = [document.text for document in iter_documents(result.path)]
-    assert len(written) == len(set(written)) == result.documents > 0
+    assert written == read_texts(select_knn(mix, tmp_path / "out.jsonl").path)
 
 
 def test_task_examples_without_words_are_skipped_with_a_warning(mix, tmp_path, caplog):
@@ -138,14 +215,26 @@ def test_task_examples_without_words_are_skipped_with_a_warning(mix, tmp_path, c
     [
         ({"k": 0}, "`k` must be a positive number of neighbours per task example"),
         ({"method": "nearest"}, "`method` must be one of knn, random; got 'nearest'"),
+        ({"unit": "word"}, "`unit` must be one of sentence, document; got 'word'"),
+        ({"embedder": "bert"}, "`embedder` must be one of lsa, vampire; got 'bert'"),
+        ({"pool_size": 0}, "`pool_size` must be positive; got 0"),
+        ({"dimension": 0}, "`dimension` must be positive, or None for the embedder's default"),
         ({"size": 10}, "`size` applies to the random method only"),
         (
             {"method": "random", "size": 801},
-            "cannot sample 801 documents from a domain corpus of 800",
+            "cannot sample 801 sentences from a domain corpus of 800 distinct sentences",
+        ),
+        (
+            {"method": "random", "size": 50, "pool_size": 40},
+            "the random sample of 50 units exceeds `pool_size` (40)",
+        ),
+        (
+            {"method": "random", "k": 2, "pool_size": 40},  # 2 x 40 task examples
+            "the random sample of 80 units exceeds `pool_size` (40)",
         ),
         (
             {"approximate_above": 0, "nlist": 10000},
-            "`nlist` (10000) exceeds the 800 sampled documents",
+            "`nlist` (10000) exceeds the 800 sampled units",
         ),
     ],
 )
@@ -177,4 +266,4 @@ def test_selection_is_read_by_the_tapt_reader_as_extra_tapt_data(mix, tmp_path, 
         cache_directory=str(tmp_path / "cache"),
     )  # tapt.jsonnet's mode
     instances = list(reader.read(f"{mix.task},{result.path}"))
-    assert len(instances) == 40 + result.documents
+    assert len(instances) == 40 + result.units

@@ -9,7 +9,7 @@ from allennlp.commands.train import TrainModel
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import prepare_environment
-from allennlp.data import DatasetReader
+from allennlp.data import DataLoader, DatasetReader, Vocabulary
 from allennlp.models.archival import load_archive
 
 from dapt_plugin.data.text_files import DataError
@@ -218,3 +218,43 @@ def test_a_bad_preset_names_the_allowed_ones(environment):
         f"{CONFIG}: environment variable PRESET must be one of small, mini or big (the original "
         "repository's ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got large"
     )
+
+
+def _training_batches(num_epochs: int):
+    """The texts (token ids) of the training batches of `num_epochs` epochs, and of the file."""
+    params = Params.from_file(CONFIG)
+    reader = DatasetReader.from_params(params.pop("dataset_reader"))
+    loader = DataLoader.from_params(
+        params.pop("data_loader"), reader=reader, data_path=str(TASK / "train.jsonl")
+    )
+    loader.index_with(Vocabulary.from_instances(loader.iter_instances()))
+    texts = [
+        tuple(token.text_id for token in instance["tokens"].tokens)
+        for instance in loader.iter_instances()
+    ]
+    epochs = [
+        [
+            [tuple(row[mask].tolist()) for row, mask in zip(tokens["token_ids"], tokens["mask"])]
+            for tokens in (batch["tokens"]["roberta"] for batch in loader)
+        ]
+        for _ in range(num_epochs)
+    ]
+    return epochs, texts
+
+
+def test_training_batches_are_each_epochs_own_and_the_same_in_a_resumed_run(environment):
+    """
+    Batches of texts of about the same length (`seeded_bucket`), every example once per epoch, in
+    a new order per epoch that depends on SEED alone, so a resumed run (a new loader, replaying
+    the earlier epochs) trains on the batches of the uninterrupted one.
+    """
+    environment(SEED="3")
+    assert Params.from_file(CONFIG)["data_loader"]["batch_sampler"]["type"] == "seeded_bucket"
+    epochs, texts = _training_batches(3)
+    for epoch in epochs:
+        assert sorted(text for batch in epoch for text in batch) == sorted(texts)
+    assert epochs[0] != epochs[1] != epochs[2]
+    random.seed(7)
+    assert _training_batches(3)[0] == epochs
+    environment(SEED="4")
+    assert _training_batches(1)[0][0] != epochs[0]

@@ -18,6 +18,8 @@
   preset: 'small',
   tapt_extra: [],  // curated TAPT: more unlabelled task text
   knn_k: 50,
+  // held-out text of each domain: every encoder's masked-LM loss on each (mlm_loss.md), e.g.
+  // heldout: { biomed: 'data/biomed/heldout.txt', task: 'data/chemprot/dev.jsonl' },
   // Environment variables of the training configs, by phase kind (all, dapt, tapt, classifier).
   settings: {
     all: { CUDA_DEVICES: '0' },  // one GPU; '0,1' data-parallel on two

@@ -23,6 +23,20 @@ local env = import 'env.libsonnet';
     ],
   },
 
+  // The original repository's fine-tuning optimizer (`bert_adam`, pytorch-pretrained-bert's
+  // BertAdam, the paper's): Adam without bias correction, each parameter tensor's gradient
+  // clipped to norm 1 on its own, weight decay added to the update; its schedule is the
+  // trainer's learning_rate_scheduler. Betas, eps and the groups as `adamw` above.
+  bert_adam(lr, weight_decay):: {
+    type: 'bert_adam',
+    lr: lr,
+    betas: [0.9, 0.98],
+    eps: 1e-6,
+    weight_decay: weight_decay,
+    max_grad_norm: 1.0,
+    parameter_groups: $.adamw(lr, weight_decay).parameter_groups,
+  },
+
   // Linear warm-up over the first 6% of optimizer steps, then linear decay to 0 (paper, §3.1).
   linear_warmup_decay(warmup_ratio=0.06):: {
     type: 'linear_with_warmup_ratio',

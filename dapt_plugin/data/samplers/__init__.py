@@ -1,3 +1,4 @@
+from dapt_plugin.data.samplers.seeded_bucket import SeededBucketBatchSampler
 from dapt_plugin.data.samplers.seeded_shuffle import SeededShuffleBatchSampler
 
-__all__ = ["SeededShuffleBatchSampler"]
+__all__ = ["SeededBucketBatchSampler", "SeededShuffleBatchSampler"]
