@@ -794,7 +794,8 @@ class ExperimentRunner:
         from dapt_plugin.selection.tapt_selection import select_tapt_data
 
         arguments = dict(phase.settings)
-        if arguments["method"] == "random":
+        # without a `size` of its own, a random selection draws as many as its kNN selection
+        if arguments["method"] == "random" and "size" not in arguments:
             with open(self._phase(phase.upstream).outputs[0]) as selected:
                 arguments["size"] = sum(1 for _ in selected)
         select_tapt_data(output_path=str(phase.outputs[0]), **arguments)

@@ -197,3 +197,12 @@ def test_a_variant_given_twice_or_whose_phase_names_clash_is_refused(tiny_model,
     clash = [{"name": "x", "dapt": {"corpus": NEWS}}, {"name": "dapt_x", "tapt": {}}]
     with pytest.raises(ConfigurationError, match="two different phases would be named 'dapt_x'"):
         _runner(tmp_path, tiny_model, clash)
+
+
+def test_a_random_selection_of_a_given_size_draws_that_many(tiny_model, tmp_path):
+    variants = [{"name": "rand_20", "select": {"method": "random", "size": 20}}]
+    runner = _runner(tmp_path, tiny_model, variants)
+    selection = _phases(runner)["select_random_rand_20"]
+    assert selection.upstream is None  # no kNN selection to match
+    runner._run_selection(selection, "run")
+    assert len(selection.outputs[0].read_text().splitlines()) == 20
