@@ -6,13 +6,11 @@ The numbers come from the experiment's `mlm_loss/<encoder>` phases (`runner.py`)
 """
 
 import json
-import logging
 from pathlib import Path
 from typing import Dict
 
 from dapt_plugin.common.atomic import atomic_file
-
-logger = logging.getLogger(__name__)
+from dapt_plugin.experiment.drawing import draw
 
 # the metrics `allennlp evaluate` reports of a masked-LM archive that the table keeps
 METRICS = ("mlm_loss", "perplexity", "mlm_accuracy")
@@ -63,13 +61,7 @@ def write_mlm_loss(
     with atomic_file(str(output / "mlm_loss.json")) as handle:
         json.dump({"heldout": heldout, "losses": losses}, handle, indent=2)
     png = output / "mlm_loss.png"
-    try:
-        from dapt_plugin.experiment.plot import plot_mlm_loss
-    except ImportError as error:
-        png.unlink(missing_ok=True)  # an earlier run's would not show these losses
-        logger.warning("%s; mlm_loss.png was not drawn", error)
-    else:
-        plot_mlm_loss(losses, str(png))
+    draw(png, "plot_mlm_loss", losses)
     sections = [
         "# Held-out masked-LM loss of each encoder\n",
         "Each encoder of the experiment on each held-out text, with the same masks for every "

@@ -64,6 +64,7 @@ from dapt_plugin.common.launch import allennlp_command, run_allennlp_preloaded, 
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
+from dapt_plugin.experiment.drawing import draw
 from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
 from dapt_plugin.experiment.mlm_loss import METRICS as MLM_LOSS_METRICS
 from dapt_plugin.experiment.mlm_loss import write_mlm_loss
@@ -726,13 +727,7 @@ class ExperimentRunner:
         with atomic_file(str(self.output / "results.json")) as handle:
             json.dump(results, handle, indent=2)
         plot = self.output / "results.png"
-        try:
-            from dapt_plugin.experiment.plot import plot_results
-        except ImportError as error:
-            plot.unlink(missing_ok=True)  # an earlier run's would not show these results
-            logger.warning("%s; results.png was not drawn", error)
-        else:
-            plot_results(results, str(plot))
+        draw(plot, "plot_results", results)
         with atomic_file(str(self.output / "results.md")) as handle:
             handle.write(self.report(results, plot.name if plot.exists() else None))
         if self.spec.heldout:

@@ -158,16 +158,7 @@ def write_topic_mix(directory: Path, seed: int = 0) -> TopicMix:
     """Writes `train.jsonl` (40 labelled examples on topic 0) and `domain.txt` into `directory`."""
     generator = TopicalTextGenerator(num_topics=2, seed=seed)
     domain_texts = generator.documents(np.arange(800) % 2)
-    task = directory / "train.jsonl"
-    task.write_text(
-        "".join(
-            json.dumps({"text": text, "label": "a"}) + "\n"
-            for text in generator.documents([0] * 40, 10, 20)
-        )
-    )
-    domain = directory / "domain.txt"
-    domain.write_text("".join(text + "\n" for text in domain_texts))
-    return TopicMix(generator, task, domain, domain_texts)
+    return _write_mix(directory, generator, domain_texts)
 
 
 def write_sentence_mix(directory: Path, seed: int = 0) -> TopicMix:
@@ -182,6 +173,13 @@ def write_sentence_mix(directory: Path, seed: int = 0) -> TopicMix:
         text[0].upper() + text[1:] + "." for text in generator.documents(order.ravel(), 8, 16)
     ]
     domain_texts = [" ".join(sentences[start : start + 4]) for start in range(0, 800, 4)]
+    return _write_mix(directory, generator, domain_texts)
+
+
+def _write_mix(
+    directory: Path, generator: "TopicalTextGenerator", domain_texts: List[str]
+) -> TopicMix:
+    """Writes the task (40 labelled examples on topic 0) and `domain_texts` into `directory`."""
     task = directory / "train.jsonl"
     task.write_text(
         "".join(
