@@ -37,6 +37,7 @@ setup(
         "numpy",
         "spacy>=3.4",
         "jsonnet>=0.20",
+        "gojsonnet>=0.20",
         "cached-path>=1.1.3",
         "lmdb",
         "dill",

@@ -1,5 +1,8 @@
 import json
+import os
 import re
+import select
+import signal
 
 import pytest
 import transformers
@@ -147,6 +150,68 @@ def test_a_jsonnet_error_is_a_configuration_error_naming_the_config(tiny_model, 
         f"{CONFIGS / 'tapt.jsonnet'}: environment variable TAPT_PATH is not set: "
         "the task's unlabelled text, e.g. its train.jsonl"
     )
+
+
+def test_configs_are_evaluated_by_go_jsonnet_to_what_the_cpp_library_gives(tiny_model):
+    import _gojsonnet
+    import _jsonnet
+
+    from dapt_plugin.compat import _jsonnet_library
+
+    assert _jsonnet_library() is _gojsonnet
+    variables = {**mlm_env(tiny_model), "TRAIN_PATH": "train.jsonl", "DEV_PATH": "dev.jsonl"}
+    # the three configs, the example and demo experiments, the paper's tasks and tables
+    files = [*CONFIGS.glob("*.jsonnet"), *CONFIGS.glob("experiments/**/*.jsonnet")]
+    assert len(files) == 3 + 2 + 9 + 5
+    ext_vars = {"DAPT_PLUGIN_ENV": json.dumps(variables)}
+    for path in files:
+        go = _gojsonnet.evaluate_file(str(path), ext_vars=ext_vars)
+        assert json.loads(go) == json.loads(_jsonnet.evaluate_file(str(path), ext_vars=ext_vars))
+    # an error stops both, with the same message
+    refused = {"DAPT_PLUGIN_ENV": json.dumps({**variables, "LR": "fast"})}
+    messages = []
+    for evaluate in (_gojsonnet.evaluate_file, _jsonnet.evaluate_file):
+        with pytest.raises(RuntimeError) as error:
+            evaluate(str(CONFIGS / "dapt.jsonnet"), ext_vars=refused)
+        messages.append(str(error.value).split("\n")[0])
+    assert (
+        messages[0]
+        == messages[1]
+        == (
+            "RUNTIME ERROR: environment variable LR must be a number (such as 0.1 or 2e-5); got fast"
+        )
+    )
+
+
+def test_a_process_forked_after_go_jsonnet_was_loaded_evaluates_configs_with_the_cpp_library(
+    tiny_model,
+):
+    """Go's runtime does not survive a fork: the child's call into it would never return."""
+    import _gojsonnet  # noqa: F401  (loaded in this process before the fork)
+    from allennlp.common.params import Params
+
+    ext_vars = {"DAPT_PLUGIN_ENV": json.dumps(mlm_env(tiny_model))}
+    config = Params.from_file(str(CONFIGS / "dapt.jsonnet"), ext_vars=ext_vars).as_dict()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: evaluate, report, and leave without pytest's clean-up
+        from dapt_plugin.compat import _jsonnet_library
+
+        params = Params.from_file(str(CONFIGS / "dapt.jsonnet"), ext_vars=ext_vars)
+        report = {"library": _jsonnet_library().__name__, "config": params.as_dict()}
+        os.write(write, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 60)
+        assert ready, "the forked process did not finish evaluating the config in 60 s"
+        with os.fdopen(read, "rb") as pipe:
+            report = json.loads(pipe.read())
+    finally:
+        if not ready:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert report == {"library": "_jsonnet", "config": config}
 
 
 def test_metrics_and_archives_are_written_atomically(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import _jsonnet
+import _gojsonnet
 import pytest
 
 from tests.conftest import ADAPT_SETTINGS, DATA, PROJECT_ROOT, TASK, allennlp
@@ -109,7 +109,7 @@ def _layout(work: Path) -> None:
 
 def _tiny_experiment(path: Path, model: Path) -> None:
     """The pages' experiment file at tiny size: one seed, a few steps, on CPU, the tiny model."""
-    experiment = json.loads(_jsonnet.evaluate_file(str(path)))
+    experiment = json.loads(_gojsonnet.evaluate_file(str(path)))
     assert experiment["base_model"] in HUB_MODELS
     experiment.update(base_model=str(model), seeds=[0], settings=ADAPT_SETTINGS)
     path.write_text(json.dumps(experiment))

@@ -45,7 +45,6 @@ import random
 import shutil
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -171,7 +170,6 @@ class ExperimentRunner:
         self.phases = self._phases()
         self._check_base_model()
         self._check_labels()
-        self._resolve_configs()
         for phase in self.phases:
             self._fingerprint(phase)
 
@@ -378,24 +376,6 @@ class ExperimentRunner:
                 )
         # by kind, each kind in the order its phases were planned: a phase after those it reads
         return sorted(phases.values(), key=lambda phase: _ORDER.index(phase.kind))
-
-    def _resolve_configs(self) -> None:
-        """
-        Resolves the configs of the training phases on every core at once (jsonnet releases the
-        GIL; ~0.1 s a config, and an experiment of six variants and five seeds has 35), into
-        `resolve_config`'s memo; `_fingerprint` then reads them and reports any error in the
-        order of the phases.
-        """
-
-        def resolve(phase: Phase) -> None:
-            try:
-                resolve_config(self._config_file(phase), phase.settings)
-            except ConfigurationError:
-                pass  # raised again, with the phase's name, by `_fingerprint`
-
-        training = [phase for phase in self.phases if phase.kind in CONFIG_FILES]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            list(pool.map(resolve, training))
 
     def _fail(self, message: str) -> ConfigurationError:
         return ConfigurationError(f"experiment {self.spec.path}: {message}")
