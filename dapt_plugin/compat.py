@@ -379,16 +379,18 @@ def _patch_jsonnet_errors() -> None:
     Before a config of the plugin is evaluated, an environment variable that it does not read
     but that is the old name of one it does (`SAMPLE`, now `TRAIN_SAMPLE`) or looks like a
     misspelling of one is refused (`check_environment`): jsonnet would silently use the default.
+    `TASK=chemprot` becomes the task's TRAIN_PATH, DEV_PATH and TEST_PATH (`with_task_files`).
     """
     from allennlp.common import params
 
-    from dapt_plugin.common.config_variables import check_environment
+    from dapt_plugin.common.config_variables import check_environment, with_task_files
 
     original = params.evaluate_file
 
     @functools.wraps(original)
     def evaluate_file(filename: str, **kwargs) -> str:
         check_environment(filename, kwargs.get("ext_vars") or {})
+        kwargs["ext_vars"] = with_task_files(filename, kwargs.get("ext_vars") or {})
         try:
             return original(filename, **kwargs)
         except RuntimeError as error:

@@ -21,11 +21,14 @@
 // training batches hold texts of about the same length (`seeded_bucket`), so that little of what
 // the model computes is padding; here each epoch's batches come from SEED alone.
 //
-// Environment variables (only MODEL_NAME, TRAIN_PATH and DEV_PATH are required):
+// Environment variables (only MODEL_NAME, TRAIN_PATH and DEV_PATH, or TASK, are required):
 //   MODEL_NAME      hub name (roberta-base) or a `save_pretrained` directory, e.g. the
 //                   `exported_model` of a DAPT or TAPT run
 //   TRAIN_PATH, DEV_PATH   jsonl files with "text" and "label"
 //   TEST_PATH       jsonl; when set, the final model is evaluated on it
+//   TASK            instead of the three: one of the paper's tasks by name (chemprot, rct-20k,
+//                   rct-sample, citation_intent, sciie, ag, hyperpartisan_news, imdb, amazon),
+//                   whose files are read from $DAPT_PLUGIN_DATA/<task>/ or downloaded once
 //   PRESET (small, mini or big; see above); each variable below that a preset sets overrides it:
 //   EFFECTIVE_BATCH (the preset's: examples per optimizer step), BATCH_SIZE (per device and
 //   step; default EFFECTIVE_BATCH shared out over the devices; gradient accumulation makes up
@@ -46,8 +49,8 @@ local optim = import 'lib/optim.libsonnet';
 local trainer = import 'lib/trainer.libsonnet';
 
 local model_name = env.required('MODEL_NAME', 'a model-hub name such as roberta-base, or the directory of an exported DAPT/TAPT model');
-local train_path = env.required('TRAIN_PATH', 'the labelled training data, a jsonl file with "text" and "label"');
-local dev_path = env.required('DEV_PATH', 'the labelled development data, a jsonl file with "text" and "label"');
+local train_path = env.required('TRAIN_PATH', 'the labelled training data, a jsonl file with "text" and "label" (or TASK, one of the paper\'s tasks by name)');
+local dev_path = env.required('DEV_PATH', 'the labelled development data, a jsonl file with "text" and "label" (or TASK, one of the paper\'s tasks by name)');
 local test_path = env.str('TEST_PATH', null);
 
 // the original's environments/hyperparameters.py (ROBERTA_CLASSIFIER_<PRESET>)

@@ -20,6 +20,8 @@ from allennlp.common import params as allennlp_params
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
+from dapt_plugin.common.paper_tasks import task_files
+
 # The external variable holding the whole environment as a JSON object, which
 # `training_config/lib/env.libsonnet` reads to give defaults (see `_patch_environment_variables` in
 # `dapt_plugin/compat.py`).
@@ -54,6 +56,11 @@ RENAMED_VARIABLES: Dict[str, Tuple[str, str]] = {
         "tapt.jsonnet and classifier.jsonnet",
     ),
 }
+
+
+# `TASK=chemprot`: a config that reads these three variables takes one of the paper's tasks by name
+# instead, and they become the task's files (see `with_task_files`)
+TASK_FILE_VARIABLES = {"train": "TRAIN_PATH", "dev": "DEV_PATH", "test": "TEST_PATH"}
 
 
 def config_variables(config_path: str) -> Set[str]:
@@ -210,3 +217,29 @@ def check_environment(config_path: str, environment: Iterable[str]) -> None:
                 f"{name} is not a variable of {os.path.basename(config_path)}; "
                 f"did you mean {meant}?"
             )
+
+
+def with_task_files(config_path: str, ext_vars: Dict[str, str]) -> Dict[str, str]:
+    """
+    `ext_vars` (allennlp's external variables, `DAPT_PLUGIN_ENV` among them) with `TASK`, when
+    the environment sets it and the config at `config_path` reads `TASK_FILE_VARIABLES`, given as
+    the task's files: `TASK=chemprot` sets TRAIN_PATH, DEV_PATH and TEST_PATH to the files that
+    `paper_tasks.task_files` finds in the mirror `$DAPT_PLUGIN_DATA` or downloads once. TASK
+    beside any of the three, or an unknown task, is a `ConfigurationError`.
+    """
+    if ENV_EXT_VAR not in ext_vars:
+        return ext_vars
+    environment = json.loads(ext_vars[ENV_EXT_VAR])
+    task = environment.get("TASK", "")
+    if not task or not set(TASK_FILE_VARIABLES.values()) <= config_variables(config_path):
+        return ext_vars
+    given = [name for name in TASK_FILE_VARIABLES.values() if environment.get(name)]
+    if given:
+        raise ConfigurationError(
+            f"{os.path.basename(config_path)}: TASK={task} gives the task's files, and "
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set too; set TASK or "
+            f"{', '.join(TASK_FILE_VARIABLES.values())}, not both"
+        )
+    files = task_files(task)
+    environment.update({TASK_FILE_VARIABLES[split]: path for split, path in files.items()})
+    return {**ext_vars, ENV_EXT_VAR: json.dumps(environment)}

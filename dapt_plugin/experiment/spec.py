@@ -14,9 +14,9 @@ from allennlp.common.params import Params
 
 from dapt_plugin.common.config_variables import closest, config_variables, renamed_variable
 from dapt_plugin.common.configs import config_dir
+from dapt_plugin.common.paper_tasks import paper_task, task_files
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.data.text_files import DataError, expand_paths
-from dapt_plugin.experiment.tasks import paper_task, task_files
 from dapt_plugin.experiment.variants import BUILT_IN, Variant, parse_variant
 
 METRICS = ("macro_f1", "micro_f1", "accuracy")
@@ -60,7 +60,7 @@ class ExperimentSpec:
     task : `Dict[str, str]`
         `train`, `dev` and `test` jsonl files with "text" and "label". In the file, `task` may
         instead name one of the paper's tasks (`task: 'chemprot'`, or `name` in place of the three
-        files beside `sample`), whose files `experiment/tasks.py` finds in `$DAPT_PLUGIN_DATA` or
+        files beside `sample`), whose files `common/paper_tasks.py` finds in `$DAPT_PLUGIN_DATA` or
         downloads once.
     task_name : `str`, optional (default = `None`)
         That name; it gives `metric` its default.

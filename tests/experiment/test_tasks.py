@@ -1,16 +1,17 @@
 import dataclasses
 import gzip
 import json
+import re
 
 import pytest
 from allennlp.common.checks import ConfigurationError
 from cached_path.util import resource_to_filename
 
+from dapt_plugin.common import paper_tasks
 from dapt_plugin.common.configs import config_dir
-from dapt_plugin.experiment import tasks
+from dapt_plugin.common.paper_tasks import ORIGINAL_URL, SPLITS, TASKS, task_files
 from dapt_plugin.experiment.runner import ExperimentRunner
 from dapt_plugin.experiment.spec import load_experiment
-from dapt_plugin.experiment.tasks import ORIGINAL_URL, SPLITS, TASKS, task_files
 from tests.conftest import write_experiment
 
 PAPER = sorted((config_dir() / "experiments" / "paper").glob("*.jsonnet"))
@@ -126,12 +127,21 @@ def test_every_paper_experiment_loads_with_a_mirror(tmp_path, monkeypatch):
         assert spec.task_name == path.stem and spec.metric == task.metric
         assert spec.domain_corpus == f"data/{task.domain}/*.txt.gz"
         assert spec.seeds == [0, 1, 2, 3, 4] and spec.preset in ("small", "big")
+        # the header quotes the task's row of the paper's Table 5, in the task's metric (RCT-500
+        # is not a row of it)
+        row = re.search(
+            r"Table 5 row .* \(test (micro|macro) F1, mean of five seeds\):\n"
+            r"//   baseline \d+\.\d, dapt \d+\.\d, tapt \d+\.\d, dapt_tapt \d+\.\d\n",
+            path.read_text(),
+        )
+        assert (row is None) == (path.stem == "rct-sample")
+        assert row is None or f"{row.group(1)}_f1" == task.metric
 
 
 def test_offline_a_download_already_in_the_cache_is_used(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("DAPT_PLUGIN_DATA", raising=False)
-    monkeypatch.setattr(tasks, "CACHE_DIRECTORY", str(tmp_path))
+    monkeypatch.setattr(paper_tasks, "CACHE_DIRECTORY", str(tmp_path))
     for split in SPLITS:
         url = f"{ORIGINAL_URL}/rct-sample/{split}.jsonl"
         (tmp_path / resource_to_filename(url, etag="abc")).write_text("{}\n")

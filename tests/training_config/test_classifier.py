@@ -3,6 +3,7 @@
 import json
 import random
 import re
+import shutil
 
 import pytest
 from allennlp.commands.train import TrainModel
@@ -12,6 +13,7 @@ from allennlp.common.util import prepare_environment
 from allennlp.data import DataLoader, DatasetReader, Vocabulary
 from allennlp.models.archival import load_archive
 
+from dapt_plugin.common.paper_tasks import SPLITS
 from dapt_plugin.data.text_files import DataError
 from tests.conftest import CONFIGS, TASK, allennlp, classifier_env
 
@@ -54,6 +56,48 @@ def test_missing_required_variable_is_named(environment, monkeypatch):
         match="environment variable TRAIN_PATH is not set: the labelled training data",
     ):
         Params.from_file(CONFIG)
+
+
+def test_task_names_one_of_the_papers_tasks_whose_files_it_trains_and_tests_on(
+    tiny_model, tmp_path
+):
+    mirror = tmp_path / "mirror"
+    (mirror / "chemprot").mkdir(parents=True)
+    for split in SPLITS:
+        shutil.copy(TASK / f"{split}.jsonl", mirror / "chemprot" / f"{split}.jsonl")
+    env = classifier_env(tiny_model, TASK="chemprot", DAPT_PLUGIN_DATA=str(mirror), NUM_EPOCHS="1")
+    del env["TRAIN_PATH"], env["DEV_PATH"]
+    run = tmp_path / "run"
+    allennlp(["train", CONFIG, "-s", str(run)], env=env)
+    config = json.loads((run / "config.json").read_text())
+    files = {split: str(mirror / "chemprot" / f"{split}.jsonl") for split in SPLITS}
+    assert (
+        config["train_data_path"],
+        config["validation_data_path"],
+        config["test_data_path"],
+    ) == (files["train"], files["dev"], files["test"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"test_micro_f1", "test_macro_f1"} <= set(metrics)
+
+
+def test_task_beside_its_files_or_an_unknown_task_is_refused(environment, monkeypatch):
+    environment(TASK="chemprot")
+    with pytest.raises(ConfigurationError) as error:
+        Params.from_file(CONFIG)
+    assert error.value.message == (
+        "classifier.jsonnet: TASK=chemprot gives the task's files, and TRAIN_PATH, DEV_PATH are "
+        "set too; set TASK or TRAIN_PATH, DEV_PATH, TEST_PATH, not both"
+    )
+    monkeypatch.delenv("TRAIN_PATH")
+    monkeypatch.delenv("DEV_PATH")
+    monkeypatch.setenv("TASK", "chemprott")
+    with pytest.raises(ConfigurationError, match="unknown task 'chemprott'; the paper's tasks"):
+        Params.from_file(CONFIG)
+    # a config that does not read the three files leaves TASK alone: nothing is looked up
+    monkeypatch.setenv("TAPT_PATH", str(TASK / "unlabeled.jsonl"))
+    assert Params.from_file(str(CONFIGS / "tapt.jsonnet"))["train_data_path"].endswith(
+        "unlabeled.jsonl"
+    )
 
 
 def test_training_sample_depends_only_on_seed(environment):

@@ -5,8 +5,9 @@
 // $DAPT_PLUGIN_DATA/hyperpartisan_news/ or downloaded once from the original's URL
 // (docs/configuration.md, "The paper's tasks").
 // The domain corpus is yours to provide (the paper's DAPT corpora are not distributed); its path
-// is relative to the directory `allennlp adapt` runs in. For comparison, the paper's Table 5
-// numbers are not copied here: read them in the paper (Gururangan et al., 2020, Table 5).
+// is relative to the directory `allennlp adapt` runs in.
+// For comparison, the paper's Table 5 row HyperPartisan (test macro F1, mean of five seeds):
+//   baseline 86.6, dapt 88.2, tapt 90.4, dapt_tapt 90.0
 {
   base_model: 'roberta-base',
   domain_corpus: 'data/news/*.txt.gz',  // News text for DAPT

@@ -5,8 +5,9 @@
 // $DAPT_PLUGIN_DATA/rct-20k/ or downloaded once from the original's URL
 // (docs/configuration.md, "The paper's tasks").
 // The domain corpus is yours to provide (the paper's DAPT corpora are not distributed); its path
-// is relative to the directory `allennlp adapt` runs in. For comparison, the paper's Table 5
-// numbers are not copied here: read them in the paper (Gururangan et al., 2020, Table 5).
+// is relative to the directory `allennlp adapt` runs in.
+// For comparison, the paper's Table 5 row RCT (test micro F1, mean of five seeds):
+//   baseline 87.2, dapt 87.6, tapt 87.7, dapt_tapt 87.8
 {
   base_model: 'roberta-base',
   domain_corpus: 'data/biomed/*.txt.gz',  // BioMed text for DAPT

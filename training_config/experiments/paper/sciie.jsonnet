@@ -5,8 +5,9 @@
 // $DAPT_PLUGIN_DATA/sciie/ or downloaded once from the original's URL
 // (docs/configuration.md, "The paper's tasks").
 // The domain corpus is yours to provide (the paper's DAPT corpora are not distributed); its path
-// is relative to the directory `allennlp adapt` runs in. For comparison, the paper's Table 5
-// numbers are not copied here: read them in the paper (Gururangan et al., 2020, Table 5).
+// is relative to the directory `allennlp adapt` runs in.
+// For comparison, the paper's Table 5 row SciERC (test macro F1, mean of five seeds):
+//   baseline 77.3, dapt 80.8, tapt 79.3, dapt_tapt 81.3
 {
   base_model: 'roberta-base',
   domain_corpus: 'data/cs/*.txt.gz',  // CS text for DAPT
