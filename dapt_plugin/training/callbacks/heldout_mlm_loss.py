@@ -1,4 +1,5 @@
 import logging
+import time
 from typing import Any, Dict, Optional
 
 import torch
@@ -54,6 +55,8 @@ class HeldoutMlmLoss(TrainerCallback):
         self._loader = None
         self._start: Optional[float] = None
         self._measured_start = False
+        # seconds spent measuring: evaluation time outside AllenNLP's `training_duration`
+        self._seconds = 0.0
 
     def _heldout_loader(self, trainer):
         if trainer._validation_data_loader is not None:
@@ -71,7 +74,7 @@ class HeldoutMlmLoss(TrainerCallback):
             )
             return
         if not self._measured_start:  # on --recover, the start was measured before the kill
-            self._start = heldout_loss(trainer.model, self._loader)
+            self._start = self._measure(trainer.model)
             self._measured_start = True
             if self._start is not None:
                 logger.info("Held-out masked-LM loss before training: %.4f", self._start)
@@ -86,13 +89,14 @@ class HeldoutMlmLoss(TrainerCallback):
     ) -> None:
         if metrics is None or self._loader is None or self._start is None:
             return
-        end = heldout_loss(trainer.model, self._loader)
+        end = self._measure(trainer.model)
         if end is None:
             return
         metrics.update(
             heldout_mlm_loss_start=self._start,
             heldout_mlm_loss_end=end,
             heldout_mlm_loss_change=end - self._start,
+            heldout_mlm_loss_seconds=self._seconds,
         )
         if end > self._start:
             logger.warning(
@@ -109,9 +113,21 @@ class HeldoutMlmLoss(TrainerCallback):
                 end - self._start,
             )
 
+    def _measure(self, model) -> Optional[float]:
+        start = time.perf_counter()
+        try:
+            return heldout_loss(model, self._loader)
+        finally:
+            self._seconds += time.perf_counter() - start
+
     def state_dict(self) -> Dict[str, Any]:
-        return {"start": self._start, "measured_start": self._measured_start}
+        return {
+            "start": self._start,
+            "measured_start": self._measured_start,
+            "seconds": self._seconds,
+        }
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self._start = state_dict["start"]
         self._measured_start = state_dict["measured_start"]
+        self._seconds = state_dict.get("seconds", 0.0)  # not in a checkpoint of an earlier version

@@ -1,8 +1,10 @@
 import json
+import time
 
 import pytest
 from allennlp.commands.train import train_model_from_file
 
+from dapt_plugin.training.callbacks import heldout_mlm_loss as callback_module
 from dapt_plugin.training.callbacks.heldout_mlm_loss import heldout_loss
 from tests.conftest import CONFIGS, DATA, mlm_env
 
@@ -17,7 +19,14 @@ def _train(tmp_path, monkeypatch, model, **overrides):
 def test_without_heldout_path_one_percent_of_the_corpus_measures_the_change(
     tiny_model, tmp_path, monkeypatch
 ):
+    def slow_heldout_loss(model, loader):
+        time.sleep(0.25)
+        return heldout_loss(model, loader)
+
+    monkeypatch.setattr(callback_module, "heldout_loss", slow_heldout_loss)
     metrics = _train(tmp_path, monkeypatch, tiny_model)
+    # the time of both measurements, which `allennlp adapt` counts as evaluation
+    assert 0.5 <= metrics["heldout_mlm_loss_seconds"] < 5
     assert metrics["heldout_mlm_loss_end"] < metrics["heldout_mlm_loss_start"]
     assert metrics["heldout_mlm_loss_change"] == pytest.approx(
         metrics["heldout_mlm_loss_end"] - metrics["heldout_mlm_loss_start"]
