@@ -27,7 +27,7 @@ from dapt_plugin.common.launch import run_allennlp_preloaded
 
 # metrics that measure time or memory, which no two runs share
 VOLATILE_METRICS = ("training_duration", "epoch_duration")
-VOLATILE_SUFFIXES = ("_memory_MB",)
+VOLATILE_SUFFIXES = ("_memory_MB", "_seconds")
 
 
 def install_kill_at(spec: str) -> None:
