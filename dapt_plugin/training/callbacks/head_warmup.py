@@ -79,8 +79,9 @@ class HeadWarmup(TrainerCallback):
     callback first trains the head alone, with the encoder (and the word embeddings the head's
     output projection shares) frozen, before the first step of the normal recipe; with a complete
     head it does nothing. `metrics.json` and the export's `dapt_export.json` record
-    `head_missing_weights` (how many head tensors the checkpoint lacked) and
-    `head_warmup_steps`.
+    `head_missing_weights` (how many head tensors the checkpoint lacked),
+    `head_warmup_steps` and `head_warmup_seconds` (training time outside AllenNLP's
+    `training_duration`, which `allennlp adapt` counts as training).
 
     The warm-up uses the training batches `0, 1, ...` of the `masked_lm_batches` loader at the
     per-device batch size, the optimizer's learning rate held constant, AdamW without schedule,
@@ -176,7 +177,6 @@ class HeadWarmup(TrainerCallback):
         if metrics is not None:
             metrics["head_missing_weights"] = self._missing
             metrics["head_warmup_steps"] = self._steps
-            # training time outside AllenNLP's `training_duration` (`allennlp adapt` adds it)
             metrics["head_warmup_seconds"] = self._seconds
 
     def state_dict(self) -> Dict[str, Any]:

@@ -35,6 +35,8 @@ class HeldoutMlmLoss(TrainerCallback):
     Both go to the log, to `metrics.json` and to the export's `dapt_export.json` as
     `heldout_mlm_loss_start`, `heldout_mlm_loss_end` and `heldout_mlm_loss_change` (end minus
     start: negative is better); a run that ends worse than it started is logged as a warning.
+    `heldout_mlm_loss_seconds` is the time both measurements took (evaluation outside AllenNLP's
+    `training_duration`, which `allennlp adapt` counts as evaluation).
 
     The held-out text is the validation data when the config has some (`HELDOUT_PATH`); otherwise
     the share of the training data that the `masked_lm_batches` loader holds out
@@ -55,7 +57,6 @@ class HeldoutMlmLoss(TrainerCallback):
         self._loader = None
         self._start: Optional[float] = None
         self._measured_start = False
-        # seconds spent measuring: evaluation time outside AllenNLP's `training_duration`
         self._seconds = 0.0
 
     def _heldout_loader(self, trainer):
