@@ -21,8 +21,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # tests start (which inherit this) then compute as the in-process runs they are compared with do.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# Tokenization caches of the test session live in a temporary directory, never in ~/.cache.
-os.environ.setdefault("DAPT_PLUGIN_CACHE", tempfile.mkdtemp(prefix="dapt_plugin_test_cache-"))
+# Tokenization caches of the test session live in a temporary directory, never in ~/.cache,
+# made by the first process of the session (the test workers and the processes tests start
+# inherit it) and removed when that process exits.
+if "DAPT_PLUGIN_CACHE" not in os.environ:
+    _SESSION_CACHE = tempfile.TemporaryDirectory(prefix="dapt_plugin_test_cache-")
+    os.environ["DAPT_PLUGIN_CACHE"] = _SESSION_CACHE.name
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
