@@ -35,10 +35,14 @@ measures the masked-LM loss on it before and after, checkpoints every epoch (for
 archives each run (`model.tar.gz`); the Hugging Face pipeline starts from the freshly initialised
 head that `AutoModelForMaskedLM` gives a checkpoint without one, as its users do, and saves only
 what the next phase needs (its classifier saves one checkpoint per epoch, which
-`load_best_model_at_end` needs). The classifiers' heads: the plugin's is RoBERTa's (dense + tanh on
-the first token, freshly initialised), `BertForSequenceClassification`'s is BERT's pooler (dense +
-tanh on the first token: MiniLM's trained pooler for the baseline, a fresh one after masked-LM
-training, whose checkpoints have no pooler) and a linear layer.
+`load_best_model_at_end` needs).
+
+The classifiers' heads are equal too: `BertForSequenceClassification`'s, which
+`AutoModelForSequenceClassification` gives MiniLM, and the plugin's `CLASSIFIER_HEAD=bert`: the
+first token's vector through BERT's pooler (dense + tanh: MiniLM's trained pooler for the
+baseline, a fresh one after masked-LM training, whose checkpoints have no pooler), dropout, a
+linear layer. (Before, the plugin ran its default, RoBERTa's head, which puts dropout on the
+first token's vector first; see `RESULTS.md`.)
 
 Measures. Wall time of each phase (the plugin's from its `results.json`, Hugging Face's each
 process's), and in all (the whole `allennlp adapt` process; the sum of the Hugging Face
@@ -162,6 +166,7 @@ def plugin_settings(args: argparse.Namespace, cache: Path) -> Dict[str, Dict]:
             "BATCH_SIZE": CLASSIFIER_BATCH,
             "LR": CLASSIFIER_LR,
             "OPTIMIZER": "adamw",  # the Trainer's optimizer (the presets' is BertAdam)
+            "CLASSIFIER_HEAD": "bert",  # the head AutoModelForSequenceClassification gives MiniLM
         },
     }
 
@@ -590,6 +595,7 @@ def main() -> None:
         f"alone first for {args.head_warmup_steps} steps in DAPT and in TAPT (`HEAD_WARMUP_STEPS`; "
         "DAPT+TAPT starts from DAPT's trained head), counted in its time; the Hugging Face "
         "pipeline trains from the random head `AutoModelForMaskedLM` initialises, as its users do. "
+        "Classifier heads: BERT's in both (`CLASSIFIER_HEAD=bert`, `BertForSequenceClassification`). "
         "Hugging Face: one Python process per phase (as `run_mlm.py` / `run_glue.py`), its "
         "start-up counted; the plugin: one `allennlp adapt` process, whose phases run in "
         "processes forked from a server that has done the imports. Tokens/s and examples/s: the "

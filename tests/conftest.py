@@ -180,6 +180,30 @@ def add_custom_code(model: Path, marker: Path) -> None:
     (model / "config.json").write_text(json.dumps(config))
 
 
+# the sizes of a tiny encoder config for `tiny_encoder` (BertConfig(**SMALL), ...)
+SMALL = dict(
+    vocab_size=0, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+)
+
+
+def tiny_encoder(directory: Path, config) -> Path:
+    """A randomly initialised encoder of `config` with a WordPiece tokenizer of the fixture words."""
+    import torch
+    from transformers import AutoModel, BertTokenizerFast
+
+    directory.mkdir()
+    words = sorted(set((DATA / "general.txt").read_text().lower().split()))
+    (directory / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n"
+    )
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"))
+    tokenizer.save_pretrained(str(directory))
+    config.vocab_size = len(tokenizer)
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(str(directory))
+    return directory
+
+
 def read_jsonl(path: Path) -> List[dict]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]

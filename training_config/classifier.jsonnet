@@ -35,6 +35,11 @@
 //   the rest), NUM_EPOCHS (the preset's), PATIENCE (3), LR_SCHEDULE (the preset's: true for a
 //   6% warm-up then linear decay, false for a constant learning rate; 1 and 0 as in the
 //   original), MAX_LENGTH (512), LR (2e-5), SEED (0),
+//   CLASSIFIER_HEAD (roberta, the paper's: dropout on the first token's vector, a new tanh
+//   layer, dropout, linear, as RobertaForSequenceClassification; or bert, as
+//   BertForSequenceClassification: the first token's vector through the encoder's own pooler,
+//   a tanh layer trained in BERT's pre-training (new and random in a DAPT/TAPT export of a BERT),
+//   then dropout and linear; for BERT-style encoders, whose pooler it needs),
 //   TRAIN_SAMPLE (train on N labelled training examples drawn at random), USE_AMP (false),
 //   TRUST_REMOTE_CODE (false: a model directory with its own code is refused),
 //   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
@@ -76,6 +81,13 @@ local max_length = env.int('MAX_LENGTH', 512, min=1);  // paper, Table 14
 local learning_rate = env.float('LR', 2e-5);  // paper, Table 14
 local weight_decay = 0.1;  // paper, Table 14
 local dropout = 0.1;  // paper, Table 14
+local head = (
+  local name = env.str('CLASSIFIER_HEAD', 'roberta');
+  // dropout on the first token's vector; the tanh layer from the encoder's pooler
+  if name == 'roberta' then { dropout: dropout, feedforward_from_pooler: false }
+  else if name == 'bert' then { dropout: null, feedforward_from_pooler: true }
+  else error 'environment variable CLASSIFIER_HEAD must be roberta (the paper\'s head, as RobertaForSequenceClassification) or bert (the encoder\'s own pooler, as BertForSequenceClassification); got %s' % name
+);
 local seed = env.int('SEED', 0, min=0);
 local optimizer = (
   local name = env.str('OPTIMIZER', 'bert_adam');
@@ -116,10 +128,12 @@ local reader(sample) = {
         roberta: { type: 'pretrained_transformer', model_name: model_name, tokenizer_kwargs: trust, transformer_kwargs: trust },
       },
     },
-    // CLS pooling (the model's default), then dropout, a tanh layer as wide as the encoder,
-    // dropout, linear: RoBERTa's classification head. The widths come from MODEL_NAME itself.
+    // CLS pooling (the model's default), then (CLASSIFIER_HEAD=roberta) dropout, a tanh layer as
+    // wide as the encoder, dropout, linear: RoBERTa's classification head. The widths come from
+    // MODEL_NAME itself.
     feedforward: { num_layers: 1, activations: 'tanh', dropout: dropout },
-    dropout: dropout,
+    dropout: head.dropout,
+    feedforward_from_pooler: head.feedforward_from_pooler,
     namespace: 'tags',
   },
   // batches of texts of about the same length (lengths sorted with 10% noise, as the original's

@@ -8,6 +8,7 @@ from allennlp.models.basic_classifier import BasicClassifier
 from allennlp.models.model import Model
 from allennlp.modules import FeedForward, Seq2SeqEncoder, Seq2VecEncoder, TextFieldEmbedder
 from allennlp.modules.seq2vec_encoders import ClsPooler
+from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 from allennlp.nn import InitializerApplicator
 from allennlp.training.metrics import FBetaMeasure
 
@@ -41,6 +42,13 @@ class BasicClassifierWithF1(BasicClassifier):
         it is a `ConfigurationError`.
     dropout : `float`, optional (default = `None`)
         Dropout on the pooled vector, before the feed-forward; the paper uses 0.1.
+    feedforward_from_pooler : `bool`, optional (default = `False`)
+        Starts the feed-forward's layer from the weights of the encoder's own pooler (BERT's:
+        a tanh layer over the first token's vector, trained in pre-training), as
+        `BertForSequenceClassification` does, instead of from random weights. Requires a
+        `feedforward` of one tanh layer and a single `pretrained_transformer` embedder whose
+        model has a pooler. An encoder adapted by DAPT or TAPT (an `exported_model`) has a new,
+        random pooler, since masked-LM training has none: its layer starts from that.
     num_labels : `int`, optional (default = `None`)
         Number of labels; `None` takes the size of `label_namespace`.
     label_namespace : `str`, optional (default = `"labels"`)
@@ -68,6 +76,7 @@ class BasicClassifierWithF1(BasicClassifier):
         seq2seq_encoder: Optional[Seq2SeqEncoder] = None,
         feedforward: Optional[Lazy[FeedForward]] = None,
         dropout: Optional[float] = None,
+        feedforward_from_pooler: bool = False,
         num_labels: Optional[int] = None,
         label_namespace: str = "labels",
         namespace: str = "tokens",
@@ -115,6 +124,8 @@ class BasicClassifierWithF1(BasicClassifier):
             initializer=initializer,
             **kwargs,
         )
+        if feedforward_from_pooler:  # after `initializer`, which would otherwise overwrite it
+            _copy_pooler(text_field_embedder, head)
         self._macro_f1 = FBetaMeasure(average="macro")
         self._micro_f1 = FBetaMeasure(average="micro")
         self._per_label_f1 = FBetaMeasure() if report_per_label_f1 else None
@@ -159,3 +170,34 @@ class BasicClassifierWithF1(BasicClassifier):
             for index, score in enumerate(scores):
                 metrics[f"f1_{labels.get(index, str(index))}"] = score
         return metrics
+
+
+def _copy_pooler(embedder: TextFieldEmbedder, feedforward: Optional[FeedForward]) -> None:
+    """Copies the weights of the pooler of `embedder`'s transformer into `feedforward`'s layer."""
+    embedders = list(getattr(embedder, "_token_embedders", {}).values())
+    transformer = (
+        embedders[0].transformer_model
+        if len(embedders) == 1 and isinstance(embedders[0], PretrainedTransformerEmbedder)
+        else None
+    )
+    dense = getattr(getattr(transformer, "pooler", None), "dense", None)
+    if not isinstance(dense, torch.nn.Linear):
+        raise ConfigurationError(
+            "`feedforward_from_pooler` needs a single `pretrained_transformer` token embedder whose model "
+            "has a pooler with a dense layer (BERT's); this one has none: set `feedforward_from_pooler` "
+            "to false (CLASSIFIER_HEAD=roberta in training_config/classifier.jsonnet)"
+        )
+    layers = [] if feedforward is None else feedforward._linear_layers
+    if (
+        len(layers) != 1
+        or not isinstance(feedforward._activations[0], torch.nn.Tanh)
+        or layers[0].weight.shape != dense.weight.shape
+    ):
+        raise ConfigurationError(
+            "`feedforward_from_pooler` needs a `feedforward` of one tanh layer as wide as the encoder "
+            '(`{"num_layers": 1, "activations": "tanh"}`), which the pooler\'s weights fit; change '
+            "`feedforward` or set `feedforward_from_pooler` to false"
+        )
+    with torch.no_grad():
+        layers[0].weight.copy_(dense.weight)
+        layers[0].bias.copy_(dense.bias)

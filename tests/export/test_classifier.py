@@ -17,11 +17,9 @@ from allennlp.models import Model
 from allennlp.models.archival import load_archive
 from allennlp.predictors import Predictor
 from transformers import (
-    AutoModel,
     AutoTokenizer,
     BertConfig,
     BertForSequenceClassification,
-    BertTokenizerFast,
     ElectraConfig,
     pipeline,
 )
@@ -34,12 +32,9 @@ from dapt_plugin.export.classifier import (
     reader_tokenizer,
     to_sequence_classification,
 )
-from tests.conftest import DATA, TASK, read_jsonl
+from tests.conftest import SMALL, TASK, read_jsonl, tiny_encoder
 
 TEXTS = [line["text"] for line in read_jsonl(TASK / "dev.jsonl")[:8]]
-SMALL = dict(
-    vocab_size=0, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
-)
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +75,6 @@ def test_the_export_is_a_complete_hugging_face_directory(exported, trained_class
     assert not [path.name for path in exported.parent.iterdir() if path.name != exported.name]
 
 
-def _tiny_encoder(directory: Path, config) -> Path:
-    """A randomly initialised encoder of `config` with a WordPiece tokenizer of the fixture words."""
-    directory.mkdir()
-    words = sorted(set((DATA / "general.txt").read_text().lower().split()))
-    (directory / "vocab.txt").write_text(
-        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n"
-    )
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"))
-    tokenizer.save_pretrained(str(directory))
-    config.vocab_size = len(tokenizer)
-    torch.manual_seed(0)
-    AutoModel.from_config(config).save_pretrained(str(directory))
-    return directory
-
-
 def _classifier(encoder: Path, **overrides) -> Model:
     vocab = Vocabulary()
     vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
@@ -129,7 +109,7 @@ def _logits(model: Model, encoder: Path, texts: List[str]) -> torch.Tensor:
 
 def test_a_bert_classifier_exports_to_bert_for_sequence_classification(tmp_path):
     """BERT's pooler is the first token through a tanh layer: the classifier's own tanh layer takes its place."""
-    encoder = _tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
     model = _classifier(encoder)
     exported = to_sequence_classification(model).eval()
     assert isinstance(exported, BertForSequenceClassification)
@@ -141,7 +121,7 @@ def test_a_bert_classifier_exports_to_bert_for_sequence_classification(tmp_path)
 
 def test_an_encoder_with_another_head_is_refused(tmp_path):
     """ELECTRA's sequence-classification head uses gelu, not tanh."""
-    encoder = _tiny_encoder(tmp_path / "electra", ElectraConfig(**SMALL, embedding_size=16))
+    encoder = tiny_encoder(tmp_path / "electra", ElectraConfig(**SMALL, embedding_size=16))
     with pytest.raises(ConfigurationError) as error:
         to_sequence_classification(_classifier(encoder))
     assert str(error.value) == (
@@ -152,7 +132,7 @@ def test_an_encoder_with_another_head_is_refused(tmp_path):
 
 
 def test_a_classifier_without_the_papers_head_is_refused(tmp_path):
-    encoder = _tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
     model = _classifier(
         encoder, feedforward=None, seq2vec_encoder={"type": "boe", "embedding_dim": 16}
     )

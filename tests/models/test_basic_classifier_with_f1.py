@@ -8,8 +8,11 @@ from allennlp.data import Vocabulary
 from allennlp.models import Model
 from allennlp.modules.seq2vec_encoders import ClsPooler
 from sklearn.metrics import accuracy_score, f1_score
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, DistilBertConfig
 
-from tests.conftest import TASK, allennlp, read_jsonl
+from tests.conftest import SMALL, TASK, allennlp, read_jsonl, tiny_encoder
+
+TEXTS = [line["text"] for line in read_jsonl(TASK / "dev.jsonl")[:8]]
 
 
 def test_train_then_evaluate_reports_metrics_matching_sklearn(trained_classifier, tmp_path):
@@ -139,3 +142,84 @@ def test_a_feedforward_of_another_width_names_both_widths_and_the_fix(tiny_model
         "`feedforward.input_dim` is 768 but the pooled vector is 32 wide; remove `input_dim` and "
         "`hidden_dims` from `feedforward` in the config: they default to that width"
     )
+
+
+# The head of BertForSequenceClassification: the encoder's own pooler
+
+
+def _bert_classifier(encoder, **model_params):
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
+    params = {
+        "type": "basic_classifier_with_f1",
+        "text_field_embedder": {
+            "token_embedders": {
+                "bert": {"type": "pretrained_transformer", "model_name": str(encoder)}
+            }
+        },
+        "feedforward": {"num_layers": 1, "activations": "tanh", "dropout": 0.1},
+        **model_params,
+    }
+    return Model.from_params(vocab=vocab, params=Params(params))
+
+
+def test_feedforward_from_pooler_computes_bert_for_sequence_classification(tmp_path):
+    """With the pooler's weights and no dropout before it, the head is BERT's, pre-trained pooler included."""
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    model = _bert_classifier(encoder, feedforward_from_pooler=True, dropout=0.1).eval()
+    reference = BertForSequenceClassification.from_pretrained(str(encoder), num_labels=3).eval()
+    reference.classifier.load_state_dict(model._classification_layer.state_dict())
+    inputs = AutoTokenizer.from_pretrained(str(encoder))(TEXTS, padding=True, return_tensors="pt")
+    tokens = {
+        "bert": {
+            "token_ids": inputs["input_ids"],
+            "mask": inputs["attention_mask"].bool(),
+            "type_ids": inputs["token_type_ids"],
+        }
+    }
+    with torch.no_grad():
+        logits = model(tokens)["logits"]
+        assert torch.allclose(logits, reference(**inputs).logits, atol=1e-5)
+    # without the option the tanh layer is new: another function
+    other = _bert_classifier(encoder, dropout=0.1).eval()
+    other._classification_layer.load_state_dict(model._classification_layer.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(other(tokens)["logits"], logits, atol=1e-3)
+
+
+def test_feedforward_from_pooler_survives_the_archive(tmp_path):
+    """An archived classifier keeps its trained tanh layer, not the encoder's pooler of loading time."""
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    model = _bert_classifier(encoder, feedforward_from_pooler=True)
+    with torch.no_grad():
+        model._feedforward._linear_layers[0].weight.add_(1.0)  # as training would change it
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    rebuilt = _bert_classifier(encoder, feedforward_from_pooler=True)
+    rebuilt.load_state_dict(state)
+    assert torch.equal(
+        rebuilt._feedforward._linear_layers[0].weight, model._feedforward._linear_layers[0].weight
+    )
+
+
+def test_feedforward_from_pooler_needs_an_encoder_with_a_pooler(tmp_path):
+    encoder = tiny_encoder(
+        tmp_path / "distilbert",
+        DistilBertConfig(vocab_size=0, dim=16, n_layers=1, n_heads=2, hidden_dim=32),
+    )
+    with pytest.raises(ConfigurationError) as error:
+        _bert_classifier(encoder, feedforward_from_pooler=True)
+    assert str(error.value) == (
+        "`feedforward_from_pooler` needs a single `pretrained_transformer` token embedder whose model "
+        "has a pooler with a dense layer (BERT's); this one has none: set `feedforward_from_pooler` "
+        "to false (CLASSIFIER_HEAD=roberta in training_config/classifier.jsonnet)"
+    )
+
+
+def test_feedforward_from_pooler_needs_one_tanh_layer(tmp_path):
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    with pytest.raises(ConfigurationError, match="needs a `feedforward` of one tanh layer"):
+        _bert_classifier(
+            encoder,
+            feedforward_from_pooler=True,
+            feedforward={"num_layers": 2, "activations": "tanh"},
+        )

@@ -6,16 +6,19 @@ import re
 import shutil
 
 import pytest
+import torch
 from allennlp.commands.train import TrainModel
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import prepare_environment
 from allennlp.data import DataLoader, DatasetReader, Vocabulary
+from allennlp.models import Model
 from allennlp.models.archival import load_archive
+from transformers import BertConfig
 
 from dapt_plugin.common.paper_tasks import SPLITS
 from dapt_plugin.data.text_files import DataError
-from tests.conftest import CONFIGS, TASK, allennlp, classifier_env
+from tests.conftest import CONFIGS, SMALL, TASK, allennlp, classifier_env, tiny_encoder
 
 CONFIG = str(CONFIGS / "classifier.jsonnet")
 
@@ -302,3 +305,35 @@ def test_training_batches_are_each_epochs_own_and_the_same_in_a_resumed_run(envi
     assert _training_batches(3)[0] == epochs
     environment(SEED="4")
     assert _training_batches(1)[0][0] != epochs[0]
+
+
+def test_classifier_head_bert_is_bert_for_sequence_classifications_head(
+    environment, monkeypatch, tmp_path
+):
+    """CLASSIFIER_HEAD=bert: no dropout before the tanh layer, which starts as the encoder's pooler."""
+    environment()
+    assert {
+        key: Params.from_file(CONFIG)["model"].get(key)
+        for key in ("dropout", "feedforward_from_pooler")
+    } == {"dropout": 0.1, "feedforward_from_pooler": False}
+    bert = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    monkeypatch.setenv("MODEL_NAME", str(bert))
+    monkeypatch.setenv("CLASSIFIER_HEAD", "bert")
+    params = Params.from_file(CONFIG)["model"]
+    assert (params.get("dropout"), params.get("feedforward_from_pooler")) == (None, True)
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["inhibitor", "activator"], "labels")
+    model = Model.from_params(vocab=vocab, params=params)
+    pooler = model._text_field_embedder._token_embedders["roberta"].transformer_model.pooler.dense
+    assert torch.equal(model._feedforward._linear_layers[0].weight, pooler.weight)
+
+
+def test_a_bad_classifier_head_names_the_allowed_ones(environment):
+    environment(CLASSIFIER_HEAD="electra")
+    with pytest.raises(ConfigurationError) as error:
+        Params.from_file(CONFIG)
+    assert str(error.value) == (
+        f"{CONFIG}: environment variable CLASSIFIER_HEAD must be roberta (the paper's head, as "
+        "RobertaForSequenceClassification) or bert (the encoder's own pooler, as "
+        "BertForSequenceClassification); got electra"
+    )
