@@ -1,6 +1,6 @@
 // Fine-tunes a pretrained encoder as a text classifier: the paper's fine-tuning recipe
-// (Gururangan et al., 2020, §3 and Appendix B): RoBERTa + CLS pooling + tanh feed-forward +
-// dropout + linear, BertAdam, validation on macro F1. Every input file (train, dev, test) is read
+// (Gururangan et al., 2020, §3 and Appendix B): RoBERTa + CLS pooling + dropout + tanh
+// feed-forward + linear, BertAdam, validation on macro F1. Every input file (train, dev, test) is read
 // and checked before the first optimizer step.
 //
 // PRESET picks one of the three fine-tuning presets of the paper's code (allenai/
@@ -36,10 +36,10 @@
 //   6% warm-up then linear decay, false for a constant learning rate; 1 and 0 as in the
 //   original), MAX_LENGTH (512), LR (2e-5), SEED (0),
 //   CLASSIFIER_HEAD (roberta, the paper's: dropout on the first token's vector, a new tanh
-//   layer, dropout, linear, as RobertaForSequenceClassification; or bert, as
-//   BertForSequenceClassification: the first token's vector through the encoder's own pooler,
-//   a tanh layer trained in BERT's pre-training (new and random in a DAPT/TAPT export of a BERT),
-//   then dropout and linear; for BERT-style encoders, whose pooler it needs),
+//   layer, linear, as the original's config; or bert, as BertForSequenceClassification: the
+//   first token's vector through the encoder's own pooler, a tanh layer trained in BERT's
+//   pre-training (new and random in a DAPT/TAPT export of a BERT), then dropout and linear; for
+//   BERT-style encoders, whose pooler it needs),
 //   TRAIN_SAMPLE (train on N labelled training examples drawn at random), USE_AMP (false),
 //   TRUST_REMOTE_CODE (false: a model directory with its own code is refused),
 //   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
@@ -83,10 +83,11 @@ local weight_decay = 0.1;  // paper, Table 14
 local dropout = 0.1;  // paper, Table 14
 local head = (
   local name = env.str('CLASSIFIER_HEAD', 'roberta');
-  // dropout on the first token's vector; the tanh layer from the encoder's pooler
-  if name == 'roberta' then { dropout: dropout, feedforward_from_pooler: false }
-  else if name == 'bert' then { dropout: null, feedforward_from_pooler: true }
-  else error 'environment variable CLASSIFIER_HEAD must be roberta (the paper\'s head, as RobertaForSequenceClassification) or bert (the encoder\'s own pooler, as BertForSequenceClassification); got %s' % name
+  // dropout on the first token's vector, then on the tanh layer's output; the tanh layer from
+  // the encoder's pooler
+  if name == 'roberta' then { dropout: dropout, feedforward_dropout: 0, feedforward_from_pooler: false }
+  else if name == 'bert' then { dropout: null, feedforward_dropout: dropout, feedforward_from_pooler: true }
+  else error 'environment variable CLASSIFIER_HEAD must be roberta (the paper\'s head, RoBERTa\'s) or bert (the encoder\'s own pooler, as BertForSequenceClassification); got %s' % name
 );
 local seed = env.int('SEED', 0, min=0);
 local optimizer = (
@@ -129,9 +130,10 @@ local reader(sample) = {
       },
     },
     // CLS pooling (the model's default), then (CLASSIFIER_HEAD=roberta) dropout, a tanh layer as
-    // wide as the encoder, dropout, linear: RoBERTa's classification head. The widths come from
-    // MODEL_NAME itself.
-    feedforward: { num_layers: 1, activations: 'tanh', dropout: dropout },
+    // wide as the encoder, linear: the original's head (its feed-forward has no dropout of its
+    // own; RobertaForSequenceClassification adds one after the tanh layer). The widths come
+    // from MODEL_NAME itself.
+    feedforward: { num_layers: 1, activations: 'tanh', dropout: head.feedforward_dropout },
     dropout: head.dropout,
     feedforward_from_pooler: head.feedforward_from_pooler,
     namespace: 'tags',

@@ -126,6 +126,9 @@ class Phase:
     config : `Dict[str, Any]`
         Its resolved config (a selection's arguments), with paths in the output directory
         written `<output_dir>/...`; filled in by the runner.
+    train_config : `Dict[str, Any]`
+        A training phase's resolved config with its paths as they are: what its `allennlp train`
+        runs, whatever its jsonnet file says by then; filled in by the runner.
     inputs : `Dict[str, str]`
         sha256 of each input file outside the output directory; filled in by the runner.
     fingerprint : `str`
@@ -142,6 +145,7 @@ class Phase:
     upstream: Optional[str] = None
     reads: List[str] = field(default_factory=list)
     config: Dict[str, Any] = field(default_factory=dict)
+    train_config: Dict[str, Any] = field(default_factory=dict)
     inputs: Dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
 
@@ -403,6 +407,7 @@ class ExperimentRunner:
                 )
             except ConfigurationError as error:
                 raise self._fail(f"phase {phase.name}: {error.message}") from None
+            phase.train_config = config
             data_paths = [
                 config.get(key)
                 for key in ("train_data_path", "validation_data_path", "test_data_path")
@@ -663,7 +668,7 @@ class ExperimentRunner:
 
     def _run(self) -> Dict:
         self.hashes.save()
-        for directory in (self.output, self.markers):
+        for directory in (self.output, self.markers, self.markers / "configs"):
             remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
         times = self._load_times()
         plan = self.plan()
@@ -734,13 +739,25 @@ class ExperimentRunner:
             log.write(json.dumps(entry) + "\n")
 
     def _train(self, phase: Phase, recover: bool) -> None:
-        """`allennlp train` of the phase's config in a process of its own, with `--recover` to resume it."""
-        arguments = ["train", self._config_file(phase), "-s", str(phase.directory)] + (
+        """
+        `allennlp train` of the phase's config in a process of its own, with `--recover` to resume
+        it. It runs the config as the dry run resolved and fingerprinted it, written to
+        `.phases/configs/<name>.json`: a config file edited (or a plugin upgraded) while the
+        experiment runs changes no phase of it, and what `results.json` records is what ran.
+        """
+        config_file = self.markers / "configs" / self._marker_path(phase).name
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(str(config_file)) as handle:
+            json.dump(phase.train_config, handle, indent=2)
+        arguments = ["train", str(config_file), "-s", str(phase.directory)] + (
             ["--recover"] if recover else []
         )
         phase.directory.parent.mkdir(parents=True, exist_ok=True)
         with open(self.output / "train.log", "a") as log:
-            log.write(f"\n===== {phase.name}: {' '.join(allennlp_command(arguments))}\n")
+            log.write(
+                f"\n===== {phase.name} ({self._config_file(phase)} as the dry run resolved it): "
+                f"{' '.join(allennlp_command(arguments))}\n"
+            )
             log.flush()
         # the console shows the run's progress lines as they come
         with PhaseProgress(phase.directory, phase.name):

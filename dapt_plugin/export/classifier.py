@@ -5,8 +5,9 @@ trains it) to a plain Hugging Face directory: `AutoModelForSequenceClassificatio
 tokenizer of training beside it.
 
 The paper's classifier is the encoder, then the vector of the first token, dropout, a tanh layer
-as wide as the encoder, dropout, and a linear layer to the labels. That is exactly the head of
-`RobertaForSequenceClassification` (and of the XLM-RoBERTa, CamemBERT, Data2VecText and
+as wide as the encoder, and a linear layer to the labels (`CLASSIFIER_HEAD=bert`: no dropout
+before the tanh layer, one after it). At inference, where dropout is off, that is exactly the
+head of `RobertaForSequenceClassification` (and of the XLM-RoBERTa, CamemBERT, Data2VecText and
 RoBERTa-PreLayerNorm models), whose `classifier.dense` and `classifier.out_proj` receive the two
 layers. `BertForSequenceClassification` computes the same function (BERT's pooler is the first
 token's vector through a tanh layer; dropout only acts in training), so for BERT the tanh layer
@@ -162,8 +163,8 @@ def _parts(
     if problems:
         raise ConfigurationError(
             f"cannot export this classifier: {'; '.join(problems)}. Only the paper's classifier "
-            "(training_config/classifier.jsonnet: encoder, first token, dropout, tanh layer, dropout, "
-            "linear) has a Hugging Face *ForSequenceClassification equivalent"
+            "(training_config/classifier.jsonnet: encoder, first token, tanh layer, linear, dropout in "
+            "training only) has a Hugging Face *ForSequenceClassification equivalent"
         )
     return (
         embedders[0].transformer_model,

@@ -37,7 +37,7 @@ class BasicClassifierWithF1(BasicClassifier):
         Contextualises the embedded tokens before pooling.
     feedforward : `FeedForward`, optional (default = `None`)
         Applied to the pooled vector; for the paper, one tanh layer as wide as the encoder
-        (`{"num_layers": 1, "activations": "tanh", "dropout": 0.1}`). `input_dim` and
+        (`{"num_layers": 1, "activations": "tanh"}`, no dropout of its own). `input_dim` and
         `hidden_dims` default to the width of the pooled vector; an `input_dim` that differs from
         it is a `ConfigurationError`.
     dropout : `float`, optional (default = `None`)

@@ -12,6 +12,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.data.tokenizers import WhitespaceTokenizer
 from matplotlib.container import BarContainer
 
+from dapt_plugin.common.configs import config_dir
 from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling import (
     TextClassificationJsonWithSamplingReader,
 )
@@ -585,3 +586,34 @@ def test_heldout_must_name_existing_texts(tiny_model, tmp_path):
     assert "`heldout.domain`: " in message and "gone.txt" in message
     message = _dry_run_error(tmp_path, tiny_model, heldout=[str(DATA / "general.txt")])
     assert "`heldout` must map names to held-out text files" in message
+
+
+def test_a_phase_trains_the_config_of_the_dry_run_when_its_file_changes_meanwhile(
+    tiny_model, tmp_path, monkeypatch
+):
+    """A config edited while an experiment runs changes none of its phases; the next run sees it."""
+    configs = tmp_path / "training_config"
+    shutil.copytree(config_dir(), configs)
+    monkeypatch.setattr("dapt_plugin.experiment.runner.config_dir", lambda: configs)
+    runner = _runner(tmp_path, tiny_model)
+    phase = runner._phase("classifier/dapt/seed_0")
+    resolved = json.loads(json.dumps(phase.train_config))
+    assert resolved["trainer"]["validation_metric"] == "+macro_f1"
+    classifier = configs / "classifier.jsonnet"
+    classifier.write_text(
+        classifier.read_text().replace(
+            "validation_metric: '+macro_f1'", "validation_metric: '+accuracy'"
+        )
+    )
+    runs = []
+    monkeypatch.setattr(
+        "dapt_plugin.experiment.runner.run_allennlp_preloaded",
+        lambda arguments, settings, log: runs.append(arguments) or 0,
+    )
+    runner._train(phase, recover=False)
+    [(command, config_file, *rest)] = runs
+    assert (command, rest) == ("train", ["-s", str(phase.directory)])
+    assert json.loads(open(config_file).read()) == resolved
+    again = _runner(tmp_path, tiny_model)._phase("classifier/dapt/seed_0")
+    assert again.train_config["trainer"]["validation_metric"] == "+accuracy"
+    assert again.fingerprint != phase.fingerprint

@@ -141,7 +141,7 @@ def test_a_classifier_without_the_papers_head_is_refused(tmp_path):
     assert str(error.value) == (
         "cannot export this classifier: it does not pool the first token (`cls_pooler`); its `feedforward` is "
         "not one tanh layer. Only the paper's classifier (training_config/classifier.jsonnet: encoder, first "
-        "token, dropout, tanh layer, dropout, linear) has a Hugging Face *ForSequenceClassification equivalent"
+        "token, tanh layer, linear, dropout in training only) has a Hugging Face *ForSequenceClassification equivalent"
     )
 
 

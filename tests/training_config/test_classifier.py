@@ -235,7 +235,8 @@ def test_each_preset_is_the_original_repositorys(environment, preset):
     assert (optimizer["lr"], optimizer["betas"], optimizer["eps"]) == (2e-5, [0.9, 0.98], 1e-6)
     assert optimizer["weight_decay"] == 0.1
     assert optimizer["parameter_groups"][0][1] == {"weight_decay": 0}
-    assert params["model"]["dropout"] == params["model"]["feedforward"]["dropout"] == 0.1
+    # its dropout on the first token's vector, and none in its feed-forward
+    assert (params["model"]["dropout"], params["model"]["feedforward"]["dropout"]) == (0.1, 0)
     assert params["dataset_reader"]["max_sequence_length"] == 512
     assert trainer["validation_metric"] == "+macro_f1"
 
@@ -320,7 +321,11 @@ def test_classifier_head_bert_is_bert_for_sequence_classifications_head(
     monkeypatch.setenv("MODEL_NAME", str(bert))
     monkeypatch.setenv("CLASSIFIER_HEAD", "bert")
     params = Params.from_file(CONFIG)["model"]
-    assert (params.get("dropout"), params.get("feedforward_from_pooler")) == (None, True)
+    assert (
+        params.get("dropout"),
+        params["feedforward"]["dropout"],
+        params.get("feedforward_from_pooler"),
+    ) == (None, 0.1, True)
     vocab = Vocabulary()
     vocab.add_tokens_to_namespace(["inhibitor", "activator"], "labels")
     model = Model.from_params(vocab=vocab, params=params)
@@ -333,7 +338,7 @@ def test_a_bad_classifier_head_names_the_allowed_ones(environment):
     with pytest.raises(ConfigurationError) as error:
         Params.from_file(CONFIG)
     assert str(error.value) == (
-        f"{CONFIG}: environment variable CLASSIFIER_HEAD must be roberta (the paper's head, as "
-        "RobertaForSequenceClassification) or bert (the encoder's own pooler, as "
+        f"{CONFIG}: environment variable CLASSIFIER_HEAD must be roberta (the paper's head, "
+        "RoBERTa's) or bert (the encoder's own pooler, as "
         "BertForSequenceClassification); got electra"
     )
