@@ -1,6 +1,7 @@
 import json
 import logging
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from dapt_plugin.data.data_loaders.masked_lm_batches import MaskedLmBatches
 from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
 from dapt_plugin.models.dapt_masked_lm import DaptMaskedLm
 from dapt_plugin.nn.masked_lm_heads import head_parameters
-from dapt_plugin.training.callbacks.head_warmup import warm_up_head
+from dapt_plugin.training.callbacks.head_warmup import HeadWarmup, warm_up_head
 from tests.conftest import CONFIGS, DATA, TASK, mlm_env
 
 
@@ -105,6 +106,24 @@ def test_tapt_with_warm_up_lowers_the_held_out_loss_and_records_it(
     assert metrics["head_warmup_steps"] == 20
     # training time outside `training_duration`, which `allennlp adapt` counts as training
     assert 0 < metrics["head_warmup_seconds"] < 60
+    # the checkpoints keep it: a run resumed with `--recover` does not warm the head up again
+    # and reports the seconds of the first run
+    last = max(
+        (tmp_path / "run").glob("training_state_*.th"), key=lambda path: path.stat().st_mtime
+    )
+    states = torch.load(last, weights_only=True)["callbacks"]
+    resumed = HeadWarmup(str(tmp_path / "run"))
+    [resumed_state] = [state for state in states if set(state) == {"done", "steps", "seconds"}]
+    resumed.load_state_dict(resumed_state)
+    resumed.on_start(
+        SimpleNamespace(model=warmed_only), is_primary=True
+    )  # a model missing its head
+    reported = {}
+    resumed.on_end(None, metrics=reported)
+    assert (reported["head_warmup_steps"], reported["head_warmup_seconds"]) == (
+        20,
+        metrics["head_warmup_seconds"],
+    )
     adapted = DaptMaskedLm(Vocabulary.empty(), str(export))
     assert adapted.missing_head_weights == []
     assert _heldout_loss(adapted, heldout) < _heldout_loss(warmed_only, heldout)

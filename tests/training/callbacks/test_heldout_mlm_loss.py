@@ -2,6 +2,7 @@ import json
 import time
 
 import pytest
+import torch
 from allennlp.commands.train import train_model_from_file
 
 from dapt_plugin.training.callbacks import heldout_mlm_loss as callback_module
@@ -33,6 +34,18 @@ def test_without_heldout_path_one_percent_of_the_corpus_measures_the_change(
     )
     export = json.loads((tmp_path / "run" / "exported_model" / "dapt_export.json").read_text())
     assert export["metrics"]["heldout_mlm_loss_end"] == metrics["heldout_mlm_loss_end"]
+    # the checkpoints keep the start's loss and seconds, which a run resumed with `--recover`
+    # reports (and does not measure again)
+    last = max(
+        (tmp_path / "run").glob("training_state_*.th"), key=lambda path: path.stat().st_mtime
+    )
+    [kept] = [
+        state
+        for state in torch.load(last, weights_only=True)["callbacks"]
+        if "measured_start" in state
+    ]
+    assert kept["measured_start"] and kept["start"] == metrics["heldout_mlm_loss_start"]
+    assert 0.25 <= kept["seconds"] <= metrics["heldout_mlm_loss_seconds"] - 0.25
 
 
 def test_with_heldout_path_the_change_is_measured_on_it_with_the_same_masks(
