@@ -171,6 +171,13 @@ class ExperimentRunner:
         self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
         # the line numbers of `task.train` in its sample (`task.sample`), drawn by the dry run
         self.sample_lines: Optional[List[int]] = None
+        if os.environ.get("TASK"):
+            # every phase would inherit it, and classifier.jsonnet refuses TASK beside the files
+            # that the runner gives each classifier
+            raise self._fail(
+                f"TASK={os.environ['TASK']} is set in the environment; an experiment names its task "
+                "in its file (`task: 'chemprot'`, or its files): unset TASK to run it"
+            )
         self.phases = self._phases()
         self._check_base_model()
         self._check_labels()

@@ -617,3 +617,14 @@ def test_a_phase_trains_the_config_of_the_dry_run_when_its_file_changes_meanwhil
     again = _runner(tmp_path, tiny_model)._phase("classifier/dapt/seed_0")
     assert again.train_config["trainer"]["validation_metric"] == "+accuracy"
     assert again.fingerprint != phase.fingerprint
+
+
+def test_task_set_in_the_environment_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path, monkeypatch
+):
+    """TASK exported for a config run by hand would reach every phase beside the experiment's files."""
+    monkeypatch.setenv("TASK", "chemprot")
+    assert _dry_run_error(tmp_path, tiny_model) == (
+        f"experiment {tmp_path / 'experiment.jsonnet'}: TASK=chemprot is set in the environment; an "
+        "experiment names its task in its file (`task: 'chemprot'`, or its files): unset TASK to run it"
+    )
