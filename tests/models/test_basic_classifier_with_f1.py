@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -6,6 +7,7 @@ from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 from allennlp.data import Vocabulary
 from allennlp.models import Model
+from allennlp.models.archival import archive_model, load_archive
 from allennlp.modules.seq2vec_encoders import ClsPooler
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, DistilBertConfig
@@ -147,10 +149,8 @@ def test_a_feedforward_of_another_width_names_both_widths_and_the_fix(tiny_model
 # The head of BertForSequenceClassification: the encoder's own pooler
 
 
-def _bert_classifier(encoder, **model_params):
-    vocab = Vocabulary()
-    vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
-    params = {
+def _bert_params(encoder, **model_params) -> dict:
+    return {
         "type": "basic_classifier_with_f1",
         "text_field_embedder": {
             "token_embedders": {
@@ -160,7 +160,12 @@ def _bert_classifier(encoder, **model_params):
         "feedforward": {"num_layers": 1, "activations": "tanh", "dropout": 0.1},
         **model_params,
     }
-    return Model.from_params(vocab=vocab, params=Params(params))
+
+
+def _bert_classifier(encoder, **model_params):
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
+    return Model.from_params(vocab=vocab, params=Params(_bert_params(encoder, **model_params)))
 
 
 def test_feedforward_from_pooler_computes_bert_for_sequence_classification(tmp_path):
@@ -188,16 +193,26 @@ def test_feedforward_from_pooler_computes_bert_for_sequence_classification(tmp_p
 
 
 def test_feedforward_from_pooler_survives_the_archive(tmp_path):
-    """An archived classifier keeps its trained tanh layer, not the encoder's pooler of loading time."""
+    """The archived tanh layer is the trained one, not the encoder's pooler at loading time."""
     encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
     model = _bert_classifier(encoder, feedforward_from_pooler=True)
     with torch.no_grad():
         model._feedforward._linear_layers[0].weight.add_(1.0)  # as training would change it
-    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    rebuilt = _bert_classifier(encoder, feedforward_from_pooler=True)
-    rebuilt.load_state_dict(state)
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {
+        "dataset_reader": {"type": "text_classification_json", "tokenizer": {"type": "whitespace"}},
+        "train_data_path": str(TASK / "train.jsonl"),
+        "model": _bert_params(encoder, feedforward_from_pooler=True),
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    model.vocab.save_to_files(str(run / "vocabulary"))
+    torch.save(model.state_dict(), run / "best.th")
+    archive_model(str(run))
+    shutil.rmtree(encoder)  # the archive holds what it needs
+    loaded = load_archive(str(run / "model.tar.gz")).model
     assert torch.equal(
-        rebuilt._feedforward._linear_layers[0].weight, model._feedforward._linear_layers[0].weight
+        loaded._feedforward._linear_layers[0].weight, model._feedforward._linear_layers[0].weight
     )
 
 
