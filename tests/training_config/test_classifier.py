@@ -258,13 +258,29 @@ def test_a_variable_overrides_its_value_in_the_preset(environment):
     assert (trainer["num_epochs"], trainer["patience"]) == (10, 10)
 
 
-def test_a_bad_preset_names_the_allowed_ones(environment):
-    environment(PRESET="large")
+@pytest.mark.parametrize(
+    "variable, value, allowed",
+    [
+        (
+            "PRESET",
+            "large",
+            "one of small, mini or big (the original repository's ROBERTA_CLASSIFIER_SMALL, _MINI "
+            "and _BIG)",
+        ),
+        (
+            "CLASSIFIER_HEAD",
+            "electra",
+            "roberta (the paper's head, RoBERTa's) or bert (the encoder's own pooler, as "
+            "BertForSequenceClassification)",
+        ),
+    ],
+)
+def test_a_bad_choice_names_the_allowed_ones(environment, variable, value, allowed):
+    environment(**{variable: value})
     with pytest.raises(ConfigurationError) as error:
         Params.from_file(CONFIG)
     assert str(error.value) == (
-        f"{CONFIG}: environment variable PRESET must be one of small, mini or big (the original "
-        "repository's ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got large"
+        f"{CONFIG}: environment variable {variable} must be {allowed}; got {value}"
     )
 
 
@@ -331,14 +347,3 @@ def test_classifier_head_bert_is_bert_for_sequence_classifications_head(
     model = Model.from_params(vocab=vocab, params=params)
     pooler = model._text_field_embedder._token_embedders["roberta"].transformer_model.pooler.dense
     assert torch.equal(model._feedforward._linear_layers[0].weight, pooler.weight)
-
-
-def test_a_bad_classifier_head_names_the_allowed_ones(environment):
-    environment(CLASSIFIER_HEAD="electra")
-    with pytest.raises(ConfigurationError) as error:
-        Params.from_file(CONFIG)
-    assert str(error.value) == (
-        f"{CONFIG}: environment variable CLASSIFIER_HEAD must be roberta (the paper's head, "
-        "RoBERTa's) or bert (the encoder's own pooler, as "
-        "BertForSequenceClassification); got electra"
-    )
