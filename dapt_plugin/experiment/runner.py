@@ -756,6 +756,12 @@ class ExperimentRunner:
         config_file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(str(config_file)) as handle:
             json.dump(phase.train_config, handle, indent=2)
+        if recover:
+            # Its fingerprint is unchanged, so the interrupted run's config differs from this one
+            # at most in where the output directory is (moved since), and `--recover` refuses any
+            # difference: the run's own copy is brought up to date first.
+            with atomic_file(str(phase.directory / "config.json")) as handle:
+                json.dump(phase.train_config, handle, indent=2)
         arguments = ["train", str(config_file), "-s", str(phase.directory)] + (
             ["--recover"] if recover else []
         )
