@@ -15,6 +15,10 @@ from allennlp.common.checks import ConfigurationError
 from dapt_plugin.common.atomic import atomic_directory, check_output_directory
 
 CONFIG_PACKAGE = "dapt_plugin.training_config"
+# Set by `allennlp adapt` in each training phase's environment: the jsonnet config that the
+# phase's config file (its resolved JSON under `.phases/configs/`) was resolved from, which an
+# export's card names in its command, with the variables that jsonnet reads.
+CONFIG_SOURCE_VARIABLE = "DAPT_PLUGIN_CONFIG_SOURCE"
 
 
 def config_dir() -> Path:

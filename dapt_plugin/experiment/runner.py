@@ -57,7 +57,7 @@ from filelock import FileLock, Timeout
 
 from dapt_plugin.common.atomic import atomic_file, remove_leftovers
 from dapt_plugin.common.config_variables import config_variables, resolve_config
-from dapt_plugin.common.configs import config_dir
+from dapt_plugin.common.configs import CONFIG_SOURCE_VARIABLE, config_dir
 from dapt_plugin.common.console import logs_to_file
 from dapt_plugin.common.launch import allennlp_command, run_allennlp_preloaded, start_preloading
 from dapt_plugin.common.sampling import reservoir_sample
@@ -126,9 +126,11 @@ class Phase:
     config : `Dict[str, Any]`
         Its resolved config (a selection's arguments), with paths in the output directory
         written `<output_dir>/...`; filled in by the runner.
-    train_config : `Dict[str, Any]`
-        A training phase's resolved config with its paths as they are: what its `allennlp train`
-        runs, whatever its jsonnet file says by then; filled in by the runner.
+    run_config : `Dict[str, Any]`
+        What the phase runs with, as the dry run resolved it, paths as they are: a training
+        phase's config (what its `allennlp train` runs, whatever its jsonnet file says by then);
+        for held-out losses, the `reference` they are measured with and the `base_config` that
+        archives the base model; filled in by the runner.
     inputs : `Dict[str, str]`
         sha256 of each input file outside the output directory; filled in by the runner.
     fingerprint : `str`
@@ -145,9 +147,23 @@ class Phase:
     upstream: Optional[str] = None
     reads: List[str] = field(default_factory=list)
     config: Dict[str, Any] = field(default_factory=dict)
-    train_config: Dict[str, Any] = field(default_factory=dict)
+    run_config: Dict[str, Any] = field(default_factory=dict)
     inputs: Dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
+
+
+def _mlm_loss_reference(base_config: Dict[str, Any]) -> Dict[str, Any]:
+    """
+    What every encoder's held-out loss is measured with, whatever config made it: the reader,
+    the evaluation loader and the masking of `base_config` (`dapt.jsonnet` for the base model:
+    the same tokenizer), and its device.
+    """
+    return {
+        "dataset_reader": base_config["dataset_reader"],
+        "validation_data_loader": base_config["validation_data_loader"],
+        "model": {key: base_config["model"][key] for key in _MLM_LOSS_MODEL_KEYS},
+        "cuda_device": base_config["trainer"].get("cuda_device"),
+    }
 
 
 class ExperimentRunner:
@@ -402,10 +418,12 @@ class ExperimentRunner:
             )
         elif phase.kind == "mlm_loss":
             try:
-                reference = self._mlm_loss_reference()
+                base_config = self._base_mlm_config()
             except ConfigurationError as error:
                 raise self._fail(f"phase {phase.name}: {error.message}") from None
+            reference = _mlm_loss_reference(base_config)
             config = {**phase.settings, "reference": reference}
+            phase.run_config = {"reference": reference, "base_config": base_config}
             data_paths = list(phase.settings["heldout"].values())
         else:
             try:
@@ -414,7 +432,7 @@ class ExperimentRunner:
                 )
             except ConfigurationError as error:
                 raise self._fail(f"phase {phase.name}: {error.message}") from None
-            phase.train_config = config
+            phase.run_config = config
             data_paths = [
                 config.get(key)
                 for key in ("train_data_path", "validation_data_path", "test_data_path")
@@ -450,34 +468,28 @@ class ExperimentRunner:
             "CORPUS_PATH": self.spec.domain_corpus or self.spec.task["train"],
         }
 
-    def _mlm_loss_reference(self) -> Dict[str, Any]:
-        """
-        What every encoder's held-out loss is measured with, whatever config made it: the reader,
-        the evaluation loader and the masking of `dapt.jsonnet` for the base model (the same
-        tokenizer), and its device.
-        """
+    def _base_mlm_config(self) -> Dict[str, Any]:
+        """`dapt.jsonnet` resolved for the base model with the experiment's DAPT settings."""
         dapt = str(config_dir() / CONFIG_FILES["dapt"])
-        config = resolve_config(dapt, self._base_mlm_settings()).as_dict(quiet=True)
-        return {
-            "dataset_reader": config["dataset_reader"],
-            "validation_data_loader": config["validation_data_loader"],
-            "model": {key: config["model"][key] for key in _MLM_LOSS_MODEL_KEYS},
-            "cuda_device": config["trainer"].get("cuda_device"),
-        }
+        return resolve_config(dapt, self._base_mlm_settings()).as_dict(quiet=True)
 
     def _upstream(self, phase: Phase) -> Dict[str, str]:
         """The fingerprints of the phases whose outputs it starts from or reads."""
         names = ([phase.upstream] if phase.upstream else []) + phase.reads
         return {name: self._phase(name).fingerprint for name in names}
 
-    def _portable(self, value: Any) -> Any:
-        """`value` with the output directory in its strings written `<output_dir>`."""
+    def _portable(self, value: Any, output: Optional[Path] = None) -> Any:
+        """`value` with the output directory (`output`, default this one) in its strings written `<output_dir>`."""
+        output = output or self.output
         if isinstance(value, str):
-            return value.replace(str(self.output) + os.sep, OUTPUT_DIR + "/")
+            return value.replace(str(output) + os.sep, OUTPUT_DIR + "/")
         if isinstance(value, dict):
-            return {self._portable(key): self._portable(item) for key, item in value.items()}
+            return {
+                self._portable(key, output): self._portable(item, output)
+                for key, item in value.items()
+            }
         if isinstance(value, list):
-            return [self._portable(item) for item in value]
+            return [self._portable(item, output) for item in value]
         return value
 
     # -- the dry run ------------------------------------------------------------------------
@@ -601,9 +613,26 @@ class ExperimentRunner:
             return "evaluate", "its training completed; evaluating it"
         if phase.kind in _STEPS:
             return "run", "interrupted; starting over"
-        if any(phase.directory.glob("model_state_e*_b*.th")):
-            return "recover", "interrupted; resuming from its last checkpoint"
-        return "run", "interrupted before its first checkpoint; starting over"
+        if not any(phase.directory.glob("model_state_e*_b*.th")):
+            return "run", "interrupted before its first checkpoint; starting over"
+        if not self._trained_its_config(phase, marker):
+            return (
+                "run",
+                "interrupted, and its run's config.json is not its resolved config; starting over",
+            )
+        return "recover", "interrupted; resuming from its last checkpoint"
+
+    def _trained_its_config(self, phase: Phase, marker: Dict[str, Any]) -> bool:
+        """
+        Whether the interrupted run of a training phase trained the phase's resolved config: its
+        `config.json`, with paths in the output directory it ran in (`output_dir` of its marker;
+        the output directory may have moved since) written `<output_dir>/...`, is `phase.config`.
+        """
+        path = phase.directory / "config.json"
+        if not path.is_file():
+            return False
+        ran_in = Path(marker.get("output_dir", self.output))
+        return self._portable(json.loads(path.read_text()), ran_in) == phase.config
 
     def _has_outputs(self, phase: Phase) -> bool:
         if phase.kind in _STEPS:
@@ -638,6 +667,8 @@ class ExperimentRunner:
             "state": state,
             "fingerprint": phase.fingerprint,
             **self._record(phase),
+            # where it ran: its run's config.json names paths there (see `_trained_its_config`)
+            "output_dir": str(self.output),
         }
         if state == "complete":
             record["completed"] = [path.name for path in phase.outputs]
@@ -752,16 +783,13 @@ class ExperimentRunner:
         `.phases/configs/<name>.json`: a config file edited (or a plugin upgraded) while the
         experiment runs changes no phase of it, and what `results.json` records is what ran.
         """
-        config_file = self.markers / "configs" / self._marker_path(phase).name
-        config_file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(str(config_file)) as handle:
-            json.dump(phase.train_config, handle, indent=2)
+        config_file = self._write_config(phase.name, phase.run_config)
         if recover:
-            # Its fingerprint is unchanged, so the interrupted run's config differs from this one
-            # at most in where the output directory is (moved since), and `--recover` refuses any
-            # difference: the run's own copy is brought up to date first.
+            # The interrupted run trained this config (`_trained_its_config`), written with the
+            # paths of where the output directory was then; `--recover` refuses any difference,
+            # so the run's own copy is brought to where it is now.
             with atomic_file(str(phase.directory / "config.json")) as handle:
-                json.dump(phase.train_config, handle, indent=2)
+                json.dump(phase.run_config, handle, indent=2)
         arguments = ["train", str(config_file), "-s", str(phase.directory)] + (
             ["--recover"] if recover else []
         )
@@ -773,15 +801,23 @@ class ExperimentRunner:
             )
             log.flush()
         # the console shows the run's progress lines as they come
+        # the jsonnet its config comes from: what its export's card names
+        settings = {**phase.settings, CONFIG_SOURCE_VARIABLE: self._config_file(phase)}
         with PhaseProgress(phase.directory, phase.name):
-            exit_code = run_allennlp_preloaded(
-                arguments, phase.settings, log=self.output / "train.log"
-            )
+            exit_code = run_allennlp_preloaded(arguments, settings, log=self.output / "train.log")
         if exit_code != 0:
             raise RuntimeError(
                 f"phase {phase.name} failed (exit {exit_code}); its log is in "
                 f"{self.output / 'train.log'} and {phase.directory / 'out.log'}"
             )
+
+    def _write_config(self, name: str, config: Dict[str, Any]) -> Path:
+        """Writes `config` to `.phases/configs/<name>.json` (`/` written `.`); returns its path."""
+        path = self.markers / "configs" / (name.replace("/", ".") + ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(str(path)) as handle:
+            json.dump(config, handle, indent=2)
+        return path
 
     def _run_mlm(self, phase: Phase, action: str) -> None:
         self._train(phase, recover=action == "recover")
@@ -833,14 +869,16 @@ class ExperimentRunner:
         """
         Evaluates the encoder's masked-LM archive on every held-out text, with the reader,
         loader and masking of `_mlm_loss_reference`; the base model is first archived as it is
-        (`allennlp archive-untrained`, in a process of its own like a training phase).
+        (`allennlp archive-untrained`, in a process of its own like a training phase). Both
+        with what the dry run resolved (`Phase.run_config`).
         """
         from allennlp.models.archival import load_archive
 
         phase.directory.mkdir(parents=True, exist_ok=True)
         if phase.upstream is None:
             archive_dir = phase.directory / "base_model"
-            arguments = ["archive-untrained", str(config_dir() / CONFIG_FILES["dapt"])]
+            config_file = self._write_config(phase.name + "/base", phase.run_config["base_config"])
+            arguments = ["archive-untrained", str(config_file)]
             exit_code = run_allennlp_preloaded(
                 arguments + ["-s", str(archive_dir)],
                 self._base_mlm_settings(),
@@ -854,7 +892,7 @@ class ExperimentRunner:
             archive = archive_dir / "model.tar.gz"
         else:
             archive = self._phase(phase.upstream).directory / "model.tar.gz"
-        reference = self._mlm_loss_reference()
+        reference = phase.run_config["reference"]
         overrides = {
             "dataset_reader": reference["dataset_reader"],
             "validation_data_loader": reference["validation_data_loader"],

@@ -15,18 +15,35 @@ import allennlp
 import torch
 import transformers
 
+from dapt_plugin.common.configs import CONFIG_SOURCE_VARIABLE
 from dapt_plugin.common.pretrained import looks_like_path
 from dapt_plugin.version import VERSION
+
+
+def train_config_file() -> Optional[str]:
+    """
+    The config of the `allennlp train CONFIG ...` this process runs, as a user would give it: the
+    jsonnet that `allennlp adapt` resolved the phase's config from (`CONFIG_SOURCE_VARIABLE`),
+    or CONFIG itself; `None` for another command.
+    """
+    args = sys.argv[1:]
+    if len(args) < 2 or args[0] != "train":
+        return None
+    return os.environ.get(CONFIG_SOURCE_VARIABLE) or args[1]
 
 
 def command_line(environment: Dict[str, str]) -> str:
     """
     The command this process runs, as a user types it: the variables it was given, then
-    `allennlp ...`, less `--recover`/`-r` (the command of a resumed run is that of the run it resumes).
+    `allennlp ...` with `train_config_file()` as its config, less `--recover`/`-r` (the command
+    of a resumed run is that of the run it resumes).
     """
     args = [arg for arg in sys.argv if arg not in ("--recover", "-r")]
     if args and os.path.basename(args[0]) in ("allennlp", "__main__.py"):
         args[0] = "allennlp"
+    config_file = train_config_file()
+    if config_file is not None:
+        args[2] = config_file
     settings = [f"{name}={shlex.quote(value)}" for name, value in sorted(environment.items())]
     return " ".join(settings + [shlex.quote(arg) for arg in args])
 

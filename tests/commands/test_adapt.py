@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 from allennlp.commands.evaluate import evaluate_from_archive
 
+from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.launch import start_allennlp
 from dapt_plugin.experiment.runner import ExperimentRunner
 from tests.conftest import (
@@ -110,6 +111,15 @@ def test_results_hold_every_variant_with_the_runs_metrics(reference):
     assert (
         results["phases"]["dapt_tapt"]["settings"]["MODEL_NAME"]
         == "<output_dir>/dapt/exported_model"
+    )
+    # its export's card names the command a user would type: the jsonnet with its variables
+    # (the phase trained the dry run's resolved copy of it)
+    command = json.loads(
+        (output / "dapt_tapt" / "exported_model" / "dapt_export.json").read_text()
+    )["command"]
+    assert f"MODEL_NAME={output / 'dapt' / 'exported_model'} " in command
+    assert command.endswith(
+        f"allennlp train {config_dir() / 'tapt.jsonnet'} -s {output / 'dapt_tapt'}"
     )
     # kNN-TAPT and its same-size random control fed TAPT
     selected = [

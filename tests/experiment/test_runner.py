@@ -111,6 +111,8 @@ def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged
     phases = {phase.name: phase for phase in runner.phases}
     runner.write_marker(phases["dapt"], "started")
     (phases["dapt"].directory / "model_state_e0_b0.th").write_bytes(b"")
+    # the config its interrupted run trained, as `allennlp train` keeps it
+    (phases["dapt"].directory / "config.json").write_text(json.dumps(phases["dapt"].run_config))
     runner.write_marker(phases["tapt"], "started")
     runner.write_marker(phases["classifier/baseline/seed_0"], "trained")
     (phases["classifier/baseline/seed_0"].directory / "dev_metrics.json").unlink()
@@ -131,6 +133,26 @@ def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged
         "run",
         "the resolved config changed (LR 0.001 -> 0.01)",
     )
+    # nor one whose run trained another config than its fingerprint's (a config file edited
+    # before the phase started, under a version that trained from it)
+    config = json.loads((phases["dapt"].directory / "config.json").read_text())
+    (phases["dapt"].directory / "config.json").write_text(
+        json.dumps({**config, "trainer": {**config["trainer"], "num_epochs": 99}})
+    )
+    assert _plan(runner)["dapt"] == (
+        "run",
+        "interrupted, and its run's config.json is not its resolved config; starting over",
+    )
+    (phases["dapt"].directory / "config.json").write_text(json.dumps(config))
+    # the output directory moved: the run's config.json names the old place, and is resumed
+    tapt = phases["dapt_tapt"]
+    runner.write_marker(tapt, "started")
+    (tapt.directory / "model_state_e0_b0.th").write_bytes(b"")
+    (tapt.directory / "config.json").write_text(json.dumps(tapt.run_config))
+    assert str(tmp_path / "out" / "dapt" / "exported_model") in json.dumps(tapt.run_config)
+    (tmp_path / "out").rename(tmp_path / "moved")
+    moved = _plan(_runner(tmp_path, tiny_model, output="moved"))
+    assert moved["dapt_tapt"] == ("recover", "interrupted; resuming from its last checkpoint")
 
 
 def test_a_complete_experiment_is_not_run_again_and_its_results_hold_no_output_path(
@@ -597,7 +619,7 @@ def test_a_phase_trains_the_config_of_the_dry_run_when_its_file_changes_meanwhil
     monkeypatch.setattr("dapt_plugin.experiment.runner.config_dir", lambda: configs)
     runner = _runner(tmp_path, tiny_model)
     phase = runner._phase("classifier/dapt/seed_0")
-    resolved = json.loads(json.dumps(phase.train_config))
+    resolved = json.loads(json.dumps(phase.run_config))
     assert resolved["trainer"]["validation_metric"] == "+macro_f1"
     classifier = configs / "classifier.jsonnet"
     classifier.write_text(
@@ -615,7 +637,7 @@ def test_a_phase_trains_the_config_of_the_dry_run_when_its_file_changes_meanwhil
     assert (command, rest) == ("train", ["-s", str(phase.directory)])
     assert json.loads(open(config_file).read()) == resolved
     again = _runner(tmp_path, tiny_model)._phase("classifier/dapt/seed_0")
-    assert again.train_config["trainer"]["validation_metric"] == "+accuracy"
+    assert again.run_config["trainer"]["validation_metric"] == "+accuracy"
     assert again.fingerprint != phase.fingerprint
 
 

@@ -1,7 +1,6 @@
 import json
 import logging
 import os
-import sys
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -22,6 +21,7 @@ from dapt_plugin.training.model_card import (
     config_of,
     file_facts,
     render_model_card,
+    train_config_file,
     versions,
 )
 
@@ -139,8 +139,7 @@ class ExportPretrained(TrainerCallback):
         self._tokens_seen = 0
         self._data: Optional[Dict[str, List[Dict[str, Any]]]] = None
         # the variables of the config `allennlp train CONFIG` evaluates, as set: for the card's command
-        args = sys.argv[1:]
-        config_file = args[1] if len(args) > 1 and args[0] == "train" else None
+        config_file = train_config_file()
         names = (
             config_variables(config_file) if config_file and os.path.isfile(config_file) else set()
         )
