@@ -41,8 +41,8 @@ The classifiers' heads are equal too: `BertForSequenceClassification`'s, which
 `AutoModelForSequenceClassification` gives MiniLM, and the plugin's `CLASSIFIER_HEAD=bert`: the
 first token's vector through BERT's pooler (dense + tanh: MiniLM's trained pooler for the
 baseline, a fresh one after masked-LM training, whose checkpoints have no pooler), dropout, a
-linear layer. (Before, the plugin ran the config's head of then, a new tanh layer with dropout
-before and after it; see `RESULTS.md`.)
+linear layer. (Before, the plugin ran the head `classifier.jsonnet` had before `CLASSIFIER_HEAD`,
+a new tanh layer with dropout before and after it; see `RESULTS.md`.)
 
 Measures. Wall time of each phase (the plugin's from its `results.json`, Hugging Face's each
 process's), and in all (the whole `allennlp adapt` process; the sum of the Hugging Face

@@ -204,9 +204,43 @@ def tiny_encoder(directory: Path, config) -> Path:
     return directory
 
 
+def tiny_classifier_params(encoder: Path, **overrides) -> dict:
+    """A `basic_classifier_with_f1` of classifier.jsonnet's kind on `encoder`, embedder key "bert"."""
+    return {
+        "type": "basic_classifier_with_f1",
+        "text_field_embedder": {
+            "token_embedders": {
+                "bert": {"type": "pretrained_transformer", "model_name": str(encoder)}
+            },
+        },
+        "feedforward": {"num_layers": 1, "activations": "tanh", "dropout": 0.1},
+        "dropout": 0.1,
+        "namespace": "tags",
+        **overrides,
+    }
+
+
+def tiny_classifier(encoder: Path, **overrides):
+    """`tiny_classifier_params` built for three labels, in evaluation mode, seeded."""
+    import torch
+    from allennlp.common.params import Params
+    from allennlp.data import Vocabulary
+    from allennlp.models import Model
+
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
+    torch.manual_seed(1)
+    params = Params(tiny_classifier_params(encoder, **overrides))
+    return Model.from_params(vocab=vocab, params=params).eval()
+
+
 def read_jsonl(path: Path) -> List[dict]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+# texts of the fixture task's dev set, for models to compute on
+DEV_TEXTS = [line["text"] for line in read_jsonl(TASK / "dev.jsonl")[:8]]
 
 
 def mlm_env(model: Path, **overrides: str) -> Dict[str, str]:

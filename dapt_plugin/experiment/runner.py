@@ -152,6 +152,18 @@ class Phase:
     fingerprint: str = ""
 
 
+# variables of the environment of `allennlp adapt` that its phases would inherit to ill effect,
+# and why
+_REFUSED_FROM_ENVIRONMENT = {
+    # classifier.jsonnet refuses TASK beside the files that the runner gives each classifier
+    "TASK": "an experiment names its task in its file (`task: 'chemprot'`, or its files)",
+    "TRAIN_SAMPLE": (
+        "it would sample the classifiers' training data only, while TAPT and the kNN-TAPT "
+        "selection read all of `task.train`; give `task.sample` in the experiment instead"
+    ),
+}
+
+
 def _mlm_loss_reference(base_config: Dict[str, Any]) -> Dict[str, Any]:
     """
     What every encoder's held-out loss is measured with, whatever config made it: the reader,
@@ -187,13 +199,12 @@ class ExperimentRunner:
         self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
         # the line numbers of `task.train` in its sample (`task.sample`), drawn by the dry run
         self.sample_lines: Optional[List[int]] = None
-        if os.environ.get("TASK"):
-            # every phase would inherit it, and classifier.jsonnet refuses TASK beside the files
-            # that the runner gives each classifier
-            raise self._fail(
-                f"TASK={os.environ['TASK']} is set in the environment; an experiment names its task "
-                "in its file (`task: 'chemprot'`, or its files): unset TASK to run it"
-            )
+        for name, why in _REFUSED_FROM_ENVIRONMENT.items():
+            if os.environ.get(name):
+                raise self._fail(
+                    f"{name}={os.environ[name]} is set in the environment, which every phase "
+                    f"inherits; {why}: unset {name} to run the experiment"
+                )
         self.phases = self._phases()
         self._check_base_model()
         self._check_labels()

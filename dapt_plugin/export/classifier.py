@@ -25,8 +25,6 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.data import DatasetReader
 from allennlp.data.tokenizers import PretrainedTransformerTokenizer
 from allennlp.models.archival import load_archive
-from allennlp.modules.seq2vec_encoders import ClsPooler
-from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 from transformers import (
     AutoModelForSequenceClassification,
     PreTrainedModel,
@@ -34,7 +32,7 @@ from transformers import (
 )
 
 from dapt_plugin.common.atomic import atomic_directory, check_output_directory
-from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1
+from dapt_plugin.models.basic_classifier_with_f1 import BasicClassifierWithF1, head_problems
 
 logger = logging.getLogger(__name__)
 
@@ -136,30 +134,7 @@ def _parts(
         raise ConfigurationError(
             f"can only export a basic_classifier_with_f1 model; got {type(model).__name__}"
         )
-    embedders = list(model._text_field_embedder._token_embedders.values())
-    feedforward = model._feedforward
-    problems = []
-    if len(embedders) != 1 or not isinstance(embedders[0], PretrainedTransformerEmbedder):
-        problems.append("the text field embedder is not a single `pretrained_transformer` embedder")
-    elif embedders[0]._scalar_mix is not None or embedders[0]._max_length is not None:
-        problems.append(
-            "the embedder mixes layers (`last_layer_only: false`) or folds long texts (`max_length`)"
-        )
-    if model._seq2seq_encoder is not None:
-        problems.append("it has a `seq2seq_encoder`")
-    if (
-        not isinstance(model._seq2vec_encoder, ClsPooler)
-        or model._seq2vec_encoder._cls_is_last_token
-    ):
-        problems.append("it does not pool the first token (`cls_pooler`)")
-    if (
-        feedforward is None
-        or len(feedforward._linear_layers) != 1
-        or not isinstance(feedforward._activations[0], torch.nn.Tanh)
-    ):
-        problems.append("its `feedforward` is not one tanh layer")
-    elif feedforward._linear_layers[0].out_features != feedforward._linear_layers[0].in_features:
-        problems.append("its `feedforward` layer changes the width")
+    problems = head_problems(model)
     if problems:
         raise ConfigurationError(
             f"cannot export this classifier: {'; '.join(problems)}. Only the paper's classifier "
@@ -167,8 +142,8 @@ def _parts(
             "training only) has a Hugging Face *ForSequenceClassification equivalent"
         )
     return (
-        embedders[0].transformer_model,
-        feedforward._linear_layers[0],
+        model.encoder(),
+        model._feedforward._linear_layers[0],
         model._classification_layer,
     )
 

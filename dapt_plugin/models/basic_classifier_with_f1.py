@@ -125,7 +125,7 @@ class BasicClassifierWithF1(BasicClassifier):
             **kwargs,
         )
         if feedforward_from_pooler:  # after `initializer`, which would otherwise overwrite it
-            _copy_pooler(text_field_embedder, head)
+            self._copy_pooler()
         self._macro_f1 = FBetaMeasure(average="macro")
         self._micro_f1 = FBetaMeasure(average="micro")
         self._per_label_f1 = FBetaMeasure() if report_per_label_f1 else None
@@ -135,6 +135,35 @@ class BasicClassifierWithF1(BasicClassifier):
         """The names of the labels, in the order of the model's `logits` and `probs`."""
         names = self.vocab.get_index_to_token_vocabulary(self._label_namespace)
         return [names.get(index, str(index)) for index in range(self._num_labels)]
+
+    def encoder(self) -> Optional[torch.nn.Module]:
+        """The transformer of a single `pretrained_transformer` embedder; `None` otherwise."""
+        embedders = list(self._text_field_embedder._token_embedders.values())
+        if len(embedders) == 1 and isinstance(embedders[0], PretrainedTransformerEmbedder):
+            return embedders[0].transformer_model
+        return None
+
+    def _copy_pooler(self) -> None:
+        """Copies the weights of the encoder's pooler into the feed-forward's tanh layer."""
+        problems = head_problems(self)
+        if problems:
+            raise ConfigurationError(
+                f"`feedforward_from_pooler` needs BERT's kind of head, the first token's vector through "
+                f"one tanh layer: {'; '.join(problems)}. Change the model, or set "
+                "`feedforward_from_pooler` to false"
+            )
+        layer = self._feedforward._linear_layers[0]
+        dense = getattr(getattr(self.encoder(), "pooler", None), "dense", None)
+        if not isinstance(dense, torch.nn.Linear) or dense.weight.shape != layer.weight.shape:
+            raise ConfigurationError(
+                "`feedforward_from_pooler` starts the tanh layer from the encoder's own pooler, and "
+                "MODEL_NAME's model has none that fits (a dense layer as wide as the encoder, as "
+                "BERT's); set `feedforward_from_pooler` to false (CLASSIFIER_HEAD=roberta in "
+                "training_config/classifier.jsonnet)"
+            )
+        with torch.no_grad():
+            layer.weight.copy_(dense.weight)
+            layer.bias.copy_(dense.bias)
 
     def forward(  # type: ignore
         self, tokens: TextFieldTensors, label: Optional[torch.IntTensor] = None, **kwargs
@@ -172,32 +201,34 @@ class BasicClassifierWithF1(BasicClassifier):
         return metrics
 
 
-def _copy_pooler(embedder: TextFieldEmbedder, feedforward: Optional[FeedForward]) -> None:
-    """Copies the weights of the pooler of `embedder`'s transformer into `feedforward`'s layer."""
-    embedders = list(getattr(embedder, "_token_embedders", {}).values())
-    transformer = (
-        embedders[0].transformer_model
-        if len(embedders) == 1 and isinstance(embedders[0], PretrainedTransformerEmbedder)
-        else None
-    )
-    dense = getattr(getattr(transformer, "pooler", None), "dense", None)
-    if not isinstance(dense, torch.nn.Linear):
-        raise ConfigurationError(
-            "`feedforward_from_pooler` needs a single `pretrained_transformer` token embedder whose model "
-            "has a pooler with a dense layer (BERT's); this one has none: set `feedforward_from_pooler` "
-            "to false (CLASSIFIER_HEAD=roberta in training_config/classifier.jsonnet)"
+def head_problems(model: BasicClassifierWithF1) -> List[str]:
+    """
+    What makes `model` other than the paper's kind of classifier (empty when it is that kind):
+    one `pretrained_transformer` embedder of the last layer, no `seq2seq_encoder`, the first
+    token's vector (`cls_pooler`), one tanh layer as wide as it, and the linear layer.
+    """
+    embedders = list(model._text_field_embedder._token_embedders.values())
+    feedforward = model._feedforward
+    problems = []
+    if len(embedders) != 1 or not isinstance(embedders[0], PretrainedTransformerEmbedder):
+        problems.append("the text field embedder is not a single `pretrained_transformer` embedder")
+    elif embedders[0]._scalar_mix is not None or embedders[0]._max_length is not None:
+        problems.append(
+            "the embedder mixes layers (`last_layer_only: false`) or folds long texts (`max_length`)"
         )
-    layers = [] if feedforward is None else feedforward._linear_layers
+    if model._seq2seq_encoder is not None:
+        problems.append("it has a `seq2seq_encoder`")
     if (
-        len(layers) != 1
-        or not isinstance(feedforward._activations[0], torch.nn.Tanh)
-        or layers[0].weight.shape != dense.weight.shape
+        not isinstance(model._seq2vec_encoder, ClsPooler)
+        or model._seq2vec_encoder._cls_is_last_token
     ):
-        raise ConfigurationError(
-            "`feedforward_from_pooler` needs a `feedforward` of one tanh layer as wide as the encoder "
-            '(`{"num_layers": 1, "activations": "tanh"}`), which the pooler\'s weights fit; change '
-            "`feedforward` or set `feedforward_from_pooler` to false"
-        )
-    with torch.no_grad():
-        layers[0].weight.copy_(dense.weight)
-        layers[0].bias.copy_(dense.bias)
+        problems.append("it does not pool the first token (`cls_pooler`)")
+    if (
+        feedforward is None
+        or len(feedforward._linear_layers) != 1
+        or not isinstance(feedforward._activations[0], torch.nn.Tanh)
+    ):
+        problems.append("its `feedforward` is not one tanh layer")
+    elif feedforward._linear_layers[0].out_features != feedforward._linear_layers[0].in_features:
+        problems.append("its `feedforward` layer changes the width")
+    return problems

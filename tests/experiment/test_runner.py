@@ -641,12 +641,28 @@ def test_a_phase_trains_the_config_of_the_dry_run_when_its_file_changes_meanwhil
     assert again.fingerprint != phase.fingerprint
 
 
-def test_task_set_in_the_environment_stops_the_experiment_before_any_phase(
-    tiny_model, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    "name, value, why",
+    [
+        (
+            "TASK",
+            "chemprot",
+            "an experiment names its task in its file (`task: 'chemprot'`, or its files)",
+        ),
+        (
+            "TRAIN_SAMPLE",
+            "100",
+            "it would sample the classifiers' training data only, while TAPT and the kNN-TAPT "
+            "selection read all of `task.train`; give `task.sample` in the experiment instead",
+        ),
+    ],
+)
+def test_a_variable_exported_for_a_config_run_by_hand_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path, monkeypatch, name, value, why
 ):
-    """TASK exported for a config run by hand would reach every phase beside the experiment's files."""
-    monkeypatch.setenv("TASK", "chemprot")
+    """Every phase would inherit it from the shell, to ill effect."""
+    monkeypatch.setenv(name, value)
     assert _dry_run_error(tmp_path, tiny_model) == (
-        f"experiment {tmp_path / 'experiment.jsonnet'}: TASK=chemprot is set in the environment; an "
-        "experiment names its task in its file (`task: 'chemprot'`, or its files): unset TASK to run it"
+        f"experiment {tmp_path / 'experiment.jsonnet'}: {name}={value} is set in the environment, "
+        f"which every phase inherits; {why}: unset {name} to run the experiment"
     )

@@ -8,8 +8,6 @@ import numpy
 import pytest
 import torch
 from allennlp.common.checks import ConfigurationError
-from allennlp.common.params import Params
-from allennlp.data import Vocabulary
 from allennlp.data.dataset_readers import TextClassificationJsonReader
 from allennlp.data.token_indexers import PretrainedTransformerIndexer
 from allennlp.data.tokenizers import PretrainedTransformerTokenizer, WhitespaceTokenizer
@@ -32,9 +30,7 @@ from dapt_plugin.export.classifier import (
     reader_tokenizer,
     to_sequence_classification,
 )
-from tests.conftest import SMALL, TASK, read_jsonl, tiny_encoder
-
-TEXTS = [line["text"] for line in read_jsonl(TASK / "dev.jsonl")[:8]]
+from tests.conftest import DEV_TEXTS, SMALL, tiny_classifier, tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +48,7 @@ def test_transformers_pipeline_gives_the_predictors_labels_and_probabilities(
 ):
     predictor = Predictor.from_archive(load_archive(str(trained_classifier / "model.tar.gz")))
     classify = pipeline("text-classification", model=str(exported), top_k=None)
-    for text, scores in zip(TEXTS, classify(TEXTS)):
+    for text, scores in zip(DEV_TEXTS, classify(DEV_TEXTS)):
         expected = predictor.predict(text)
         assert max(scores, key=lambda score: score["score"])["label"] == expected["label"]
         assert {score["label"]: score["score"] for score in scores} == pytest.approx(
@@ -68,30 +64,11 @@ def test_the_export_is_a_complete_hugging_face_directory(exported, trained_class
     assert config["label2id"] == {label: index for index, label in enumerate(labels)}
     # the tokenizer of training
     assert (
-        AutoTokenizer.from_pretrained(str(exported))(TEXTS)["input_ids"]
-        == AutoTokenizer.from_pretrained(str(tiny_model))(TEXTS)["input_ids"]
+        AutoTokenizer.from_pretrained(str(exported))(DEV_TEXTS)["input_ids"]
+        == AutoTokenizer.from_pretrained(str(tiny_model))(DEV_TEXTS)["input_ids"]
     )
     # written atomically: nothing else left beside it
     assert not [path.name for path in exported.parent.iterdir() if path.name != exported.name]
-
-
-def _classifier(encoder: Path, **overrides) -> Model:
-    vocab = Vocabulary()
-    vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
-    params = {
-        "type": "basic_classifier_with_f1",
-        "text_field_embedder": {
-            "token_embedders": {
-                "bert": {"type": "pretrained_transformer", "model_name": str(encoder)}
-            },
-        },
-        "feedforward": {"num_layers": 1, "activations": "tanh", "dropout": 0.1},
-        "dropout": 0.1,
-        "namespace": "tags",
-        **overrides,
-    }
-    torch.manual_seed(1)
-    return Model.from_params(vocab=vocab, params=Params(params)).eval()
 
 
 def _logits(model: Model, encoder: Path, texts: List[str]) -> torch.Tensor:
@@ -110,12 +87,16 @@ def _logits(model: Model, encoder: Path, texts: List[str]) -> torch.Tensor:
 def test_a_bert_classifier_exports_to_bert_for_sequence_classification(tmp_path):
     """BERT's pooler is the first token through a tanh layer: the classifier's own tanh layer takes its place."""
     encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
-    model = _classifier(encoder)
+    model = tiny_classifier(encoder)
     exported = to_sequence_classification(model).eval()
     assert isinstance(exported, BertForSequenceClassification)
-    inputs = AutoTokenizer.from_pretrained(str(encoder))(TEXTS, padding=True, return_tensors="pt")
+    inputs = AutoTokenizer.from_pretrained(str(encoder))(
+        DEV_TEXTS, padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
-        assert torch.allclose(exported(**inputs).logits, _logits(model, encoder, TEXTS), atol=1e-5)
+        assert torch.allclose(
+            exported(**inputs).logits, _logits(model, encoder, DEV_TEXTS), atol=1e-5
+        )
     assert exported.config.id2label == {0: "inhibitor", 1: "activator", 2: "neither"}
 
 
@@ -123,7 +104,7 @@ def test_an_encoder_with_another_head_is_refused(tmp_path):
     """ELECTRA's sequence-classification head uses gelu, not tanh."""
     encoder = tiny_encoder(tmp_path / "electra", ElectraConfig(**SMALL, embedding_size=16))
     with pytest.raises(ConfigurationError) as error:
-        to_sequence_classification(_classifier(encoder))
+        to_sequence_classification(tiny_classifier(encoder))
     assert str(error.value) == (
         "cannot export an encoder of type 'electra': its *ForSequenceClassification head differs from the classifier's "
         "(first token, dense, tanh, linear); supported: roberta, xlm-roberta, camembert, data2vec-text, "
@@ -133,7 +114,7 @@ def test_an_encoder_with_another_head_is_refused(tmp_path):
 
 def test_a_classifier_without_the_papers_head_is_refused(tmp_path):
     encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
-    model = _classifier(
+    model = tiny_classifier(
         encoder, feedforward=None, seq2vec_encoder={"type": "boe", "embedding_dim": 16}
     )
     with pytest.raises(ConfigurationError) as error:

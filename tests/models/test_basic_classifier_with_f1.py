@@ -12,9 +12,16 @@ from allennlp.modules.seq2vec_encoders import ClsPooler
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, DistilBertConfig
 
-from tests.conftest import SMALL, TASK, allennlp, read_jsonl, tiny_encoder
-
-TEXTS = [line["text"] for line in read_jsonl(TASK / "dev.jsonl")[:8]]
+from tests.conftest import (
+    DEV_TEXTS,
+    SMALL,
+    TASK,
+    allennlp,
+    read_jsonl,
+    tiny_classifier,
+    tiny_classifier_params,
+    tiny_encoder,
+)
 
 
 def test_train_then_evaluate_reports_metrics_matching_sklearn(trained_classifier, tmp_path):
@@ -149,32 +156,18 @@ def test_a_feedforward_of_another_width_names_both_widths_and_the_fix(tiny_model
 # The head of BertForSequenceClassification: the encoder's own pooler
 
 
-def _bert_params(encoder, **model_params) -> dict:
-    return {
-        "type": "basic_classifier_with_f1",
-        "text_field_embedder": {
-            "token_embedders": {
-                "bert": {"type": "pretrained_transformer", "model_name": str(encoder)}
-            }
-        },
-        "feedforward": {"num_layers": 1, "activations": "tanh", "dropout": 0.1},
-        **model_params,
-    }
-
-
-def _bert_classifier(encoder, **model_params):
-    vocab = Vocabulary()
-    vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
-    return Model.from_params(vocab=vocab, params=Params(_bert_params(encoder, **model_params)))
-
-
 def test_feedforward_from_pooler_computes_bert_for_sequence_classification(tmp_path):
-    """With the pooler's weights and no dropout before it, the head is BERT's, pre-trained pooler included."""
+    """
+    In evaluation, the tanh layer started from the pooler computes BERT's head, pre-trained pooler
+    included (where dropout goes in training is the config's: tests/training_config).
+    """
     encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
-    model = _bert_classifier(encoder, feedforward_from_pooler=True, dropout=0.1).eval()
+    model = tiny_classifier(encoder, feedforward_from_pooler=True)
     reference = BertForSequenceClassification.from_pretrained(str(encoder), num_labels=3).eval()
     reference.classifier.load_state_dict(model._classification_layer.state_dict())
-    inputs = AutoTokenizer.from_pretrained(str(encoder))(TEXTS, padding=True, return_tensors="pt")
+    inputs = AutoTokenizer.from_pretrained(str(encoder))(
+        DEV_TEXTS, padding=True, return_tensors="pt"
+    )
     tokens = {
         "bert": {
             "token_ids": inputs["input_ids"],
@@ -186,16 +179,19 @@ def test_feedforward_from_pooler_computes_bert_for_sequence_classification(tmp_p
         logits = model(tokens)["logits"]
         assert torch.allclose(logits, reference(**inputs).logits, atol=1e-5)
     # without the option the tanh layer is new: another function
-    other = _bert_classifier(encoder, dropout=0.1).eval()
+    other = tiny_classifier(encoder)
     other._classification_layer.load_state_dict(model._classification_layer.state_dict())
     with torch.no_grad():
         assert not torch.allclose(other(tokens)["logits"], logits, atol=1e-3)
 
 
 def test_feedforward_from_pooler_survives_the_archive(tmp_path):
-    """The archived tanh layer is the trained one, not the encoder's pooler at loading time."""
+    """
+    The archived tanh layer is the trained one, not the encoder's pooler at loading time (a
+    guard: loading must not copy the pooler over what was trained).
+    """
     encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
-    model = _bert_classifier(encoder, feedforward_from_pooler=True)
+    model = tiny_classifier(encoder, feedforward_from_pooler=True)
     with torch.no_grad():
         model._feedforward._linear_layers[0].weight.add_(1.0)  # as training would change it
     run = tmp_path / "run"
@@ -203,7 +199,7 @@ def test_feedforward_from_pooler_survives_the_archive(tmp_path):
     config = {
         "dataset_reader": {"type": "text_classification_json", "tokenizer": {"type": "whitespace"}},
         "train_data_path": str(TASK / "train.jsonl"),
-        "model": _bert_params(encoder, feedforward_from_pooler=True),
+        "model": tiny_classifier_params(encoder, feedforward_from_pooler=True),
     }
     (run / "config.json").write_text(json.dumps(config))
     model.vocab.save_to_files(str(run / "vocabulary"))
@@ -222,19 +218,33 @@ def test_feedforward_from_pooler_needs_an_encoder_with_a_pooler(tmp_path):
         DistilBertConfig(vocab_size=0, dim=16, n_layers=1, n_heads=2, hidden_dim=32),
     )
     with pytest.raises(ConfigurationError) as error:
-        _bert_classifier(encoder, feedforward_from_pooler=True)
+        tiny_classifier(encoder, feedforward_from_pooler=True)
     assert str(error.value) == (
-        "`feedforward_from_pooler` needs a single `pretrained_transformer` token embedder whose model "
-        "has a pooler with a dense layer (BERT's); this one has none: set `feedforward_from_pooler` "
-        "to false (CLASSIFIER_HEAD=roberta in training_config/classifier.jsonnet)"
+        "`feedforward_from_pooler` starts the tanh layer from the encoder's own pooler, and "
+        "MODEL_NAME's model has none that fits (a dense layer as wide as the encoder, as BERT's); "
+        "set `feedforward_from_pooler` to false (CLASSIFIER_HEAD=roberta in "
+        "training_config/classifier.jsonnet)"
     )
 
 
-def test_feedforward_from_pooler_needs_one_tanh_layer(tmp_path):
+@pytest.mark.parametrize(
+    "model_params, problem",
+    [
+        (
+            {"feedforward": {"num_layers": 2, "activations": "tanh"}},
+            "its `feedforward` is not one tanh layer",
+        ),
+        (
+            {"seq2vec_encoder": {"type": "boe", "embedding_dim": 16}},
+            "it does not pool the first token (`cls_pooler`)",
+        ),
+    ],
+)
+def test_feedforward_from_pooler_needs_berts_kind_of_head(tmp_path, model_params, problem):
     encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
-    with pytest.raises(ConfigurationError, match="needs a `feedforward` of one tanh layer"):
-        _bert_classifier(
-            encoder,
-            feedforward_from_pooler=True,
-            feedforward={"num_layers": 2, "activations": "tanh"},
-        )
+    with pytest.raises(ConfigurationError) as error:
+        tiny_classifier(encoder, feedforward_from_pooler=True, **model_params)
+    assert str(error.value) == (
+        "`feedforward_from_pooler` needs BERT's kind of head, the first token's vector through one "
+        f"tanh layer: {problem}. Change the model, or set `feedforward_from_pooler` to false"
+    )
