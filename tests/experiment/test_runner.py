@@ -610,23 +610,28 @@ def test_heldout_must_name_existing_texts(tiny_model, tmp_path):
     assert "`heldout` must map names to held-out text files" in message
 
 
-def test_a_phase_trains_the_config_of_the_dry_run_when_its_file_changes_meanwhile(
+def test_phases_run_the_configs_of_the_dry_run_when_their_files_change_meanwhile(
     tiny_model, tmp_path, monkeypatch
 ):
-    """A config edited while an experiment runs changes none of its phases; the next run sees it."""
+    """Configs edited while an experiment runs change none of its phases; the next run sees them."""
     configs = tmp_path / "training_config"
     shutil.copytree(config_dir(), configs)
     monkeypatch.setattr("dapt_plugin.experiment.runner.config_dir", lambda: configs)
-    runner = _runner(tmp_path, tiny_model)
-    phase = runner._phase("classifier/dapt/seed_0")
+    texts = {"general": str(DATA / "general.txt")}
+    runner = _runner(tmp_path, tiny_model, heldout=texts)
+    phase, losses = runner._phase("classifier/dapt/seed_0"), runner._phase("mlm_loss/base")
     resolved = json.loads(json.dumps(phase.run_config))
     assert resolved["trainer"]["validation_metric"] == "+macro_f1"
-    classifier = configs / "classifier.jsonnet"
-    classifier.write_text(
-        classifier.read_text().replace(
-            "validation_metric: '+macro_f1'", "validation_metric: '+accuracy'"
-        )
-    )
+    assert losses.run_config["reference"]["model"]["mlm_probability"] == 0.15
+    for name, old, new in [
+        ("classifier.jsonnet", "validation_metric: '+macro_f1'", "validation_metric: '+accuracy'"),
+        (
+            "lib/mlm.libsonnet",
+            "env.float('MLM_PROBABILITY', 0.15)",
+            "env.float('MLM_PROBABILITY', 0.3)",
+        ),
+    ]:
+        (configs / name).write_text((configs / name).read_text().replace(old, new))
     runs = []
     monkeypatch.setattr(
         "dapt_plugin.experiment.runner.run_allennlp_preloaded",
@@ -636,9 +641,27 @@ def test_a_phase_trains_the_config_of_the_dry_run_when_its_file_changes_meanwhil
     [(command, config_file, *rest)] = runs
     assert (command, rest) == ("train", ["-s", str(phase.directory)])
     assert json.loads(open(config_file).read()) == resolved
-    again = _runner(tmp_path, tiny_model)._phase("classifier/dapt/seed_0")
-    assert again.run_config["trainer"]["validation_metric"] == "+accuracy"
-    assert again.fingerprint != phase.fingerprint
+    # the held-out losses: the base model archived, and measured, with the dry run's masking
+
+    class Measured(Exception):
+        pass
+
+    def load_archive(archive, cuda_device, overrides):
+        raise Measured(overrides)
+
+    monkeypatch.setattr("allennlp.models.archival.load_archive", load_archive)
+    with pytest.raises(Measured) as measured:
+        runner._run_mlm_loss(losses, "run")
+    [_, (command, config_file, *rest)] = runs
+    assert command == "archive-untrained"
+    assert json.loads(open(config_file).read())["model"]["mlm_probability"] == 0.15
+    assert measured.value.args[0]["model.mlm_probability"] == 0.15
+    again = _runner(tmp_path, tiny_model, heldout=texts)
+    assert again._phase("classifier/dapt/seed_0").run_config["trainer"]["validation_metric"] == (
+        "+accuracy"
+    )
+    assert again._phase("mlm_loss/base").config["reference"]["model"]["mlm_probability"] == 0.3
+    assert again._phase("classifier/dapt/seed_0").fingerprint != phase.fingerprint
 
 
 @pytest.mark.parametrize(
