@@ -20,13 +20,18 @@ from dapt_plugin.common.pretrained import looks_like_path
 from dapt_plugin.version import VERSION
 
 
+def _arguments() -> List[str]:
+    """This process's command line less `--recover`/`-r` (a resumed run's command is that of the run it resumes)."""
+    return [arg for arg in sys.argv if arg not in ("--recover", "-r")]
+
+
 def train_config_file() -> Optional[str]:
     """
     The config of the `allennlp train CONFIG ...` this process runs, as a user would give it: the
     jsonnet that `allennlp adapt` resolved the phase's config from (`CONFIG_SOURCE_VARIABLE`),
     or CONFIG itself; `None` for another command.
     """
-    args = sys.argv[1:]
+    args = _arguments()[1:]
     if len(args) < 2 or args[0] != "train":
         return None
     return os.environ.get(CONFIG_SOURCE_VARIABLE) or args[1]
@@ -35,15 +40,15 @@ def train_config_file() -> Optional[str]:
 def command_line(environment: Dict[str, str]) -> str:
     """
     The command this process runs, as a user types it: the variables it was given, then
-    `allennlp ...` with `train_config_file()` as its config, less `--recover`/`-r` (the command
-    of a resumed run is that of the run it resumes).
+    `allennlp ...` less `--recover`/`-r`; in a phase of `allennlp adapt`, with the jsonnet its
+    config was resolved from (`CONFIG_SOURCE_VARIABLE`) in place of that resolved copy.
     """
-    args = [arg for arg in sys.argv if arg not in ("--recover", "-r")]
+    args = _arguments()
     if args and os.path.basename(args[0]) in ("allennlp", "__main__.py"):
         args[0] = "allennlp"
-    config_file = train_config_file()
-    if config_file is not None:
-        args[2] = config_file
+    source = os.environ.get(CONFIG_SOURCE_VARIABLE)
+    if source and args[1:2] == ["train"]:
+        args[2] = source  # the runner's `allennlp train CONFIG -s DIR [--recover]`
     settings = [f"{name}={shlex.quote(value)}" for name, value in sorted(environment.items())]
     return " ".join(settings + [shlex.quote(arg) for arg in args])
 

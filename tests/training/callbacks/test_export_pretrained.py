@@ -22,7 +22,7 @@ def test_every_export_carries_a_model_card_with_the_facts_of_its_run(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(
-        sys, "argv", ["allennlp", "train", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)]
+        sys, "argv", ["allennlp", "train", "-r", str(CONFIGS / "dapt.jsonnet"), "-s", str(run)]
     )
     train_model_from_file(str(CONFIGS / "dapt.jsonnet"), str(run))
     facts = json.loads((run / "exported_model" / "dapt_export.json").read_text())
@@ -47,7 +47,8 @@ def test_every_export_carries_a_model_card_with_the_facts_of_its_run(
         "whole_word_masking": False,
     }
     assert training["head_missing_weights"] == 0 and training["head_warmup_steps"] == 0
-    # the variables of dapt.jsonnet that were set (TAPT_PATH, of tapt.jsonnet, is not one), then the command
+    # the variables of dapt.jsonnet that were set (TAPT_PATH, of tapt.jsonnet, is not one), then
+    # the command (less `-r`: a resumed run's command is that of the run it resumes)
     given = {**env, "DAPT_PLUGIN_CACHE": os.environ["DAPT_PLUGIN_CACHE"]}
     assert facts["command"] == " ".join(
         [f"{name}={given[name]}" for name in sorted(given) if name != "TAPT_PATH"]
