@@ -92,13 +92,22 @@ PHASES = ["dapt", "tapt", "dapt_tapt"] + [
     f"classifier/{variant}/seed_{SEED}" for variant in VARIANTS
 ]
 TOPICS = 4
+TASK_WORDS = 11.5  # a task text's words on average: ~39 word pieces with MiniLM's tokenizer
+TASK_SIGMA = 0.55  # the spread of the lognormal task lengths (`--task-lengths lognormal`)
 
 
 # -- data ------------------------------------------------------------------------------------------
 
 
-def write_data(directory: Path, train_size: int, domain_docs: int) -> Dict[str, Path]:
-    """The task (`train.jsonl`, `dev.jsonl`, `test.jsonl`) and the domain corpus (`domain.txt`)."""
+def write_data(
+    directory: Path, train_size: int, domain_docs: int, task_lengths: str
+) -> Dict[str, Path]:
+    """
+    The task (`train.jsonl`, `dev.jsonl`, `test.jsonl`) and the domain corpus (`domain.txt`). The
+    task's texts have `TASK_WORDS` words on average: `task_lengths="lognormal"` draws each text's
+    length from a lognormal distribution (sigma `TASK_SIGMA`, 3 to 36 words), skewed as a real task's
+    sentences are; `"uniform"` from 9 to 14 words, nearly equal (the runs before 2026-12-01 18:00).
+    """
     import numpy as np
 
     from dapt_plugin.testing.text import write_jsonl, write_lines
@@ -108,15 +117,23 @@ def write_data(directory: Path, train_size: int, domain_docs: int) -> Dict[str, 
         num_topics=TOPICS, topic_vocabulary=300, shared_vocabulary=3000, topic_share=0.2, seed=0
     )
     rng = np.random.default_rng(1)
+    length_rng = np.random.default_rng(2)
     paths = {}
     for split, size in (("train", train_size), ("dev", 500), ("test", 500)):
         topics = rng.integers(TOPICS, size=size)
+        lengths = (
+            np.clip(np.round(length_rng.lognormal(np.log(TASK_WORDS) - TASK_SIGMA**2 / 2, TASK_SIGMA, size)), 3, 36)
+            if task_lengths == "lognormal"
+            else None
+        )
         paths[split] = directory / f"{split}.jsonl"
         write_jsonl(
             paths[split],
             [
                 {"text": text, "label": f"topic_{topic}"}
-                for text, topic in zip(generator.documents(topics, 9, 14), topics.tolist())
+                for text, topic in zip(
+                    generator.documents(topics, 9, 14, lengths=lengths), topics.tolist()
+                )
             ],
         )
     paths["domain"] = directory / "domain.txt"
@@ -130,14 +147,20 @@ def texts(path: Path) -> List[str]:
     return [json.loads(line)["text"] for line in lines] if path.suffix == ".jsonl" else lines
 
 
-def token_counts(model: Path, data: Dict[str, Path]) -> Dict[str, int]:
-    """Word pieces with the special tokens, truncated to `MAX_LENGTH`: of the task's training set,
-    and of one block of DAPT."""
+def token_counts(model: Path, data: Dict[str, Path]) -> Dict:
+    """Word pieces with the special tokens, truncated to `MAX_LENGTH`: of the task's training set
+    (and the 5th, 50th and 95th percentiles of its texts'), and of one block of DAPT."""
+    import numpy as np
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     encoded = tokenizer(texts(data["train"]), truncation=True, max_length=MAX_LENGTH)
-    return {"train": sum(len(ids) for ids in encoded["input_ids"]), "block": MAX_LENGTH}
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    return {
+        "train": sum(lengths),
+        "block": MAX_LENGTH,
+        "percentiles": [round(float(p)) for p in np.percentile(lengths, [5, 50, 95])],
+    }
 
 
 # -- the plugin ------------------------------------------------------------------------------------
@@ -452,7 +475,7 @@ def run_hf(args: argparse.Namespace, model: Path, data: Dict[str, Path], work: P
 # -- the table -------------------------------------------------------------------------------------
 
 
-def phase_work(args: argparse.Namespace, tokens: Dict[str, int], train_size: int) -> Dict:
+def phase_work(args: argparse.Namespace, tokens: Dict, train_size: int) -> Dict:
     """The examples and non-padding tokens the training steps of each phase take, in both pipelines."""
     dapt_examples, tapt_examples = args.dapt_steps * MLM_BATCH, args.tapt_steps * MLM_BATCH
     # TAPT's batches are drawn from the training set: its mean length times the examples
@@ -559,6 +582,12 @@ def main() -> None:
     )
     parser.add_argument("--train-size", type=int, default=2000, help="labelled training examples")
     parser.add_argument("--domain-docs", type=int, default=3000, help="domain corpus documents")
+    parser.add_argument(
+        "--task-lengths",
+        choices=["lognormal", "uniform"],
+        default="lognormal",
+        help="the spread of the task's text lengths (see `write_data`)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep every run's outputs")
     parser.add_argument("--hf-mlm", help=argparse.SUPPRESS)
     parser.add_argument("--hf-classifier", help=argparse.SUPPRESS)
@@ -573,7 +602,7 @@ def main() -> None:
     model = minilm_directory()
     work = Path(tempfile.mkdtemp(prefix="dapt_bench_experiment_"))
     print(f"Runs under {work}", flush=True)
-    data = write_data(work / "data", args.train_size, args.domain_docs)
+    data = write_data(work / "data", args.train_size, args.domain_docs, args.task_lengths)
     tokens = token_counts(model, data)
     runs: Dict[str, List[Dict]] = {"plugin": [], "hf": []}
     for repeat in range(args.repeats):
@@ -585,7 +614,9 @@ def main() -> None:
     notes = (
         f"One seed; {args.repeats} alternation(s), the plugin first in the first; phase figures are "
         f"medians over runs. Task: {args.train_size} train / 500 dev / 500 test examples of "
-        f"{tokens['train'] / args.train_size:.1f} word pieces on average (with special tokens), "
+        f"{tokens['train'] / args.train_size:.1f} word pieces on average (with special tokens; "
+        f"5th/50th/95th percentile {'/'.join(map(str, tokens['percentiles']))}, "
+        f"`--task-lengths {args.task_lengths}`), "
         f"{TOPICS} topics; domain corpus: {args.domain_docs} documents. MiniLM-L6, sequences of "
         f"{MAX_LENGTH}. DAPT: {args.dapt_steps} steps of {MLM_BATCH} packed blocks (the paper: "
         f"12.5K steps of 2,048); TAPT: {args.tapt_steps} steps of {MLM_BATCH} examples of the "

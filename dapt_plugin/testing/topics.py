@@ -10,7 +10,7 @@ mix sentences of both topics.
 
 import json
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -95,7 +95,11 @@ class TopicalTextGenerator:
         self._shared_weights = _zipf(shared_vocabulary)
 
     def documents(
-        self, topics: Sequence[int], min_length: int = 30, max_length: int = 60
+        self,
+        topics: Sequence[int],
+        min_length: int = 30,
+        max_length: int = 60,
+        lengths: Optional[Sequence[int]] = None,
     ) -> List[str]:
         """
         Returns one document per entry of `topics`, on that topic.
@@ -105,12 +109,19 @@ class TopicalTextGenerator:
         topics : `Sequence[int]`
             The topic of each document.
         min_length : `int`, optional (default = `30`)
-            Fewest words in a document.
+            Fewest words in a document (when `lengths` is not given).
         max_length : `int`, optional (default = `60`)
-            Most words in a document.
+            Most words in a document (when `lengths` is not given).
+        lengths : `Sequence[int]`, optional (default = `None`)
+            The number of words of each document; `None` draws each uniformly from
+            `[min_length, max_length]`.
         """
         topics = np.asarray(topics)
-        lengths = self._rng.integers(min_length, max_length + 1, size=len(topics))
+        if lengths is None:
+            lengths = self._rng.integers(min_length, max_length + 1, size=len(topics))
+        elif len(lengths) != len(topics):
+            raise ValueError(f"{len(lengths)} lengths for {len(topics)} documents")
+        lengths = np.asarray(lengths, dtype=np.int64)
         word_topics = np.repeat(topics, lengths)
         from_topic = self._rng.random(len(word_topics)) < self._topic_share
         topic_ranks = self._rng.choice(
