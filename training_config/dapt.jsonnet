@@ -18,6 +18,9 @@
 //   of its text once per pass | packed: documents concatenated and cut into full blocks |
 //   line_by_line: each document's first MAX_LENGTH tokens only; each run logs, and metrics.json
 //   records as corpus_tokens_trained_share, the share of the corpus's tokens a pass trains on),
+//   GROUP_BY_LENGTH (false; with line_by_line or document_windows: each 50 batches' worth of
+//   examples sorted by length, with 10% noise, and cut into batches of equal numbers of tokens,
+//   BATCH_SIZE examples on average, so that little is padding; the loader's `group_by_length`),
 //   MLM_PROBABILITY (0.15), WHOLE_WORD_MASKING, SEED, NUM_WORKERS, DAPT_PLUGIN_CACHE,
 //   TRUST_REMOTE_CODE (false), FUSED_ADAMW (true) / APEX_FUSED_ADAM (false),
 //   BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICES (0: one GPU, 0,1: data-parallel,

@@ -109,6 +109,15 @@ def test_good_values_are_read_as_numbers(monkeypatch):
     assert params["random_seed"] == 0
 
 
+@pytest.mark.parametrize("config", ["dapt.jsonnet", "tapt.jsonnet"])
+def test_group_by_length_groups_the_training_batches_only(monkeypatch, config):
+    # off: not in the config, which stays as it was before the option (and so its fingerprint)
+    assert "group_by_length" not in load(monkeypatch, config)["data_loader"]
+    params = load(monkeypatch, config, GROUP_BY_LENGTH="true")
+    assert params["data_loader"]["group_by_length"] is True
+    assert "group_by_length" not in params["validation_data_loader"]
+
+
 @pytest.mark.parametrize("address_variable", ["MASTER_ADDRESS", "MASTER_ADDR"])
 def test_several_nodes_reach_the_primary_at_the_given_address(monkeypatch, address_variable):
     params = load(

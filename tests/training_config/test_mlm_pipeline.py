@@ -91,7 +91,8 @@ def test_dapt_lowers_heldout_perplexity_reproducibly(runs, tmp_path):
     assert again == dapt
 
 
-def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path):
+@pytest.mark.parametrize("group_by_length", ["false", "true"])
+def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path, group_by_length):
     run = tmp_path / "tapt"
     allennlp(
         ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)],
@@ -101,6 +102,7 @@ def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path):
             NUM_CHECKPOINTS="",
             NUM_EPOCHS="6",
             EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl"),
+            GROUP_BY_LENGTH=group_by_length,
         ),
     )
     first = json.loads((run / "metrics_epoch_0.json").read_text())

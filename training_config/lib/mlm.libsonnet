@@ -60,7 +60,12 @@ local trainer = import 'trainer.libsonnet';
     };
     // without HELDOUT_PATH, 1% of the training text (at most 2,000 examples) is held out
     local train_loader = loader(true, if steps_per_epoch == null then null else steps_per_epoch * grad_accum)
-                         + (if validation_path == null then { hold_out: 'exclude' } else {});
+                         + (if validation_path == null then { hold_out: 'exclude' } else {})
+                         // batches of lines of similar lengths, equal in tokens (line_by_line,
+                         // document_windows): less padding, the same weight per token; absent
+                         // when off, so that the configs (and `allennlp adapt`'s fingerprints of
+                         // runs from before the option) are as they were
+                         + (if env.bool('GROUP_BY_LENGTH', false) then { group_by_length: true } else {});
     {
       random_seed: seed,
       numpy_seed: seed,

@@ -2,7 +2,7 @@ import itertools
 import logging
 import math
 import random
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -75,6 +75,23 @@ class EpochOrder:
         return result
 
 
+def token_balanced_bounds(lengths: np.ndarray, num_batches: int) -> np.ndarray:
+    """
+    Where to cut examples of `lengths` (in order) into `num_batches` consecutive batches of about
+    equal numbers of tokens: `num_batches + 1` ascending bounds from 0 to `len(lengths)`, each
+    batch holding at least one example (`num_batches <= len(lengths)`). An example goes to the
+    batch its middle token falls in, when the tokens are dealt out evenly.
+    """
+    ends = np.cumsum(lengths)
+    middles = ends - np.asarray(lengths) / 2
+    bounds = np.searchsorted(middles, ends[-1] * np.arange(num_batches + 1) / num_batches)
+    for j in range(1, num_batches):  # at least one example each: forwards, then backwards
+        bounds[j] = max(bounds[j], bounds[j - 1] + 1)
+    for j in range(num_batches - 1, 0, -1):
+        bounds[j] = min(bounds[j], bounds[j + 1] - 1)
+    return bounds
+
+
 class _Batches(torch.utils.data.IterableDataset):
     """Builds batch `g` for the global batch numbers `g` this data-loader worker owns."""
 
@@ -121,10 +138,28 @@ class MaskedLmBatches(DataLoader):
     data_path : `PathSpec`
         Supplied from `train_data_path` / `validation_data_path`.
     batch_size : `int`
-        Examples per batch on each worker; the effective batch is `batch_size * world_size *
-        num_gradient_accumulation_steps`.
+        Examples per batch on each worker (on average, with `group_by_length`); the effective
+        batch is `batch_size * world_size * num_gradient_accumulation_steps`.
     shuffle : `bool`, optional (default = `False`)
         Visit the examples in a new random order in every pass.
+    group_by_length : `bool`, optional (default = `False`)
+        Batch examples of similar length together, so that little of what is computed is
+        padding. The examples of each `length_group_size` global batches of a pass (in its order,
+        shuffled or not) are sorted by length and cut into as many global batches of equal
+        numbers of tokens (`token_balanced_bounds`), which are taken in a random order. A batch
+        of short lines therefore holds more examples than one of long lines, so that every token
+        weighs about as much in its step's mean loss as in random batches of `batch_size`
+        (equal numbers of examples would weigh a short line's tokens more). The passes, their
+        batch counts, `--recover` and distributed runs are as without it. Only for modes whose
+        examples differ in length (`line_by_line`, `document_windows`).
+    length_group_size : `int`, optional (default = `50`)
+        Global batches per length group: more gives less padding and batches of more uniform
+        lengths (50 is the group of Hugging Face's `group_by_length`).
+    padding_noise : `float`, optional (default = `0.1`, as the `seeded_bucket` sampler's)
+        With `group_by_length`, each example is sorted by its length times a factor drawn anew
+        in every pass from `[1 - padding_noise, 1 + padding_noise]`, so that a text of fewer
+        examples than one group (all of them sorted together) is not cut into the same batches
+        in every pass; `0` sorts by the exact length (the least padding). In `[0, 1)`.
     batches_per_epoch : `int`, optional (default = `None`)
         Batches per AllenNLP epoch. `None`: an epoch is one pass over the data. Otherwise the
         loader keeps going from where the previous epoch stopped (across passes), which is how a
@@ -161,6 +196,9 @@ class MaskedLmBatches(DataLoader):
         data_path: PathSpec,
         batch_size: int,
         shuffle: bool = False,
+        group_by_length: bool = False,
+        length_group_size: int = 50,
+        padding_noise: float = 0.1,
         batches_per_epoch: Optional[int] = None,
         num_workers: int = 0,
         pad_to_multiple_of: int = 8,
@@ -188,6 +226,18 @@ class MaskedLmBatches(DataLoader):
             raise ConfigurationError(
                 f"`pad_to_multiple_of` must be at least 1; got {pad_to_multiple_of}"
             )
+        if group_by_length and reader.mode == "packed":
+            raise ConfigurationError(
+                "`group_by_length` needs examples of different lengths, and every packed example "
+                f"has max_length={reader.max_length} tokens: set GROUP_BY_LENGTH=false (the "
+                "loader's `group_by_length`), or MLM_MODE=line_by_line or document_windows"
+            )
+        if length_group_size < 1:
+            raise ConfigurationError(
+                f"`length_group_size` must be at least 1; got {length_group_size}"
+            )
+        if not 0 <= padding_noise < 1:
+            raise ConfigurationError(f"`padding_noise` must be in [0, 1); got {padding_noise}")
         if hold_out not in (None, "exclude", "only"):
             raise ConfigurationError(
                 f'`hold_out` must be "exclude", "only" or null; got {hold_out!r}'
@@ -204,6 +254,9 @@ class MaskedLmBatches(DataLoader):
         self.data_path = data_path
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.group_by_length = group_by_length
+        self.length_group_size = length_group_size
+        self.padding_noise = padding_noise
         self.batches_per_epoch = batches_per_epoch
         self.num_workers = num_workers
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -219,6 +272,8 @@ class MaskedLmBatches(DataLoader):
         self._corpus: Optional[TokenizedCorpus] = None
         self._next_batch = 0  # global batch number where the next epoch starts
         self._order: Optional[EpochOrder] = None
+        # group_by_length: the current group's key (seed, pass, group) and global batches
+        self._group: Tuple[Tuple[int, int, int], List[np.ndarray]] = ((-1, -1, -1), [])
 
     # -- the data ---------------------------------------------------------------------------
 
@@ -296,11 +351,35 @@ class MaskedLmBatches(DataLoader):
             self._order = EpochOrder(
                 self.num_examples, self.shuffle, self.seed, epoch, self.shuffle_window
             )
+        if self.group_by_length:
+            return self._grouped_batch(epoch, position)[worker::world]
         start = position * self.batch_size * world
         positions = np.arange(
             start + worker, min(start + self.batch_size * world, self.num_examples), world
         )
         return self._corpus_indices(self._order.take(positions))
+
+    def _grouped_batch(self, epoch: int, position: int) -> np.ndarray:
+        """Example indices of global batch `position` of pass `epoch`, by `group_by_length`."""
+        group, slot = divmod(position, self.length_group_size)
+        key = (self.seed, epoch, group)
+        if self._group[0] != key:
+            per_batch = self.batch_size * world_size()
+            first = group * self.length_group_size
+            num_batches = min(self.length_group_size, self.batches_per_pass - first)
+            positions = np.arange(
+                first * per_batch, min((first + num_batches) * per_batch, self.num_examples)
+            )
+            indices = self._corpus_indices(self._order.take(positions))
+            lengths = np.array([len(self.corpus[int(i)]) for i in indices])
+            rng = np.random.default_rng([self.seed, epoch, 1, group])
+            noise = rng.uniform(1 - self.padding_noise, 1 + self.padding_noise, len(lengths))
+            by_length = np.argsort(lengths * noise, kind="stable")
+            bounds = token_balanced_bounds(lengths[by_length], num_batches)
+            batches = [indices[by_length[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
+            visit = rng.permutation(num_batches)
+            self._group = (key, [batches[i] for i in visit])
+        return self._group[1][slot]
 
     def batch(self, number: int) -> TensorDict:
         examples = [self.corpus[int(i)] for i in self.batch_indices(number)]

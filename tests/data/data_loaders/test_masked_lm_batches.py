@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 from allennlp.common.checks import ConfigurationError
 
-from dapt_plugin.data.data_loaders.masked_lm_batches import EpochOrder, MaskedLmBatches
+from dapt_plugin.data.data_loaders.masked_lm_batches import (
+    EpochOrder,
+    MaskedLmBatches,
+    token_balanced_bounds,
+)
 from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
 from tests.conftest import DATA
 
@@ -30,11 +34,25 @@ def _strip(row, pad_id):
     return tuple(row)
 
 
-@pytest.mark.parametrize("mode", ["packed", "line_by_line"])
-def test_every_example_appears_once_per_epoch_across_two_loader_workers(tiny_model, mode):
-    loader = _loader(tiny_model, mode=mode, shuffle=True, num_workers=2)
+def _uneven_lines(directory, num_lines=300, seed=0):
+    """A corpus of `num_lines` lines of 2 to 60 words (skewed to short, as a task's sentences
+    are), made of the words of the domain fixture."""
+    words = (DATA / "domain.txt").read_text().split()
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.lognormal(np.log(12), 0.7, num_lines).round(), 2, 60).astype(int)
+    path = directory / "uneven.txt"
+    path.write_text("".join(" ".join(rng.choice(words, n)) + "\n" for n in lengths))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "mode, grouped", [("packed", False), ("line_by_line", False), ("line_by_line", True)]
+)
+def test_every_example_appears_once_per_epoch_across_two_loader_workers(tiny_model, mode, grouped):
+    kwargs = {"mode": mode, "shuffle": True, "group_by_length": grouped}
+    loader = _loader(tiny_model, num_workers=2, **kwargs)
     pad = loader.reader.pad_token_id
-    single = _loader(tiny_model, mode=mode, shuffle=True, num_workers=0)
+    single = _loader(tiny_model, num_workers=0, **kwargs)
     expected = _example_rows(loader)
     epochs = []
     for _ in range(2):
@@ -59,9 +77,12 @@ def _worker_rows(model, monkeypatch, rank, kwargs):
     return {"rows": [row for batch in loader for row in _rows(batch)], "length": len(loader)}
 
 
-@pytest.mark.parametrize("mode, lines", [("packed", None), ("line_by_line", 21)])
+@pytest.mark.parametrize(
+    "mode, lines, grouped",
+    [("packed", None, False), ("line_by_line", 21, False), ("line_by_line", 21, True)],
+)
 def test_distributed_workers_see_disjoint_parts_and_together_all(
-    tiny_model, tmp_path, monkeypatch, mode, lines
+    tiny_model, tmp_path, monkeypatch, mode, lines, grouped
 ):
     data_path = DATA / "domain.txt"
     if lines:  # 21 lines in global batches of 2 x 5: the last holds one example, for rank 0 only
@@ -70,6 +91,8 @@ def test_distributed_workers_see_disjoint_parts_and_together_all(
             "".join((DATA / "domain.txt").read_text().splitlines(keepends=True)[:lines])
         )
     kwargs = {"shuffle": True, "batch_size": 5, "mode": mode, "data_path": str(data_path)}
+    if grouped:
+        kwargs.update(group_by_length=True, length_group_size=2)
     ranks = [_worker_rows(tiny_model, monkeypatch, rank, kwargs) for rank in range(2)]
     monkeypatch.undo()
     single = _loader(tiny_model, **kwargs)
@@ -84,10 +107,11 @@ def test_distributed_workers_see_disjoint_parts_and_together_all(
     assert seen[0] + seen[1] == _example_rows(single)
 
 
-def test_batches_per_epoch_continues_across_epochs_and_passes(tiny_model):
-    whole = _loader(tiny_model, shuffle=True)
+@pytest.mark.parametrize("kwargs", [{}, {"mode": "line_by_line", "group_by_length": True}])
+def test_batches_per_epoch_continues_across_epochs_and_passes(tiny_model, kwargs):
+    whole = _loader(tiny_model, shuffle=True, **kwargs)
     stream = [row for _ in range(3) for batch in whole for row in _rows(batch)]  # three passes
-    chunked = _loader(tiny_model, shuffle=True, batches_per_epoch=5)
+    chunked = _loader(tiny_model, shuffle=True, batches_per_epoch=5, **kwargs)
     assert len(chunked) == 5
     rows = [row for _ in range(len(stream) // 40 + 1) for batch in chunked for row in _rows(batch)]
     assert rows[: len(stream)] == stream
@@ -119,8 +143,85 @@ def test_epoch_order_is_a_permutation_with_bounded_windows():
     assert np.array_equal(EpochOrder(10, False, 1, 0, 100).take(np.arange(10)), np.arange(10))
 
 
+def _padding_share(loader):
+    batches = list(loader)
+    pad = loader.reader.pad_token_id
+    return sum(int((b["input_ids"] == pad).sum()) for b in batches) / sum(
+        b["input_ids"].numel() for b in batches
+    )
+
+
+def test_length_grouped_batches_are_equal_in_tokens_and_little_padded(tiny_model, tmp_path):
+    kwargs = {
+        "mode": "line_by_line",
+        "max_length": 64,
+        "data_path": _uneven_lines(tmp_path),
+        "shuffle": True,
+        "pad_to_multiple_of": 1,  # padding of the batches' lengths alone
+    }
+
+    def grouped_loader():
+        return _loader(tiny_model, group_by_length=True, length_group_size=10, **kwargs)
+
+    grouped, plain = grouped_loader(), _loader(tiny_model, **kwargs)
+    assert len(grouped) == len(plain) == 38  # 300 lines in batches of 8: the same steps
+    for group in range(3):  # each full group of 10 batches: equal tokens, within its longest line
+        batches = [grouped.batch_indices(n) for n in range(group * 10, group * 10 + 10)]
+        lengths = [[len(grouped.corpus[int(i)]) for i in batch] for batch in batches]
+        tokens = [sum(batch) for batch in lengths]
+        assert max(tokens) - min(tokens) <= max(max(batch) for batch in lengths)
+    counts = [len(grouped.batch_indices(n)) for n in range(30)]
+    assert min(counts) < 8 < max(counts), "short lines fill a batch with more examples"
+    assert _padding_share(plain) > 0.4 and _padding_share(grouped) < _padding_share(plain) / 3
+    loader = grouped_loader()
+    first, second = [[_rows(batch) for batch in loader] for _ in range(2)]
+    assert first == [_rows(batch) for batch in grouped_loader()] and first != second
+
+
+def _pairs_batched_together_again(loader):
+    """Of the pairs of examples that share a batch in the first pass, the share that share one in
+    the second too."""
+    pairs = []
+    for first in (0, loader.batches_per_pass):
+        pairs.append(set())
+        for number in range(first, first + loader.batches_per_pass):
+            batch = sorted(loader.batch_indices(number).tolist())
+            pairs[-1] |= {(a, b) for i, a in enumerate(batch) for b in batch[i + 1 :]}
+    return len(pairs[0] & pairs[1]) / len(pairs[0])
+
+
+def test_a_text_of_one_length_group_is_batched_anew_in_every_pass(tiny_model, tmp_path):
+    """All lines fit in one group: sorted by their exact lengths, each pass would put most of the
+    same lines together again (all but lines of equal length); the noise in the sort mixes them."""
+    kwargs = {"mode": "line_by_line", "data_path": _uneven_lines(tmp_path), "shuffle": True}
+    noisy = _loader(tiny_model, group_by_length=True, **kwargs)
+    exact = _loader(tiny_model, group_by_length=True, padding_noise=0, **kwargs)
+    assert noisy.batches_per_pass < noisy.length_group_size
+    assert _pairs_batched_together_again(noisy) < 0.7 * _pairs_batched_together_again(exact)
+    assert (
+        _padding_share(exact)
+        < _padding_share(noisy)
+        < _padding_share(_loader(tiny_model, **kwargs)) / 2
+    )
+
+
+def test_token_balanced_bounds_give_every_batch_an_example():
+    lengths = np.array([1, 1, 1, 1, 2, 2, 3, 10, 10])
+    bounds = token_balanced_bounds(lengths, 3)
+    assert bounds.tolist() == [0, 7, 8, 9]  # 12, 10 and 10 tokens
+    assert token_balanced_bounds(np.array([1, 1, 100]), 3).tolist() == [0, 1, 2, 3]
+    assert token_balanced_bounds(np.full(6, 5), 3).tolist() == [0, 2, 4, 6]
+
+
 def test_configuration_errors_name_the_key(tiny_model):
     reader = MaskedLmCorpusReader(str(tiny_model), max_length=32)
+    packed = MaskedLmCorpusReader(str(tiny_model), mode="packed", max_length=32)
+    with pytest.raises(ConfigurationError, match="set GROUP_BY_LENGTH=false .* or MLM_MODE="):
+        MaskedLmBatches(packed, str(DATA / "domain.txt"), batch_size=8, group_by_length=True)
+    with pytest.raises(ConfigurationError, match="`length_group_size` must be at least 1; got 0"):
+        MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=8, length_group_size=0)
+    with pytest.raises(ConfigurationError, match=r"`padding_noise` must be in \[0, 1\); got 1"):
+        MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=8, padding_noise=1)
     with pytest.raises(ConfigurationError, match="`batch_size` must be at least 1; got 0"):
         MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=0)
     with pytest.raises(ConfigurationError, match="needs the `masked_lm_corpus` dataset reader"):
