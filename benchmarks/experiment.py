@@ -121,11 +121,10 @@ def write_data(
     paths = {}
     for split, size in (("train", train_size), ("dev", 500), ("test", 500)):
         topics = rng.integers(TOPICS, size=size)
-        lengths = (
-            np.clip(np.round(length_rng.lognormal(np.log(TASK_WORDS) - TASK_SIGMA**2 / 2, TASK_SIGMA, size)), 3, 36)
-            if task_lengths == "lognormal"
-            else None
-        )
+        lengths = None
+        if task_lengths == "lognormal":  # mean TASK_WORDS before rounding and clipping
+            drawn = length_rng.lognormal(np.log(TASK_WORDS) - TASK_SIGMA**2 / 2, TASK_SIGMA, size)
+            lengths = np.clip(np.round(drawn), 3, 36)
         paths[split] = directory / f"{split}.jsonl"
         write_jsonl(
             paths[split],
