@@ -116,6 +116,8 @@ def test_group_by_length_groups_the_training_batches_only(monkeypatch, config):
     params = load(monkeypatch, config, GROUP_BY_LENGTH="true")
     assert params["data_loader"]["group_by_length"] is True
     assert "group_by_length" not in params["validation_data_loader"]
+    with pytest.raises(ConfigurationError, match="but every example of MLM_MODE=packed has"):
+        load(monkeypatch, config, GROUP_BY_LENGTH="true", MLM_MODE="packed")
 
 
 @pytest.mark.parametrize("address_variable", ["MASTER_ADDRESS", "MASTER_ADDR"])

@@ -65,7 +65,12 @@ local trainer = import 'trainer.libsonnet';
                          // document_windows): less padding, the same weight per token; absent
                          // when off, so that the configs (and `allennlp adapt`'s fingerprints of
                          // runs from before the option) are as they were
-                         + (if env.bool('GROUP_BY_LENGTH', false) then { group_by_length: true } else {});
+                         + (
+                           if !env.bool('GROUP_BY_LENGTH', false) then {}
+                           else if reader.mode == 'packed' then
+                             error 'GROUP_BY_LENGTH=true batches examples of similar lengths, but every example of MLM_MODE=packed has MAX_LENGTH tokens; unset GROUP_BY_LENGTH for this run (in `allennlp adapt`, set it in `settings.tapt` rather than `settings.all`), or set MLM_MODE to line_by_line or document_windows'
+                           else { group_by_length: true }
+                         );
     {
       random_seed: seed,
       numpy_seed: seed,
