@@ -88,7 +88,7 @@ def padding(config: Dict, passes: int) -> Dict[str, int]:
 
 def run(args: argparse.Namespace, model: Path, text: Path, work: Path, seed: int, grouped: bool):
     from dapt_plugin.common.launch import run_allennlp
-    from dapt_plugin.experiment.runner import _duration_seconds
+    from dapt_plugin.experiment.runner import duration_seconds
 
     directory = work / f"seed{seed}-{'grouped' if grouped else 'random'}"
     env = tapt_environment(args, model, text, work / "cache", seed)
@@ -103,14 +103,14 @@ def run(args: argparse.Namespace, model: Path, text: Path, work: Path, seed: int
     metrics = json.loads((directory / "metrics.json").read_text())
     config = json.loads((directory / "config.json").read_text())
     counts = padding(config, args.epochs)
-    seconds = _duration_seconds(metrics["training_duration"]) + metrics["head_warmup_seconds"]
+    epochs_seconds = duration_seconds(metrics["training_duration"])
     shutil.rmtree(directory)
     return {
-        "seconds": seconds,
-        "tokens_per_second": counts["real"] / _duration_seconds(metrics["training_duration"]),
+        "seconds": epochs_seconds + metrics["head_warmup_seconds"],
+        "tokens_per_second": counts["real"] / epochs_seconds,
         "padding": 1 - counts["real"] / counts["computed"],
         "loss": (metrics["heldout_mlm_loss_start"], metrics["heldout_mlm_loss_end"]),
-        "epochs_seconds": _duration_seconds(metrics["training_duration"]),
+        "epochs_seconds": epochs_seconds,
     }
 
 

@@ -17,7 +17,7 @@
 //   BATCH_SIZE (16), LR (1e-4), MAX_LENGTH (512), NUM_STEPS (unset; when set, the run is
 //   NUM_STEPS optimizer steps instead of NUM_EPOCHS passes, with NUM_CHECKPOINTS (100)
 //   checkpoints along them), and every other variable of dapt.jsonnet
-//   (MLM_MODE, MLM_PROBABILITY, WHOLE_WORD_MASKING, SEED, TRUST_REMOTE_CODE, devices,
+//   (MLM_MODE, GROUP_BY_LENGTH, MLM_PROBABILITY, WHOLE_WORD_MASKING, SEED, TRUST_REMOTE_CODE, devices,
 //   optimizer kernels, checkpoints and exports, LOG_EVERY, HEAD_WARMUP_STEPS)
 local env = import 'lib/env.libsonnet';
 local mlm = import 'lib/mlm.libsonnet';

@@ -1052,7 +1052,7 @@ class ExperimentRunner:
         )
         return {
             "wall_seconds": times.get(phase.name, 0.0),
-            "training_seconds": (_duration_seconds(duration) if duration else 0.0)
+            "training_seconds": (duration_seconds(duration) if duration else 0.0)
             + metrics.get("head_warmup_seconds", 0.0),
             "evaluation_seconds": evaluated + metrics.get("heldout_mlm_loss_seconds", 0.0),
         }
@@ -1240,7 +1240,7 @@ def _device(configured: Optional[int]) -> int:
     return 0 if torch.cuda.is_available() else -1
 
 
-def _duration_seconds(duration: str) -> float:
+def duration_seconds(duration: str) -> float:
     """Seconds of a `str(timedelta)`, as AllenNLP writes `training_duration` ("1 day, 0:02:03.5")."""
     days, _, clock = duration.rpartition(", ")
     hours, minutes, seconds = clock.split(":")

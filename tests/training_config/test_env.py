@@ -112,7 +112,8 @@ def test_good_values_are_read_as_numbers(monkeypatch):
 @pytest.mark.parametrize("config", ["dapt.jsonnet", "tapt.jsonnet"])
 def test_group_by_length_groups_the_training_batches_only(monkeypatch, config):
     # off: not in the config, which stays as it was before the option (and so its fingerprint)
-    assert "group_by_length" not in load(monkeypatch, config)["data_loader"]
+    for off in ({}, {"GROUP_BY_LENGTH": "false"}):
+        assert "group_by_length" not in load(monkeypatch, config, **off)["data_loader"]
     params = load(monkeypatch, config, GROUP_BY_LENGTH="true")
     assert params["data_loader"]["group_by_length"] is True
     assert "group_by_length" not in params["validation_data_loader"]

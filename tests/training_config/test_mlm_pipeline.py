@@ -91,8 +91,7 @@ def test_dapt_lowers_heldout_perplexity_reproducibly(runs, tmp_path):
     assert again == dapt
 
 
-@pytest.mark.parametrize("group_by_length", ["false", "true"])
-def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path, group_by_length):
+def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path):
     run = tmp_path / "tapt"
     allennlp(
         ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)],
@@ -102,7 +101,6 @@ def test_the_loss_falls_over_a_short_tapt_run(tiny_model, tmp_path, group_by_len
             NUM_CHECKPOINTS="",
             NUM_EPOCHS="6",
             EXTRA_TAPT_PATHS=str(TASK / "unlabeled.jsonl"),
-            GROUP_BY_LENGTH=group_by_length,
         ),
     )
     first = json.loads((run / "metrics_epoch_0.json").read_text())

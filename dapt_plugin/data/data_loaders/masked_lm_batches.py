@@ -14,6 +14,7 @@ from allennlp.nn import util as nn_util
 
 from dapt_plugin.common.distributed import rank, world_size
 from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
+from dapt_plugin.data.samplers.seeded_bucket import check_padding_noise, noisy_length_order
 from dapt_plugin.data.text_files import PathSpec
 from dapt_plugin.data.tokenized_corpus import TokenizedCorpus
 
@@ -124,10 +125,10 @@ class MaskedLmBatches(DataLoader):
     Batch number `g` (counted over the whole run) is a pure function of `g`, the seed and the
     corpus: pass `g // batches_per_pass` visits the examples in its own `EpochOrder`, each global
     batch holds `batch_size * world_size` consecutive examples of that order, and distributed worker `r`
-    takes every `world_size`-th of them, so the workers see disjoint parts and together all of
-    the data. When the last global batch of a pass has fewer examples than workers, a worker
-    with none left gets a row of special tokens only, which is never masked, so every example counts
-    exactly once. Data-loader workers (`num_workers`)
+    takes every `world_size`-th of them (with `group_by_length`, a part of its own), so the
+    workers see disjoint parts and together all of the data. When the last global batch of a
+    pass has fewer examples than workers, a worker with none left gets a row of special tokens
+    only, which is never masked, so every example counts exactly once. Data-loader workers (`num_workers`)
     build whole batches in parallel and return them in order, so results do not depend on
     `num_workers`.
 
@@ -145,13 +146,15 @@ class MaskedLmBatches(DataLoader):
     group_by_length : `bool`, optional (default = `False`)
         Batch examples of similar length together, so that little of what is computed is
         padding. The examples of each `length_group_size` global batches of a pass (in its order,
-        shuffled or not) are sorted by length and cut into as many global batches of equal
-        numbers of tokens (`token_balanced_bounds`), which are taken in a random order. A batch
+        shuffled or not) are sorted by length (see `padding_noise`) and cut into a batch for each
+        worker of each of those global batches, all with equal numbers of the tokens that can be
+        masked (`token_balanced_bounds`); the global batches are taken in a random order. A batch
         of short lines therefore holds more examples than one of long lines, so that every token
         weighs about as much in its step's mean loss as in random batches of `batch_size`
         (equal numbers of examples would weigh a short line's tokens more). The passes, their
-        batch counts, `--recover` and distributed runs are as without it. Only for modes whose
-        examples differ in length (`line_by_line`, `document_windows`).
+        batch counts and `--recover` are as without it; a worker may get no example only in the
+        last group of a pass, when it has fewer examples than parts (see above). Only for
+        modes whose examples differ in length (`line_by_line`, `document_windows`).
     length_group_size : `int`, optional (default = `50`)
         Global batches per length group: more gives less padding and batches of more uniform
         lengths (50 is the group of Hugging Face's `group_by_length`).
@@ -236,8 +239,7 @@ class MaskedLmBatches(DataLoader):
             raise ConfigurationError(
                 f"`length_group_size` must be at least 1; got {length_group_size}"
             )
-        if not 0 <= padding_noise < 1:
-            raise ConfigurationError(f"`padding_noise` must be in [0, 1); got {padding_noise}")
+        check_padding_noise(padding_noise)
         if hold_out not in (None, "exclude", "only"):
             raise ConfigurationError(
                 f'`hold_out` must be "exclude", "only" or null; got {hold_out!r}'
@@ -272,8 +274,9 @@ class MaskedLmBatches(DataLoader):
         self._corpus: Optional[TokenizedCorpus] = None
         self._next_batch = 0  # global batch number where the next epoch starts
         self._order: Optional[EpochOrder] = None
-        # group_by_length: the current group's key (seed, pass, group) and global batches
-        self._group: Tuple[Tuple[int, int, int], List[np.ndarray]] = ((-1, -1, -1), [])
+        # group_by_length: the current group's key (seed, pass, group) and, for each of its
+        # global batches, the examples of each worker
+        self._group: Tuple[Tuple[int, int, int], List[List[np.ndarray]]] = ((-1, -1, -1), [])
 
     # -- the data ---------------------------------------------------------------------------
 
@@ -352,34 +355,44 @@ class MaskedLmBatches(DataLoader):
                 self.num_examples, self.shuffle, self.seed, epoch, self.shuffle_window
             )
         if self.group_by_length:
-            return self._grouped_batch(epoch, position)[worker::world]
+            return self._grouped_part(epoch, position, worker)
         start = position * self.batch_size * world
         positions = np.arange(
             start + worker, min(start + self.batch_size * world, self.num_examples), world
         )
         return self._corpus_indices(self._order.take(positions))
 
-    def _grouped_batch(self, epoch: int, position: int) -> np.ndarray:
-        """Example indices of global batch `position` of pass `epoch`, by `group_by_length`."""
+    def _grouped_part(self, epoch: int, position: int, worker: int) -> np.ndarray:
+        """`worker`'s examples of global batch `position` of pass `epoch`, by `group_by_length`."""
         group, slot = divmod(position, self.length_group_size)
         key = (self.seed, epoch, group)
         if self._group[0] != key:
-            per_batch = self.batch_size * world_size()
+            world = world_size()
             first = group * self.length_group_size
             num_batches = min(self.length_group_size, self.batches_per_pass - first)
+            per_batch = self.batch_size * world
             positions = np.arange(
                 first * per_batch, min((first + num_batches) * per_batch, self.num_examples)
             )
             indices = self._corpus_indices(self._order.take(positions))
             lengths = np.array([len(self.corpus[int(i)]) for i in indices])
-            rng = np.random.default_rng([self.seed, epoch, 1, group])
-            noise = rng.uniform(1 - self.padding_noise, 1 + self.padding_noise, len(lengths))
-            by_length = np.argsort(lengths * noise, kind="stable")
-            bounds = token_balanced_bounds(lengths[by_length], num_batches)
-            batches = [indices[by_length[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
-            visit = rng.permutation(num_batches)
-            self._group = (key, [batches[i] for i in visit])
-        return self._group[1][slot]
+            # a stream of its own: EpochOrder draws from [seed, epoch] and [seed, epoch, window],
+            # and NumPy pads a shorter seed with zeros
+            rng = np.random.default_rng([self.seed, epoch, group, 1])
+            order = noisy_length_order(lengths, self.padding_noise, rng)
+            # each global batch is `world` consecutive parts, one per worker, equal in the tokens
+            # that can be masked (the special tokens never are); a last group of fewer examples
+            # than parts leaves its last parts empty
+            num_parts = num_batches * world
+            maskable = lengths[order] - (self.corpus.num_before + self.corpus.num_after)
+            bounds = token_balanced_bounds(maskable, min(num_parts, len(order)))
+            bounds = np.concatenate([bounds, np.full(num_parts + 1 - len(bounds), len(order))])
+            parts = [indices[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
+            self._group = (
+                key,
+                [parts[b * world : (b + 1) * world] for b in rng.permutation(num_batches)],
+            )
+        return self._group[1][slot][worker]
 
     def batch(self, number: int) -> TensorDict:
         examples = [self.corpus[int(i)] for i in self.batch_indices(number)]

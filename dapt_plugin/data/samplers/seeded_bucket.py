@@ -17,6 +17,24 @@ def instance_length(instance: Instance) -> int:
     )
 
 
+def check_padding_noise(padding_noise: float) -> None:
+    """Raises `ConfigurationError` unless `padding_noise` is in `[0, 1)`."""
+    if not 0 <= padding_noise < 1:
+        raise ConfigurationError(f"`padding_noise` must be in [0, 1); got {padding_noise}")
+
+
+def noisy_length_order(
+    lengths: np.ndarray, padding_noise: float, rng: np.random.Generator
+) -> np.ndarray:
+    """
+    The indices that sort `lengths`, each multiplied by a factor drawn from `rng` in
+    `[1 - padding_noise, 1 + padding_noise]`, so that items of nearby lengths mix; ties keep their
+    order.
+    """
+    noise = rng.uniform(1 - padding_noise, 1 + padding_noise, len(lengths))
+    return np.argsort(np.asarray(lengths, dtype=np.float64) * noise, kind="stable")
+
+
 @BatchSampler.register("seeded_bucket")
 class SeededBucketBatchSampler(SeededShuffleBatchSampler):
     """
@@ -51,8 +69,7 @@ class SeededBucketBatchSampler(SeededShuffleBatchSampler):
         self, batch_size: int, seed: int = 0, padding_noise: float = 0.1, drop_last: bool = False
     ) -> None:
         super().__init__(batch_size, seed=seed, drop_last=drop_last)
-        if not 0 <= padding_noise < 1:
-            raise ConfigurationError(f"`padding_noise` must be in [0, 1); got {padding_noise}")
+        check_padding_noise(padding_noise)
         self.padding_noise = padding_noise
 
     def get_batch_indices(self, instances: Sequence[Instance]) -> Iterator[List[int]]:
@@ -61,8 +78,7 @@ class SeededBucketBatchSampler(SeededShuffleBatchSampler):
         num_batches = self.get_num_batches(instances)
         # a random order first, cut to the instances of this pass, so that ties break at random
         chosen = rng.permutation(len(instances))[: num_batches * self.batch_size]
-        lengths = np.array([instance_length(instances[i]) for i in chosen], dtype=np.float64)
-        lengths *= rng.uniform(1 - self.padding_noise, 1 + self.padding_noise, len(chosen))
-        ordered = chosen[np.argsort(lengths, kind="stable")]
+        lengths = np.array([instance_length(instances[i]) for i in chosen])
+        ordered = chosen[noisy_length_order(lengths, self.padding_noise, rng)]
         for batch in rng.permutation(num_batches):
             yield ordered[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()

@@ -205,10 +205,45 @@ def test_a_text_of_one_length_group_is_batched_anew_in_every_pass(tiny_model, tm
     )
 
 
+@pytest.mark.parametrize("world", [2, 4])
+def test_grouped_batches_give_every_distributed_worker_lines_of_equal_tokens(
+    tiny_model, tmp_path, monkeypatch, world
+):
+    """One line per worker and step on average: a global batch of long lines is no fewer lines
+    than workers (a worker without one would step on nothing)."""
+    from dapt_plugin.data.data_loaders import masked_lm_batches
+
+    worker = {"rank": 0}
+    monkeypatch.setattr(masked_lm_batches, "rank", lambda: worker["rank"])
+    monkeypatch.setattr(masked_lm_batches, "world_size", lambda: world)
+    loader = _loader(
+        tiny_model,
+        mode="line_by_line",
+        data_path=_uneven_lines(tmp_path),
+        shuffle=True,
+        batch_size=1,
+        group_by_length=True,
+        length_group_size=10,
+    )
+    parts = []  # parts[number][rank]: the lines of each worker in each global batch
+    for number in range(loader.batches_per_pass):
+        parts.append([])
+        for worker["rank"] in range(world):
+            parts[-1].append(loader.batch_indices(number).tolist())
+    seen = [i for batch in parts for part in batch for i in part]
+    assert sorted(seen) == list(range(len(loader.corpus)))
+    special = loader.corpus.num_before + loader.corpus.num_after
+    for batch in parts[: loader.batches_per_pass // 10 * 10]:  # the full groups
+        assert all(batch), "every worker has a line"
+        lengths = [[len(loader.corpus[i]) - special for i in part] for part in batch]
+        tokens = [sum(part) for part in lengths]
+        assert max(tokens) - min(tokens) <= max(max(part) for part in lengths)
+
+
 def test_token_balanced_bounds_give_every_batch_an_example():
     lengths = np.array([1, 1, 1, 1, 2, 2, 3, 10, 10])
     bounds = token_balanced_bounds(lengths, 3)
-    assert bounds.tolist() == [0, 7, 8, 9]  # 12, 10 and 10 tokens
+    assert bounds.tolist() == [0, 7, 8, 9]  # 11, 10 and 10 tokens
     assert token_balanced_bounds(np.array([1, 1, 100]), 3).tolist() == [0, 1, 2, 3]
     assert token_balanced_bounds(np.full(6, 5), 3).tolist() == [0, 2, 4, 6]
 
@@ -228,8 +263,11 @@ def test_configuration_errors_name_the_key(tiny_model):
         MaskedLmBatches(object(), str(DATA / "domain.txt"), batch_size=8)
 
 
-def test_held_out_examples_are_never_trained_on_and_spread_over_the_corpus(tiny_model):
-    training = _loader(tiny_model, mode="line_by_line", shuffle=True, hold_out="exclude")
+@pytest.mark.parametrize("grouped", [False, True])
+def test_held_out_examples_are_never_trained_on_and_spread_over_the_corpus(tiny_model, grouped):
+    training = _loader(
+        tiny_model, mode="line_by_line", shuffle=True, hold_out="exclude", group_by_length=grouped
+    )
     held_out = training.held_out_loader()
     trained = np.concatenate([training.batch_indices(n) for n in range(training.batches_per_pass)])
     kept = np.concatenate([held_out.batch_indices(n) for n in range(held_out.batches_per_pass)])
