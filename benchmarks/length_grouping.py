@@ -41,11 +41,10 @@ from _common import (  # noqa: E402
     markdown_table,
     minilm_directory,
 )
-from experiment import write_data  # noqa: E402
+from experiment import MAX_LENGTH, write_data  # noqa: E402
+from experiment import MLM_BATCH as BATCH  # noqa: E402
+from experiment import MLM_LR as LR  # noqa: E402
 
-MAX_LENGTH = 128
-BATCH = 32
-LR = 1e-4
 SETTINGS = {"random batches (default)": False, "GROUP_BY_LENGTH=true": True}
 
 
