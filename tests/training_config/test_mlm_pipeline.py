@@ -125,6 +125,43 @@ def test_two_cpu_workers_train_and_export_once(tiny_model, tmp_path):
     assert log.count("Exported the adapted model to") == 1
 
 
+@pytest.mark.process
+def test_two_cpu_workers_train_on_batches_grouped_by_length(tiny_model, tmp_path):
+    """One line per worker and step on average, grouped by length: the workers' parts differ in
+    lines, and with 41 lines in 21 global batches of two parts one part is empty (its worker steps
+    on a row of special tokens); the real distributed run takes every step of the passes."""
+    lines = [
+        line
+        for name in ("train.jsonl", "unlabeled.jsonl")
+        for line in (TASK / name).read_text().splitlines()
+    ]
+    text = tmp_path / "text.jsonl"
+    text.write_text("\n".join(lines[:41]) + "\n")
+    run = tmp_path / "tapt2"
+    allennlp(
+        ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(run)],
+        env=mlm_env(
+            tiny_model,
+            TAPT_PATH=str(text),
+            CUDA_DEVICES="-1,-1",
+            NUM_STEPS="",
+            NUM_CHECKPOINTS="",
+            NUM_EPOCHS="2",
+            EFFECTIVE_BATCH="2",
+            BATCH_SIZE="1",
+            GROUP_BY_LENGTH="true",
+            HEAD_WARMUP_STEPS="0",
+        ),
+    )
+    config = json.loads((run / "config.json").read_text())
+    assert config["data_loader"]["group_by_length"] is True
+    log = "".join(p.read_text() for p in run.glob("out*.log"))
+    assert "text.jsonl: 21 batches per pass over the data" in log
+    for epoch in (0, 1):
+        metrics = json.loads((run / f"metrics_epoch_{epoch}.json").read_text())
+        assert metrics["training_mlm_loss"] > 0
+
+
 @pytest.mark.parametrize("variable", ["CORPUS_PATH", "HELDOUT_PATH"])
 def test_a_bad_corpus_or_heldout_file_stops_the_run_before_training(
     tiny_model, tmp_path, monkeypatch, variable
