@@ -46,9 +46,9 @@ def command_line(environment: Dict[str, str]) -> str:
     args = _arguments()
     if args and os.path.basename(args[0]) in ("allennlp", "__main__.py"):
         args[0] = "allennlp"
-    source = os.environ.get(CONFIG_SOURCE_VARIABLE)
-    if source and args[1:2] == ["train"]:
-        args[2] = source  # the runner's `allennlp train CONFIG -s DIR [--recover]`
+    config_file = train_config_file()
+    if config_file is not None:
+        args[2] = config_file  # `allennlp train CONFIG ...`
     settings = [f"{name}={shlex.quote(value)}" for name, value in sorted(environment.items())]
     return " ".join(settings + [shlex.quote(arg) for arg in args])
 
