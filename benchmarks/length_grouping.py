@@ -41,7 +41,7 @@ from _common import (  # noqa: E402
     markdown_table,
     minilm_directory,
 )
-from experiment import MAX_LENGTH, write_data  # noqa: E402
+from experiment import MAX_LENGTH, threads_env, write_data  # noqa: E402
 from experiment import MLM_BATCH as BATCH  # noqa: E402
 from experiment import MLM_LR as LR  # noqa: E402
 
@@ -61,8 +61,7 @@ def tapt_environment(args: argparse.Namespace, model: Path, text: Path, cache: P
         "HEAD_WARMUP_STEPS": args.head_warmup_steps,
         "DAPT_PLUGIN_CACHE": str(cache),
         "CUDA_DEVICES": "-1",
-        "OMP_NUM_THREADS": args.threads,
-        "MKL_NUM_THREADS": args.threads,
+        **threads_env(args.threads),
     }
 
 
