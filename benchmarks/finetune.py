@@ -401,8 +401,12 @@ def run_plugin(
 # the plugin's contenders: what each changes in `classifier.jsonnet` (jsonnet added to it)
 PLUGIN = {
     "plugin": "",
-    # the config before issue 14: random batches, each padded to its longest text
-    "plugin, random batches": " + { data_loader+: { batch_sampler+: { type: 'seeded_shuffle' } } }",
+    # the config before issue 14: random training batches and evaluation batches in the data's
+    # order, each padded to its longest text
+    "plugin, random batches": (
+        " + { data_loader+: { batch_sampler+: { type: 'seeded_shuffle' } },"
+        " validation_data_loader+: { sort_by_length: false } }"
+    ),
 }
 
 
@@ -511,8 +515,10 @@ def main() -> None:
         "that are padding. MFU: the steps' model FLOP/s (`_flops.py`) over the machine's dense fp32 "
         f"matmul FLOP/s with the same threads, {peak.describe()}. The Trainer runs with `group_by_length` off (its default, as users run "
         "it) and `adamw_torch`; the plugin with its config's defaults (length-bucketed batches, "
-        "`seeded_bucket`; fused AdamW); `plugin, random batches`: the config before issue 14, "
-        "random batches (`seeded_shuffle`) each padded to its longest text. Dev macro F1: the best "
+        "`seeded_bucket`; evaluation batches of texts sorted by length; fused AdamW); "
+        "`plugin, random batches`: the config before issue 14, "
+        "random batches (`seeded_shuffle`) and evaluation batches in the data's order, each padded "
+        "to its longest text. Dev macro F1: the best "
         "epoch's, as each contender keeps it (one seed: differences within noise)."
     )
     append_results(

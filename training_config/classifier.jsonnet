@@ -143,8 +143,10 @@ local reader(sample) = {
   // on the same batches
   data_loader: { batch_sampler: { type: 'seeded_bucket', batch_size: batch_size, seed: seed } },
   // also the test data's loader; reads its data before training, so that a bad dev or test
-  // file stops the run before the first step
-  validation_data_loader: { type: 'eager_multiprocess', batch_size: batch_size, shuffle: false },
+  // file stops the run before the first step; batches cut from the texts sorted by length, so
+  // that evaluation computes almost no padding (`allennlp evaluate --predictions-output-file`
+  // writes its batches in that order; `allennlp predict` keeps the file's)
+  validation_data_loader: { type: 'eager_multiprocess', batch_size: batch_size, sort_by_length: true },
   trainer: {
     num_epochs: num_epochs,
     patience: patience,

@@ -24,7 +24,9 @@ from tests.conftest import (
 )
 
 
-def test_train_then_evaluate_reports_metrics_matching_sklearn(trained_classifier, tmp_path):
+def test_train_then_evaluate_reports_metrics_matching_sklearn(
+    trained_classifier, tiny_model, tmp_path
+):
     metrics_file = tmp_path / "metrics.json"
     predictions_file = tmp_path / "predictions.jsonl"
     allennlp(
@@ -39,9 +41,17 @@ def test_train_then_evaluate_reports_metrics_matching_sklearn(trained_classifier
         ]
     )
     metrics = json.loads(metrics_file.read_text())
-    gold = [row["label"] for row in read_jsonl(TASK / "test.jsonl")]
-    # allennlp evaluate writes one line per batch
-    predicted = [label for batch in read_jsonl(predictions_file) for label in batch["label"]]
+    lines = read_jsonl(predictions_file)  # one per batch
+    predicted = [label for batch in lines for label in batch["label"]]
+    # the batches come in the evaluation loader's order: the texts sorted by length, longest
+    # first (`sort_by_length`), which is the order of the gold labels below
+    lengths = [len(tokens) for batch in lines for tokens in batch["tokens"]]
+    assert lengths == sorted(lengths, reverse=True) and lengths[0] > lengths[-1]
+    rows = read_jsonl(TASK / "test.jsonl")
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    text_lengths = [len(tokenizer.tokenize(row["text"])) for row in rows]
+    order = sorted(range(len(rows)), key=lambda i: -text_lengths[i])
+    gold = [rows[i]["label"] for i in order]
     assert len(predicted) == len(gold)
     assert metrics["accuracy"] == pytest.approx(accuracy_score(gold, predicted), abs=1e-6)
     assert metrics["macro_f1"] == pytest.approx(

@@ -6,6 +6,12 @@ from allennlp.data.instance import Instance
 from allennlp.data.samplers.batch_sampler import BatchSampler
 
 
+def check_batch_size(batch_size: int) -> None:
+    """Raises `ConfigurationError` unless `batch_size` is at least 1."""
+    if batch_size < 1:
+        raise ConfigurationError(f"`batch_size` must be at least 1; got {batch_size}")
+
+
 @BatchSampler.register("seeded_shuffle")
 class SeededShuffleBatchSampler(BatchSampler):
     """
@@ -29,8 +35,7 @@ class SeededShuffleBatchSampler(BatchSampler):
     """
 
     def __init__(self, batch_size: int, seed: int = 0, drop_last: bool = False) -> None:
-        if batch_size < 1:
-            raise ConfigurationError(f"`batch_size` must be at least 1; got {batch_size}")
+        check_batch_size(batch_size)
         self.batch_size = batch_size
         self.seed = seed
         self.drop_last = drop_last

@@ -2,41 +2,18 @@ import numpy as np
 import pytest
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
-from allennlp.data import Instance
-from allennlp.data.fields import LabelField, TextField
 from allennlp.data.samplers import BatchSampler
-from allennlp.data.tokenizers import Token
 
 from dapt_plugin.data.samplers import SeededBucketBatchSampler, SeededShuffleBatchSampler
-
-
-def _instances(count: int = 203, seed: int = 0):
-    """Texts of 3 to 120 tokens, lognormal around 40, as a classification task's."""
-    lengths = np.clip(np.random.default_rng(seed).lognormal(np.log(35), 0.55, count), 3, 120)
-    return [
-        Instance(
-            {
-                "tokens": TextField([Token(f"w{j}") for j in range(int(length))]),
-                "label": LabelField("a"),
-            }
-        )
-        for length in lengths
-    ]
+from tests.data.samplers import padding_share, task_like_instances
 
 
 def _passes(sampler, instances, count):
     return [list(sampler.get_batch_indices(instances)) for _ in range(count)]
 
 
-def _padding_share(batches, instances) -> float:
-    lengths = [len(instance["tokens"]) for instance in instances]
-    real = sum(lengths[i] for batch in batches for i in batch)
-    computed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
-    return 1 - real / computed
-
-
 def test_every_instance_is_in_one_batch_of_every_pass():
-    instances = _instances()
+    instances = task_like_instances()
     sampler = SeededBucketBatchSampler(batch_size=16, seed=3)
     for batches in _passes(sampler, instances, 3):
         assert len(batches) == sampler.get_num_batches(instances) == 13
@@ -45,7 +22,7 @@ def test_every_instance_is_in_one_batch_of_every_pass():
 
 
 def test_drop_last_leaves_out_a_random_remainder_and_keeps_batches_full():
-    instances = _instances()
+    instances = task_like_instances()
     sampler = SeededBucketBatchSampler(batch_size=16, seed=3, drop_last=True)
     left_out = []
     for batches in _passes(sampler, instances, 4):
@@ -58,7 +35,7 @@ def test_drop_last_leaves_out_a_random_remainder_and_keeps_batches_full():
 
 
 def test_each_pass_is_a_function_of_the_seed_and_the_pass_alone():
-    instances = _instances()
+    instances = task_like_instances()
     first = _passes(SeededBucketBatchSampler(batch_size=16, seed=5), instances, 3)
     # a new sampler (a resumed run) replays the same passes, whatever the global random state
     np.random.seed(1)
@@ -68,17 +45,17 @@ def test_each_pass_is_a_function_of_the_seed_and_the_pass_alone():
 
 
 def test_batches_hold_far_less_padding_than_random_batches():
-    instances = _instances()
+    instances = task_like_instances()
     bucketed = _passes(SeededBucketBatchSampler(batch_size=16), instances, 5)
     shuffled = _passes(SeededShuffleBatchSampler(batch_size=16), instances, 5)
-    bucketed_share = np.mean([_padding_share(batches, instances) for batches in bucketed])
-    shuffled_share = np.mean([_padding_share(batches, instances) for batches in shuffled])
+    bucketed_share = np.mean([padding_share(batches, instances) for batches in bucketed])
+    shuffled_share = np.mean([padding_share(batches, instances) for batches in shuffled])
     assert shuffled_share > 0.4
     assert bucketed_share < 0.15  # the noise (10% of a length) costs some
 
 
 def test_without_noise_batches_are_cut_from_the_sorted_lengths():
-    instances = _instances()
+    instances = task_like_instances()
     lengths = [len(instance["tokens"]) for instance in instances]
     sampler = SeededBucketBatchSampler(batch_size=16, padding_noise=0.0)
     batches = sorted(next(_passes(sampler, instances, 1).__iter__()), key=lambda b: lengths[b[0]])
