@@ -348,7 +348,9 @@ def read_steps(serialization_dir: Path, run: int = -1) -> dict:
     """
     What `step_timer` recorded for one process (`run`: -1 the latest, 0 the first) in a
     serialization directory: `{"launched", "started", "attention", "fused_adamw", "threads",
-    "steps": [{"step", "end", "tokens", "data_wait"}]}`, and `"ended"` once training has ended.
+    "steps": [{"step", "end", "tokens", "data_wait"}]}`, and, once training has ended, `"ended"`
+    and the real tokens and positions of its validation batches, `"validation_tokens"` and
+    `"validation_positions"`.
     """
     runs = []
     path = Path(serialization_dir) / "step_times.jsonl"
@@ -358,6 +360,8 @@ def read_steps(serialization_dir: Path, run: int = -1) -> dict:
             runs.append(dict(record, steps=[]))
         elif record["event"] == "end":
             runs[-1]["ended"] = record["end"]
+            for key in ("validation_tokens", "validation_positions"):
+                runs[-1][key] = record[key]
         else:
             runs[-1]["steps"].append(record)
     return runs[run]

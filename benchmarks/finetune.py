@@ -18,8 +18,9 @@ preset, `small`), no gradient clipping (the config clips nothing, so the Trainer
 accuracy, macro and micro F1, a checkpoint per epoch (the Trainer: `save_total_limit` 1) and the
 best epoch's model by macro F1 kept at the end, the same threads. The Trainer otherwise has its
 usual defaults: random batches padded to their longest text (`group_by_length` off, as users run
-it), its default optimizer (`adamw_torch`, per parameter), evaluation batches of 16. The plugin
-has its config's defaults (fused AdamW, length-bucketed batches).
+it), its default optimizer (`adamw_torch`, per parameter), evaluation batches of 16 in the data's
+order. The plugin has its config's defaults (fused AdamW, length-bucketed training batches,
+evaluation batches of 16 cut from the texts sorted by length).
 
 Measures, from the trainers' own timing, so that process start-up, imports, model loading and
 tokenization are left out:
@@ -31,7 +32,7 @@ tokenization are left out:
   first step to the end of its last (validation and checkpoints left out); and the same per
   second of the process's CPU time, steadier on a machine that other jobs share;
 - padding: the share of the positions the model computed in training (batch x padded length)
-  that are padding;
+  that are padding, and the same share in validation;
 - MFU: the model FLOP/s of the same steps (`_flops.py`: forward and backward over the real
   tokens, the classifier head once per text) as a share of the machine's dense fp32 matmul FLOP/s
   with the same threads, sampled before every run (`_flops.MatmulPeak`).
@@ -166,11 +167,15 @@ def hf_worker(spec: Dict) -> None:
     )
     collator = DataCollatorWithPadding(tokenizer)
     batches: List[Dict[str, int]] = []  # the training batches, in order
+    evaluated = {"tokens": 0, "positions": 0}  # the evaluation batches'
 
     def collate(features):
         batch = collator(features)
-        if id(features[0]["input_ids"]) in train_ids:
-            mask = batch["attention_mask"]
+        mask = batch["attention_mask"]
+        if id(features[0]["input_ids"]) not in train_ids:
+            evaluated["tokens"] += int(mask.sum())
+            evaluated["positions"] += mask.numel()
+        else:
             batches.append(
                 {
                     "examples": mask.shape[0],
@@ -259,6 +264,8 @@ def hf_worker(spec: Dict) -> None:
         "counts": counts,
         "tokens": sum(batch["tokens"] for batch in batches),
         "positions": sum(batch["positions"] for batch in batches),
+        "validation_tokens": evaluated["tokens"],
+        "validation_positions": evaluated["positions"],
         "macro_f1": metrics["eval_macro_f1"],
         "attn": model.config._attn_implementation,
         "threads": torch.get_num_threads(),
@@ -279,6 +286,7 @@ def _summary(data: Dict, num_examples: int, model_dir: Path) -> Dict:
         "steps_cpu": step_rate(data["cpu"], data["examples"]),
         "flops_per_s": step_rate(data["epochs"], flops),
         "padding": 1 - data["tokens"] / data["positions"],
+        "validation_padding": 1 - data["validation_tokens"] / data["validation_positions"],
         "macro_f1": data["macro_f1"],
         "attn": data["attn"],
     }
@@ -390,6 +398,8 @@ def run_plugin(
             "counts": list(epochs_counts.values()),
             "tokens": sum(step["tokens"] for step in data["steps"]),
             "positions": sum(step["positions"] for step in data["steps"]),
+            "validation_tokens": data["validation_tokens"],
+            "validation_positions": data["validation_positions"],
             "macro_f1": metrics["best_validation_macro_f1"],
             "attn": data["attention"],
         },
@@ -460,7 +470,8 @@ def main() -> None:
                     print(
                         f"{name} {who}: fit {result['fit']:.1f} examples/s, steps "
                         f"{result['steps']:.1f} examples/s ({result['steps_cpu']:.1f} per CPU-s), "
-                        f"padding {100 * result['padding']:.1f}%, "
+                        f"padding {100 * result['padding']:.1f}% "
+                        f"(validation {100 * result['validation_padding']:.1f}%), "
                         f"{result['flops_per_s'] / 1e9:.1f} GFLOP/s",
                         flush=True,
                     )
@@ -480,6 +491,7 @@ def main() -> None:
                         f"{steps / hf['steps']:.2f}x",
                         f"{steps_cpu:.1f} ({steps_cpu / hf['steps_cpu']:.2f}x)",
                         f"{100 * median([r['padding'] for r in runs]):.1f}%",
+                        f"{100 * median([r['validation_padding'] for r in runs]):.1f}%",
                         f"{100 * median([r['flops_per_s'] for r in runs]) / peak.value:.1f}%",
                         f"{median([r['macro_f1'] for r in runs]):.3f}",
                         runs[0]["attn"],
@@ -496,6 +508,7 @@ def main() -> None:
             "vs Trainer",
             "step examples per CPU-s (vs Trainer)",
             "padding share",
+            "validation padding share",
             "MFU (steps)",
             "dev macro F1",
             "attention",
@@ -512,7 +525,8 @@ def main() -> None:
         "start of training to its end (per-epoch validation and checkpoints included; process "
         "start-up, model loading and tokenization left out). Step: examples per second of each "
         "epoch's steps after its first, and per second of the process's CPU time. Padding: the share of the positions computed in training "
-        "that are padding. MFU: the steps' model FLOP/s (`_flops.py`) over the machine's dense fp32 "
+        "that are padding; validation padding: the same in validation (the Trainer's final "
+        "evaluation of the best model included). MFU: the steps' model FLOP/s (`_flops.py`) over the machine's dense fp32 "
         f"matmul FLOP/s with the same threads, {peak.describe()}. The Trainer runs with `group_by_length` off (its default, as users run "
         "it) and `adamw_torch`; the plugin with its config's defaults (length-bucketed batches, "
         "`seeded_bucket`; evaluation batches of texts sorted by length; fused AdamW); "

@@ -9,7 +9,8 @@ classifier's), the examples and the positions the model computed (padding includ
 appends to `<serialization_dir>/step_times.jsonl` one line when training starts (`on_start`: the
 process's launch time and the time), one line per step, flushed at once, so a benchmark can watch a
 run and kill it at a chosen step, and one line when training ends (`on_end`, after the last
-validation). Each step's line also has the process's CPU time at its end (`cpu`), steadier
+validation), with the real tokens and the positions of every validation batch of the run (where
+they have a text field's mask). Each step's line also has the process's CPU time at its end (`cpu`), steadier
 than wall-clock time on a machine that other jobs share.
 
 Throughput is taken between the end of the first step and the end of the last, so start-up
@@ -93,6 +94,8 @@ class StepTimer(TrainerCallback):
         self.started: Optional[float] = None
         self._loader: Optional[_TimedLoader] = None
         self._waited_before = 0.0
+        # the real tokens and the positions of the validation batches' texts
+        self._validation = {"tokens": 0, "positions": 0}
 
     def _write(self, record: Dict[str, Any]) -> None:
         with open(os.path.join(self.serialization_dir, "step_times.jsonl"), "a") as handle:
@@ -137,6 +140,9 @@ class StepTimer(TrainerCallback):
         **kwargs,
     ) -> None:
         if not is_training:
+            for mask in filter(lambda mask: mask is not None, map(_text_mask, batch_inputs)):
+                self._validation["tokens"] += int(mask.sum())
+                self._validation["positions"] += mask.numel()
             return
         if torch.cuda.is_available():
             torch.cuda.synchronize()
@@ -172,4 +178,11 @@ class StepTimer(TrainerCallback):
 
     def on_end(self, trainer, is_primary: bool = True, **kwargs) -> None:
         if is_primary:
-            self._write({"event": "end", "end": time.time()})
+            self._write(
+                {
+                    "event": "end",
+                    "end": time.time(),
+                    "validation_tokens": self._validation["tokens"],
+                    "validation_positions": self._validation["positions"],
+                }
+            )

@@ -31,7 +31,8 @@ class EagerMultiProcessDataLoader(MultiProcessDataLoader):
         order does not change a metric and batches of texts of one length compute almost no
         padding. `allennlp evaluate --predictions-output-file` then writes its lines (one per
         batch) in that order. Unlike a `batch_sampler` in the config, it keeps `allennlp evaluate
-        --batch-size` working. Requires `batch_size`; excludes `batch_sampler` and `shuffle`.
+        --batch-size` working. Requires `batch_size`; excludes `batch_sampler`, `shuffle` and
+        `drop_last`.
 
     Takes the parameters of the `multiprocess` data loader besides.
 
@@ -48,7 +49,7 @@ class EagerMultiProcessDataLoader(MultiProcessDataLoader):
         **kwargs: Any,
     ) -> None:
         if sort_by_length:
-            for excluded in ("batch_sampler", "shuffle"):
+            for excluded in ("batch_sampler", "shuffle", "drop_last"):
                 if kwargs.get(excluded):
                     raise ConfigurationError(
                         f"data loader `eager_multiprocess`: `sort_by_length` orders the batches "

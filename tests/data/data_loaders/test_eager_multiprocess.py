@@ -55,6 +55,10 @@ def test_without_sort_by_length_batches_keep_the_files_order():
     [
         ({"batch_size": 16, "shuffle": True}, "remove `shuffle` or set `sort_by_length: false`"),
         (
+            {"batch_size": 16, "drop_last": True},
+            "remove `drop_last` or set `sort_by_length: false`",
+        ),
+        (
             {"batch_sampler": {"type": "seeded_shuffle", "batch_size": 16}},
             "remove `batch_sampler` or set `sort_by_length: false`",
         ),
