@@ -36,16 +36,17 @@ variant's scores over seeds is that of the whole recipe. The data is the same fo
 Not equal, by design: the plugin trains the missing masked-LM head alone first (`head_warmup`,
 `HEAD_WARMUP_STEPS` steps, counted in its time), holds 1% of each masked-LM phase's text out and
 measures the masked-LM loss on it before and after, checkpoints every epoch (for `--recover`) and
-archives each run (`model.tar.gz`); the Hugging Face pipeline starts from the freshly initialised
-head that `AutoModelForMaskedLM` gives a checkpoint without one, as its users do, and saves only
+archives each run (`model.tar.gz`), and its exports keep MiniLM's pooler (which masked-LM
+training neither uses nor changes); the Hugging Face pipeline starts from the freshly initialised
+head that `AutoModelForMaskedLM` gives a checkpoint without one, as its users do, saves only
 what the next phase needs (its classifier saves one checkpoint per epoch, which
-`load_best_model_at_end` needs).
+`load_best_model_at_end` needs), and its exports (`BertForMaskedLM`'s) have no pooler.
 
-The classifiers' heads are equal too: `BertForSequenceClassification`'s, which
+The classifiers' heads are of one kind: `BertForSequenceClassification`'s, which
 `AutoModelForSequenceClassification` gives MiniLM, and the plugin's `CLASSIFIER_HEAD=bert`: the
-first token's vector through BERT's pooler (dense + tanh: MiniLM's trained pooler for the
-baseline, a fresh one after masked-LM training, whose checkpoints have no pooler), dropout, a
-linear layer. (Before, the plugin ran the head `classifier.jsonnet` had before `CLASSIFIER_HEAD`,
+first token's vector through BERT's pooler (dense + tanh), dropout, a linear layer. The pooler
+starts as MiniLM's trained one in the baselines and in the plugin's adapted variants, at random
+in the Hugging Face pipeline's adapted variants (above). (Before, the plugin ran the head `classifier.jsonnet` had before `CLASSIFIER_HEAD`,
 a new tanh layer with dropout before and after it; see `RESULTS.md`.)
 
 Measures. Wall time of each phase (the plugin's from its `results.json`, Hugging Face's each

@@ -506,8 +506,8 @@ class _UnusedPoolerFilter(logging.Filter):
 def _quiet_unused_pooler_warning() -> None:
     """
     The classifier's encoder is loaded with transformers' `AutoModel`, which for RoBERTa, BERT
-    and others adds a pooler that a masked-LM checkpoint (a DAPT/TAPT export) does not have, and
-    every classifier run warned "Some weights of RobertaModel were not initialized from the model
+    and others adds a pooler that a masked-LM checkpoint (such as a DAPT/TAPT export of a
+    checkpoint without one) does not have, and every classifier run warned "Some weights of RobertaModel were not initialized from the model
     checkpoint ... newly initialized: ['roberta.pooler.dense.bias', 'roberta.pooler.dense.weight']
     You should probably TRAIN this model". The classifier pools the first token's vector itself and
     never uses that pooler, so nothing is to be done: the warning is left out when every newly

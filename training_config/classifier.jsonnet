@@ -38,7 +38,7 @@
 //   CLASSIFIER_HEAD (roberta, the paper's: dropout on the first token's vector, a new tanh
 //   layer, linear, as the original's config; or bert, as BertForSequenceClassification: the
 //   first token's vector through the encoder's own pooler, a tanh layer trained in BERT's
-//   pre-training (new and random in a DAPT/TAPT export of a BERT), then dropout and linear; for
+//   pre-training (a DAPT/TAPT export keeps MODEL_NAME's unchanged), then dropout and linear; for
 //   BERT-style encoders, whose pooler it needs),
 //   TRAIN_SAMPLE (train on N labelled training examples drawn at random), USE_AMP (false),
 //   TRUST_REMOTE_CODE (false: a model directory with its own code is refused),

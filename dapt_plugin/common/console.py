@@ -57,6 +57,17 @@ def quiet_console() -> None:
             handler.emit = _clear_of_progress_bars(handler.emit)  # type: ignore[assignment]
 
 
+@contextlib.contextmanager
+def quiet_logger(log: logging.Logger) -> Iterator[None]:
+    """Within the block, `log` passes only errors (what a caller reports better itself)."""
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def is_console(handler: logging.Handler) -> bool:
     """AllenNLP's (and `logging.basicConfig`'s) handlers that write to stdout or stderr."""
     return type(handler) is logging.StreamHandler and handler.stream in (

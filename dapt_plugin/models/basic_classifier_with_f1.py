@@ -47,8 +47,9 @@ class BasicClassifierWithF1(BasicClassifier):
         a tanh layer over the first token's vector, trained in pre-training), as
         `BertForSequenceClassification` does, instead of from random weights. Requires a
         `feedforward` of one tanh layer and a single `pretrained_transformer` embedder whose
-        model has a pooler. An encoder adapted by DAPT or TAPT (an `exported_model`) has a new,
-        random pooler, since masked-LM training has none: its layer starts from that.
+        model has a pooler. An encoder adapted by DAPT or TAPT (an `exported_model`) has the
+        pooler of the checkpoint it was adapted from, unchanged (masked-LM training does not use
+        it); an encoder whose checkpoint has none gets transformers' random one.
     num_labels : `int`, optional (default = `None`)
         Number of labels; `None` takes the size of `label_namespace`.
     label_namespace : `str`, optional (default = `"labels"`)

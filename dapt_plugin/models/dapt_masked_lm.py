@@ -1,7 +1,6 @@
-import contextlib
 import logging
 import zlib
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import transformers
@@ -12,6 +11,7 @@ from allennlp.data import Vocabulary
 from allennlp.models.model import Model
 from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from dapt_plugin.common.console import quiet_logger
 from dapt_plugin.common.distributed import rank
 from dapt_plugin.common.pretrained import check_model_name, check_remote_code
 from dapt_plugin.nn.masked_lm_heads import head_positions, masked_lm_head, missing_head_weights
@@ -25,16 +25,6 @@ _RENAMED_ARGUMENTS = {
     "mask_replace_probability": "mask_replace_prob",
     "random_replace_probability": "random_replace_prob",
 }
-
-
-@contextlib.contextmanager
-def _quiet(log: logging.Logger) -> Iterator[None]:
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
 
 
 @Model.register("dapt_masked_lm")
@@ -144,7 +134,7 @@ class DaptMaskedLm(Model):
         try:
             if load_weights:
                 # transformers' own report of the weights it initialised is replaced by the line below
-                with _quiet(transformers.modeling_utils.logger):
+                with quiet_logger(transformers.modeling_utils.logger):
                     self.mlm, loading_info = AutoModelForMaskedLM.from_pretrained(
                         model_name, output_loading_info=True, **options
                     )

@@ -13,6 +13,7 @@ from dapt_plugin.common.config_variables import config_variables
 from dapt_plugin.common.distributed import world_size
 from dapt_plugin.data.text_files import expand_paths
 from dapt_plugin.data.token_cache import file_sha256
+from dapt_plugin.nn.encoder_pooler import checkpoint_pooler
 from dapt_plugin.nn.token_counts import count_tokens
 from dapt_plugin.training.callbacks.head_warmup import HeadWarmup
 from dapt_plugin.training.checkpointers.atomic_checkpointer import BEST_WEIGHTS
@@ -28,16 +29,21 @@ from dapt_plugin.training.model_card import (
 logger = logging.getLogger(__name__)
 
 
-def save_verified(model, directory: str) -> None:
+def save_verified(model, directory: str, extra: Optional[Dict[str, torch.Tensor]] = None) -> None:
     """
-    `model.save_pretrained(directory)` in one safetensors file, then a reload that must give back
-    every tensor of `model`. transformers 4.49 drops tied duplicates from safetensors files and,
-    on load, re-ties RoBERTa's `lm_head.bias` from the freshly initialised `lm_head.decoder.bias`,
-    so an export would silently lose its trained output bias; such tensors are written into the
-    file under their own names. Raises `RuntimeError` if the reload still differs.
+    `model.save_pretrained(directory)` in one safetensors file, with the tensors of `extra` beside
+    `model`'s (weights the checkpoint keeps for other classes, such as the encoder's pooler), then
+    a reload that must give back every tensor of `model`. transformers 4.49 drops tied duplicates
+    from safetensors files and, on load, re-ties RoBERTa's `lm_head.bias` from the freshly
+    initialised `lm_head.decoder.bias`, so an export would silently lose its trained output bias;
+    such tensors are written into the file under their own names. Raises `RuntimeError` if the
+    reload still differs, or the file lacks a tensor of `extra`.
     """
-    model.save_pretrained(directory, max_shard_size="1000GB")
     expected = model.state_dict()
+    model.save_pretrained(
+        directory, max_shard_size="1000GB", state_dict={**expected, **(extra or {})}
+    )
+    path = os.path.join(directory, "model.safetensors")
 
     def mismatched():
         # loading initialises weights from the global generators: keep the run's random stream
@@ -52,7 +58,6 @@ def save_verified(model, directory: str) -> None:
 
     wrong = mismatched()
     if wrong:
-        path = os.path.join(directory, "model.safetensors")
         tensors = load_file(path)
         tensors.update({k: expected[k].detach().cpu().clone() for k in wrong})
         save_file(tensors, path, metadata={"format": "pt"})
@@ -61,6 +66,11 @@ def save_verified(model, directory: str) -> None:
             raise RuntimeError(
                 f"the export in {directory} does not reload to the trained weights: {still_wrong}"
             )
+    if extra:
+        written = load_file(path)
+        lost = [k for k, v in extra.items() if k not in written or not torch.equal(written[k], v)]
+        if lost:
+            raise RuntimeError(f"the export in {directory} lacks the tensors {lost}")
 
 
 def check_same_weights(model_class, export: str, weights_file: str) -> None:
@@ -93,6 +103,12 @@ class ExportPretrained(TrainerCallback):
     Exports the adapted encoder of a `dapt_masked_lm` model in Hugging Face's `save_pretrained`
     layout (config, weights with the masked-LM head, tokenizer), so that the next phase (TAPT,
     the classifier) or any `AutoModelForMaskedLM.from_pretrained` user loads it by path.
+
+    A BERT-style checkpoint's pooler (a tanh layer over the first token's vector, trained in
+    pre-training), which masked-LM training neither uses nor changes, is written into every export
+    as the run's `MODEL_NAME` holds it, so that the encoder a classifier loads from the export
+    (`AutoModel`, `CLASSIFIER_HEAD=bert`) differs from `MODEL_NAME`'s only in what DAPT or TAPT
+    trained, not also in a pooler started at random.
 
     Every export holds a model card (`README.md`, as the Hub renders it) and `dapt_export.json`
     with the same facts in machine form (see `dapt_plugin/training/model_card.py`): base model,
@@ -138,6 +154,7 @@ class ExportPretrained(TrainerCallback):
         self.every_num_steps = every_num_steps
         self._tokens_seen = 0
         self._data: Optional[Dict[str, List[Dict[str, Any]]]] = None
+        self._pooler: Dict[str, torch.Tensor] = {}  # `MODEL_NAME`'s, for every export
         # the variables of the config `allennlp train CONFIG` evaluates, as set: for the card's command
         config_file = train_config_file()
         names = (
@@ -151,6 +168,8 @@ class ExportPretrained(TrainerCallback):
                 "the `export_pretrained` callback exports a `dapt_masked_lm` model; the model is a "
                 f"{type(trainer.model).__name__}. Remove the callback from this config."
             )
+        if is_primary:
+            self._pooler = checkpoint_pooler(trainer.model.mlm, trainer.model.model_name)
 
     def on_batch(
         self,
@@ -198,7 +217,7 @@ class ExportPretrained(TrainerCallback):
         target = os.path.join(self.serialization_dir, name)
         facts = {"base_model": model.model_name, **info, **self._facts(trainer)}
         with atomic_directory(target) as tmp:
-            save_verified(model.mlm, tmp)
+            save_verified(model.mlm, tmp, extra=self._pooler)
             model.tokenizer.save_pretrained(tmp)
             with open(os.path.join(tmp, "dapt_export.json"), "w") as handle:
                 json.dump(facts, handle, indent=2, default=str)

@@ -2,10 +2,13 @@ import json
 import os
 import sys
 
+import torch
 from allennlp.commands.train import train_model_from_file
+from safetensors.torch import load_file
+from transformers import AutoModel, BertConfig
 
 from dapt_plugin.data.token_cache import file_sha256
-from tests.conftest import CONFIGS, DATA, mlm_env
+from tests.conftest import CONFIGS, DATA, SMALL, allennlp, mlm_env, tiny_encoder
 
 
 def test_every_export_carries_a_model_card_with_the_facts_of_its_run(
@@ -75,3 +78,33 @@ def test_every_export_carries_a_model_card_with_the_facts_of_its_run(
         ]
         == 2
     )
+    # the tiny RoBERTa was saved as a masked LM, without a pooler: its exports have none either
+    weights = load_file(run / "exported_model" / "model.safetensors")
+    assert not [name for name in weights if ".pooler." in name]
+
+
+def test_an_export_keeps_the_pooler_of_its_base_model(tmp_path):
+    """
+    A BERT checkpoint with a pooler and no masked-LM head, as MiniLM's: the encoder a classifier
+    loads from a DAPT export, and from a TAPT export of that, has the checkpoint's pooler, not
+    one initialised at random, beside the weights masked-LM training changed.
+    """
+    base = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    original = AutoModel.from_pretrained(base).state_dict()
+    model_name = base
+    for config in ("dapt.jsonnet", "tapt.jsonnet"):
+        run = tmp_path / config.split(".")[0]
+        env = mlm_env(model_name, NUM_STEPS="2", NUM_CHECKPOINTS="1")
+        allennlp(["train", str(CONFIGS / config), "-s", str(run)], env=env)
+        encoder, loading = AutoModel.from_pretrained(
+            run / "exported_model", output_loading_info=True
+        )
+        assert loading["missing_keys"] == []
+        adapted = encoder.state_dict()
+        for name in ("pooler.dense.weight", "pooler.dense.bias"):
+            assert torch.equal(adapted[name], original[name])
+        assert not torch.equal(
+            adapted["encoder.layer.0.output.dense.weight"],
+            original["encoder.layer.0.output.dense.weight"],
+        )
+        model_name = run / "exported_model"
