@@ -10,8 +10,8 @@ appends to `<serialization_dir>/step_times.jsonl` one line when training starts 
 process's launch time and the time), one line per step, flushed at once, so a benchmark can watch a
 run and kill it at a chosen step, and one line when training ends (`on_end`, after the last
 validation), with the real tokens and the positions of every validation batch of the run (where
-they have a text field's mask). Each step's line also has the process's CPU time at its end (`cpu`), steadier
-than wall-clock time on a machine that other jobs share.
+they have a text field's mask). Each step's line also has the process's CPU time at its end
+(`cpu`), steadier than wall-clock time on a machine that other jobs share.
 
 Throughput is taken between the end of the first step and the end of the last, so start-up
 (imports, model building, the tokenization cache) and the first step's one-off costs are left out.

@@ -507,11 +507,14 @@ def _quiet_unused_pooler_warning() -> None:
     """
     The classifier's encoder is loaded with transformers' `AutoModel`, which for RoBERTa, BERT
     and others adds a pooler that a masked-LM checkpoint (such as a DAPT/TAPT export of a
-    checkpoint without one) does not have, and every classifier run warned "Some weights of RobertaModel were not initialized from the model
-    checkpoint ... newly initialized: ['roberta.pooler.dense.bias', 'roberta.pooler.dense.weight']
-    You should probably TRAIN this model". The classifier pools the first token's vector itself and
-    never uses that pooler, so nothing is to be done: the warning is left out when every newly
-    initialized weight is a pooler's. Any other missing weight is still reported.
+    checkpoint without one) does not have, and every classifier run warned "Some weights of
+    RobertaModel were not initialized from the model checkpoint ... newly initialized:
+    ['roberta.pooler.dense.bias', 'roberta.pooler.dense.weight'] You should probably TRAIN this
+    model". The classifier's default head pools the first token's vector itself and never uses
+    that pooler (`CLASSIFIER_HEAD=bert` starts its tanh layer from it: at random then, as
+    `BertForSequenceClassification` does, see docs/configuration.md), so nothing is to be done:
+    the warning is left out when every newly initialized weight is a pooler's. Any other missing
+    weight is still reported.
     """
     modeling_logger = logging.getLogger("transformers.modeling_utils")
     if not any(isinstance(f, _UnusedPoolerFilter) for f in modeling_logger.filters):
