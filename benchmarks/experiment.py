@@ -46,8 +46,9 @@ The classifiers' heads are of one kind: `BertForSequenceClassification`'s, which
 `AutoModelForSequenceClassification` gives MiniLM, and the plugin's `CLASSIFIER_HEAD=bert`: the
 first token's vector through BERT's pooler (dense + tanh), dropout, a linear layer. The pooler
 starts as MiniLM's trained one in the baselines and in the plugin's adapted variants, at random
-in the Hugging Face pipeline's adapted variants (above). (Before, the plugin ran the head `classifier.jsonnet` had before `CLASSIFIER_HEAD`,
-a new tanh layer with dropout before and after it; see `RESULTS.md`.)
+in the Hugging Face pipeline's adapted variants (above). (Before, the plugin ran the head
+`classifier.jsonnet` had before `CLASSIFIER_HEAD`, a new tanh layer with dropout before and after
+it; see `RESULTS.md`.)
 
 Measures. Wall time of each phase (the plugin's from its `results.json`, Hugging Face's each
 process's), and in all (the whole `allennlp adapt` process; the sum of the Hugging Face

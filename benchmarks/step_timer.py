@@ -139,17 +139,16 @@ class StepTimer(TrainerCallback):
         is_primary: bool = True,
         **kwargs,
     ) -> None:
+        masks = [mask for mask in map(_text_mask, batch_inputs) if mask is not None]
         if not is_training:
-            for mask in filter(lambda mask: mask is not None, map(_text_mask, batch_inputs)):
-                self._validation["tokens"] += int(mask.sum())
-                self._validation["positions"] += mask.numel()
+            self._validation["tokens"] += sum(int(mask.sum()) for mask in masks)
+            self._validation["positions"] += sum(mask.numel() for mask in masks)
             return
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         now = time.time()
         tokenizer = getattr(trainer.model, "tokenizer", None)
         tokens = int(count_tokens(batch_inputs, getattr(tokenizer, "pad_token_id", None)) or 0)
-        masks = [mask for mask in map(_text_mask, batch_inputs) if mask is not None]
         counts = _flop_counts(batch_inputs, batch_outputs, getattr(tokenizer, "pad_token_id", None))
         waited = self._loader.waited - self._waited_before if self._loader is not None else 0.0
         self._waited_before += waited

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from allennlp.common.checks import ConfigurationError
 from allennlp.training.callbacks.callback import TrainerCallback
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from dapt_plugin.common.atomic import atomic_directory
@@ -67,8 +68,14 @@ def save_verified(model, directory: str, extra: Optional[Dict[str, torch.Tensor]
                 f"the export in {directory} does not reload to the trained weights: {still_wrong}"
             )
     if extra:
-        written = load_file(path)
-        lost = [k for k, v in extra.items() if k not in written or not torch.equal(written[k], v)]
+        # only these tensors read back, not the whole file
+        with safe_open(path, framework="pt") as written:
+            names = set(written.keys())
+            lost = [
+                k
+                for k, v in extra.items()
+                if k not in names or not torch.equal(written.get_tensor(k), v)
+            ]
         if lost:
             raise RuntimeError(f"the export in {directory} lacks the tensors {lost}")
 
