@@ -10,7 +10,10 @@ from allennlp.modules import FeedForward, Seq2SeqEncoder, Seq2VecEncoder, TextFi
 from allennlp.modules.seq2vec_encoders import ClsPooler
 from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 from allennlp.nn import InitializerApplicator
+from allennlp.nn.util import get_text_field_mask, get_token_ids_from_text_field_tensors
 from allennlp.training.metrics import FBetaMeasure
+
+from dapt_plugin.nn.selected_rows import encode_rows, encodes_rows
 
 
 @Model.register("basic_classifier_with_f1")
@@ -125,6 +128,9 @@ class BasicClassifierWithF1(BasicClassifier):
             initializer=initializer,
             **kwargs,
         )
+        # the embedder and pooler of the paper's models: the encoder's last layer runs at the
+        # first token only (`_first_token_vectors`)
+        self._pools_first_token = not pooling_problems(self)
         if feedforward_from_pooler:  # after `initializer`, which would otherwise overwrite it
             self._copy_pooler()
         self._macro_f1 = FBetaMeasure(average="macro")
@@ -181,14 +187,50 @@ class BasicClassifierWithF1(BasicClassifier):
 
         `logits`, `probs`, `token_ids`, and `loss` when `label` is given.
         """
-        output = super().forward(tokens, label)
+        pooled = self._first_token_vectors(tokens)
+        if pooled is None:
+            embedded = self._text_field_embedder(tokens)
+            mask = get_text_field_mask(tokens)
+            if self._seq2seq_encoder is not None:
+                embedded = self._seq2seq_encoder(embedded, mask=mask)
+            pooled = self._seq2vec_encoder(embedded, mask=mask)
+        if self._dropout is not None:
+            pooled = self._dropout(pooled)
+        if self._feedforward is not None:
+            pooled = self._feedforward(pooled)
+        logits = self._classification_layer(pooled)
+        output = {
+            "logits": logits,
+            "probs": torch.nn.functional.softmax(logits, dim=-1),
+            "token_ids": get_token_ids_from_text_field_tensors(tokens),
+        }
         if label is not None:
             gold = label.long().view(-1)
-            self._macro_f1(output["logits"], gold)
-            self._micro_f1(output["logits"], gold)
+            output["loss"] = self._loss(logits, gold)
+            self._accuracy(logits, gold)
+            self._macro_f1(logits, gold)
+            self._micro_f1(logits, gold)
             if self._per_label_f1 is not None:
-                self._per_label_f1(output["logits"], gold)
+                self._per_label_f1(logits, gold)
         return output
+
+    def _first_token_vectors(self, tokens: TextFieldTensors) -> Optional[torch.Tensor]:
+        """
+        The last layer's first-token vectors `(batch, width)`, computed with that layer at the
+        first tokens only (`encode_rows`); `None` when the model pools otherwise or the
+        encoder is not one `encode_rows` supports.
+        """
+        encoder = self.encoder()
+        if not self._pools_first_token or not encodes_rows(encoder):
+            return None
+        (inputs,) = tokens.values()
+        token_ids, type_ids = inputs["token_ids"], inputs.get("type_ids")
+        batch, length = token_ids.shape
+        rows = torch.arange(batch, device=token_ids.device) * length
+        # all zeros means none, as the `pretrained_transformer` embedder passes them
+        if type_ids is not None and not bool(type_ids.any()):
+            type_ids = None
+        return encode_rows(encoder, rows, token_ids, inputs["mask"], type_ids)
 
     def get_metrics(self, reset: bool = False) -> Dict[str, float]:
         metrics = super().get_metrics(reset)
@@ -208,8 +250,26 @@ def head_problems(model: BasicClassifierWithF1) -> List[str]:
     one `pretrained_transformer` embedder of the last layer, no `seq2seq_encoder`, the first
     token's vector (`cls_pooler`), one tanh layer as wide as it, and the linear layer.
     """
-    embedders = list(model._text_field_embedder._token_embedders.values())
     feedforward = model._feedforward
+    problems = pooling_problems(model)
+    if (
+        feedforward is None
+        or len(feedforward._linear_layers) != 1
+        or not isinstance(feedforward._activations[0], torch.nn.Tanh)
+    ):
+        problems.append("its `feedforward` is not one tanh layer")
+    elif feedforward._linear_layers[0].out_features != feedforward._linear_layers[0].in_features:
+        problems.append("its `feedforward` layer changes the width")
+    return problems
+
+
+def pooling_problems(model: BasicClassifierWithF1) -> List[str]:
+    """
+    What keeps `model` from pooling the last layer's first token of a single transformer (empty
+    when it does): one `pretrained_transformer` embedder of the last layer, no
+    `seq2seq_encoder`, a `cls_pooler` of the first token.
+    """
+    embedders = list(model._text_field_embedder._token_embedders.values())
     problems = []
     if len(embedders) != 1 or not isinstance(embedders[0], PretrainedTransformerEmbedder):
         problems.append("the text field embedder is not a single `pretrained_transformer` embedder")
@@ -224,12 +284,4 @@ def head_problems(model: BasicClassifierWithF1) -> List[str]:
         or model._seq2vec_encoder._cls_is_last_token
     ):
         problems.append("it does not pool the first token (`cls_pooler`)")
-    if (
-        feedforward is None
-        or len(feedforward._linear_layers) != 1
-        or not isinstance(feedforward._activations[0], torch.nn.Tanh)
-    ):
-        problems.append("its `feedforward` is not one tanh layer")
-    elif feedforward._linear_layers[0].out_features != feedforward._linear_layers[0].in_features:
-        problems.append("its `feedforward` layer changes the width")
     return problems

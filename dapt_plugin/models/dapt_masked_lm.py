@@ -16,6 +16,7 @@ from dapt_plugin.common.distributed import rank
 from dapt_plugin.common.pretrained import check_model_name, check_remote_code
 from dapt_plugin.nn.masked_lm_heads import head_positions, masked_lm_head, missing_head_weights
 from dapt_plugin.nn.masking import IGNORE_INDEX, mask_tokens, word_start_table
+from dapt_plugin.nn.selected_rows import encode_rows, encodes_rows
 from dapt_plugin.training.metrics.masked_lm_metrics import MaskedLmMetrics
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class DaptMaskedLm(Model):
     become the mask token, 10% a random token of the tokenizer and 10% stay, as Hugging Face's
     `DataCollatorForLanguageModeling` does, with its argument names (see
     `dapt_plugin/nn/masking.py`).
-    The LM head (and its vocabulary-sized projection) runs only at the selected positions.
+    The LM head (and its vocabulary-sized projection) runs only at the selected positions, and
+    so does the encoder's last layer where `dapt_plugin/nn/selected_rows.py` supports the
+    encoder (BERT's layout: BERT, RoBERTa, XLM-R, CamemBERT).
     Reports `perplexity` (exp of the mean loss over masked tokens) and `mlm_accuracy` (share of
     masked tokens predicted exactly).
 
@@ -285,11 +288,14 @@ class DaptMaskedLm(Model):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
             # the selected positions, padded to a few sizes over a run (see `head_positions`)
             positions, targets, num_selected = head_positions(labels)
-            if self._head is not None:
-                hidden = self.mlm.base_model(
-                    input_ids=masked_ids, attention_mask=attention_mask
-                ).last_hidden_state
-                logits = self._head(self.mlm, hidden.flatten(0, 1)[positions])
+            encoder = self.mlm.base_model
+            if self._head is not None and encodes_rows(encoder):
+                # the last layer at the head's positions only (see `encode_rows`)
+                hidden = encode_rows(encoder, positions, masked_ids, attention_mask)
+                logits = self._head(self.mlm, hidden)
+            elif self._head is not None:
+                hidden = encoder(input_ids=masked_ids, attention_mask=attention_mask)
+                logits = self._head(self.mlm, hidden.last_hidden_state.flatten(0, 1)[positions])
             else:
                 logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits
                 logits = logits.flatten(0, 1)[positions]

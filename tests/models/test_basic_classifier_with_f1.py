@@ -163,6 +163,30 @@ def test_a_feedforward_of_another_width_names_both_widths_and_the_fix(tiny_model
     )
 
 
+def test_the_encoders_last_layer_runs_at_the_first_tokens_only(tmp_path):
+    """Same logits as the embedder's full forward, with the last layer at one row per text."""
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**{**SMALL, "num_hidden_layers": 2}))
+    model = tiny_classifier(encoder)
+    inputs = AutoTokenizer.from_pretrained(str(encoder))(
+        DEV_TEXTS, padding=True, return_tensors="pt"
+    )
+    tokens = {
+        "bert": {
+            "token_ids": inputs["input_ids"],
+            "mask": inputs["attention_mask"].bool(),
+            "type_ids": inputs["token_type_ids"],
+        }
+    }
+    last = model.encoder().encoder.layer[-1].intermediate.dense
+    seen = []
+    last.register_forward_hook(lambda module, args, output: seen.append(args[0].shape[:-1].numel()))
+    with torch.no_grad():
+        logits = model(tokens)["logits"]
+        model._pools_first_token = False  # the embedder and the pooler, as AllenNLP computes them
+        assert torch.allclose(model(tokens)["logits"], logits, atol=1e-5)
+    assert seen == [len(DEV_TEXTS), inputs["input_ids"].numel()]
+
+
 # The head of BertForSequenceClassification: the encoder's own pooler
 
 

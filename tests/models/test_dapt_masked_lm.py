@@ -42,10 +42,8 @@ class TestDaptMaskedLm(ModelTestCase):
         batches = [ids, ids[:1, :12]]
         losses, counts, correct = [], [], 0
         encoder_inputs = []  # the masked ids the encoder saw
-        hook = self.model.mlm.base_model.register_forward_pre_hook(
-            lambda module, args, kwargs: encoder_inputs.append(
-                kwargs.get("input_ids", args[0] if args else None)
-            ),
+        hook = self.model.mlm.base_model.embeddings.register_forward_pre_hook(
+            lambda module, args, kwargs: encoder_inputs.append(kwargs["input_ids"]),
             with_kwargs=True,
         )
         for batch in batches:
@@ -72,6 +70,23 @@ class TestDaptMaskedLm(ModelTestCase):
         assert metrics["perplexity"] == pytest.approx(math.exp(weighted), rel=1e-5)
         assert metrics["mlm_accuracy"] == correct / sum(counts)
         assert self.model.get_metrics() == {}  # reset
+
+    def test_the_last_layer_runs_at_the_masked_positions_only(self):
+        self.model.eval()
+        ids = self.dataset.as_tensor_dict()["input_ids"]
+        layers = self.model.mlm.base_model.encoder.layer
+        seen = []
+        hooks = [
+            layer.intermediate.dense.register_forward_hook(
+                lambda module, args, output: seen.append(args[0].shape[:-1].numel())
+            )
+            for layer in (layers[0], layers[-1])
+        ]
+        selected = int((self.model(input_ids=ids)["labels"] != -100).sum())
+        for hook in hooks:
+            hook.remove()
+        # the head's padding rows are position 0, computed once more unless it is selected
+        assert seen[0] == ids.numel() and selected <= seen[1] <= selected + 1 < ids.numel() / 4
 
     def test_evaluation_masks_depend_only_on_each_example(self):
         self.model.eval()
@@ -236,7 +251,7 @@ def test_random_replacements_are_tokens_of_the_tokenizer_added_ones_included(tin
         torch.randint(len(content), (100, 250), generator=torch.Generator().manual_seed(0))
     ]
     encoder_inputs = []
-    hook = model.mlm.base_model.register_forward_pre_hook(
+    hook = model.mlm.base_model.embeddings.register_forward_pre_hook(
         lambda module, args, kwargs: encoder_inputs.append(kwargs["input_ids"]), with_kwargs=True
     )
     labels = model(input_ids=ids)["labels"]
