@@ -6,7 +6,11 @@ benchmark itself with the threads (or the GPU and precision) its runs use. MFU i
 FLOPs. A matmul of (m x k) by (k x n) is 2mkn FLOPs. Per real (non-padding) token, the forward pass
 of each encoder layer runs the Q, K, V and output projections (4 x 2h^2 for hidden size h) and the
 feed-forward block (2 x 2hi for intermediate size i); per sequence of L real tokens, attention's
-QK^T and AV are 2L^2h each per layer (the number of heads does not change them). The masked-LM
+QK^T and AV are 2L^2h each per layer (the number of heads does not change them). The last layer's
+output is read at a few positions only (the masked ones of a masked LM, the first token of a
+classifier that pools it): there, only its K and V projections count at every token, its Q and
+output projections, feed-forward and attention (2Lh per read position and product) at the read
+positions (see the plugin's `nn/selected_rows.py`, which computes just that). The masked-LM
 head (a dense h x h layer and the h x V decoder) counts at the masked positions only, and a
 classifier head (RoBERTa's and BERT's: one h x h layer, then h x labels) once per sequence.
 The backward pass computes the gradients of each matmul's two inputs, twice its FLOPs, so a
@@ -16,8 +20,9 @@ exact for the matmuls (`tests/benchmarks/test_flops.py` checks the count against
 and the optimizer: work a step pays for that adds no model FLOPs.
 
 The count is of useful work, the same for every contender: padding is computed by a padded batch
-but not counted, and the LM head counts at masked positions only, also for a contender that
-computes it at every position (the Trainer's `RobertaForMaskedLM`). A contender that computes
+but not counted, and the LM head and the last layer count at the read positions only, also for a
+contender that computes them at every position (the Trainer's `RobertaForMaskedLM` and
+`...ForSequenceClassification`). A contender that computes
 more than it needs is therefore slower at the same count, and its MFU shows it.
 
 This module imports neither allennlp nor the plugin: the Trainer's worker processes use it too.
@@ -62,6 +67,7 @@ class BatchCounts(NamedTuple):
     attended: int  # sum over sequences of (real tokens)^2: the query-key pairs of attention
     masked: int  # positions the masked-LM loss is computed at
     sequences: int
+    masked_attended: int  # sum over masked positions of their sequence's real tokens
 
     def __add__(self, other: "BatchCounts") -> "BatchCounts":  # type: ignore[override]
         return BatchCounts(*(a + b for a, b in zip(self, other)))
@@ -75,20 +81,27 @@ def batch_counts(
     masked-LM, its labels (`IGNORE_INDEX` where no loss is computed).
     """
     lengths = attention_mask.long().sum(-1)
+    masked = (labels != IGNORE_INDEX).long().sum(-1) if labels is not None else 0 * lengths
     return BatchCounts(
         int(lengths.sum()),
         int((lengths**2).sum()),
-        int((labels != IGNORE_INDEX).sum()) if labels is not None else 0,
+        int(masked.sum()),
         int(attention_mask.shape[0]),
+        int((masked * lengths).sum()),
     )
 
 
-def encoder_flops(shape: EncoderShape, counts: BatchCounts) -> float:
-    """Forward FLOPs of the encoder's layers over the real tokens of `counts`."""
+def encoder_flops(shape: EncoderShape, counts: BatchCounts, read: int, read_attended: int) -> float:
+    """
+    Forward FLOPs of the encoder's layers over the real tokens of `counts`, the last layer's
+    output at `read` positions only, whose query-key pairs are `read_attended`.
+    """
     h, i = shape.hidden, shape.intermediate
-    per_token = 2 * (4 * h * h + 2 * h * i)
-    attention = 2 * 2 * h * counts.attended
-    return float(shape.layers * (per_token * counts.tokens + attention))
+    keys_values = 2 * 2 * h * h
+    rest = 2 * (2 * h * h + 2 * h * i)  # Q and output projections, feed-forward
+    layer = (keys_values + rest) * counts.tokens + 2 * 2 * h * counts.attended
+    last = keys_values * counts.tokens + rest * read + 2 * 2 * h * read_attended
+    return float((shape.layers - 1) * layer + last)
 
 
 def mlm_head_flops(shape: EncoderShape, counts: BatchCounts) -> float:
@@ -105,12 +118,15 @@ def classifier_head_flops(shape: EncoderShape, counts: BatchCounts, num_labels: 
 
 def mlm_training_flops(shape: EncoderShape, counts: BatchCounts) -> float:
     """Forward and backward FLOPs of masked-LM training on batches of `counts` (3x the forward)."""
-    return 3 * (encoder_flops(shape, counts) + mlm_head_flops(shape, counts))
+    encoder = encoder_flops(shape, counts, counts.masked, counts.masked_attended)
+    return 3 * (encoder + mlm_head_flops(shape, counts))
 
 
 def classifier_training_flops(shape: EncoderShape, counts: BatchCounts, num_labels: int) -> float:
     """Forward and backward FLOPs of fine-tuning a classifier on batches of `counts` (3x the forward)."""
-    return 3 * (encoder_flops(shape, counts) + classifier_head_flops(shape, counts, num_labels))
+    # the first token read: one position per sequence, attending to its sequence's tokens
+    encoder = encoder_flops(shape, counts, counts.sequences, counts.tokens)
+    return 3 * (encoder + classifier_head_flops(shape, counts, num_labels))
 
 
 def matmul_flops_per_s(

@@ -34,7 +34,8 @@ tokenization are left out:
 - padding: the share of the positions the model computed in training (batch x padded length)
   that are padding, and the same share in validation;
 - MFU: the model FLOP/s of the same steps (`_flops.py`: forward and backward over the real
-  tokens, the classifier head once per text) as a share of the machine's dense fp32 matmul FLOP/s
+  tokens, the last layer's queries, attention output and feed-forward and the classifier head
+  once per text) as a share of the machine's dense fp32 matmul FLOP/s
   with the same threads, sampled before every run (`_flops.MatmulPeak`).
 The contenders alternate `--repeats` times (order rotated every repeat); the table gives medians.
 
@@ -385,9 +386,7 @@ def run_plugin(
         epochs_ends.setdefault(epoch, []).append(step["end"])
         epochs_cpu.setdefault(epoch, []).append(step["cpu"])
         epochs_examples.setdefault(epoch, []).append(step["examples"])
-        epochs_counts.setdefault(epoch, []).append(
-            [step["tokens"], step["attended"], step["masked"], step["sequences"]]
-        )
+        epochs_counts.setdefault(epoch, []).append([step[field] for field in BatchCounts._fields])
     return _summary(
         {
             "started": data["started"],

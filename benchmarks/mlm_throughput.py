@@ -24,7 +24,8 @@ contenders alternate `--repeats` times (order swapped every repeat); the table g
 the medians, and the ratio of the medians (plugin / Trainer).
 
 Model FLOP utilisation (MFU): each run's model FLOP/s (forward and backward over the real tokens
-of the steps it was timed on, the LM head at masked positions only, `_flops.py`) as a share of
+of the steps it was timed on, the last layer and the LM head at masked positions only,
+`_flops.py`) as a share of
 the machine's dense fp32 matmul FLOP/s, measured by this script with the same threads before
 and after every run (the median of those samples; other processes on the machine slow both
 down, and make both noisier).
@@ -280,9 +281,7 @@ def run_plugin(
     allennlp_train(serialization, env, overrides=overrides)
     data = read_steps(serialization)
     ends = [s["end"] for s in data["steps"]]
-    counts = [
-        BatchCounts(s["tokens"], s["attended"], s["masked"], s["sequences"]) for s in data["steps"]
-    ]
+    counts = [BatchCounts(*[s[field] for field in BatchCounts._fields]) for s in data["steps"]]
     wait = sum(s["data_wait"] for s in data["steps"][1:]) / (ends[-1] - ends[0])
     shutil.rmtree(serialization)
     assert data["threads"] == setup.threads and data["fused_adamw"] == fused, (
@@ -383,7 +382,8 @@ COLUMNS = [
 ]
 MFU_NOTE = (
     "MFU: model FLOP/s (forward and backward, 3x the forward's matmul FLOPs, over the real tokens of "
-    "the timed steps, the LM head at masked positions only; the same count for both contenders, "
+    "the timed steps, the last layer and the LM head at masked positions only; the same count for "
+    "both contenders, "
     "`benchmarks/_flops.py`) as a share of the dense matmul FLOP/s measured in the same run: {peak}, "
     "median over its runs."
 )

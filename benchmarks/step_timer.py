@@ -50,7 +50,7 @@ def _flop_counts(batch_inputs, batch_outputs, pad_token_id: Optional[int]) -> Ba
     What the model FLOPs of a step depend on (`_flops.batch_counts`), over its batches: the real
     tokens of each, and the masked positions where the model returns masked-LM labels.
     """
-    total = BatchCounts(0, 0, 0, 0)
+    total = BatchCounts(*[0] * len(BatchCounts._fields))
     for batch, output in zip(batch_inputs, batch_outputs):
         mask = real_token_mask(batch, pad_token_id)
         if mask is not None:
@@ -161,9 +161,7 @@ class StepTimer(TrainerCallback):
                     "cpu": time.process_time(),
                     "tokens": tokens,
                     "data_wait": waited,
-                    "attended": counts.attended,
-                    "masked": counts.masked,
-                    "sequences": counts.sequences,
+                    **{field: getattr(counts, field) for field in BatchCounts._fields[1:]},
                     **(
                         {
                             "examples": sum(mask.shape[0] for mask in masks),

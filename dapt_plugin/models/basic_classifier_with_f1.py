@@ -61,6 +61,14 @@ class BasicClassifierWithF1(BasicClassifier):
         Vocabulary namespace of the tokens, used to show them in predictions.
     report_per_label_f1 : `bool`, optional (default = `False`)
         Also report `f1_<label>` for every label.
+    last_layer_at_read_positions : `bool`, optional (default = `True`)
+        The paper's kind of model (one `pretrained_transformer` embedder of the last layer, no
+        `seq2seq_encoder`, a `cls_pooler` of the first token) reads one vector per text from the
+        encoder: run the encoder's last layer at the first token only (its keys and values at
+        every token), where `dapt_plugin/nn/selected_rows.py` supports the encoder (BERT's
+        layout: BERT, RoBERTa, XLM-R, CamemBERT). The same function with less computed; `False`
+        runs the encoder's own forward over every position (its dropout draws masks for every
+        position, so a training run differs from one with `True` as two seeds do).
     initializer : `InitializerApplicator`, optional
         Initialises the parameters of the new layers.
 
@@ -85,6 +93,7 @@ class BasicClassifierWithF1(BasicClassifier):
         label_namespace: str = "labels",
         namespace: str = "tokens",
         report_per_label_f1: bool = False,
+        last_layer_at_read_positions: bool = True,
         initializer: InitializerApplicator = InitializerApplicator(),
         **kwargs,
     ) -> None:
@@ -128,9 +137,10 @@ class BasicClassifierWithF1(BasicClassifier):
             initializer=initializer,
             **kwargs,
         )
-        # the embedder and pooler of the paper's models: the encoder's last layer runs at the
-        # first token only (`_first_token_vectors`)
-        self._pools_first_token = not pooling_problems(self)
+        # the encoder's last layer at the first token only (`_first_token_vectors`)
+        self._last_layer_at_first_token = last_layer_at_read_positions and not pooling_problems(
+            self
+        )
         if feedforward_from_pooler:  # after `initializer`, which would otherwise overwrite it
             self._copy_pooler()
         self._macro_f1 = FBetaMeasure(average="macro")
@@ -217,11 +227,11 @@ class BasicClassifierWithF1(BasicClassifier):
     def _first_token_vectors(self, tokens: TextFieldTensors) -> Optional[torch.Tensor]:
         """
         The last layer's first-token vectors `(batch, width)`, computed with that layer at the
-        first tokens only (`encode_rows`); `None` when the model pools otherwise or the
-        encoder is not one `encode_rows` supports.
+        first tokens only (`encode_rows`); `None` when the model pools otherwise, the encoder is
+        not one `encode_rows` supports or `last_layer_at_read_positions` is off.
         """
         encoder = self.encoder()
-        if not self._pools_first_token or not encodes_rows(encoder):
+        if not self._last_layer_at_first_token or not encodes_rows(encoder):
             return None
         (inputs,) = tokens.values()
         token_ids, type_ids = inputs["token_ids"], inputs.get("type_ids")

@@ -39,8 +39,7 @@ class DaptMaskedLm(Model):
     `DataCollatorForLanguageModeling` does, with its argument names (see
     `dapt_plugin/nn/masking.py`).
     The LM head (and its vocabulary-sized projection) runs only at the selected positions, and
-    so does the encoder's last layer where `dapt_plugin/nn/selected_rows.py` supports the
-    encoder (BERT's layout: BERT, RoBERTa, XLM-R, CamemBERT).
+    so does the encoder's last layer (`last_layer_at_read_positions`).
     Reports `perplexity` (exp of the mean loss over masked tokens) and `mlm_accuracy` (share of
     masked tokens predicted exactly).
 
@@ -91,6 +90,13 @@ class DaptMaskedLm(Model):
         Compile the encoder with `torch.compile` when it first runs (minutes on a CPU, where it
         measured slower than without; `benchmarks/gpu.py --compile` measures it on a GPU).
         Checkpoints and the export are the same as without.
+    last_layer_at_read_positions : `bool`, optional (default = `True`)
+        Run the encoder's last layer only at the selected positions, the ones the head reads
+        (its keys and values at every token), where `dapt_plugin/nn/selected_rows.py` supports
+        the encoder (BERT's layout: BERT, RoBERTa, XLM-R, CamemBERT; not with
+        `gradient_checkpointing` or `torch_compile`). The same function with less computed;
+        `False` runs the encoder's own forward over every position (its dropout draws masks for
+        every position, so a training run differs from one with `True` as two seeds do).
 
     Registered as a `Model` with name "dapt_masked_lm".
     """
@@ -111,6 +117,7 @@ class DaptMaskedLm(Model):
         load_weights: bool = True,
         attn_implementation: Optional[str] = None,
         torch_compile: bool = False,
+        last_layer_at_read_positions: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(vocab, **kwargs)
@@ -181,6 +188,7 @@ class DaptMaskedLm(Model):
         self.masking_seed = masking_seed
         self.evaluation_masking_seed = evaluation_masking_seed
         self.bf16 = bf16
+        self.last_layer_at_read_positions = last_layer_at_read_positions
         embedding_rows = self.mlm.get_input_embeddings().num_embeddings
         # random replacements are drawn from the tokenizer's tokens, as Hugging Face draws them
         self.num_tokens = len(self.tokenizer)
@@ -289,7 +297,8 @@ class DaptMaskedLm(Model):
             # the selected positions, padded to a few sizes over a run (see `head_positions`)
             positions, targets, num_selected = head_positions(labels)
             encoder = self.mlm.base_model
-            if self._head is not None and encodes_rows(encoder):
+            selected_only = self.last_layer_at_read_positions and encodes_rows(encoder)
+            if self._head is not None and selected_only:
                 # the last layer at the head's positions only (see `encode_rows`)
                 hidden = encode_rows(encoder, positions, masked_ids, attention_mask)
                 logits = self._head(self.mlm, hidden)

@@ -1,7 +1,8 @@
 """
 The FLOP model behind the benchmarks' MFU column (`benchmarks/_flops.py`), checked against
-PyTorch's own count of a tiny RoBERTa's forward and backward matmuls: an MFU built on a wrong
-count would be wrong in every table.
+PyTorch's own count of a tiny RoBERTa's forward and backward matmuls, computed as the plugin
+computes them (the last layer at the read positions only, `encode_rows`): an MFU built on a
+wrong count would be wrong in every table.
 """
 
 import pytest
@@ -16,6 +17,8 @@ from _flops import (
 )
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification
+
+from dapt_plugin.nn.selected_rows import encode_rows
 
 # odd widths, so that a count that swaps two of them is wrong
 _CONFIG = dict(
@@ -47,16 +50,19 @@ def test_shape_is_read_from_a_model_config(tmp_path):
 def test_batch_counts_leave_out_padding_and_unmasked_positions():
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
     labels = torch.tensor([[-100, 7, -100, -100], [3, -100, -100, -100]])
-    assert batch_counts(mask, labels) == BatchCounts(tokens=5, attended=13, masked=2, sequences=2)
-    assert batch_counts(mask) + batch_counts(mask) == BatchCounts(10, 26, 0, 4)
+    assert batch_counts(mask, labels) == BatchCounts(
+        tokens=5, attended=13, masked=2, sequences=2, masked_attended=3 + 2
+    )
+    assert batch_counts(mask) + batch_counts(mask) == BatchCounts(10, 26, 0, 4, 0)
 
 
 @pytest.mark.parametrize("lengths", [[16], [16, 9]])
 def test_masked_lm_count_matches_pytorch_forward_and_backward(lengths):
-    """The plugin's path: the encoder over each sequence, the LM head at the masked positions only."""
+    """The plugin's path: the encoder over each sequence, its last layer and the LM head at the
+    masked positions only."""
     torch.manual_seed(0)
     model = RobertaForMaskedLM(RobertaConfig(**_CONFIG, attn_implementation="eager"))
-    counts, counted = BatchCounts(0, 0, 0, 0), 0
+    counts, counted = BatchCounts(*[0] * len(BatchCounts._fields)), 0
     for length in lengths:  # one sequence at a time: no padding for eager attention to compute
         ids = torch.randint(5, 101, (1, length))
         labels = torch.full_like(ids, -100)
@@ -64,8 +70,8 @@ def test_masked_lm_count_matches_pytorch_forward_and_backward(lengths):
         selected = labels != -100
 
         def step():
-            hidden = model.roberta(input_ids=ids).last_hidden_state
-            logits = model.lm_head(hidden[selected])
+            rows = selected.flatten().nonzero().squeeze(1)
+            logits = model.lm_head(encode_rows(model.roberta, rows, ids, torch.ones_like(ids)))
             torch.nn.functional.cross_entropy(logits, labels[selected]).backward()
 
         counted += _counted(step)
@@ -79,7 +85,9 @@ def test_classifier_count_matches_pytorch_forward_and_backward():
     ids = torch.randint(5, 101, (4, 12))
 
     def step():
-        model(input_ids=ids, labels=torch.tensor([0, 1, 2, 0])).loss.backward()
+        first = encode_rows(model.roberta, torch.arange(4) * 12, ids, torch.ones_like(ids))
+        logits = model.classifier(first[:, None])  # the head reads the first of the positions
+        torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
 
     expected = classifier_training_flops(_SHAPE, batch_counts(torch.ones_like(ids)), num_labels=3)
     assert expected == _counted(step)

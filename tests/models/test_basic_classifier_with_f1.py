@@ -163,10 +163,8 @@ def test_a_feedforward_of_another_width_names_both_widths_and_the_fix(tiny_model
     )
 
 
-def test_the_encoders_last_layer_runs_at_the_first_tokens_only(tmp_path):
-    """Same logits as the embedder's full forward, with the last layer at one row per text."""
-    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**{**SMALL, "num_hidden_layers": 2}))
-    model = tiny_classifier(encoder)
+def _dev_batch(encoder):
+    """`DEV_TEXTS` tokenized by `encoder`'s tokenizer, and as the model's `tokens` (key "bert")."""
     inputs = AutoTokenizer.from_pretrained(str(encoder))(
         DEV_TEXTS, padding=True, return_tensors="pt"
     )
@@ -177,14 +175,30 @@ def test_the_encoders_last_layer_runs_at_the_first_tokens_only(tmp_path):
             "type_ids": inputs["token_type_ids"],
         }
     }
-    last = model.encoder().encoder.layer[-1].intermediate.dense
-    seen = []
-    last.register_forward_hook(lambda module, args, output: seen.append(args[0].shape[:-1].numel()))
+    return inputs, tokens
+
+
+def test_the_encoders_last_layer_runs_at_the_first_tokens_only(tmp_path):
+    """Same logits as the embedder's full forward, with the last layer at one row per text."""
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**{**SMALL, "num_hidden_layers": 2}))
+    inputs, tokens = _dev_batch(encoder)
+    logits, seen = [], []
+    for at_read_positions in (True, False):  # False: the embedder and pooler of AllenNLP
+        model = tiny_classifier(encoder, last_layer_at_read_positions=at_read_positions)
+        model.encoder().encoder.layer[-1].intermediate.dense.register_forward_hook(
+            lambda module, args, output: seen.append(args[0].shape[:-1].numel())
+        )
+        with torch.no_grad():
+            logits.append(model(tokens)["logits"])
+    assert torch.allclose(logits[0], logits[1], atol=1e-5)
+    # a model that reads every position (here: their mean) gets the encoder's own forward
+    model = tiny_classifier(encoder, seq2vec_encoder={"type": "boe", "embedding_dim": 16})
+    model.encoder().encoder.layer[-1].intermediate.dense.register_forward_hook(
+        lambda module, args, output: seen.append(args[0].shape[:-1].numel())
+    )
     with torch.no_grad():
-        logits = model(tokens)["logits"]
-        model._pools_first_token = False  # the embedder and the pooler, as AllenNLP computes them
-        assert torch.allclose(model(tokens)["logits"], logits, atol=1e-5)
-    assert seen == [len(DEV_TEXTS), inputs["input_ids"].numel()]
+        model(tokens)
+    assert seen == [len(DEV_TEXTS), *[inputs["input_ids"].numel()] * 2]
 
 
 # The head of BertForSequenceClassification: the encoder's own pooler
@@ -199,16 +213,7 @@ def test_feedforward_from_pooler_computes_bert_for_sequence_classification(tmp_p
     model = tiny_classifier(encoder, feedforward_from_pooler=True)
     reference = BertForSequenceClassification.from_pretrained(str(encoder), num_labels=3).eval()
     reference.classifier.load_state_dict(model._classification_layer.state_dict())
-    inputs = AutoTokenizer.from_pretrained(str(encoder))(
-        DEV_TEXTS, padding=True, return_tensors="pt"
-    )
-    tokens = {
-        "bert": {
-            "token_ids": inputs["input_ids"],
-            "mask": inputs["attention_mask"].bool(),
-            "type_ids": inputs["token_type_ids"],
-        }
-    }
+    inputs, tokens = _dev_batch(encoder)
     with torch.no_grad():
         logits = model(tokens)["logits"]
         assert torch.allclose(logits, reference(**inputs).logits, atol=1e-5)

@@ -76,17 +76,21 @@ class TestDaptMaskedLm(ModelTestCase):
         ids = self.dataset.as_tensor_dict()["input_ids"]
         layers = self.model.mlm.base_model.encoder.layer
         seen = []
-        hooks = [
+        for layer in (layers[0], layers[-1]):
             layer.intermediate.dense.register_forward_hook(
                 lambda module, args, output: seen.append(args[0].shape[:-1].numel())
             )
-            for layer in (layers[0], layers[-1])
-        ]
-        selected = int((self.model(input_ids=ids)["labels"] != -100).sum())
-        for hook in hooks:
-            hook.remove()
+        losses = []
+        for at_read_positions in (True, False):  # False: the encoder's own forward
+            self.model.last_layer_at_read_positions = at_read_positions
+            with torch.no_grad():
+                output = self.model(input_ids=ids)
+            losses.append(float(output["loss"]))
+        selected = int((output["labels"] != -100).sum())  # the same masks both times
         # the head's padding rows are position 0, computed once more unless it is selected
-        assert seen[0] == ids.numel() and selected <= seen[1] <= selected + 1 < ids.numel() / 4
+        assert seen[0] == seen[2] == seen[3] == ids.numel()
+        assert selected <= seen[1] <= selected + 1 < ids.numel() / 4
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
     def test_evaluation_masks_depend_only_on_each_example(self):
         self.model.eval()
