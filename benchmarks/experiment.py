@@ -40,7 +40,10 @@ archives each run (`model.tar.gz`), and its exports keep MiniLM's pooler (which 
 training neither uses nor changes); the Hugging Face pipeline starts from the freshly initialised
 head that `AutoModelForMaskedLM` gives a checkpoint without one, as its users do, saves only
 what the next phase needs (its classifier saves one checkpoint per epoch, which
-`load_best_model_at_end` needs), and its exports (`BertForMaskedLM`'s) have no pooler.
+`load_best_model_at_end` needs), and its exports (`BertForMaskedLM`'s) have no pooler. The
+plugin's models run the encoder's last layer only where they read it (`last_layer_at_read_positions`:
+the masked positions, the first token), the same function with less computed; its dropout draws
+masks for those rows only.
 
 The classifiers' heads are of one kind: `BertForSequenceClassification`'s, which
 `AutoModelForSequenceClassification` gives MiniLM, and the plugin's `CLASSIFIER_HEAD=bert`: the

@@ -20,7 +20,8 @@ best epoch's model by macro F1 kept at the end, the same threads. The Trainer ot
 usual defaults: random batches padded to their longest text (`group_by_length` off, as users run
 it), its default optimizer (`adamw_torch`, per parameter), evaluation batches of 16 in the data's
 order. The plugin has its config's defaults (fused AdamW, length-bucketed training batches,
-evaluation batches of 16 cut from the texts sorted by length).
+evaluation batches of 16 cut from the texts sorted by length) and runs the encoder's last layer
+at the first token only, the one its head reads (`last_layer_at_read_positions`).
 
 Measures, from the trainers' own timing, so that process start-up, imports, model loading and
 tokenization are left out:
@@ -528,7 +529,8 @@ def main() -> None:
         "evaluation of the best model included). MFU: the steps' model FLOP/s (`_flops.py`) over the machine's dense fp32 "
         f"matmul FLOP/s with the same threads, {peak.describe()}. The Trainer runs with `group_by_length` off (its default, as users run "
         "it) and `adamw_torch`; the plugin with its config's defaults (length-bucketed batches, "
-        "`seeded_bucket`; evaluation batches of texts sorted by length; fused AdamW); "
+        "`seeded_bucket`; evaluation batches of texts sorted by length; fused AdamW; the last layer at "
+        "the first token only); "
         "`plugin, random batches`: the config before issue 14, "
         "random batches (`seeded_shuffle`) and evaluation batches in the data's order, each padded "
         "to its longest text. Dev macro F1: the best "
