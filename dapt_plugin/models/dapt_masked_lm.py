@@ -297,17 +297,16 @@ class DaptMaskedLm(Model):
             # the selected positions, padded to a few sizes over a run (see `head_positions`)
             positions, targets, num_selected = head_positions(labels)
             encoder = self.mlm.base_model
-            selected_only = self.last_layer_at_read_positions and encodes_rows(encoder)
-            if self._head is not None and selected_only:
+            if self._head is None:
+                logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits
+                logits = logits.flatten(0, 1)[positions]
+            elif self.last_layer_at_read_positions and encodes_rows(encoder):
                 # the last layer at the head's positions only (see `encode_rows`)
                 hidden = encode_rows(encoder, positions, masked_ids, attention_mask)
                 logits = self._head(self.mlm, hidden)
-            elif self._head is not None:
+            else:
                 hidden = encoder(input_ids=masked_ids, attention_mask=attention_mask)
                 logits = self._head(self.mlm, hidden.last_hidden_state.flatten(0, 1)[positions])
-            else:
-                logits = self.mlm(input_ids=masked_ids, attention_mask=attention_mask).logits
-                logits = logits.flatten(0, 1)[positions]
         logits = logits.float()
         if num_selected:
             # the padding rows' targets are -100: in neither the mean nor the count of correct
