@@ -81,7 +81,9 @@ def batch_counts(
     masked-LM, its labels (`IGNORE_INDEX` where no loss is computed).
     """
     lengths = attention_mask.long().sum(-1)
-    masked = (labels != IGNORE_INDEX).long().sum(-1) if labels is not None else 0 * lengths
+    masked = (
+        (labels != IGNORE_INDEX).long().sum(-1) if labels is not None else torch.zeros_like(lengths)
+    )
     return BatchCounts(
         int(lengths.sum()),
         int((lengths**2).sum()),

@@ -23,6 +23,7 @@ positions) to those of the full last layer.
 """
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -54,8 +55,6 @@ from finetune import LABELS, write_task  # noqa: E402
 
 def classifier_setup(model_dir: Path, batch_size: int, num_batches: int) -> Dict:
     """Two classifiers (the last layer at the first token, and everywhere) and their batches."""
-    import json
-
     from allennlp.common.params import Params
     from allennlp.data import Vocabulary
     from allennlp.models import Model
