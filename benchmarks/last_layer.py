@@ -145,7 +145,8 @@ def mlm_setup(model_dir: Path, batch_size: int, num_batches: int) -> Dict:
             last_layer_at_read_positions=at_read_positions,
         ).train()
 
-    # the FLOPs of the masks the model draws: those of its labels, from a model of its own
+    # the FLOPs of masks as the model draws them (its labels, from a model of its own): the
+    # same masking rate as the timed steps', not their own draws
     probe = build(True)
     shape = EncoderShape.of(str(model_dir))
     read, full = 0.0, 0.0
