@@ -124,6 +124,18 @@ def after_plugin_import(tiny_model) -> dict:
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture
+def phase_calls_in_process(monkeypatch):
+    """
+    What the experiment runner runs in a process of its own with `call_preloaded` (a selection,
+    the evaluations) runs in this one: for tests of what it computes, not of the process.
+    """
+    monkeypatch.setattr(
+        "dapt_plugin.experiment.runner.call_preloaded",
+        lambda function, *args, env, log: function(*args),
+    )
+
+
 def allennlp(
     args: List[str],
     env: Optional[Dict[str, str]] = None,

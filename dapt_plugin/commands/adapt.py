@@ -36,7 +36,18 @@ class Adapt(Subcommand):
             help="directory for every run and the results; re-run the same command to "
             "resume, or after changing the experiment to redo only what changed",
         )
+        subparser.add_argument(
+            "-j",
+            "--jobs",
+            type=int,
+            default=1,
+            help="how many phases may run at once (default 1): each starts once the phases it "
+            "starts from are complete, with its share of the CPU threads; phases distributed "
+            "over several devices need 1",
+        )
         subparser.set_defaults(
-            func=lambda args: run_experiment(load_experiment(args.experiment), args.output_dir)
+            func=lambda args: run_experiment(
+                load_experiment(args.experiment), args.output_dir, args.jobs
+            )
         )
         return subparser

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from multiprocessing import forkserver
 from pathlib import Path
-from typing import IO, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 Log = Union[str, os.PathLike, IO]
 
@@ -205,29 +205,76 @@ def run_allennlp_preloaded(
     `log` (a file name), and nothing of it is left in this process. `prepare`, a module-level
     function (it is pickled), is called first in the new process: a test's hook, for instance.
     """
-    arguments = (
-        [os.fspath(arg) for arg in args],
-        allennlp_environment(env),
-        os.fspath(cwd or os.getcwd()),
-        os.fspath(log),
-        prepare,
+    process = _start_preloaded(
+        _allennlp_main, ([os.fspath(arg) for arg in args], prepare), env, log, cwd
     )
-    process = _preloaded_processes().Process(target=_allennlp_main, args=arguments)
-    process.start()
     process.join()
     return process.exitcode
 
 
-def _allennlp_main(
-    args: List[str],
-    environment: Dict[str, str],
-    cwd: str,
-    log: str,
-    prepare: Optional[Callable[[], None]],
-) -> None:
-    """`python -m allennlp ARGS` in a process forked by `run_allennlp_preloaded`."""
+class PreloadedCallFailed(RuntimeError):
+    """A function that `call_preloaded` ran raised, or its process died."""
+
+
+def call_preloaded(
+    function: Callable[..., Any],
+    *args: Any,
+    env: Optional[Mapping[str, object]] = None,
+    log: Union[str, os.PathLike],
+    cwd: Optional[Union[str, os.PathLike]] = None,
+) -> Any:
+    """
+    `function(*args)` in a process forked as `run_allennlp_preloaded`'s are (the same environment,
+    thread count, directory and output to `log`), and its return value; `function` (module-level),
+    `args` and the value are pickled. Raises `PreloadedCallFailed` when it raises (its traceback
+    is in `log`) or its process dies (the signal or exit code in the message).
+    """
+    receiver, sender = _preloaded_processes().Pipe(duplex=False)
+    process = _start_preloaded(_call_main, (function, args, sender), env, log, cwd)
+    sender.close()  # the child's copy alone: end of file when it ends without answering
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        outcome = None
+    finally:
+        receiver.close()
+    process.join()
+    if outcome is None:
+        ended = (
+            f"killed by signal {-process.exitcode}"
+            if process.exitcode < 0
+            else f"exit code {process.exitcode}"
+        )
+        raise PreloadedCallFailed(
+            f"{function.__qualname__} failed in its process ({ended}); its error is in "
+            f"{os.fspath(log)}"
+        )
+    return outcome[0]
+
+
+def _start_preloaded(
+    target: Callable[..., None],
+    args: tuple,
+    env: Optional[Mapping[str, object]],
+    log: Union[str, os.PathLike],
+    cwd: Optional[Union[str, os.PathLike]],
+) -> multiprocessing.process.BaseProcess:
+    """Starts `target(*args)` in a process forked by the server, set up by `_preloaded_main`."""
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    setup = (allennlp_environment(env), os.fspath(cwd or os.getcwd()), os.fspath(log))
+    process = _preloaded_processes().Process(target=_preloaded_main, args=(setup, target, args))
+    process.start()
+    return process
+
+
+def _preloaded_main(setup: tuple, target: Callable[..., None], args: tuple) -> None:
+    """
+    In a process forked by the server: the caller's environment (`OMP_NUM_THREADS` included) and
+    directory, stdout and stderr appended to the log, then `target(*args)`.
+    """
     import torch
 
+    environment, cwd, log = setup
     os.chdir(cwd)
     with open(log, "a") as output:
         os.dup2(output.fileno(), sys.stdout.fileno())
@@ -242,6 +289,11 @@ def _allennlp_main(
     # a process forked by the server would start its own processes (data-loader workers) through
     # the server too, which must then be sent the whole data set: they start as in a new process
     multiprocessing.set_start_method(None, force=True)
+    target(*args)
+
+
+def _allennlp_main(args: List[str], prepare: Optional[Callable[[], None]]) -> None:
+    """`python -m allennlp ARGS` in a process forked by `run_allennlp_preloaded`."""
     sys.argv = ["allennlp", *args]
     if prepare is not None:
         prepare()
@@ -252,3 +304,22 @@ def _allennlp_main(
     except Exception:  # reported as an uncaught exception of `python -m allennlp` is
         sys.excepthook(*sys.exc_info())
         sys.exit(1)
+
+
+def _call_main(function: Callable[..., Any], args: tuple, sender) -> None:
+    """
+    `function(*args)` in a process forked by `call_preloaded`, with the logging and the SIGTERM
+    handling of the `allennlp` command; its value sent back.
+    """
+    import allennlp.__main__  # noqa: F401 (sets up logging as the command does)
+    from allennlp.common.util import install_sigterm_handler
+
+    install_sigterm_handler()
+    try:
+        value = function(*args)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        sys.stderr.flush()
+        sys.exit(1)
+    sender.send((value,))
+    sender.close()

@@ -37,19 +37,23 @@ outputs removed), and so is every phase that starts from it; the log and `phases
 environment and resolved config, are in `results.json`.
 """
 
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
 import random
 import shutil
 import statistics
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -59,7 +63,13 @@ from dapt_plugin.common.atomic import atomic_file, remove_leftovers
 from dapt_plugin.common.config_variables import config_variables, resolve_config
 from dapt_plugin.common.configs import CONFIG_SOURCE_VARIABLE, config_dir
 from dapt_plugin.common.console import logs_to_file
-from dapt_plugin.common.launch import allennlp_command, run_allennlp_preloaded, start_preloading
+from dapt_plugin.common.launch import (
+    PreloadedCallFailed,
+    allennlp_command,
+    call_preloaded,
+    run_allennlp_preloaded,
+    start_preloading,
+)
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
@@ -190,11 +200,25 @@ class ExperimentRunner:
     output_dir : `str`
         Where every phase's directory, `results.json`, `results.md`, `results.png` and
         `phases.jsonl` go.
+    jobs : `int`, optional (default = `1`)
+        How many phases may run at once: a phase starts as soon as the phases it starts from or
+        reads are complete and fewer than `jobs` run, in the order of the plan. Above 1, the CPU
+        threads of this process (`OMP_NUM_THREADS`, or torch's default) are shared out, each phase
+        running with `threads // jobs` of them (at least 1), and a phase distributed over several
+        devices is refused; each phase still runs on the device its config names.
     """
 
-    def __init__(self, spec: ExperimentSpec, output_dir: str) -> None:
+    def __init__(self, spec: ExperimentSpec, output_dir: str, jobs: int = 1) -> None:
         self.spec = spec
         self.output = Path(output_dir).resolve()
+        if jobs < 1:
+            raise ConfigurationError(f"--jobs must be 1 or more, not {jobs}")
+        self.jobs = jobs
+        # what the processes of each phase run with: their share of this process's threads
+        self.job_environment = (
+            {"OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // jobs))} if jobs > 1 else {}
+        )
+        self._lock = threading.Lock()  # the files that phases running at once all write
         self.markers = self.output / ".phases"
         self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
         # the line numbers of `task.train` in its sample (`task.sample`), drawn by the dry run
@@ -210,6 +234,7 @@ class ExperimentRunner:
         self._check_labels()
         for phase in self.phases:
             self._fingerprint(phase)
+        self._check_jobs()
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -525,6 +550,19 @@ class ExperimentRunner:
                 f"{str(error).splitlines()[0]}"
             ) from None
 
+    def _check_jobs(self) -> None:
+        """Phases run side by side (`jobs` above 1) must each be one process on one device."""
+        if self.jobs == 1:
+            return
+        for phase in self.phases:
+            if phase.run_config.get("distributed"):
+                raise self._fail(
+                    f"phase {phase.name} is distributed over several devices or machines (its "
+                    f"config's `distributed`, from CUDA_DEVICES or NUM_NODES), which --jobs "
+                    f"{self.jobs} cannot share out: run it with --jobs 1, or give the experiment "
+                    "one device (`CUDA_DEVICES` of a single device in its `settings`)"
+                )
+
     def _check_labels(self) -> None:
         """
         Every label of `task.dev` and `task.test` must occur in `task.train` (in its sample, with
@@ -721,42 +759,41 @@ class ExperimentRunner:
             remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
         times = self._load_times()
         plan = self.plan()
+        done, waiting = set(), []
         for number, (phase, action, reason) in enumerate(plan, start=1):
-            title = f"phase {number} of {len(plan)}: {phase.name}"
             if action == "reuse":
-                logger.info("%s is complete, reused", title)
+                logger.info("phase %d of %d: %s is complete, reused", number, len(plan), phase.name)
                 self._log(phase, "skipped")
-                continue
-            logger.info("%s%s", title, f" ({reason})" if reason else "")
-            start = time.time()
-            if action == "run":
-                self._clear(phase)
-                times[phase.name] = 0.0
-                self.write_marker(phase, "started")
+                done.add(phase.name)
             else:
-                self._log(
-                    phase, "recovering" if action == "recover" else "evaluating", reason=reason
+                waiting.append(
+                    (f"phase {number} of {len(plan)}: {phase.name}", phase, action, reason)
                 )
-            {
-                "sample": self._run_sample,
-                "dapt": self._run_mlm,
-                "tapt": self._run_mlm,
-                "selection": self._run_selection,
-                "classifier": self._run_classifier,
-                "mlm_loss": self._run_mlm_loss,
-            }[phase.kind](phase, action)
-            self.write_marker(phase, "complete")
-            times[phase.name] = times.get(phase.name, 0.0) + time.time() - start
-            with atomic_file(str(self.output / "phase_times.json")) as handle:
-                json.dump(times, handle, indent=2)
-            self._log(phase, "ran", time.time() - start, reason if action == "run" else "")
-            logger.info(
-                "%s done in %s: %s; its outputs are in %s",
-                phase.name,
-                timedelta(seconds=round(time.time() - start)),
-                self._outcome(phase),
-                phase.directory,
-            )
+        # each phase once those it starts from or reads are complete, at most `jobs` at once; after
+        # a failure none starts, those running end, and the first failure is raised
+        failure: Optional[BaseException] = None
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="phase") as pool:
+            running: Dict[Future, Phase] = {}
+            while waiting or running:
+                ready = [
+                    item
+                    for item in waiting
+                    if all(name in done for name in [item[1].upstream, *item[1].reads] if name)
+                ]
+                for item in ready[: self.jobs - len(running)] if failure is None else []:
+                    waiting.remove(item)
+                    running[pool.submit(self._run_phase, *item, times)] = item[1]
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    phase = running.pop(future)
+                    if future.exception() is None:
+                        done.add(phase.name)
+                    elif failure is None:
+                        failure = future.exception()
+        if failure is not None:
+            raise failure
         results = self.results(times)
         with atomic_file(str(self.output / "results.json")) as handle:
             json.dump(results, handle, indent=2)
@@ -767,6 +804,68 @@ class ExperimentRunner:
         if self.spec.heldout:
             write_mlm_loss(self.output, self.mlm_losses(), self.spec.heldout)
         return results
+
+    def _run_phase(
+        self, title: str, phase: Phase, action: str, reason: str, times: Dict[str, float]
+    ) -> None:
+        """Runs (or resumes, or evaluates) one phase and records its completion and wall time."""
+        logger.info("%s%s", title, f" ({reason})" if reason else "")
+        start = time.time()
+        if action == "run":
+            self._clear(phase)
+            with self._lock:
+                times[phase.name] = 0.0
+            self.write_marker(phase, "started")
+        else:
+            self._log(phase, "recovering" if action == "recover" else "evaluating", reason=reason)
+        with self._phase_log(phase):
+            {
+                "sample": self._run_sample,
+                "dapt": self._run_mlm,
+                "tapt": self._run_mlm,
+                "selection": self._run_selection,
+                "classifier": self._run_classifier,
+                "mlm_loss": self._run_mlm_loss,
+            }[phase.kind](phase, action)
+        self.write_marker(phase, "complete")
+        with self._lock:
+            times[phase.name] = times.get(phase.name, 0.0) + time.time() - start
+            with atomic_file(str(self.output / "phase_times.json")) as handle:
+                json.dump(times, handle, indent=2)
+        self._log(phase, "ran", time.time() - start, reason if action == "run" else "")
+        logger.info(
+            "%s done in %s: %s; its outputs are in %s",
+            phase.name,
+            timedelta(seconds=round(time.time() - start)),
+            self._outcome(phase),
+            phase.directory,
+        )
+
+    def log_file(self, phase: Phase) -> Path:
+        """
+        Where the output of the phase's processes goes: `train.log`, or, with phases running at
+        once (`jobs` above 1), `.phases/logs/<name>.log`, appended to `train.log` in one block when
+        the phase ends (`_phase_log`).
+        """
+        if self.jobs == 1:
+            return self.output / "train.log"
+        return self.markers / "logs" / (phase.name.replace("/", ".") + ".log")
+
+    @contextlib.contextmanager
+    def _phase_log(self, phase: Phase) -> Iterator[None]:
+        log = self.log_file(phase)
+        if log.name == "train.log":
+            yield
+            return
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            if log.exists():
+                with self._lock, open(self.output / "train.log", "a") as whole:
+                    whole.write(log.read_text())
+                log.unlink()
 
     def mlm_losses(self) -> Dict[str, Dict[str, Dict[str, float]]]:
         """Encoder (`base`, then each masked-LM phase) -> held-out text -> its `METRICS`."""
@@ -784,7 +883,7 @@ class ExperimentRunner:
         entry = {"phase": phase.name, "action": action, "seconds": round(seconds, 2)}
         if reason:
             entry["reason"] = reason
-        with open(self.output / "phases.jsonl", "a") as log:
+        with self._lock, open(self.output / "phases.jsonl", "a") as log:
             log.write(json.dumps(entry) + "\n")
 
     def _train(self, phase: Phase, recover: bool) -> None:
@@ -804,8 +903,10 @@ class ExperimentRunner:
         arguments = ["train", str(config_file), "-s", str(phase.directory)] + (
             ["--recover"] if recover else []
         )
-        phase.directory.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.output / "train.log", "a") as log:
+        log_file = self.log_file(phase)
+        for directory in (phase.directory.parent, log_file.parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a") as log:
             log.write(
                 f"\n===== {phase.name} ({self._config_file(phase)} as the dry run resolved it): "
                 f"{' '.join(allennlp_command(arguments))}\n"
@@ -813,9 +914,13 @@ class ExperimentRunner:
             log.flush()
         # the console shows the run's progress lines as they come
         # the jsonnet its config comes from: what its export's card names
-        settings = {**phase.settings, CONFIG_SOURCE_VARIABLE: self._config_file(phase)}
+        settings = {
+            **phase.settings,
+            CONFIG_SOURCE_VARIABLE: self._config_file(phase),
+            **self.job_environment,
+        }
         with PhaseProgress(phase.directory, phase.name):
-            exit_code = run_allennlp_preloaded(arguments, settings, log=self.output / "train.log")
+            exit_code = run_allennlp_preloaded(arguments, settings, log=log_file)
         if exit_code != 0:
             raise RuntimeError(
                 f"phase {phase.name} failed (exit {exit_code}); its log is in "
@@ -850,11 +955,12 @@ class ExperimentRunner:
         if arguments["method"] == "random" and "size" not in arguments:
             with open(self._phase(phase.upstream).outputs[0]) as selected:
                 arguments["size"] = sum(1 for _ in selected)
-        select_tapt_data(output_path=str(phase.outputs[0]), **arguments)
+        self._call(
+            phase,
+            functools.partial(select_tapt_data, output_path=str(phase.outputs[0]), **arguments),
+        )
 
     def _run_classifier(self, phase: Phase, action: str) -> None:
-        from allennlp.models.archival import load_archive
-
         if action == "evaluate":
             remove_leftovers(
                 str(phase.directory)
@@ -862,19 +968,35 @@ class ExperimentRunner:
         else:
             self._train(phase, recover=action == "recover")
             self.write_marker(phase, "trained")
-        # on the device the classifier trained on
-        device = _device(phase.config.get("trainer", {}).get("cuda_device"))
-        seconds = 0.0
-        # its log goes to the phase's out.log; the console shows the phase's final line
-        with logs_to_file(phase.directory / "out.log"):
-            archive = load_archive(str(phase.directory / "model.tar.gz"), cuda_device=device)
-            for split in ("dev", "test"):
-                metrics, elapsed = _evaluate(archive, self.spec.task[split], device)
-                seconds += elapsed
-                with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
-                    json.dump(metrics, handle, indent=2)
+        # on the device the classifier trained on, in a process of its own like its training
+        metrics, seconds = self._call(
+            phase,
+            _evaluate_archive,
+            str(phase.directory / "model.tar.gz"),
+            {split: self.spec.task[split] for split in ("dev", "test")},
+            phase.config.get("trainer", {}).get("cuda_device"),
+            {},
+            str(phase.directory / "out.log"),
+        )
+        for split, values in metrics.items():
+            with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
+                json.dump(values, handle, indent=2)
         with atomic_file(str(phase.directory / _EVALUATION_TIME)) as handle:
             json.dump({"evaluation_seconds": seconds}, handle)
+
+    def _call(self, phase: Phase, function: Callable[..., Any], *args: Any) -> Any:
+        """
+        `function(*args)` in a process of its own (`call_preloaded`) with the phase's share of the
+        threads, its output to the phase's log; a failure names the phase and the log.
+        """
+        try:
+            return call_preloaded(
+                function, *args, env=self.job_environment, log=self.log_file(phase)
+            )
+        except PreloadedCallFailed as error:
+            raise RuntimeError(
+                f"phase {phase.name}: {error}; the whole log is in {self.output / 'train.log'}"
+            ) from None
 
     def _run_mlm_loss(self, phase: Phase, action: str) -> None:
         """
@@ -883,8 +1005,6 @@ class ExperimentRunner:
         (`allennlp archive-untrained`, in a process of its own like a training phase). Both
         with what the dry run resolved (`Phase.run_config`).
         """
-        from allennlp.models.archival import load_archive
-
         phase.directory.mkdir(parents=True, exist_ok=True)
         if phase.upstream is None:
             archive_dir = phase.directory / "base_model"
@@ -892,8 +1012,8 @@ class ExperimentRunner:
             arguments = ["archive-untrained", str(config_file)]
             exit_code = run_allennlp_preloaded(
                 arguments + ["-s", str(archive_dir)],
-                self._base_mlm_settings(),
-                log=self.output / "train.log",
+                {**self._base_mlm_settings(), **self.job_environment},
+                log=self.log_file(phase),
             )
             if exit_code != 0:
                 raise RuntimeError(
@@ -910,14 +1030,18 @@ class ExperimentRunner:
             # dotted: these keys of the archive's model, the rest of it as it is
             **{f"model.{key}": value for key, value in reference["model"].items()},
         }
-        device = _device(reference["cuda_device"])
-        losses, seconds = {}, 0.0
-        with logs_to_file(phase.directory / "out.log"):
-            loaded = load_archive(str(archive), cuda_device=device, overrides=overrides)
-            for name, path in phase.settings["heldout"].items():
-                metrics, elapsed = _evaluate(loaded, path, device)
-                seconds += elapsed
-                losses[name] = {key: metrics[key] for key in MLM_LOSS_METRICS}
+        metrics, seconds = self._call(
+            phase,
+            _evaluate_archive,
+            str(archive),
+            phase.settings["heldout"],
+            reference["cuda_device"],
+            overrides,
+            str(phase.directory / "out.log"),
+        )
+        losses = {
+            name: {key: values[key] for key in MLM_LOSS_METRICS} for name, values in metrics.items()
+        }
         with atomic_file(str(phase.directory / _EVALUATION_TIME)) as handle:
             json.dump({"evaluation_seconds": seconds}, handle)
         with atomic_file(str(phase.outputs[0])) as handle:
@@ -1205,10 +1329,35 @@ def _key_settings(config: Dict) -> Dict[str, Any]:
     }
 
 
+def _evaluate_archive(
+    archive_file: str,
+    data_paths: Dict[str, str],
+    configured_device: Optional[int],
+    overrides: Dict[str, Any],
+    log: str,
+) -> Tuple[Dict[str, Dict[str, Any]], float]:
+    """
+    `allennlp evaluate` of the archive (with `overrides`) on each of `data_paths`, loaded once, on
+    the configured device (`_device`), its log records appended to `log`: the metrics of each
+    name, and the seconds of the evaluations themselves (archive loading, reading the data and
+    building the data loaders left out). Run in a phase's process (`ExperimentRunner._call`).
+    """
+    from allennlp.models.archival import load_archive
+
+    device = _device(configured_device)
+    metrics, seconds = {}, 0.0
+    with logs_to_file(log):
+        archive = load_archive(archive_file, cuda_device=device, overrides=overrides)
+        for name, data_path in data_paths.items():
+            metrics[name], elapsed = _evaluate(archive, data_path, device)
+            seconds += elapsed
+    return metrics, seconds
+
+
 def _evaluate(archive, data_path: str, cuda_device: int) -> Tuple[Dict[str, Any], float]:
     """
     `allennlp evaluate` of a loaded `archive` on `data_path` (what `evaluate_from_archive` does
-    after loading it, so that dev and test share one loading), and the seconds of the evaluation
+    after loading it, so that several data share one loading), and the seconds of the evaluation
     itself, reading the data and building the data loader left out.
     """
     from allennlp.common.util import prepare_environment
@@ -1260,11 +1409,11 @@ def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
-def run_experiment(spec: ExperimentSpec, output_dir: str) -> Dict:
-    """Checks `spec` (a dry run of every phase), runs or resumes it in `output_dir`; prints the
-    table and where the results are."""
+def run_experiment(spec: ExperimentSpec, output_dir: str, jobs: int = 1) -> Dict:
+    """Checks `spec` (a dry run of every phase), runs or resumes it in `output_dir` with up to
+    `jobs` phases at once; prints the table and where the results are."""
     start_preloading()  # the phases' processes: their imports overlap with the checks
-    runner = ExperimentRunner(spec, output_dir)
+    runner = ExperimentRunner(spec, output_dir, jobs)
     results = runner.run()
     print(runner.table(results))
     written = [

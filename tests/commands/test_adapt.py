@@ -169,6 +169,34 @@ def test_every_encoders_heldout_loss_on_every_text_is_measured_with_the_same_mas
     assert (output / "mlm_loss.png").read_bytes().startswith(b"\x89PNG")
 
 
+def _logged_interval(log):
+    """The times of the first and the last record of an AllenNLP `out.log`."""
+    stamps = [line[:23] for line in log.read_text().splitlines() if line[:4].isdigit()]
+    return stamps[0], stamps[-1]
+
+
+@pytest.mark.process
+def test_phases_run_side_by_side_give_the_results_of_one_at_a_time(experiment, reference, tmp_path):
+    output = tmp_path / "out"
+    allennlp(["adapt", str(experiment), "-s", str(output), "--jobs", "2"])
+    assert _comparable(output) == _comparable(reference[0])
+    # two phases ran at once: one started before another ended
+    intervals = sorted(
+        _logged_interval(output / name / "out.log")
+        for name in [*EXPERIMENT_PHASES, *(f"mlm_loss/{encoder}" for encoder in ENCODERS)]
+        if (output / name / "out.log").exists()
+    )
+    assert any(later[0] < earlier[1] for earlier, later in zip(intervals, intervals[1:]))
+    # each training phase's output went to train.log under its heading, once the phase ended
+    headings = [
+        line.split(" ")[1]
+        for line in (output / "train.log").read_text().splitlines()
+        if line.startswith("===== ")
+    ]
+    assert sorted(headings) == sorted(n for n in EXPERIMENT_PHASES if not n.startswith("select_"))
+    assert not any((output / ".phases" / "logs").iterdir())
+
+
 def _kill_when(args, reached, moment: str) -> None:
     """Starts `allennlp ARGS`, SIGKILLs its whole process group once `reached()`."""
     process = start_allennlp(

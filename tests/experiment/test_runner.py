@@ -6,6 +6,8 @@ results, in-process on fake phase outputs: what a finished run leaves, without t
 import json
 import shutil
 import struct
+import time
+from pathlib import Path
 
 import pytest
 from allennlp.common.checks import ConfigurationError
@@ -23,9 +25,9 @@ from dapt_plugin.experiment.spec import load_experiment
 from tests.conftest import ADAPT_SETTINGS, DATA, EXPERIMENT_PHASES, TASK, write_experiment
 
 
-def _runner(tmp_path, model, output="out", **overrides) -> ExperimentRunner:
+def _runner(tmp_path, model, output="out", jobs=1, **overrides) -> ExperimentRunner:
     experiment = write_experiment(tmp_path / "experiment.jsonnet", model, **overrides)
-    return ExperimentRunner(load_experiment(str(experiment)), str(tmp_path / output))
+    return ExperimentRunner(load_experiment(str(experiment)), str(tmp_path / output), jobs)
 
 
 def _complete(runner: ExperimentRunner) -> None:
@@ -324,9 +326,9 @@ def test_results_hold_the_experiment_file_the_resolved_settings_and_a_plot_of_th
     assert results["variants"]["dapt"]["dev"]["std"] == pytest.approx(0.01)
 
 
-def _dry_run_error(tmp_path, model, **overrides) -> str:
+def _dry_run_error(tmp_path, model, jobs=1, **overrides) -> str:
     with pytest.raises(ConfigurationError) as error:
-        _runner(tmp_path, model, variants=["baseline", "dapt"], **overrides)
+        _runner(tmp_path, model, jobs=jobs, variants=["baseline", "dapt"], **overrides)
     assert not (tmp_path / "out").exists()
     return error.value.message
 
@@ -611,7 +613,7 @@ def test_heldout_must_name_existing_texts(tiny_model, tmp_path):
 
 
 def test_phases_run_the_configs_of_the_dry_run_when_their_files_change_meanwhile(
-    tiny_model, tmp_path, monkeypatch
+    tiny_model, tmp_path, monkeypatch, phase_calls_in_process
 ):
     """Configs edited while an experiment runs change none of its phases; the next run sees them."""
     configs = tmp_path / "training_config"
@@ -689,3 +691,108 @@ def test_a_variable_exported_for_a_config_run_by_hand_stops_the_experiment_befor
         f"experiment {tmp_path / 'experiment.jsonnet'}: {name}={value} is set in the environment, "
         f"which every phase inherits; {why}: unset {name} to run the experiment"
     )
+
+
+def _timed_phases(runner: ExperimentRunner, seconds=0.1, fail=None):
+    """
+    Every kind of phase of `runner` replaced by one that takes `seconds` (a phase name -> seconds
+    for some, 0.02 for the others), writes fake outputs (`_complete`'s) and records when it ran,
+    or, for the phase `fail`, records its start and raises; returns the record: phase -> (start,
+    end).
+    """
+    ran = {}
+
+    def run(phase, action):
+        start = time.monotonic()
+        if phase.name == fail:
+            ran[phase.name] = (start, start)
+            raise RuntimeError(f"{phase.name} went wrong")
+        time.sleep(seconds.get(phase.name, 0.02) if isinstance(seconds, dict) else seconds)
+        phase.directory.mkdir(parents=True, exist_ok=True)
+        for path in phase.outputs:
+            path.write_text(json.dumps({"macro_f1": 0.5}))
+        ran[phase.name] = (start, time.monotonic())
+
+    for kind in ("_run_sample", "_run_mlm", "_run_selection", "_run_classifier", "_run_mlm_loss"):
+        setattr(runner, kind, run)
+    return ran
+
+
+def _most_at_once(ran) -> int:
+    events = sorted(
+        [(start, 1) for start, _ in ran.values()] + [(end, -1) for _, end in ran.values()]
+    )
+    running = most = 0
+    for _, change in events:  # an end before a start at the same moment
+        running += change
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_phases_run_at_most_jobs_at_once_each_after_the_phases_it_starts_from_or_reads(
+    tiny_model, tmp_path, jobs
+):
+    runner = _runner(tmp_path, tiny_model, jobs=jobs, task=_sampled_task(sample=10))
+    ran = _timed_phases(runner)
+    results = runner.run()
+    assert set(ran) == {phase.name for phase in runner.phases}
+    assert _most_at_once(ran) == jobs
+    for phase in runner.phases:
+        for needed in filter(None, [phase.upstream, *phase.reads]):
+            assert ran[phase.name][0] >= ran[needed][1], (phase.name, needed)
+    if jobs == 1:  # in the order of the plan
+        assert sorted(ran, key=lambda name: ran[name][0]) == [p.name for p in runner.phases]
+    assert set(results["phase_seconds"]) == set(ran)
+    assert all(runner._read_marker(phase)["state"] == "complete" for phase in runner.phases)
+
+
+def test_after_a_failure_no_phase_starts_and_those_running_complete(tiny_model, tmp_path):
+    runner = _runner(tmp_path, tiny_model, jobs=2)
+    # dapt and select_knn start together; select_knn fails while dapt runs
+    ran = _timed_phases(runner, seconds={"dapt": 0.5}, fail="select_knn")
+    with pytest.raises(RuntimeError, match="select_knn went wrong"):
+        runner.run()
+    assert set(ran) == {"dapt", "select_knn"} and ran["select_knn"][0] < ran["dapt"][1]
+    rerun = _plan(_runner(tmp_path, tiny_model))
+    assert rerun["dapt"] == ("reuse", "")
+    assert rerun["select_knn"] == ("run", "interrupted; starting over")
+    assert _rerun(rerun).keys() == set(EXPERIMENT_PHASES) - {"dapt"}
+
+
+def test_each_phase_process_gets_its_share_of_the_threads(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr("torch.get_num_threads", lambda: 8)
+    assert _runner(tmp_path, tiny_model).job_environment == {}
+    runner = _runner(tmp_path, tiny_model, jobs=3)
+    assert runner.job_environment == {"OMP_NUM_THREADS": "2"}
+    assert _runner(tmp_path, tiny_model, jobs=9).job_environment == {"OMP_NUM_THREADS": "1"}
+    environments = []
+
+    def train(arguments, settings, log):  # a fake training: its serialization directory
+        Path(arguments[arguments.index("-s") + 1]).mkdir()
+        environments.append(settings)
+        return 0
+
+    monkeypatch.setattr("dapt_plugin.experiment.runner.run_allennlp_preloaded", train)
+
+    def call(function, *args, env, log):
+        environments.append(env)
+        return {"dev": {"macro_f1": 0.5}, "test": {"macro_f1": 0.5}}, 0.1
+
+    monkeypatch.setattr("dapt_plugin.experiment.runner.call_preloaded", call)
+    phase = runner._phase("classifier/baseline/seed_0")
+    runner._run_classifier(phase, "run")  # its training, then its evaluation
+    assert [environment["OMP_NUM_THREADS"] for environment in environments] == ["2", "2"]
+
+
+def test_phases_distributed_over_several_devices_cannot_run_side_by_side(tiny_model, tmp_path):
+    settings = {**ADAPT_SETTINGS, "classifier": {"NUM_EPOCHS": 1, "CUDA_DEVICES": "-1,-1"}}
+    _runner(tmp_path, tiny_model, variants=["baseline"], settings=settings)  # one at a time: runs
+    assert _dry_run_error(tmp_path, tiny_model, jobs=2, settings=settings) == (
+        f"experiment {tmp_path / 'experiment.jsonnet'}: phase classifier/baseline/seed_0 is "
+        "distributed over several devices or machines (its config's `distributed`, from "
+        "CUDA_DEVICES or NUM_NODES), which --jobs 2 cannot share out: run it with --jobs 1, or "
+        "give the experiment one device (`CUDA_DEVICES` of a single device in its `settings`)"
+    )
+    with pytest.raises(ConfigurationError, match="--jobs must be 1 or more, not 0"):
+        _runner(tmp_path, tiny_model, jobs=0)

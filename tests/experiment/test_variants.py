@@ -199,7 +199,9 @@ def test_a_variant_given_twice_or_whose_phase_names_clash_is_refused(tiny_model,
         _runner(tmp_path, tiny_model, clash)
 
 
-def test_a_random_selection_of_a_given_size_draws_that_many(tiny_model, tmp_path):
+def test_a_random_selection_of_a_given_size_draws_that_many(
+    tiny_model, tmp_path, phase_calls_in_process
+):
     variants = [{"name": "rand_20", "select": {"method": "random", "size": 20}}]
     runner = _runner(tmp_path, tiny_model, variants)
     selection = _phases(runner)["select_random_rand_20"]
