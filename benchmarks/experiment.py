@@ -12,8 +12,11 @@ of about 40 word pieces, 500 dev and 500 test, on 4 topics, each topic with its 
 (20% of an example's words; an example may hold none, so scores stay below 100), and a domain
 corpus of `--domain-docs` (3,000) documents of about 330 word pieces on the same topics.
 
-The plugin: `allennlp adapt <experiment> -s <dir>` in a process of its own, as a user runs it
-(`dapt_plugin.common.launch`), with a fresh tokenization cache each time. Hugging Face: one
+The plugin: `allennlp adapt <experiment> -s <dir> --jobs <--plugin-jobs>` in a process of its
+own, as a user runs it (`dapt_plugin.common.launch`), with a fresh tokenization cache each time;
+with `--plugin-jobs 2`, two phases run at once where their upstream phases allow, each with half
+of `--threads` (the Hugging Face pipeline runs its phases one at a time with all of them, as
+`run_mlm.py` and `run_glue.py` run in a script). Hugging Face: one
 Python process per phase, as a user runs `run_mlm.py` and `run_glue.py` (this script with
 `--hf-mlm` or `--hf-classifier`), each importing transformers and loading its model itself; each
 masked-LM phase saves its model with `save_model` for the phases that start from it.
@@ -27,7 +30,8 @@ classifier's evaluation 16), optimizer steps, epochs, learning rates (masked LM 
 except biases and LayerNorm weights, no gradient clipping, the masked-LM schedule (6% warm-up,
 then linear decay) and the classifier's (constant: the plugin's `small` preset), validation on
 dev after every classifier epoch and the best epoch's model kept (macro F1), dev and test scored
-at the end, threads (`OMP_NUM_THREADS` and `torch.set_num_threads`), and the seed: each seed of
+(the plugin's dev score is the best epoch's validation, the same number, not computed again; the
+Trainer evaluates dev again at the end, as `run_glue.py` does), threads (`OMP_NUM_THREADS` and `torch.set_num_threads`), and the seed: each seed of
 `--seeds` seeds every phase of a run, the masked-LM phases (the plugin's `SEED` in
 `settings.dapt` and `settings.tapt`: the order of the examples, the masks, the new head's
 initialisation; the Trainer's `seed`) as well as the classifiers, so that the spread of a
@@ -59,7 +63,7 @@ processes). Tokens/s and examples/s of a phase: the non-padding tokens and the e
 training steps take (the same count for both, from the MiniLM tokenizer) over the phase's wall
 time. Training + evaluation time: the plugin's `training_seconds` and `evaluation_seconds` of
 `results.json` (AllenNLP's `training_duration`, the epochs with their validation, and the head
-warm-up's steps; the held-out masked-LM losses and the runner's dev and test evaluations), the
+warm-up's steps; the held-out masked-LM losses and the runner's test evaluations), the
 Trainer's `train_runtime` and `eval_runtime`; the rest of the wall time (imports, loading models
 and data, tokenizing, checkpoints, archives, exports) is the non-training share.
 

@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import shutil
-from typing import IO, Iterator, List, Optional
+from typing import IO, Iterator, List, Optional, Sequence
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -120,19 +120,29 @@ def check_output_directory(output_dir: str, force: bool) -> None:
         )
 
 
-def remove_leftovers(directory: str) -> List[str]:
+def remove_leftovers(directory: str, names: Optional[Sequence[str]] = None) -> List[str]:
     """
     Removes what writers killed in `directory` left behind: temporary files and directories
     (`.<name>.tmp-*`), and the old copy of a replaced directory (`.<name>.old-*`), which is put
     back under its name when the kill came before the new copy took it. Only for a directory that
-    no live process is writing to (a run's own serialization directory when the run starts).
-    Returns the names removed or restored.
+    no live process is writing to (a run's own serialization directory when the run starts), or,
+    with `names`, for those of the files and directories of these names only, which no live
+    process may be writing. Returns the names removed or restored.
     """
     handled = []
-    for path in sorted(glob.glob(os.path.join(glob.escape(directory), f".*{_TMP}*"))):
+    prefixes = [".*"] if names is None else [f".{glob.escape(name)}" for name in names]
+
+    def leftovers(kind: str) -> List[str]:
+        return sorted(
+            path
+            for prefix in prefixes
+            for path in glob.glob(os.path.join(glob.escape(directory), f"{prefix}{kind}*"))
+        )
+
+    for path in leftovers(_TMP):
         _remove(path)
         handled.append(os.path.basename(path))
-    for path in sorted(glob.glob(os.path.join(glob.escape(directory), f".*{_OLD}*"))):
+    for path in leftovers(_OLD):
         match = re.fullmatch(rf"\.(.+){re.escape(_OLD)}[0-9a-f]+", os.path.basename(path))
         original = os.path.join(directory, match.group(1)) if match else None
         if original is not None and not os.path.exists(original):

@@ -7,6 +7,9 @@ whatever the `PATH`. The plugin is found as `allennlp` finds it (`.allennlp_plug
 `~/.allennlp/plugins`) unless `include_packages` names it (`--include-package`, which imports
 every submodule of the package, so it needs the plugin's optional dependencies too). The
 environment is this process's, overlaid with `env`.
+
+`run_allennlp_preloaded` and `call_preloaded` run `allennlp` or a function in a process forked
+from a server that has done the imports once; `stop_preloaded` stops those still running.
 """
 
 import contextlib
@@ -15,9 +18,10 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from multiprocessing import forkserver
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Union
 
 Log = Union[str, os.PathLike, IO]
 
@@ -182,7 +186,11 @@ def _preloaded_processes() -> multiprocessing.context.BaseContext:
 
 
 def start_preloading() -> None:
-    """Starts the server of `run_allennlp_preloaded` now, to have its imports done by the first run."""
+    """
+    Starts the server of `run_allennlp_preloaded` now, to have its imports done by the first run;
+    processes may be started again after `stop_preloaded`.
+    """
+    _STOPPED.clear()
     _preloaded_processes()
 
 
@@ -205,10 +213,9 @@ def run_allennlp_preloaded(
     `log` (a file name), and nothing of it is left in this process. `prepare`, a module-level
     function (it is pickled), is called first in the new process: a test's hook, for instance.
     """
-    process = _start_preloaded(
-        _allennlp_main, ([os.fspath(arg) for arg in args], prepare), env, log, cwd
-    )
-    process.join()
+    arguments = ([os.fspath(arg) for arg in args], prepare)
+    with _preloaded_process(_allennlp_main, arguments, env, log, cwd) as process:
+        pass  # the block's end waits for the process to end
     return process.exitcode
 
 
@@ -230,15 +237,14 @@ def call_preloaded(
     is in `log`) or its process dies (the signal or exit code in the message).
     """
     receiver, sender = _preloaded_processes().Pipe(duplex=False)
-    process = _start_preloaded(_call_main, (function, args, sender), env, log, cwd)
-    sender.close()  # the child's copy alone: end of file when it ends without answering
-    try:
-        outcome = receiver.recv()
-    except EOFError:
-        outcome = None
-    finally:
-        receiver.close()
-    process.join()
+    with _preloaded_process(_call_main, (function, args, sender), env, log, cwd) as process:
+        sender.close()  # the child's copy alone: end of file when it ends without answering
+        try:
+            outcome = receiver.recv()
+        except EOFError:
+            outcome = None
+        finally:
+            receiver.close()
     if outcome is None:
         ended = (
             f"killed by signal {-process.exitcode}"
@@ -252,19 +258,52 @@ def call_preloaded(
     return outcome[0]
 
 
-def _start_preloaded(
+# the processes `_preloaded_process` started and has not yet joined, and whether `stop_preloaded`
+# stopped them (no other starts until `start_preloading`)
+_RUNNING: Set[multiprocessing.process.BaseProcess] = set()
+_STOPPED = threading.Event()
+_RUNNING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _preloaded_process(
     target: Callable[..., None],
     args: tuple,
     env: Optional[Mapping[str, object]],
     log: Union[str, os.PathLike],
     cwd: Optional[Union[str, os.PathLike]],
-) -> multiprocessing.process.BaseProcess:
-    """Starts `target(*args)` in a process forked by the server, set up by `_preloaded_main`."""
+) -> Iterator[multiprocessing.process.BaseProcess]:
+    """
+    `target(*args)` in a process forked by the server, set up by `_preloaded_main`, for the
+    block; joined when the block ends.
+    """
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     setup = (allennlp_environment(env), os.fspath(cwd or os.getcwd()), os.fspath(log))
     process = _preloaded_processes().Process(target=_preloaded_main, args=(setup, target, args))
-    process.start()
-    return process
+    with _RUNNING_LOCK:
+        if _STOPPED.is_set():
+            raise PreloadedCallFailed("not started: the preloaded processes were stopped")
+        process.start()
+        _RUNNING.add(process)
+    try:
+        yield process
+    finally:
+        process.join()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+
+
+def stop_preloaded() -> None:
+    """
+    Sends SIGTERM to every process that `run_allennlp_preloaded` and `call_preloaded` started in
+    this process and that has not ended (each stops as `allennlp` does on SIGTERM), and refuses
+    to start others until `start_preloading` is called again: what a caller stopping on a signal
+    or an error does, so that nothing it started outlives it.
+    """
+    with _RUNNING_LOCK:
+        _STOPPED.set()
+        for process in _RUNNING:
+            process.terminate()
 
 
 def _preloaded_main(setup: tuple, target: Callable[..., None], args: tuple) -> None:

@@ -14,7 +14,8 @@ Phases and the work they share:
   fine-tuning seed), from the base model or, for `dapt_tapt`, from the DAPT export;
 - `select_knn`, `select_random`: the kNN-TAPT selection and its same-size random control;
 - `classifier/<variant>/seed_<s>`: one fine-tuning run per variant and seed, then its evaluation
-  on dev and test (`allennlp evaluate` semantics, in-process).
+  on test (`allennlp evaluate` semantics); its dev metrics are its best epoch's validation
+  metrics, the archived model's on dev (what `allennlp evaluate` gives it there).
 
 Before anything is written (the output directory included), every phase's config is resolved
 with the environment it will run with, and the base model and the task's labels are checked: a
@@ -22,8 +23,12 @@ mistake that would stop a phase stops the experiment before the first one (a dry
 
 Each training phase runs `allennlp train` in a process of its own (forked from a server that has
 done the imports once, `common.launch.run_allennlp_preloaded`), in its own serialization directory
-under the output directory; its output goes to `train.log`, and the console shows its progress lines
-as they come (`progress.py`) and a final line with its result. A phase counts as complete only from
+under the output directory; a classifier's evaluation, a selection and the held-out losses run in
+such processes too (`common.launch.call_preloaded`). Their output goes to `train.log`, and the
+console shows the progress lines of a training run as they come (`progress.py`) and a final line
+with each phase's result. With `jobs` above 1, phases whose upstream phases are complete run side
+by side, each with its share of the threads, their output collected per phase and appended to
+`train.log` when it ends (`ExperimentRunner.log_file`). A phase counts as complete only from
 its completion marker, `.phases/<name>.json` (`classifier.dapt.seed_0.json` for
 `classifier/dapt/seed_0`), written last and atomically, with its outputs present. The marker holds
 the phase's fingerprint: the sha256 of its resolved config (a selection's arguments), the contents
@@ -69,6 +74,7 @@ from dapt_plugin.common.launch import (
     call_preloaded,
     run_allennlp_preloaded,
     start_preloading,
+    stop_preloaded,
 )
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
@@ -88,7 +94,7 @@ OUTPUT_DIR = (
 )
 _MLM_OUTPUTS = ["model.tar.gz", "metrics.json", "exported_model"]
 _CLASSIFIER_OUTPUTS = ["model.tar.gz", "dev_metrics.json", "test_metrics.json"]
-# the seconds a classifier spent evaluating on dev and test, or a held-out loss phase on its
+# the seconds a classifier spent evaluating on test, or a held-out loss phase on its
 # texts, archive loading left out (`phase_timing`)
 _EVALUATION_TIME = "evaluation_time.json"
 # kinds of phase that run no `allennlp train`: their settings are their arguments
@@ -730,8 +736,9 @@ class ExperimentRunner:
         if phase.kind in ("sample", "selection"):
             for path in phase.outputs:
                 path.unlink(missing_ok=True)
-            if phase.directory.exists():
-                remove_leftovers(str(phase.directory))  # the temporary file of a killed selection
+            if phase.directory.exists():  # the temporary file of a killed selection; other
+                # selections share the directory and may be writing theirs (`jobs` above 1)
+                remove_leftovers(str(phase.directory), [path.name for path in phase.outputs])
         elif phase.directory.exists():
             shutil.rmtree(phase.directory)
 
@@ -774,24 +781,30 @@ class ExperimentRunner:
         failure: Optional[BaseException] = None
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="phase") as pool:
             running: Dict[Future, Phase] = {}
-            while waiting or running:
-                ready = [
-                    item
-                    for item in waiting
-                    if all(name in done for name in [item[1].upstream, *item[1].reads] if name)
-                ]
-                for item in ready[: self.jobs - len(running)] if failure is None else []:
-                    waiting.remove(item)
-                    running[pool.submit(self._run_phase, *item, times)] = item[1]
-                if not running:
-                    break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    phase = running.pop(future)
-                    if future.exception() is None:
-                        done.add(phase.name)
-                    elif failure is None:
-                        failure = future.exception()
+            try:
+                while waiting or running:
+                    ready = [
+                        item
+                        for item in waiting
+                        if all(name in done for name in [item[1].upstream, *item[1].reads] if name)
+                    ]
+                    for item in ready[: self.jobs - len(running)] if failure is None else []:
+                        waiting.remove(item)
+                        running[pool.submit(self._run_phase, *item, times)] = item[1]
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        phase = running.pop(future)
+                        if future.exception() is None:
+                            done.add(phase.name)
+                        elif failure is None:
+                            failure = future.exception()
+            except BaseException:
+                # Ctrl-C, or SIGTERM (allennlp's handler raises it here): the running phases'
+                # processes are stopped too, each as `allennlp` stops on SIGTERM, before this one
+                stop_preloaded()
+                raise
         if failure is not None:
             raise failure
         results = self.results(times)
@@ -968,16 +981,27 @@ class ExperimentRunner:
         else:
             self._train(phase, recover=action == "recover")
             self.write_marker(phase, "trained")
-        # on the device the classifier trained on, in a process of its own like its training
-        metrics, seconds = self._call(
+        # dev: the validation of the epoch whose weights were archived (`validation_data_path`
+        # is `task.dev`, read and batched as `allennlp evaluate` does), not computed again
+        trained = json.loads((phase.directory / "metrics.json").read_text())
+        metrics = {
+            "dev": {
+                key[len("best_validation_") :]: value
+                for key, value in trained.items()
+                if key.startswith("best_validation_")
+            }
+        }
+        # test: on the device the classifier trained on, in a process of its own like its training
+        tested, seconds = self._call(
             phase,
             _evaluate_archive,
             str(phase.directory / "model.tar.gz"),
-            {split: self.spec.task[split] for split in ("dev", "test")},
+            {"test": self.spec.task["test"]},
             phase.config.get("trainer", {}).get("cuda_device"),
             {},
             str(phase.directory / "out.log"),
         )
+        metrics.update(tested)
         for split, values in metrics.items():
             with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
                 json.dump(values, handle, indent=2)

@@ -5,6 +5,7 @@ and resumed, and a bad experiment failing before anything is written. What is re
 checks of the experiment and the dry run are tested in-process in tests/experiment/.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -85,11 +86,13 @@ def test_results_hold_every_variant_with_the_runs_metrics(reference):
                 (run / f"{split}_metrics.json").read_text()
             )
             assert row[split] == {"mean": row["seeds"]["0"][split]["macro_f1"], "std": 0.0}
-    # the runner's evaluation is `allennlp evaluate`'s
-    baseline = output / "classifier" / "baseline" / "seed_0"
-    assert results["variants"]["baseline"]["seeds"]["0"]["test"] == evaluate_from_archive(
-        str(baseline / "model.tar.gz"), results["experiment_file"]["task"]["test"]
-    )
+    # the runner's evaluation is `allennlp evaluate`'s; on dev, the best epoch's validation is
+    for variant in ("baseline", "dapt_tapt"):
+        archive = str(output / "classifier" / variant / "seed_0" / "model.tar.gz")
+        for split in ("dev", "test"):
+            assert results["variants"][variant]["seeds"]["0"][split] == evaluate_from_archive(
+                archive, results["experiment_file"]["task"][split]
+            )
     # each phase's wall time, and the training and evaluation seconds within it
     for name, timing in results["phase_timing"].items():
         assert timing["wall_seconds"] == results["phase_seconds"][name]
@@ -195,6 +198,52 @@ def test_phases_run_side_by_side_give_the_results_of_one_at_a_time(experiment, r
     ]
     assert sorted(headings) == sorted(n for n in EXPERIMENT_PHASES if not n.startswith("select_"))
     assert not any((output / ".phases" / "logs").iterdir())
+
+
+@pytest.mark.process
+def test_a_terminated_adapt_stops_the_phases_it_runs(tiny_model, tmp_path):
+    """SIGTERM to `allennlp adapt` alone (not its process group) while two long phases run."""
+    settings = {**ADAPT_SETTINGS, "tapt": {"NUM_EPOCHS": 1000}, "classifier": {"NUM_EPOCHS": 1000}}
+    experiment = write_experiment(
+        tmp_path / "experiment.jsonnet",
+        tiny_model,
+        variants=["baseline", "tapt"],
+        settings=settings,
+    )
+    output = tmp_path / "out"
+    process = start_allennlp(
+        ["adapt", str(experiment), "-s", str(output), "--jobs", "2"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        logs = [
+            output / "tapt" / "out.log",
+            output / "classifier" / "baseline" / "seed_0" / "out.log",
+        ]
+        deadline = time.time() + 300
+        while not all(log.exists() for log in logs):
+            assert process.poll() is None and time.time() < deadline
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) != 0
+        # every process it started ends too (the fork server once it has no parent)
+        deadline = time.time() + 30
+        while True:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.time() < deadline, "processes of the terminated run are left"
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert {json.loads(p.read_text())["state"] for p in (output / ".phases").glob("*.json")} == {
+        "started"
+    }
 
 
 def _kill_when(args, reached, moment: str) -> None:

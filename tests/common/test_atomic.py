@@ -69,6 +69,18 @@ def test_leftovers_are_removed_and_an_old_copy_without_its_new_one_is_put_back(t
     assert os.listdir(tmp_path / "exported_model_step_4") == ["config.json"]
 
 
+def test_the_leftovers_of_named_files_only_are_removed(tmp_path):
+    """Those of other files may be the temporary files of writers still at work."""
+    (tmp_path / ".knn_tapt.jsonl.tmp-1a2b3c4d").write_text("killed")
+    (tmp_path / ".knn_tapt.jsonl.old-12345678").write_text("older")
+    (tmp_path / ".rand_tapt.jsonl.tmp-0f0f0f0f").write_text("being written")
+    assert sorted(remove_leftovers(str(tmp_path), ["knn_tapt.jsonl"])) == [
+        ".knn_tapt.jsonl.old-12345678",
+        ".knn_tapt.jsonl.tmp-1a2b3c4d",
+    ]
+    assert sorted(os.listdir(tmp_path)) == [".rand_tapt.jsonl.tmp-0f0f0f0f", "knn_tapt.jsonl"]
+
+
 def test_an_output_directory_that_holds_anything_is_replaced_only_when_forced(tmp_path):
     check_output_directory(str(tmp_path / "new"), force=False)
     check_output_directory(str(tmp_path), force=False)  # empty

@@ -110,3 +110,80 @@ def test_a_preloaded_run_starts_its_own_processes_as_a_new_process_would(tmp_pat
     assert run_allennlp_preloaded(["--help"], log=tmp_path / "log", prepare=record) == 0
     assert (tmp_path / "start_method").read_text() == multiprocessing.get_all_start_methods()[0]
     assert "train" in (tmp_path / "log").read_text()
+
+
+def _threads_and_directory(offset):
+    import torch
+
+    return torch.get_num_threads() + offset, os.getcwd()
+
+
+def _fail(message):
+    raise ValueError(message)
+
+
+def _sleep_once_started(started, seconds):
+    import time
+
+    open(started, "w").close()
+    time.sleep(seconds)
+
+
+@pytest.mark.process
+def test_a_preloaded_call_returns_the_value_of_a_function_run_in_a_process_of_its_own(tmp_path):
+    from dapt_plugin.common.launch import PreloadedCallFailed, call_preloaded
+
+    log = tmp_path / "logs" / "call.log"
+    assert call_preloaded(
+        _threads_and_directory, 10, env={"OMP_NUM_THREADS": 3}, log=log, cwd=tmp_path
+    ) == (13, str(tmp_path))
+    with pytest.raises(PreloadedCallFailed) as failure:
+        call_preloaded(_fail, "no such label", log=log)
+    assert str(failure.value) == f"_fail failed in its process (exit code 1); its error is in {log}"
+    assert "ValueError: no such label" in log.read_text()
+    with pytest.raises(PreloadedCallFailed, match=r"\(exit code 3\)"):
+        call_preloaded(os._exit, 3, log=log)
+
+
+@pytest.mark.process
+def test_stopped_preloaded_processes_end_and_no_other_starts_until_preloading_starts_again(
+    tmp_path,
+):
+    import threading
+    import time
+
+    from dapt_plugin.common.launch import (
+        PreloadedCallFailed,
+        call_preloaded,
+        start_preloading,
+        stop_preloaded,
+    )
+
+    log, started, outcome = tmp_path / "call.log", tmp_path / "started", {}
+
+    def call():
+        try:
+            call_preloaded(_sleep_once_started, str(started), 600, log=log)
+        except PreloadedCallFailed as error:
+            outcome["error"] = str(error)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.time() + 60
+    while not started.exists():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    try:
+        stop_preloaded()
+        caller.join(timeout=60)
+        assert not caller.is_alive()
+        # allennlp's SIGTERM handler raised in the sleep
+        assert outcome["error"].startswith(
+            "_sleep_once_started failed in its process (exit code 1)"
+        )
+        assert "SigTermReceived" in log.read_text()
+        with pytest.raises(PreloadedCallFailed, match="the preloaded processes were stopped"):
+            call_preloaded(os.getpid, log=log)
+    finally:
+        start_preloading()
+    assert call_preloaded(os.getpid, log=log) != os.getpid()

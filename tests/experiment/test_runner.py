@@ -768,8 +768,10 @@ def test_each_phase_process_gets_its_share_of_the_threads(tiny_model, tmp_path, 
     assert _runner(tmp_path, tiny_model, jobs=9).job_environment == {"OMP_NUM_THREADS": "1"}
     environments = []
 
-    def train(arguments, settings, log):  # a fake training: its serialization directory
-        Path(arguments[arguments.index("-s") + 1]).mkdir()
+    def train(arguments, settings, log):  # a fake training: its directory and metrics
+        directory = Path(arguments[arguments.index("-s") + 1])
+        directory.mkdir()
+        (directory / "metrics.json").write_text(json.dumps({"best_validation_macro_f1": 0.5}))
         environments.append(settings)
         return 0
 
@@ -777,7 +779,7 @@ def test_each_phase_process_gets_its_share_of_the_threads(tiny_model, tmp_path, 
 
     def call(function, *args, env, log):
         environments.append(env)
-        return {"dev": {"macro_f1": 0.5}, "test": {"macro_f1": 0.5}}, 0.1
+        return {"test": {"macro_f1": 0.5}}, 0.1
 
     monkeypatch.setattr("dapt_plugin.experiment.runner.call_preloaded", call)
     phase = runner._phase("classifier/baseline/seed_0")
