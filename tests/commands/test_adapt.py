@@ -29,6 +29,8 @@ from tests.conftest import (
 )
 
 TIMINGS = ("phase_seconds", "phase_timing", "adaptation_seconds", "fine_tuning_seconds")
+# how a run ran its phases, which need not change what they compute
+SCHEDULE = ("jobs", "phase_environment")
 # the encoders whose held-out masked-LM loss the full run measures, and the texts
 ENCODERS = ["base", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt"]
 HELDOUT = {"domain": str(DATA / "domain_heldout.txt"), "general": str(DATA / "general.txt")}
@@ -60,7 +62,7 @@ def _comparable(output):
             return {
                 key: drop(item)
                 for key, item in value.items()
-                if key not in TIMINGS + ("output_dir",)
+                if key not in TIMINGS + SCHEDULE + ("output_dir",)
             }
         return value
 
@@ -183,6 +185,9 @@ def test_phases_run_side_by_side_give_the_results_of_one_at_a_time(experiment, r
     output = tmp_path / "out"
     allennlp(["adapt", str(experiment), "-s", str(output), "--jobs", "2"])
     assert _comparable(output) == _comparable(reference[0])
+    results = json.loads((output / "results.json").read_text())
+    assert results["jobs"] == 2
+    assert results["phase_environment"]["dapt"] == {"OMP_NUM_THREADS": "1"}
     # two phases ran at once: one started before another ended
     intervals = sorted(
         _logged_interval(output / name / "out.log")

@@ -747,13 +747,18 @@ def test_phases_run_at_most_jobs_at_once_each_after_the_phases_it_starts_from_or
     assert all(runner._read_marker(phase)["state"] == "complete" for phase in runner.phases)
 
 
-def test_after_a_failure_no_phase_starts_and_those_running_complete(tiny_model, tmp_path):
+def test_after_a_failure_no_phase_starts_and_those_running_complete(tiny_model, tmp_path, caplog):
     runner = _runner(tmp_path, tiny_model, jobs=2)
     # dapt and select_knn start together; select_knn fails while dapt runs
     ran = _timed_phases(runner, seconds={"dapt": 0.5}, fail="select_knn")
     with pytest.raises(RuntimeError, match="select_knn went wrong"):
         runner.run()
     assert set(ran) == {"dapt", "select_knn"} and ran["select_knn"][0] < ran["dapt"][1]
+    # said when it happened, not only once dapt had ended
+    assert (
+        "select_knn failed: select_knn went wrong; no other phase starts, waiting for the 1 running"
+        in caplog.messages
+    )
     rerun = _plan(_runner(tmp_path, tiny_model))
     assert rerun["dapt"] == ("reuse", "")
     assert rerun["select_knn"] == ("run", "interrupted; starting over")
@@ -762,10 +767,20 @@ def test_after_a_failure_no_phase_starts_and_those_running_complete(tiny_model, 
 
 def test_each_phase_process_gets_its_share_of_the_threads(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr("torch.get_num_threads", lambda: 8)
-    assert _runner(tmp_path, tiny_model).job_environment == {}
+    assert _runner(tmp_path, tiny_model).phase_environment == {}
     runner = _runner(tmp_path, tiny_model, jobs=3)
-    assert runner.job_environment == {"OMP_NUM_THREADS": "2"}
-    assert _runner(tmp_path, tiny_model, jobs=9).job_environment == {"OMP_NUM_THREADS": "1"}
+    assert runner.phase_environment == {
+        name: {"OMP_NUM_THREADS": "2"} for name in EXPERIMENT_PHASES
+    }
+    assert _runner(tmp_path, tiny_model, jobs=9).phase_environment["dapt"] == {
+        "OMP_NUM_THREADS": "1"
+    }
+    # a phase that nothing can run beside gets them all: each phase of one variant's chain
+    chain = _runner(tmp_path, tiny_model, jobs=2, variants=["dapt_tapt"])
+    assert chain.phase_environment == {
+        name: {"OMP_NUM_THREADS": "8"}
+        for name in ["dapt", "dapt_tapt", "classifier/dapt_tapt/seed_0"]
+    }
     environments = []
 
     def train(arguments, settings, log):  # a fake training: its directory and metrics

@@ -208,3 +208,21 @@ def test_a_random_selection_of_a_given_size_draws_that_many(
     assert selection.upstream is None  # no kNN selection to match
     runner._run_selection(selection, "run")
     assert len(selection.outputs[0].read_text().splitlines()) == 20
+
+
+@pytest.mark.process
+def test_what_a_selection_raises_in_its_process_is_raised_by_the_runner(tiny_model, tmp_path):
+    """Its own error (here naming the domain corpus), as when it ran in the runner's process."""
+    corpus = tmp_path / "domain.txt"
+    shutil.copy(DATA / "domain.txt", corpus)
+    variants = [{"name": "rand_20", "select": {"method": "random", "size": 20}}]
+    runner = _runner(tmp_path, tiny_model, variants, domain_corpus=str(corpus))
+    corpus.write_text("\n\n")  # emptied after the dry run
+    with pytest.raises(ConfigurationError) as error:
+        runner._run_selection(_phases(runner)["select_random_rand_20"], "run")
+    message = (
+        f"cannot sample 20 sentences from a domain corpus of 0 distinct sentences ({corpus}); "
+        "lower `size` (or `k`)"
+    )
+    assert error.value.message == message
+    assert message in (tmp_path / "out" / "train.log").read_text()  # its report, in the log
