@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.util import SigTermReceived
 from allennlp.data.tokenizers import WhitespaceTokenizer
 from matplotlib.container import BarContainer
 
@@ -813,3 +814,31 @@ def test_phases_distributed_over_several_devices_cannot_run_side_by_side(tiny_mo
     )
     with pytest.raises(ConfigurationError, match="--jobs must be 1 or more, not 0"):
         _runner(tmp_path, tiny_model, jobs=0)
+
+
+@pytest.mark.parametrize(
+    "signal_error, grace",
+    [(KeyboardInterrupt(), 30.0), (SigTermReceived(), 0.0)],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_an_interrupted_run_stops_its_phases_processes(
+    tiny_model, tmp_path, monkeypatch, signal_error, grace
+):
+    """
+    Ctrl-C (which a terminal sends them too) gives them time to end by themselves; SIGTERM to
+    `allennlp adapt` alone, none.
+    """
+    runner = _runner(tmp_path, tiny_model, jobs=2)
+    _timed_phases(runner)
+    stopped = []
+
+    def interrupted(*args, **kwargs):
+        raise signal_error
+
+    monkeypatch.setattr("dapt_plugin.experiment.runner.wait", interrupted)
+    monkeypatch.setattr(
+        "dapt_plugin.experiment.runner.stop_preloaded", lambda grace: stopped.append(grace)
+    )
+    with pytest.raises(type(signal_error)):
+        runner.run()
+    assert stopped == [grace]
