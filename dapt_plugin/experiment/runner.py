@@ -170,6 +170,11 @@ class Phase:
     inputs: Dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
 
+    @property
+    def needs(self) -> List[str]:
+        """The phases whose outputs it starts from or reads: `upstream`, then `reads`."""
+        return ([self.upstream] if self.upstream else []) + self.reads
+
 
 # variables of the environment of `allennlp adapt` that its phases would inherit to ill effect,
 # and why
@@ -517,8 +522,7 @@ class ExperimentRunner:
 
     def _upstream(self, phase: Phase) -> Dict[str, str]:
         """The fingerprints of the phases whose outputs it starts from or reads."""
-        names = ([phase.upstream] if phase.upstream else []) + phase.reads
-        return {name: self._phase(name).fingerprint for name in names}
+        return {name: self._phase(name).fingerprint for name in phase.needs}
 
     def _portable(self, value: Any, output: Optional[Path] = None) -> Any:
         """`value` with the output directory (`output`, default this one) in its strings written `<output_dir>`."""
@@ -583,8 +587,7 @@ class ExperimentRunner:
         threads = torch.get_num_threads()
         before: Dict[str, set] = {}  # each phase's upstream phases, transitively
         for phase in self.phases:  # in the order of the plan: a phase after those it reads
-            direct = [name for name in [phase.upstream, *phase.reads] if name]
-            before[phase.name] = set(direct).union(*(before[name] for name in direct))
+            before[phase.name] = set(phase.needs).union(*(before[name] for name in phase.needs))
         shares = {}
         for phase in self.phases:
             alone = all(
@@ -665,7 +668,7 @@ class ExperimentRunner:
         run_again = set()
         for phase in self.phases:
             action, reason = self._decide(phase)
-            stale = next((n for n in [phase.upstream, *phase.reads] if n in run_again), None)
+            stale = next((n for n in phase.needs if n in run_again), None)
             if stale is not None and action != "run":
                 # its upstream's outputs are written anew: what it made from the old ones is stale
                 action, reason = "run", f"it starts from {stale}, which is run again"
@@ -813,9 +816,7 @@ class ExperimentRunner:
             try:
                 while waiting or running:
                     ready = [
-                        item
-                        for item in waiting
-                        if all(name in done for name in [item[1].upstream, *item[1].reads] if name)
+                        item for item in waiting if all(name in done for name in item[1].needs)
                     ]
                     for item in ready[: self.jobs - len(running)] if failure is None else []:
                         waiting.remove(item)
