@@ -14,10 +14,11 @@ corpus of `--domain-docs` (3,000) documents of about 330 word pieces on the same
 
 The plugin: `allennlp adapt <experiment> -s <dir> --jobs <--plugin-jobs>` in a process of its
 own, as a user runs it (`dapt_plugin.common.launch`), with a fresh tokenization cache each time;
-with `--plugin-jobs 2`, two phases run at once where their upstream phases allow, each with half
-of `--threads` (the Hugging Face pipeline runs its phases one at a time with all of them, as
-`run_mlm.py` and `run_glue.py` run in a script). Hugging Face: one
-Python process per phase, as a user runs `run_mlm.py` and `run_glue.py` (this script with
+with `--plugin-jobs 2`, two phases run at once where their upstream phases allow, sharing the
+cores as `allennlp adapt` shares them (`runner.server_environment`: with torch's GNU OpenMP, each
+with all of `--threads`, its idle threads sleeping soon; the Hugging Face pipeline runs its phases
+one at a time with all of them, as `run_mlm.py` and `run_glue.py` run in a script). Hugging
+Face: one Python process per phase, as a user runs `run_mlm.py` and `run_glue.py` (this script with
 `--hf-mlm` or `--hf-classifier`), each importing transformers and loading its model itself; each
 masked-LM phase saves its model with `save_model` for the phases that start from it.
 
@@ -590,6 +591,20 @@ def report(args: argparse.Namespace, runs: Dict[str, List[Dict]], work: Dict) ->
     return table
 
 
+def sharing(args: argparse.Namespace) -> str:
+    """How `allennlp adapt --jobs` shares the cores between the phases it runs at once, here."""
+    from dapt_plugin.experiment import runner
+
+    if not runner._gnu_openmp():
+        return f"each with {max(1, args.threads // args.plugin_jobs)} thread(s)"
+    waiting = runner.server_environment(args.plugin_jobs)
+    return f"each with {args.threads} thread(s), an idle OpenMP thread sleeping " + (
+        f"after {waiting['GOMP_SPINCOUNT']} spins (`GOMP_SPINCOUNT`)"
+        if waiting
+        else "as this environment's `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY` says"
+    )
+
+
 def non_training_share(run: Dict, side_by_side: bool) -> float:
     """
     1 - (training + evaluation seconds) / the run's wall time, or, for phases that ran side by side
@@ -644,7 +659,7 @@ def main() -> None:
         "--plugin-jobs",
         type=int,
         default=1,
-        help="`allennlp adapt --jobs`: phases it runs at once, sharing out the threads",
+        help="`allennlp adapt --jobs`: phases it runs at once, sharing the cores",
     )
     parser.add_argument("--dapt-steps", type=int, default=20, help="DAPT optimizer steps")
     parser.add_argument("--tapt-steps", type=int, default=20, help="TAPT optimizer steps")
@@ -714,10 +729,10 @@ def main() -> None:
         "start-up counted; the plugin: one `allennlp adapt` process, whose phases run in "
         "processes forked from a server that has done the imports"
         + (
-            f", up to {args.plugin_jobs} at once (`--jobs {args.plugin_jobs}`) with "
-            f"{max(1, args.threads // args.plugin_jobs)} thread(s) each, as soon as the phases "
-            "they start from are complete (the Hugging Face pipeline's one at a time with "
-            f"{args.threads}); its phases' wall times overlap and add up to more than its total"
+            f", up to {args.plugin_jobs} at once (`--jobs {args.plugin_jobs}`) as soon as the "
+            f"phases they start from are complete, {sharing(args)} (the Hugging Face pipeline's "
+            f"one at a time with {args.threads}); its phases' wall times overlap and add up to "
+            "more than its total"
             if args.plugin_jobs > 1
             else ""
         )

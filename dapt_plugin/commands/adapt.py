@@ -42,8 +42,8 @@ class Adapt(Subcommand):
             type=int,
             default=1,
             help="how many phases may run at once (default 1): each starts once the phases it "
-            "starts from are complete, with its share of the CPU threads; phases distributed "
-            "over several devices need 1",
+            "starts from are complete, and they share the CPU cores; phases distributed over "
+            "several devices need 1",
         )
         subparser.set_defaults(
             func=lambda args: run_experiment(

@@ -196,12 +196,27 @@ _STOPPED = threading.Event()
 _RUNNING_LOCK = threading.Lock()
 
 
-def start_preloading() -> None:
+def start_preloading(environment: Optional[Mapping[str, str]] = None) -> None:
     """
     Starts the server of `run_allennlp_preloaded` now, to have its imports done by the first run;
-    processes may be started again after `stop_preloaded`.
+    processes may be started again after `stop_preloaded`. `environment`: variables the server
+    starts with, over this process's, for what is read once when torch is imported and so holds
+    in every process forked from the server whatever that process's own environment says: the
+    OpenMP runtime's settings, such as `GOMP_SPINCOUNT`. A server already started in this process
+    (by an earlier call) keeps the environment it started with.
     """
     _STOPPED.clear()
+    if environment and _preloaded_processes.cache_info().currsize == 0:
+        before = {name: os.environ.get(name) for name in environment}
+        os.environ.update(environment)
+        try:
+            _preloaded_processes()
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    del os.environ[name]
+                else:
+                    os.environ[name] = value
     _preloaded_processes()
 
 

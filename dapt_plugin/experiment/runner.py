@@ -27,19 +27,19 @@ under the output directory; a classifier's evaluation, a selection and the held-
 such processes too (`common.launch.call_preloaded`). Their output goes to `train.log`, and the
 console shows the progress lines of a training run as they come (`progress.py`) and a final line
 with each phase's result. With `jobs` above 1, phases whose upstream phases are complete run side
-by side, each with its share of the threads, their output collected per phase and appended to
-`train.log` when it ends (`ExperimentRunner.log_file`). A phase counts as complete only from
-its completion marker, `.phases/<name>.json` (`classifier.dapt.seed_0.json` for
-`classifier/dapt/seed_0`), written last and atomically, with its outputs present. The marker holds
-the phase's fingerprint: the sha256 of its resolved config (a selection's arguments), the contents
-of its input files and the fingerprints of the phases it starts from (see `fingerprint.py`). Paths
-inside the output directory are written `<output_dir>/...` there, so a fingerprint does not depend
-on where the output directory is. Re-running the same command reuses every phase whose marker holds
-its current fingerprint. An interrupted training phase with a checkpoint and an unchanged
-fingerprint is resumed with `--recover`. Any other phase is run again from the start (its old
-outputs removed), and so is every phase that starts from it; the log and `phases.jsonl` say why
-("dapt: the resolved config changed (NUM_STEPS 4 -> 8)"). The fingerprints, and each phase's
-environment and resolved config, are in `results.json`.
+by side, sharing the cores (`server_environment`, `ExperimentRunner._thread_shares`), their output
+collected per phase and appended to `train.log` when it ends (`ExperimentRunner.log_file`).
+A phase counts as complete only from its completion marker, `.phases/<name>.json`
+(`classifier.dapt.seed_0.json` for `classifier/dapt/seed_0`), written last and atomically, with its
+outputs present. The marker holds the phase's fingerprint: the sha256 of its resolved config (a
+selection's arguments), the contents of its input files and the fingerprints of the phases it starts
+from (see `fingerprint.py`). Paths inside the output directory are written `<output_dir>/...` there,
+so a fingerprint does not depend on where the output directory is. Re-running the same command
+reuses every phase whose marker holds its current fingerprint. An interrupted training phase with a
+checkpoint and an unchanged fingerprint is resumed with `--recover`. Any other phase is run again
+from the start (its old outputs removed), and so is every phase that starts from it; the log and
+`phases.jsonl` say why ("dapt: the resolved config changed (NUM_STEPS 4 -> 8)"). The fingerprints,
+and each phase's environment and resolved config, are in `results.json`.
 """
 
 import contextlib
@@ -216,10 +216,10 @@ class ExperimentRunner:
         `phases.jsonl` go.
     jobs : `int`, optional (default = `1`)
         How many phases may run at once: a phase starts as soon as the phases it starts from or
-        reads are complete and fewer than `jobs` run, in the order of the plan. Above 1, the CPU
-        threads of this process (`OMP_NUM_THREADS`, or torch's default) are shared out
-        (`phase_environment`), and a phase distributed over several devices is refused; each
-        phase still runs on the device its config names.
+        reads are complete and fewer than `jobs` run, in the order of the plan. Above 1, the
+        phases share the cores (`server_environment`, which `run_experiment` starts the phases'
+        processes' server with, and `phase_environment`), and a phase distributed over several
+        devices is refused; each phase still runs on the device its config names.
     """
 
     def __init__(self, spec: ExperimentSpec, output_dir: str, jobs: int = 1) -> None:
@@ -245,6 +245,7 @@ class ExperimentRunner:
         for phase in self.phases:
             self._fingerprint(phase)
         self._check_jobs()
+        self.server_environment = server_environment(jobs)
         self.phase_environment = self._thread_shares()
 
     # -- the plan ---------------------------------------------------------------------------
@@ -575,14 +576,18 @@ class ExperimentRunner:
 
     def _thread_shares(self) -> Dict[str, Dict[str, str]]:
         """
-        What the processes of each phase run with over this process's environment (nothing with
-        `jobs` 1): `OMP_NUM_THREADS`, this process's threads divided by `jobs` (at least 1), or
-        all of them for a phase that no other phase of the experiment can run beside (each other
-        phase starts from it, or it from them, through `upstream` and `reads`). Decided from
-        the plan alone, not from what is complete or running: a phase runs with the same threads
-        in every run of the experiment, whatever else is run or reused.
+        What the processes of each phase run with over this process's environment. Nothing with
+        `jobs` 1, nor with GNU's OpenMP runtime (`_gnu_openmp`): every phase runs with all the
+        threads of this process, as with `jobs` 1, and the phases side by side share the cores
+        as their threads wait for work (`server_environment`). With another runtime, whose idle
+        threads may hold their cores: `OMP_NUM_THREADS`, this process's threads divided by
+        `jobs` (at least 1), or all of them for a phase that no other phase of the experiment
+        can run beside (each other phase starts from it, or it from them, through `upstream`
+        and `reads`). Decided from the plan alone, not from what is complete or running: a phase
+        runs with the same threads in every run of the experiment, whatever else is run or
+        reused.
         """
-        if self.jobs == 1:
+        if self.jobs == 1 or _gnu_openmp():
             return {}
         threads = torch.get_num_threads()
         before: Dict[str, set] = {}  # each phase's upstream phases, transitively
@@ -1218,8 +1223,10 @@ class ExperimentRunner:
             "phases": phases,
             "phase_seconds": times,
             "phase_timing": {phase.name: self._timing(phase, times) for phase in self.phases},
-            # how this run ran them (`--jobs`, and each phase's thread count if shared out)
+            # how this run ran them (`--jobs`, the OpenMP setting of the phases' processes,
+            # and each phase's thread count if shared out)
             "jobs": self.jobs,
+            "server_environment": self.server_environment,
             "phase_environment": self.phase_environment,
             "output_dir": str(self.output),
         }
@@ -1461,6 +1468,34 @@ def _device(configured: Optional[int]) -> int:
     return 0 if torch.cuda.is_available() else -1
 
 
+# With `jobs` above 1 and GNU's OpenMP runtime, an idle OpenMP thread of a phase's process sleeps
+# after this many spins waiting for work (`GOMP_SPINCOUNT`), so that another phase's threads get its
+# core: with the default, 300,000, two phases with every thread each ran 2.6x slower side by side
+# than two with one thread each (`benchmarks/shared_cores.py`)
+_SPIN_COUNT = "1000"
+
+
+def _gnu_openmp() -> bool:
+    """Whether torch's OpenMP runtime in this process is GNU's, libgomp (torch's Linux builds)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return "libgomp" in maps.read()
+    except OSError:  # no /proc: not Linux
+        return False
+
+
+def server_environment(jobs: int) -> Dict[str, str]:
+    """
+    The OpenMP setting that the server of the phases' processes starts with (`start_preloading`)
+    when `jobs` phases may run at once: `GOMP_SPINCOUNT=_SPIN_COUNT` with `jobs` above 1 and GNU's
+    OpenMP runtime, unless this process's environment sets `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`
+    (its setting then holds); else nothing.
+    """
+    if jobs == 1 or not _gnu_openmp() or {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ):
+        return {}
+    return {"GOMP_SPINCOUNT": _SPIN_COUNT}
+
+
 def duration_seconds(duration: str) -> float:
     """Seconds of a `str(timedelta)`, as AllenNLP writes `training_duration` ("1 day, 0:02:03.5")."""
     days, _, clock = duration.rpartition(", ")
@@ -1484,7 +1519,8 @@ def _number(value: Any) -> str:
 def run_experiment(spec: ExperimentSpec, output_dir: str, jobs: int = 1) -> Dict:
     """Checks `spec` (a dry run of every phase), runs or resumes it in `output_dir` with up to
     `jobs` phases at once; prints the table and where the results are."""
-    start_preloading()  # the phases' processes: their imports overlap with the checks
+    # the phases' processes: their imports overlap with the checks
+    start_preloading(server_environment(jobs))
     runner = ExperimentRunner(spec, output_dir, jobs)
     results = runner.run()
     print(runner.table(results))

@@ -198,3 +198,31 @@ def test_stopped_preloaded_processes_end_and_no_other_starts_until_preloading_st
     finally:
         start_preloading()
     assert call_preloaded(os.getpid, log=log) != os.getpid()
+
+
+@pytest.mark.process
+def test_the_server_starts_with_the_environment_given_for_what_torch_reads_once(tmp_path):
+    """In a new process: the server of this one (the tests') may have started already."""
+    import subprocess
+
+    from tests.conftest import PROJECT_ROOT
+
+    script = f"""
+import os
+from dapt_plugin.common.launch import call_preloaded, start_preloading
+os.environ.pop("GOMP_SPINCOUNT", None)
+os.environ["OMP_WAIT_POLICY"] = "active"
+start_preloading({{"GOMP_SPINCOUNT": "1000", "OMP_WAIT_POLICY": "passive"}})
+# this process's environment is as it was
+assert "GOMP_SPINCOUNT" not in os.environ and os.environ["OMP_WAIT_POLICY"] == "active"
+start_preloading({{"GOMP_SPINCOUNT": "5"}})  # started already: as it was
+server = call_preloaded(os.getppid, log={str(tmp_path / "log")!r})
+with open(f"/proc/{{server}}/environ", "rb") as environ:
+    variables = environ.read().decode().split("\\0")
+print(sorted(v for v in variables if v.startswith(("GOMP_", "OMP_WAIT"))))
+"""
+    output = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert output.returncode == 0, output.stderr
+    assert output.stdout.splitlines()[-1] == "['GOMP_SPINCOUNT=1000', 'OMP_WAIT_POLICY=passive']"

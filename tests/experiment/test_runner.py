@@ -20,8 +20,9 @@ from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling imp
     TextClassificationJsonWithSamplingReader,
 )
 from dapt_plugin.data.documents import iter_documents
+from dapt_plugin.experiment import runner as runner_module
 from dapt_plugin.experiment.plot import draw_results
-from dapt_plugin.experiment.runner import ExperimentRunner
+from dapt_plugin.experiment.runner import ExperimentRunner, server_environment
 from dapt_plugin.experiment.spec import load_experiment
 from tests.conftest import ADAPT_SETTINGS, DATA, EXPERIMENT_PHASES, TASK, write_experiment
 
@@ -766,7 +767,30 @@ def test_after_a_failure_no_phase_starts_and_those_running_complete(tiny_model, 
     assert _rerun(rerun).keys() == set(EXPERIMENT_PHASES) - {"dapt"}
 
 
-def test_each_phase_process_gets_its_share_of_the_threads(tiny_model, tmp_path, monkeypatch):
+def test_with_gnu_openmp_every_phase_gets_every_thread_and_idle_threads_sleep_soon(
+    tiny_model, tmp_path, monkeypatch
+):
+    assert runner_module._gnu_openmp()  # torch's Linux builds
+    for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    assert server_environment(1) == {}
+    runner = _runner(tmp_path, tiny_model, jobs=2)
+    assert runner.phase_environment == {}  # as with --jobs 1
+    assert runner.server_environment == server_environment(2) == {"GOMP_SPINCOUNT": "1000"}
+    # what the environment says of OpenMP's waiting holds
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert server_environment(2) == {}
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5000")
+    assert server_environment(2) == {}
+    monkeypatch.setattr(runner_module, "_gnu_openmp", lambda: False)
+    assert server_environment(2) == {}
+
+
+def test_with_another_openmp_each_phase_process_gets_its_share_of_the_threads(
+    tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(runner_module, "_gnu_openmp", lambda: False)
     monkeypatch.setattr("torch.get_num_threads", lambda: 8)
     assert _runner(tmp_path, tiny_model).phase_environment == {}
     runner = _runner(tmp_path, tiny_model, jobs=3)
