@@ -5,13 +5,13 @@ default time or sleeping soon (`GOMP_SPINCOUNT`, what the runner's `server_envir
 Also each alone, as the last phase of an experiment runs once the others are done.
 
 Each process trains a MiniLM-L6-shaped model (6 layers x 384, random weights: only the speed is
-measured) for `--steps` (classifier) or `--mlm-steps` (masked LM) AdamW steps after 3 unmeasured
+measured) for `--steps` (classifier) or `--mlm-steps` (masked LM) AdamW steps after 2 unmeasured
 ones: a classifier (`BertForSequenceClassification`, batch 16 of 48 tokens, the fine-tuning of
 `experiment.py`) or a masked LM (`BertForMaskedLM`, batch 16 of 128 tokens, one in 7 positions
 predicted). Every setting runs `--repeats` times, the
 settings alternating; the table gives the median milliseconds per step of each process.
 
-    .venv/bin/python benchmarks/shared_cores.py [--steps 20] [--mlm-steps 5] [--repeats 2]
+    .venv/bin/python benchmarks/shared_cores.py [--steps 15] [--mlm-steps 3] [--repeats 2]
         [--threads 2]
 """
 
@@ -51,7 +51,7 @@ def worker(model: str, steps: int) -> None:
         optimizer.step()
         optimizer.zero_grad()
 
-    for _ in range(3):
+    for _ in range(2):
         step()
     start = time.perf_counter()
     for _ in range(steps):
@@ -73,8 +73,8 @@ def run(model: str, steps: int, processes: int, environment: Dict[str, str]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20, help="classifier steps per process")
-    parser.add_argument("--mlm-steps", type=int, default=5, help="masked-LM steps per process")
+    parser.add_argument("--steps", type=int, default=15, help="classifier steps per process")
+    parser.add_argument("--mlm-steps", type=int, default=3, help="masked-LM steps per process")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="every thread of the machine")
     parser.add_argument("--worker", choices=["classifier", "masked_lm"], help=argparse.SUPPRESS)
@@ -128,7 +128,7 @@ def main() -> None:
         notes=(
             f"MiniLM-L6 shape, random weights; classifier batch 16 x 48 tokens, masked LM "
             f"batch 16 x 128 (1 in 7 positions predicted); {args.steps} (classifier) and "
-            f"{args.mlm_steps} (masked LM) measured AdamW steps per process after 3; "
+            f"{args.mlm_steps} (masked LM) measured AdamW steps per process after 2; "
             f"{args.repeats} repeats, settings alternating; medians over the "
             "processes of all repeats. Steps/s of the machine: the processes at once over the "
             "classifier's milliseconds per step. `GOMP_SPINCOUNT` unset is libgomp's default "

@@ -1470,8 +1470,9 @@ def _device(configured: Optional[int]) -> int:
 
 # With `jobs` above 1 and GNU's OpenMP runtime, an idle OpenMP thread of a phase's process sleeps
 # after this many spins waiting for work (`GOMP_SPINCOUNT`), so that another phase's threads get its
-# core: with the default, 300,000, two phases with every thread each ran 2.6x slower side by side
-# than two with one thread each (`benchmarks/shared_cores.py`)
+# core. On two cores (`benchmarks/shared_cores.py`), two classifiers' steps side by side with both
+# threads each took 2.5x the time of two with one thread each with libgomp's default, 300,000
+# spins, 1.15x with 1,000 (masked LM: 1.5x and 1.0x); alone, 1,000 spins cost 1.1x to 1.2x
 _SPIN_COUNT = "1000"
 
 
