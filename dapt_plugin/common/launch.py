@@ -196,6 +196,26 @@ _STOPPED = threading.Event()
 _RUNNING_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def temporary_environment(env: Mapping[str, Optional[object]]) -> Iterator[None]:
+    """Sets `env` (a value of None unsets the variable) and puts the previous values back."""
+    previous = {name: os.environ.get(name) for name in env}
+    try:
+        for name, value in env.items():
+            _set_variable(name, value)
+        yield
+    finally:
+        for name, value in previous.items():
+            _set_variable(name, value)
+
+
+def _set_variable(name: str, value: Optional[object]) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = str(value)
+
+
 def start_preloading(environment: Optional[Mapping[str, str]] = None) -> None:
     """
     Starts the server of `run_allennlp_preloaded` now, to have its imports done by the first run;
@@ -206,18 +226,8 @@ def start_preloading(environment: Optional[Mapping[str, str]] = None) -> None:
     (by an earlier call) keeps the environment it started with.
     """
     _STOPPED.clear()
-    if environment and _preloaded_processes.cache_info().currsize == 0:
-        before = {name: os.environ.get(name) for name in environment}
-        os.environ.update(environment)
-        try:
-            _preloaded_processes()
-        finally:
-            for name, value in before.items():
-                if value is None:
-                    del os.environ[name]
-                else:
-                    os.environ[name] = value
-    _preloaded_processes()
+    with temporary_environment(environment or {}):  # for the server's start, if not started yet
+        _preloaded_processes()
 
 
 def run_allennlp_preloaded(

@@ -1476,6 +1476,7 @@ def _device(configured: Optional[int]) -> int:
 _SPIN_COUNT = "1000"
 
 
+@functools.lru_cache(maxsize=None)
 def _gnu_openmp() -> bool:
     """Whether torch's OpenMP runtime in this process is GNU's, libgomp (torch's Linux builds)."""
     try:

@@ -18,26 +18,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Union
 
-
-@contextlib.contextmanager
-def environment(env: Dict[str, str]) -> Iterator[None]:
-    """Sets `env` (a value of None unsets the variable) and puts the previous values back."""
-    previous = {name: os.environ.get(name) for name in env}
-    try:
-        for name, value in env.items():
-            _set(name, value)
-        yield
-    finally:
-        for name, value in previous.items():
-            _set(name, value)
-
-
-def _set(name: str, value: Optional[str]) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = str(value)
-
+from dapt_plugin.common.launch import temporary_environment
 
 # loggers that allennlp's `evaluate` (and its test case) disable for the rest of the process
 _DISABLED_BY_ALLENNLP = ("allennlp.common.params", "allennlp.nn.initializers")
@@ -107,7 +88,7 @@ def run_in_process(
     stdout, stderr = io.StringIO(), io.StringIO()
     with (
         _plugins_imported_once(),
-        environment(env or {}),
+        temporary_environment(env or {}),
         _process_state(args, Path(cwd) if cwd else None),
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
