@@ -282,7 +282,7 @@ def dapt_env(
     """The environment of an `allennlp train training_config/dapt.jsonnet` run (all of it)."""
     from dapt_plugin.common.launch import allennlp_environment
 
-    env = allennlp_environment(
+    return allennlp_environment(
         {
             "MODEL_NAME": model_dir,
             "CORPUS_PATH": corpus,
@@ -293,10 +293,10 @@ def dapt_env(
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             **settings,
-        }
+        },
+        # before this process's own PYTHONPATH, which may hold packages (`offline_site.py`)
+        python_path=[REPO / "benchmarks", REPO],
     )
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "benchmarks"), str(REPO)])
-    return env
 
 
 def timed_config(directory: Path) -> Path:

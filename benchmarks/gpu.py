@@ -22,7 +22,8 @@ model option, which compiles its encoder). Packed batches are the unpadded ones.
 The defaults make 12 runs, estimated at ~30 s each on an H100, most of it each process's start,
 plus a minute to train the benchmarks' tokenizer on a machine that has not cached it (not yet
 run on a GPU: no GPU was available when it was written).
-Without CUDA it stops at once, saying so on one line (exit status 1).
+Without CUDA it stops at once, saying so on one line (exit status 1). On a machine without
+network access whose Python has torch: `offline_site.py` packs what else it needs.
 """
 
 import argparse

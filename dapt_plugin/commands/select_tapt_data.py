@@ -125,11 +125,9 @@ class SelectTaptData(Subcommand):
 
 
 def select_tapt_data_from_args(args: argparse.Namespace) -> None:
-    try:
-        # Imported here: faiss is optional, and `import dapt_plugin` should not need it.
-        from dapt_plugin.selection.tapt_selection import select_tapt_data
-    except ImportError as error:
-        sys.exit(f"allennlp select-tapt-data: error: {error}")
+    # imported when the command runs: `import dapt_plugin` leaves the selection back-end out
+    from dapt_plugin.selection.tapt_selection import select_tapt_data
+
     try:
         result = select_tapt_data(
             args.task,
@@ -150,7 +148,7 @@ def select_tapt_data_from_args(args: argparse.Namespace) -> None:
             sample_size=args.sample_size,
             seed=args.seed,
         )
-    except (ConfigurationError, DataError) as error:
+    except (ConfigurationError, DataError, ImportError) as error:  # ImportError: faiss missing
         sys.exit(f"allennlp select-tapt-data: error: {error}")
     how = f", {result.search} search in a pool of {result.pool:,}" if result.search else ""
     print(

@@ -33,7 +33,7 @@ from dapt_plugin.testing.tiny_model import build_tiny_roberta
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENT = config_dir() / "experiments" / "demo.jsonnet"
+
 # Settings of dapt.jsonnet for the base model's general pretraining: 300 steps of 32 sentences at
 # a low learning rate. Enough to learn the general text's words and phrasing; a longer or faster
 # run leaves a 64-wide model too set in its ways to learn the domain within the demo's steps.
@@ -47,6 +47,14 @@ GENERAL_PRETRAINING = {
     "SEED": "0",
     "OMP_NUM_THREADS": "1",
 }
+
+
+def demo_experiment() -> Path:
+    """
+    The demo's experiment file, among the plugin's configs (looked up when the demo runs: every
+    module of the plugin is imported by `--include-package dapt_plugin`, configs or not).
+    """
+    return config_dir() / "experiments" / "demo.jsonnet"
 
 
 def build_base_model(output_dir: Path) -> Path:
@@ -123,6 +131,6 @@ def main() -> None:
     # a tiny model gains nothing from a second thread on a shared 2-core machine; the training
     # processes of the experiment inherit this
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    run_experiment(load_experiment(str(EXPERIMENT)), str(output_dir / "experiment"))
+    run_experiment(load_experiment(str(demo_experiment())), str(output_dir / "experiment"))
     minutes, seconds = divmod(round(time.time() - start), 60)
     print(f"Demo done in {minutes} min {seconds} s (everything under {output_dir})")

@@ -90,6 +90,7 @@ import json
 import logging
 import math
 import os
+from types import ModuleType
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, TypeVar, Union, cast
 
 import numpy as np
@@ -107,9 +108,6 @@ from dapt_plugin.selection.options import EMBEDDERS, METHODS
 from dapt_plugin.selection.units import UNITS, Unit, iter_units
 from dapt_plugin.selection.vampire import VampireEmbedder
 
-with optional_dependency("TAPT data selection", "faiss", "faiss-cpu"):
-    import faiss
-
 logger = logging.getLogger(__name__)
 
 OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -117,6 +115,17 @@ _MIN_TRAINING_POINTS_PER_CELL = 39  # below this, faiss warns that k-means is po
 
 T = TypeVar("T")
 Embedder = Union[LsaEmbedder, VampireEmbedder]
+
+
+def _faiss() -> ModuleType:
+    """
+    faiss, which kNN selection needs: an optional dependency (the plugin's `selection` extra),
+    imported when a selection runs rather than with this module, which `--include-package
+    dapt_plugin` imports for every command.
+    """
+    with optional_dependency("TAPT data selection", "faiss", "faiss-cpu", extra="selection"):
+        import faiss
+    return faiss
 
 
 class ExactSearch:
@@ -137,11 +146,12 @@ class ExactSearch:
     def __init__(self, queries: np.ndarray, k: int) -> None:
         self._queries = queries
         self._k = k
-        self._heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+        self._faiss = _faiss()
+        self._heap = self._faiss.ResultHeap(len(queries), k, keep_max=True)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Searches one chunk of the corpus: `vectors` with their corpus positions `ids`."""
-        index = faiss.IndexFlatIP(vectors.shape[1])
+        index = self._faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
         scores, positions = index.search(self._queries, min(self._k, len(vectors)))
         self._heap.add_result(scores, ids[positions])
@@ -201,6 +211,7 @@ class ApproximateSearch:
         self._queries = queries
         self._k = k
         dimension = queries.shape[1]
+        faiss = _faiss()
         self._index = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(dimension),
             dimension,
@@ -323,6 +334,8 @@ def select_tapt_data(
         nprobe,
         sample_size,
     )
+    if method == "knn":
+        _faiss()  # missing: said before any file is read
     task_files = expand_paths(task_paths)
     domain_files = expand_paths(domain_paths)
     _check_output_path(output_path, task_files + domain_files)

@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 
@@ -95,6 +96,17 @@ def test_missing_domain_corpus_is_a_clear_error(mix, tmp_path):
     assert (
         f"allennlp select-tapt-data: error: {tmp_path / 'gone.txt'}: no such file" in process.stderr
     )
+
+
+def test_without_faiss_knn_is_a_clear_error(mix, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    process = select(mix, tmp_path / "out.jsonl", check=False)
+    assert process.returncode == 1
+    assert (
+        "allennlp select-tapt-data: error: TAPT data selection needs faiss: pip install faiss-cpu "
+        "(or the plugin's `selection` extra)" in process.stderr
+    )
+    assert "Traceback" not in process.stderr and not list(tmp_path.iterdir())
 
 
 def test_approximate_search_from_the_command_line(mix, tmp_path):

@@ -4,7 +4,7 @@ this checks that its experiment file passes `allennlp adapt`'s checks on the dat
 """
 
 from dapt_plugin.demo.data import generate_demo
-from dapt_plugin.demo.run import EXPERIMENT
+from dapt_plugin.demo.run import demo_experiment
 from dapt_plugin.experiment.spec import load_experiment
 
 
@@ -13,7 +13,7 @@ def test_demo_experiment_is_valid_on_the_generated_data(tiny_model, tmp_path, mo
     (tmp_path / "base_model").mkdir()
     (tmp_path / "base_model" / "exported_model").symlink_to(tiny_model, target_is_directory=True)
     monkeypatch.setenv("DEMO_DIR", str(tmp_path))
-    spec = load_experiment(str(EXPERIMENT))
+    spec = load_experiment(str(demo_experiment()))
     assert spec.variants == ["baseline", "dapt", "tapt", "dapt_tapt"] and len(spec.seeds) == 3
     assert spec.tapt_extra == [str(paths["unlabeled"])]
     assert spec.task["test"] == str(paths["test"])

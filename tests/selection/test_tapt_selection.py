@@ -1,5 +1,6 @@
 import json
 import logging
+import sys
 from typing import List
 
 import numpy as np
@@ -189,6 +190,23 @@ def test_random_sample_is_reproducible_and_defaults_to_k_per_example(mix, tmp_pa
     )
     assert len(first) == 3 * 40
     assert first == again and first != other
+
+
+def test_without_faiss_knn_stops_before_reading_any_file_and_random_runs(
+    mix, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    missing = str(tmp_path / "no_such_domain.txt")  # read first, it would raise DataError
+    with pytest.raises(
+        ImportError, match=r"TAPT data selection needs faiss: pip install faiss-cpu"
+    ):
+        select_tapt_data(mix.task, missing, str(tmp_path / "knn.jsonl"))
+    assert not list(tmp_path.iterdir())
+    random = tmp_path / "random.jsonl"
+    result = select_tapt_data(
+        mix.task, mix.domain, str(random), k=K, method="random", unit="document"
+    )
+    assert result.units == len(read_texts(result.path)) > 0
 
 
 def test_gzip_output(mix, tmp_path):
