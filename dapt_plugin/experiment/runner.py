@@ -45,6 +45,7 @@ and each phase's environment and resolved config, are in `results.json`.
 import contextlib
 import dataclasses
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -241,6 +242,7 @@ class ExperimentRunner:
                 )
         self.phases = self._phases()
         self._check_base_model()
+        self._check_selection_dependency()
         self._check_labels()
         for phase in self.phases:
             self._fingerprint(phase)
@@ -560,6 +562,19 @@ class ExperimentRunner:
                 f"`base_model` {self.spec.base_model!r} could not be loaded: "
                 f"{str(error).splitlines()[0]}"
             ) from None
+
+    def _check_selection_dependency(self) -> None:
+        """
+        A kNN selection needs faiss, an optional dependency: missing, it stops the dry run, not
+        the selection's phase, which may come after hours of DAPT.
+        """
+        for phase in self.phases:
+            knn = phase.kind == "selection" and phase.settings.get("method") == "knn"
+            if knn and importlib.util.find_spec("faiss") is None:
+                raise self._fail(
+                    f"phase {phase.name} selects kNN-TAPT data, which needs faiss: pip install "
+                    "faiss-cpu (or the plugin's `selection` extra)"
+                )
 
     def _check_jobs(self) -> None:
         """Phases run side by side (`jobs` above 1) must each be one process on one device."""

@@ -6,6 +6,7 @@ results, in-process on fake phase outputs: what a finished run leaves, without t
 import json
 import shutil
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -345,6 +346,19 @@ def test_a_value_a_config_refuses_stops_the_experiment_before_any_phase(tiny_mod
         "classifier.jsonnet: environment variable BATCH_SIZE must be an integer of at least 1; got 0"
         in message
     )
+
+
+def test_a_knn_selection_without_faiss_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # not importable
+    with pytest.raises(ConfigurationError) as error:
+        _runner(tmp_path, tiny_model, variants=["dapt", "knn_tapt"])
+    assert error.value.message == (
+        f"experiment {tmp_path / 'experiment.jsonnet'}: phase select_knn selects kNN-TAPT data, "
+        "which needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_missing_input_file_of_a_setting_stops_the_experiment_before_any_phase(
