@@ -26,12 +26,19 @@ from above; the others are packed, at this environment's version
 (transformers, for one, at the version allennlp runs with). Wheels for the machine's Python and
 platform (`pip download`; a source distribution is built here into a wheel, which must be pure
 Python); installed with `pip install --target`. `--strip` removes the symbol tables of the
-shared libraries (a third of their size here; the code is the same).
+shared libraries (a third of their size here; the code is the same). The machine's torch must
+meet the plugin's requirement (`torch>=2.6`), or the script stops.
+
+It runs on x86-64 Linux, for an x86-64 Linux machine, in this project's environment with the
+plugin installed (`make install`: its requirements are read from its metadata). A module of a
+namespace package (`google.*`) counts for every distribution that shares the namespace, so a few
+more distributions may be packed than the imports need.
 """
 
 import argparse
 import importlib
 import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
@@ -42,7 +49,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
+
+from dapt_plugin.common.atomic import atomic_path
 
 PLUGIN = "dapt_plugin"
 # besides the plugin, imported as `--include-package dapt_plugin` imports it (every module), what
@@ -95,18 +104,28 @@ def needed_distributions(modules: Iterable[str] = MODULES) -> Dict[str, str]:
     }
 
 
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
 def read_target(path: Path) -> Dict[str, Optional[str]]:
-    """The packages of a `pip list --format=freeze` file: name -> version (None for a name alone)."""
+    """
+    The packages of a `pip list --format=freeze` file: name -> version (None for a name alone).
+    """
     packages: Dict[str, Optional[str]] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.split("#")[0].strip()
         if not line:
             continue
         name, equals, version = line.partition("==")
-        name = name.split(" @ ")[0].strip()
-        if not name or (equals and not version.strip()):
+        name, version = name.split(" @ ")[0].strip(), version.strip()
+        if not name or (equals and not _is_version(version)):
             sys.exit(f"{path}:{number}: {line!r} is neither NAME==VERSION nor NAME")
-        packages[canonicalize_name(name)] = version.strip() or None
+        packages[canonicalize_name(name)] = version or None
     return packages
 
 
@@ -160,8 +179,23 @@ def to_pack(
         packed.update(failing)
 
 
+def check_torch(target: Dict[str, Optional[str]], path: Path) -> None:
+    """Stops unless the machine's torch, which is not packed, meets the plugin's requirement."""
+    for _, requirement in requirements([PLUGIN], "3"):
+        if canonicalize_name(requirement.name) != "torch":
+            continue
+        if "torch" not in target:
+            sys.exit(f"{path}: no torch; the machine's own build is used ({PLUGIN}: {requirement})")
+        version = target["torch"]
+        if version is not None and not requirement.specifier.contains(Version(version)):
+            sys.exit(f"{path}: torch {version} there; {PLUGIN} requires {requirement}")
+
+
 def platforms(glibc: str) -> List[str]:
-    """pip's `--platform` tags of x86-64 Linux wheels that run with `glibc` (pip matches them exactly)."""
+    """
+    pip's `--platform` tags of the x86-64 Linux wheels that run with `glibc` (pip matches them
+    exactly).
+    """
     major, _, minor = glibc.partition(".")
     if major != "2" or not minor.isdigit():
         sys.exit(f"--glibc: {glibc!r} is not a glibc version such as 2.28")
@@ -243,22 +277,27 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--strip", action="store_true", help="strip the shared libraries")
     parser.add_argument("-o", "--output", type=Path, default=Path("site.tar.xz"))
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"3\.\d+", args.python_version):
+        sys.exit(f"--python-version: {args.python_version!r} is not a version such as 3.12")
     platforms(args.glibc)
     target = read_target(args.target)
     needed = needed_distributions()
+    check_torch(target, args.target)
     packed = to_pack(needed, target, args.python_version)
     for name in sorted(needed):
         print(
             f"{name} {needed[name]}: "
             + (f"packed ({packed[name]})" if name in packed else "the machine's")
         )
+    if not packed:
+        sys.exit(f"nothing to pack: {args.target} holds every package at a usable version")
     with tempfile.TemporaryDirectory(prefix="dapt_offline_site_") as tmp:
         work, site = Path(tmp), Path(tmp) / "site"
         pins = [f"{name}=={needed[name]}" for name in sorted(packed)]
         built = build_site(pins, site, args.python_version, args.glibc, work)
         if args.strip:
             strip(site)
-        with tarfile.open(args.output, "w:xz") as archive:
+        with atomic_path(str(args.output)) as output, tarfile.open(output, "w:xz") as archive:
             for entry in sorted(site.iterdir()):
                 archive.add(entry, arcname=entry.name)
     size = args.output.stat().st_size / 2**20

@@ -427,8 +427,8 @@ def _patch_quiet_console() -> None:
     """
     AllenNLP logs everything at INFO to the console as well as to `out.log`: a tiny classifier
     run printed 370 lines, 159 of them config parameters (`allennlp.common.params`), every
-    parameter name twice and a tensor dump of the first batch; `--include-package dapt_plugin`
-    added faiss's 8 loader lines. From `prepare_global_logging` on, and before it from the
+    parameter name twice and a tensor dump of the first batch; a kNN selection adds faiss's 8
+    loader lines. From `prepare_global_logging` on, and before it from the
     plugin's import on (the handler of `allennlp`'s `logging.basicConfig`, the only one of
     `evaluate`, `predict` and `adapt`), the console handlers leave those records to the log files
     (`dapt_plugin.common.console`).

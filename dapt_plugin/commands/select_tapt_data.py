@@ -16,6 +16,7 @@ import sys
 from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
 
+from dapt_plugin.common.optional_dependencies import MissingDependency
 from dapt_plugin.data.text_files import DataError
 
 
@@ -148,7 +149,7 @@ def select_tapt_data_from_args(args: argparse.Namespace) -> None:
             sample_size=args.sample_size,
             seed=args.seed,
         )
-    except (ConfigurationError, DataError, ImportError) as error:  # ImportError: faiss missing
+    except (ConfigurationError, DataError, MissingDependency) as error:
         sys.exit(f"allennlp select-tapt-data: error: {error}")
     how = f", {result.search} search in a pool of {result.pool:,}" if result.search else ""
     print(

@@ -8,12 +8,17 @@ import contextlib
 from typing import Iterator, Optional
 
 
+class MissingDependency(ImportError):
+    """A package that an install can lack is not importable; the message says what needs it."""
+
+
 @contextlib.contextmanager
 def optional_dependency(
     purpose: str, module: str, package: Optional[str] = None, extra: Optional[str] = None
 ) -> Iterator[None]:
     """
-    Turns an `ImportError` of the imports in the block into one that names what needs `module`
+    Turns an `ImportError` of the imports in the block into a `MissingDependency` that names
+    what needs `module`
     and how to install it (`package`, by default `module`, or the plugin's `extra`), e.g. "TAPT
     data selection needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)".
     """
@@ -21,6 +26,6 @@ def optional_dependency(
         yield
     except ImportError as error:
         alternative = f" (or the plugin's `{extra}` extra)" if extra else ""
-        raise ImportError(
+        raise MissingDependency(
             f"{purpose} needs {module}: pip install {package or module}{alternative}"
         ) from error

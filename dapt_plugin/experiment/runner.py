@@ -45,7 +45,6 @@ and each phase's environment and resolved config, are in `results.json`.
 import contextlib
 import dataclasses
 import functools
-import importlib.util
 import json
 import logging
 import os
@@ -77,6 +76,7 @@ from dapt_plugin.common.launch import (
     start_preloading,
     stop_preloaded,
 )
+from dapt_plugin.common.optional_dependencies import MissingDependency
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
@@ -565,16 +565,22 @@ class ExperimentRunner:
 
     def _check_selection_dependency(self) -> None:
         """
-        A kNN selection needs faiss, an optional dependency: missing, it stops the dry run, not
-        the selection's phase, which may come after hours of DAPT.
+        A kNN selection needs faiss, an optional dependency: missing (or failing to import), it
+        stops the dry run, not the selection's phase, which may come after hours of DAPT.
         """
-        for phase in self.phases:
-            knn = phase.kind == "selection" and phase.settings.get("method") == "knn"
-            if knn and importlib.util.find_spec("faiss") is None:
-                raise self._fail(
-                    f"phase {phase.name} selects kNN-TAPT data, which needs faiss: pip install "
-                    "faiss-cpu (or the plugin's `selection` extra)"
-                )
+        selections = [
+            phase
+            for phase in self.phases
+            if phase.kind == "selection" and phase.settings.get("method") == "knn"
+        ]
+        if not selections:
+            return
+        from dapt_plugin.selection.tapt_selection import require_faiss
+
+        try:
+            require_faiss()
+        except MissingDependency as error:
+            raise self._fail(f"phase {selections[0].name}: {error}") from None
 
     def _check_jobs(self) -> None:
         """Phases run side by side (`jobs` above 1) must each be one process on one device."""

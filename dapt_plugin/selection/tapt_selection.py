@@ -117,11 +117,12 @@ T = TypeVar("T")
 Embedder = Union[LsaEmbedder, VampireEmbedder]
 
 
-def _faiss() -> ModuleType:
+def require_faiss() -> ModuleType:
     """
     faiss, which kNN selection needs: an optional dependency (the plugin's `selection` extra),
-    imported when a selection runs rather than with this module, which `--include-package
-    dapt_plugin` imports for every command.
+    imported when a selection runs (or `allennlp adapt` checks one) rather than with this
+    module, which `--include-package dapt_plugin` imports for every command. Raises
+    `MissingDependency` when it cannot be imported.
     """
     with optional_dependency("TAPT data selection", "faiss", "faiss-cpu", extra="selection"):
         import faiss
@@ -146,7 +147,7 @@ class ExactSearch:
     def __init__(self, queries: np.ndarray, k: int) -> None:
         self._queries = queries
         self._k = k
-        self._faiss = _faiss()
+        self._faiss = require_faiss()
         self._heap = self._faiss.ResultHeap(len(queries), k, keep_max=True)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -211,7 +212,7 @@ class ApproximateSearch:
         self._queries = queries
         self._k = k
         dimension = queries.shape[1]
-        faiss = _faiss()
+        faiss = require_faiss()
         self._index = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(dimension),
             dimension,
@@ -335,7 +336,7 @@ def select_tapt_data(
         sample_size,
     )
     if method == "knn":
-        _faiss()  # missing: said before any file is read
+        require_faiss()  # missing: said before any file is read
     task_files = expand_paths(task_paths)
     domain_files = expand_paths(domain_paths)
     _check_output_path(output_path, task_files + domain_files)

@@ -29,6 +29,7 @@ def test_what_the_plugin_and_the_benchmarks_import_but_the_gpu_stack(needed):
 def test_packed_what_is_missing_and_what_a_requirement_excludes(needed, tmp_path):
     import offline_site
 
+    assert {"spacy", "transformers", "tokenizers", "requests", "psutil"} <= set(needed)
     # the machine has what is needed at this environment's versions, but for these
     different = {"transformers": "5.17.0", "tokenizers": "0.23.2", "requests": "", "psutil": ""}
     lines = [
@@ -57,9 +58,10 @@ def test_the_machines_list_read_and_a_bad_line_named(tmp_path):
         "typing-extensions": None,
         "foo": None,
     }
-    target.write_text("numpy==2.5.2\nspacy==\n")
-    with pytest.raises(SystemExit, match=r"freeze.txt:2: 'spacy==' is neither NAME==VERSION"):
-        offline_site.read_target(target)
+    for bad in ("spacy==", "spacy==three"):
+        target.write_text(f"numpy==2.5.2\n{bad}\n")
+        with pytest.raises(SystemExit, match=rf"freeze.txt:2: '{bad}' is neither NAME==VERSION"):
+            offline_site.read_target(target)
 
 
 def test_platform_tags_up_to_the_machines_glibc():
@@ -77,3 +79,17 @@ def test_only_a_wheel_for_any_python_3_and_platform_is_pure(tmp_path):
 
     assert offline_site.is_pure(tmp_path / "fairscale-0.4.13-py3-none-any.whl")
     assert not offline_site.is_pure(tmp_path / "lmdb-3.0.0-cp311-cp311-linux_x86_64.whl")
+
+
+def test_the_machines_torch_must_meet_the_plugins_requirement(tmp_path):
+    import offline_site
+
+    target = tmp_path / "freeze.txt"
+    offline_site.check_torch({"torch": "2.11.0"}, target)
+    offline_site.check_torch({"torch": None}, target)  # a name alone: taken as it is
+    with pytest.raises(
+        SystemExit, match=r"freeze.txt: torch 2.4.0 there; dapt_plugin requires torch>=2.6"
+    ):
+        offline_site.check_torch({"torch": "2.4.0"}, target)
+    with pytest.raises(SystemExit, match=r"freeze.txt: no torch; the machine's own build is used"):
+        offline_site.check_torch({}, target)

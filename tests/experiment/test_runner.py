@@ -355,8 +355,8 @@ def test_a_knn_selection_without_faiss_stops_the_experiment_before_any_phase(
     with pytest.raises(ConfigurationError) as error:
         _runner(tmp_path, tiny_model, variants=["dapt", "knn_tapt"])
     assert error.value.message == (
-        f"experiment {tmp_path / 'experiment.jsonnet'}: phase select_knn selects kNN-TAPT data, "
-        "which needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)"
+        f"experiment {tmp_path / 'experiment.jsonnet'}: phase select_knn: TAPT data selection "
+        "needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)"
     )
     assert not (tmp_path / "out").exists()
 
