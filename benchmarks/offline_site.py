@@ -150,6 +150,16 @@ def bounds_above(requirement: Requirement) -> bool:
     return any(spec.operator in ("<", "<=", "==", "~=", "===") for spec in requirement.specifier)
 
 
+def excludes(requirement: Requirement, version: Optional[str]) -> bool:
+    """
+    Whether `requirement` rules out the machine's `version` of what it requires; a version not
+    known (None) is ruled out by an upper bound, since the version there may be above it.
+    """
+    if version is None:
+        return bounds_above(requirement)
+    return not requirement.specifier.contains(Version(version), prereleases=True)
+
+
 def to_pack(
     needed: Dict[str, str], target: Dict[str, Optional[str]], python_version: str
 ) -> Dict[str, str]:
@@ -168,27 +178,23 @@ def to_pack(
             if name not in needed or name in packed:
                 continue
             version = target[name]
-            if version is None and bounds_above(requirement):
-                failing.setdefault(name, f"version there unknown; {owner} requires {requirement}")
-            elif version is not None and not requirement.specifier.contains(
-                Version(version), prereleases=True
-            ):
-                failing.setdefault(name, f"{version} there; {owner} requires {requirement}")
+            if excludes(requirement, version):
+                there = "version there unknown" if version is None else f"{version} there"
+                failing.setdefault(name, f"{there}; {owner} requires {requirement}")
         if not failing:
             return packed
         packed.update(failing)
 
 
-def check_torch(target: Dict[str, Optional[str]], path: Path) -> None:
+def check_torch(target: Dict[str, Optional[str]], path: Path, python_version: str) -> None:
     """Stops unless the machine's torch, which is not packed, meets the plugin's requirement."""
-    for _, requirement in requirements([PLUGIN], "3"):
+    for _, requirement in requirements([PLUGIN], python_version):
         if canonicalize_name(requirement.name) != "torch":
             continue
         if "torch" not in target:
             sys.exit(f"{path}: no torch; the machine's own build is used ({PLUGIN}: {requirement})")
-        version = target["torch"]
-        if version is not None and not requirement.specifier.contains(Version(version)):
-            sys.exit(f"{path}: torch {version} there; {PLUGIN} requires {requirement}")
+        if excludes(requirement, target["torch"]):
+            sys.exit(f"{path}: torch {target['torch']} there; {PLUGIN} requires {requirement}")
 
 
 def platforms(glibc: str) -> List[str]:
@@ -281,8 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         sys.exit(f"--python-version: {args.python_version!r} is not a version such as 3.12")
     platforms(args.glibc)
     target = read_target(args.target)
+    check_torch(target, args.target, args.python_version)
     needed = needed_distributions()
-    check_torch(target, args.target)
     packed = to_pack(needed, target, args.python_version)
     for name in sorted(needed):
         print(

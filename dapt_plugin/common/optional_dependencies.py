@@ -18,9 +18,9 @@ def optional_dependency(
 ) -> Iterator[None]:
     """
     Turns an `ImportError` of the imports in the block into a `MissingDependency` that names
-    what needs `module`
-    and how to install it (`package`, by default `module`, or the plugin's `extra`), e.g. "TAPT
-    data selection needs faiss: pip install faiss-cpu (or the plugin's `selection` extra)".
+    what needs `module` and how to install it (`package`, by default `module`, or the plugin's
+    `extra`), e.g. "TAPT data selection needs faiss: pip install faiss-cpu (or the plugin's
+    `selection` extra)".
     """
     try:
         yield

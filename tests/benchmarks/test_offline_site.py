@@ -85,11 +85,11 @@ def test_the_machines_torch_must_meet_the_plugins_requirement(tmp_path):
     import offline_site
 
     target = tmp_path / "freeze.txt"
-    offline_site.check_torch({"torch": "2.11.0"}, target)
-    offline_site.check_torch({"torch": None}, target)  # a name alone: taken as it is
+    offline_site.check_torch({"torch": "2.11.0"}, target, "3.12")
+    offline_site.check_torch({"torch": None}, target, "3.12")  # a name alone: taken as it is
     with pytest.raises(
         SystemExit, match=r"freeze.txt: torch 2.4.0 there; dapt_plugin requires torch>=2.6"
     ):
-        offline_site.check_torch({"torch": "2.4.0"}, target)
+        offline_site.check_torch({"torch": "2.4.0"}, target, "3.12")
     with pytest.raises(SystemExit, match=r"freeze.txt: no torch; the machine's own build is used"):
-        offline_site.check_torch({}, target)
+        offline_site.check_torch({}, target, "3.12")
