@@ -242,10 +242,10 @@ class ExperimentRunner:
                 )
         self.phases = self._phases()
         self._check_base_model()
-        self._check_selection_dependency()
         self._check_labels()
         for phase in self.phases:
             self._fingerprint(phase)
+        self._check_selection_dependency()
         self._check_jobs()
         self.server_environment = server_environment(jobs)
         self.phase_environment = self._thread_shares()
@@ -566,12 +566,15 @@ class ExperimentRunner:
     def _check_selection_dependency(self) -> None:
         """
         A kNN selection needs faiss, an optional dependency: missing (or failing to import), it
-        stops the dry run, not the selection's phase, which may come after hours of DAPT.
+        stops the dry run, not the selection's phase, which may come after hours of DAPT. A
+        complete selection that is reused needs none.
         """
         selections = [
             phase
-            for phase in self.phases
-            if phase.kind == "selection" and phase.settings.get("method") == "knn"
+            for phase, action, _ in self.plan()
+            if phase.kind == "selection"
+            and phase.settings.get("method") == "knn"
+            and action != "reuse"
         ]
         if not selections:
             return

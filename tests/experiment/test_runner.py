@@ -361,6 +361,14 @@ def test_a_knn_selection_without_faiss_stops_the_experiment_before_any_phase(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_complete_knn_selection_is_reused_without_faiss(tiny_model, tmp_path, monkeypatch):
+    _complete(_runner(tmp_path, tiny_model, variants=["dapt", "knn_tapt"]))
+    monkeypatch.setitem(sys.modules, "faiss", None)  # not importable
+    plan = _plan(_runner(tmp_path, tiny_model, variants=["dapt", "knn_tapt"]))
+    assert plan["select_knn"] == ("reuse", "")
+    assert not _rerun(plan)
+
+
 def test_a_missing_input_file_of_a_setting_stops_the_experiment_before_any_phase(
     tiny_model, tmp_path
 ):
