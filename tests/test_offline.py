@@ -1,4 +1,7 @@
-"""With a local MODEL_NAME, training and evaluation never open a network connection, even online."""
+"""
+With a local MODEL_NAME, the plugin's commands (training, evaluation, prediction, export, an
+experiment) never open a network connection, even online.
+"""
 
 import json
 import os
@@ -7,7 +10,15 @@ import sys
 
 import pytest
 
-from tests.conftest import CONFIGS, FIXTURES, PROJECT_ROOT, TASK, classifier_env, mlm_env
+from tests.conftest import (
+    CONFIGS,
+    FIXTURES,
+    PROJECT_ROOT,
+    TASK,
+    classifier_env,
+    mlm_env,
+    write_experiment,
+)
 
 pytestmark = pytest.mark.process  # every test here starts a process of its own
 
@@ -34,7 +45,9 @@ def test_local_model_runs_touch_no_network(tiny_model, tmp_path):
     )
     assert "refused by the test" in control.stderr and log.read_text() == "10.255.255.1\n"
     log.write_text("")
-    # DAPT, a classifier from its export and an evaluation, in one process that has the guard
+    # DAPT, a classifier from its export, its evaluation, predictions and export, and an experiment
+    # (TAPT, then a classifier fine-tuned, evaluated and archived), in one process that has the guard
+    experiment = write_experiment(tmp_path / "experiment.jsonnet", tiny_model, variants=["tapt"])
     commands = [
         (
             ["train", str(CONFIGS / "dapt.jsonnet"), "-s", str(tmp_path / "dapt")],
@@ -54,6 +67,27 @@ def test_local_model_runs_touch_no_network(tiny_model, tmp_path):
             ],
             {},
         ),
+        (
+            [
+                "predict",
+                str(tmp_path / "clf" / "model.tar.gz"),
+                str(TASK / "test.jsonl"),
+                "--output-file",
+                str(tmp_path / "predictions.jsonl"),
+                "--silent",
+            ],
+            {},
+        ),
+        (
+            [
+                "export-classifier",
+                str(tmp_path / "clf" / "model.tar.gz"),
+                "-o",
+                str(tmp_path / "hf_classifier"),
+            ],
+            {},
+        ),
+        (["adapt", str(experiment), "-s", str(tmp_path / "experiment")], {}),
     ]
     script = (
         "import json, sys\n"
@@ -71,4 +105,9 @@ def test_local_model_runs_touch_no_network(tiny_model, tmp_path):
     )
     assert process.returncode == 0, process.stderr[-6000:]
     assert "macro_f1" in json.loads((tmp_path / "metrics.json").read_text())
+    assert (tmp_path / "predictions.jsonl").read_text().count("\n") == len(
+        (TASK / "test.jsonl").read_text().splitlines()
+    )
+    assert (tmp_path / "hf_classifier" / "config.json").is_file()
+    assert "tapt" in json.loads((tmp_path / "experiment" / "results.json").read_text())["variants"]
     assert log.read_text() == ""

@@ -122,7 +122,7 @@ def main() -> None:
     logging.getLogger("dapt_plugin").setLevel(logging.INFO)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     transformers.logging.set_verbosity_error()  # "pooler weights newly initialized": unused under CLS pooling
-    torch.set_num_threads(1)  # the in-process evaluations; see OMP_NUM_THREADS in demo.jsonnet
+    torch.set_num_threads(1)  # the in-process evaluations; the phases: OMP_NUM_THREADS below
     start = time.time()
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)

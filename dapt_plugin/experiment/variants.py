@@ -59,7 +59,7 @@ class SelectStep:
         kNN: neighbours per task example; random: draw as many documents as the kNN selection
         of this `k` holds (the paper's control). `None`: the experiment's `knn_k`.
     size : `int`, optional (default = `None`)
-        random only: the number of documents to draw, instead of matching a kNN selection.
+        random only: the number of units (`unit`) to draw, instead of matching a kNN selection.
     corpus : `str`, optional (default = `None`)
         What is selected from; `None`: the experiment's `domain_corpus`.
     unit : `str`, optional (default = `"sentence"`)

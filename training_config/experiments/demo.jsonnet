@@ -1,5 +1,5 @@
 // The experiment of `make demo` (`python -m dapt_plugin.demo`): the paper's Table 5 on made-up
-// pharmacology (dapt_plugin/testing/synthetic.py, `generate_demo`) with a tiny RoBERTa, on CPU
+// pharmacology (dapt_plugin/demo/data.py, `generate_demo`) with a tiny RoBERTa, on CPU
 // in a few minutes. The demo first writes, under DEMO_DIR, the data (`data/`) and the base model
 // (`base_model/exported_model`: a tiny RoBERTa pretrained briefly on `data/general.txt` with
 // dapt.jsonnet), then runs

@@ -1,6 +1,6 @@
 // The paper's Table 8 for ChemProt: TAPT on the task's text and on the task's text with domain
 // text selected by its nearest neighbours (kNN-TAPT, k = 50, 150 and 500) or at random (RAND-TAPT,
-// as many documents as the k = 50 selection).
+// as many sentences as the k = 50 selection).
 //   allennlp adapt training_config/experiments/paper/tables/table8_knn_tapt.jsonnet -s runs/table8
 // The domain corpus is yours to provide; `allennlp select-tapt-data` (docs/selection.md) selects.
 {
