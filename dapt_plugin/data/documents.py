@@ -3,10 +3,12 @@ Documents of a corpus, one per line, from plain text or JSON lines: for the toke
 tools that look at whole corpora (vocabulary overlap, TAPT data selection), and the parsing of
 JSON lines for every reader of the plugin (`iter_json_lines`).
 
-A file whose name ends in `.jsonl` or `.json` (optionally followed by `.gz`) holds one JSON object
-per line and the document is its text field; any other file holds one document per line. Blank
-lines, and JSON lines whose text is empty, are skipped (the second with a warning giving their
-count); every other problem stops the run with a `DataError` naming the file and line.
+A file whose name ends in `.jsonl`, `.ndjson` or `.json`, in any case (optionally followed by
+`.gz`), holds one JSON object per line and the document is its text field; any other file holds
+one document per line. Blank lines, and JSON lines whose text is empty, are skipped (the second
+with a warning giving their count); every other problem stops the run with a `DataError` naming
+the file and line, and so does a plain-text file whose first line is a JSON object with a text
+field (a JSON-lines file under another name, whose labels would otherwise be read as text).
 """
 
 import json
@@ -17,7 +19,7 @@ from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths, iter_
 
 logger = logging.getLogger(__name__)
 
-_JSON_SUFFIXES = (".jsonl", ".json")
+_JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _INVALID_FIX = (
     "each line of a .jsonl file must be one JSON object (or rename the file to .txt to read it "
     "as plain text)"
@@ -88,6 +90,17 @@ def iter_json_lines(
                 line_number,
                 f"{text_key!r} is a {type(text).__name__}, not a string; write the text in quotes",
             )
+        if "\\u" in line:  # an escape may be a lone surrogate, which no tokenizer takes
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise DataError(
+                    path,
+                    line_number,
+                    f"{text_key!r} holds a lone surrogate escape "
+                    f"(\\u{ord(text[error.start]):04x}, character {error.start + 1}), half of a "
+                    "UTF-16 pair and not a character; remove it or write the whole pair",
+                ) from None
         if not text.strip():
             empty += 1
             continue
@@ -107,8 +120,12 @@ class Document(NamedTuple):
 
 
 def is_json_lines(path: str) -> bool:
-    """Whether `path` is read as JSON lines (by its name: `.jsonl`/`.json`, optionally `.gz`)."""
-    name = path[: -len(".gz")] if path.endswith(".gz") else path
+    """
+    Whether `path` is read as JSON lines (by its name: `.jsonl`, `.ndjson` or `.json` in any case,
+    optionally followed by `.gz`).
+    """
+    name = path.lower()
+    name = name[: -len(".gz")] if name.endswith(".gz") else name
     return name.endswith(_JSON_SUFFIXES)
 
 
@@ -129,9 +146,30 @@ def iter_file_documents(path: str, text_key: str = "text") -> Iterator[Document]
             for line in iter_json_lines(path, text_key=text_key, invalid_fix=_INVALID_FIX)
         )
     else:
-        lines = ((line_number, line) for line_number, line in iter_lines(path) if line.strip())
+        lines = _plain_text_lines(path, text_key)
     for index, (line_number, text) in enumerate(lines):
         yield Document(index, path, line_number, text)
+
+
+def _plain_text_lines(path: str, text_key: str) -> Iterator[Tuple[int, str]]:
+    """The non-blank lines of a plain-text file, the first checked not to be a JSON line."""
+    lines = ((line_number, line) for line_number, line in iter_lines(path) if line.strip())
+    for line_number, line in lines:
+        try:
+            item = json.loads(line) if line.lstrip().startswith("{") else None
+        except json.JSONDecodeError:
+            item = None
+        if isinstance(item, dict) and isinstance(item.get(text_key), str):
+            raise DataError(
+                path,
+                line_number,
+                f"a JSON object with a {text_key!r} field, in a file read as plain text (one "
+                "document per line, JSON and all, by its name); name it .jsonl to read its "
+                f"{text_key!r} field",
+            )
+        yield line_number, line
+        break
+    yield from lines
 
 
 def iter_documents(paths: PathSpec, text_key: str = "text") -> Iterator[Document]:

@@ -77,9 +77,9 @@ def _directory_error(path: str) -> DataError:
 
 
 def open_binary(path: str) -> IO[bytes]:
-    """Opens `path` for reading bytes, decompressing it if its name ends in `.gz`."""
+    """Opens `path` for reading bytes, decompressing it if its name ends in `.gz` (any case)."""
     try:
-        if path.endswith(".gz"):
+        if path.lower().endswith(".gz"):
             return gzip.open(path, "rb")
         return open(path, "rb")
     except IsADirectoryError:

@@ -39,6 +39,10 @@ def test_documents_are_numbered_across_files(tmp_path):
         ("not json", "corpus.jsonl:2: not valid JSON"),
         ('{"body": "x"}', "corpus.jsonl:2: no 'text' field"),
         ('{"text": 3}', "corpus.jsonl:2: 'text' is a int, not a string"),
+        (
+            '{"text": "a \\ud800 b"}',
+            r"corpus.jsonl:2: 'text' holds a lone surrogate escape \(\\ud800, character 3\)",
+        ),
     ],
 )
 def test_bad_json_lines_name_file_and_line(tmp_path, line, message):
@@ -46,3 +50,31 @@ def test_bad_json_lines_name_file_and_line(tmp_path, line, message):
     path.write_text('{"text": "fine"}\n' + line + "\n")
     with pytest.raises(DataError, match=message):
         list(iter_file_documents(str(path)))
+
+
+def test_a_surrogate_pair_escape_is_one_character(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"text": "a \\ud83d\\ude00 b"}\n')
+    assert [d.text for d in iter_file_documents(str(path))] == ["a \U0001f600 b"]
+
+
+@pytest.mark.parametrize("name", ["TRAIN.JSONL", "train.ndjson", "train.Json.GZ"])
+def test_json_lines_are_known_by_their_name_in_any_case(tmp_path, name):
+    path = tmp_path / name
+    line = json.dumps({"text": "one", "label": "x"}) + "\n"
+    if name.lower().endswith(".gz"):
+        path.write_bytes(gzip.compress(line.encode()))
+    else:
+        path.write_text(line)
+    assert is_json_lines(str(path))
+    assert [d.text for d in iter_file_documents(str(path))] == ["one"]
+
+
+def test_a_json_lines_file_under_a_plain_text_name_is_refused_not_read_labels_and_all(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("\n" + json.dumps({"text": "one", "label": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"train.txt:2: a JSON object with a 'text' field, in a "):
+        list(iter_file_documents(str(path)))
+    # plain text that merely starts with a brace, or JSON without the text field, is text
+    path.write_text('{not json}\n{"body": "x"}\n')
+    assert [d.text for d in iter_file_documents(str(path))] == ["{not json}", '{"body": "x"}']
