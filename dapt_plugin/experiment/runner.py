@@ -186,6 +186,14 @@ _REFUSED_FROM_ENVIRONMENT = {
         "it would sample the classifiers' training data only, while TAPT and the kNN-TAPT "
         "selection read all of `task.train`; give `task.sample` in the experiment instead"
     ),
+    "TEST_PATH": (
+        "every classifier's `allennlp train` would also evaluate on it, while `allennlp adapt` "
+        "evaluates `task.test` itself; give `task.test` in the experiment instead"
+    ),
+    "PRESET": (
+        "it would choose the classifiers' recipe behind the experiment's back (its `preset`, "
+        "small when absent); give `preset` in the experiment instead"
+    ),
 }
 
 

@@ -704,6 +704,18 @@ def test_phases_run_the_configs_of_the_dry_run_when_their_files_change_meanwhile
             "it would sample the classifiers' training data only, while TAPT and the kNN-TAPT "
             "selection read all of `task.train`; give `task.sample` in the experiment instead",
         ),
+        (
+            "TEST_PATH",
+            "data/other_test.jsonl",
+            "every classifier's `allennlp train` would also evaluate on it, while `allennlp "
+            "adapt` evaluates `task.test` itself; give `task.test` in the experiment instead",
+        ),
+        (
+            "PRESET",
+            "big",
+            "it would choose the classifiers' recipe behind the experiment's back (its "
+            "`preset`, small when absent); give `preset` in the experiment instead",
+        ),
     ],
 )
 def test_a_variable_exported_for_a_config_run_by_hand_stops_the_experiment_before_any_phase(
