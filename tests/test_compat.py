@@ -178,7 +178,8 @@ def test_configs_are_evaluated_by_go_jsonnet_to_what_the_cpp_library_gives(tiny_
         messages[0]
         == messages[1]
         == (
-            "RUNTIME ERROR: environment variable LR must be a number (such as 0.1 or 2e-5); got fast"
+            "RUNTIME ERROR: environment variable LR must be a number above 0 (such as 0.1 or 2e-5); "
+            "got fast"
         )
     )
 

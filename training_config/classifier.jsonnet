@@ -78,7 +78,7 @@ local patience = env.int('PATIENCE', preset.patience, min=1);
 // with `t_total` -1, a constant learning rate
 local lr_schedule = env.bool('LR_SCHEDULE', preset.lr_schedule);
 local max_length = env.int('MAX_LENGTH', 512, min=1);  // paper, Table 14
-local learning_rate = env.float('LR', 2e-5);  // paper, Table 14
+local learning_rate = env.float('LR', 2e-5, above=0);  // paper, Table 14
 local weight_decay = 0.1;  // paper, Table 14
 local dropout = 0.1;  // paper, Table 14
 local head = (

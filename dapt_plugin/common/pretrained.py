@@ -10,9 +10,14 @@ ask on a terminal whether to run the code.
 
 import json
 import os
-from typing import Iterable
+from typing import Iterable, Optional
 
 from allennlp.common.checks import ConfigurationError
+from transformers import PretrainedConfig
+
+# models whose position ids start after the padding index, so that `max_position_embeddings`
+# holds that many positions no token can take
+_POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "camembert", "longformer")
 
 _WEIGHT_FILES = (
     "model.safetensors",
@@ -81,3 +86,19 @@ def check_remote_code(name: str, trust_remote_code: bool) -> None:
                         "which loading it would run; set TRUST_REMOTE_CODE=true (`trust_remote_code` "
                         "in the config) only if you trust where the directory comes from"
                     )
+
+
+def position_limit(model_name: str, model_max_length: Optional[int] = None) -> int:
+    """
+    The most tokens, special tokens included, that `model_name` takes in one sequence: its
+    `max_position_embeddings` (less the positions RoBERTa and kin skip), at most the tokenizer's
+    `model_max_length` when given (the loaded tokenizer's; transformers' "no limit" is a huge
+    number); 10**9 when neither bounds it. Read from `config.json` alone: no model code runs.
+    """
+    config, _ = PretrainedConfig.get_config_dict(model_name)
+    limit = config.get("max_position_embeddings") or 10**9
+    if config.get("model_type") in _POSITIONS_AFTER_PADDING:
+        limit -= (config.get("pad_token_id") or 0) + 1
+    if model_max_length is not None and model_max_length < 10**6:
+        limit = min(limit, model_max_length)
+    return limit

@@ -77,6 +77,7 @@ from dapt_plugin.common.launch import (
     stop_preloaded,
 )
 from dapt_plugin.common.optional_dependencies import MissingDependency
+from dapt_plugin.common.pretrained import position_limit
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
@@ -254,6 +255,7 @@ class ExperimentRunner:
         for phase in self.phases:
             self._fingerprint(phase)
         self._check_selection_dependency()
+        self._check_lengths()
         self._check_jobs()
         self.server_environment = server_environment(jobs)
         self.phase_environment = self._thread_shares()
@@ -592,6 +594,24 @@ class ExperimentRunner:
             require_faiss()
         except MissingDependency as error:
             raise self._fail(f"phase {selections[0].name}: {error}") from None
+
+    def _check_lengths(self) -> None:
+        """
+        Every training phase's `MAX_LENGTH` within the base model's positions (every encoder of
+        the experiment has its positions), which its reader would otherwise check only when the
+        phase starts.
+        """
+        limit = position_limit(self.spec.base_model)
+        for phase in self.phases:
+            config = phase.run_config.get("base_config", phase.run_config)  # mlm_loss: its reader's
+            reader = config.get("dataset_reader", {})
+            length = reader.get("max_length", reader.get("max_sequence_length"))
+            if length is not None and length > limit:
+                raise self._fail(
+                    f"phase {phase.name}: MAX_LENGTH {length} is above the position limit of "
+                    f"`base_model` {self.spec.base_model!r}, {limit} tokens; set MAX_LENGTH to "
+                    f"{limit} or less in its settings"
+                )
 
     def _check_jobs(self) -> None:
         """Phases run side by side (`jobs` above 1) must each be one process on one device."""

@@ -348,6 +348,34 @@ def test_a_value_a_config_refuses_stops_the_experiment_before_any_phase(tiny_mod
     )
 
 
+@pytest.mark.parametrize(
+    "kind, name, value, message",
+    [
+        ("dapt", "MLM_MODE", "packd", "environment variable MLM_MODE must be one of "),
+        ("dapt", "MLM_PROBABILITY", "1.5", "MLM_PROBABILITY must be a number above 0 and below 1"),
+        ("classifier", "LR", "-1", "environment variable LR must be a number above 0; got -1"),
+        (
+            "dapt",
+            "MAX_LENGTH",
+            "1024",
+            "phase dapt: MAX_LENGTH 1024 is above the position limit of `base_model` ",
+        ),
+        (
+            "classifier",
+            "MAX_LENGTH",
+            "513",
+            "phase classifier/baseline/seed_0: MAX_LENGTH 513 is above the position limit of "
+            "`base_model` ",
+        ),
+    ],
+)
+def test_a_value_a_reader_model_or_optimizer_would_refuse_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path, kind, name, value, message
+):
+    settings = {**ADAPT_SETTINGS, kind: {**ADAPT_SETTINGS[kind], name: value}}
+    assert message in _dry_run_error(tmp_path, tiny_model, settings=settings)
+
+
 def test_a_knn_selection_without_faiss_stops_the_experiment_before_any_phase(
     tiny_model, tmp_path, monkeypatch
 ):
@@ -653,8 +681,8 @@ def test_phases_run_the_configs_of_the_dry_run_when_their_files_change_meanwhile
         ("classifier.jsonnet", "validation_metric: '+macro_f1'", "validation_metric: '+accuracy'"),
         (
             "lib/mlm.libsonnet",
-            "env.float('MLM_PROBABILITY', 0.15)",
-            "env.float('MLM_PROBABILITY', 0.3)",
+            "env.float('MLM_PROBABILITY', 0.15, ",
+            "env.float('MLM_PROBABILITY', 0.3, ",
         ),
     ]:
         (configs / name).write_text((configs / name).read_text().replace(old, new))

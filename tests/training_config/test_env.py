@@ -29,8 +29,10 @@ def load(monkeypatch, config: str, **overrides: str) -> Params:
         ("BATCH_SIZE", "1.5", "an integer of at least 1"),
         ("MAX_LENGTH", "-8", "an integer of at least 1"),
         ("SEED", "-1", "an integer of at least 0"),
-        ("LR", "abc", "a number (such as 0.1 or 2e-5)"),
-        ("LR", "1e-", "a number (such as 0.1 or 2e-5)"),
+        ("LR", "abc", "a number above 0 (such as 0.1 or 2e-5)"),
+        ("LR", "1e-", "a number above 0 (such as 0.1 or 2e-5)"),
+        ("LR", "-1", "a number above 0"),
+        ("LR", "0", "a number above 0"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_allowed_values(
@@ -63,7 +65,15 @@ _DEVICES = (
         ("classifier.jsonnet", "NUM_EPOCHS", "abc", "an integer of at least 1"),
         ("dapt.jsonnet", "NUM_WORKERS", "-1", "an integer of at least 0"),
         ("dapt.jsonnet", "EXPORT_EVERY_STEPS", "0", "an integer of at least 1"),
-        ("dapt.jsonnet", "MLM_PROBABILITY", "15%", "a number (such as 0.1 or 2e-5)"),
+        (
+            "dapt.jsonnet",
+            "MLM_PROBABILITY",
+            "15%",
+            "a number above 0 and below 1 (such as 0.1 or 2e-5)",
+        ),
+        ("tapt.jsonnet", "MLM_PROBABILITY", "1.5", "a number above 0 and below 1"),
+        ("tapt.jsonnet", "MLM_PROBABILITY", "0", "a number above 0 and below 1"),
+        ("tapt.jsonnet", "MLM_MODE", "packd", "one of document_windows, packed, line_by_line"),
         ("classifier.jsonnet", "PATIENCE", "0", "an integer of at least 1"),
         ("classifier.jsonnet", "TRAIN_SAMPLE", "0", "an integer of at least 1"),
         ("dapt.jsonnet", "NUM_NODES", "0", "an integer of at least 1"),
@@ -233,3 +243,13 @@ def test_cuda_devices_picks_one_device_or_several(
     params = load(monkeypatch, config, CUDA_DEVICES=devices, EFFECTIVE_BATCH="16").as_dict()
     assert params["trainer"].get("cuda_device") == cuda_device
     assert params.get("distributed", {}).get("cuda_devices") == distributed
+
+
+def test_the_configs_offer_the_masked_lm_modes_of_the_reader(monkeypatch):
+    from dapt_plugin.data.tokenized_corpus import MODES
+
+    for mode in MODES:
+        assert load(monkeypatch, "dapt.jsonnet", MLM_MODE=mode)["dataset_reader"]["mode"] == mode
+    with pytest.raises(ConfigurationError) as error:
+        load(monkeypatch, "dapt.jsonnet", MLM_MODE="none")
+    assert str(error.value).endswith(f"must be one of {', '.join(MODES)}; got none")

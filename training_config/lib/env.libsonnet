@@ -36,12 +36,26 @@ local isNumber(s) = (
       error 'environment variable %s must be %s; got %s' % [name, allowed, env[name]]
     else std.parseInt(env[name]),
 
-  // A number variable (0.1, 2e-5, 3), or `default` when unset.
-  float(name, default)::
+  // A number variable (0.1, 2e-5, 3), or `default` when unset; when given, it must be above
+  // `above` and below `below`.
+  float(name, default, above=null, below=null)::
+    local bounds = std.join(' and ', (if above == null then [] else ['above %s' % above])
+                                     + (if below == null then [] else ['below %s' % below]));
+    local allowed = 'a number' + (if bounds == '' then '' else ' ' + bounds);
     if !isSet(name) then default
     else if !isNumber(env[name]) then
-      error 'environment variable %s must be a number (such as 0.1 or 2e-5); got %s' % [name, env[name]]
-    else std.parseJson(env[name]),
+      error 'environment variable %s must be %s (such as 0.1 or 2e-5); got %s' % [name, allowed, env[name]]
+    else
+      local value = std.parseJson(env[name]);
+      if (above != null && value <= above) || (below != null && value >= below) then
+        error 'environment variable %s must be %s; got %s' % [name, allowed, env[name]]
+      else value,
+
+  // A string variable that must be one of `choices`, or `default` when unset.
+  choice(name, default, choices)::
+    if !isSet(name) then default
+    else if std.member(choices, env[name]) then env[name]
+    else error 'environment variable %s must be one of %s; got %s' % [name, std.join(', ', choices), env[name]],
 
   bool(name, default)::
     if !isSet(name) then default

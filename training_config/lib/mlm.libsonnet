@@ -44,7 +44,7 @@ local trainer = import 'trainer.libsonnet';
     local reader = {
       type: 'masked_lm_corpus',
       model_name: model_name,
-      mode: env.str('MLM_MODE', recipe.mode),
+      mode: env.choice('MLM_MODE', recipe.mode, ['document_windows', 'packed', 'line_by_line']),
       max_length: max_length,
       cache_directory: env.str('DAPT_PLUGIN_CACHE', null),
       trust_remote_code: trust_remote_code,
@@ -82,7 +82,7 @@ local trainer = import 'trainer.libsonnet';
       model: {
         type: 'dapt_masked_lm',
         model_name: model_name,
-        mlm_probability: env.float('MLM_PROBABILITY', 0.15),  // paper, Table 13 (RoBERTa's rate)
+        mlm_probability: env.float('MLM_PROBABILITY', 0.15, above=0, below=1),  // paper, Table 13 (RoBERTa's rate)
         whole_word_masking: env.bool('WHOLE_WORD_MASKING', false),
         masking_seed: seed,
         bf16: env.bool('BF16', false),
@@ -96,7 +96,7 @@ local trainer = import 'trainer.libsonnet';
         num_epochs: trainer_epochs,
         num_gradient_accumulation_steps: grad_accum,
         [if validation_path != null then 'validation_metric']: '-mlm_loss',
-        optimizer: optim.adamw(env.float('LR', recipe.lr), recipe.weight_decay),
+        optimizer: optim.adamw(env.float('LR', recipe.lr, above=0), recipe.weight_decay),
         learning_rate_scheduler: optim.linear_warmup_decay(),
         use_amp: env.bool('USE_AMP', false),
         // AllenNLP's check flags every Linear-before-LayerNorm bias in transformers' models:

@@ -8,8 +8,9 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.data.dataset_readers.dataset_reader import DatasetReader
 from allennlp.data.fields import TensorField
 from allennlp.data.instance import Instance
-from transformers import AutoConfig, PretrainedConfig, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
+from dapt_plugin.common.pretrained import position_limit
 from dapt_plugin.data.text_files import PathSpec, expand_paths
 from dapt_plugin.data.token_cache import TokenCache
 from dapt_plugin.data.tokenized_corpus import MODES, TokenizedCorpus, special_token_counts
@@ -96,13 +97,12 @@ class MaskedLmCorpusReader(DatasetReader):
                 f"the tokenizer of {model_name!r} has no mask token, so it cannot be used for masked-LM "
                 "training; use a masked-LM model's tokenizer (RoBERTa, BERT, ...)"
             )
-        config = AutoConfig.from_pretrained(model_name, trust_remote_code=trust_remote_code)
-        position_limit = self._position_limit(config, tokenizer)
+        limit = position_limit(model_name, tokenizer.model_max_length)
         self.special_tokens = special_token_counts(tokenizer)
         shortest = sum(self.special_tokens) + 1  # one content token besides the special tokens
-        if not shortest <= max_length <= position_limit:
+        if not shortest <= max_length <= limit:
             raise ConfigurationError(
-                f"`max_length` must be between {shortest} and the model's position limit {position_limit}; got {max_length}"
+                f"`max_length` must be between {shortest} and the model's position limit {limit}; got {max_length}"
             )
         self.model_name = model_name
         self.tokenizer = tokenizer
@@ -110,17 +110,6 @@ class MaskedLmCorpusReader(DatasetReader):
         self.max_length = max_length
         self.cache = TokenCache(tokenizer, cache_directory, text_key, tokenization_batch_size)
         self._corpora: Dict[str, TokenizedCorpus] = {}
-
-    @staticmethod
-    def _position_limit(config: PretrainedConfig, tokenizer: PreTrainedTokenizerFast) -> int:
-        limit = getattr(config, "max_position_embeddings", None) or 10**9
-        if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):
-            limit -= (
-                config.pad_token_id or 0
-            ) + 1  # RoBERTa's positions start after the padding index
-        if tokenizer.model_max_length < 10**6:
-            limit = min(limit, tokenizer.model_max_length)
-        return limit
 
     @property
     def pad_token_id(self) -> int:

@@ -7,9 +7,15 @@ from allennlp.data.dataset_readers.dataset_reader import DatasetReader
 from allennlp.data.fields import Field, LabelField, TextField
 from allennlp.data.instance import Instance
 from allennlp.data.token_indexers import SingleIdTokenIndexer, TokenIndexer
-from allennlp.data.tokenizers import SpacyTokenizer, Token, Tokenizer
+from allennlp.data.tokenizers import (
+    PretrainedTransformerTokenizer,
+    SpacyTokenizer,
+    Token,
+    Tokenizer,
+)
 from allennlp.data.vocabulary import Vocabulary
 
+from dapt_plugin.common.pretrained import position_limit
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import JsonLine, iter_json_lines
 from dapt_plugin.data.text_files import DataError, iter_lines
@@ -87,7 +93,9 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         Truncates each text to this many tokens, counting the special tokens the tokenizer adds
         (`<s>`, `</s>` for RoBERTa), which are kept at both ends. `None` keeps every token.
         The reader finds the added tokens by tokenizing an empty and a one-word text; a tokenizer
-        whose added tokens do not show there as a fixed start and end is a configuration error.
+        whose added tokens do not show there as a fixed start and end is a configuration error,
+        and so is, with a `pretrained_transformer` tokenizer, a length above its model's
+        position limit (`max_position_embeddings`, less the positions RoBERTa skips).
     sample : `int`, optional (default = `None`)
         Reads a uniformly random subset of `sample` lines of each file instead of all of it,
         drawn in a single pass with reservoir sampling (memory grows with `sample`, not with the
@@ -149,6 +157,16 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                     f"`max_sequence_length` ({max_sequence_length}) leaves no room for text after the "
                     f"tokenizer's {num_start_tokens + self._num_end_tokens} special tokens; raise it"
                 )
+            if isinstance(self._tokenizer, PretrainedTransformerTokenizer):
+                model = self._tokenizer.tokenizer
+                limit = position_limit(model.name_or_path, model.model_max_length)
+                if max_sequence_length > limit:
+                    raise ConfigurationError(
+                        f"`max_sequence_length` ({max_sequence_length}; MAX_LENGTH in the configs) "
+                        f"is above the position limit of {model.name_or_path!r}, {limit} tokens: "
+                        f"a longer text would reach positions the model has no embedding for; set "
+                        f"it to {limit} or less"
+                    )
 
     @property
     def tokenizer(self) -> Tokenizer:

@@ -212,7 +212,10 @@ def test_configuration_errors(tiny_model, tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"MLM_PROBABILITY": "1.5"}, r"`mlm_probability` must be in \(0, 1\); got 1.5"),
+        (
+            {"MLM_PROBABILITY": "1.5"},
+            r"environment variable MLM_PROBABILITY must be a number above 0 and below 1; got 1.5",
+        ),
         (
             {"MAX_LENGTH": "4096"},
             r"`max_length` must be between 3 and the model's position limit 512; got 4096",

@@ -85,6 +85,18 @@ def test_max_sequence_length_must_leave_room_for_text(tiny_model):
         make_reader(max_sequence_length=0)
 
 
+def test_max_sequence_length_must_fit_the_models_positions(tiny_model):
+    tokenizer = PretrainedTransformerTokenizer(str(tiny_model))
+    # 514 position embeddings, of which RoBERTa's position ids skip the first two
+    TextClassificationJsonWithSamplingReader(tokenizer=tokenizer, max_sequence_length=512)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"`max_sequence_length` \(513; MAX_LENGTH in the configs\) is above the position "
+        r"limit of '.*', 512 tokens: .* set it to 512 or less",
+    ):
+        TextClassificationJsonWithSamplingReader(tokenizer=tokenizer, max_sequence_length=513)
+
+
 class WordCountTokenizer(WhitespaceTokenizer):
     """Appends a token that changes with the text, so no fixed end token can be kept."""
 
