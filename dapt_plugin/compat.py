@@ -278,8 +278,10 @@ def _patch_user_error_output() -> None:
     AllenNLP (from `prepare_global_logging` on) logs every uncaught exception with its traceback
     to the console, so a configuration mistake or a bad input line (`ConfigurationError`, the
     plugin's `DataError`), whose message already says what to fix, came out buried in a
-    20-frame traceback. For those two, the console gets one line, plus the path of the log
-    file that holds the traceback; every other exception is reported as before.
+    20-frame traceback. For those two, and for a `ProcessFailed` (a phase of `allennlp adapt`
+    that failed: its message holds what the phase's process said), the console gets one line,
+    plus the path of the log file that holds the traceback; every other exception is reported
+    as before.
     """
     from allennlp.common import logging as common_logging
 
@@ -297,9 +299,10 @@ def _patch_user_error_output() -> None:
 def _report_user_errors(fallback, exctype, value, traceback) -> None:
     from allennlp.common.checks import ConfigurationError
 
+    from dapt_plugin.common.launch import ProcessFailed
     from dapt_plugin.data.text_files import DataError
 
-    if not issubclass(exctype, (ConfigurationError, DataError)):
+    if not issubclass(exctype, (ConfigurationError, DataError, ProcessFailed)):
         fallback(exctype, value, traceback)
         return
     log_files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]

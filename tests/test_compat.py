@@ -255,3 +255,16 @@ def test_archives_are_written_uncompressed_and_load_as_before(tmp_path):
     assert os.path.getsize(archive) > len(weights)
     with tarfile.open(archive, "r:gz") as opened:
         assert opened.extractfile("weights.th").read() == weights
+
+
+def test_a_failed_phase_of_adapt_is_reported_in_one_line(capsys):
+    from dapt_plugin.common.launch import ProcessFailed
+    from dapt_plugin.compat import _report_user_errors
+
+    def fallback(*exception):
+        raise AssertionError("reported with its traceback")
+
+    failure = ProcessFailed("phase tapt failed (exit 1): data/bad.jsonl:2: not valid JSON")
+    _report_user_errors(fallback, ProcessFailed, failure, None)
+    error = capsys.readouterr().err  # and where the traceback went, if a log file is open
+    assert error.startswith(f"Error: {failure}") and error.count("\n") == 1

@@ -260,6 +260,41 @@ class PreloadedCallFailed(RuntimeError):
     """The process of `call_preloaded` died without an answer, or was not started."""
 
 
+class ProcessFailed(RuntimeError):
+    """
+    A process that a command started for a step of its work (a phase of `allennlp adapt`)
+    failed; the message names the step and holds what the process said of its failure
+    (`last_error`). Reported in one line, as a configuration or data error is (`compat.py`): the
+    traceback of the command that started the process says nothing about it.
+    """
+
+
+# how much of the end of a log `last_error` reads: a failure is said in its last lines
+_LOG_TAIL_BYTES = 1 << 16
+
+
+def last_error(log: Union[str, os.PathLike], start: int = 0) -> Optional[str]:
+    """
+    What a process said last of its failure in `log`, after byte `start` (where its output
+    began): its one-line report of a configuration or data error (`Error: ...`, without the
+    prefix), or else the last line of its last Python traceback (`ValueError: ...`); `None`
+    when neither is there (a process killed by a signal says nothing).
+    """
+    with open(log, "rb") as handle:
+        handle.seek(max(start, os.fstat(handle.fileno()).st_size - _LOG_TAIL_BYTES))
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    for line in reversed(lines):
+        if line.startswith("Error: "):
+            return line[len("Error: ") :].strip()
+    tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if tracebacks:
+        # the exception's line: the first after the traceback's header that is not indented
+        for line in lines[tracebacks[-1] + 1 :]:
+            if line.strip() and not line[0].isspace():
+                return line.strip()
+    return None
+
+
 def call_preloaded(
     function: Callable[..., Any],
     *args: Any,

@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 _JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _INVALID_FIX = (
-    "each line of a .jsonl file must be one JSON object (or rename the file to .txt to read it "
-    "as plain text)"
+    "each line of a .jsonl file must be one JSON object (a file of plain text, one document per "
+    "line, must be named otherwise, e.g. .txt)"
 )
 
 

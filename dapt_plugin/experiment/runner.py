@@ -70,8 +70,10 @@ from dapt_plugin.common.configs import CONFIG_SOURCE_VARIABLE, config_dir
 from dapt_plugin.common.console import logs_to_file
 from dapt_plugin.common.launch import (
     PreloadedCallFailed,
+    ProcessFailed,
     allennlp_command,
     call_preloaded,
+    last_error,
     run_allennlp_preloaded,
     start_preloading,
     stop_preloaded,
@@ -1023,6 +1025,7 @@ class ExperimentRunner:
                 f"{' '.join(allennlp_command(arguments))}\n"
             )
             log.flush()
+            start = log.tell()
         # the console shows the run's progress lines as they come
         # the jsonnet its config comes from: what its export's card names
         settings = {
@@ -1033,8 +1036,10 @@ class ExperimentRunner:
         with PhaseProgress(phase.directory, phase.name):
             exit_code = run_allennlp_preloaded(arguments, settings, log=log_file)
         if exit_code != 0:
-            raise RuntimeError(
-                f"phase {phase.name} failed (exit {exit_code}); its log is in "
+            said = last_error(log_file, start)
+            ended = f"killed by signal {-exit_code}" if exit_code < 0 else f"exit {exit_code}"
+            raise ProcessFailed(
+                f"phase {phase.name} failed ({ended}){f': {said}' if said else ''}; its log is in "
                 f"{self.output / 'train.log'} and {phase.directory / 'out.log'}"
             )
 
@@ -1119,7 +1124,7 @@ class ExperimentRunner:
                 log=self.log_file(phase),
             )
         except PreloadedCallFailed as error:
-            raise RuntimeError(
+            raise ProcessFailed(
                 f"phase {phase.name}: {error}; the whole log is in {self.output / 'train.log'}"
             ) from None
 

@@ -6,7 +6,12 @@ import sys
 
 import pytest
 
-from dapt_plugin.common.launch import AllennlpFailed, allennlp_command, allennlp_environment
+from dapt_plugin.common.launch import (
+    AllennlpFailed,
+    allennlp_command,
+    allennlp_environment,
+    last_error,
+)
 
 
 def test_the_command_is_the_running_pythons_allennlp_with_the_packages_to_include(tmp_path):
@@ -226,3 +231,26 @@ print(sorted(v for v in variables if v.startswith(("GOMP_", "OMP_WAIT"))))
     )
     assert output.returncode == 0, output.stderr
     assert output.stdout.splitlines()[-1] == "['GOMP_SPINCOUNT=1000', 'OMP_WAIT_POLICY=passive']"
+
+
+def test_last_error_is_the_processs_one_line_report_or_its_tracebacks_last_line(tmp_path):
+    log = tmp_path / "train.log"
+    earlier = "Error: an earlier run's error\n"
+    log.write_text(earlier + "===== tapt\n2026-12-02 INFO - reading\n")
+    assert last_error(log, len(earlier)) is None  # the earlier run's line is not this run's
+    with open(log, "a") as handle:
+        handle.write(
+            "Traceback (most recent call last):\n"
+            '  File "x.py", line 1, in <module>\n'
+            "    raise KeyError('inner')\n"
+            "KeyError: 'inner'\n"
+            "\nDuring handling of the above exception, another exception occurred:\n\n"
+            "Traceback (most recent call last):\n"
+            '  File "x.py", line 3, in <module>\n'
+            "ValueError: Invalid learning rate: -1\n"
+            "2026-12-02 INFO - a line after it\n"
+        )
+    assert last_error(log, len(earlier)) == "ValueError: Invalid learning rate: -1"
+    with open(log, "a") as handle:
+        handle.write("Error: data/bad.jsonl:2: not valid JSON (traceback in run/out.log)\n")
+    assert last_error(log) == "data/bad.jsonl:2: not valid JSON (traceback in run/out.log)"

@@ -17,6 +17,7 @@ from allennlp.data.tokenizers import WhitespaceTokenizer
 from matplotlib.container import BarContainer
 
 from dapt_plugin.common.configs import config_dir
+from dapt_plugin.common.launch import ProcessFailed
 from dapt_plugin.data.dataset_readers.text_classification_json_with_sampling import (
     TextClassificationJsonWithSamplingReader,
 )
@@ -887,6 +888,33 @@ def test_with_another_openmp_each_phase_process_gets_its_share_of_the_threads(
     phase = runner._phase("classifier/baseline/seed_0")
     runner._run_classifier(phase, "run")  # its training, then its evaluation
     assert [environment["OMP_NUM_THREADS"] for environment in environments] == ["2", "2"]
+
+
+@pytest.mark.parametrize(
+    "said, exit_code, failure",
+    [
+        (
+            "Error: data/bad.jsonl:2: not valid JSON (traceback in out.log)\n",
+            1,
+            "(exit 1): data/bad.jsonl:2: not valid JSON (traceback in out.log); its log is in ",
+        ),
+        ("", -9, "(killed by signal 9); its log is in "),
+    ],
+)
+def test_a_failed_phase_says_what_its_process_said(
+    tiny_model, tmp_path, monkeypatch, said, exit_code, failure
+):
+    runner = _runner(tmp_path, tiny_model, variants=["tapt"])
+
+    def train(arguments, settings, log):
+        with open(log, "a") as handle:
+            handle.write(said)
+        return exit_code
+
+    monkeypatch.setattr("dapt_plugin.experiment.runner.run_allennlp_preloaded", train)
+    with pytest.raises(ProcessFailed) as error:
+        runner._train(runner._phase("tapt"), recover=False)
+    assert str(error.value).startswith(f"phase tapt failed {failure}")
 
 
 def test_phases_distributed_over_several_devices_cannot_run_side_by_side(tiny_model, tmp_path):
