@@ -104,6 +104,8 @@ local reader(sample) = {
   tokenizer: { type: 'pretrained_transformer', model_name: model_name, tokenizer_kwargs: trust },
   token_indexers: { roberta: { type: 'pretrained_transformer', model_name: model_name, tokenizer_kwargs: trust } },
   max_sequence_length: max_length,
+  // every line must have a label; `allennlp predict` reads unlabelled text through the predictor
+  labelled: true,
   sample: sample,
   // Pinned to SEED: a distributed run builds its vocabulary in a process AllenNLP does not seed,
   // which would otherwise draw a different subset than the workers train on.

@@ -659,8 +659,9 @@ class ExperimentRunner:
 
     def _check_labels(self) -> None:
         """
-        Every label of `task.dev` and `task.test` must occur in `task.train` (in its sample, with
-        `task.sample`), as the classifier needs.
+        Every line of the task's files must have a label, and every label of `task.dev` and
+        `task.test` must occur in `task.train` (in its sample, with `task.sample`), as the
+        classifier needs.
         """
         from allennlp.data import Vocabulary
         from allennlp.data.tokenizers import WhitespaceTokenizer
@@ -669,7 +670,9 @@ class ExperimentRunner:
             TextClassificationJsonWithSamplingReader,
         )
 
-        reader = TextClassificationJsonWithSamplingReader(tokenizer=WhitespaceTokenizer())
+        reader = TextClassificationJsonWithSamplingReader(
+            tokenizer=WhitespaceTokenizer(), labelled=True
+        )
         vocabulary = Vocabulary()
         split, sampled = "train", None
         try:
@@ -677,13 +680,12 @@ class ExperimentRunner:
                 self.sample_lines = self._draw_sample()
                 sampled = set(self.sample_lines)
             for instance in reader.read(self.spec.task["train"]):
-                label = instance.fields.get("label")
-                if label is not None and (sampled is None or label.location[1] in sampled):
+                label = instance["label"]
+                if sampled is None or label.location[1] in sampled:
                     vocabulary.add_token_to_namespace(label.label, "labels")
             for split in ("dev", "test"):
                 for instance in reader.read(self.spec.task[split]):
-                    if "label" in instance.fields:
-                        instance["label"].index(vocabulary)  # raises, naming the file and line
+                    instance["label"].index(vocabulary)  # raises, naming the file and line
         except DataError as error:
             hint = ""
             if sampled is not None and split != "train":

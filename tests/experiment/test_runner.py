@@ -420,6 +420,20 @@ def test_a_base_model_not_available_offline_stops_the_experiment_before_any_phas
     )
 
 
+@pytest.mark.parametrize("split", ["train", "dev", "test"])
+def test_a_task_file_without_labels_stops_the_experiment_before_any_phase(
+    tiny_model, tmp_path, split
+):
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text('{"text": "a sentence"}\n')
+    task = {name: str(TASK / f"{name}.jsonl") for name in ("train", "dev", "test")}
+    message = _dry_run_error(tmp_path, tiny_model, task={**task, split: str(unlabelled)})
+    assert message.endswith(
+        f"`task.{split}`: {unlabelled}:1: no 'label' field; training and evaluation data need a "
+        "label on every line (only data to predict on, which `allennlp predict` reads, has none)"
+    )
+
+
 def test_a_dev_label_never_seen_in_training_stops_the_experiment_before_any_phase(
     tiny_model, tmp_path
 ):

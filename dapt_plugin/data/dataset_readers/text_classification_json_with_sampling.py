@@ -114,6 +114,12 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         Name of the JSON field holding the text.
     label_key : `str`, optional (default = `"label"`)
         Name of the JSON field holding the label.
+    labelled : `bool`, optional (default = `False`)
+        Every line of a file read must have a label: training and evaluation data (the paper's
+        config sets it), where a file without labels would otherwise stop the run only at the
+        first step, in AllenNLP's words. `False` also reads files without any label. Either way
+        a file's lines have a label all or none, and `allennlp predict` (through
+        `text_to_instance`) needs none.
 
     Registered as a `DatasetReader` with name "text_classification_json_with_sampling".
     """
@@ -128,6 +134,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         skip_label_indexing: bool = False,
         text_key: str = "text",
         label_key: str = "label",
+        labelled: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -149,6 +156,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         self._skip_label_indexing = skip_label_indexing
         self._text_key = text_key
         self._label_key = label_key
+        self._labelled = labelled
         self._num_end_tokens = 0
         if max_sequence_length is not None:
             num_start_tokens, self._num_end_tokens = _count_added_tokens(self._tokenizer)
@@ -216,6 +224,14 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
             label = self._label(file_path, line_number, item)
             if first is None:
                 first = (line_number, label is not None)
+                if self._labelled and label is None:
+                    raise DataError(
+                        file_path,
+                        line_number,
+                        f"no {self._label_key!r} field; training and evaluation data need a "
+                        "label on every line (only data to predict on, which `allennlp predict` "
+                        "reads, has none)",
+                    )
             elif first[1] and label is None:
                 raise DataError(
                     file_path,

@@ -368,6 +368,16 @@ def test_a_file_without_labels_is_data_to_predict_on(tmp_path):
     assert all("label" not in instance.fields for instance in instances)
 
 
+def test_a_labelled_reader_refuses_a_file_without_labels_and_predicts_without_one(tmp_path):
+    path = tmp_path / "unlabelled.jsonl"
+    write_lines(path, ["", '{"text": "first"}', '{"text": "second"}'])
+    assert read_error(path, labelled=True) == (
+        f"{path}:2: no 'label' field; training and evaluation data need a label on every line "
+        "(only data to predict on, which `allennlp predict` reads, has none)"
+    )
+    assert "label" not in make_reader(labelled=True).text_to_instance("to predict").fields
+
+
 @pytest.mark.parametrize(
     "label, message",
     [
