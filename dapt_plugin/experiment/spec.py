@@ -17,7 +17,7 @@ from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.paper_tasks import paper_task, task_files
 from dapt_plugin.common.pretrained import check_model_name
 from dapt_plugin.data.text_files import DataError, expand_paths
-from dapt_plugin.experiment.variants import BUILT_IN, Variant, parse_variant
+from dapt_plugin.experiment.variants import BUILT_IN, Variant, is_text, parse_variant
 
 METRICS = ("macro_f1", "micro_f1", "accuracy")
 # the original repository's name of its macro F1 (`--perf +f1`), accepted so that its users' habits work
@@ -142,6 +142,12 @@ def _fail(path: str, message: str) -> ConfigurationError:
 
 def load_experiment(path: str) -> ExperimentSpec:
     """Reads and checks an experiment file; every mistake stops here, before any training."""
+    if not os.path.isfile(path):
+        raise _fail(
+            path,
+            "no such file; give an experiment file, such as training_config/experiments/"
+            "example.jsonnet of the configs that `allennlp dapt-configs -o DIR` copies",
+        )
     raw = Params.from_file(path).as_dict(quiet=True)
     known = {
         "base_model",
@@ -162,6 +168,26 @@ def load_experiment(path: str) -> ExperimentSpec:
     for key in ("base_model", "task", "variants", "seeds"):
         if key not in raw:
             raise _fail(path, f"`{key}` is missing")
+    if not is_text(raw["base_model"]):
+        raise _fail(
+            path,
+            "`base_model` must be a model directory or a model-hub name, such as "
+            f"'roberta-base'; got {raw['base_model']!r}",
+        )
+    domain_corpus = raw.get("domain_corpus")
+    if domain_corpus is not None and not is_text(domain_corpus):
+        raise _fail(
+            path,
+            "`domain_corpus` must be a path, a glob or comma-separated paths, in one string; "
+            f"got {domain_corpus!r}",
+        )
+    tapt_extra = raw.get("tapt_extra", [])
+    if not isinstance(tapt_extra, list) or not all(is_text(item) for item in tapt_extra):
+        raise _fail(
+            path,
+            "`tapt_extra` must be a list of files (paths or globs), e.g. "
+            f"['data/unlabelled.jsonl']; got {tapt_extra!r}",
+        )
     variants = raw["variants"]
     if not isinstance(variants, list) or not variants:
         raise _fail(
@@ -211,13 +237,14 @@ def load_experiment(path: str) -> ExperimentSpec:
             raise _fail(path, f"`task`: {error.message}") from None
     default_metric = paper_task(task_name).metric if task_name is not None else "macro_f1"
     metric = raw.get("metric", default_metric)
-    metric = METRIC_ALIASES.get(metric, metric)
-    if metric not in METRICS:
+    metric = METRIC_ALIASES.get(metric, metric) if isinstance(metric, str) else metric
+    if not isinstance(metric, str) or metric not in METRICS:
         raise _fail(path, f"`metric` must be one of {list(METRICS)}; got {metric!r}")
     if (
         not isinstance(task, dict)
         or not set(_TASK_FILES) <= set(task)
         or not set(task) <= {*_TASK_FILES, *_TASK_SAMPLE_KEYS}
+        or not all(is_text(task[key]) for key in _TASK_FILES)
     ):
         raise _fail(
             path,
@@ -247,7 +274,7 @@ def load_experiment(path: str) -> ExperimentSpec:
         )
     _check_settings(path, settings)
     knn_k = raw.get("knn_k", 50)
-    if not isinstance(knn_k, int) or knn_k < 1:
+    if not _is_int(knn_k, minimum=1):
         raise _fail(path, f"`knn_k` must be a positive integer; got {knn_k!r}")
     heldout = raw.get("heldout", {})
     if (
@@ -261,8 +288,8 @@ def load_experiment(path: str) -> ExperimentSpec:
             f"{{biomed: 'data/biomed/heldout.txt'}}; got {heldout!r}",
         )
     spec = ExperimentSpec(
-        base_model=str(raw["base_model"]),
-        task={k: str(task[k]) for k in _TASK_FILES},
+        base_model=raw["base_model"],
+        task={k: task[k] for k in _TASK_FILES},
         variants=list(chains),
         seeds=list(seeds),
         chains=chains,
@@ -271,8 +298,8 @@ def load_experiment(path: str) -> ExperimentSpec:
         preset=preset,
         task_sample=sample,
         task_sample_seed=sample_seed,
-        domain_corpus=raw.get("domain_corpus"),
-        tapt_extra=[str(p) for p in raw.get("tapt_extra", [])],
+        domain_corpus=domain_corpus,
+        tapt_extra=list(tapt_extra),
         knn_k=knn_k,
         heldout=dict(heldout),
         settings=settings,

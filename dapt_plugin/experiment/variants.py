@@ -184,15 +184,15 @@ def parse_variant(
             check_settings(kind, f"{settings_at}.{kind}.settings", step["settings"])
     for key in ("corpus",):
         for kind, step in (("dapt", dapt), ("select", select)):
-            if step is not None and key in step and not _text(step[key]):
+            if step is not None and key in step and not is_text(step[key]):
                 raise ConfigurationError(
                     f"{where}: `{kind}.{key}` must be a path; got {step[key]!r}"
                 )
     if tapt is not None:
-        if "text" in tapt and not _text(tapt["text"]):
+        if "text" in tapt and not is_text(tapt["text"]):
             raise ConfigurationError(f"{where}: `tapt.text` must be a path; got {tapt['text']!r}")
         extra = tapt.get("extra", [])
-        if not isinstance(extra, list) or not all(_text(path) for path in extra):
+        if not isinstance(extra, list) or not all(is_text(path) for path in extra):
             raise ConfigurationError(
                 f"{where}: `tapt.extra` must be a list of paths; got {extra!r}"
             )
@@ -255,5 +255,6 @@ def _select(step: Dict, where: str) -> SelectStep:
     )
 
 
-def _text(value: Any) -> bool:
+def is_text(value: Any) -> bool:
+    """Whether `value` is a string with more than white space (a path, a name)."""
     return isinstance(value, str) and bool(value.strip())

@@ -49,6 +49,25 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
             "`domain_corpus`: /nowhere/corpus.txt: no such file",
         ),
         ({"metric": "f2"}, "`metric` must be one of"),
+        ({"metric": ["macro_f1"]}, "`metric` must be one of"),
+        ({"base_model": 5}, "`base_model` must be a model directory or a model-hub name"),
+        (
+            {"domain_corpus": ["data/domain.txt"]},
+            "`domain_corpus` must be a path, a glob or comma-separated paths, in one string; "
+            "got ['data/domain.txt']",
+        ),
+        ({"domain_corpus": 5}, "`domain_corpus` must be a path, a glob"),
+        (
+            {"tapt_extra": "data/unlabelled.jsonl"},
+            "`tapt_extra` must be a list of files (paths or globs), e.g. "
+            "['data/unlabelled.jsonl']; got 'data/unlabelled.jsonl'",
+        ),
+        ({"tapt_extra": [3]}, "`tapt_extra` must be a list of files"),
+        ({"knn_k": True}, "`knn_k` must be a positive integer; got True"),
+        (
+            {"task": {**TASK_FILES, "dev": ["d1.jsonl", "d2.jsonl"]}},
+            "`task` must give `train`, `dev` and `test` files",
+        ),
         ({"preset": 3}, "`preset` must be small, mini or big; got 3"),
         (
             {"task": {"train": "t", "dev": "d", "test": "t", "smaple": 10}},
@@ -185,3 +204,10 @@ def test_a_task_sample_and_a_preset_are_read_with_their_defaults(tiny_model, tmp
     assert spec.preset == "mini"
     spec = _load(tmp_path, tiny_model)
     assert (spec.task_sample, spec.preset) == (None, None)
+
+
+def test_a_missing_experiment_file_is_said_in_one_line(tmp_path):
+    path = tmp_path / "nowhere.jsonnet"
+    with pytest.raises(ConfigurationError) as error:
+        load_experiment(str(path))
+    assert error.value.message.startswith(f"experiment {path}: no such file; give an experiment")
