@@ -142,9 +142,9 @@ def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optio
     With `narrow` (deciding whether a name is a mistake at all), only a candidate that `name` is
     plainly a misspelling of. Deliberately narrow, since a false alarm stops every run on a
     machine whose environment happens to hold a similar name (`MASTER_HOST`, `NODE_NAME`,
-    `TEXT_PATH`): the same name in other case (`num_steps`), the same name without its
+    `TEXT_PATH`), in any case: the same name (`num_steps`), the same name without its
     underscores (`BATCHSIZE`), or one edit away with the same first word (`NUM_STEP`,
-    `MAX_LENGHT`, `NUM_EPOCH`).
+    `MAX_LENGHT`, `num_epoch`).
     """
     candidates = set(candidates)
     if name in candidates:
@@ -159,7 +159,8 @@ def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optio
 
 
 def _misspells(name: str, variable: str) -> bool:
-    if name.upper() == variable or name.replace("_", "") == variable.replace("_", ""):
+    name = name.upper()  # the variables are upper case
+    if name == variable or name.replace("_", "") == variable.replace("_", ""):
         return True
     return (
         name.split("_")[0] == variable.split("_")[0]

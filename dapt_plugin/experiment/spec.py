@@ -330,9 +330,15 @@ def load_experiment(path: str) -> ExperimentSpec:
         files["domain_corpus"] = spec.domain_corpus
     for key, value in files.items():
         try:
-            expand_paths(value)
+            paths = expand_paths(value)
         except DataError as error:
             raise _fail(path, f"`{key}`: {error}") from None
+        if key.startswith("task.") and paths != [value]:
+            raise _fail(
+                path,
+                f"`{key}` must be the path of one file, which the classifier reads as it is; "
+                f"got {value!r}, a pattern or a list of paths",
+            )
     try:
         check_model_name(spec.base_model)
     except ConfigurationError as error:

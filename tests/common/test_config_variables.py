@@ -97,6 +97,7 @@ def test_closest_ignores_case_and_gives_none_when_nothing_is_close():
         ("MAX_LENGHT", "MAX_LENGTH"),
         ("BATCHSIZE", "BATCH_SIZE"),
         ("num_steps", "NUM_STEPS"),
+        ("num_step", "NUM_STEPS"),
         ("NUM_CHECKPOINT", "NUM_CHECKPOINTS"),
     ],
 )

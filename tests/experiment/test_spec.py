@@ -65,6 +65,11 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
         ({"tapt_extra": [3]}, "`tapt_extra` must be a list of files"),
         ({"knn_k": True}, "`knn_k` must be a positive integer; got True"),
         (
+            {"task": {**TASK_FILES, "train": str(TASK / "tr*.jsonl")}},
+            f"`task.train` must be the path of one file, which the classifier reads as it is; "
+            f"got {str(TASK / 'tr*.jsonl')!r}, a pattern or a list of paths",
+        ),
+        (
             {"task": {**TASK_FILES, "dev": ["d1.jsonl", "d2.jsonl"]}},
             "`task` must give `train`, `dev` and `test` files",
         ),
