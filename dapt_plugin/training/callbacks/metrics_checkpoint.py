@@ -168,9 +168,12 @@ class MetricsCheckpoint(TrainerCallback):
     ) -> None:
         if metrics is None or self._epochs_trained or self._restored is None:
             return
-        # recovered after the last checkpoint: no epoch ran in this process
+        # recovered after the last checkpoint: no epoch ran in this process. AllenNLP's own
+        # `best_epoch` is then its metric tracker's, None in a run without validation, where the
+        # uninterrupted run reported its last epoch's
         for key, value in (self._restored["last_epoch_metrics"] or {}).items():
-            metrics.setdefault(key, value)
+            if metrics.get(key) is None:
+                metrics[key] = value
 
     def state_dict(self) -> Dict[str, Any]:
         return {

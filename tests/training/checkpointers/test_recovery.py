@@ -112,6 +112,20 @@ def test_a_validated_mlm_run_killed_at_every_moment_ends_as_an_uninterrupted_one
     ]
 
 
+def test_an_unvalidated_mlm_run_recovered_after_its_last_checkpoint_reports_its_best_epoch(
+    tiny_model, tmp_path
+):
+    """Without held-out text (DAPT's and TAPT's default) AllenNLP tracks no best epoch."""
+    env = mlm_env(
+        tiny_model, CORPUS_PATH=str(TASK / "train.jsonl"), NUM_STEPS="9", NUM_CHECKPOINTS="3"
+    )
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    assert _train("dapt.jsonnet", reference, env) == 0
+    assert outcome(reference)["metrics"]["best_epoch"] == 2  # the last of 3 epochs
+    _kill_chain("dapt.jsonnet", run, env, [r"replace:metrics\.json"])
+    assert outcome(run) == outcome(reference)
+
+
 def test_a_validated_classifier_killed_at_every_moment_ends_as_an_uninterrupted_one(
     tiny_model, uninterrupted_classifier, tmp_path
 ):
