@@ -270,7 +270,9 @@ def _patch_reusable_serialization_dir() -> None:
 
 
 # what `allennlp train` writes in the serialization directory before the first optimizer step
-_WRITTEN_BEFORE_TRAINING = {"config.json", "meta.json", "out.log", "vocabulary"}
+# (`log`: the TensorBoard callback's; a run killed after steps but before its first checkpoint
+# leaves nothing else, and nothing to recover from)
+_WRITTEN_BEFORE_TRAINING = {"config.json", "meta.json", "out.log", "vocabulary", "log"}
 
 
 def _patch_user_error_output() -> None:

@@ -115,7 +115,9 @@ def test_a_user_error_is_one_line_and_the_directory_is_reusable_once_fixed(
     )
     assert "Traceback" not in process.stderr
     assert "Traceback (most recent call last)" in (run / "out.log").read_text()
-    # the run stopped before training: after fixing the input, the same command runs in the same directory
+    # the run stopped before training: after fixing the input, the same command runs in the same
+    # directory, also where TensorBoard's callback had started its log (a kill before the first step)
+    (run / "log" / "train").mkdir(parents=True)
     for name, value in {**env, "TAPT_PATH": str(TASK / "train.jsonl")}.items():
         monkeypatch.setenv(name, value)
     train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(run))
