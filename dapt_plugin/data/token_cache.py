@@ -45,13 +45,17 @@ def default_cache_directory() -> str:
     return os.path.expanduser(os.environ.get("DAPT_PLUGIN_CACHE", DEFAULT_CACHE_DIRECTORY))
 
 
-_SHA256_OF: Dict[Tuple[str, int, int], str] = {}
+_SHA256_OF: Dict[Tuple[str, int, int, int], str] = {}
 
 
 def file_sha256(path: str) -> str:
-    """The SHA-256 of the file's bytes, computed once per process unless its size or mtime change."""
+    """
+    The SHA-256 of the file's bytes, computed once per process unless its size, modification time
+    or status-change time change (the last catches a file written anew with its old times put
+    back, which `cp -p` or `rsync -a` do).
+    """
     stat = os.stat(path)
-    memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    memo = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     if memo not in _SHA256_OF:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
@@ -175,7 +179,7 @@ class TokenCache:
         self._dtype = "uint16" if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else "uint32"
 
     def key(self, path: str) -> str:
-        """The entry's name; the file is hashed once per process unless its size or mtime change."""
+        """The entry's name; the file is hashed once per process unless it changes (`file_sha256`)."""
         parts = [
             f"v{CACHE_FORMAT_VERSION}",
             file_sha256(path),

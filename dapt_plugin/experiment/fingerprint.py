@@ -4,8 +4,9 @@ that determines the phase (its resolved config, the contents of its input files 
 fingerprints of the phases it starts from), and, when the fingerprint changed, a description of
 what changed for the log.
 
-File contents are hashed once: `FileHashes` keeps each file's sha256 with its size and
-modification time, so a re-run over a corpus of tens of GB costs a `stat` per file.
+File contents are hashed once: `FileHashes` keeps each file's sha256 with its size and its
+modification and status-change times, so a re-run over a corpus of tens of GB costs a `stat` per
+file.
 """
 
 import hashlib
@@ -24,7 +25,9 @@ _LOG_HASHING_ABOVE = 1 << 30  # bytes; hashing a larger file takes long enough t
 
 class FileHashes:
     """
-    The sha256 of files, remembered by path, size and modification time (nanoseconds).
+    The sha256 of files, remembered by path, size, modification time and status-change time
+    (nanoseconds). The last is the system's: a file written anew with its old size and its old
+    modification time (`cp -p`, `rsync -a`, `touch -r`) is hashed again.
 
     # Parameters
 
@@ -42,15 +45,20 @@ class FileHashes:
     def sha256(self, path: str) -> str:
         key = os.path.abspath(path)
         stat = os.stat(key)
+        version = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "ctime_ns": stat.st_ctime_ns,
+        }
         known = self._memo.get(key)
-        if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+        if known and all(known.get(name) == value for name, value in version.items()):
             return known["sha256"]
         if stat.st_size > _LOG_HASHING_ABOVE:
             logger.info(
                 "hashing %s (%.1f GB) for the phases' fingerprints", path, stat.st_size / 1e9
             )
         digest = file_sha256(key)
-        self._memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+        self._memo[key] = {**version, "sha256": digest}
         return digest
 
     def of(self, paths: Iterable[str]) -> Dict[str, str]:

@@ -21,6 +21,21 @@ def test_a_file_is_hashed_again_only_when_its_size_or_time_changed(tmp_path, mon
     assert FileHashes(memo).sha256(str(corpus)) == "new" and hashed == [str(corpus)]
 
 
+def test_a_file_rewritten_with_its_old_size_and_modification_time_is_hashed_again(tmp_path):
+    corpus, memo = tmp_path / "task.jsonl", str(tmp_path / "hashes.json")
+    corpus.write_text('{"text": "a", "label": "activator"}\n')
+    hashes = FileHashes(memo)
+    first = hashes.sha256(str(corpus))
+    hashes.save()
+    before = os.stat(corpus)
+    # labels swapped in place, the old times put back (as `cp -p`, `rsync -a` or `touch -r` do)
+    corpus.write_text('{"text": "a", "label": "inhibitor"}\n')
+    os.utime(corpus, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(corpus)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert FileHashes(memo).sha256(str(corpus)) == file_sha256(str(corpus)) != first
+
+
 def test_a_directory_counts_every_file_in_it(tmp_path):
     (tmp_path / "model" / "sub").mkdir(parents=True)
     (tmp_path / "model" / "config.json").write_text("{}")
