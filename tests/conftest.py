@@ -132,7 +132,7 @@ def phase_calls_in_process(monkeypatch):
     """
     monkeypatch.setattr(
         "dapt_plugin.experiment.runner.call_preloaded",
-        lambda function, *args, env, log: function(*args),
+        lambda function, *args, env, log, hold: function(*args),
     )
 
 

@@ -9,15 +9,20 @@ every submodule of the package, so it needs the plugin's optional dependencies t
 environment is this process's, overlaid with `env`.
 
 `run_allennlp_preloaded` and `call_preloaded` run `allennlp` or a function in a process forked
-from a server that has done the imports once; `stop_preloaded` stops those still running.
+from a server that has done the imports once; `stop_preloaded` stops those still running, and
+each stops by itself when its caller is gone (SIGKILL included). A process may hold a lock file
+shared while it runs (`hold`), which `wait_for_holders` waits on: how a new caller knows that no
+process of a killed one still writes where it is about to.
 """
 
 import contextlib
+import fcntl
 import functools
 import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -237,6 +242,7 @@ def run_allennlp_preloaded(
     log: Union[str, os.PathLike],
     cwd: Optional[Union[str, os.PathLike]] = None,
     prepare: Optional[Callable[[], None]] = None,
+    hold: Optional[Union[str, os.PathLike]] = None,
 ) -> int:
     """
     Runs `allennlp ARGS` to its end as `run_allennlp(args, env, cwd=cwd, log=log)` does, in a
@@ -248,10 +254,13 @@ def run_allennlp_preloaded(
     process's directory), both read now, not when the server started; its output is appended to
     `log` (a file name), and nothing of it is left in this process. `prepare`, a module-level
     function (it is pickled), is called first in the new process: a test's hook, for instance.
-    After `stop_preloaded`, it raises `PreloadedCallFailed` without starting anything.
+    `hold`: a lock file the process holds shared while it runs (`wait_for_holders`). The process
+    stops as on SIGTERM once this one is gone, killed or not: it is the server's child, not this
+    process's, and would otherwise run on. After `stop_preloaded`, it raises
+    `PreloadedCallFailed` without starting anything.
     """
     arguments = ([os.fspath(arg) for arg in args], prepare)
-    with _preloaded_process(_allennlp_main, arguments, env, log, cwd) as process:
+    with _preloaded_process(_allennlp_main, arguments, env, log, cwd, hold) as process:
         pass  # the block's end waits for the process to end
     return process.exitcode
 
@@ -301,12 +310,14 @@ def call_preloaded(
     env: Optional[Mapping[str, object]] = None,
     log: Union[str, os.PathLike],
     cwd: Optional[Union[str, os.PathLike]] = None,
+    hold: Optional[Union[str, os.PathLike]] = None,
 ) -> Any:
     """
     `function(*args)` in a process forked as `run_allennlp_preloaded`'s are (the same environment,
-    thread count, directory and output to `log`), and its return value; `function` (module-level,
-    or a `functools.partial` of one), `args` and the value are pickled. What it raises is raised
-    here (its traceback is in `log`; an exception that cannot be pickled is raised as a
+    thread count, directory, output to `log`, `hold`, and end with this process), and its return
+    value; `function` (module-level, or a `functools.partial` of one), `args` and the value are
+    pickled. What it raises is raised here (its traceback is in `log`; an exception that cannot be
+    pickled is raised as a
     `PreloadedCallFailed` with its type and message); a process that dies without an answer
     (killed, or exiting) raises `PreloadedCallFailed` with its signal or exit code. After
     `stop_preloaded`, it raises `PreloadedCallFailed` without starting anything.
@@ -314,7 +325,8 @@ def call_preloaded(
     name = getattr(function, "__qualname__", None) or getattr(function, "func").__qualname__
     receiver, sender = _preloaded_processes().Pipe(duplex=False)
     try:
-        with _preloaded_process(_call_main, (function, args, sender), env, log, cwd) as process:
+        call = (function, args, sender)
+        with _preloaded_process(_call_main, call, env, log, cwd, hold) as process:
             sender.close()  # the child's copy alone
             # the answer, or the process's end (its own children may hold the pipe open)
             multiprocessing.connection.wait([receiver, process.sentinel])
@@ -345,13 +357,19 @@ def _preloaded_process(
     env: Optional[Mapping[str, object]],
     log: Union[str, os.PathLike],
     cwd: Optional[Union[str, os.PathLike]],
+    hold: Optional[Union[str, os.PathLike]],
 ) -> Iterator[multiprocessing.process.BaseProcess]:
     """
     `target(*args)` in a process forked by the server, set up by `_preloaded_main`, for the
     block; joined when the block ends.
     """
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    setup = (allennlp_environment(env), os.fspath(cwd or os.getcwd()), os.fspath(log))
+    setup = (
+        allennlp_environment(env),
+        os.fspath(cwd or os.getcwd()),
+        os.fspath(log),
+        None if hold is None else os.fspath(hold),
+    )
     process = _preloaded_processes().Process(target=_preloaded_main, args=(setup, target, args))
     with _RUNNING_LOCK:
         if _STOPPED.is_set():
@@ -388,14 +406,56 @@ def stop_preloaded(grace: float = 0.0) -> None:
         process.terminate()
 
 
+def wait_for_holders(path: Union[str, os.PathLike], waiting: Callable[[], None]) -> None:
+    """
+    Returns once no process holds the lock file `path` (`hold` of `run_allennlp_preloaded` and
+    `call_preloaded`), calling `waiting` first if one does.
+    """
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# the lock file a process forked by the server holds while it runs, open until it ends
+_HELD: List[IO] = []
+
+
+def _end_with_the_caller() -> None:
+    """
+    In a process forked by the server, whose parent is the server, not its caller: a caller
+    killed by SIGKILL (the OOM killer, `kill -9`) cannot stop it, and it would run on, writing
+    where a rerun of the caller resumes. It watches its caller and, once the caller is gone,
+    stops as on SIGTERM (the `allennlp` command stops as on Ctrl-C).
+    """
+    caller = multiprocessing.parent_process()
+    if caller is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([caller.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="end-with-the-caller", daemon=True).start()
+
+
 def _preloaded_main(setup: tuple, target: Callable[..., None], args: tuple) -> None:
     """
-    In a process forked by the server: the caller's environment (`OMP_NUM_THREADS` included) and
-    directory, stdout and stderr appended to the log, then `target(*args)`.
+    In a process forked by the server: ends with its caller, holds the lock file given, takes the
+    caller's environment (`OMP_NUM_THREADS` included) and directory, appends stdout and stderr to
+    the log, then runs `target(*args)`.
     """
     import torch
 
-    environment, cwd, log = setup
+    environment, cwd, log, hold = setup
+    _end_with_the_caller()
+    if hold is not None:
+        handle = open(hold, "a")
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        _HELD.append(handle)
     os.chdir(cwd)
     with open(log, "a") as output:
         os.dup2(output.fileno(), sys.stdout.fileno())

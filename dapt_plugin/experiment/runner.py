@@ -77,6 +77,7 @@ from dapt_plugin.common.launch import (
     run_allennlp_preloaded,
     start_preloading,
     stop_preloaded,
+    wait_for_holders,
 )
 from dapt_plugin.common.optional_dependencies import MissingDependency
 from dapt_plugin.common.pretrained import position_limit
@@ -242,6 +243,8 @@ class ExperimentRunner:
         self.jobs = jobs
         self._lock = threading.Lock()  # the files that phases running at once all write
         self.markers = self.output / ".phases"
+        # held by every phase's process while it runs (`launch.wait_for_holders`)
+        self.running_lock = self.markers / "running.lock"
         self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
         # the line numbers of `task.train` in its sample (`task.sample`), drawn by the dry run
         self.sample_lines: Optional[List[int]] = None
@@ -851,6 +854,16 @@ class ExperimentRunner:
             lock.release()
 
     def _run(self) -> Dict:
+        # the phases' processes of an earlier run killed by SIGKILL stop as soon as they notice
+        # (`launch._end_with_the_caller`); nothing is planned or removed until they have
+        self.markers.mkdir(parents=True, exist_ok=True)
+        wait_for_holders(
+            self.running_lock,
+            lambda: logger.warning(
+                "waiting for the phases' processes of an interrupted run in %s to stop",
+                self.output,
+            ),
+        )
         self.hashes.save()
         for directory in (self.output, self.markers, self.markers / "configs"):
             remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
@@ -1026,8 +1039,6 @@ class ExperimentRunner:
                 f"\n===== {phase.name} ({self._config_file(phase)} as the dry run resolved it): "
                 f"{' '.join(allennlp_command(arguments))}\n"
             )
-            log.flush()
-            start = log.tell()
         # the console shows the run's progress lines as they come
         # the jsonnet its config comes from: what its export's card names
         settings = {
@@ -1036,13 +1047,38 @@ class ExperimentRunner:
             **self.phase_environment.get(phase.name, {}),
         }
         with PhaseProgress(phase.directory, phase.name):
-            exit_code = run_allennlp_preloaded(arguments, settings, log=log_file)
+            self._allennlp(
+                phase,
+                arguments,
+                settings,
+                f"phase {phase.name} failed",
+                f"{self.output / 'train.log'} and {phase.directory / 'out.log'}",
+            )
+
+    def _allennlp(
+        self,
+        phase: Phase,
+        arguments: List[str],
+        settings: Dict[str, str],
+        failed: str,
+        logs: str,
+    ) -> None:
+        """
+        `allennlp ARGUMENTS` for the phase in a process of its own (`run_allennlp_preloaded`,
+        holding `running_lock`), its output appended to the phase's log; a failure raises
+        `ProcessFailed`: `failed`, how the process ended, what it said last of its failure
+        (`last_error`) and where its `logs` are.
+        """
+        log_file = self.log_file(phase)
+        start = log_file.stat().st_size if log_file.exists() else 0
+        exit_code = run_allennlp_preloaded(
+            arguments, settings, log=log_file, hold=self.running_lock
+        )
         if exit_code != 0:
             said = last_error(log_file, start)
             ended = f"killed by signal {-exit_code}" if exit_code < 0 else f"exit {exit_code}"
             raise ProcessFailed(
-                f"phase {phase.name} failed ({ended}){f': {said}' if said else ''}; its log is in "
-                f"{self.output / 'train.log'} and {phase.directory / 'out.log'}"
+                f"{failed} ({ended}){f': {said}' if said else ''}; its log is in {logs}"
             )
 
     def _write_config(self, name: str, config: Dict[str, Any]) -> Path:
@@ -1124,6 +1160,7 @@ class ExperimentRunner:
                 *args,
                 env=self.phase_environment.get(phase.name, {}),
                 log=self.log_file(phase),
+                hold=self.running_lock,
             )
         except PreloadedCallFailed as error:
             raise ProcessFailed(
@@ -1142,16 +1179,13 @@ class ExperimentRunner:
             archive_dir = phase.directory / "base_model"
             config_file = self._write_config(phase.name + "/base", phase.run_config["base_config"])
             arguments = ["archive-untrained", str(config_file)]
-            exit_code = run_allennlp_preloaded(
+            self._allennlp(
+                phase,
                 arguments + ["-s", str(archive_dir)],
                 {**self._base_mlm_settings(), **self.phase_environment.get(phase.name, {})},
-                log=self.log_file(phase),
+                f"phase {phase.name}: archiving the base model failed",
+                str(self.output / "train.log"),
             )
-            if exit_code != 0:
-                raise RuntimeError(
-                    f"phase {phase.name}: archiving the base model failed (exit {exit_code}); "
-                    f"its log is in {self.output / 'train.log'}"
-                )
             archive = archive_dir / "model.tar.gz"
         else:
             archive = self._phase(phase.upstream).directory / "model.tar.gz"

@@ -137,7 +137,8 @@ def _fail_unpicklably(message):
 def _sleep_once_started(started, seconds):
     import time
 
-    open(started, "w").close()
+    with open(started, "w") as handle:
+        handle.write(str(os.getpid()))
     time.sleep(seconds)
 
 
@@ -203,6 +204,60 @@ def test_stopped_preloaded_processes_end_and_no_other_starts_until_preloading_st
     finally:
         start_preloading()
     assert call_preloaded(os.getpid, log=log) != os.getpid()
+
+
+@pytest.mark.process
+def test_a_preloaded_process_stops_when_its_caller_is_killed_and_lets_go_of_its_lock(tmp_path):
+    """
+    Its parent is the server, not the caller: a caller killed by SIGKILL (`kill -9` of
+    `allennlp adapt`) cannot stop it, and it would run on beside the caller's rerun.
+    """
+    import fcntl
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from dapt_plugin.common.launch import wait_for_holders
+    from tests.conftest import PROJECT_ROOT
+
+    started, lock = tmp_path / "started", tmp_path / "running.lock"
+    script = f"""
+from dapt_plugin.common.launch import call_preloaded
+from tests.common.test_launch import _sleep_once_started
+call_preloaded(_sleep_once_started, {str(started)!r}, 600, log={str(tmp_path / "log")!r},
+               hold={str(lock)!r})
+"""
+    caller = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT)
+    try:
+        deadline = time.time() + 120
+        while not (started.exists() and started.read_text()):
+            assert time.time() < deadline and caller.poll() is None
+            time.sleep(0.05)
+        process = int(started.read_text())
+        with open(lock) as handle, pytest.raises(BlockingIOError):  # held while it runs
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        caller.send_signal(signal.SIGKILL)
+        caller.wait()
+    waited = []
+    waiting = threading.Thread(target=wait_for_holders, args=(lock, lambda: waited.append(1)))
+    waiting.start()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()  # the sleep of 600 s stopped with its caller
+    deadline = time.time() + 10
+    while os.path.exists(f"/proc/{process}") and "Z" not in _state(process):
+        assert time.time() < deadline, "the process outlived its caller"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    """The state letter of a process in /proc (`Z`: ended, not yet reaped), or "" when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return ""
 
 
 @pytest.mark.process

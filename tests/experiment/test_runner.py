@@ -704,7 +704,7 @@ def test_phases_run_the_configs_of_the_dry_run_when_their_files_change_meanwhile
     runs = []
     monkeypatch.setattr(
         "dapt_plugin.experiment.runner.run_allennlp_preloaded",
-        lambda arguments, settings, log: runs.append(arguments) or 0,
+        lambda arguments, settings, log, hold: runs.append(arguments) or 0,
     )
     runner._train(phase, recover=False)
     [(command, config_file, *rest)] = runs
@@ -826,6 +826,31 @@ def test_phases_run_at_most_jobs_at_once_each_after_the_phases_it_starts_from_or
     assert all(runner._read_marker(phase)["state"] == "complete" for phase in runner.phases)
 
 
+def test_a_rerun_waits_for_the_phase_processes_of_a_killed_run_before_it_plans(
+    tiny_model, tmp_path, caplog
+):
+    import fcntl
+    import threading
+
+    runner = _runner(tmp_path, tiny_model, variants=["baseline"])
+    ran = _timed_phases(runner)
+    runner.markers.mkdir(parents=True)
+    # a phase's process of a killed run, still running: it holds the lock shared until it stops
+    orphan = open(runner.running_lock, "a")
+    fcntl.flock(orphan, fcntl.LOCK_SH)
+    stopped = []
+
+    def stop():
+        time.sleep(0.5)
+        stopped.append(time.monotonic())
+        orphan.close()
+
+    threading.Thread(target=stop).start()
+    runner.run()
+    assert min(start for start, _ in ran.values()) > stopped[0]
+    assert any("waiting for the phases' processes" in message for message in caplog.messages)
+
+
 def test_after_a_failure_no_phase_starts_and_those_running_complete(tiny_model, tmp_path, caplog):
     runner = _runner(tmp_path, tiny_model, jobs=2)
     # dapt and select_knn start together; select_knn fails while dapt runs
@@ -885,7 +910,7 @@ def test_with_another_openmp_each_phase_process_gets_its_share_of_the_threads(
     }
     environments = []
 
-    def train(arguments, settings, log):  # a fake training: its directory and metrics
+    def train(arguments, settings, log, hold):  # a fake training: its directory and metrics
         directory = Path(arguments[arguments.index("-s") + 1])
         directory.mkdir()
         (directory / "metrics.json").write_text(json.dumps({"best_validation_macro_f1": 0.5}))
@@ -894,7 +919,7 @@ def test_with_another_openmp_each_phase_process_gets_its_share_of_the_threads(
 
     monkeypatch.setattr("dapt_plugin.experiment.runner.run_allennlp_preloaded", train)
 
-    def call(function, *args, env, log):
+    def call(function, *args, env, log, hold):
         environments.append(env)
         return {"test": {"macro_f1": 0.5}}, 0.1
 
@@ -920,7 +945,8 @@ def test_a_failed_phase_says_what_its_process_said(
 ):
     runner = _runner(tmp_path, tiny_model, variants=["tapt"])
 
-    def train(arguments, settings, log):
+    def train(arguments, settings, log, hold):
+        assert hold == runner.running_lock  # which a rerun waits on (`wait_for_holders`)
         with open(log, "a") as handle:
             handle.write(said)
         return exit_code
