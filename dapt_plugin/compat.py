@@ -257,7 +257,16 @@ def _patch_reusable_serialization_dir() -> None:
     def create_serialization_dir(params, serialization_dir, recover: bool, force: bool) -> None:
         if not recover and not force and os.path.isdir(serialization_dir):
             names = set(os.listdir(serialization_dir))
-            if names and names <= _WRITTEN_BEFORE_TRAINING:
+            tensorboard = os.path.join(serialization_dir, "log")
+            if (
+                "config.json" in names
+                and names <= _WRITTEN_BEFORE_TRAINING
+                and all(
+                    name.startswith("events.out.tfevents.")
+                    for _, _, files in os.walk(tensorboard)
+                    for name in files
+                )
+            ):
                 logging.getLogger(__name__).info(
                     "%s holds only the config and logs of a run that stopped before training; "
                     "starting over in it",
@@ -269,9 +278,9 @@ def _patch_reusable_serialization_dir() -> None:
     training_util.create_serialization_dir = create_serialization_dir
 
 
-# what `allennlp train` writes in the serialization directory before the first optimizer step
-# (`log`: the TensorBoard callback's; a run killed after steps but before its first checkpoint
-# leaves nothing else, and nothing to recover from)
+# what `allennlp train` writes in the serialization directory before the first optimizer step,
+# `config.json` first (`log`: the TensorBoard callback's event files; a run killed after steps
+# but before its first checkpoint leaves nothing else, and nothing to recover from)
 _WRITTEN_BEFORE_TRAINING = {"config.json", "meta.json", "out.log", "vocabulary", "log"}
 
 
@@ -319,7 +328,12 @@ def _report_user_errors(fallback, exctype, value, traceback) -> None:
     )
     for handler in log_files:
         handler.handle(record)
-    where = f" (traceback in {', '.join(h.baseFilename for h in log_files)})" if log_files else ""
+    # a failed phase's message says where its own traceback is; this process's says nothing
+    where = (
+        f" (traceback in {', '.join(h.baseFilename for h in log_files)})"
+        if log_files and not issubclass(exctype, ProcessFailed)
+        else ""
+    )
     sys.stderr.write(f"Error: {value}{where}\n")
 
 

@@ -46,7 +46,7 @@ def test_local_model_runs_touch_no_network(tiny_model, tmp_path):
     assert "refused by the test" in control.stderr and log.read_text() == "10.255.255.1\n"
     log.write_text("")
     # DAPT, a classifier from its export, its evaluation, predictions and export, and an experiment
-    # (TAPT, then a classifier fine-tuned, evaluated and archived), in one process that has the guard
+    # (TAPT, then a classifier fine-tuned, evaluated and archived), in one guarded process
     experiment = write_experiment(tmp_path / "experiment.jsonnet", tiny_model, variants=["tapt"])
     commands = [
         (

@@ -105,6 +105,7 @@ local reader(sample) = {
   token_indexers: { roberta: { type: 'pretrained_transformer', model_name: model_name, tokenizer_kwargs: trust } },
   max_sequence_length: max_length,
   // every line must have a label; `allennlp predict` reads unlabelled text through the predictor
+  // (not with --use-dataset-reader, which reads files through this reader)
   labelled: true,
   sample: sample,
   // Pinned to SEED: a distributed run builds its vocabulary in a process AllenNLP does not seed,

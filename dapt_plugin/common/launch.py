@@ -285,23 +285,26 @@ _LOG_TAIL_BYTES = 1 << 16
 def last_error(log: Union[str, os.PathLike], start: int = 0) -> Optional[str]:
     """
     What a process said last of its failure in `log`, after byte `start` (where its output
-    began): its one-line report of a configuration or data error (`Error: ...`, without the
-    prefix), or else the last line of its last Python traceback (`ValueError: ...`); `None`
-    when neither is there (a process killed by a signal says nothing).
+    began): the later of its last one-line report of a configuration or data error (`Error:
+    ...`, without the prefix) and the last line of its last Python traceback (`ValueError:
+    ...`); `None` when neither is there. A process killed by a signal says nothing: what the log
+    holds then is older.
     """
     with open(log, "rb") as handle:
         handle.seek(max(start, os.fstat(handle.fileno()).st_size - _LOG_TAIL_BYTES))
         lines = handle.read().decode("utf-8", errors="replace").splitlines()
-    for line in reversed(lines):
-        if line.startswith("Error: "):
-            return line[len("Error: ") :].strip()
+    said = {}  # line number -> what it says; the last one counts
+    reports = [i for i, line in enumerate(lines) if line.startswith("Error: ")]
+    if reports:
+        said[reports[-1]] = lines[reports[-1]][len("Error: ") :].strip()
     tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
     if tracebacks:
         # the exception's line: the first after the traceback's header that is not indented
-        for line in lines[tracebacks[-1] + 1 :]:
-            if line.strip() and not line[0].isspace():
-                return line.strip()
-    return None
+        for number in range(tracebacks[-1] + 1, len(lines)):
+            if lines[number].strip() and not lines[number][0].isspace():
+                said[number] = lines[number].strip()
+                break
+    return said[max(said)] if said else None
 
 
 def call_preloaded(
@@ -364,12 +367,10 @@ def _preloaded_process(
     block; joined when the block ends.
     """
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    setup = (
-        allennlp_environment(env),
-        os.fspath(cwd or os.getcwd()),
-        os.fspath(log),
-        None if hold is None else os.fspath(hold),
-    )
+    if hold is not None:
+        hold = os.path.abspath(hold)
+        Path(hold).parent.mkdir(parents=True, exist_ok=True)
+    setup = (allennlp_environment(env), os.fspath(cwd or os.getcwd()), os.fspath(log), hold)
     process = _preloaded_processes().Process(target=_preloaded_main, args=(setup, target, args))
     with _RUNNING_LOCK:
         if _STOPPED.is_set():
@@ -406,17 +407,24 @@ def stop_preloaded(grace: float = 0.0) -> None:
         process.terminate()
 
 
-def wait_for_holders(path: Union[str, os.PathLike], waiting: Callable[[], None]) -> None:
+def wait_for_holders(
+    path: Union[str, os.PathLike], waiting: Callable[[], None], every: float = 60.0
+) -> None:
     """
     Returns once no process holds the lock file `path` (`hold` of `run_allennlp_preloaded` and
-    `call_preloaded`), calling `waiting` first if one does.
+    `call_preloaded`), calling `waiting` at once if one does, and again every `every` seconds.
     """
+    said = None
     with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if said is None or time.monotonic() - said >= every:
+                    waiting()
+                    said = time.monotonic()
+                time.sleep(0.1)
         fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -179,7 +179,7 @@ class TokenCache:
         self._dtype = "uint16" if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else "uint32"
 
     def key(self, path: str) -> str:
-        """The entry's name; the file is hashed once per process unless it changes (`file_sha256`)."""
+        """The entry's name; the file is hashed once per process unless it changes."""
         parts = [
             f"v{CACHE_FORMAT_VERSION}",
             file_sha256(path),

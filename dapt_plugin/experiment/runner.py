@@ -688,16 +688,20 @@ class ExperimentRunner:
                     vocabulary.add_token_to_namespace(label.label, "labels")
             for split in ("dev", "test"):
                 for instance in reader.read(self.spec.task[split]):
-                    instance["label"].index(vocabulary)  # raises, naming the file and line
+                    try:
+                        instance["label"].index(vocabulary)  # raises, naming the file and line
+                    except DataError as error:
+                        hint = ""
+                        if sampled is not None:
+                            size = _count(self.spec.task_sample, "example")
+                            hint = (
+                                f" (the classifiers train on the sample of {size}, "
+                                "`task.sample`: a larger sample or another `task.sample_seed` "
+                                "may hold it)"
+                            )
+                        raise self._fail(f"`task.{split}`: {error}{hint}") from None
         except DataError as error:
-            hint = ""
-            if sampled is not None and split != "train":
-                size = _count(self.spec.task_sample, "example")
-                hint = (
-                    f" (the classifiers train on the sample of {size}, `task.sample`: a larger "
-                    "sample or another `task.sample_seed` may hold it)"
-                )
-            raise self._fail(f"`task.{split}`: {error}{hint}") from None
+            raise self._fail(f"`task.{split}`: {error}") from None
 
     def _draw_sample(self) -> List[int]:
         """
@@ -860,8 +864,10 @@ class ExperimentRunner:
         wait_for_holders(
             self.running_lock,
             lambda: logger.warning(
-                "waiting for the phases' processes of an interrupted run in %s to stop",
+                "waiting for the phases' processes of an interrupted run in %s to stop: they "
+                "hold %s (`fuser -v` on it lists them)",
                 self.output,
+                self.running_lock,
             ),
         )
         self.hashes.save()
@@ -1075,7 +1081,8 @@ class ExperimentRunner:
             arguments, settings, log=log_file, hold=self.running_lock
         )
         if exit_code != 0:
-            said = last_error(log_file, start)
+            # a process killed by a signal says nothing of it: what the log holds is older
+            said = last_error(log_file, start) if exit_code > 0 else None
             ended = f"killed by signal {-exit_code}" if exit_code < 0 else f"exit {exit_code}"
             raise ProcessFailed(
                 f"{failed} ({ended}){f': {said}' if said else ''}; its log is in {logs}"

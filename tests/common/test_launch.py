@@ -241,7 +241,9 @@ call_preloaded(_sleep_once_started, {str(started)!r}, 600, log={str(tmp_path / "
         caller.send_signal(signal.SIGKILL)
         caller.wait()
     waited = []
-    waiting = threading.Thread(target=wait_for_holders, args=(lock, lambda: waited.append(1)))
+    waiting = threading.Thread(
+        target=wait_for_holders, args=(lock, lambda: waited.append(1)), daemon=True
+    )
     waiting.start()
     waiting.join(timeout=60)
     assert not waiting.is_alive()  # the sleep of 600 s stopped with its caller

@@ -1,4 +1,5 @@
 import os
+import time
 
 from dapt_plugin.data.token_cache import file_sha256
 from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
@@ -28,6 +29,8 @@ def test_a_file_rewritten_with_its_old_size_and_modification_time_is_hashed_agai
     first = hashes.sha256(str(corpus))
     hashes.save()
     before = os.stat(corpus)
+    # later, by more than the file system's clock tick (4 ms, or 10, on kernels before 6.13)
+    time.sleep(0.05)
     # labels swapped in place, the old times put back (as `cp -p`, `rsync -a` or `touch -r` do)
     corpus.write_text('{"text": "a", "label": "inhibitor"}\n')
     os.utime(corpus, ns=(before.st_atime_ns, before.st_mtime_ns))

@@ -421,13 +421,14 @@ def test_a_base_model_not_available_offline_stops_the_experiment_before_any_phas
 
 
 @pytest.mark.parametrize("split", ["train", "dev", "test"])
+@pytest.mark.parametrize("sample", [{}, {"sample": 10}])
 def test_a_task_file_without_labels_stops_the_experiment_before_any_phase(
-    tiny_model, tmp_path, split
+    tiny_model, tmp_path, split, sample
 ):
     unlabelled = tmp_path / "unlabelled.jsonl"
-    unlabelled.write_text('{"text": "a sentence"}\n')
-    task = {name: str(TASK / f"{name}.jsonl") for name in ("train", "dev", "test")}
-    message = _dry_run_error(tmp_path, tiny_model, task={**task, split: str(unlabelled)})
+    unlabelled.write_text('{"text": "a sentence"}\n' * 20)  # enough lines for the sample
+    task = {**_sampled_task(**sample), split: str(unlabelled)}
+    message = _dry_run_error(tmp_path, tiny_model, task=task)  # no word of the sample
     assert message.endswith(
         f"`task.{split}`: {unlabelled}:1: no 'label' field; training and evaluation data need a "
         "label on every line (only data to predict on, which `allennlp predict` reads, has none)"

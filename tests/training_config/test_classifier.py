@@ -51,6 +51,19 @@ def test_trains_with_two_cpu_workers(tiny_model, tmp_path):
     }
 
 
+def test_unlabelled_training_or_validation_data_is_refused_naming_its_file_and_line(
+    environment, tmp_path
+):
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text('{"text": "a sentence"}\n')
+    environment()
+    params = Params.from_file(CONFIG)
+    for key in ("dataset_reader", "validation_dataset_reader"):
+        reader = DatasetReader.from_params(params[key].duplicate())
+        with pytest.raises(DataError, match=f"^{unlabelled}:1: no 'label' field; training and "):
+            list(reader.read(str(unlabelled)))
+
+
 def test_missing_required_variable_is_named(environment, monkeypatch):
     environment()
     monkeypatch.delenv("TRAIN_PATH")

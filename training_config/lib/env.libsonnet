@@ -44,7 +44,8 @@ local isNumber(s) = (
     local allowed = 'a number' + (if bounds == '' then '' else ' ' + bounds);
     if !isSet(name) then default
     else if !isNumber(env[name]) then
-      error 'environment variable %s must be %s (such as 0.1 or 2e-5); got %s' % [name, allowed, env[name]]
+      error 'environment variable %s must be %s (such as 0.1 or 2e-5); got %s'
+            % [name, allowed, env[name]]
     else
       local value = std.parseJson(env[name]);
       if (above != null && value <= above) || (below != null && value >= below) then
@@ -55,7 +56,8 @@ local isNumber(s) = (
   choice(name, default, choices)::
     if !isSet(name) then default
     else if std.member(choices, env[name]) then env[name]
-    else error 'environment variable %s must be one of %s; got %s' % [name, std.join(', ', choices), env[name]],
+    else error 'environment variable %s must be one of %s; got %s'
+               % [name, std.join(', ', choices), env[name]],
 
   bool(name, default)::
     if !isSet(name) then default

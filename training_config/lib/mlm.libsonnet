@@ -82,7 +82,8 @@ local trainer = import 'trainer.libsonnet';
       model: {
         type: 'dapt_masked_lm',
         model_name: model_name,
-        mlm_probability: env.float('MLM_PROBABILITY', 0.15, above=0, below=1),  // paper, Table 13 (RoBERTa's rate)
+        // paper, Table 13 (RoBERTa's rate)
+        mlm_probability: env.float('MLM_PROBABILITY', 0.15, above=0, below=1),
         whole_word_masking: env.bool('WHOLE_WORD_MASKING', false),
         masking_seed: seed,
         bf16: env.bool('BF16', false),

@@ -118,8 +118,9 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         Every line of a file read must have a label: training and evaluation data (the paper's
         config sets it), where a file without labels would otherwise stop the run only at the
         first step, in AllenNLP's words. `False` also reads files without any label. Either way
-        a file's lines have a label all or none, and `allennlp predict` (through
-        `text_to_instance`) needs none.
+        a file's lines have a label all or none, and `allennlp predict` needs none (it reads
+        through the predictor, `text_to_instance`; with `--use-dataset-reader` it reads files
+        through this reader, which then needs `labelled` false).
 
     Registered as a `DatasetReader` with name "text_classification_json_with_sampling".
     """
@@ -167,7 +168,10 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                 )
             if isinstance(self._tokenizer, PretrainedTransformerTokenizer):
                 model = self._tokenizer.tokenizer
-                limit = position_limit(model.name_or_path, model.model_max_length)
+                try:
+                    limit = position_limit(model.name_or_path, model.model_max_length)
+                except OSError:  # a tokenizer without its model's config.json: no limit known
+                    limit = model.model_max_length
                 if max_sequence_length > limit:
                     raise ConfigurationError(
                         f"`max_sequence_length` ({max_sequence_length}; MAX_LENGTH in the configs) "
