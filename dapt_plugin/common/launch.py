@@ -320,10 +320,9 @@ def call_preloaded(
     thread count, directory, output to `log`, `hold`, and end with this process), and its return
     value; `function` (module-level, or a `functools.partial` of one), `args` and the value are
     pickled. What it raises is raised here (its traceback is in `log`; an exception that cannot be
-    pickled is raised as a
-    `PreloadedCallFailed` with its type and message); a process that dies without an answer
-    (killed, or exiting) raises `PreloadedCallFailed` with its signal or exit code. After
-    `stop_preloaded`, it raises `PreloadedCallFailed` without starting anything.
+    pickled is raised as a `PreloadedCallFailed` with its type and message); a process that dies
+    without an answer (killed, or exiting) raises `PreloadedCallFailed` with its signal or exit
+    code. After `stop_preloaded`, it raises `PreloadedCallFailed` without starting anything.
     """
     name = getattr(function, "__qualname__", None) or getattr(function, "func").__qualname__
     receiver, sender = _preloaded_processes().Pipe(duplex=False)
@@ -437,7 +436,7 @@ def _end_with_the_caller() -> None:
     In a process forked by the server, whose parent is the server, not its caller: a caller
     killed by SIGKILL (the OOM killer, `kill -9`) cannot stop it, and it would run on, writing
     where a rerun of the caller resumes. It watches its caller and, once the caller is gone,
-    stops as on SIGTERM (the `allennlp` command stops as on Ctrl-C).
+    sends itself SIGTERM, on which it stops as `allennlp` and `stop_preloaded` stop it.
     """
     caller = multiprocessing.parent_process()
     if caller is None:
