@@ -540,6 +540,67 @@ def _quiet_unused_pooler_warning() -> None:
         modeling_logger.addFilter(_UnusedPoolerFilter())
 
 
+def _patch_predict_input() -> None:
+    """
+    `allennlp predict` opened `--output-file` for writing before reading its input, so an output
+    that is the input file emptied it; and a bad input line (not JSON, not UTF-8, or refused by the
+    predictor's `load_line`) stopped it with a traceback naming neither the file nor the line.
+    The first is refused before anything is opened; the second raises a `DataError` naming both.
+    """
+    from allennlp.commands import predict
+    from allennlp.common.checks import ConfigurationError
+
+    from dapt_plugin.data.text_files import DataError
+
+    manager = predict._PredictManager
+    original_init, original_data = manager.__init__, manager._get_json_data
+
+    @functools.wraps(original_init)
+    def __init__(self, predictor, input_file, output_file, *args, **kwargs) -> None:
+        if (
+            output_file is not None
+            and os.path.isfile(input_file)
+            and os.path.exists(output_file)
+            and os.path.samefile(input_file, output_file)
+        ):
+            raise ConfigurationError(
+                f"--output-file {output_file} is the input file, which writing the predictions "
+                "would empty; give another output file"
+            )
+        original_init(self, predictor, input_file, output_file, *args, **kwargs)
+
+    @functools.wraps(original_data)
+    def _get_json_data(self):
+        if self._input_file == "-":
+            yield from original_data(self)
+            return
+        from allennlp.common.file_utils import cached_path, open_compressed
+
+        path, number = cached_path(self._input_file), 0
+        try:
+            with open_compressed(path, "rb", encoding=None) as lines:
+                for number, raw in enumerate(lines, start=1):
+                    line = raw.decode("utf-8")
+                    if not line.isspace():
+                        yield self._predictor.load_line(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                self._input_file,
+                number,
+                f"not valid JSON ({error.msg}: column {error.colno}); each line must be one JSON "
+                "object",
+            ) from None
+        except UnicodeDecodeError:
+            raise DataError(
+                self._input_file, number, "is not valid UTF-8; give a UTF-8 text file"
+            ) from None
+        except DataError as error:  # the predictor's own check of the line
+            raise DataError(self._input_file, number, error.message) from None
+
+    manager.__init__ = __init__
+    manager._get_json_data = _get_json_data
+
+
 def apply_patches() -> None:
     """Applies every patch of this module, once per process."""
     global _applied
@@ -559,3 +620,4 @@ def apply_patches() -> None:
     _quiet_unused_pooler_warning()
     _patch_self_contained_archives()  # after the atomic archive_model, which it calls
     _patch_environment_variables()
+    _patch_predict_input()

@@ -23,6 +23,7 @@ class DataError(ValueError):
     def __init__(self, path: Union[str, os.PathLike], line_number: int, message: str) -> None:
         location = f"{os.fspath(path)}:{line_number}" if line_number else os.fspath(path)
         super().__init__(f"{location}: {message}")
+        self.message = message
         self.path = os.fspath(path)
         self.line_number = line_number
 

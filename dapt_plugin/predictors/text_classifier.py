@@ -48,7 +48,19 @@ class DaptTextClassifierPredictor(Predictor):
         """The label and label probabilities of `text`."""
         return self.predict_json({self._text_key: text})
 
+    def load_line(self, line: str) -> JsonDict:
+        """
+        A line to predict on, checked to hold a text: what it lacks is said by `allennlp predict`
+        with the file and line (`compat._patch_predict_input`).
+        """
+        json_dict = super().load_line(line)
+        self._text(json_dict)
+        return json_dict
+
     def _json_to_instance(self, json_dict: JsonDict) -> Instance:
+        return self._dataset_reader.text_to_instance(self._text(json_dict))
+
+    def _text(self, json_dict: JsonDict) -> str:
         text = json_dict.get(self._text_key) if isinstance(json_dict, dict) else None
         if not isinstance(text, str):
             shown = str(json_dict)
@@ -58,7 +70,7 @@ class DaptTextClassifierPredictor(Predictor):
                 f"no {self._text_key!r} string in {shown[:200]}; each line to "
                 f'predict on needs {{"{self._text_key}": "..."}}',
             )
-        return self._dataset_reader.text_to_instance(text)
+        return text
 
     def predict_instance(self, instance: Instance) -> JsonDict:
         return self._prediction(super().predict_instance(instance))

@@ -96,3 +96,49 @@ def test_allennlp_predict_reads_the_task_jsonl_with_no_other_flag(trained_classi
         expected = predictor.predict_json(line)
         assert prediction["label"] == expected["label"]
         assert prediction["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            b"{bad",
+            "2: not valid JSON (Expecting property name enclosed in double quotes: column 2)",
+        ),
+        (b'{"label": "x"}', "2: no 'text' string in {'label': 'x'}; each line to predict on"),
+        (b'{"text": "\xff"}', "2: is not valid UTF-8; give a UTF-8 text file"),
+    ],
+)
+def test_allennlp_predict_names_the_file_and_line_of_a_bad_input_line(
+    trained_classifier, tmp_path, line, message
+):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n' + line + b"\n")
+    output = tmp_path / "predictions.jsonl"
+    arguments = [str(path), "--silent", "--output-file", str(output)]
+    process = allennlp(
+        ["predict", str(trained_classifier / "model.tar.gz"), *arguments], check=False
+    )
+    assert process.returncode == 1
+    assert f"Error: {path}:{message}" in process.stderr
+
+
+def test_allennlp_predict_refuses_an_output_file_that_is_its_input(trained_classifier, tmp_path):
+    path = tmp_path / "test.jsonl"
+    path.write_text((TASK / "test.jsonl").read_text())
+    process = allennlp(
+        [
+            "predict",
+            str(trained_classifier / "model.tar.gz"),
+            str(path),
+            "--output-file",
+            str(path),
+        ],
+        check=False,
+    )
+    assert process.returncode == 1
+    assert (
+        f"Error: --output-file {path} is the input file, which writing the predictions would "
+        "empty; give another output file"
+    ) in process.stderr
+    assert path.read_text() == (TASK / "test.jsonl").read_text()
