@@ -544,13 +544,14 @@ def _patch_predict_input() -> None:
     """
     `allennlp predict` opened `--output-file` for writing before reading its input, so an output
     that is the input file emptied it; and a bad input line (not JSON, not UTF-8, or refused by the
-    predictor's `load_line`) stopped it with a traceback naming neither the file nor the line.
+    predictor's `load_line`) stopped it with a traceback naming neither the file nor the line
+    (the plugin's readers' checks of a line, `decoded_lines`, now apply to it).
     The first is refused before anything is opened; the second raises a `DataError` naming both.
     """
     from allennlp.commands import predict
     from allennlp.common.checks import ConfigurationError
 
-    from dapt_plugin.data.text_files import DataError
+    from dapt_plugin.data.text_files import DataError, decoded_lines
 
     manager = predict._PredictManager
     original_init, original_data = manager.__init__, manager._get_json_data
@@ -576,26 +577,24 @@ def _patch_predict_input() -> None:
             return
         from allennlp.common.file_utils import cached_path, open_compressed
 
-        path, number = cached_path(self._input_file), 0
-        try:
-            with open_compressed(path, "rb", encoding=None) as lines:
-                for number, raw in enumerate(lines, start=1):
-                    line = raw.decode("utf-8")
-                    if not line.isspace():
-                        yield self._predictor.load_line(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                self._input_file,
-                number,
-                f"not valid JSON ({error.msg}: column {error.colno}); each line must be one JSON "
-                "object",
-            ) from None
-        except UnicodeDecodeError:
-            raise DataError(
-                self._input_file, number, "is not valid UTF-8; give a UTF-8 text file"
-            ) from None
-        except DataError as error:  # the predictor's own check of the line
-            raise DataError(self._input_file, number, error.message) from None
+        # the plugin's line reading (UTF-8, NUL bytes, BOM, CRLF, each named by file and line),
+        # over AllenNLP's opening of the file (a URL, .gz, .bz2 or .xz)
+        with open_compressed(cached_path(self._input_file), "rb", encoding=None) as handle:
+            for number, line in decoded_lines(self._input_file, handle):
+                if not line.strip():
+                    continue
+                try:
+                    item = self._predictor.load_line(line)
+                except json.JSONDecodeError as error:
+                    raise DataError(
+                        self._input_file,
+                        number,
+                        f"not valid JSON ({error.msg}: column {error.colno}); each line must be "
+                        "one JSON object",
+                    ) from None
+                except DataError as error:  # the predictor's own check of the line
+                    raise DataError(self._input_file, number, error.message) from None
+                yield item
 
     manager.__init__ = __init__
     manager._get_json_data = _get_json_data

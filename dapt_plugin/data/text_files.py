@@ -98,30 +98,35 @@ def iter_lines(path: str) -> Iterator[Tuple[int, str]]:
     `DataError` naming the line: both mean the file is not the text it was taken for.
     """
     with open_binary(path) as handle:
-        line_number = 0
-        try:
-            for line_number, raw in enumerate(handle, start=1):
-                if line_number == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM) :]
-                raw = raw.rstrip(b"\r\n")
-                if b"\x00" in raw:
-                    raise DataError(
-                        path,
-                        line_number,
-                        "contains NUL bytes; is it a binary file? Give a UTF-8 text file",
-                    )
-                try:
-                    yield line_number, raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise DataError(
-                        path,
-                        line_number,
-                        f"not valid UTF-8 (byte {error.start} of the line); re-encode the file as "
-                        "UTF-8, e.g. `iconv -f latin1 -t utf-8`",
-                    ) from None
-        except (OSError, EOFError) as error:
-            raise DataError(
-                path,
-                line_number + 1,
-                f"cannot be read ({error}); the file may be truncated or not gzip",
-            ) from error
+        yield from decoded_lines(path, handle)
+
+
+def decoded_lines(path: str, handle: IO[bytes]) -> Iterator[Tuple[int, str]]:
+    """`iter_lines` of a file already open for reading bytes, `path` naming it in messages."""
+    line_number = 0
+    try:
+        for line_number, raw in enumerate(handle, start=1):
+            if line_number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            raw = raw.rstrip(b"\r\n")
+            if b"\x00" in raw:
+                raise DataError(
+                    path,
+                    line_number,
+                    "contains NUL bytes; is it a binary file? Give a UTF-8 text file",
+                )
+            try:
+                yield line_number, raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    path,
+                    line_number,
+                    f"not valid UTF-8 (byte {error.start} of the line); re-encode the file as "
+                    "UTF-8, e.g. `iconv -f latin1 -t utf-8`",
+                ) from None
+    except (OSError, EOFError) as error:
+        raise DataError(
+            path,
+            line_number + 1,
+            f"cannot be read ({error}); the file may be truncated or not gzip",
+        ) from error

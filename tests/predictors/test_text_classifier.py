@@ -106,7 +106,7 @@ def test_allennlp_predict_reads_the_task_jsonl_with_no_other_flag(trained_classi
             "2: not valid JSON (Expecting property name enclosed in double quotes: column 2)",
         ),
         (b'{"label": "x"}', "2: no 'text' string in {'label': 'x'}; each line to predict on"),
-        (b'{"text": "\xff"}', "2: is not valid UTF-8; give a UTF-8 text file"),
+        (b'{"text": "\xff"}', "2: not valid UTF-8 (byte 10 of the line); re-encode the file"),
     ],
 )
 def test_allennlp_predict_names_the_file_and_line_of_a_bad_input_line(
