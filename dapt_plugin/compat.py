@@ -247,14 +247,18 @@ def _patch_reusable_serialization_dir() -> None:
     model or the data loader is built) has already written its config and log there: after
     fixing the input, the same command failed with "already exists and is not empty". A
     directory that holds only what such a run writes (no checkpoint, weights, metrics or
-    archive) is emptied and used as new; anything else is refused as before.
+    archive) is emptied and used as new; anything else is refused as before. A file, or a path
+    through one, is refused with the path (it was a `NotADirectoryError` traceback).
     """
     from allennlp.training import util as training_util
+
+    from dapt_plugin.common.atomic import check_writable_path
 
     original = training_util.create_serialization_dir
 
     @functools.wraps(original)
     def create_serialization_dir(params, serialization_dir, recover: bool, force: bool) -> None:
+        check_writable_path(serialization_dir, "directory")
         if not recover and not force and os.path.isdir(serialization_dir):
             names = set(os.listdir(serialization_dir))
             tensorboard = os.path.join(serialization_dir, "log")
@@ -540,35 +544,133 @@ def _quiet_unused_pooler_warning() -> None:
         modeling_logger.addFilter(_UnusedPoolerFilter())
 
 
-def _patch_predict_input() -> None:
+def _patch_archive_errors() -> None:
+    """
+    `load_archive` (`allennlp evaluate`, `allennlp predict`, `export-classifier`) given a path
+    that is not there, a file that is not a `model.tar.gz`, or a directory that is not a run's
+    stopped with a traceback from `cached_path`, `tarfile` or `Params.from_file`; each is now a
+    `ConfigurationError` that names the path. URLs are left to `cached_path`.
+    """
+    import tarfile
+
+    import allennlp.models as models
+    from allennlp.commands import evaluate, predict
+    from allennlp.models import archival
+    from allennlp.predictors import predictor
+
+    original = archival.load_archive
+
+    @functools.wraps(original)
+    def load_archive(archive_file, *args, **kwargs) -> archival.Archive:
+        path = os.fspath(archive_file)
+        give = "give the model.tar.gz of a run, or its serialization directory"
+        if "://" not in path:
+            if not os.path.exists(path):
+                raise ConfigurationError(f"archive {path} not found; {give}")
+            if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+                raise ConfigurationError(
+                    f"{path} holds no config.json: not a run's directory; {give}"
+                )
+            if os.path.isfile(path) and not tarfile.is_tarfile(path):
+                raise ConfigurationError(f"{path} is not a tar archive; {give}")
+        return original(archive_file, *args, **kwargs)
+
+    for module in (archival, models, evaluate, predict, predictor):
+        module.load_archive = load_archive
+
+
+def _patch_evaluate_outputs() -> None:
+    """
+    `allennlp evaluate` found that its `--output-file` or `--predictions-output-file` could not
+    be written (a directory, a path through a file, a folder that does not exist) only when it
+    wrote it, after the whole evaluation, with a traceback. Each path they name (one per input
+    file, separated by commas; none where `--auto-names` makes them) is checked before the
+    archive is loaded, and a missing folder is created.
+    """
+    from allennlp.commands import evaluate
+
+    from dapt_plugin.common.atomic import check_writable_path
+
+    original = evaluate.evaluate_from_archive
+
+    @functools.wraps(original)
+    def evaluate_from_archive(
+        archive_file, input_file, metrics_output_file=None, predictions_output_file=None, **kwargs
+    ) -> Dict[str, Any]:
+        auto_names = kwargs.get("auto_names", "NONE")
+        named = [
+            path
+            for paths, made in [
+                (metrics_output_file, "METRICS"),
+                (predictions_output_file, "PREDS"),
+            ]
+            if paths is not None and auto_names not in (made, "ALL")
+            for path in paths.split(",")
+        ]
+        for path in named:
+            check_writable_path(path, "file")
+        for path in named:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return original(
+            archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
+        )
+
+    evaluate.evaluate_from_archive = evaluate_from_archive
+
+
+def _patch_predict_files() -> None:
     """
     `allennlp predict` opened `--output-file` for writing before reading its input, so an output
-    that is the input file emptied it; and a bad input line (not JSON, not UTF-8, or refused by the
-    predictor's `load_line`) stopped it with a traceback naming neither the file nor the line
-    (the plugin's readers' checks of a line, `decoded_lines`, now apply to it).
-    The first is refused before anything is opened; the second raises a `DataError` naming both.
+    that is the input file emptied it, and wrote the predictions in place, so a run that failed
+    or was killed halfway left a short file under the output's name; a missing input file and a
+    bad input line (not JSON, not UTF-8, or refused by the predictor's `load_line`) stopped it
+    with a traceback, the second naming neither the file nor the line (the plugin's readers'
+    checks of a line, `decoded_lines`, now apply to it).
+    An output that is the input, a directory or under a file, and a missing input file are
+    refused before anything is opened; the predictions are written to a temporary file that
+    takes the output's name when the last one is written; a bad line raises a `DataError`
+    naming the file and the line.
     """
     from allennlp.commands import predict
-    from allennlp.common.checks import ConfigurationError
 
+    from dapt_plugin.common.atomic import atomic_path, check_writable_path
     from dapt_plugin.data.text_files import DataError, decoded_lines
 
     manager = predict._PredictManager
-    original_init, original_data = manager.__init__, manager._get_json_data
+    original_init, original_data, original_run = (
+        manager.__init__,
+        manager._get_json_data,
+        manager.run,
+    )
 
     @functools.wraps(original_init)
     def __init__(self, predictor, input_file, output_file, *args, **kwargs) -> None:
-        if (
-            output_file is not None
-            and os.path.isfile(input_file)
-            and os.path.exists(output_file)
-            and os.path.samefile(input_file, output_file)
-        ):
-            raise ConfigurationError(
-                f"--output-file {output_file} is the input file, which writing the predictions "
-                "would empty; give another output file"
-            )
-        original_init(self, predictor, input_file, output_file, *args, **kwargs)
+        if input_file != "-" and "://" not in input_file and not os.path.exists(input_file):
+            raise ConfigurationError(f"input file {input_file} not found")
+        if output_file is not None:
+            check_writable_path(output_file, "file")
+            if (
+                os.path.isfile(input_file)
+                and os.path.exists(output_file)
+                and os.path.samefile(input_file, output_file)
+            ):
+                raise ConfigurationError(
+                    f"--output-file {output_file} is the input file, which writing the "
+                    "predictions would replace; give another output file"
+                )
+        # opened by `run`, under a temporary name
+        original_init(self, predictor, input_file, None, *args, **kwargs)
+        self._output_path = output_file
+
+    @functools.wraps(original_run)
+    def run(self) -> None:
+        if self._output_path is None:
+            original_run(self)
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(self._output_path)), exist_ok=True)
+        with atomic_path(self._output_path) as temporary:
+            with open(temporary, "w", encoding="utf-8") as self._output_file:
+                original_run(self)  # closes the file when every prediction is written
 
     @functools.wraps(original_data)
     def _get_json_data(self):
@@ -598,6 +700,7 @@ def _patch_predict_input() -> None:
 
     manager.__init__ = __init__
     manager._get_json_data = _get_json_data
+    manager.run = run
 
 
 def apply_patches() -> None:
@@ -619,4 +722,6 @@ def apply_patches() -> None:
     _quiet_unused_pooler_warning()
     _patch_self_contained_archives()  # after the atomic archive_model, which it calls
     _patch_environment_variables()
-    _patch_predict_input()
+    _patch_archive_errors()
+    _patch_evaluate_outputs()
+    _patch_predict_files()

@@ -281,3 +281,63 @@ def test_a_failed_phase_of_adapt_is_reported_in_one_line(capsys):
     _report_user_errors(fallback, ProcessFailed, failure, None)
     # not where this process's traceback went: the message names the phase's logs
     assert capsys.readouterr().err == f"Error: {failure}\n"
+
+
+@pytest.mark.parametrize("under", ["", "run"])
+def test_a_serialization_dir_that_is_a_file_or_under_one_is_refused(
+    tiny_model, tmp_path, monkeypatch, under
+):
+    from allennlp.commands.train import train_model_from_file
+    from allennlp.common.checks import ConfigurationError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    for name, value in mlm_env(tiny_model).items():
+        monkeypatch.setenv(name, value)
+    message = "is a file; give a directory" if not under else "notes.txt is a file, not a dir"
+    with pytest.raises(ConfigurationError, match=message):
+        train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(tmp_path / "notes.txt" / under))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_an_archive_that_is_missing_not_an_archive_or_not_a_runs_directory_is_named(tmp_path):
+    from allennlp.commands import evaluate, predict
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.models.archival import load_archive
+
+    (tmp_path / "notes.tar.gz").write_text("not an archive")
+    (tmp_path / "folder").mkdir()
+    for path, message in [
+        (tmp_path / "missing.tar.gz", "archive .*missing.tar.gz not found; give the model.tar.gz"),
+        (tmp_path / "notes.tar.gz", "notes.tar.gz is not a tar archive; give the model.tar.gz"),
+        (tmp_path / "folder", "folder holds no config.json: not a run's directory; give the"),
+    ]:
+        for load in (load_archive, evaluate.load_archive, predict.load_archive):
+            with pytest.raises(ConfigurationError, match=message):
+                load(str(path))
+
+
+def test_allennlp_evaluate_checks_its_output_files_before_loading_and_makes_their_folder(
+    trained_classifier, tmp_path
+):
+    from allennlp.commands.evaluate import evaluate_from_archive
+    from allennlp.common.checks import ConfigurationError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    for metrics, predictions, message in [
+        (str(tmp_path), None, "is a directory; give a file"),
+        (None, str(tmp_path / "notes.txt" / "p.jsonl"), "notes.txt is a file, not a directory"),
+        ("m.json," + str(tmp_path), None, "is a directory; give a file"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            # a missing archive: the outputs are checked before it is looked for
+            evaluate_from_archive(str(tmp_path / "missing.tar.gz"), "x", metrics, predictions)
+    metrics = tmp_path / "new" / "metrics.json"
+    predictions = tmp_path / "new" / "predictions.jsonl"
+    result = evaluate_from_archive(
+        str(trained_classifier / "model.tar.gz"),
+        str(TASK / "test.jsonl"),
+        str(metrics),
+        str(predictions),
+    )
+    assert json.loads(metrics.read_text())["accuracy"] == result["accuracy"]
+    assert predictions.read_text().strip()  # AllenNLP's evaluator writes a line per batch

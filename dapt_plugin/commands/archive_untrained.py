@@ -21,6 +21,8 @@ from allennlp.data import Vocabulary
 from allennlp.models import Model
 from allennlp.models.archival import CONFIG_NAME, archive_model
 
+from dapt_plugin.common.atomic import check_writable_path
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,6 +54,7 @@ def archive_untrained_from_args(args: argparse.Namespace) -> str:
 
 def archive_untrained(param_path: str, serialization_dir: str, overrides: str = "") -> str:
     """Writes `<serialization_dir>/model.tar.gz` holding the config's untrained model; returns its path."""
+    check_writable_path(serialization_dir, "directory")
     if os.path.exists(serialization_dir) and os.listdir(serialization_dir):
         raise ConfigurationError(
             f"serialization directory {serialization_dir} is not empty; give a new one"

@@ -106,13 +106,32 @@ def atomic_directory(target: str) -> Iterator[str]:
         yield tmp
 
 
+def check_writable_path(path: str, kind: str) -> None:
+    """
+    Refuses `path` as the place to write a `kind` ("file" or "directory") when it cannot be one,
+    before anything is read or computed: a file where a directory is wanted, a directory where a
+    file is wanted, or a file that stands where one of its parent directories would be created.
+    """
+    if os.path.exists(path) and os.path.isdir(path) != (kind == "directory"):
+        other = "file" if kind == "directory" else "directory"
+        raise ConfigurationError(f"{path} is a {other}; give a {kind}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigurationError(
+            f"{path} cannot be written: {parent} is a file, not a directory; give a path that "
+            "does not go through a file"
+        )
+
+
 def check_output_directory(output_dir: str, force: bool) -> None:
     """
     Refuses the `-o OUTPUT_DIR` of a command that writes it whole with `atomic_directory`: a file,
-    or a directory that holds anything, unless `force` (`--force`) lets it be replaced.
+    a path through a file, or a directory that holds anything, unless `force` (`--force`) lets it
+    be replaced.
     """
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigurationError(f"{output_dir} is a file; give a directory")
+    check_writable_path(output_dir, "directory")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:
         raise ConfigurationError(
             f"{output_dir} already exists and is not empty; give a new "

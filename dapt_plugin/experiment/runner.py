@@ -64,7 +64,7 @@ import torch
 from allennlp.common.checks import ConfigurationError
 from filelock import FileLock, Timeout
 
-from dapt_plugin.common.atomic import atomic_file, remove_leftovers
+from dapt_plugin.common.atomic import atomic_file, check_writable_path, remove_leftovers
 from dapt_plugin.common.config_variables import config_variables, resolve_config
 from dapt_plugin.common.configs import CONFIG_SOURCE_VARIABLE, config_dir
 from dapt_plugin.common.console import logs_to_file
@@ -237,6 +237,7 @@ class ExperimentRunner:
 
     def __init__(self, spec: ExperimentSpec, output_dir: str, jobs: int = 1) -> None:
         self.spec = spec
+        check_writable_path(output_dir, "directory")
         self.output = Path(output_dir).resolve()
         if jobs < 1:
             raise ConfigurationError(f"--jobs must be 1 or more, not {jobs}")

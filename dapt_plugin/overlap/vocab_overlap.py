@@ -33,7 +33,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.common.tqdm import Tqdm
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from dapt_plugin.common.atomic import atomic_file, atomic_path
+from dapt_plugin.common.atomic import atomic_file, atomic_path, check_writable_path
 from dapt_plugin.common.optional_dependencies import optional_dependency
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_documents
@@ -272,6 +272,7 @@ def vocab_overlap(
     if not corpora:
         raise ConfigurationError("give at least one corpus as NAME=PATH")
     _check_vocabulary_options(top_k, min_df, max_documents, sample)
+    check_writable_path(output_dir, "directory")
     for name, paths in corpora.items():
         if not name.strip():
             raise ConfigurationError(f"corpus {paths!r} has an empty name; give it as NAME=PATH")
@@ -309,9 +310,10 @@ def vocab_overlap(
     os.makedirs(output_dir, exist_ok=True)
     json_path = os.path.join(output_dir, JSON_NAME)
     png_path = os.path.join(output_dir, PNG_NAME)
-    # both complete before either takes its name; a failure leaves neither, nor a temporary file
-    with atomic_file(json_path) as handle, atomic_path(png_path) as png_temporary:
-        json.dump(result, handle, indent=2, ensure_ascii=False)
+    # both are written completely before either takes its name, the JSON (flushed to disk) first:
+    # a failure while writing either leaves neither, nor a temporary file
+    with atomic_path(png_path) as png_temporary, atomic_file(json_path) as handle:
         plot_overlap(names, percent, png_temporary, compared)
+        json.dump(result, handle, indent=2, ensure_ascii=False)
     logger.info("vocabulary overlap written to %s and %s", json_path, png_path)
     return json_path, png_path

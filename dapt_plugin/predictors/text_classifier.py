@@ -51,7 +51,7 @@ class DaptTextClassifierPredictor(Predictor):
     def load_line(self, line: str) -> JsonDict:
         """
         A line to predict on, checked to hold a text: what it lacks is said by `allennlp predict`
-        with the file and line (`compat._patch_predict_input`).
+        with the file and line (`compat._patch_predict_files`).
         """
         json_dict = super().load_line(line)
         self._text(json_dict)

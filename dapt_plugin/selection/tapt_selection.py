@@ -98,7 +98,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.common.tqdm import Tqdm
 from more_itertools import chunked
 
-from dapt_plugin.common.atomic import atomic_path
+from dapt_plugin.common.atomic import atomic_path, check_writable_path
 from dapt_plugin.common.optional_dependencies import optional_dependency
 from dapt_plugin.common.sampling import distinct_sample
 from dapt_plugin.data.documents import Document, iter_documents
@@ -430,6 +430,7 @@ def _check_output_path(output_path: str, input_files: List[str]) -> None:
             "is written as JSON lines with a 'text' field, and readers tell "
             "the format by the name"
         )
+    check_writable_path(output_path, "file")
     output = os.path.realpath(output_path)
     for path in input_files:
         if os.path.realpath(path) == output:

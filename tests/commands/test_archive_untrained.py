@@ -1,3 +1,7 @@
+import pytest
+from allennlp.common.checks import ConfigurationError
+
+from dapt_plugin.commands.archive_untrained import archive_untrained
 from tests.conftest import CONFIGS, allennlp, classifier_env, mlm_env
 
 
@@ -34,3 +38,12 @@ def test_num_steps_must_split_evenly_into_checkpoints(tiny_model, tmp_path):
         check=False,
     )
     assert "NUM_STEPS (7) must be a multiple of NUM_CHECKPOINTS (2)" in process.stderr
+
+
+@pytest.mark.parametrize("under", ["", "base"])
+def test_a_serialization_dir_that_is_a_file_or_under_one_is_refused(tmp_path, under):
+    (tmp_path / "notes.txt").write_text("mine")
+    message = "is a file; give a directory" if not under else "notes.txt is a file, not a dir"
+    with pytest.raises(ConfigurationError, match=message):
+        archive_untrained(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "notes.txt" / under))
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -10,6 +10,7 @@ from dapt_plugin.common.atomic import (
     atomic_file,
     atomic_torch_save,
     check_output_directory,
+    check_writable_path,
     remove_leftovers,
 )
 
@@ -93,3 +94,19 @@ def test_an_output_directory_that_holds_anything_is_replaced_only_when_forced(tm
     check_output_directory(str(tmp_path), force=True)
     with pytest.raises(ConfigurationError, match="notes.txt is a file; give a directory"):
         check_output_directory(str(tmp_path / "notes.txt"), force=True)
+    with pytest.raises(ConfigurationError) as error:
+        check_output_directory(str(tmp_path / "notes.txt" / "new" / "out"), force=True)
+    assert str(error.value) == (
+        f"{tmp_path / 'notes.txt' / 'new' / 'out'} cannot be written: {tmp_path / 'notes.txt'} is "
+        "a file, not a directory; give a path that does not go through a file"
+    )
+
+
+def test_a_file_to_write_is_refused_where_a_directory_is_or_under_a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file of the user's")
+    check_writable_path(str(tmp_path / "notes.txt"), "file")  # replaced, as any file output is
+    check_writable_path(str(tmp_path / "new" / "out.jsonl"), "file")
+    with pytest.raises(ConfigurationError, match=f"{tmp_path} is a directory; give a file"):
+        check_writable_path(str(tmp_path), "file")
+    with pytest.raises(ConfigurationError, match="notes.txt is a file, not a directory"):
+        check_writable_path(str(tmp_path / "notes.txt" / "out.jsonl"), "file")

@@ -971,6 +971,17 @@ def test_phases_distributed_over_several_devices_cannot_run_side_by_side(tiny_mo
         _runner(tmp_path, tiny_model, jobs=0)
 
 
+def test_an_output_dir_that_is_a_file_or_under_one_is_refused_before_anything_runs(
+    tiny_model, tmp_path
+):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigurationError, match="notes.txt is a file; give a directory"):
+        _runner(tmp_path, tiny_model, output="notes.txt")
+    with pytest.raises(ConfigurationError, match="notes.txt is a file, not a directory"):
+        _runner(tmp_path, tiny_model, output="notes.txt/out")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize(
     "signal_error, grace",
     [(KeyboardInterrupt(), 30.0), (SigTermReceived(), 0.0)],

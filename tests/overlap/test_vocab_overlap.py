@@ -155,3 +155,29 @@ def test_a_failure_while_writing_leaves_no_output_and_no_temporary_file(tmp_path
     with pytest.raises(RuntimeError, match="killed while drawing"):
         vocab_overlap({"a": a}, str(tmp_path / "out"))
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_full_disk_when_the_json_is_flushed_leaves_no_heatmap_either(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from dapt_plugin.common import atomic
+
+    def full_disk(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    a = write_corpus(tmp_path / "a.txt", {"alpha": 2})
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        vocab_overlap({"a": a}, str(tmp_path / "out"))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_output_dir_that_is_a_file_or_under_one_is_refused_before_any_corpus_is_read(
+    tmp_path,
+):
+    a = write_corpus(tmp_path / "a.txt", {"alpha": 2})
+    with pytest.raises(ConfigurationError, match="a.txt is a file; give a directory"):
+        vocab_overlap({"a": a}, a)
+    with pytest.raises(ConfigurationError, match="a.txt is a file, not a directory"):
+        vocab_overlap({"a": a}, str(tmp_path / "a.txt" / "out"))

@@ -1,6 +1,7 @@
 """`dapt_text_classifier`: the default predictor of `basic_classifier_with_f1`."""
 
 import json
+import os
 
 import pytest
 from allennlp.commands.evaluate import evaluate_from_archive
@@ -139,6 +140,42 @@ def test_allennlp_predict_refuses_an_output_file_that_is_its_input(trained_class
     assert process.returncode == 1
     assert (
         f"Error: --output-file {path} is the input file, which writing the predictions would "
-        "empty; give another output file"
+        "replace; give another output file"
     ) in process.stderr
     assert path.read_text() == (TASK / "test.jsonl").read_text()
+
+
+def predict_manager(predictor, input_file, output_file):
+    from allennlp.commands.predict import _PredictManager
+
+    return _PredictManager(predictor, str(input_file), output_file, 2, False, False)
+
+
+def test_allennlp_predict_writes_its_output_whole_or_not_at_all(predictor, tmp_path):
+    good = [{"text": "fine"}, {"text": "also fine"}, {"text": "and this"}]
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in good) + "{bad\n")
+    output = tmp_path / "out" / "predictions.jsonl"
+    with pytest.raises(DataError, match="test.jsonl:4: not valid JSON"):
+        predict_manager(predictor, path, str(output)).run()
+    # the predictions of the first lines were written (batches of 2), but not under the name
+    assert list((tmp_path / "out").iterdir()) == []
+    path.write_text("".join(json.dumps(line) + "\n" for line in good))
+    predict_manager(predictor, path, str(output)).run()
+    assert [line["label"] for line in read_jsonl(output)] == [
+        predictor.predict_json(line)["label"] for line in good
+    ]
+    assert os.listdir(tmp_path / "out") == ["predictions.jsonl"]
+
+
+def test_allennlp_predict_refuses_a_missing_input_or_an_output_it_cannot_write(predictor, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigurationError, match="input file .*missing.jsonl not found"):
+        predict_manager(predictor, tmp_path / "missing.jsonl", str(tmp_path / "out.jsonl"))
+    for output, message in [
+        (tmp_path, "is a directory; give a file"),
+        (tmp_path / "notes.txt" / "out.jsonl", "notes.txt is a file, not a directory"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            predict_manager(predictor, TASK / "test.jsonl", str(output))
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]

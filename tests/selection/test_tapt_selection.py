@@ -271,6 +271,11 @@ def test_bad_paths_are_named(mix, tmp_path):
         select_tapt_data(mix.task, mix.domain, str(tmp_path / "out.txt"))
     with pytest.raises(ConfigurationError, match="is also an input"):
         select_tapt_data(mix.task, mix.domain, str(mix.task))
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(ConfigurationError, match="dir.jsonl is a directory; give a file"):
+        select_tapt_data(mix.task, mix.domain, str(tmp_path / "dir.jsonl"))
+    with pytest.raises(ConfigurationError, match="is a file, not a directory"):
+        select_tapt_data(mix.task, mix.domain, str(mix.task / "out.jsonl"))
 
 
 def test_selection_is_read_by_the_tapt_reader_as_extra_tapt_data(mix, tmp_path, tiny_model):
