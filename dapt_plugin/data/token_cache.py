@@ -36,7 +36,11 @@ from dapt_plugin.data.documents import is_json_lines, iter_file_documents
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1
+# Part of every entry's key: raised whenever what an entry holds for the same file, tokenizer and
+# text field changes, so that no entry built by the earlier rules is reused. 2: `.JSONL`,
+# `.NDJSON` and `.json` names in any case are JSON lines, a plain-text file whose first line is a
+# JSON object with the text field is refused, and so is a lone surrogate escape.
+CACHE_FORMAT_VERSION = 2
 DEFAULT_CACHE_DIRECTORY = os.path.join("~", ".cache", "dapt_plugin", "tokenized")
 
 

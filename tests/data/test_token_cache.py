@@ -230,3 +230,20 @@ def test_cache_entries_honour_the_umask_so_that_a_shared_cache_is_readable(tiny_
         os.umask(previous)
     assert stat.S_IMODE(os.stat(entry).st_mode) == 0o755
     assert stat.S_IMODE(os.stat(os.path.join(entry, "ids.bin")).st_mode) == 0o644
+
+
+def test_an_entry_built_by_earlier_reading_rules_is_not_reused(tiny_model, tmp_path, monkeypatch):
+    from dapt_plugin.data import documents, token_cache
+    from dapt_plugin.data.text_files import DataError, iter_lines
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text('{"text": "the compound inhibits the receptor ."}\n')
+    cache = TokenCache(tokenizer, str(tmp_path / "cache"))
+    with monkeypatch.context() as earlier:
+        # cache format 1 read this file as plain text: one document, JSON and all
+        earlier.setattr(token_cache, "CACHE_FORMAT_VERSION", 1)
+        earlier.setattr(documents, "_plain_text_lines", lambda path, key: iter_lines(path))
+        assert cache.load(str(corpus)).num_documents == 1
+    with pytest.raises(DataError, match="corpus.txt:1: a JSON object with a 'text' field"):
+        cache.load(str(corpus))
