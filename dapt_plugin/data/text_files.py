@@ -93,8 +93,8 @@ def open_binary(path: str) -> IO[bytes]:
 
 def iter_lines(path: str) -> Iterator[Tuple[int, str]]:
     """
-    Yields `(line_number, text)` for every line of `path`, without its line ending (LF or CRLF)
-    and without a leading UTF-8 byte-order mark. Invalid UTF-8 or NUL bytes stop with a
+    Yields `(line_number, text)` for every line of `path`, without its line ending (LF, CRLF or
+    a lone CR, as Python's text mode reads them) and without a leading UTF-8 byte-order mark. Invalid UTF-8 or NUL bytes stop with a
     `DataError` naming the line: both mean the file is not the text it was taken for.
     """
     with open_binary(path) as handle:
@@ -105,28 +105,39 @@ def decoded_lines(path: str, handle: IO[bytes]) -> Iterator[Tuple[int, str]]:
     """`iter_lines` of a file already open for reading bytes, `path` naming it in messages."""
     line_number = 0
     try:
-        for line_number, raw in enumerate(handle, start=1):
-            if line_number == 1 and raw.startswith(_BOM):
+        for raw in handle:
+            if line_number == 0 and raw.startswith(_BOM):
                 raw = raw[len(_BOM) :]
-            raw = raw.rstrip(b"\r\n")
-            if b"\x00" in raw:
-                raise DataError(
-                    path,
-                    line_number,
-                    "contains NUL bytes; is it a binary file? Give a UTF-8 text file",
-                )
-            try:
-                yield line_number, raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    path,
-                    line_number,
-                    f"not valid UTF-8 (byte {error.start} of the line); re-encode the file as "
-                    "UTF-8, e.g. `iconv -f latin1 -t utf-8`",
-                ) from None
+            raw = raw.rstrip(b"\n")  # a line read from a binary file ends at its only LF
+            if b"\r" in raw:
+                raw = raw[:-1] if raw.endswith(b"\r") else raw
+                # a lone CR ends a line too (classic Mac OS files), as in Python's text mode
+                if b"\r" in raw:
+                    *earlier, raw = raw.split(b"\r")
+                    for piece in earlier:
+                        line_number += 1
+                        yield line_number, _decoded(path, line_number, piece)
+            line_number += 1
+            yield line_number, _decoded(path, line_number, raw)
     except (OSError, EOFError) as error:
         raise DataError(
             path,
             line_number + 1,
             f"cannot be read ({error}); the file may be truncated or not gzip",
         ) from error
+
+
+def _decoded(path: str, line_number: int, raw: bytes) -> str:
+    if b"\x00" in raw:
+        raise DataError(
+            path, line_number, "contains NUL bytes; is it a binary file? Give a UTF-8 text file"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            path,
+            line_number,
+            f"not valid UTF-8 (byte {error.start} of the line); re-encode the file as UTF-8, "
+            "e.g. `iconv -f latin1 -t utf-8`",
+        ) from None

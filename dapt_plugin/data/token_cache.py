@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 # Part of every entry's key: raised whenever what an entry holds for the same file, tokenizer and
 # text field changes, so that no entry built by the earlier rules is reused. 2: `.JSONL`,
 # `.NDJSON` and `.json` names in any case are JSON lines, a plain-text file whose first line is a
-# JSON object with the text field is refused, and so is a lone surrogate escape.
+# JSON object with the text field is refused, and so is a lone surrogate escape; a lone CR ends
+# a line.
 CACHE_FORMAT_VERSION = 2
 DEFAULT_CACHE_DIRECTORY = os.path.join("~", ".cache", "dapt_plugin", "tokenized")
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from dapt_plugin.data.text_files import DataError, expand_paths
+from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
 
 
 def test_a_directory_is_refused_with_the_fix(tmp_path):
@@ -54,3 +54,26 @@ def test_paths_globs_and_lists(tmp_path):
         str(tmp_path / "a.txt"),
     ]
     assert expand_paths([tmp_path / "a.txt"]) == [os.fspath(tmp_path / "a.txt")]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"one\ntwo\r\n\nfour\r\rsix\n",  # LF, CRLF and lone CRs mixed
+        b"\xef\xbb\xbfone\rtwo\r\rfour\r\rsix\r",  # classic Mac OS, with a byte-order mark
+    ],
+)
+def test_lines_end_at_lf_crlf_or_a_lone_cr_numbered_as_python_text_mode_does(tmp_path, content):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with open(path, encoding="utf-8-sig") as handle:  # universal newlines
+        expected = [(number, line.rstrip("\r\n")) for number, line in enumerate(handle, 1)]
+    assert list(iter_lines(str(path))) == expected
+    assert [text for _, text in expected] == ["one", "two", "", "four", "", "six"]
+
+
+def test_a_bad_byte_after_a_lone_cr_is_named_by_its_line(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"one\rtwo\r\xffthree\r")
+    with pytest.raises(DataError, match=r"corpus.txt:3: not valid UTF-8 \(byte 0 of the line\)"):
+        list(iter_lines(str(path)))
