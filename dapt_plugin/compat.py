@@ -634,6 +634,7 @@ def _patch_predict_files() -> None:
     from allennlp.commands import predict
 
     from dapt_plugin.common.atomic import atomic_path, check_writable_path
+    from dapt_plugin.data.documents import invalid_json
     from dapt_plugin.data.text_files import DataError, decoded_lines
 
     manager = predict._PredictManager
@@ -688,12 +689,7 @@ def _patch_predict_files() -> None:
                 try:
                     item = self._predictor.load_line(line)
                 except json.JSONDecodeError as error:
-                    raise DataError(
-                        self._input_file,
-                        number,
-                        f"not valid JSON ({error.msg}: column {error.colno}); each line must be "
-                        "one JSON object",
-                    ) from None
+                    raise invalid_json(self._input_file, number, error) from None
                 except DataError as error:  # the predictor's own check of the line
                     raise DataError(self._input_file, number, error.message) from None
                 yield item

@@ -34,6 +34,18 @@ class JsonLine(NamedTuple):
     text: str
 
 
+def invalid_json(
+    path: str,
+    line_number: int,
+    error: json.JSONDecodeError,
+    fix: str = "each line must be one JSON object",
+) -> DataError:
+    """The error for a line of `path` that is not JSON: where, why, and `fix`."""
+    return DataError(
+        path, line_number, f"not valid JSON ({error.msg}: column {error.colno}); {fix}"
+    )
+
+
 def iter_json_lines(
     path: str,
     lines: Optional[Iterable[Tuple[int, str]]] = None,
@@ -71,11 +83,7 @@ def iter_json_lines(
         try:
             item = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(
-                path,
-                line_number,
-                f"not valid JSON ({error.msg}: column {error.colno}); {invalid_fix}",
-            ) from None
+            raise invalid_json(path, line_number, error, invalid_fix) from None
         if not isinstance(item, dict) or text_key not in item:
             raise DataError(
                 path,
