@@ -11,13 +11,15 @@ wiring is here.
 """
 
 import functools
+import inspect
 import json
 import logging
 import os
 import re
 import shutil
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import transformers
@@ -544,6 +546,74 @@ def _quiet_unused_pooler_warning() -> None:
         modeling_logger.addFilter(_UnusedPoolerFilter())
 
 
+def _patch_distributed_workers() -> None:
+    """
+    A distributed `allennlp train` (`CUDA_DEVICES` of several devices, or `NUM_NODES`) trains in
+    worker processes it spawns, which outlived the command: on SIGTERM (`kill PID`, or a phase
+    of `allennlp adapt` whose caller was killed) it waited for them at exit while they trained
+    on, and a SIGKILL (the OOM killer, `kill -9`) left them training where the caller had ignored
+    SIGINT (PyTorch's signal to them when their parent dies; a command started in the background
+    by a script ignores it), writing checkpoints where `--recover`, or a rerun of `allennlp
+    adapt`, then resumed beside them. Now the command stops its workers when it is interrupted,
+    and each worker ends with the command's process (`launch.end_with_the_caller`) and holds the
+    lock that process holds as a phase of `allennlp adapt` (`launch.hold_inherited_lock`), so that
+    a rerun waits for the workers too.
+    """
+    import types
+
+    from allennlp.commands import train
+
+    global _allennlp_train_worker
+    _allennlp_train_worker = train._train_worker
+    train._train_worker = _train_worker
+    train.mp = types.SimpleNamespace(spawn=_spawn_stopping_workers)  # its only use of `mp`
+
+
+def _spawn_stopping_workers(fn, args=(), nprocs=1, join=True, daemon=False, start_method="spawn"):
+    """
+    `torch.multiprocessing.spawn`, which stops the processes it started when its wait for them is
+    interrupted (SIGTERM, which allennlp's handler turns into an exception, or Ctrl-C): SIGTERM
+    first, then, after 30 seconds, SIGKILL.
+    """
+    context = torch.multiprocessing.start_processes(
+        fn, args, nprocs, join=False, daemon=daemon, start_method=start_method
+    )
+    if not join:
+        return context
+    try:
+        while not context.join():
+            pass
+    except BaseException:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + 30
+        for process in context.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        raise
+    return None
+
+
+_allennlp_train_worker: Optional[Callable[..., Any]] = None
+
+
+def _train_worker(process_rank: int, *args, **kwargs) -> Any:
+    """
+    AllenNLP's `_train_worker`; in a distributed run (`world_size` above 1), whose every worker
+    `train_model` spawns, after setting the worker up to end with the command's process.
+    """
+    from dapt_plugin.common.launch import end_with_the_caller, hold_inherited_lock
+
+    call = inspect.signature(_allennlp_train_worker).bind(process_rank, *args, **kwargs)
+    if call.arguments.get("world_size", 1) > 1:
+        end_with_the_caller()
+        hold_inherited_lock()
+    return _allennlp_train_worker(process_rank, *args, **kwargs)
+
+
 def _patch_archive_errors() -> None:
     """
     `load_archive` (`allennlp evaluate`, `allennlp predict`, `export-classifier`) given a path
@@ -718,6 +788,7 @@ def apply_patches() -> None:
     _quiet_unused_pooler_warning()
     _patch_self_contained_archives()  # after the atomic archive_model, which it calls
     _patch_environment_variables()
+    _patch_distributed_workers()
     _patch_archive_errors()
     _patch_evaluate_outputs()
     _patch_predict_files()

@@ -3,6 +3,7 @@ import os
 import re
 import select
 import signal
+from typing import Dict, List
 
 import pytest
 import transformers
@@ -341,3 +342,117 @@ def test_allennlp_evaluate_checks_its_output_files_before_loading_and_makes_thei
     )
     assert json.loads(metrics.read_text())["accuracy"] == result["accuracy"]
     assert predictions.read_text().strip()  # AllenNLP's evaluator writes a line per batch
+
+
+@pytest.mark.process
+def test_the_workers_of_a_killed_distributed_run_stop_and_an_adapt_rerun_waits_for_them(
+    tiny_model, tmp_path
+):
+    """
+    A distributed `allennlp train` trains in processes it spawns, which outlived it: it waited
+    for them at exit on SIGTERM. Here the run is a phase of `allennlp adapt` (forked from the
+    preloaded server, holding the experiment's lock) whose caller is killed, which sends the
+    phase SIGTERM; a rerun waits on the lock.
+    """
+    import subprocess
+    import sys
+    import threading
+
+    from dapt_plugin.common.launch import wait_for_holders
+    from tests.common.test_launch import _state
+
+    run, lock = tmp_path / "run", tmp_path / "running.lock"
+    script = f"""
+from dapt_plugin.common.launch import run_allennlp_preloaded
+run_allennlp_preloaded(["train", {str(CONFIGS / "dapt.jsonnet")!r}, "-s", {str(run)!r}],
+                       {_long_distributed_run(tiny_model)!r}, log={str(tmp_path / "log")!r},
+                       hold={str(lock)!r})
+"""
+    caller = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT)
+    try:
+        workers = _training_workers(run, caller)
+    finally:
+        caller.send_signal(signal.SIGKILL)
+        caller.wait()
+    waiting = threading.Thread(target=wait_for_holders, args=(lock, lambda: None), daemon=True)
+    waiting.start()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()
+    # the lock was let go of only once the workers had ended (they held it too)
+    assert all(_state(pid) in ("", "Z") for pid in workers)
+
+
+@pytest.mark.process
+def test_the_workers_of_a_distributed_run_end_with_it_when_it_is_killed(tiny_model, tmp_path):
+    """
+    PyTorch sends a worker SIGINT when its parent dies, which a command started in the
+    background by a script ignores (and its workers with it): they trained on after a SIGKILL.
+    """
+    import subprocess
+    import time
+
+    from dapt_plugin.common.launch import allennlp_command
+    from tests.common.test_launch import _state
+
+    run = tmp_path / "run"
+    command = allennlp_command(["train", CONFIGS / "dapt.jsonnet", "-s", run])
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **_long_distributed_run(tiny_model)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        workers = _training_workers(run, process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.time() + 30
+    while not all(_state(pid) in ("", "Z") for pid in workers):
+        assert time.time() < deadline, "the workers outlived the command"
+        time.sleep(0.1)
+
+
+def _long_distributed_run(model) -> Dict[str, str]:
+    return mlm_env(model, CUDA_DEVICES="-1,-1", NUM_STEPS="100000", NUM_CHECKPOINTS="1")
+
+
+def _training_workers(run, process) -> List[int]:
+    """The two workers of the distributed run in `run`, started by `process`, once both train."""
+    import time
+
+    deadline = time.time() + 240
+    logs = [run / f"out_worker{rank}.log" for rank in (0, 1)]
+    while not all(log.exists() and "Beginning training" in log.read_text() for log in logs):
+        assert time.time() < deadline and process.poll() is None, "the workers did not start"
+        time.sleep(0.2)
+    workers = [pid for pid in _descendants(process.pid) if b"spawn_main" in _cmdline(pid)]
+    assert len(workers) == 2
+    return workers
+
+
+def _descendants(pid: int) -> List[int]:
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:  # ended meanwhile
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""

@@ -427,16 +427,37 @@ def wait_for_holders(
         fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-# the lock file a process forked by the server holds while it runs, open until it ends
+# the lock file a process holds while it runs (`hold_lock`), open until it ends
 _HELD: List[IO] = []
 
+# names, in the environment of a process forked by the server, the lock file it holds, for the
+# processes it starts to hold too (`hold_inherited_lock`)
+HELD_LOCK_VARIABLE = "DAPT_PLUGIN_HELD_LOCK"
 
-def _end_with_the_caller() -> None:
+
+def hold_lock(path: Union[str, os.PathLike]) -> None:
+    """Holds the lock file `path` (shared, see `wait_for_holders`) until this process ends."""
+    handle = open(path, "a")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    _HELD.append(handle)
+
+
+def hold_inherited_lock() -> None:
     """
-    In a process forked by the server, whose parent is the server, not its caller: a caller
-    killed by SIGKILL (the OOM killer, `kill -9`) cannot stop it, and it would run on, writing
-    where a rerun of the caller resumes. It watches its caller and, once the caller is gone,
-    sends itself SIGTERM, on which it stops as `allennlp` and `stop_preloaded` stop it.
+    In a process started by a process forked by the server (a distributed run's worker): holds
+    the lock file its starter holds, so that `wait_for_holders` waits for it too.
+    """
+    if os.environ.get(HELD_LOCK_VARIABLE):
+        hold_lock(os.environ[HELD_LOCK_VARIABLE])
+
+
+def end_with_the_caller() -> None:
+    """
+    In a process started through multiprocessing that a SIGKILL (the OOM killer, `kill -9`) of
+    the process that asked for it cannot stop (one forked by the server, whose parent is the
+    server, not its caller; a worker spawned by a distributed `allennlp train`): it would run on,
+    writing where a rerun of the caller resumes. It watches its caller and, once the caller is
+    gone, sends itself SIGTERM, on which it stops as `allennlp` and `stop_preloaded` stop it.
     """
     caller = multiprocessing.parent_process()
     if caller is None:
@@ -458,11 +479,10 @@ def _preloaded_main(setup: tuple, target: Callable[..., None], args: tuple) -> N
     import torch
 
     environment, cwd, log, hold = setup
-    _end_with_the_caller()
+    end_with_the_caller()
     if hold is not None:
-        handle = open(hold, "a")
-        fcntl.flock(handle, fcntl.LOCK_SH)
-        _HELD.append(handle)
+        hold_lock(hold)
+        environment = {**environment, HELD_LOCK_VARIABLE: hold}
     os.chdir(cwd)
     with open(log, "a") as output:
         os.dup2(output.fileno(), sys.stdout.fileno())

@@ -860,7 +860,7 @@ class ExperimentRunner:
 
     def _run(self) -> Dict:
         # the phases' processes of an earlier run killed by SIGKILL stop as soon as they notice
-        # (`launch._end_with_the_caller`); nothing is planned or removed until they have
+        # (`launch.end_with_the_caller`); nothing is planned or removed until they have
         self.markers.mkdir(parents=True, exist_ok=True)
         wait_for_holders(
             self.running_lock,
