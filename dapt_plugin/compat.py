@@ -506,6 +506,30 @@ def _patch_amp_deprecation() -> None:
     )
 
 
+def _patch_amp_on_the_cpu() -> None:
+    """
+    `use_amp` (`USE_AMP=true`) on the CPU stopped with AllenNLP's `ValueError: Using AMP requires a
+    cuda device` in a traceback; it is a `ConfigurationError` that names the variable.
+    """
+    from allennlp.training.gradient_descent_trainer import GradientDescentTrainer
+
+    original = GradientDescentTrainer.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs) -> None:
+        try:
+            original(self, *args, **kwargs)
+        except ValueError as error:
+            if str(error) != "Using AMP requires a cuda device":
+                raise
+            raise ConfigurationError(
+                "`use_amp` (USE_AMP=true) needs a CUDA GPU, but the trainer runs on the CPU; "
+                "set USE_AMP=false, or train on a GPU (CUDA_DEVICES)"
+            ) from None
+
+    GradientDescentTrainer.__init__ = __init__
+
+
 class _UnusedPoolerFilter(logging.Filter):
     """Drops transformers' "Some weights ... newly initialized" warning when they are all a pooler's."""
 
@@ -617,11 +641,13 @@ def _train_worker(process_rank: int, *args, **kwargs) -> Any:
 def _patch_archive_errors() -> None:
     """
     `load_archive` (`allennlp evaluate`, `allennlp predict`, `export-classifier`) given a path
-    that is not there, a file that is not a `model.tar.gz`, or a directory that is not a run's
-    stopped with a traceback from `cached_path`, `tarfile` or `Params.from_file`; each is now a
-    `ConfigurationError` that names the path. URLs are left to `cached_path`.
+    that is not there, a file that is not a `model.tar.gz` or is cut short, or a directory that is
+    not a run's (a Hugging Face model directory such as `exported_model`, say) stopped with a
+    traceback from `cached_path`, `tarfile`, `Params.from_file` or the dataset reader's loading;
+    each is now a `ConfigurationError` that names the path. URLs are left to `cached_path`.
     """
     import tarfile
+    import zlib
 
     import allennlp.models as models
     from allennlp.commands import evaluate, predict
@@ -637,16 +663,37 @@ def _patch_archive_errors() -> None:
         if "://" not in path:
             if not os.path.exists(path):
                 raise ConfigurationError(f"archive {path} not found; {give}")
-            if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
-                raise ConfigurationError(
-                    f"{path} holds no config.json: not a run's directory; {give}"
-                )
-            if os.path.isfile(path) and not tarfile.is_tarfile(path):
+            if os.path.isdir(path):
+                _check_run_directory(path, give)
+            elif not tarfile.is_tarfile(path):
                 raise ConfigurationError(f"{path} is not a tar archive; {give}")
+            else:
+                try:
+                    return original(archive_file, *args, **kwargs)
+                except (EOFError, tarfile.TarError, zlib.error) as error:
+                    raise ConfigurationError(
+                        f"{path} is damaged or cut short ({error}); archive the run again, or "
+                        "copy the archive again"
+                    ) from error
         return original(archive_file, *args, **kwargs)
 
     for module in (archival, models, evaluate, predict, predictor):
         module.load_archive = load_archive
+
+
+def _check_run_directory(path: str, give: str) -> None:
+    """Refuses a directory given as an archive that is not a serialization directory."""
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        raise ConfigurationError(f"{path} holds no config.json: not a run's directory; {give}")
+    try:
+        with open(config, encoding="utf-8") as handle:
+            keys = json.load(handle)
+    except (ValueError, UnicodeDecodeError):
+        keys = {}
+    if not isinstance(keys, dict) or "model" not in keys:
+        what = "a Hugging Face model directory" if "model_type" in keys else "not a run's directory"
+        raise ConfigurationError(f"{path} is {what} (its config.json has no `model`); {give}")
 
 
 def _patch_evaluate_outputs() -> None:
@@ -655,7 +702,8 @@ def _patch_evaluate_outputs() -> None:
     be written (a directory, a path through a file, a folder that does not exist) only when it
     wrote it, after the whole evaluation, with a traceback. Each path they name (one per input
     file, separated by commas; none where `--auto-names` makes them) is checked before the
-    archive is loaded, and a missing folder is created.
+    archive is loaded, and a missing folder is created. An input file whose name holds a comma
+    is read as one file, as the plugin's readers read it, not split into two missing ones.
     """
     from allennlp.commands import evaluate
 
@@ -681,6 +729,10 @@ def _patch_evaluate_outputs() -> None:
             check_writable_path(path, "file")
         for path in named:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if "," in input_file and os.path.isfile(input_file):
+            # one file whose name holds a comma, which AllenNLP would split: a JSON string, which
+            # it reads as a list of one path
+            input_file = json.dumps(input_file)
         return original(
             archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
         )
@@ -702,6 +754,7 @@ def _patch_predict_files() -> None:
     naming the file and the line.
     """
     from allennlp.commands import predict
+    from allennlp.predictors import Predictor
 
     from dapt_plugin.common.atomic import atomic_path, check_writable_path
     from dapt_plugin.data.documents import invalid_json
@@ -715,7 +768,26 @@ def _patch_predict_files() -> None:
     )
 
     @functools.wraps(original_init)
-    def __init__(self, predictor, input_file, output_file, *args, **kwargs) -> None:
+    def __init__(
+        self,
+        predictor,
+        input_file,
+        output_file,
+        batch_size,
+        print_to_console,
+        has_dataset_reader,
+        *args,
+        **kwargs,
+    ) -> None:
+        if type(predictor) is Predictor and not has_dataset_reader:
+            raise ConfigurationError(
+                f"the archive's model ({type(predictor._model).__name__}) has no predictor to "
+                "read JSON lines: `allennlp predict` runs a classifier's archive "
+                "(classifier.jsonnet); measure a masked-LM archive with `allennlp evaluate` on "
+                "held-out text"
+            )
+        if batch_size < 1:
+            raise ConfigurationError(f"--batch-size must be 1 or more; got {batch_size}")
         if input_file != "-" and "://" not in input_file and not os.path.exists(input_file):
             raise ConfigurationError(f"input file {input_file} not found")
         if output_file is not None:
@@ -730,7 +802,17 @@ def _patch_predict_files() -> None:
                     "predictions would replace; give another output file"
                 )
         # opened by `run`, under a temporary name
-        original_init(self, predictor, input_file, None, *args, **kwargs)
+        original_init(
+            self,
+            predictor,
+            input_file,
+            None,
+            batch_size,
+            print_to_console,
+            has_dataset_reader,
+            *args,
+            **kwargs,
+        )
         self._output_path = output_file
 
     @functools.wraps(original_run)
@@ -785,6 +867,7 @@ def apply_patches() -> None:
     _patch_jsonnet_errors()
     _patch_quiet_console()
     _patch_amp_deprecation()
+    _patch_amp_on_the_cpu()
     _quiet_unused_pooler_warning()
     _patch_self_contained_archives()  # after the atomic archive_model, which it calls
     _patch_environment_variables()

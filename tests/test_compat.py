@@ -6,6 +6,7 @@ import signal
 from typing import Dict, List
 
 import pytest
+import torch
 import transformers
 
 from tests.conftest import CONFIGS, PROJECT_ROOT, TASK, allennlp, mlm_env
@@ -300,17 +301,23 @@ def test_a_serialization_dir_that_is_a_file_or_under_one_is_refused(
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
-def test_an_archive_that_is_missing_not_an_archive_or_not_a_runs_directory_is_named(tmp_path):
+def test_an_archive_that_is_missing_not_an_archive_or_not_a_runs_directory_is_named(
+    tmp_path, tiny_model, trained_classifier
+):
     from allennlp.commands import evaluate, predict
     from allennlp.common.checks import ConfigurationError
     from allennlp.models.archival import load_archive
 
     (tmp_path / "notes.tar.gz").write_text("not an archive")
+    whole = (trained_classifier / "model.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "folder").mkdir()
     for path, message in [
         (tmp_path / "missing.tar.gz", "archive .*missing.tar.gz not found; give the model.tar.gz"),
         (tmp_path / "notes.tar.gz", "notes.tar.gz is not a tar archive; give the model.tar.gz"),
         (tmp_path / "folder", "folder holds no config.json: not a run's directory; give the"),
+        (tiny_model, "is a Hugging Face model directory .its config.json has no `model`.; give"),
+        (tmp_path / "cut.tar.gz", "cut.tar.gz is damaged or cut short .*; archive the run again"),
     ]:
         for load in (load_archive, evaluate.load_archive, predict.load_archive):
             with pytest.raises(ConfigurationError, match=message):
@@ -456,3 +463,31 @@ def _cmdline(pid: int) -> bytes:
             return handle.read()
     except OSError:
         return b""
+
+
+def test_use_amp_on_the_cpu_is_a_configuration_error_naming_the_variable():
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.data import Vocabulary
+    from allennlp.data.data_loaders import SimpleDataLoader
+    from allennlp.models import Model
+    from allennlp.training import GradientDescentTrainer
+
+    model = Model(Vocabulary())
+    model.weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = SimpleDataLoader([], batch_size=1)
+    with pytest.raises(ConfigurationError, match=r"`use_amp` \(USE_AMP=true\) needs a CUDA GPU"):
+        GradientDescentTrainer(model, optimizer, loader, cuda_device=-1, use_amp=True)
+
+
+def test_allennlp_evaluate_reads_a_file_whose_name_holds_a_comma_as_one_file(
+    trained_classifier, tmp_path
+):
+    from allennlp.commands.evaluate import evaluate_from_archive
+
+    path = tmp_path / "test,2024.jsonl"
+    path.write_text((TASK / "test.jsonl").read_text())
+    archive = str(trained_classifier / "model.tar.gz")
+    metrics = evaluate_from_archive(archive, str(path), str(tmp_path / "metrics.json"))
+    expected = evaluate_from_archive(archive, str(TASK / "test.jsonl"))
+    assert metrics["accuracy"] == expected["accuracy"]

@@ -125,13 +125,23 @@ def check_writable_path(path: str, kind: str) -> None:
         )
 
 
-def check_output_directory(output_dir: str, force: bool) -> None:
+def check_output_directory(output_dir: str, force: bool, inputs: Sequence[str] = ()) -> None:
     """
     Refuses the `-o OUTPUT_DIR` of a command that writes it whole with `atomic_directory`: a file,
-    a path through a file, or a directory that holds anything, unless `force` (`--force`) lets it
-    be replaced.
+    a path through a file, a directory that holds the working directory or one of the command's
+    `inputs` (which replacing it would delete, `--force` or not), or a directory that holds
+    anything else, unless `force` (`--force`) lets it be replaced.
     """
     check_writable_path(output_dir, "directory")
+    if os.path.isdir(output_dir):
+        for kept in [os.getcwd(), *inputs]:
+            if os.path.commonpath([os.path.realpath(output_dir), os.path.realpath(kept)]) == (
+                os.path.realpath(output_dir)
+            ):
+                raise ConfigurationError(
+                    f"{output_dir} holds {kept}, which replacing it would delete; give a new "
+                    "directory"
+                )
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:
         raise ConfigurationError(
             f"{output_dir} already exists and is not empty; give a new "

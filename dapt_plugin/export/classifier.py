@@ -57,7 +57,7 @@ def export_classifier(archive_file: str, output_dir: str, force: bool = False) -
     complete or not at all. An `output_dir` that holds anything is replaced only with `force`.
     Returns `output_dir`.
     """
-    check_output_directory(output_dir, force)
+    check_output_directory(output_dir, force, [archive_file])
     archive = load_archive(archive_file)
     model = archive.model.eval()
     exported = to_sequence_classification(model).eval()

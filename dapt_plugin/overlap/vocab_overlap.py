@@ -133,6 +133,13 @@ def corpus_vocabulary(
     else:
         compared = [word for word, _ in by_frequency if document_counts[word] >= min_df]
         kept = f"kept the {len(compared)} found in at least {min_df} documents"
+        if not compared:
+            most = max(document_counts[word] for word in counts)
+            raise ConfigurationError(
+                f"corpus {name!r}: no word outside the English stop words is in {min_df} of its "
+                f"{documents} document(s) (at most {most}); lower `min_df` (--min-df) to {most} "
+                "or less, or give it more documents"
+            )
     logger.info(
         "%s: %d documents, %d words, %d distinct; %s",
         name,

@@ -110,3 +110,22 @@ def test_a_file_to_write_is_refused_where_a_directory_is_or_under_a_file(tmp_pat
         check_writable_path(str(tmp_path), "file")
     with pytest.raises(ConfigurationError, match="notes.txt is a file, not a directory"):
         check_writable_path(str(tmp_path / "notes.txt" / "out.jsonl"), "file")
+
+
+def test_an_output_directory_that_holds_an_input_or_the_working_directory_is_never_replaced(
+    tmp_path, monkeypatch
+):
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    (run / "model.tar.gz").write_text("the run's archive")
+    for force in (False, True):
+        with pytest.raises(ConfigurationError) as error:
+            check_output_directory(str(run), force, [str(run / "model.tar.gz")])
+        assert str(error.value) == (
+            f"{run} holds {run / 'model.tar.gz'}, which replacing it would delete; give a new "
+            "directory"
+        )
+    monkeypatch.chdir(run / "sub")
+    with pytest.raises(ConfigurationError, match="which replacing it would delete"):
+        check_output_directory(str(tmp_path), force=True)
+    check_output_directory(str(tmp_path / "new"), force=True)

@@ -181,3 +181,14 @@ def test_an_output_dir_that_is_a_file_or_under_one_is_refused_before_any_corpus_
         vocab_overlap({"a": a}, a)
     with pytest.raises(ConfigurationError, match="a.txt is a file, not a directory"):
         vocab_overlap({"a": a}, str(tmp_path / "a.txt" / "out"))
+
+
+def test_a_corpus_with_no_word_in_min_df_documents_says_how_low_min_df_must_go(tmp_path):
+    task = tmp_path / "task.jsonl"
+    task.write_text('{"text": "alpha beta gamma"}\n{"text": "alpha epsilon"}\n')
+    with pytest.raises(ConfigurationError) as error:
+        vocab_overlap({"Task": str(task)}, str(tmp_path / "out"), top_k=None, min_df=3)
+    assert str(error.value) == (
+        "corpus 'Task': no word outside the English stop words is in 3 of its 2 document(s) (at "
+        "most 2); lower `min_df` (--min-df) to 2 or less, or give it more documents"
+    )

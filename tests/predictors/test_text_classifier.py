@@ -5,6 +5,7 @@ import os
 
 import pytest
 from allennlp.commands.evaluate import evaluate_from_archive
+from allennlp.commands.predict import _PredictManager
 from allennlp.common.checks import ConfigurationError
 from allennlp.data import Vocabulary
 from allennlp.models import Model
@@ -146,8 +147,6 @@ def test_allennlp_predict_refuses_an_output_file_that_is_its_input(trained_class
 
 
 def predict_manager(predictor, input_file, output_file):
-    from allennlp.commands.predict import _PredictManager
-
     return _PredictManager(predictor, str(input_file), output_file, 2, False, False)
 
 
@@ -179,3 +178,19 @@ def test_allennlp_predict_refuses_a_missing_input_or_an_output_it_cannot_write(p
         with pytest.raises(ConfigurationError, match=message):
             predict_manager(predictor, TASK / "test.jsonl", str(output))
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_allennlp_predict_refuses_a_batch_size_below_1_and_a_model_without_a_predictor(
+    predictor, tiny_model, tmp_path, monkeypatch
+):
+    from dapt_plugin.commands.archive_untrained import archive_untrained
+    from tests.conftest import CONFIGS, mlm_env
+
+    with pytest.raises(ConfigurationError, match="--batch-size must be 1 or more; got 0"):
+        _PredictManager(predictor, str(TASK / "test.jsonl"), None, 0, False, False)
+    for name, value in mlm_env(tiny_model).items():
+        monkeypatch.setenv(name, value)
+    masked_lm = archive_untrained(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "base"))
+    base = Predictor.from_archive(load_archive(masked_lm))
+    with pytest.raises(ConfigurationError, match=r"model \(DaptMaskedLm\) has no predictor"):
+        _PredictManager(base, str(TASK / "test.jsonl"), None, 1, False, False)
