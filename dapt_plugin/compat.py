@@ -400,7 +400,9 @@ def _patch_jsonnet_errors() -> None:
     The jsonnet library reports an error in a config (an unset required variable, a value the
     config refuses, a syntax error) as `RuntimeError("RUNTIME ERROR: <message>\\n<jsonnet stack>")`,
     which `allennlp train` showed as a Python traceback. It is raised as a `ConfigurationError`
-    naming the config and the message (the jsonnet stack stays in the exception's cause).
+    naming the config and the message (the jsonnet stack stays in the exception's cause); so is
+    an error in the overrides (`-o`), and a config file that is not there (`cached_path`'s
+    `FileNotFoundError`).
     Before a config of the plugin is evaluated, an environment variable that it does not read
     but that is the old name of one it does (`SAMPLE`, now `TRAIN_SAMPLE`) or looks like a
     misspelling of one is refused (`check_environment`): jsonnet would silently use the default.
@@ -419,10 +421,40 @@ def _patch_jsonnet_errors() -> None:
         try:
             return original(filename, **kwargs)
         except RuntimeError as error:
-            message = re.sub(r"^(RUNTIME|STATIC) ERROR: ", "", str(error).split("\n")[0])
-            raise ConfigurationError(f"{filename}: {message}") from error
+            raise ConfigurationError(f"{filename}: {_jsonnet_message(error)}") from error
+
+    original_snippet = params.evaluate_snippet
+
+    @functools.wraps(original_snippet)
+    def evaluate_snippet(filename: str, expr: str, **kwargs) -> str:
+        try:
+            return original_snippet(filename, expr, **kwargs)
+        except RuntimeError as error:
+            raise ConfigurationError(
+                f"the overrides (-o) {expr!r}: {_jsonnet_message(error)}"
+            ) from error
+
+    original_from_file = params.Params.from_file.__func__
+
+    @functools.wraps(original_from_file)
+    def from_file(cls, params_file, *args, **kwargs) -> params.Params:
+        path = os.fspath(params_file)
+        if "://" not in path and not os.path.isfile(path):
+            what = "is a directory" if os.path.isdir(path) else "not found"
+            raise ConfigurationError(
+                f"config {path} {what}; give a jsonnet or JSON file, e.g. "
+                "training_config/dapt.jsonnet"
+            )
+        return original_from_file(cls, params_file, *args, **kwargs)
 
     params.evaluate_file = evaluate_file
+    params.evaluate_snippet = evaluate_snippet
+    params.Params.from_file = classmethod(from_file)
+
+
+def _jsonnet_message(error: RuntimeError) -> str:
+    """The first line of a jsonnet error, without its "RUNTIME ERROR: " or "STATIC ERROR: "."""
+    return re.sub(r"^(RUNTIME|STATIC) ERROR: ", "", str(error).split("\n")[0])
 
 
 def _patch_environment_variables() -> None:

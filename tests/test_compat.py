@@ -491,3 +491,18 @@ def test_allennlp_evaluate_reads_a_file_whose_name_holds_a_comma_as_one_file(
     metrics = evaluate_from_archive(archive, str(path), str(tmp_path / "metrics.json"))
     expected = evaluate_from_archive(archive, str(TASK / "test.jsonl"))
     assert metrics["accuracy"] == expected["accuracy"]
+
+
+def test_a_missing_config_and_bad_overrides_are_configuration_errors(tmp_path):
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.common.params import Params
+
+    with pytest.raises(ConfigurationError, match="config .*nope.jsonnet not found; give a"):
+        Params.from_file(str(tmp_path / "nope.jsonnet"))
+    with pytest.raises(ConfigurationError, match="config .* is a directory; give a jsonnet"):
+        Params.from_file(str(tmp_path))
+    config = tmp_path / "c.json"
+    config.write_text('{"a": 1}')
+    with pytest.raises(ConfigurationError, match=r"the overrides \(-o\) '\{bad json': 1:6"):
+        Params.from_file(str(config), "{bad json")
+    assert Params.from_file(str(config), '{"a": 2}').as_dict() == {"a": 2}

@@ -67,7 +67,7 @@ local presets = {
 local preset_name = env.str('PRESET', 'small');
 local preset = (
   if std.objectHas(presets, preset_name) then presets[preset_name]
-  else error 'environment variable PRESET must be one of small, mini or big (the original repository\'s ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got %s' % preset_name
+  else error 'environment variable PRESET must be one of small, mini or big (the original repository\'s ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got %s' % env.shown(preset_name)
 );
 
 local sizes = batch.sizes(preset.effective_batch, null);
@@ -87,14 +87,14 @@ local head = (
   // the encoder's pooler
   if name == 'roberta' then { dropout: dropout, feedforward_dropout: 0, feedforward_from_pooler: false }
   else if name == 'bert' then { dropout: null, feedforward_dropout: dropout, feedforward_from_pooler: true }
-  else error 'environment variable CLASSIFIER_HEAD must be roberta (the paper\'s head, RoBERTa\'s) or bert (the encoder\'s own pooler, as BertForSequenceClassification); got %s' % name
+  else error 'environment variable CLASSIFIER_HEAD must be roberta (the paper\'s head, RoBERTa\'s) or bert (the encoder\'s own pooler, as BertForSequenceClassification); got %s' % env.shown(name)
 );
 local seed = env.int('SEED', 0, min=0);
 local optimizer = (
   local name = env.str('OPTIMIZER', 'bert_adam');
   if name == 'bert_adam' then optim.bert_adam(learning_rate, weight_decay)
   else if name == 'adamw' then optim.adamw(learning_rate, weight_decay)
-  else error 'environment variable OPTIMIZER must be bert_adam (the original\'s, the presets\') or adamw; got %s' % name
+  else error 'environment variable OPTIMIZER must be bert_adam (the original\'s, the presets\') or adamw; got %s' % env.shown(name)
 );
 // Lets a model directory run its own Python code; only for sources you trust.
 local trust = { trust_remote_code: env.bool('TRUST_REMOTE_CODE', false) };

@@ -41,7 +41,7 @@ class Adapt(Subcommand):
             "--jobs",
             type=int,
             default=1,
-            help="how many phases may run at once (default 1): each starts once the phases it "
+            help="how many phases may run at once: each starts once the phases it "
             "starts from are complete, and they share the CPU cores; phases distributed over "
             "several devices need 1",
         )

@@ -15,6 +15,7 @@ import os
 import torch
 from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.meta import META_NAME, Meta
 from allennlp.common.params import Params
 from allennlp.common.util import prepare_environment
 from allennlp.data import Vocabulary
@@ -72,6 +73,7 @@ def archive_untrained(param_path: str, serialization_dir: str, overrides: str = 
     # nothing is written before the model is built, so a bad config leaves no directory behind
     os.makedirs(serialization_dir, exist_ok=True)
     params.to_file(os.path.join(serialization_dir, CONFIG_NAME))
+    Meta.new().to_file(os.path.join(serialization_dir, META_NAME))  # as `allennlp train` writes
     vocabulary.save_to_files(os.path.join(serialization_dir, "vocabulary"))
     torch.save(model.state_dict(), os.path.join(serialization_dir, "best.th"))
     archive_model(serialization_dir)

@@ -61,7 +61,7 @@ class VocabOverlap(Subcommand):
             default=None,
             help="count a random sample of N documents of each corpus (default: all)",
         )
-        subparser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+        subparser.add_argument("--seed", type=int, default=0, help="seed of --sample")
         subparser.add_argument(
             "--max-documents",
             type=int,

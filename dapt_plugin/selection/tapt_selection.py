@@ -101,7 +101,7 @@ from more_itertools import chunked
 from dapt_plugin.common.atomic import atomic_path, check_writable_path
 from dapt_plugin.common.optional_dependencies import optional_dependency
 from dapt_plugin.common.sampling import distinct_sample
-from dapt_plugin.data.documents import Document, iter_documents
+from dapt_plugin.data.documents import Document, is_json_lines, iter_documents
 from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths
 from dapt_plugin.selection.lsa import LsaEmbedder
 from dapt_plugin.selection.options import EMBEDDERS, METHODS
@@ -110,7 +110,6 @@ from dapt_plugin.selection.vampire import VampireEmbedder
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz")
 _MIN_TRAINING_POINTS_PER_CELL = 39  # below this, faiss warns that k-means is poorly trained
 
 T = TypeVar("T")
@@ -424,10 +423,10 @@ def _check_size_in_pool(size: int, pool_size: int) -> None:
 
 
 def _check_output_path(output_path: str, input_files: List[str]) -> None:
-    if not output_path.endswith(OUTPUT_SUFFIXES):
+    if not is_json_lines(output_path):
         raise ConfigurationError(
-            f"the output {output_path!r} must end in .jsonl or .jsonl.gz: it "
-            "is written as JSON lines with a 'text' field, and readers tell "
+            f"the output {output_path!r} must end in .jsonl or .jsonl.gz (or .ndjson or .json, "
+            "in any case): it is written as JSON lines with a 'text' field, and readers tell "
             "the format by the name"
         )
     check_writable_path(output_path, "file")
@@ -491,7 +490,7 @@ class _Corpus(NamedTuple):
         with atomic_path(output_path) as temporary:
             with (
                 gzip.open(temporary, "wt", encoding="utf-8")
-                if output_path.endswith(".gz")
+                if output_path.lower().endswith(".gz")
                 else open(temporary, "w", encoding="utf-8")
             ) as handle:
                 for text, _ in self.units_at(

@@ -47,3 +47,16 @@ def test_a_serialization_dir_that_is_a_file_or_under_one_is_refused(tmp_path, un
     with pytest.raises(ConfigurationError, match=message):
         archive_untrained(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "notes.txt" / under))
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_the_archive_holds_the_meta_file_that_allennlp_train_writes(
+    tiny_model, tmp_path, monkeypatch, caplog
+):
+    import tarfile
+
+    for name, value in mlm_env(tiny_model).items():
+        monkeypatch.setenv(name, value)
+    archive = archive_untrained(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "base"))
+    with tarfile.open(archive) as members:
+        assert "meta.json" in members.getnames()
+    assert "meta file" not in caplog.text  # AllenNLP's warning of an archive without one

@@ -209,8 +209,9 @@ def test_without_faiss_knn_stops_before_reading_any_file_and_random_runs(
     assert result.units == len(read_texts(result.path)) > 0
 
 
-def test_gzip_output(mix, tmp_path):
-    result = select_knn(mix, tmp_path / "out.jsonl.gz")
+@pytest.mark.parametrize("name", ["out.jsonl.gz", "OUT.JSONL.GZ", "out.ndjson"])
+def test_gzip_and_other_json_lines_names_as_the_readers_take_them(mix, tmp_path, name):
+    result = select_knn(mix, tmp_path / name)
     written = [document.text for document in iter_documents(result.path)]
     assert written == read_texts(select_knn(mix, tmp_path / "out.jsonl").path)
 
@@ -269,6 +270,8 @@ def test_bad_paths_are_named(mix, tmp_path):
         select_tapt_data(mix.task, str(tmp_path / "missing.txt"), str(tmp_path / "out.jsonl"))
     with pytest.raises(ConfigurationError, match="must end in .jsonl or .jsonl.gz"):
         select_tapt_data(mix.task, mix.domain, str(tmp_path / "out.txt"))
+    with pytest.raises(ConfigurationError, match="must end in .jsonl or .jsonl.gz"):
+        select_tapt_data(mix.task, mix.domain, str(tmp_path / "out.jsonl.bz2"))
     with pytest.raises(ConfigurationError, match="is also an input"):
         select_tapt_data(mix.task, mix.domain, str(mix.task))
     (tmp_path / "dir.jsonl").mkdir()

@@ -1,5 +1,7 @@
 """`training_config/lib/env.libsonnet`: every variable of the configs names itself and what it may be."""
 
+import json
+
 import pytest
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
@@ -253,3 +255,20 @@ def test_the_configs_offer_the_masked_lm_modes_of_the_reader(monkeypatch):
     with pytest.raises(ConfigurationError) as error:
         load(monkeypatch, "dapt.jsonnet", MLM_MODE="none")
     assert str(error.value).endswith(f"must be one of {', '.join(MODES)}; got none")
+
+
+@pytest.mark.parametrize(
+    "config, name, value, allowed",
+    [
+        ("dapt.jsonnet", "LR", "1e-3 ", "a number above 0 (such as 0.1 or 2e-5)"),
+        ("classifier.jsonnet", "USE_AMP", " true", "true or false (or 1 or 0)"),
+        ("classifier.jsonnet", "OPTIMIZER", "adamw\t", None),
+    ],
+)
+def test_a_value_with_spaces_around_it_is_shown_in_quotes(
+    monkeypatch, config, name, value, allowed
+):
+    with pytest.raises(ConfigurationError) as error:
+        load(monkeypatch, config, **{name: value})
+    assert str(error.value).endswith(f"; got {json.dumps(value)}")
+    assert allowed is None or f"environment variable {name} must be {allowed}" in str(error.value)

@@ -4,6 +4,8 @@
 // "undefined external variable: DAPT_PLUGIN_ENV" means the plugin was not loaded.
 local env = std.parseJson(std.extVar('DAPT_PLUGIN_ENV'));
 local isSet(name) = std.objectHas(env, name) && env[name] != '';
+// A value as an error message shows it: in JSON quotes when spaces around it would not show.
+local shown(value) = if std.stripChars(value, ' \t\r\n') == value then value else std.escapeStringJson(value);
 
 local isDigits(s) = s != '' && std.all([std.member('0123456789', c) for c in std.stringChars(s)]);
 local withoutSign(s, signs) = if s != '' && std.member(signs, s[0]) then s[1:] else s;
@@ -19,6 +21,8 @@ local isNumber(s) = (
 );
 
 {
+  shown(value):: shown(value),
+
   // A variable the user must set; `hint` says what to set it to.
   required(name, hint)::
     if isSet(name) then env[name]
@@ -33,7 +37,7 @@ local isNumber(s) = (
     local allowed = if min == null then 'an integer' else 'an integer of at least %d' % min;
     if !isSet(name) then default
     else if !isInteger(env[name]) || (min != null && std.parseInt(env[name]) < min) then
-      error 'environment variable %s must be %s; got %s' % [name, allowed, env[name]]
+      error 'environment variable %s must be %s; got %s' % [name, allowed, shown(env[name])]
     else std.parseInt(env[name]),
 
   // A number variable (0.1, 2e-5, 3), or `default` when unset; when given, it must be above
@@ -45,11 +49,11 @@ local isNumber(s) = (
     if !isSet(name) then default
     else if !isNumber(env[name]) then
       error 'environment variable %s must be %s (such as 0.1 or 2e-5); got %s'
-            % [name, allowed, env[name]]
+            % [name, allowed, shown(env[name])]
     else
       local value = std.parseJson(env[name]);
       if (above != null && value <= above) || (below != null && value >= below) then
-        error 'environment variable %s must be %s; got %s' % [name, allowed, env[name]]
+        error 'environment variable %s must be %s; got %s' % [name, allowed, shown(env[name])]
       else value,
 
   // A string variable that must be one of `choices`, or `default` when unset.
@@ -57,13 +61,13 @@ local isNumber(s) = (
     if !isSet(name) then default
     else if std.member(choices, env[name]) then env[name]
     else error 'environment variable %s must be one of %s; got %s'
-               % [name, std.join(', ', choices), env[name]],
+               % [name, std.join(', ', choices), shown(env[name])],
 
   bool(name, default)::
     if !isSet(name) then default
     else if std.member(['true', '1'], std.asciiLower(env[name])) then true
     else if std.member(['false', '0'], std.asciiLower(env[name])) then false
-    else error 'environment variable %s must be true or false (or 1 or 0); got %s' % [name, env[name]],
+    else error 'environment variable %s must be true or false (or 1 or 0); got %s' % [name, shown(env[name])],
 
   // A comma-separated list of strings, or `default` when unset.
   list(name, default)::
