@@ -72,7 +72,6 @@ def test_every_registered_component_is_documented_and_every_documented_one_is_re
 @pytest.mark.parametrize("kernel", [{"fused": True}, {"foreach": True}, {}])
 def test_adamw_takes_torchs_fused_and_foreach_kernels(kernel):
     """The configs pass `fused: true` (FUSED_ADAMW, on by default) to allennlp's `adamw`, which rejects it unpatched."""
-    import torch
     from allennlp.common import Params
     from allennlp.training.optimizers import Optimizer
 
@@ -463,21 +462,6 @@ def _cmdline(pid: int) -> bytes:
             return handle.read()
     except OSError:
         return b""
-
-
-def test_use_amp_on_the_cpu_is_a_configuration_error_naming_the_variable():
-    from allennlp.common.checks import ConfigurationError
-    from allennlp.data import Vocabulary
-    from allennlp.data.data_loaders import SimpleDataLoader
-    from allennlp.models import Model
-    from allennlp.training import GradientDescentTrainer
-
-    model = Model(Vocabulary())
-    model.weight = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loader = SimpleDataLoader([], batch_size=1)
-    with pytest.raises(ConfigurationError, match=r"`use_amp` \(USE_AMP=true\) needs a CUDA GPU"):
-        GradientDescentTrainer(model, optimizer, loader, cuda_device=-1, use_amp=True)
 
 
 def test_allennlp_evaluate_reads_a_file_whose_name_holds_a_comma_as_one_file(

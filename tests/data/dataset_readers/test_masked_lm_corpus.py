@@ -220,7 +220,7 @@ def test_configuration_errors(tiny_model, tmp_path):
             {"MAX_LENGTH": "4096"},
             r"`max_length` must be between 3 and the model's position limit 512; got 4096",
         ),
-        ({"USE_AMP": "true", "CUDA_DEVICES": "-1"}, r"Using AMP requires a cuda device"),
+        ({"USE_AMP": "true", "CUDA_DEVICES": "-1"}, r"`use_amp` \(USE_AMP=true\) needs a CUDA GPU"),
         ({"BF16": "true", "CUDA_DEVICES": "-1"}, r"`bf16` autocast needs a CUDA GPU"),
         (
             {"APEX_FUSED_ADAM": "true"},
