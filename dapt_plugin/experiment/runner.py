@@ -508,19 +508,30 @@ class ExperimentRunner:
         inside = str(self.output) + os.sep
         files = []
         for data_path in filter(None, data_paths):
-            # what the runner joined with commas may name an earlier phase's output: left to `upstream`
+            # what the runner joined with commas may name an earlier phase's output: left to
+            # `upstream`; the user's own files are hashed wherever they are, the output too
             items = data_path.split(",") if inside in data_path else [data_path]
-            files.extend(item for item in items if item.strip() and inside not in item)
+            files.extend(item for item in items if item.strip() and not self._produced(item))
         try:
             paths = [path for item in files for path in expand_paths(item)]
         except DataError as error:
             raise self._fail(f"phase {phase.name}: {error}") from None
         model = phase.settings.get("MODEL_NAME")
-        if model and os.path.isdir(model) and not os.path.abspath(model).startswith(inside):
+        if model and os.path.isdir(model) and not self._produced(model):
             paths.append(model)
         phase.config = self._portable(config)
         phase.inputs = self._portable(self.hashes.of(paths))
         phase.fingerprint = fingerprint(phase.config, phase.inputs, self._upstream(phase))
+
+    def _produced(self, path: str) -> bool:
+        """Whether `path` is, or is in, what a phase of the experiment writes."""
+        path = Path(os.path.realpath(path))
+        return any(
+            path == output or output in path.parents
+            for phase in self.phases
+            for output in [*phase.outputs, phase.directory]
+            if phase.kind != "selection" or output != phase.directory  # `selection/` is shared
+        )
 
     @staticmethod
     def _config_file(phase: Phase) -> str:

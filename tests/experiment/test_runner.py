@@ -109,6 +109,29 @@ def test_a_changed_domain_corpus_reruns_what_reads_it_and_what_starts_from_that(
     assert "tapt" not in rerun
 
 
+def test_the_users_files_are_hashed_also_where_they_lie_in_the_output_directory(
+    tiny_model, tmp_path
+):
+    data = tmp_path / "out" / "data"
+    shutil.copytree(TASK, data)
+    shutil.copytree(tiny_model, data / "model")
+    task = {split: str(data / f"{split}.jsonl") for split in ("train", "dev", "test")}
+    options = {"task": task, "base_model": str(data / "model"), "variants": ["baseline"]}
+    _complete(_runner(tmp_path, tiny_model, **options))
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, **options))) == {}
+    with open(data / "dev.jsonl", "a") as handle:
+        handle.write(json.dumps({"text": "one more dev example .", "label": "activator"}) + "\n")
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, **options))) == {
+        "classifier/baseline/seed_0": "input files changed (<output_dir>/data/dev.jsonl)"
+    }
+    _complete(_runner(tmp_path, tiny_model, **options))
+    with open(data / "model" / "config.json", "a") as handle:
+        handle.write("\n")
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, **options))) == {
+        "classifier/baseline/seed_0": "input files changed (<output_dir>/data/model/config.json)"
+    }
+
+
 def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged_fingerprint(
     tiny_model, tmp_path
 ):
