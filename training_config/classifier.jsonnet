@@ -89,7 +89,8 @@ local head = (
   else if name == 'bert' then { dropout: null, feedforward_dropout: dropout, feedforward_from_pooler: true }
   else error 'environment variable CLASSIFIER_HEAD must be roberta (the paper\'s head, RoBERTa\'s) or bert (the encoder\'s own pooler, as BertForSequenceClassification); got %s' % env.shown(name)
 );
-local seed = env.int('SEED', 0, min=0);
+// numpy, and so AllenNLP's seeding, takes seeds below 2**32
+local seed = env.int('SEED', 0, min=0, max=4294967295);
 local optimizer = (
   local name = env.str('OPTIMIZER', 'bert_adam');
   if name == 'bert_adam' then optim.bert_adam(learning_rate, weight_decay)

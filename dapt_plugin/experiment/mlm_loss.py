@@ -42,6 +42,10 @@ def mlm_loss_table(losses: Dict[str, Dict[str, Dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# what `write_mlm_loss` writes into the output directory
+FILES = ("mlm_loss.json", "mlm_loss.md", "mlm_loss.png")
+
+
 def write_mlm_loss(
     output: Path, losses: Dict[str, Dict[str, Dict[str, float]]], heldout: Dict[str, str]
 ) -> None:

@@ -86,6 +86,7 @@ from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
 from dapt_plugin.experiment.drawing import draw
 from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
+from dapt_plugin.experiment.mlm_loss import FILES as MLM_LOSS_FILES
 from dapt_plugin.experiment.mlm_loss import METRICS as MLM_LOSS_METRICS
 from dapt_plugin.experiment.mlm_loss import write_mlm_loss
 from dapt_plugin.experiment.progress import PhaseProgress
@@ -947,6 +948,9 @@ class ExperimentRunner:
             handle.write(self.report(results, plot.name if plot.exists() else None))
         if self.spec.heldout:
             write_mlm_loss(self.output, self.mlm_losses(), self.spec.heldout)
+        else:  # those of an earlier run with `heldout` would not show these encoders
+            for name in MLM_LOSS_FILES:
+                (self.output / name).unlink(missing_ok=True)
         return results
 
     def _run_phase(

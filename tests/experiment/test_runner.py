@@ -696,6 +696,15 @@ def test_heldout_texts_add_one_loss_phase_per_encoder_measured_alike_and_rerun_w
     assert set(rerun) == {phase.name for phase in losses}
 
 
+def test_the_heldout_losses_of_an_earlier_run_do_not_outlive_heldout(tiny_model, tmp_path):
+    _complete(_runner(tmp_path, tiny_model))
+    for name in ("mlm_loss.json", "mlm_loss.md", "mlm_loss.png"):
+        (tmp_path / "out" / name).write_text("the losses of encoders that are gone")
+    _runner(tmp_path, tiny_model).run()  # no `heldout`
+    assert not list((tmp_path / "out").glob("mlm_loss*"))
+    assert (tmp_path / "out" / "results.md").exists()
+
+
 def test_heldout_must_name_existing_texts(tiny_model, tmp_path):
     message = _dry_run_error(tmp_path, tiny_model, heldout={"domain": str(tmp_path / "gone.txt")})
     assert "`heldout.domain`: " in message and "gone.txt" in message

@@ -30,7 +30,8 @@ def load(monkeypatch, config: str, **overrides: str) -> Params:
         ("BATCH_SIZE", "0", "an integer of at least 1"),
         ("BATCH_SIZE", "1.5", "an integer of at least 1"),
         ("MAX_LENGTH", "-8", "an integer of at least 1"),
-        ("SEED", "-1", "an integer of at least 0"),
+        ("SEED", "-1", "an integer from 0 to 4294967295"),
+        ("SEED", "4294967296", "an integer from 0 to 4294967295"),  # numpy takes seeds < 2**32
         ("LR", "abc", "a number above 0 (such as 0.1 or 2e-5)"),
         ("LR", "1e-", "a number above 0 (such as 0.1 or 2e-5)"),
         ("LR", "-1", "a number above 0"),

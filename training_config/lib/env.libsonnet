@@ -32,11 +32,17 @@ local isNumber(s) = (
   str(name, default)::
     if isSet(name) then env[name] else default,
 
-  // An integer variable, or `default` when unset; `min`, when given, is the smallest value allowed.
-  int(name, default, min=null)::
-    local allowed = if min == null then 'an integer' else 'an integer of at least %d' % min;
+  // An integer variable, or `default` when unset; `min` and `max`, when given, are the smallest
+  // and the largest value allowed.
+  int(name, default, min=null, max=null)::
+    local allowed = (
+      if max != null then 'an integer from %d to %d' % [min, max]
+      else if min != null then 'an integer of at least %d' % min
+      else 'an integer'
+    );
     if !isSet(name) then default
-    else if !isInteger(env[name]) || (min != null && std.parseInt(env[name]) < min) then
+    else if !isInteger(env[name]) || (min != null && std.parseInt(env[name]) < min)
+            || (max != null && std.parseInt(env[name]) > max) then
       error 'environment variable %s must be %s; got %s' % [name, allowed, shown(env[name])]
     else std.parseInt(env[name]),
 

@@ -49,7 +49,8 @@ local trainer = import 'trainer.libsonnet';
       cache_directory: env.str('DAPT_PLUGIN_CACHE', null),
       trust_remote_code: trust_remote_code,
     };
-    local seed = env.int('SEED', 0, min=0);
+    // numpy, and so AllenNLP's seeding, takes seeds below 2**32
+    local seed = env.int('SEED', 0, min=0, max=4294967295);
     local loader(shuffle, batches_per_epoch) = {
       type: 'masked_lm_batches',
       batch_size: batch_size,
