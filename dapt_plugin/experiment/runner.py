@@ -263,6 +263,7 @@ class ExperimentRunner:
             self._fingerprint(phase)
         self._check_selection_dependency()
         self._check_lengths()
+        self._check_devices()
         self._check_jobs()
         self.server_environment = server_environment(jobs)
         self.phase_environment = self._thread_shares()
@@ -630,6 +631,36 @@ class ExperimentRunner:
                     f"`base_model` {self.spec.base_model!r}, {limit} tokens; set MAX_LENGTH to "
                     f"{limit} or less in its settings"
                 )
+
+    def _check_devices(self) -> None:
+        """
+        Every training phase's devices on this machine, which `allennlp train` would otherwise
+        check only when the phase starts, after the phases before it have run: the GPUs that
+        `CUDA_DEVICES` names must be visible, and `USE_AMP` or `BF16` needs one.
+        """
+        gpus = torch.cuda.device_count()
+        for phase in self.phases:
+            trainer = phase.run_config.get("trainer")
+            if trainer is None:  # not a training phase
+                continue
+            devices = phase.run_config.get("distributed", {}).get("cuda_devices") or [
+                trainer.get("cuda_device")  # None: AllenNLP's choice, the first GPU if any
+            ]
+            named = [device for device in devices if device is not None and device >= 0]
+            if named and max(named) >= gpus:
+                raise self._fail(
+                    f"phase {phase.name}: CUDA_DEVICES names GPU {max(named)}, but this machine "
+                    f"has {gpus} visible; set CUDA_DEVICES=-1 to train on the CPU"
+                )
+            for variable, wanted in (
+                ("USE_AMP", trainer.get("use_amp")),
+                ("BF16", phase.run_config.get("model", {}).get("bf16")),
+            ):
+                if wanted and not named and not (gpus and None in devices):
+                    raise self._fail(
+                        f"phase {phase.name}: {variable}=true needs a CUDA GPU, but the phase "
+                        f"trains on the CPU; set {variable}=false in its settings"
+                    )
 
     def _check_jobs(self) -> None:
         """Phases run side by side (`jobs` above 1) must each be one process on one device."""

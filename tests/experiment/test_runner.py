@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import SigTermReceived
 from allennlp.data.tokenizers import WhitespaceTokenizer
@@ -358,6 +359,24 @@ def _dry_run_error(tmp_path, model, jobs=1, **overrides) -> str:
         _runner(tmp_path, model, jobs=jobs, variants=["baseline", "dapt"], **overrides)
     assert not (tmp_path / "out").exists()
     return error.value.message
+
+
+@pytest.mark.parametrize(
+    "gpus, phase, setting, message",
+    [
+        (0, "dapt", {"CUDA_DEVICES": "0"}, "CUDA_DEVICES names GPU 0, but this machine has 0"),
+        (2, "dapt", {"CUDA_DEVICES": "0,2"}, "CUDA_DEVICES names GPU 2, but this machine has 2"),
+        (0, "classifier", {"USE_AMP": "true"}, "USE_AMP=true needs a CUDA GPU, but the phase"),
+        (1, "dapt", {"BF16": "true", "CUDA_DEVICES": "-1"}, "BF16=true needs a CUDA GPU"),
+    ],
+)
+def test_devices_this_machine_lacks_stop_the_experiment_before_any_phase(
+    tiny_model, tmp_path, monkeypatch, gpus, phase, setting, message
+):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    settings = {**ADAPT_SETTINGS, phase: {**ADAPT_SETTINGS[phase], **setting}}
+    error = _dry_run_error(tmp_path, tiny_model, settings=settings)
+    assert f": phase {phase}" in error and message in error
 
 
 def test_a_value_a_config_refuses_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
