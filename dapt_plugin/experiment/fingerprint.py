@@ -137,9 +137,11 @@ def _short(value: Any, length: int = 40) -> str:
 
 
 def _flatten(value: Any, prefix: str = "") -> Dict[str, Any]:
-    if isinstance(value, dict):
+    """`{"a.b.0.c": leaf}`: every leaf of dictionaries and lists, by its path of keys and indices."""
+    if isinstance(value, (dict, list)) and value:
         flat: Dict[str, Any] = {}
-        for key, item in value.items():
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
             flat.update(_flatten(item, f"{prefix}{key}."))
         return flat
     return {prefix[:-1]: value}

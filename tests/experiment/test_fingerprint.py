@@ -80,7 +80,15 @@ def test_changes_are_described_by_variable_file_and_upstream_phase():
         },
     }
     assert describe_changes(old, callbacks, set()) == (
-        'the resolved config changed (trainer.callbacks unset -> [{"type": "a_callback_with_a_long_nam...)'
+        "the resolved config changed (trainer.callbacks.0.type unset -> "
+        "a_callback_with_a_long_name, trainer.callbacks.1.type unset -> "
+        "a_callback_with_a_long_name)"
+    )
+    # within a list, the entry and key that changed (a logging variable set in the shell)
+    logged = {**callbacks, "config": {"trainer": {"steps": 4, "callbacks": [{"every": 50}]}}}
+    relogged = {**callbacks, "config": {"trainer": {"steps": 4, "callbacks": [{"every": 10}]}}}
+    assert describe_changes(logged, relogged, set()) == (
+        "the resolved config changed (trainer.callbacks.0.every 50 -> 10)"
     )
     assert fingerprint(old["config"], old["inputs"], old["upstream"]) != fingerprint(
         edited["config"], old["inputs"], old["upstream"]
