@@ -113,6 +113,8 @@ _SAMPLE = "task_sample"
 _ORDER = ("sample", "dapt", "selection", "tapt", "classifier", "mlm_loss")
 # what an `mlm_loss/<encoder>` phase takes from the masked-LM config of the base model, so that
 # every encoder is measured on the same examples with the same masks
+# what `run` writes once every phase is complete
+_RESULT_FILES = ("results.json", "results.md", "results.png")
 _MLM_LOSS_MODEL_KEYS = ("mlm_probability", "whole_word_masking", "masking_seed")
 
 
@@ -919,6 +921,10 @@ class ExperimentRunner:
             remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
         times = self._load_times()
         plan = self.plan()
+        if any(action != "reuse" for _, action, _ in plan):
+            # they would report phases this run redoes, until it has written its own
+            for name in (*_RESULT_FILES, *MLM_LOSS_FILES):
+                (self.output / name).unlink(missing_ok=True)
         # the per-phase logs of phases killed while running side by side (`log_file`)
         for log in sorted((self.markers / "logs").glob("*.log")):
             self._append_to_train_log(log, f"left by an interrupted run of {log.stem}")
@@ -1057,8 +1063,10 @@ class ExperimentRunner:
         }
 
     def _load_times(self) -> Dict[str, float]:
+        """The wall seconds of this experiment's phases (not those of removed variants or seeds)."""
         path = self.output / "phase_times.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        times = json.loads(path.read_text()) if path.exists() else {}
+        return {phase.name: times[phase.name] for phase in self.phases if phase.name in times}
 
     def _log(self, phase: Phase, action: str, seconds: float = 0.0, reason: str = "") -> None:
         entry = {"phase": phase.name, "action": action, "seconds": round(seconds, 2)}
@@ -1674,9 +1682,7 @@ def run_experiment(spec: ExperimentSpec, output_dir: str, jobs: int = 1) -> Dict
     results = runner.run()
     print(runner.table(results))
     written = [
-        str(runner.output / name)
-        for name in ("results.json", "results.md", "results.png")
-        if (runner.output / name).exists()
+        str(runner.output / name) for name in _RESULT_FILES if (runner.output / name).exists()
     ]
     print(f"Results: {', '.join(written[:-1])} and {written[-1]}; runs under {runner.output}")
     return results

@@ -219,8 +219,8 @@ def test_results_record_each_phases_wall_training_and_evaluation_seconds(tiny_mo
     runner = _runner(tmp_path, tiny_model)
     _complete(runner)
     output = tmp_path / "out"
-    (output / "phase_times.json").write_text(
-        json.dumps({"dapt": 100.0, "classifier/baseline/seed_0": 90000.0})
+    (output / "phase_times.json").write_text(  # and a phase of a seed no longer in the file
+        json.dumps({"dapt": 100.0, "classifier/baseline/seed_0": 90000.0, "gone/seed_9": 5.0})
     )
     # the head warm-up trains and the held-out losses evaluate, outside `training_duration`
     (output / "dapt" / "metrics.json").write_text(
@@ -235,7 +235,9 @@ def test_results_record_each_phases_wall_training_and_evaluation_seconds(tiny_mo
     classifier = output / "classifier" / "baseline" / "seed_0"
     (classifier / "metrics.json").write_text(json.dumps({"training_duration": "1 day, 0:00:30"}))
     (classifier / "evaluation_time.json").write_text(json.dumps({"evaluation_seconds": 4.25}))
-    timing = _runner(tmp_path, tiny_model).run()["phase_timing"]
+    results = _runner(tmp_path, tiny_model).run()
+    assert results["phase_seconds"] == {"dapt": 100.0, "classifier/baseline/seed_0": 90000.0}
+    timing = results["phase_timing"]
     assert list(timing) == EXPERIMENT_PHASES
     assert timing["dapt"] == {
         "wall_seconds": 100.0,
@@ -713,6 +715,25 @@ def test_heldout_texts_add_one_loss_phase_per_encoder_measured_alike_and_rerun_w
         _plan(_runner(tmp_path, tiny_model, heldout=texts, settings=settings, variants=variants))
     )
     assert set(rerun) == {phase.name for phase in losses}
+
+
+def test_a_rerun_that_redoes_a_phase_removes_the_earlier_results_until_it_writes_its_own(
+    tiny_model, tmp_path, monkeypatch
+):
+    _complete(_runner(tmp_path, tiny_model, variants=["baseline"]))
+    _runner(tmp_path, tiny_model, variants=["baseline"]).run()
+    results = [tmp_path / "out" / name for name in ("results.json", "results.md")]
+    assert all(path.exists() for path in results)
+    settings = {**ADAPT_SETTINGS, "classifier": {"NUM_EPOCHS": 2}}
+    runner = _runner(tmp_path, tiny_model, variants=["baseline"], settings=settings)
+
+    def failing(phase, action):
+        raise RuntimeError("the phase failed")
+
+    monkeypatch.setattr(runner, "_run_classifier", failing)
+    with pytest.raises(RuntimeError, match="the phase failed"):
+        runner.run()
+    assert not any(path.exists() for path in results)
 
 
 def test_the_heldout_losses_of_an_earlier_run_do_not_outlive_heldout(tiny_model, tmp_path):
