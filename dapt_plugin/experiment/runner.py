@@ -748,6 +748,13 @@ class ExperimentRunner:
                         raise self._fail(f"`task.{split}`: {error}{hint}") from None
         except DataError as error:
             raise self._fail(f"`task.{split}`: {error}") from None
+        labels = vocabulary.get_token_to_index_vocabulary("labels")
+        if len(labels) < 2:
+            where = "its sample (`task.sample`)" if sampled is not None else "`task.train`"
+            raise self._fail(
+                f"{where} has one label, {next(iter(labels))!r}: a classifier needs two or more "
+                "(every score would be that label's)"
+            )
 
     def _draw_sample(self) -> List[int]:
         """
@@ -1449,7 +1456,7 @@ class ExperimentRunner:
         metric = results["metric"]
         lines = [
             f"| variant | dev {metric} | test {metric} | held-out MLM loss (start -> end) | adaptation time "
-            f"| fine-tuning time ({len(results['seeds'])} seeds) |",
+            f"| fine-tuning time ({_count(len(results['seeds']), 'seed')}) |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for variant, row in results["variants"].items():

@@ -493,6 +493,22 @@ def test_a_dev_label_never_seen_in_training_stops_the_experiment_before_any_phas
     assert f"`task.dev`: {dev}:41: label 'neutral' was never seen in training" in message
 
 
+def test_a_task_of_one_label_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
+    files = {}
+    for split in ("train", "dev", "test"):
+        lines = [json.loads(line) for line in (TASK / f"{split}.jsonl").read_text().splitlines()]
+        files[split] = tmp_path / f"{split}.jsonl"
+        files[split].write_text(
+            "".join(json.dumps({**line, "label": "inhibitor"}) + "\n" for line in lines)
+        )
+    task = {split: str(path) for split, path in files.items()}
+    message = _dry_run_error(tmp_path, tiny_model, task=task)
+    assert message.endswith(
+        "`task.train` has one label, 'inhibitor': a classifier needs two or more (every score "
+        "would be that label's)"
+    )
+
+
 def _row(dev, std, losses=None):
     return {
         "dev": {"mean": dev, "std": std},
