@@ -343,8 +343,6 @@ def load_experiment(path: str) -> ExperimentSpec:
         check_model_name(spec.base_model)
     except ConfigurationError as error:
         raise _fail(path, f"`base_model`: {error.message}") from None
-    if os.path.isdir(spec.base_model):
-        spec.base_model = os.path.abspath(spec.base_model)
     return spec
 
 

@@ -110,6 +110,25 @@ def test_a_changed_domain_corpus_reruns_what_reads_it_and_what_starts_from_that(
     assert "tapt" not in rerun
 
 
+def test_a_project_moved_with_its_runs_reuses_them_with_a_relative_base_model(
+    tiny_model, tmp_path, monkeypatch
+):
+    project = tmp_path / "project"
+    shutil.copytree(tiny_model, project / "model")
+    shutil.copytree(TASK, project / "task")
+    task = {split: f"task/{split}.jsonl" for split in ("train", "dev", "test")}
+    options = {"base_model": "model", "task": task, "variants": ["baseline", "tapt"]}
+    write_experiment(project / "experiment.jsonnet", tiny_model, **options)
+    monkeypatch.chdir(project)
+    runner = ExperimentRunner(load_experiment("experiment.jsonnet"), "runs")
+    assert runner.phases[0].settings["MODEL_NAME"] == "model"
+    _complete(runner)
+    shutil.copytree(project, tmp_path / "moved")
+    monkeypatch.chdir(tmp_path / "moved")
+    moved = ExperimentRunner(load_experiment("experiment.jsonnet"), "runs")
+    assert _rerun(_plan(moved)) == {}
+
+
 def test_the_users_files_are_hashed_also_where_they_lie_in_the_output_directory(
     tiny_model, tmp_path
 ):
