@@ -438,7 +438,7 @@ def _patch_jsonnet_errors() -> None:
 
     @functools.wraps(original_from_file)
     def from_file(cls, params_file, *args, **kwargs) -> params.Params:
-        path = os.fspath(params_file)
+        path = os.path.expanduser(os.fspath(params_file))  # as `cached_path` reads it
         if "://" not in path and not os.path.isfile(path):
             what = "is a directory" if os.path.isdir(path) else "not found"
             raise ConfigurationError(
@@ -723,7 +723,9 @@ def _check_run_directory(path: str, give: str) -> None:
             keys = json.load(handle)
     except (ValueError, UnicodeDecodeError):
         keys = {}
-    if not isinstance(keys, dict) or "model" not in keys:
+    if not isinstance(keys, dict):
+        keys = {}
+    if "model" not in keys:
         what = "a Hugging Face model directory" if "model_type" in keys else "not a run's directory"
         raise ConfigurationError(f"{path} is {what} (its config.json has no `model`); {give}")
 
@@ -782,8 +784,9 @@ def _patch_predict_files() -> None:
     checks of a line, `decoded_lines`, now apply to it).
     An output that is the input, a directory or under a file, and a missing input file are
     refused before anything is opened; the predictions are written to a temporary file that
-    takes the output's name when the last one is written; a bad line raises a `DataError`
-    naming the file and the line.
+    takes the output's name (a symbolic link's target's) when the last one is written, unless
+    the output is a device or a pipe; a bad line raises a `DataError` naming the file and the
+    line.
     """
     from allennlp.commands import predict
     from allennlp.predictors import Predictor
@@ -820,8 +823,10 @@ def _patch_predict_files() -> None:
             )
         if batch_size < 1:
             raise ConfigurationError(f"--batch-size must be 1 or more; got {batch_size}")
-        if input_file != "-" and "://" not in input_file and not os.path.exists(input_file):
-            raise ConfigurationError(f"input file {input_file} not found")
+        # (a dataset reader reads its own paths: globs, lists)
+        if not has_dataset_reader and input_file != "-" and "://" not in input_file:
+            if not os.path.exists(input_file):
+                raise ConfigurationError(f"input file {input_file} not found")
         if output_file is not None:
             check_writable_path(output_file, "file")
             if (
@@ -852,8 +857,15 @@ def _patch_predict_files() -> None:
         if self._output_path is None:
             original_run(self)
             return
-        os.makedirs(os.path.dirname(os.path.abspath(self._output_path)), exist_ok=True)
-        with atomic_path(self._output_path) as temporary:
+        # a symbolic link's target is written; a device or a pipe (/dev/stdout, `>(gzip ...)`)
+        # in place, as it comes
+        target = os.path.realpath(self._output_path)
+        if os.path.exists(target) and not os.path.isfile(target):
+            with open(self._output_path, "w", encoding="utf-8") as self._output_file:
+                original_run(self)
+            return
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic_path(target) as temporary:
             with open(temporary, "w", encoding="utf-8") as self._output_file:
                 original_run(self)  # closes the file when every prediction is written
 

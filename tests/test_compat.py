@@ -308,6 +308,8 @@ def test_an_archive_that_is_missing_not_an_archive_or_not_a_runs_directory_is_na
     from allennlp.models.archival import load_archive
 
     (tmp_path / "notes.tar.gz").write_text("not an archive")
+    (tmp_path / "null").mkdir()
+    (tmp_path / "null" / "config.json").write_text("null")
     whole = (trained_classifier / "model.tar.gz").read_bytes()
     (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "folder").mkdir()
@@ -315,6 +317,7 @@ def test_an_archive_that_is_missing_not_an_archive_or_not_a_runs_directory_is_na
         (tmp_path / "missing.tar.gz", "archive .*missing.tar.gz not found; give the model.tar.gz"),
         (tmp_path / "notes.tar.gz", "notes.tar.gz is not a tar archive; give the model.tar.gz"),
         (tmp_path / "folder", "folder holds no config.json: not a run's directory; give the"),
+        (tmp_path / "null", "null is not a run's directory .its config.json has no `model`.; give"),
         (tiny_model, "is a Hugging Face model directory .its config.json has no `model`.; give"),
         (tmp_path / "cut.tar.gz", "cut.tar.gz is damaged or cut short .*; archive the run again"),
     ]:
@@ -477,7 +480,7 @@ def test_allennlp_evaluate_reads_a_file_whose_name_holds_a_comma_as_one_file(
     assert metrics["accuracy"] == expected["accuracy"]
 
 
-def test_a_missing_config_and_bad_overrides_are_configuration_errors(tmp_path):
+def test_a_missing_config_and_bad_overrides_are_configuration_errors(tmp_path, monkeypatch):
     from allennlp.common.checks import ConfigurationError
     from allennlp.common.params import Params
 
@@ -490,3 +493,5 @@ def test_a_missing_config_and_bad_overrides_are_configuration_errors(tmp_path):
     with pytest.raises(ConfigurationError, match=r"the overrides \(-o\) '\{bad json': 1:6"):
         Params.from_file(str(config), "{bad json")
     assert Params.from_file(str(config), '{"a": 2}').as_dict() == {"a": 2}
+    monkeypatch.setenv("HOME", str(tmp_path))  # a `~` the shell left, which `cached_path` reads
+    assert Params.from_file("~/c.json").as_dict() == {"a": 1}

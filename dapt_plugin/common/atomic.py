@@ -112,10 +112,16 @@ def check_writable_path(path: str, kind: str) -> None:
     before anything is read or computed: a file where a directory is wanted, a directory where a
     file is wanted, or a file that stands where one of its parent directories would be created.
     """
-    if os.path.exists(path) and os.path.isdir(path) != (kind == "directory"):
+    named = path.rstrip(os.sep) or os.sep  # `file/` names the file, which is not a directory
+    if os.path.exists(named) and os.path.isdir(named) != (kind == "directory"):
         other = "file" if kind == "directory" else "directory"
         raise ConfigurationError(f"{path} is a {other}; give a {kind}")
-    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.islink(named) and not os.path.exists(named):
+        raise ConfigurationError(
+            f"{path} is a symbolic link to {os.readlink(named)}, which does not exist; give "
+            "another path, or make what it points to"
+        )
+    parent = os.path.dirname(os.path.abspath(named))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):

@@ -45,8 +45,8 @@ def copy_configs(output_dir: str, force: bool = False) -> Path:
     or not at all, and returns the directory they came from. An `output_dir` that holds anything
     is replaced only with `force`.
     """
-    check_output_directory(output_dir, force)
     source = config_dir()
+    check_output_directory(output_dir, force, [str(source)])
     os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
     with atomic_directory(output_dir) as directory:
         shutil.copytree(

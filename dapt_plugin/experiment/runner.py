@@ -265,7 +265,6 @@ class ExperimentRunner:
             self._fingerprint(phase)
         self._check_selection_dependency()
         self._check_lengths()
-        self._check_devices()
         self._check_jobs()
         self.server_environment = server_environment(jobs)
         self.phase_environment = self._thread_shares()
@@ -634,14 +633,15 @@ class ExperimentRunner:
                     f"{limit} or less in its settings"
                 )
 
-    def _check_devices(self) -> None:
+    def _check_devices(self, phases: List[Phase]) -> None:
         """
-        Every training phase's devices on this machine, which `allennlp train` would otherwise
-        check only when the phase starts, after the phases before it have run: the GPUs that
-        `CUDA_DEVICES` names must be visible, and `USE_AMP` or `BF16` needs one.
+        The devices of the training phases to run on this machine, which `allennlp train` would
+        otherwise check only when the phase starts, after the phases before it have run: the GPUs
+        that `CUDA_DEVICES` names must be visible, and `USE_AMP` or `BF16` needs one. (Those that
+        are reused need none: a finished experiment can be looked over where it did not run.)
         """
         gpus = torch.cuda.device_count()
-        for phase in self.phases:
+        for phase in phases:
             trainer = phase.run_config.get("trainer")
             if trainer is None:  # not a training phase
                 continue
@@ -928,6 +928,7 @@ class ExperimentRunner:
             remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
         times = self._load_times()
         plan = self.plan()
+        self._check_devices([phase for phase, action, _ in plan if action != "reuse"])
         if any(action != "reuse" for _, action, _ in plan):
             # they would report phases this run redoes, until it has written its own
             for name in (*_RESULT_FILES, *MLM_LOSS_FILES):

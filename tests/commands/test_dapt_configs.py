@@ -80,3 +80,14 @@ def test_a_file_in_the_way_is_refused(tmp_path):
     (tmp_path / "training_config").write_text("")
     with pytest.raises(ConfigurationError, match="training_config is a file; give a directory"):
         _run(str(tmp_path / "training_config"))
+
+
+def test_the_configs_own_directory_is_never_replaced_by_their_copy(tmp_path, monkeypatch):
+    # a stand-in for the installed configs (an editable install's are the clone's own)
+    source = tmp_path / "training_config"
+    source.mkdir()
+    (source / "dapt.jsonnet").write_text("{}")
+    monkeypatch.setattr(configs, "config_dir", lambda: source)
+    with pytest.raises(ConfigurationError, match="which replacing it would delete"):
+        _run(str(source), force=True)
+    assert (source / "dapt.jsonnet").read_text() == "{}"

@@ -129,3 +129,14 @@ def test_an_output_directory_that_holds_an_input_or_the_working_directory_is_nev
     with pytest.raises(ConfigurationError, match="which replacing it would delete"):
         check_output_directory(str(tmp_path), force=True)
     check_output_directory(str(tmp_path / "new"), force=True)
+
+
+def test_a_trailing_slash_or_a_broken_symbolic_link_is_refused_as_the_path_it_names(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file of the user's")
+    with pytest.raises(ConfigurationError, match="notes.txt/ is a file; give a directory"):
+        check_writable_path(str(tmp_path / "notes.txt") + "/", "directory")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for kind in ("file", "directory"):
+        with pytest.raises(ConfigurationError, match="dangling is a symbolic link to .*gone, whi"):
+            check_writable_path(str(tmp_path / "dangling"), kind)
+    check_writable_path(str(tmp_path / "new") + "/", "directory")

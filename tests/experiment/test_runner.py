@@ -391,13 +391,19 @@ def _dry_run_error(tmp_path, model, jobs=1, **overrides) -> str:
         (1, "dapt", {"BF16": "true", "CUDA_DEVICES": "-1"}, "BF16=true needs a CUDA GPU"),
     ],
 )
-def test_devices_this_machine_lacks_stop_the_experiment_before_any_phase(
+def test_devices_this_machine_lacks_stop_the_experiment_before_any_phase_they_would_run(
     tiny_model, tmp_path, monkeypatch, gpus, phase, setting, message
 ):
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     settings = {**ADAPT_SETTINGS, phase: {**ADAPT_SETTINGS[phase], **setting}}
-    error = _dry_run_error(tmp_path, tiny_model, settings=settings)
-    assert f": phase {phase}" in error and message in error
+    runner = _runner(tmp_path, tiny_model, variants=["baseline", "dapt"], settings=settings)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    with pytest.raises(ConfigurationError) as error:
+        runner.run()
+    assert f": phase {phase}" in error.value.message and message in error.value.message
+    assert not (tmp_path / "out" / ".phases" / "dapt.json").exists()  # nothing started
+    # where it has run, the experiment is looked over without those devices: nothing to run
+    _complete(runner)
+    runner.run()
 
 
 def test_a_value_a_config_refuses_stops_the_experiment_before_any_phase(tiny_model, tmp_path):

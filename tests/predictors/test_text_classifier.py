@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import pytest
 from allennlp.commands.evaluate import evaluate_from_archive
@@ -194,3 +195,31 @@ def test_allennlp_predict_refuses_a_batch_size_below_1_and_a_model_without_a_pre
     base = Predictor.from_archive(load_archive(masked_lm))
     with pytest.raises(ConfigurationError, match=r"model \(DaptMaskedLm\) has no predictor"):
         _PredictManager(base, str(TASK / "test.jsonl"), None, 1, False, False)
+
+
+def test_allennlp_predict_writes_a_pipe_as_it_comes_and_a_symbolic_links_target(
+    predictor, tmp_path
+):
+    import threading
+
+    expected = len(read_jsonl(TASK / "test.jsonl"))
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(
+        target=lambda: received.extend(open(pipe).read().splitlines()), daemon=True
+    )
+    reader.start()
+    predict_manager(predictor, TASK / "test.jsonl", str(pipe)).run()
+    reader.join(timeout=60)
+    assert len(received) == expected and stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    target, link = tmp_path / "predictions.jsonl", tmp_path / "latest.jsonl"
+    target.write_text("an earlier run's\n")
+    link.symlink_to(target)
+    predict_manager(predictor, TASK / "test.jsonl", str(link)).run()
+    assert link.is_symlink() and len(read_jsonl(target)) == expected
+
+
+def test_allennlp_predict_with_the_dataset_reader_leaves_its_input_to_the_reader(predictor):
+    # the reader reads globs and lists of files, which are no one path
+    _PredictManager(predictor, str(TASK / "*.jsonl"), None, 1, False, True)

@@ -36,7 +36,8 @@ local isNumber(s) = (
   // and the largest value allowed.
   int(name, default, min=null, max=null)::
     local allowed = (
-      if max != null then 'an integer from %d to %d' % [min, max]
+      if min != null && max != null then 'an integer from %d to %d' % [min, max]
+      else if max != null then 'an integer of at most %d' % max
       else if min != null then 'an integer of at least %d' % min
       else 'an integer'
     );
