@@ -17,7 +17,7 @@ import os
 import re
 import secrets
 import shutil
-from typing import IO, Iterator, List, Optional, Sequence
+from typing import IO, Iterator, List, Optional, Sequence, Union
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -106,12 +106,13 @@ def atomic_directory(target: str) -> Iterator[str]:
         yield tmp
 
 
-def check_writable_path(path: str, kind: str) -> None:
+def check_writable_path(path: Union[str, os.PathLike], kind: str) -> None:
     """
     Refuses `path` as the place to write a `kind` ("file" or "directory") when it cannot be one,
     before anything is read or computed: a file where a directory is wanted, a directory where a
     file is wanted, or a file that stands where one of its parent directories would be created.
     """
+    path = os.fspath(path)
     named = path.rstrip(os.sep) or os.sep  # `file/` names the file, which is not a directory
     if os.path.exists(named) and os.path.isdir(named) != (kind == "directory"):
         other = "file" if kind == "directory" else "directory"
