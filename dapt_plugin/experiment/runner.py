@@ -936,16 +936,20 @@ class ExperimentRunner:
         # the per-phase logs of phases killed while running side by side (`log_file`)
         for log in sorted((self.markers / "logs").glob("*.log")):
             self._append_to_train_log(log, f"left by an interrupted run of {log.stem}")
-        done, waiting = set(), []
-        for number, (phase, action, reason) in enumerate(plan, start=1):
-            if action == "reuse":
-                logger.info("phase %d of %d: %s is complete, reused", number, len(plan), phase.name)
-                self._log(phase, "skipped")
-                done.add(phase.name)
-            else:
-                waiting.append(
-                    (f"phase {number} of {len(plan)}: {phase.name}", phase, action, reason)
-                )
+        reused = [phase for phase, action, _ in plan if action == "reuse"]
+        to_run = [(phase, action, reason) for phase, action, reason in plan if action != "reuse"]
+        if reused:  # in one line first, so that the phases run are numbered in their order
+            names = ", ".join(phase.name for phase in reused)
+            logger.info(
+                "%s of %d complete, reused: %s", _count(len(reused), "phase"), len(plan), names
+            )
+        for phase in reused:
+            self._log(phase, "skipped")
+        done = {phase.name for phase in reused}
+        waiting = [
+            (f"phase {number} of {len(to_run)} to run: {phase.name}", phase, action, reason)
+            for number, (phase, action, reason) in enumerate(to_run, start=1)
+        ]
         # each phase once those it starts from or reads are complete, at most `jobs` at once; after
         # a failure none starts, those running end, and the first failure is raised
         failure: Optional[BaseException] = None

@@ -69,7 +69,7 @@ def test_console_of_a_classifier_run_shows_progress_and_results_and_the_log_file
         ("faiss.loader", "<module>", "Loading faiss with AVX2 support.", False),
         ("allennlp.common.util", "dump_metrics", "Metrics: {...}", True),
         ("allennlp.training.callbacks.console_logger", "on_epoch", "loss | 0.677 | 0.721", True),
-        ("dapt_plugin.experiment.runner", "_run", "phase 1 of 3: dapt", True),
+        ("dapt_plugin.experiment.runner", "_run", "phase 1 of 3 to run: dapt", True),
     ],
 )
 def test_console_filter_leaves_detail_to_the_log_files(name, function, message, on_console):
