@@ -91,7 +91,7 @@ from dapt_plugin.experiment.mlm_loss import METRICS as MLM_LOSS_METRICS
 from dapt_plugin.experiment.mlm_loss import write_mlm_loss
 from dapt_plugin.experiment.progress import PhaseProgress
 from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec, as_environment
-from dapt_plugin.experiment.variants import Variant
+from dapt_plugin.experiment.variants import BUILT_IN, Variant
 
 logger = logging.getLogger(__name__)
 
@@ -424,7 +424,10 @@ class ExperimentRunner:
             )
 
         final: Dict[str, Optional[str]] = {}  # the phase each variant's encoder comes from
-        for chain in spec.chains.values():
+        # the paper's variants first: a phase that one of them shares with a variant of the
+        # file's own is named after it, whatever the order of the variants or which of the others
+        # are there, so that its runs are reused as these change
+        for chain in sorted(spec.chains.values(), key=lambda chain: chain.name not in BUILT_IN):
             start = dapt(chain) if chain.dapt is not None else None
             selection = None
             if chain.select is not None:

@@ -110,6 +110,17 @@ def test_a_changed_domain_corpus_reruns_what_reads_it_and_what_starts_from_that(
     assert "tapt" not in rerun
 
 
+def test_a_phase_a_paper_variant_shares_with_one_of_the_files_own_keeps_its_name(
+    tiny_model, tmp_path
+):
+    mine = {"name": "my_tapt", "tapt": {}}  # the paper's TAPT under another name
+    runner = _runner(tmp_path, tiny_model, variants=["baseline", mine, "tapt"])
+    assert [phase.name for phase in runner.phases if phase.kind == "tapt"] == ["tapt"]
+    _complete(runner)
+    for variants in (["baseline", "tapt"], ["tapt", mine, "baseline"]):
+        assert _rerun(_plan(_runner(tmp_path, tiny_model, variants=variants))) == {}
+
+
 def test_a_project_moved_with_its_runs_reuses_them_with_a_relative_base_model(
     tiny_model, tmp_path, monkeypatch
 ):

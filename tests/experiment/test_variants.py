@@ -108,17 +108,18 @@ def test_phases_made_from_the_same_inputs_are_planned_once_and_shared(tiny_model
         "knn_tapt",
     ]
     phases = _phases(_runner(tmp_path, tiny_model, variants))
+    # a shared phase is named after the paper's variant among those that share it
     assert [name for name in phases if not name.startswith("classifier/")] == [
         "dapt",
         "select_knn",
         "dapt_tapt",
-        "same_tapt",
-        "knn_again",
+        "tapt",
+        "knn_tapt",
     ]
     assert phases["classifier/my_dapt/seed_0"].upstream == "dapt"
-    assert phases["classifier/tapt/seed_0"].upstream == "same_tapt"
-    assert phases["classifier/knn_tapt/seed_0"].upstream == "knn_again"
-    assert phases["knn_again"].upstream == "select_knn"
+    assert phases["classifier/same_tapt/seed_0"].upstream == "tapt"
+    assert phases["classifier/knn_again/seed_0"].upstream == "knn_tapt"
+    assert phases["knn_tapt"].upstream == "select_knn"
 
 
 def test_a_changed_variant_reruns_its_own_chain_only(tiny_model, tmp_path):
