@@ -6,6 +6,7 @@ endings. Problems are reported as `DataError`s naming the file and the line.
 
 import glob
 import gzip
+import json
 import os
 from typing import IO, Iterator, List, Sequence, Tuple, Union
 
@@ -21,7 +22,10 @@ class DataError(ValueError):
     """
 
     def __init__(self, path: Union[str, os.PathLike], line_number: int, message: str) -> None:
-        location = f"{os.fspath(path)}:{line_number}" if line_number else os.fspath(path)
+        shown = os.fspath(path)
+        if shown.strip() != shown or not shown:  # spaces around it, which would not show
+            shown = json.dumps(shown)
+        location = f"{shown}:{line_number}" if line_number else shown
         super().__init__(f"{location}: {message}")
         self.message = message
         self.path = os.fspath(path)

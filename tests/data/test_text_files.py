@@ -77,3 +77,9 @@ def test_a_bad_byte_after_a_lone_cr_is_named_by_its_line(tmp_path):
     path.write_bytes(b"one\rtwo\r\xffthree\r")
     with pytest.raises(DataError, match=r"corpus.txt:3: not valid UTF-8 \(byte 0 of the line\)"):
         list(iter_lines(str(path)))
+
+
+def test_a_path_with_spaces_around_it_is_named_in_quotes():
+    assert str(DataError(" ", 0, "cannot be read")) == '" ": cannot be read'
+    assert str(DataError("a.txt ", 2, "bad")) == '"a.txt ":2: bad'
+    assert str(DataError("data/a b.txt", 3, "bad")) == "data/a b.txt:3: bad"
