@@ -157,8 +157,11 @@ def _check_same_logits(
     instance = reader.text_to_instance(_PROBE)
     reader.apply_token_indexers(instance)
     expected = torch.tensor(model.forward_on_instance(instance)["logits"])
+    # as many tokens as the reader kept: a MAX_LENGTH shorter than the probe cuts it there
+    kept = len(instance["tokens"])
     with torch.no_grad():
-        logits = exported(**tokenizer(_PROBE, return_tensors="pt")).logits[0]
+        encoded = tokenizer(_PROBE, truncation=True, max_length=kept, return_tensors="pt")
+        logits = exported(**encoded).logits[0]
     if not torch.allclose(logits, expected, atol=1e-4):
         raise RuntimeError(
             f"the exported model's logits {logits.tolist()} differ from the classifier's "

@@ -1,3 +1,4 @@
+import logging
 from typing import Dict, List, Optional
 
 import torch
@@ -13,7 +14,10 @@ from allennlp.nn import InitializerApplicator
 from allennlp.nn.util import get_text_field_mask, get_token_ids_from_text_field_tensors
 from allennlp.training.metrics import FBetaMeasure
 
+from dapt_plugin.nn.encoder_pooler import checkpoint_has_pooler
 from dapt_plugin.nn.selected_rows import encode_rows, encodes_rows
+
+logger = logging.getLogger(__name__)
 
 
 @Model.register("basic_classifier_with_f1")
@@ -181,6 +185,14 @@ class BasicClassifierWithF1(BasicClassifier):
         with torch.no_grad():
             layer.weight.copy_(dense.weight)
             layer.bias.copy_(dense.bias)
+        model_name = self.encoder().name_or_path
+        if checkpoint_has_pooler(model_name) is False:
+            logger.warning(
+                "CLASSIFIER_HEAD=bert (`feedforward_from_pooler`): %s has no pooler weights, so "
+                "the tanh layer starts at random, not from a pooler trained in pre-training; "
+                "CLASSIFIER_HEAD=roberta is the head for an encoder without one",
+                model_name,
+            )
 
     def forward(  # type: ignore
         self, tokens: TextFieldTensors, label: Optional[torch.IntTensor] = None, **kwargs

@@ -4,8 +4,9 @@ in pre-training), which a masked LM loaded from that checkpoint leaves out, and 
 would lose.
 """
 
+import json
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import transformers
@@ -37,3 +38,42 @@ def checkpoint_pooler(model: PreTrainedModel, model_name: str) -> Dict[str, torc
     if any(re.search(r"(^|\.)pooler\.", name) for name in loading["missing_keys"]):
         return {}  # initialised at random: the checkpoint has none
     return {f"{model.base_model_prefix}.{name}": tensor for name, tensor in pooler.items()}
+
+
+# a checkpoint's weight files, the index of a sharded one first
+_WEIGHT_FILES = (
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+)
+
+
+def checkpoint_has_pooler(model_name: str) -> Optional[bool]:
+    """
+    Whether the checkpoint `model_name` (a directory, or a model-hub name in the local cache)
+    holds pooler weights, read from its weight files' names without loading them; None where it
+    has no weight files to tell (an archive's copy of an encoder: its config and tokenizer only).
+    """
+    from safetensors import safe_open
+    from transformers.utils import cached_file
+
+    for name in _WEIGHT_FILES:
+        path = cached_file(
+            model_name,
+            name,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        if path is None:
+            continue
+        if name.endswith(".json"):
+            with open(path, encoding="utf-8") as handle:
+                keys = list(json.load(handle)["weight_map"])
+        elif name.endswith(".safetensors"):
+            with safe_open(path, framework="pt") as weights:
+                keys = list(weights.keys())
+        else:
+            keys = list(torch.load(path, map_location="meta", weights_only=True))
+        return any(re.search(r"(^|\.)pooler\.", key) for key in keys)
+    return None

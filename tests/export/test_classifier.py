@@ -30,7 +30,7 @@ from dapt_plugin.export.classifier import (
     reader_tokenizer,
     to_sequence_classification,
 )
-from tests.conftest import DEV_TEXTS, SMALL, tiny_classifier, tiny_encoder
+from tests.conftest import CONFIGS, DEV_TEXTS, SMALL, classifier_env, tiny_classifier, tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +147,16 @@ def test_a_reader_without_a_transformer_tokenizer_is_refused():
         "tokenizer, so there is no Hugging Face tokenizer to export with the model; use the reader of "
         "training_config/classifier.jsonnet"
     )
+
+
+def test_a_classifier_with_a_max_length_shorter_than_the_check_text_exports(
+    tiny_model, tmp_path, monkeypatch
+):
+    # the export's check text is cut to MAX_LENGTH, as the classifier's reader cuts it
+    from allennlp.commands.train import train_model_from_file
+
+    for name, value in classifier_env(tiny_model, MAX_LENGTH="16", NUM_EPOCHS="1").items():
+        monkeypatch.setenv(name, value)
+    train_model_from_file(str(CONFIGS / "classifier.jsonnet"), str(tmp_path / "run"))
+    exported = export_classifier(str(tmp_path / "run" / "model.tar.gz"), str(tmp_path / "hf"))
+    assert (Path(exported) / "config.json").exists()

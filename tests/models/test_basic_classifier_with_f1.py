@@ -287,3 +287,15 @@ def test_feedforward_from_pooler_needs_berts_kind_of_head(tmp_path, model_params
         "`feedforward_from_pooler` needs BERT's kind of head, the first token's vector through one "
         f"tanh layer: {problem}. Change the model, or set `feedforward_from_pooler` to false"
     )
+
+
+def test_feedforward_from_pooler_warns_when_the_checkpoint_has_no_pooler_weights(tmp_path, caplog):
+    from transformers import BertForMaskedLM
+
+    encoder = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    tiny_classifier(encoder, feedforward_from_pooler=True)
+    assert "has no pooler weights" not in caplog.text
+    # a masked-LM checkpoint, without BERT's pooler: the encoder gets one at random
+    BertForMaskedLM.from_pretrained(str(encoder)).save_pretrained(str(encoder))
+    tiny_classifier(encoder, feedforward_from_pooler=True)
+    assert f"{encoder} has no pooler weights, so the tanh layer starts at random" in caplog.text

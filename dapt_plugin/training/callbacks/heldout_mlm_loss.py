@@ -63,15 +63,19 @@ class HeldoutMlmLoss(TrainerCallback):
         if trainer._validation_data_loader is not None:
             return trainer._validation_data_loader
         if getattr(trainer.data_loader, "hold_out", None) == "exclude":
-            return trainer.data_loader.held_out_loader()
+            held_out = trainer.data_loader.held_out_loader()
+            return held_out if held_out.num_examples else None  # a corpus of too few documents
         return None
 
     def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
         self._loader = self._heldout_loader(trainer)
         if self._loader is None:
+            every = getattr(trainer.data_loader, "hold_out_every", None)
             logger.warning(
-                "No held-out text (no HELDOUT_PATH, and the training data loader holds none out): "
-                "the run cannot tell whether it improved the model's masked-LM loss"
+                "No held-out text (no HELDOUT_PATH, and the training data loader holds none "
+                "out%s): the run cannot tell whether it improved the model's masked-LM loss; "
+                "give HELDOUT_PATH",
+                f": one document in {every} at most, none of fewer" if every else "",
             )
             return
         if not self._measured_start:  # on --recover, the start was measured before the kill

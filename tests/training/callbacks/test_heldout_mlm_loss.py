@@ -76,3 +76,14 @@ def test_the_loss_of_a_model_does_not_depend_on_when_it_is_measured(tiny_model):
     )
     assert heldout_loss(model, loader) == heldout_loss(model, loader)
     assert model.training
+
+
+def test_a_corpus_too_small_to_hold_a_document_out_is_said_to_have_no_heldout_text(
+    tiny_model, tmp_path, monkeypatch
+):
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("".join(DATA.joinpath("domain.txt").read_text().splitlines(True)[:40]))
+    metrics = _train(tmp_path, monkeypatch, tiny_model, CORPUS_PATH=str(corpus))
+    assert "heldout_mlm_loss_start" not in metrics
+    log = (tmp_path / "run" / "out.log").read_text()
+    assert "No held-out text (no HELDOUT_PATH, and the training data loader holds none out: " in log
