@@ -26,7 +26,8 @@
 //   BF16 / USE_AMP / GRADIENT_CHECKPOINTING (GPU), CUDA_DEVICES (0: one GPU, 0,1: data-parallel,
 //   -1: the CPU; unset: the first GPU if there is one), NUM_NODES / MASTER_ADDRESS / MASTER_PORT
 //   (several machines, see lib/devices.libsonnet),
-//   CHECKPOINT_EVERY_BATCHES / CHECKPOINT_EVERY_SECONDS, EXPORT_EVERY_STEPS,
+//   CHECKPOINT_EVERY_BATCHES (in optimizer steps, as AllenNLP counts its batches) /
+//   CHECKPOINT_EVERY_SECONDS, EXPORT_EVERY_STEPS,
 //   LOG_EVERY (50: optimizer steps between two progress lines in the log; TensorBoard curves of
 //   every step are in <serialization dir>/log),
 //   HEAD_WARMUP_STEPS (when MODEL_NAME's checkpoint has no trained masked-LM head, steps that train
