@@ -98,8 +98,9 @@ def open_binary(path: str) -> IO[bytes]:
 def iter_lines(path: str) -> Iterator[Tuple[int, str]]:
     """
     Yields `(line_number, text)` for every line of `path`, without its line ending (LF, CRLF or
-    a lone CR, as Python's text mode reads them) and without a leading UTF-8 byte-order mark. Invalid UTF-8 or NUL bytes stop with a
-    `DataError` naming the line: both mean the file is not the text it was taken for.
+    a lone CR, as Python's text mode reads them) and without a leading UTF-8 byte-order mark.
+    Invalid UTF-8 or NUL bytes stop with a `DataError` naming the line: both mean the file is not
+    the text it was taken for.
     """
     with open_binary(path) as handle:
         yield from decoded_lines(path, handle)

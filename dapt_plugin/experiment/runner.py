@@ -113,9 +113,9 @@ _SAMPLE = "task_sample"
 _ORDER = ("sample", "dapt", "selection", "tapt", "classifier", "mlm_loss")
 # what an `mlm_loss/<encoder>` phase takes from the masked-LM config of the base model, so that
 # every encoder is measured on the same examples with the same masks
+_MLM_LOSS_MODEL_KEYS = ("mlm_probability", "whole_word_masking", "masking_seed")
 # what `run` writes once every phase is complete
 _RESULT_FILES = ("results.json", "results.md", "results.png")
-_MLM_LOSS_MODEL_KEYS = ("mlm_probability", "whole_word_masking", "masking_seed")
 
 
 @dataclass
@@ -931,16 +931,15 @@ class ExperimentRunner:
             remove_leftovers(str(directory))  # of this runner's own writes, by a killed earlier run
         times = self._load_times()
         plan = self.plan()
-        self._check_devices([phase for phase, action, _ in plan if action != "reuse"])
-        if any(action != "reuse" for _, action, _ in plan):
-            # they would report phases this run redoes, until it has written its own
+        reused = [phase for phase, action, _ in plan if action == "reuse"]
+        to_run = [(phase, action, reason) for phase, action, reason in plan if action != "reuse"]
+        self._check_devices([phase for phase, _, _ in to_run])
+        if to_run:  # they would report phases this run redoes, until it has written its own
             for name in (*_RESULT_FILES, *MLM_LOSS_FILES):
                 (self.output / name).unlink(missing_ok=True)
         # the per-phase logs of phases killed while running side by side (`log_file`)
         for log in sorted((self.markers / "logs").glob("*.log")):
             self._append_to_train_log(log, f"left by an interrupted run of {log.stem}")
-        reused = [phase for phase, action, _ in plan if action == "reuse"]
-        to_run = [(phase, action, reason) for phase, action, reason in plan if action != "reuse"]
         if reused:  # in one line first, so that the phases run are numbered in their order
             names = ", ".join(phase.name for phase in reused)
             logger.info(

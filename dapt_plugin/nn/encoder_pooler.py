@@ -14,6 +14,9 @@ from transformers import PreTrainedModel
 
 from dapt_plugin.common.console import quiet_logger
 
+# the name of a pooler weight, with the model's prefix (`bert.pooler.dense.weight`) or without
+POOLER_WEIGHT = re.compile(r"(^|\.)pooler\.")
+
 
 def checkpoint_pooler(model: PreTrainedModel, model_name: str) -> Dict[str, torch.Tensor]:
     """
@@ -34,8 +37,7 @@ def checkpoint_pooler(model: PreTrainedModel, model_name: str) -> Dict[str, torc
         for name, tensor in encoder.state_dict().items()
         if name.startswith("pooler.")
     }
-    # named with the model's prefix or without, as the checkpoint names its weights
-    if any(re.search(r"(^|\.)pooler\.", name) for name in loading["missing_keys"]):
+    if any(POOLER_WEIGHT.search(name) for name in loading["missing_keys"]):
         return {}  # initialised at random: the checkpoint has none
     return {f"{model.base_model_prefix}.{name}": tensor for name, tensor in pooler.items()}
 
@@ -75,5 +77,5 @@ def checkpoint_has_pooler(model_name: str) -> Optional[bool]:
                 keys = list(weights.keys())
         else:
             keys = list(torch.load(path, map_location="meta", weights_only=True))
-        return any(re.search(r"(^|\.)pooler\.", key) for key in keys)
+        return any(POOLER_WEIGHT.search(key) for key in keys)
     return None
