@@ -431,40 +431,20 @@ def _training_workers(run, process) -> List[int]:
     """The two workers of the distributed run in `run`, started by `process`, once both train."""
     import time
 
+    import psutil
+
     deadline = time.time() + 240
     logs = [run / f"out_worker{rank}.log" for rank in (0, 1)]
     while not all(log.exists() and "Beginning training" in log.read_text() for log in logs):
         assert time.time() < deadline and process.poll() is None, "the workers did not start"
         time.sleep(0.2)
-    workers = [pid for pid in _descendants(process.pid) if b"spawn_main" in _cmdline(pid)]
+    workers = [
+        child.pid
+        for child in psutil.Process(process.pid).children(recursive=True)
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
     assert len(workers) == 2
     return workers
-
-
-def _descendants(pid: int) -> List[int]:
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except OSError:  # ended meanwhile
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""
 
 
 def test_allennlp_evaluate_reads_a_file_whose_name_holds_a_comma_as_one_file(
