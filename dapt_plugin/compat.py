@@ -10,6 +10,7 @@ what fails without it. The logic a patch calls lives in its own module (`common/
 wiring is here.
 """
 
+import contextlib
 import functools
 import inspect
 import json
@@ -734,16 +735,22 @@ def _patch_evaluate_outputs() -> None:
     """
     `allennlp evaluate` found that its `--output-file` or `--predictions-output-file` could not
     be written (a directory, a path through a file, a folder that does not exist) only when it
-    wrote it, after the whole evaluation, with a traceback. Each path they name (one per input
-    file, separated by commas; none where `--auto-names` makes them) is checked before the
-    archive is loaded, and a missing folder is created. An input file whose name holds a comma
-    is read as one file, as the plugin's readers read it, not split into two missing ones.
+    wrote it, after the whole evaluation, with a traceback; it wrote both in place, so a run that
+    failed or was killed halfway left a short predictions file under its name, and a predictions
+    file that was the input file emptied it before it was read. Each path they name (one per
+    input file, separated by commas; none where `--auto-names` makes them) is checked before the
+    archive is loaded, and one that is an input file is refused; both files, named or made, are
+    written as `predict`'s output is (`output_path`: whole or not at all, a missing folder
+    created). An input file whose name holds a comma is read as one file, as the plugin's readers
+    read it, not split into two missing ones.
     """
     from allennlp.commands import evaluate
+    from allennlp.evaluation.evaluator import SimpleEvaluator
 
-    from dapt_plugin.common.atomic import check_writable_path
+    from dapt_plugin.common.atomic import check_writable_path, output_path
 
     original = evaluate.evaluate_from_archive
+    original_call = SimpleEvaluator.__call__
 
     @functools.wraps(original)
     def evaluate_from_archive(
@@ -759,19 +766,51 @@ def _patch_evaluate_outputs() -> None:
             if paths is not None and auto_names not in (made, "ALL")
             for path in paths.split(",")
         ]
-        for path in named:
-            check_writable_path(path, "file")
-        for path in named:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if "," in input_file and os.path.isfile(input_file):
             # one file whose name holds a comma, which AllenNLP would split: a JSON string, which
             # it reads as a list of one path
             input_file = json.dumps(input_file)
+        try:  # as AllenNLP splits it
+            inputs = json.loads(f"[{input_file}]")
+        except json.JSONDecodeError:
+            inputs = input_file.split(",")
+        for path in named:
+            check_writable_path(path, "file")
+            for read in inputs:
+                if (
+                    isinstance(read, str)
+                    and os.path.isfile(read)
+                    and os.path.exists(path)
+                    and os.path.samefile(read, path)
+                ):
+                    raise ConfigurationError(
+                        f"{path} is the input file {read}, which writing it would replace; give "
+                        "another output file"
+                    )
         return original(
             archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
         )
 
+    @functools.wraps(original_call)
+    def __call__(
+        self,
+        model,
+        data_loader,
+        batch_weight_key=None,
+        metrics_output_file=None,
+        predictions_output_file=None,
+    ) -> Dict[str, Any]:
+        with contextlib.ExitStack() as outputs:
+            metrics_path, predictions_path = (
+                None if path is None else outputs.enter_context(output_path(path))
+                for path in (metrics_output_file, predictions_output_file)
+            )
+            return original_call(
+                self, model, data_loader, batch_weight_key, metrics_path, predictions_path
+            )
+
     evaluate.evaluate_from_archive = evaluate_from_archive
+    SimpleEvaluator.__call__ = __call__
 
 
 def _patch_predict_files() -> None:
@@ -791,7 +830,7 @@ def _patch_predict_files() -> None:
     from allennlp.commands import predict
     from allennlp.predictors import Predictor
 
-    from dapt_plugin.common.atomic import atomic_path, check_writable_path
+    from dapt_plugin.common.atomic import check_writable_path, output_path
     from dapt_plugin.data.documents import invalid_json
     from dapt_plugin.data.text_files import DataError, decoded_lines
 
@@ -857,16 +896,8 @@ def _patch_predict_files() -> None:
         if self._output_path is None:
             original_run(self)
             return
-        # a symbolic link's target is written; a device or a pipe (/dev/stdout, `>(gzip ...)`)
-        # in place, as it comes
-        target = os.path.realpath(self._output_path)
-        if os.path.exists(target) and not os.path.isfile(target):
-            with open(self._output_path, "w", encoding="utf-8") as self._output_file:
-                original_run(self)
-            return
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with atomic_path(target) as temporary:
-            with open(temporary, "w", encoding="utf-8") as self._output_file:
+        with output_path(self._output_path) as path:
+            with open(path, "w", encoding="utf-8") as self._output_file:
                 original_run(self)  # closes the file when every prediction is written
 
     @functools.wraps(original_data)

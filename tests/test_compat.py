@@ -353,6 +353,38 @@ def test_allennlp_evaluate_checks_its_output_files_before_loading_and_makes_thei
     assert predictions.read_text().strip()  # AllenNLP's evaluator writes a line per batch
 
 
+def test_allennlp_evaluate_writes_its_outputs_whole_or_not_at_all_and_never_over_its_input(
+    trained_classifier, tmp_path, monkeypatch
+):
+    from allennlp.commands.evaluate import evaluate_from_archive
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.evaluation.serializers import SimpleSerializer
+
+    archive, test = str(trained_classifier / "model.tar.gz"), str(TASK / "test.jsonl")
+    serialize, written = SimpleSerializer.__call__, []
+
+    def stopped_at_the_second_batch(self, *args, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(1)
+        return serialize(self, *args, **kwargs)
+
+    monkeypatch.setattr(SimpleSerializer, "__call__", stopped_at_the_second_batch)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_from_archive(archive, test, str(out / "m.json"), str(out / "p.jsonl"))
+    # a batch's predictions were written, but under no output's name
+    assert written and os.listdir(out) == []
+    monkeypatch.undo()
+    copy = tmp_path / "test.jsonl"
+    copy.write_text((TASK / "test.jsonl").read_text())
+    inputs = f"{TASK / 'dev.jsonl'},{copy}"
+    for metrics, predictions in [(None, f"{out / 'p.jsonl'},{copy}"), (f"m.json,{copy}", None)]:
+        with pytest.raises(ConfigurationError, match="test.jsonl is the input file .*test.jsonl"):
+            evaluate_from_archive(archive, inputs, metrics, predictions)
+    assert copy.read_text() == (TASK / "test.jsonl").read_text()
+
+
 @pytest.mark.process
 def test_the_workers_of_a_killed_distributed_run_stop_and_an_adapt_rerun_waits_for_them(
     tiny_model, tmp_path

@@ -60,6 +60,23 @@ def atomic_path(target: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def output_path(path: Union[str, os.PathLike]) -> Iterator[str]:
+    """
+    Yields the name to write a command's output file `path` to, as it comes: a temporary name
+    that takes `path` (a symbolic link's target) when the block ends without an exception (see
+    `atomic_path`), or `path` itself when it is a device or a pipe (`/dev/stdout`, `>(gzip ...)`),
+    which is written in place. A missing parent folder is created.
+    """
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        yield os.fspath(path)
+        return
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with atomic_path(target) as temporary:
+        yield temporary
+
+
+@contextlib.contextmanager
 def atomic_file(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
     """
     Opens a temporary file beside `path` for writing (`mode` "w" or "wb"); when the block ends

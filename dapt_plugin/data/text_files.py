@@ -37,7 +37,8 @@ def expand_paths(spec: PathSpec) -> List[str]:
     Turns one path, a glob pattern, a comma-separated list, or a list of any of these into the
     sorted list of files it names. A string that is itself an existing file, or a pattern that
     matches files, is taken whole even if its name contains commas. A pattern or path that
-    matches nothing, or a directory, is an error.
+    matches nothing, a directory, or a spec that names no path at all (`""`, `" "`, `","`) is
+    an error.
     """
     split_note = ""
     if isinstance(spec, (str, os.PathLike)):
@@ -53,6 +54,12 @@ def expand_paths(spec: PathSpec) -> List[str]:
                 )
     else:
         items = [os.fspath(item).strip() for item in spec]
+    if not items:
+        raise DataError(
+            os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else "[]",
+            0,
+            "names no file; give a path, a glob pattern or a comma-separated list of them",
+        )
     paths: List[str] = []
     for item in items:
         if glob.has_magic(item):

@@ -83,3 +83,14 @@ def test_a_path_with_spaces_around_it_is_named_in_quotes():
     assert str(DataError(" ", 0, "cannot be read")) == '" ": cannot be read'
     assert str(DataError("a.txt ", 2, "bad")) == '"a.txt ":2: bad'
     assert str(DataError("data/a b.txt", 3, "bad")) == "data/a b.txt:3: bad"
+
+
+@pytest.mark.parametrize(
+    "spec, shown", [("", '""'), (" ", '" "'), (",", ","), (" , ", '" , "'), ([], "[]")]
+)
+def test_a_spec_that_names_no_path_is_refused(spec, shown):
+    with pytest.raises(DataError) as error:
+        expand_paths(spec)
+    assert str(error.value) == (
+        f"{shown}: names no file; give a path, a glob pattern or a comma-separated list of them"
+    )
