@@ -27,8 +27,11 @@ def checkpoint_pooler(model: PreTrainedModel, model_name: str) -> Dict[str, torc
     `model`'s kind of encoder has none (ELECTRA).
 
     Loads the checkpoint's encoder once more (`model`'s encoder class, so a model with its own
-    code needs no new permission), without touching the global random generators.
+    code needs no new permission), without touching the global random generators, unless the
+    names in its weight files show that it has no pooler (`checkpoint_has_pooler`).
     """
+    if checkpoint_has_pooler(model_name) is False:
+        return {}
     encoder_class = type(model.base_model)
     with torch.random.fork_rng(), quiet_logger(transformers.modeling_utils.logger):
         encoder, loading = encoder_class.from_pretrained(model_name, output_loading_info=True)
