@@ -123,14 +123,15 @@ class TokenizedCorpus:
                 self.num_covered_tokens += int(np.minimum(lengths, self.window_content).sum())
                 self.num_truncated_documents += int((lengths > self.window_content).sum())
         else:
-            self.num_covered_tokens = self._packed_content_tokens()
+            self.num_covered_tokens = self._packed_content_tokens(self._length * max_length)
 
     def _content_lengths(self, file: TokenizedFile) -> np.ndarray:
         return np.maximum(np.diff(file.offsets) - (self.num_before + self.num_after), 0)
 
-    def _packed_content_tokens(self) -> int:
-        """The content tokens of the packed stream's first `len(self) * max_length` tokens."""
-        end = self._length * self.max_length
+    def _packed_content_tokens(self, end: int) -> int:
+        """The content tokens of the packed stream's first `end` tokens."""
+        if end == 0:
+            return 0
         file_index = self._file_of(end - 1)
         covered = sum(f.num_tokens for f in self.files[:file_index]) - (
             sum(f.num_documents for f in self.files[:file_index])
@@ -149,6 +150,17 @@ class TokenizedCorpus:
             )
             covered += min(max(stop - int(file.offsets[document]) - self.num_before, 0), content)
         return covered
+
+    def content_tokens(self, examples: np.ndarray) -> int:
+        """The content tokens that the examples numbered `examples` hold."""
+        if self.mode == "packed":
+            return sum(
+                self._packed_content_tokens((int(index) + 1) * self.max_length)
+                - self._packed_content_tokens(int(index) * self.max_length)
+                for index in examples
+            )
+        specials = self.num_before + self.num_after
+        return sum(len(self[int(index)]) - specials for index in examples)
 
     @property
     def covered_share(self) -> float:

@@ -154,6 +154,11 @@ def test_the_covered_share_counts_the_content_tokens_the_examples_hold(tiny_mode
     covered = sum(int(np.isin(e, list(special), invert=True).sum()) for e in _examples(corpus))
     assert (corpus.num_content_tokens, corpus.num_covered_tokens) == (content, covered)
     assert corpus.covered_share == pytest.approx(covered / content)
+    some = np.arange(1, len(corpus), 7)
+    assert corpus.content_tokens(some) == sum(
+        int(np.isin(corpus[i], list(special), invert=True).sum()) for i in some
+    )
+    assert corpus.content_tokens(np.arange(len(corpus))) == covered
     assert {
         "document_windows": covered == content,
         "packed": content - 40 < covered < content,

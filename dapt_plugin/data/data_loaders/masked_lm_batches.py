@@ -312,6 +312,19 @@ class MaskedLmBatches(DataLoader):
         held_out = len(self.held_out_examples)
         return held_out if self.hold_out == "only" else len(self.corpus) - held_out
 
+    @property
+    def covered_share(self) -> float:
+        """
+        The share of the corpus's content tokens that one pass over this loader's examples covers:
+        the corpus's `covered_share`, less the held-out documents' share when they are excluded.
+        """
+        corpus = self.corpus
+        if self.hold_out is None:
+            return corpus.covered_share
+        held_out = corpus.content_tokens(self.held_out_examples)
+        covered = held_out if self.hold_out == "only" else corpus.num_covered_tokens - held_out
+        return covered / corpus.num_content_tokens
+
     def _corpus_indices(self, positions: np.ndarray) -> np.ndarray:
         """Corpus indices of the examples at `positions` of this loader's examples."""
         if self.hold_out == "only":

@@ -12,8 +12,10 @@ class CorpusCoverage(TrainerCallback):
     trains on, special tokens not counted, as the `masked_lm_corpus` reader computes it for its
     `mode` (MLM_MODE): `corpus_tokens_trained_share`, 1.0 for `document_windows`, 1.0 less the
     dropped final block for `packed`, less for `line_by_line` when documents are longer than
-    `max_length`; with validation data, `validation_corpus_tokens_covered_share` likewise. The
-    reader logs the same figures when it reads the data, and warns when more than 5% is left out.
+    `max_length`, and less the documents that the validation data holds out of the corpus when it
+    has no file of its own (no `HELDOUT_PATH`). With a validation file,
+    `validation_corpus_tokens_covered_share` likewise. The reader logs the corpus's share when it
+    reads the data (before any is held out), and warns when more than 5% is left out.
 
     # Parameters
 
@@ -40,7 +42,7 @@ class CorpusCoverage(TrainerCallback):
     ) -> None:
         if metrics is None:
             return
-        metrics["corpus_tokens_trained_share"] = trainer.data_loader.corpus.covered_share
+        metrics["corpus_tokens_trained_share"] = trainer.data_loader.covered_share
         validation = trainer._validation_data_loader
         # a loader that holds out part of the training data reads the training corpus: not its own share
         if getattr(validation, "data_path", None) not in (None, trainer.data_loader.data_path):

@@ -291,6 +291,22 @@ def test_windows_of_a_held_out_document_are_all_held_out(tiny_model):
     assert len(trained) + len(held_out) == len(corpus)
 
 
+@pytest.mark.parametrize("mode", ["line_by_line", "document_windows", "packed"])
+def test_the_covered_share_leaves_out_the_held_out_documents(tiny_model, mode):
+    whole = _loader(tiny_model, mode=mode, max_length=16)
+    training = _loader(tiny_model, mode=mode, max_length=16, hold_out="exclude")
+    corpus = training.corpus
+    held_out = corpus.content_tokens(training.held_out_examples)
+    assert 0 < held_out < 0.05 * corpus.num_content_tokens
+    assert whole.covered_share == corpus.covered_share
+    assert training.covered_share == pytest.approx(
+        (corpus.num_covered_tokens - held_out) / corpus.num_content_tokens
+    )
+    assert training.covered_share + training.held_out_loader().covered_share == pytest.approx(
+        corpus.covered_share
+    )
+
+
 def test_a_large_corpus_holds_out_at_most_max_held_out_examples(tiny_model):
     loader = _loader(tiny_model, mode="line_by_line", hold_out="only", max_held_out=3)
     indices = np.concatenate([loader.batch_indices(n) for n in range(loader.batches_per_pass)])

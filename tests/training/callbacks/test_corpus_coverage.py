@@ -37,6 +37,18 @@ def test_metrics_record_the_share_of_the_corpus_one_pass_trains_on(
     )
 
 
+def test_the_share_trained_on_leaves_out_what_is_held_out_of_the_corpus(
+    tiny_model, tmp_path, monkeypatch
+):
+    for name, value in mlm_env(tiny_model, NUM_STEPS="2").items():  # no HELDOUT_PATH
+        monkeypatch.setenv(name, value)
+    train_model_from_file(str(CONFIGS / "dapt.jsonnet"), str(tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "validation_corpus_tokens_covered_share" not in metrics
+    # document_windows: every token of the 400 documents but those of the 4 held out
+    assert 0.97 < metrics["corpus_tokens_trained_share"] < 1.0
+
+
 def test_dapt_windows_every_document_and_tapt_reads_lines(tiny_model, monkeypatch):
     for name, value in mlm_env(tiny_model).items():
         monkeypatch.setenv(name, value)
