@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from typing import IO, Iterator, List, Optional, Sequence, Union
 
 import torch
@@ -67,10 +68,15 @@ def output_path(path: Union[str, os.PathLike]) -> Iterator[str]:
     `atomic_path`), or `path` itself when it is a device or a pipe (`/dev/stdout`, `>(gzip ...)`),
     which is written in place. A missing parent folder is created.
     """
-    target = os.path.realpath(path)
-    if os.path.exists(target) and not os.path.isfile(target):
+    try:
+        in_place = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        in_place = False
+    if in_place:
+        # A pipe reached through a link (`/dev/stdout`, `/dev/fd/63`) has no real path to resolve.
         yield os.fspath(path)
         return
+    target = os.path.realpath(path)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with atomic_path(target) as temporary:
         yield temporary

@@ -11,6 +11,7 @@ from dapt_plugin.common.atomic import (
     atomic_torch_save,
     check_output_directory,
     check_writable_path,
+    output_path,
     remove_leftovers,
 )
 
@@ -140,3 +141,21 @@ def test_a_trailing_slash_or_a_broken_symbolic_link_is_refused_as_the_path_it_na
         with pytest.raises(ConfigurationError, match="dangling is a symbolic link to .*gone, whi"):
             check_writable_path(str(tmp_path / "dangling"), kind)
     check_writable_path(str(tmp_path / "new") + "/", "directory")
+
+
+def test_an_output_reached_through_a_link_to_a_pipe_is_written_in_place(tmp_path):
+    # `--output-file /dev/stdout | wc` and `>(gzip > p.gz)` name /proc/self/fd/N, a link to
+    # `pipe:[inode]`, which has no real path to write beside
+    read_end, write_end = os.pipe()
+    try:
+        with output_path(f"/proc/self/fd/{write_end}") as name:
+            assert name == f"/proc/self/fd/{write_end}"
+            with open(name, "w") as handle:
+                handle.write("a prediction\n")
+        assert os.read(read_end, 100) == b"a prediction\n"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    with output_path(tmp_path / "new" / "predictions.jsonl") as name:
+        open(name, "w").write("whole\n")
+    assert (tmp_path / "new" / "predictions.jsonl").read_text() == "whole\n"
