@@ -28,8 +28,17 @@ from dapt_plugin.selection.units import UNITS
 
 # The paper's Table 5 (baseline, DAPT, TAPT, DAPT+TAPT) and Table 8 (kNN-TAPT, RAND-TAPT).
 BUILT_IN = ("baseline", "dapt", "tapt", "dapt_tapt", "knn_tapt", "rand_tapt")
-# names of directories of the output directory that are not a variant's
-RESERVED = ("classifier", "selection", "mlm_loss", "task_sample", "select_knn", "select_random")
+# names of directories of the output directory that are not a variant's, and `base`, the base
+# model's name among the encoders of `mlm_loss/` (a variant's TAPT phase is named after it)
+RESERVED = (
+    "classifier",
+    "selection",
+    "mlm_loss",
+    "task_sample",
+    "select_knn",
+    "select_random",
+    "base",
+)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -148,6 +148,8 @@ def test_a_changed_variant_reruns_its_own_chain_only(tiny_model, tmp_path):
     [
         ({"name": "dapt", "dapt": {}}, "`variants[1].name` must be a new name"),
         ({"name": "Not DAPT", "dapt": {}}, "`variants[1].name` must be a new name"),
+        # the base model's encoder in `mlm_loss/`, which its TAPT phase would take
+        ({"name": "base", "tapt": {}}, "'base']; got 'base'"),
         ({"name": "x"}, "`variants[1]` (x) has no step"),
         ({"name": "x", "dapt": {"corpora": NEWS}}, "`dapt` must be an object with keys from"),
         ({"name": "x", "pretrain": {}}, "unknown keys ['pretrain']"),
