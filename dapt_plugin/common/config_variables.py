@@ -12,6 +12,7 @@ import difflib
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 from typing import Dict, Iterable, Optional, Set, Tuple
@@ -21,6 +22,8 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
 from dapt_plugin.common.paper_tasks import task_files
+
+logger = logging.getLogger(__name__)
 
 # The external variable holding the whole environment as a JSON object, which
 # `training_config/lib/env.libsonnet` reads to give defaults (see `_patch_environment_variables` in
@@ -55,6 +58,40 @@ RENAMED_VARIABLES: Dict[str, Tuple[str, str]] = {
         "NUM_STEPS optimizer steps; NUM_EPOCHS (passes over the text) is a variable of "
         "tapt.jsonnet and classifier.jsonnet",
     ),
+}
+
+# The names that settings of these configs have in other tools (the Hugging Face Trainer and its
+# `run_mlm.py`, the paper's scripts): name -> (the variable here, what to add after it). A config
+# that reads the variable and not the name refuses the name, which it would otherwise ignore.
+OTHER_NAMES: Dict[str, Tuple[str, str]] = {
+    "LEARNING_RATE": ("LR", ""),
+    "MAX_SEQ_LENGTH": ("MAX_LENGTH", ""),
+    "MAX_SEQ_LEN": ("MAX_LENGTH", ""),
+    "BLOCK_SIZE": ("MAX_LENGTH", ""),
+    "EPOCHS": ("NUM_EPOCHS", ""),
+    "NUM_TRAIN_EPOCHS": ("NUM_EPOCHS", ""),
+    "MAX_STEPS": ("NUM_STEPS", ""),
+    "NUM_TRAIN_STEPS": ("NUM_STEPS", ""),
+    "MODEL_NAME_OR_PATH": ("MODEL_NAME", ""),
+    "TRAIN_FILE": ("TRAIN_PATH", ""),
+    "DEV_FILE": ("DEV_PATH", ""),
+    "VALIDATION_FILE": ("DEV_PATH", ""),
+    "TEST_FILE": ("TEST_PATH", ""),
+    "TRAIN_BATCH_SIZE": ("BATCH_SIZE", " (examples per device and forward pass)"),
+    "PER_DEVICE_TRAIN_BATCH_SIZE": ("BATCH_SIZE", " (examples per device and forward pass)"),
+    "GRADIENT_ACCUMULATION_STEPS": (
+        "EFFECTIVE_BATCH",
+        " (the examples per optimizer step; accumulation is EFFECTIVE_BATCH / (BATCH_SIZE x "
+        "number of devices))",
+    ),
+}
+
+# Settings that other tools take from a variable and these configs fix at the paper's values:
+# name -> the key of the resolved config that holds it, which `allennlp train -o` can override.
+FIXED_SETTINGS: Dict[str, str] = {
+    "WEIGHT_DECAY": "trainer.optimizer.weight_decay",
+    "ADAM_EPSILON": "trainer.optimizer.eps",
+    "WARMUP_RATIO": "trainer.learning_rate_scheduler.warmup_ratio",
 }
 
 
@@ -158,15 +195,35 @@ def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optio
     return by_upper[matches[0]] if matches else None
 
 
+def meant_variable(name: str, variables: Set[str], overridable: bool = True) -> Optional[str]:
+    """
+    What to say after "`name` is not a variable of the config" when `name`, set by a user for a
+    config that reads `variables` and not `name`, was plainly meant for one of them: its name in
+    another tool (`OTHER_NAMES`, "did you mean LR?"), a setting the config fixes
+    (`FIXED_SETTINGS`; with `overridable`, how to override it with `-o`), or a misspelling
+    (`closest` with `narrow`). None when `name` may well be meant for something else.
+    """
+    variable, note = OTHER_NAMES.get(name.upper(), (None, ""))
+    if variable in variables:
+        return f"did you mean {variable}{note}?"
+    if name.upper() in FIXED_SETTINGS:
+        key = FIXED_SETTINGS[name.upper()]
+        how = f"; override `{key}` with -o '{{\"{key}\": ...}}'" if overridable else ""
+        return f"the config fixes it at the paper's value (see its header){how}"
+    meant = closest(name, variables, narrow=True)
+    return f"did you mean {meant}?" if meant is not None else None
+
+
 def _misspells(name: str, variable: str) -> bool:
     name = name.upper()  # the variables are upper case
     if name == variable or name.replace("_", "") == variable.replace("_", ""):
         return True
-    return (
-        name.split("_")[0] == variable.split("_")[0]
-        and "_" in variable
-        and _distance(name, variable) <= 1
-    )
+    words, variable_words = name.split("_"), variable.split("_")
+    if len(words) > 1 and len(words) == len(variable_words) and words[0] == variable_words[0]:
+        # a shortened word (`MLM_PROB`, `MAX_LEN`)
+        if all(word and whole.startswith(word) for word, whole in zip(words, variable_words)):
+            return True
+    return words[0] == variable_words[0] and "_" in variable and _distance(name, variable) <= 1
 
 
 def _distance(a: str, b: str) -> int:
@@ -186,38 +243,44 @@ def _distance(a: str, b: str) -> int:
 
 def check_environment(config_path: str, environment: Iterable[str]) -> None:
     """
-    Raises `ConfigurationError` when a name of `environment` is the old name of a variable of the config at `config_path` (see `RENAMED_VARIABLES`), or is not a
-    variable of it but a misspelling of one (see `closest`): either would otherwise be ignored and
-    its default used (`NUM_STEP=4` training 12,500 steps).
+    Raises `ConfigurationError` when a name of `environment` is the old name of a variable of the
+    config at `config_path` (see `RENAMED_VARIABLES`), or is not a variable of it but plainly
+    meant for one (see `meant_variable`): either would otherwise be ignored and its default used
+    (`NUM_STEP=4` training 12,500 steps). A variable of a sibling config that this one does not
+    read (NUM_STEPS of dapt.jsonnet beside classifier.jsonnet, set for that one) is only logged.
     """
     variables = config_variables(config_path)
     if not variables:
         return  # not a config of this plugin's kind
+    config = os.path.basename(config_path)
     for name in sorted(environment):
         reason = renamed_variable(name, variables)
         if reason is not None:
-            raise ConfigurationError(
-                f"{os.path.basename(config_path)}: environment variable {reason}"
-            )
-    # a variable of a sibling config (NUM_STEPS of dapt.jsonnet beside classifier.jsonnet) is
-    # set on purpose for that one
-    siblings = set().union(
-        *(
-            config_variables(path)
-            for path in glob.glob(
+            raise ConfigurationError(f"{config}: environment variable {reason}")
+    siblings = {
+        os.path.basename(path): config_variables(path)
+        for path in sorted(
+            glob.glob(
                 os.path.join(
                     glob.escape(os.path.dirname(os.path.abspath(config_path))), "*.jsonnet"
                 )
             )
         )
-    )
-    for name in sorted(set(environment) - siblings):
-        meant = closest(name, variables, narrow=True)
-        if meant is not None:
-            raise ConfigurationError(
-                f"{name} is not a variable of {os.path.basename(config_path)}; "
-                f"did you mean {meant}?"
+    }
+    for name in sorted(set(environment) - variables):
+        readers = [sibling for sibling, read in siblings.items() if name in read]
+        if readers:
+            logger.warning(
+                "%s is set but %s does not read it (it is a variable of %s): it has no effect "
+                "on this run",
+                name,
+                config,
+                " and ".join(readers),
             )
+            continue
+        meant = meant_variable(name, variables)
+        if meant is not None:
+            raise ConfigurationError(f"{name} is not a variable of {config}; {meant}")
 
 
 def with_task_files(config_path: str, ext_vars: Dict[str, str]) -> Dict[str, str]:

@@ -7,12 +7,17 @@ variable that the configs of its phase kind read (found in the configs themselve
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
 
-from dapt_plugin.common.config_variables import closest, config_variables, renamed_variable
+from dapt_plugin.common.config_variables import (
+    closest,
+    config_variables,
+    meant_variable,
+    renamed_variable,
+)
 from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.paper_tasks import paper_task, task_files
 from dapt_plugin.common.pretrained import check_model_name
@@ -383,15 +388,9 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
                 "the environment of `allennlp adapt`",
             )
         if name not in readable:
-            suggestion = closest(name, readable)
-            hint = (
-                f"did you mean {suggestion}?"
-                if suggestion
-                else "the variables each config reads are listed in its header; variables of the "
-                "process (such as OMP_NUM_THREADS) are inherited from the environment of "
-                "`allennlp adapt`"
+            raise _fail(
+                path, f"{key} is not a variable of {_either(files)}; {_unknown(name, readable)}"
             )
-            raise _fail(path, f"{key} is not a variable of {_either(files)}; {hint}")
         if name == "TRAIN_SAMPLE":
             raise _fail(
                 path,
@@ -407,6 +406,33 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             )
         if isinstance(value, (dict, list)) or value is None:
             raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
+
+
+def _unknown(name: str, readable: Set[str]) -> str:
+    """What to say of a key of `settings` that is not one of the variables `readable`."""
+    meant = meant_variable(name, readable, overridable=False)
+    if meant is not None:
+        return meant
+    variables_of = {
+        kind: config_variables(str(config_dir() / config)) for kind, config in CONFIG_FILES.items()
+    }
+    for kind, variables in variables_of.items():
+        reason = renamed_variable(name, variables)
+        if reason is not None:
+            return f"{reason}, a variable of {CONFIG_FILES[kind]}"
+    kinds = [kind for kind, variables in variables_of.items() if name in variables]
+    if kinds:
+        return (
+            f"it is a variable of {_either([CONFIG_FILES[kind] for kind in kinds])}: set it in "
+            f"{_either([f'`settings.{kind}`' for kind in kinds])}"
+        )
+    suggestion = closest(name, readable)
+    if suggestion is not None:
+        return f"did you mean {suggestion}?"
+    return (
+        "the variables each config reads are listed in its header; variables of the process "
+        "(such as OMP_NUM_THREADS) are inherited from the environment of `allennlp adapt`"
+    )
 
 
 def _either(names: List[str]) -> str:

@@ -111,6 +111,61 @@ def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, t
     assert error.value.message == f"{typo} is not a variable of dapt.jsonnet; did you mean {meant}?"
 
 
+@pytest.mark.parametrize(
+    "config, name, message",
+    [
+        # the Hugging Face Trainer's and run_mlm.py's names, shortened words
+        ("dapt", "LEARNING_RATE", "did you mean LR?"),
+        ("dapt", "MAX_SEQ_LENGTH", "did you mean MAX_LENGTH?"),
+        ("dapt", "MLM_PROB", "did you mean MLM_PROBABILITY?"),
+        ("dapt", "MAX_LEN", "did you mean MAX_LENGTH?"),
+        ("tapt", "NUM_TRAIN_EPOCHS", "did you mean NUM_EPOCHS?"),
+        ("classifier", "EPOCHS", "did you mean NUM_EPOCHS?"),
+        ("classifier", "TEST_FILE", "did you mean TEST_PATH?"),
+        (
+            "classifier",
+            "GRADIENT_ACCUMULATION_STEPS",
+            "did you mean EFFECTIVE_BATCH (the examples per optimizer step;",
+        ),
+        # recipe values the configs fix
+        (
+            "dapt",
+            "WEIGHT_DECAY",
+            "the config fixes it at the paper's value (see its header); override "
+            """`trainer.optimizer.weight_decay` with -o '{"trainer.optimizer.weight_decay": ...}'""",
+        ),
+        ("tapt", "WARMUP_RATIO", "override `trainer.learning_rate_scheduler.warmup_ratio`"),
+    ],
+)
+def test_a_variable_named_as_other_tools_name_it_stops_the_run_naming_this_ones(
+    monkeypatch, config, name, message
+):
+    for variable, value in {
+        "MODEL_NAME": "roberta-base",
+        "CORPUS_PATH": "c.txt",
+        "TAPT_PATH": "t.jsonl",
+        "TRAIN_PATH": "t.jsonl",
+        "DEV_PATH": "d.jsonl",
+        name: "4",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as error:
+        Params.from_file(str(CONFIGS / f"{config}.jsonnet"))
+    assert error.value.message.startswith(f"{name} is not a variable of {config}.jsonnet; ")
+    assert message in error.value.message
+
+
+def test_a_variable_of_a_sibling_config_only_is_logged_as_having_no_effect(monkeypatch, caplog):
+    for name, value in {"MODEL_NAME": "m", "TRAIN_PATH": "t.jsonl", "DEV_PATH": "d.jsonl"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NUM_STEPS", "4")  # set for dapt.jsonnet, in the same shell
+    Params.from_file(str(CONFIGS / "classifier.jsonnet"))
+    assert (
+        "NUM_STEPS is set but classifier.jsonnet does not read it (it is a variable of "
+        "dapt.jsonnet and tapt.jsonnet): it has no effect on this run" in caplog.text
+    )
+
+
 def test_variables_of_other_tools_and_of_sibling_configs_are_left_alone(monkeypatch):
 
     for name, value in {

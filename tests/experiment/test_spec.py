@@ -113,6 +113,26 @@ def test_a_bad_experiment_names_the_key(tiny_model, tmp_path, overrides, message
             "`settings.all.max_lenght` is not a variable of dapt.jsonnet, "
             "tapt.jsonnet or classifier.jsonnet; did you mean MAX_LENGTH?",
         ),
+        (
+            _settings("dapt", LEARNING_RATE=1e-4),
+            "`settings.dapt.LEARNING_RATE` is not a variable of dapt.jsonnet; did you mean LR?",
+        ),
+        (
+            _settings("dapt", WEIGHT_DECAY=0.1),
+            "`settings.dapt.WEIGHT_DECAY` is not a variable of dapt.jsonnet; the config fixes it "
+            "at the paper's value (see its header)",
+        ),
+        (
+            _settings("classifier", NUM_STEPS=4),
+            "`settings.classifier.NUM_STEPS` is not a variable of classifier.jsonnet; it is a "
+            "variable of dapt.jsonnet or tapt.jsonnet: set it in `settings.dapt` or `settings.tapt`",
+        ),
+        (
+            _settings("dapt", SAMPLE=100),
+            "`settings.dapt.SAMPLE` is not a variable of dapt.jsonnet; SAMPLE was renamed "
+            "TRAIN_SAMPLE (the number of labelled training examples drawn at random), a variable "
+            "of classifier.jsonnet",
+        ),
         # a variable of dapt.jsonnet, but not of the classifier's config
         (
             _settings("classifier", MLM_PROBABILITY=0.2),
@@ -128,6 +148,13 @@ def test_a_setting_that_no_config_reads_is_refused_with_the_closest_name(
     tiny_model, tmp_path, settings, message
 ):
     assert message in _error(tmp_path, tiny_model, settings=settings)
+
+
+def test_a_fixed_setting_is_refused_without_the_overrides_an_experiment_cannot_give(
+    tiny_model, tmp_path
+):
+    message = _error(tmp_path, tiny_model, settings=_settings("tapt", WARMUP_RATIO=0.1))
+    assert message.endswith("the config fixes it at the paper's value (see its header)")
 
 
 @pytest.mark.parametrize(
