@@ -902,23 +902,25 @@ def _patch_predict_files() -> None:
 
     @functools.wraps(original_data)
     def _get_json_data(self):
-        if self._input_file == "-":
-            yield from original_data(self)
-            return
         from allennlp.common.file_utils import cached_path, open_compressed
 
         # the plugin's line reading (UTF-8, NUL bytes, BOM, CRLF, each named by file and line),
-        # over AllenNLP's opening of the file (a URL, .gz, .bz2 or .xz)
-        with open_compressed(cached_path(self._input_file), "rb", encoding=None) as handle:
-            for number, line in decoded_lines(self._input_file, handle):
+        # over AllenNLP's opening of the file (a URL, .gz, .bz2 or .xz) or standard input (`-`)
+        if self._input_file == "-":
+            name, opened = "standard input", contextlib.nullcontext(sys.stdin.buffer)
+        else:
+            name = self._input_file
+            opened = open_compressed(cached_path(self._input_file), "rb", encoding=None)
+        with opened as handle:
+            for number, line in decoded_lines(name, handle):
                 if not line.strip():
                     continue
                 try:
                     item = self._predictor.load_line(line)
                 except json.JSONDecodeError as error:
-                    raise invalid_json(self._input_file, number, error) from None
+                    raise invalid_json(name, number, error) from None
                 except DataError as error:  # the predictor's own check of the line
-                    raise DataError(self._input_file, number, error.message) from None
+                    raise DataError(name, number, error.message) from None
                 yield item
 
     manager.__init__ = __init__

@@ -99,22 +99,31 @@ def iter_json_lines(
                 f"{text_key!r} is a {type(text).__name__}, not a string; write the text in quotes",
             )
         if "\\u" in line:  # an escape may be a lone surrogate, which no tokenizer takes
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise DataError(
-                    path,
-                    line_number,
-                    f"{text_key!r} holds a lone surrogate escape "
-                    f"(\\u{ord(text[error.start]):04x}, character {error.start + 1}), half of a "
-                    "UTF-16 pair and not a character; remove it or write the whole pair",
-                ) from None
+            problem = lone_surrogate(text_key, text)
+            if problem is not None:
+                raise DataError(path, line_number, problem)
         if not text.strip():
             empty += 1
             continue
         yield JsonLine(line_number, item, text)
     if empty and warn_empty:
         logger.warning("%s: skipped %d line(s) with an empty %r field", path, empty, text_key)
+
+
+def lone_surrogate(text_key: str, text: str) -> Optional[str]:
+    """
+    What is wrong with `text`, the `text_key` field of a JSON line, when it holds a lone
+    surrogate escape (`"\\ud800"`), which no tokenizer takes; None when it holds none.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return (
+            f"{text_key!r} holds a lone surrogate escape "
+            f"(\\u{ord(text[error.start]):04x}, character {error.start + 1}), half of a "
+            "UTF-16 pair and not a character; remove it or write the whole pair"
+        )
+    return None
 
 
 class Document(NamedTuple):

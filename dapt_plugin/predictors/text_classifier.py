@@ -6,6 +6,7 @@ from allennlp.data import DatasetReader, Instance
 from allennlp.models import Model
 from allennlp.predictors.predictor import Predictor
 
+from dapt_plugin.data.documents import lone_surrogate
 from dapt_plugin.data.text_files import DataError
 
 
@@ -15,12 +16,13 @@ class DaptTextClassifierPredictor(Predictor):
     Labels texts with a `basic_classifier_with_f1` model, whose default predictor it is, so
     `allennlp predict model.tar.gz test.jsonl` needs no other flag. Reads the jsonl of training:
     one JSON object per line with the text under the dataset reader's `text_key` (`"text"`);
-    other fields, such as a gold label, are ignored. Texts are tokenized and truncated as in
-    training. Each prediction is
+    an `id` field is copied into the line's prediction, and other fields, such as a gold label,
+    are ignored. Texts are tokenized and truncated as in training. Each prediction is
 
         {"label": "<most probable label>", "probabilities": {"<label>": <probability>, ...}}
 
-    with a probability for every label the model knows.
+    with a probability for every label the model knows (and the line's `"id"` first, if it has
+    one).
 
     # Parameters
 
@@ -57,6 +59,13 @@ class DaptTextClassifierPredictor(Predictor):
         self._text(json_dict)
         return json_dict
 
+    def predict_json(self, inputs: JsonDict) -> JsonDict:
+        return _with_id(inputs, super().predict_json(inputs))
+
+    def predict_batch_json(self, inputs: List[JsonDict]) -> List[JsonDict]:
+        outputs = super().predict_batch_json(inputs)
+        return [_with_id(line, output) for line, output in zip(inputs, outputs)]
+
     def _json_to_instance(self, json_dict: JsonDict) -> Instance:
         return self._dataset_reader.text_to_instance(self._text(json_dict))
 
@@ -70,6 +79,9 @@ class DaptTextClassifierPredictor(Predictor):
                 f"no {self._text_key!r} string in {shown[:200]}; each line to "
                 f'predict on needs {{"{self._text_key}": "..."}}',
             )
+        problem = lone_surrogate(self._text_key, text)
+        if problem is not None:
+            raise DataError("<input>", 0, problem)
         return text
 
     def predict_instance(self, instance: Instance) -> JsonDict:
@@ -83,3 +95,8 @@ class DaptTextClassifierPredictor(Predictor):
             "label": output["label"],
             "probabilities": dict(zip(self._model.label_names, output["probs"])),
         }
+
+
+def _with_id(line: JsonDict, prediction: JsonDict) -> JsonDict:
+    """`prediction` of the input `line`, led by the line's `id` when it has one."""
+    return {"id": line["id"], **prediction} if "id" in line else prediction

@@ -1,8 +1,10 @@
 """`dapt_text_classifier`: the default predictor of `basic_classifier_with_f1`."""
 
+import io
 import json
 import os
 import stat
+import sys
 
 import pytest
 from allennlp.commands.evaluate import evaluate_from_archive
@@ -28,15 +30,18 @@ def predictor(trained_classifier):
 def test_is_the_classifiers_default_and_returns_label_and_probability_per_label(predictor):
     assert isinstance(predictor, DaptTextClassifierPredictor)
     # a line of the training data, with its gold label and a field of the user's own
-    line = {**read_jsonl(TASK / "dev.jsonl")[0], "id": "dev-0"}
+    line = {**read_jsonl(TASK / "dev.jsonl")[0], "source": "pubmed", "id": "dev-0"}
     prediction = predictor.predict_json(line)
-    assert set(prediction) == {"label", "probabilities"}
+    assert list(prediction) == ["id", "label", "probabilities"] and prediction["id"] == "dev-0"
     assert set(prediction["probabilities"]) == LABELS
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert prediction["label"] == max(
         prediction["probabilities"], key=prediction["probabilities"].get
     )
-    assert predictor.predict(line["text"]) == prediction
+    assert {"id": "dev-0", **predictor.predict(line["text"])} == prediction
+    # in a batch too, each line's own id, and none for a line without one
+    batch = predictor.predict_batch_json([line, {"text": line["text"]}, {"id": 7, "text": "x"}])
+    assert [output.get("id") for output in batch] == ["dev-0", None, 7]
 
 
 def test_predictions_score_as_evaluation_does_and_do_not_depend_on_the_batch(
@@ -166,6 +171,32 @@ def test_allennlp_predict_writes_its_output_whole_or_not_at_all(predictor, tmp_p
         predictor.predict_json(line)["label"] for line in good
     ]
     assert os.listdir(tmp_path / "out") == ["predictions.jsonl"]
+
+
+def test_allennlp_predict_reads_standard_input_as_a_file_and_names_a_lone_surrogate(
+    predictor, tmp_path, monkeypatch
+):
+    first = b'\xef\xbb\xbf{"text": "fine"}\r\n'  # a BOM and CRLF, as a file's
+    half_a_pair = b'{"text": "half \\ud800 a pair"}\n'
+    output = tmp_path / "predictions.jsonl"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(first + half_a_pair)))
+    with pytest.raises(DataError) as error:
+        predict_manager(predictor, "-", str(output)).run()
+    assert str(error.value) == (
+        "standard input:2: 'text' holds a lone surrogate escape (\\ud800, character 6), half of "
+        "a UTF-16 pair and not a character; remove it or write the whole pair"
+    )
+    assert not output.exists()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(first)))
+    predict_manager(predictor, "-", str(output)).run()
+    assert read_jsonl(output) == [
+        {
+            **predictor.predict_json({"text": "fine"}),
+            "probabilities": pytest.approx(
+                predictor.predict_json({"text": "fine"})["probabilities"]
+            ),
+        }
+    ]
 
 
 def test_allennlp_predict_refuses_a_missing_input_or_an_output_it_cannot_write(predictor, tmp_path):
