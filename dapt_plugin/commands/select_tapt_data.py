@@ -18,6 +18,7 @@ from allennlp.common.checks import ConfigurationError
 
 from dapt_plugin.common.optional_dependencies import MissingDependency
 from dapt_plugin.data.text_files import DataError
+from dapt_plugin.selection.options import POOL_SIZE
 
 
 @Subcommand.register("select-tapt-data")
@@ -71,7 +72,7 @@ class SelectTaptData(Subcommand):
         subparser.add_argument(
             "--pool-size",
             type=int,
-            default=1000000,
+            default=POOL_SIZE,
             help="distinct units of the domain, drawn at random with --seed, that are searched "
             "or sampled (the paper: 1M sentences); all of them when the domain has fewer",
         )

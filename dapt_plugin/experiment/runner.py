@@ -92,6 +92,7 @@ from dapt_plugin.experiment.mlm_loss import write_mlm_loss
 from dapt_plugin.experiment.progress import PhaseProgress
 from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec, as_environment
 from dapt_plugin.experiment.variants import BUILT_IN, Variant
+from dapt_plugin.selection.options import POOL_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +265,7 @@ class ExperimentRunner:
         for phase in self.phases:
             self._fingerprint(phase)
         self._check_selection_dependency()
+        self._check_selection_sizes()
         self._check_lengths()
         self._check_jobs()
         self.server_environment = server_environment(jobs)
@@ -617,6 +619,37 @@ class ExperimentRunner:
             require_faiss()
         except MissingDependency as error:
             raise self._fail(f"phase {selections[0].name}: {error}") from None
+
+    def _check_selection_sizes(self) -> None:
+        """
+        A random selection's size (`select.size`, or `k` x the task's training examples to match
+        a kNN selection) must fit in its pool (`select.pool_size`), which it is drawn from: found
+        here, not by the selection after the phases before it.
+        """
+        by_name = {phase.name: phase for phase in self.phases}
+        examples = None
+        for phase in self.phases:
+            if phase.kind != "selection" or phase.settings["method"] != "random":
+                continue
+            pool = phase.settings.get("pool_size", POOL_SIZE)
+            size = phase.settings.get("size")
+            what = "`select.size`"
+            if size is None:  # as many as the kNN selection it matches
+                k = by_name[phase.upstream].settings["k"]
+                if examples is None:
+                    examples = (
+                        len(self.sample_lines)
+                        if self.sample_lines is not None
+                        else sum(1 for _ in iter_json_lines(self.train_path(), warn_empty=False))
+                    )
+                size, what = k * examples, f"k x the task's examples, {k} x {examples}"
+            if size > pool:
+                raise self._fail(
+                    f"phase {phase.name} (variant {phase.variant}): its random sample of {size} "
+                    f"{phase.settings['unit']}s ({what}) exceeds `select.pool_size` ({pool}), the "
+                    "units it is drawn from; raise `select.pool_size` or lower `select.size` (or "
+                    "`k`)"
+                )
 
     def _check_lengths(self) -> None:
         """

@@ -6,3 +6,5 @@ before any phase runs.
 
 METHODS = ("knn", "random")
 EMBEDDERS = ("lsa", "vampire")
+# the units of the domain that a selection searches or samples, by default (the paper's 1M)
+POOL_SIZE = 1000000

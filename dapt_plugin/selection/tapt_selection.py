@@ -104,7 +104,7 @@ from dapt_plugin.common.sampling import distinct_sample
 from dapt_plugin.data.documents import Document, is_json_lines, iter_documents
 from dapt_plugin.data.text_files import DataError, PathSpec, expand_paths
 from dapt_plugin.selection.lsa import LsaEmbedder
-from dapt_plugin.selection.options import EMBEDDERS, METHODS
+from dapt_plugin.selection.options import EMBEDDERS, METHODS, POOL_SIZE
 from dapt_plugin.selection.units import UNITS, Unit, iter_units
 from dapt_plugin.selection.vampire import VampireEmbedder
 
@@ -254,7 +254,7 @@ def select_tapt_data(
     method: str = "knn",
     size: Optional[int] = None,
     unit: str = "sentence",
-    pool_size: int = 1000000,
+    pool_size: int = POOL_SIZE,
     embedder: str = "lsa",
     text_key: str = "text",
     dimension: Optional[int] = None,
