@@ -37,7 +37,8 @@ def distinct_sample(
     smallest keys are kept (a bottom-k sample). Identical texts have identical keys, so each
     distinct text is drawn at most once and with the same probability however often it occurs;
     the same items and seed give the same sample. The `keep_texts` smallest keys, a uniform
-    sample of the sample, also keep their texts.
+    sample of the sample (the whole sample when `keep_texts` is `size` or more), also keep their
+    texts.
 
     Returns the number of items seen, the `(key, value)` pairs of the sample sorted by key, and
     the `(value, text)` pairs of the `keep_texts` smallest keys sorted by value. Memory: about
@@ -54,6 +55,7 @@ def distinct_sample(
     keep_texts : `int`, optional (default = `0`)
         How many of the drawn texts (those of the smallest keys) to return with their text.
     """
+    keep_texts = min(keep_texts, size)  # texts of the sample only, never of one it dropped
     salt = seed.to_bytes(8, "little", signed=True)
     sample: List[Tuple[int, T]] = []  # max-heap of (-key, value)
     kept: List[Tuple[int, T, str]] = []  # max-heap of (-key, value, text)

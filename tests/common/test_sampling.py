@@ -46,3 +46,10 @@ def test_a_text_however_frequent_is_drawn_as_often_as_any_other():
         value for seed in range(4000) for _, value in distinct_sample(items, 5, seed)[1]
     )
     assert all(abs(counts[value] - 2000) < 190 for value in range(10)), counts
+
+
+def test_the_texts_kept_are_of_the_sample_even_when_more_are_asked_than_it_holds():
+    items = [(f"text {i}", i) for i in range(200)]
+    _, sample, kept = distinct_sample(items, 10, seed=3, keep_texts=50)
+    assert sorted(value for value, _ in kept) == sorted(value for _, value in sample)
+    assert all(text == f"text {value}" for value, text in kept)
