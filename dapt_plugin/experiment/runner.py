@@ -932,6 +932,9 @@ class ExperimentRunner:
 
     def run(self) -> Dict:
         """Runs every phase not yet complete, then writes and returns the results."""
+        if not self.output.exists() or not any(self.output.iterdir()):
+            # every phase runs: its devices are checked before the directory holds anything
+            self._check_devices(self.phases)
         self.output.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.output / ".lock"))
         try:

@@ -411,7 +411,11 @@ def test_devices_this_machine_lacks_stop_the_experiment_before_any_phase_they_wo
     with pytest.raises(ConfigurationError) as error:
         runner.run()
     assert f": phase {phase}" in error.value.message and message in error.value.message
-    assert not (tmp_path / "out" / ".phases" / "dapt.json").exists()  # nothing started
+    assert not (tmp_path / "out").exists()  # a new output directory: nothing written
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ConfigurationError, match=f": phase {phase}"):
+        runner.run()
+    assert list((tmp_path / "out").iterdir()) == []
     # where it has run, the experiment is looked over without those devices: nothing to run
     _complete(runner)
     runner.run()
