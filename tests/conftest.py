@@ -232,15 +232,15 @@ def tiny_classifier_params(encoder: Path, **overrides) -> dict:
     }
 
 
-def tiny_classifier(encoder: Path, **overrides):
-    """`tiny_classifier_params` built for three labels, in evaluation mode, seeded."""
+def tiny_classifier(encoder: Path, labels=("inhibitor", "activator", "neither"), **overrides):
+    """`tiny_classifier_params` built for `labels`, in evaluation mode, seeded."""
     import torch
     from allennlp.common.params import Params
     from allennlp.data import Vocabulary
     from allennlp.models import Model
 
     vocab = Vocabulary()
-    vocab.add_tokens_to_namespace(["inhibitor", "activator", "neither"], "labels")
+    vocab.add_tokens_to_namespace(list(labels), "labels")
     torch.manual_seed(1)
     params = Params(tiny_classifier_params(encoder, **overrides))
     return Model.from_params(vocab=vocab, params=params).eval()

@@ -18,7 +18,8 @@ another pooler or feed-forward), have no such class and are refused.
 import copy
 import logging
 import os
-from typing import Tuple
+import re
+from typing import List, Tuple
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -103,7 +104,8 @@ def to_sequence_classification(model: BasicClassifierWithF1) -> PreTrainedModel:
             "the classifier's (first token, dense, tanh, linear); supported: "
             f"{', '.join(ROBERTA_HEAD_MODEL_TYPES + POOLER_HEAD_MODEL_TYPES)}"
         )
-    labels = model.label_names
+    order = export_order(model.label_names)
+    labels = [model.label_names[index] for index in order]
     config.num_labels = len(labels)
     config.id2label = dict(enumerate(labels))
     config.label2id = {label: index for index, label in enumerate(labels)}
@@ -111,12 +113,15 @@ def to_sequence_classification(model: BasicClassifierWithF1) -> PreTrainedModel:
     exported = AutoModelForSequenceClassification.from_config(config)
     prefix = exported.base_model_prefix
     if model_type in ROBERTA_HEAD_MODEL_TYPES:
-        head = {"classifier.dense": dense, "classifier.out_proj": output}
+        dense_name, output_name = "classifier.dense", "classifier.out_proj"
     else:
-        head = {f"{prefix}.pooler.dense": dense, "classifier": output}
+        dense_name, output_name = f"{prefix}.pooler.dense", "classifier"
     state = {f"{prefix}.{name}": tensor for name, tensor in encoder.state_dict().items()}
-    for name, layer in head.items():
-        state.update({f"{name}.{key}": tensor for key, tensor in layer.state_dict().items()})
+    state.update({f"{dense_name}.{key}": tensor for key, tensor in dense.state_dict().items()})
+    # the output layer's rows in the export's order of labels
+    state.update(
+        {f"{output_name}.{key}": tensor[order] for key, tensor in output.state_dict().items()}
+    )
     wanted = exported.state_dict()
     # the encoder's own pooler is unused by the classifier (and absent from RoBERTa's class)
     exported.load_state_dict(
@@ -124,6 +129,19 @@ def to_sequence_classification(model: BasicClassifierWithF1) -> PreTrainedModel:
     )
     exported.config.architectures = [type(exported).__name__]
     return exported
+
+
+def export_order(labels: List[str]) -> List[int]:
+    """
+    The classifier's label indices in the export's order of ids. The classifier's own order is
+    by frequency in training; when every label is a whole number written plainly (`"0"`, `"1"`,
+    `"4"`), ids go up with the number, so that id i is label i where the labels are 0 to n-1, as
+    a user of integer labels expects of `logits.argmax()`. Other labels keep the classifier's
+    order (`id2label` names them).
+    """
+    if all(re.fullmatch(r"0|-?[1-9][0-9]*", label) for label in labels):
+        return sorted(range(len(labels)), key=lambda index: int(labels[index]))
+    return list(range(len(labels)))
 
 
 def _parts(
@@ -157,6 +175,7 @@ def _check_same_logits(
     instance = reader.text_to_instance(_PROBE)
     reader.apply_token_indexers(instance)
     expected = torch.tensor(model.forward_on_instance(instance)["logits"])
+    expected = expected[export_order(model.label_names)]
     # as many tokens as the reader kept: a MAX_LENGTH shorter than the probe cuts it there
     kept = len(instance["tokens"])
     with torch.no_grad():

@@ -19,6 +19,7 @@ from transformers import (
     BertConfig,
     BertForSequenceClassification,
     ElectraConfig,
+    RobertaConfig,
     pipeline,
 )
 
@@ -111,6 +112,23 @@ def test_a_bert_classifier_exports_to_bert_for_sequence_classification(tmp_path)
             exported(**inputs).logits, _logits(model, encoder, DEV_TEXTS), atol=1e-5
         )
     assert exported.config.id2label == {0: "inhibitor", 1: "activator", 2: "neither"}
+
+
+@pytest.mark.parametrize("model_type", ["roberta", "bert"])
+def test_integer_labels_are_exported_with_id_i_for_label_i(tmp_path, model_type):
+    # the classifier's vocabulary orders labels by frequency in training: "1" before "0"
+    config = RobertaConfig(**SMALL) if model_type == "roberta" else BertConfig(**SMALL)
+    encoder = tiny_encoder(tmp_path / model_type, config)
+    model = tiny_classifier(encoder, labels=["1", "10", "0", "2"])
+    exported = to_sequence_classification(model).eval()
+    assert exported.config.id2label == {0: "0", 1: "1", 2: "2", 3: "10"}
+    inputs = AutoTokenizer.from_pretrained(str(encoder))(
+        DEV_TEXTS, padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        logits = exported(**inputs).logits
+    # the classifier's columns "1", "10", "0", "2" in the order 0, 1, 2, 10
+    assert torch.allclose(logits, _logits(model, encoder, DEV_TEXTS)[:, [2, 0, 3, 1]], atol=1e-5)
 
 
 def test_an_encoder_with_another_head_is_refused(tmp_path):
