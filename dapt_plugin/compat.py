@@ -742,9 +742,11 @@ def _patch_evaluate_outputs() -> None:
     archive is loaded, and one that is an input file is refused; both files, named or made, are
     written as `predict`'s output is (`output_path`: whole or not at all, a missing folder
     created). An input file whose name holds a comma is read as one file, as the plugin's readers
-    read it, not split into two missing ones.
+    read it, not split into two missing ones. Without `--output-file`, the final metrics are
+    logged (AllenNLP logged them only as it wrote that file: the console showed none).
     """
     from allennlp.commands import evaluate
+    from allennlp.common.util import dump_metrics
     from allennlp.evaluation.evaluator import SimpleEvaluator
 
     from dapt_plugin.common.atomic import check_writable_path, output_path
@@ -805,9 +807,12 @@ def _patch_evaluate_outputs() -> None:
                 None if path is None else outputs.enter_context(output_path(path))
                 for path in (metrics_output_file, predictions_output_file)
             )
-            return original_call(
+            metrics = original_call(
                 self, model, data_loader, batch_weight_key, metrics_path, predictions_path
             )
+        if metrics_output_file is None:  # AllenNLP shows the metrics only as it writes them
+            dump_metrics(None, metrics, log=True)
+        return metrics
 
     evaluate.evaluate_from_archive = evaluate_from_archive
     SimpleEvaluator.__call__ = __call__

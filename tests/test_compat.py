@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import re
 import select
@@ -383,6 +384,20 @@ def test_allennlp_evaluate_writes_its_outputs_whole_or_not_at_all_and_never_over
         with pytest.raises(ConfigurationError, match="test.jsonl is the input file .*test.jsonl"):
             evaluate_from_archive(archive, inputs, metrics, predictions)
     assert copy.read_text() == (TASK / "test.jsonl").read_text()
+
+
+def test_allennlp_evaluate_shows_the_final_metrics_without_an_output_file(
+    trained_classifier, caplog
+):
+    from allennlp.commands.evaluate import evaluate_from_archive
+
+    with caplog.at_level(logging.INFO):
+        metrics = evaluate_from_archive(
+            str(trained_classifier / "model.tar.gz"), str(TASK / "test.jsonl")
+        )
+    shown = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Metrics: ")]
+    assert [json.loads(message[len("Metrics: ") :]) for message in shown] == [metrics]
+    assert {"accuracy", "macro_f1", "loss"} <= set(metrics)
 
 
 @pytest.mark.process
