@@ -163,3 +163,32 @@ def test_two_identical_cpu_runs_give_identical_results(tiny_model, uninterrupted
     )
     assert outcome(run) == outcome(uninterrupted_mlm)
     assert json.loads((run / "metrics.json").read_text())["training_loss"] > 0
+
+
+def test_a_run_started_with_relative_paths_recovers_after_its_project_moves(
+    tiny_model, uninterrupted_classifier, tmp_path
+):
+    """AllenNLP's `--recover` refuses a config that differs from the run's `config.json`."""
+    project = tmp_path / "project"
+    shutil.copytree(TASK, project / "task")
+    shutil.copytree(tiny_model, project / "model")
+    shutil.copy(PROJECT_ROOT / ".allennlp_plugins", project)
+    env = {
+        **_classifier_env(tiny_model),
+        "MODEL_NAME": "model",
+        "TRAIN_PATH": "task/train.jsonl",
+        "DEV_PATH": "task/dev.jsonl",
+    }
+    args = ["train", str(CONFIGS / "classifier.jsonnet"), "-s", "runs/clf"]
+    log = tmp_path / "train.log"
+    killed = run_killed_at(args, env, project, kill_at=r"link:best\.th", log=log)
+    assert killed == KILLED
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    project.rename(moved)
+    assert run_killed_at([*args, "--recover"], env, moved, log=log) == 0, log.read_text()[-3000:]
+    recovered, reference = outcome(moved / "runs" / "clf"), outcome(uninterrupted_classifier)
+    # the archive names its encoders' directories after the path given, here another one
+    for result in (recovered, reference):
+        result.pop("archive_files")
+    assert recovered == reference
