@@ -1334,7 +1334,7 @@ class ExperimentRunner:
             )
         if phase.kind == "selection":
             with open(phase.outputs[0]) as selected:
-                return f"{sum(1 for _ in selected)} documents selected"
+                return f"{_count(sum(1 for _ in selected), phase.settings['unit'])} selected"
         if phase.kind == "mlm_loss":
             losses = json.loads(phase.outputs[0].read_text())
             return "held-out MLM loss " + ", ".join(

@@ -248,3 +248,20 @@ def test_a_random_selection_larger_than_its_pool_is_refused_before_any_phase(tin
     matched["select"]["pool_size"] = 2 * examples
     _runner(tmp_path, tiny_model, ["baseline", matched])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_selections_console_line_counts_its_units(tiny_model, tmp_path):
+    runner = _runner(
+        tmp_path,
+        tiny_model,
+        [
+            "baseline",
+            "knn_tapt",
+            {"name": "whole", "select": {"method": "knn", "unit": "document"}},
+        ],
+    )
+    for name, unit in (("select_knn", "sentences"), ("select_knn_whole", "documents")):
+        phase = _phases(runner)[name]
+        phase.outputs[0].parent.mkdir(parents=True, exist_ok=True)
+        phase.outputs[0].write_text('{"text": "a"}\n{"text": "b"}\n')
+        assert runner._outcome(phase) == f"2 {unit} selected"
