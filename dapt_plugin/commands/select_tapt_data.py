@@ -16,6 +16,7 @@ import sys
 from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
 
+from dapt_plugin.common.console import with_option_names
 from dapt_plugin.common.optional_dependencies import MissingDependency
 from dapt_plugin.data.text_files import DataError
 from dapt_plugin.selection.options import POOL_SIZE
@@ -151,7 +152,7 @@ def select_tapt_data_from_args(args: argparse.Namespace) -> None:
             seed=args.seed,
         )
     except (ConfigurationError, DataError, MissingDependency) as error:
-        sys.exit(f"allennlp select-tapt-data: error: {error}")
+        sys.exit(f"allennlp select-tapt-data: error: {with_option_names(str(error), vars(args))}")
     how = f", {result.search} search in a pool of {result.pool:,}" if result.search else ""
     print(
         f"Selected {result.units:,} of {result.domain_units:,} domain {result.unit}s "

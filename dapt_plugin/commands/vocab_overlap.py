@@ -13,6 +13,7 @@ from typing import Dict, List
 from allennlp.commands.subcommand import Subcommand
 from allennlp.common.checks import ConfigurationError
 
+from dapt_plugin.common.console import with_option_names
 from dapt_plugin.data.text_files import DataError
 
 
@@ -111,5 +112,5 @@ def vocab_overlap_from_args(args: argparse.Namespace) -> None:
             min_df=args.min_df,
         )
     except (ConfigurationError, DataError) as error:
-        sys.exit(f"allennlp vocab-overlap: error: {error}")
+        sys.exit(f"allennlp vocab-overlap: error: {with_option_names(str(error), vars(args))}")
     print(f"Vocabulary overlap written to {json_path} and {png_path}")

@@ -10,9 +10,10 @@ outputs are, and every warning); `ConsoleFilter` leaves the rest to the log file
 
 import contextlib
 import logging
+import re
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterable, Iterator, Union
 
 # Loggers whose records below WARNING are detail: the logger name, and the functions of it that log
 # detail (None: all of them). Functions, not messages, so a reworded message stays where it was.
@@ -130,3 +131,17 @@ def logs_to_file(path: Union[str, Path]) -> Iterator[None]:
             console.removeFilter(warnings_only)
         root.removeHandler(handler)
         handler.close()
+
+
+def with_option_names(message: str, names: Iterable[str]) -> str:
+    """
+    `message`, of an error a back-end function raised, with each of its argument `names` quoted
+    in it (`` `pool_size` ``) given as the command-line option that sets it (`` `--pool-size` ``),
+    for a command that calls the function with its options.
+    """
+    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    if not pattern:
+        return message
+    return re.sub(
+        rf"`({pattern})`", lambda match: f"`--{match.group(1).replace('_', '-')}`", message
+    )

@@ -137,7 +137,7 @@ def corpus_vocabulary(
             most = max(document_counts[word] for word in counts)
             raise ConfigurationError(
                 f"corpus {name!r}: no word outside the English stop words is in {min_df} of its "
-                f"{documents} document(s) (at most {most}); lower `min_df` (--min-df) to {most} "
+                f"{documents} document(s) (at most {most}); lower `min_df` to {most} "
                 "or less, or give it more documents"
             )
     logger.info(

@@ -56,8 +56,8 @@ def test_cli_k_of_zero_is_a_clear_error(mix, tmp_path):
     process = select(mix, tmp_path / "out.jsonl", "--k", "0", check=False)
     assert process.returncode == 1
     assert (
-        "allennlp select-tapt-data: error: `k` must be a positive number of neighbours per task example"
-        in process.stderr
+        "allennlp select-tapt-data: error: `--k` must be a positive number of neighbours per task "
+        "example" in process.stderr
     )
     assert "Traceback" not in process.stderr
     assert not (tmp_path / "out.jsonl").exists()
@@ -67,9 +67,9 @@ def test_cli_sentences_from_a_seeded_pool_with_the_vampire_embedder(tmp_path, mo
     monkeypatch.setattr(vampire, "_MAX_EPOCHS", 20)  # the CLI runs in this process
     mix = write_sentence_mix(tmp_path)
     output = tmp_path / "knn.jsonl"
-    options = ["--k", "5", "--pool-size", "400", "--seed", "2", "--embedder", "vampire"]
+    options = ["--k", "5", "--pool-size", "600", "--seed", "2", "--embedder", "vampire"]
     process = select(mix, output, *options)
-    assert "domain sentences (knn, exact search in a pool of 400)" in process.stdout
+    assert "domain sentences (knn, exact search in a pool of 600)" in process.stdout
     sentences = {sentence for text in mix.domain_texts for sentence in split_sentences(text)}
     texts = [document.text for document in iter_documents(str(output))]
     assert texts and set(texts) <= sentences and on_topic(mix, texts) >= 0.75
@@ -78,9 +78,9 @@ def test_cli_sentences_from_a_seeded_pool_with_the_vampire_embedder(tmp_path, mo
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("--unit", "word", "`unit` must be one of sentence, document; got 'word'"),
-        ("--embedder", "bert", "`embedder` must be one of lsa, vampire; got 'bert'"),
-        ("--pool-size", "0", "`pool_size` must be positive; got 0"),
+        ("--unit", "word", "`--unit` must be one of sentence, document; got 'word'"),
+        ("--embedder", "bert", "`--embedder` must be one of lsa, vampire; got 'bert'"),
+        ("--pool-size", "0", "`--pool-size` must be positive; got 0"),
     ],
 )
 def test_cli_bad_new_options_are_named(mix, tmp_path, option, value, message):

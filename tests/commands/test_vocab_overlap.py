@@ -44,7 +44,7 @@ def test_cli_passes_the_sample_and_the_released_scripts_min_df(tmp_path):
         + ["--top-k", "50"],
         check=False,
     )
-    assert both.returncode != 0 and "give one of `top_k`" in both.stderr
+    assert both.returncode != 0 and "give one of `--top-k`" in both.stderr
 
 
 def test_cli_missing_corpus_is_a_clear_error(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import transformers
 from allennlp.commands.train import train_model_from_file
 
-from dapt_plugin.common.console import ConsoleFilter, logs_to_file
+from dapt_plugin.common.console import ConsoleFilter, logs_to_file, with_option_names
 from dapt_plugin.testing.cli import fresh_logging
 from tests.conftest import CONFIGS, classifier_env
 
@@ -117,3 +117,11 @@ def test_logs_to_file_takes_a_block_s_output_off_the_console(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "evaluating" not in err and "progress" not in err
     assert "a label never seen in training" in err and "after the block" in err
+
+
+def test_a_back_end_error_names_the_commands_options():
+    message = "the random sample of 9 units exceeds `pool_size` (4); raise `pool_size` or `k`"
+    assert with_option_names(message, ["k", "pool_size", "seed"]) == (
+        "the random sample of 9 units exceeds `--pool-size` (4); raise `--pool-size` or `--k`"
+    )
+    assert with_option_names("`size` and size", ["size"]) == "`--size` and size"

@@ -190,5 +190,5 @@ def test_a_corpus_with_no_word_in_min_df_documents_says_how_low_min_df_must_go(t
         vocab_overlap({"Task": str(task)}, str(tmp_path / "out"), top_k=None, min_df=3)
     assert str(error.value) == (
         "corpus 'Task': no word outside the English stop words is in 3 of its 2 document(s) (at "
-        "most 2); lower `min_df` (--min-df) to 2 or less, or give it more documents"
+        "most 2); lower `min_df` to 2 or less, or give it more documents"
     )

