@@ -28,6 +28,8 @@ METRICS = ("macro_f1", "micro_f1", "accuracy")
 # the original repository's name of its macro F1 (`--perf +f1`), accepted so that its users' habits work
 METRIC_ALIASES = {"f1": "macro_f1"}
 # the training config of each phase kind, in `config_dir()`; `settings.all` applies to every kind
+# classifier.jsonnet's presets (its `PRESET`)
+PRESETS = ("small", "mini", "big")
 CONFIG_FILES = {"dapt": "dapt.jsonnet", "tapt": "tapt.jsonnet", "classifier": "classifier.jsonnet"}
 PHASE_KINDS = ("all", *CONFIG_FILES)
 # variables `allennlp adapt` sets itself: where their value comes from, and the kinds it sets them for
@@ -269,8 +271,12 @@ def load_experiment(path: str) -> ExperimentSpec:
     if "sample_seed" in task and sample is None:
         raise _fail(path, "`task.sample_seed` is given without `task.sample`, the sample's size")
     preset = raw.get("preset")
-    if preset is not None and not isinstance(preset, str):
-        raise _fail(path, f"`preset` must be small, mini or big; got {preset!r}")
+    if preset is not None and preset not in PRESETS:
+        raise _fail(
+            path,
+            f"`preset` must be one of {', '.join(PRESETS)} (classifier.jsonnet's presets, the "
+            f"original repository's ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got {preset!r}",
+        )
     settings = raw.get("settings", {})
     if not isinstance(settings, dict) or not set(settings) <= set(PHASE_KINDS):
         raise _fail(

@@ -633,8 +633,10 @@ def test_the_experiments_preset_reaches_every_classifier_and_changes_their_finge
 
 def test_a_bad_preset_stops_the_experiment_before_any_phase(tiny_model, tmp_path):
     message = _dry_run_error(tmp_path, tiny_model, preset="large")
-    assert "phase classifier/baseline/seed_0: " in message
-    assert "environment variable PRESET must be one of small, mini or big" in message
+    assert message.endswith(
+        "`preset` must be one of small, mini, big (classifier.jsonnet's presets, the original "
+        "repository's ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got 'large'"
+    )
 
 
 def _sampled_task(**sample) -> dict:

@@ -73,7 +73,7 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
             {"task": {**TASK_FILES, "dev": ["d1.jsonl", "d2.jsonl"]}},
             "`task` must give `train`, `dev` and `test` files",
         ),
-        ({"preset": 3}, "`preset` must be small, mini or big; got 3"),
+        ({"preset": 3}, "`preset` must be one of small, mini, big (classifier.jsonnet's"),
         (
             {"task": {"train": "t", "dev": "d", "test": "t", "smaple": 10}},
             "`task` must give `train`, `dev` and `test` files (and optionally `sample` and "
