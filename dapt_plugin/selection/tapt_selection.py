@@ -632,8 +632,8 @@ def _embed_task(embedder: Embedder, task: List[Document]) -> np.ndarray:
     if not embedded.all():
         first = task[int(np.argmin(embedded))]
         logger.warning(
-            "%d task example(s) have no word outside the stop words and are skipped, "
-            "the first at %s:%d",
+            "%d task example(s) have no word the embedder knows (outside the English stop words, "
+            "in the texts it was fitted on) and are skipped, the first at %s:%d",
             (~embedded).sum(),
             first.path,
             first.line_number,
@@ -642,8 +642,9 @@ def _embed_task(embedder: Embedder, task: List[Document]) -> np.ndarray:
         raise DataError(
             first.path,
             0,
-            "no task example has a word outside the English stop "
-            "words; check the task path and `text_key`",
+            "no task example has a word the embedder knows (outside the English stop words, in "
+            "the texts it was fitted on): the task shares no vocabulary with the domain; check "
+            "the task and domain paths and `text_key`",
         )
     return np.ascontiguousarray(vectors[embedded])
 

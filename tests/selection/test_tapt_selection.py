@@ -219,14 +219,21 @@ def test_gzip_and_other_json_lines_names_as_the_readers_take_them(mix, tmp_path,
 
 def test_task_examples_without_words_are_skipped_with_a_warning(mix, tmp_path, caplog):
     task = tmp_path / "task.jsonl"
-    task.write_text(mix.task.read_text() + json.dumps({"text": "the of and"}) + "\n")
+    # stop words only, and words of no domain text
+    task.write_text(
+        mix.task.read_text()
+        + json.dumps({"text": "the of and"})
+        + "\n"
+        + json.dumps({"text": "zzyzx qwfpgj"})
+        + "\n"
+    )
     with caplog.at_level(logging.WARNING):
         select_tapt_data(
             str(task), mix.domain, str(tmp_path / "out.jsonl"), k=K, dimension=DIMENSION
         )
     assert (
-        f"1 task example(s) have no word outside the stop words and are skipped, the first at {task}:41"
-        in caplog.text
+        "2 task example(s) have no word the embedder knows (outside the English stop words, in "
+        f"the texts it was fitted on) and are skipped, the first at {task}:41" in caplog.text
     )
 
 
