@@ -102,8 +102,8 @@ class MaskedLmCorpusReader(DatasetReader):
         shortest = sum(self.special_tokens) + 1  # one content token besides the special tokens
         if not shortest <= max_length <= limit:
             raise ConfigurationError(
-                f"`max_length` must be between {shortest} and the model's position limit "
-                f"{limit}; got {max_length}"
+                f"`max_length` (MAX_LENGTH in the configs) must be between {shortest} and the "
+                f"model's position limit {limit}; got {max_length}"
             )
         self.model_name = model_name
         self.tokenizer = tokenizer

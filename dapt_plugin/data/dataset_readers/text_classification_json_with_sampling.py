@@ -163,8 +163,9 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
             num_start_tokens, self._num_end_tokens = _count_added_tokens(self._tokenizer)
             if max_sequence_length < num_start_tokens + self._num_end_tokens + 1:
                 raise ConfigurationError(
-                    f"`max_sequence_length` ({max_sequence_length}) leaves no room for text after the "
-                    f"tokenizer's {num_start_tokens + self._num_end_tokens} special tokens; raise it"
+                    f"`max_sequence_length` ({max_sequence_length}; MAX_LENGTH in the configs) "
+                    "leaves no room for text after the tokenizer's "
+                    f"{num_start_tokens + self._num_end_tokens} special tokens; raise it"
                 )
             if isinstance(self._tokenizer, PretrainedTransformerTokenizer):
                 model = self._tokenizer.tokenizer
@@ -271,8 +272,8 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
             raise DataError(
                 file_path,
                 0,
-                f"`sample` is {self._sample} but the file has only {seen} lines with a text; lower "
-                "`sample` or set it to null to read the whole file",
+                f"`sample` (TRAIN_SAMPLE in classifier.jsonnet) is {self._sample} but the file has "
+                f"only {seen} lines with a text; lower it, or unset it to read the whole file",
             )
         reservoir.sort(
             key=lambda example: example[0]

@@ -187,7 +187,7 @@ def test_missing_and_unreadable_files(tiny_model, tmp_path):
 def test_configuration_errors(tiny_model, tmp_path):
     with pytest.raises(
         ConfigurationError,
-        match=r"`max_length` must be between 3 and the model's position limit 512; got 600",
+        match=r"`max_length` \(MAX_LENGTH in the configs\) must be between 3 and the model's position limit 512; got 600",
     ):
         _reader(tiny_model, max_length=600)
     with pytest.raises(
@@ -218,7 +218,7 @@ def test_configuration_errors(tiny_model, tmp_path):
         ),
         (
             {"MAX_LENGTH": "4096"},
-            r"`max_length` must be between 3 and the model's position limit 512; got 4096",
+            r"`max_length` \(MAX_LENGTH in the configs\) must be between 3 and the model's position limit 512; got 4096",
         ),
         ({"USE_AMP": "true", "CUDA_DEVICES": "-1"}, r"`use_amp` \(USE_AMP=true\) needs a CUDA GPU"),
         ({"BF16": "true", "CUDA_DEVICES": "-1"}, r"`bf16` autocast needs a CUDA GPU"),

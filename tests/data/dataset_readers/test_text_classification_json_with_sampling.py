@@ -78,7 +78,8 @@ def test_truncation_keeps_the_start_and_end_tokens(tiny_model):
 def test_max_sequence_length_must_leave_room_for_text(tiny_model):
     tokenizer = PretrainedTransformerTokenizer(str(tiny_model))
     with pytest.raises(
-        ConfigurationError, match=r"`max_sequence_length` \(2\) leaves no room .* raise it"
+        ConfigurationError,
+        match=r"`max_sequence_length` \(2; MAX_LENGTH in the configs\) leaves no room .* raise it",
     ):
         TextClassificationJsonWithSamplingReader(tokenizer=tokenizer, max_sequence_length=2)
     with pytest.raises(ConfigurationError, match="`max_sequence_length` must be positive.*got 0"):
@@ -232,8 +233,8 @@ def test_sample_larger_than_the_file_names_the_file_and_the_fix(tmp_path):
     write_jsonl(path, [{"text": f"line {i}", "label": "a"} for i in range(5)])
     assert len(list(make_reader(sample=5).read(path))) == 5
     assert read_error(path, sample=6) == (
-        f"{path}: `sample` is 6 but the file has only 5 lines with a text; lower `sample` or set it "
-        "to null to read the whole file"
+        f"{path}: `sample` (TRAIN_SAMPLE in classifier.jsonnet) is 6 but the file has only 5 "
+        "lines with a text; lower it, or unset it to read the whole file"
     )
 
 
