@@ -539,10 +539,13 @@ def _patch_amp_deprecation() -> None:
     )
 
 
-def _patch_amp_on_the_cpu() -> None:
+def _patch_trainer_device_errors() -> None:
     """
     `use_amp` (`USE_AMP=true`) on the CPU stopped with AllenNLP's `ValueError: Using AMP requires a
-    cuda device` in a traceback; it is a `ConfigurationError` that names the variable.
+    cuda device` in a traceback; it is a `ConfigurationError` that names the variable. A GPU that
+    the machine lacks (`CUDA_DEVICES=0` on the CPU) was refused with a hint at
+    `trainer.cuda_device=-1` "in the json config file", which the plugin's configs set from
+    `CUDA_DEVICES`; the message names the variable.
     """
     from allennlp.training.gradient_descent_trainer import GradientDescentTrainer
 
@@ -558,6 +561,15 @@ def _patch_amp_on_the_cpu() -> None:
             raise ConfigurationError(
                 "`use_amp` (USE_AMP=true) needs a CUDA GPU, but the trainer runs on the CPU; "
                 "set USE_AMP=false, or train on a GPU (CUDA_DEVICES)"
+            ) from None
+        except ConfigurationError as error:
+            if not error.message.startswith("Experiment specified"):
+                raise
+            device = kwargs.get("cuda_device")
+            raise ConfigurationError(
+                f"`trainer.cuda_device` (CUDA_DEVICES in the configs) names GPU {device}, but this "
+                f"machine has {torch.cuda.device_count()} visible GPU(s); set CUDA_DEVICES=-1 to "
+                "train on the CPU, or name a visible GPU"
             ) from None
 
     GradientDescentTrainer.__init__ = __init__
@@ -949,7 +961,7 @@ def apply_patches() -> None:
     _patch_jsonnet_errors()
     _patch_quiet_console()
     _patch_amp_deprecation()
-    _patch_amp_on_the_cpu()
+    _patch_trainer_device_errors()
     _quiet_unused_pooler_warning()
     _patch_self_contained_archives()  # after the atomic archive_model, which it calls
     _patch_environment_variables()

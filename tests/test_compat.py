@@ -522,3 +522,36 @@ def test_a_missing_config_and_bad_overrides_are_configuration_errors(tmp_path, m
     assert Params.from_file(str(config), '{"a": 2}').as_dict() == {"a": 2}
     monkeypatch.setenv("HOME", str(tmp_path))  # a `~` the shell left, which `cached_path` reads
     assert Params.from_file("~/c.json").as_dict() == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"cuda_device": 0},
+            "`trainer.cuda_device` (CUDA_DEVICES in the configs) names GPU 0, but this machine has "
+            "0 visible GPU(s); set CUDA_DEVICES=-1 to train on the CPU, or name a visible GPU",
+        ),
+        (
+            {"cuda_device": -1, "use_amp": True},
+            "`use_amp` (USE_AMP=true) needs a CUDA GPU, but the trainer runs on the CPU; set "
+            "USE_AMP=false, or train on a GPU (CUDA_DEVICES)",
+        ),
+    ],
+)
+def test_a_device_the_machine_lacks_is_refused_naming_the_variable(monkeypatch, settings, message):
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.data import Vocabulary
+    from allennlp.data.data_loaders import SimpleDataLoader
+    from allennlp.models import Model
+    from allennlp.training import GradientDescentTrainer
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    model = Model(Vocabulary())
+    model.weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ConfigurationError) as error:
+        GradientDescentTrainer(
+            model, optimizer, SimpleDataLoader([], batch_size=1), num_epochs=1, **settings
+        )
+    assert error.value.message == message
