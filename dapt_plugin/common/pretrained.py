@@ -55,6 +55,18 @@ def check_model_name(name: str, parts: Iterable[str] = ("model", "tokenizer")) -
     if not os.path.isdir(path):
         raise ConfigurationError(f"MODEL_NAME {name!r}: no such directory; {_FIX}")
     files = set(os.listdir(path))
+    if parts and "config.json" in files and files & {"out.log", "model.tar.gz", "best.th"}:
+        # `allennlp train`'s directory, whose config.json is the training config
+        export = os.path.join(name, "exported_model")
+        raise ConfigurationError(
+            f"MODEL_NAME {name!r} is the directory of an `allennlp train` run, not a model; "
+            + (
+                f"its encoder is {export!r}"
+                if os.path.isdir(os.path.join(path, "exported_model"))
+                else "a masked-LM run writes its encoder to `exported_model` in it, which this "
+                "one has not (yet) written"
+            )
+        )
     missing = []
     if parts and "config.json" not in files:
         missing.append("config.json")

@@ -50,6 +50,23 @@ def test_model_directory_without_weights_is_named_partial(tiny_model, tmp_path):
     )
 
 
+def test_a_training_runs_directory_is_refused_naming_its_export(tiny_model, tmp_path):
+    run = tmp_path / "dapt"
+    run.mkdir()
+    (run / "config.json").write_text('{"trainer": {}}')  # AllenNLP's training config
+    (run / "out.log").write_text("")
+    with pytest.raises(ConfigurationError) as error:
+        PretrainedTransformerEmbedder(str(run))
+    assert str(error.value) == (
+        f"MODEL_NAME '{run}' is the directory of an `allennlp train` run, not a model; a masked-LM "
+        "run writes its encoder to `exported_model` in it, which this one has not (yet) written"
+    )
+    shutil.copytree(tiny_model, run / "exported_model")
+    with pytest.raises(ConfigurationError) as error:
+        PretrainedTransformerEmbedder(str(run))
+    assert str(error.value).endswith(f"its encoder is '{run / 'exported_model'}'")
+
+
 def test_model_directory_without_tokenizer_is_named_partial(tiny_model, tmp_path):
     model = partial_copy(
         tiny_model, tmp_path / "no_tokenizer", ["config.json", "model.safetensors"]
