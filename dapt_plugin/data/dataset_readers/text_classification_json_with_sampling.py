@@ -227,13 +227,19 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         )
         for line_number, item, text in self._json_lines(file_path, lines):
             label = self._label(file_path, line_number, item)
+            # what a line without a label has: no field, or `"label": null`
+            none = (
+                f"{self._label_key!r} is null"
+                if self._label_key in item
+                else f"no {self._label_key!r} field"
+            )
             if first is None:
                 first = (line_number, label is not None)
                 if self._labelled and label is None:
                     raise DataError(
                         file_path,
                         line_number,
-                        f"no {self._label_key!r} field; training and evaluation data need a "
+                        f"{none}; training and evaluation data need a "
                         "label on every line (only data to predict on, which `allennlp predict` "
                         "reads, has none)",
                     )
@@ -241,7 +247,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                 raise DataError(
                     file_path,
                     line_number,
-                    f"no {self._label_key!r} field, but line {first[0]} "
+                    f"{none}, but line {first[0]} "
                     "has one; give every line of a labelled file a label (only data to "
                     "predict on has none)",
                 )

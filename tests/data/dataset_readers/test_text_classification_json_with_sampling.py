@@ -350,6 +350,10 @@ def test_a_line_without_a_label_in_a_labelled_file_names_the_line(tmp_path, samp
         f"{path}:3: no 'label' field, but line 1 has one; give every line of a "
         "labelled file a label (only data to predict on has none)"
     )
+    path.write_text(path.read_text().replace('"third"}', '"third", "label": null}'))
+    assert read_error(path, sample=sample, sample_seed=0).startswith(
+        f"{path}:3: 'label' is null, but line 1 has one;"
+    )
 
 
 def test_a_label_after_unlabelled_lines_names_the_line(tmp_path):
@@ -377,6 +381,8 @@ def test_a_labelled_reader_refuses_a_file_without_labels_and_predicts_without_on
         "(only data to predict on, which `allennlp predict` reads, has none)"
     )
     assert "label" not in make_reader(labelled=True).text_to_instance("to predict").fields
+    write_lines(path, ['{"text": "first", "label": null}'])
+    assert read_error(path, labelled=True).startswith(f"{path}:1: 'label' is null; training")
 
 
 @pytest.mark.parametrize(
