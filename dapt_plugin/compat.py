@@ -576,18 +576,21 @@ def _patch_trainer_device_errors() -> None:
 
 
 class _UnusedPoolerFilter(logging.Filter):
-    """Drops transformers' "Some weights ... newly initialized" warning when they are all a pooler's."""
+    """
+    Drops transformers' "Some weights ... newly initialized" and "Some weights of the model
+    checkpoint ... were not used" warnings when the weights are all a pooler's.
+    """
 
-    _NEWLY_INITIALIZED = re.compile(
-        r"were not initialized from the model checkpoint at .* and are newly "
-        r"initialized: (\[[^\]]*\])",
+    _POOLER_WEIGHTS = re.compile(
+        r"(?:were not initialized from the model checkpoint at .* and are newly initialized"
+        r"|were not used when initializing \w+): (\[[^\]]*\])",
         re.DOTALL,
     )
 
     def filter(self, record: logging.LogRecord) -> bool:
         import ast
 
-        match = self._NEWLY_INITIALIZED.search(str(record.msg))
+        match = self._POOLER_WEIGHTS.search(str(record.msg))
         if match is None:
             return True
         try:
@@ -608,7 +611,9 @@ def _quiet_unused_pooler_warning() -> None:
     that pooler (`CLASSIFIER_HEAD=bert` starts its tanh layer from it: at random then, as
     `BertForSequenceClassification` does, see docs/configuration.md), so nothing is to be done:
     the warning is left out when every newly initialized weight is a pooler's. Any other missing
-    weight is still reported.
+    weight is still reported. So is any unused weight of a checkpoint but a pooler's, which a
+    masked-LM model (DAPT/TAPT from a BERT checkpoint) has no use for: "were not used when
+    initializing BertForMaskedLM: ['bert.pooler.dense.bias', ...]" is left out too.
     """
     modeling_logger = logging.getLogger("transformers.modeling_utils")
     if not any(isinstance(f, _UnusedPoolerFilter) for f in modeling_logger.filters):

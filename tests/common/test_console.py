@@ -125,3 +125,20 @@ def test_a_back_end_error_names_the_commands_options():
         "the random sample of 9 units exceeds `--pool-size` (4); raise `--pool-size` or `--k`"
     )
     assert with_option_names("`size` and size", ["size"]) == "`--size` and size"
+
+
+def test_a_checkpoints_unused_pooler_weights_are_not_reported_but_other_unused_weights_are():
+    from dapt_plugin.compat import _UnusedPoolerFilter
+
+    def unused(names):
+        message = (
+            "Some weights of the model checkpoint at m were not used when initializing "
+            f"BertForMaskedLM: {names}\n- This IS expected if you are initializing ..."
+        )
+        record = logging.LogRecord(
+            "transformers.modeling_utils", 30, __file__, 1, message, None, None
+        )
+        return _UnusedPoolerFilter().filter(record)
+
+    assert not unused(["bert.pooler.dense.bias", "bert.pooler.dense.weight"])
+    assert unused(["bert.pooler.dense.bias", "cls.seq_relationship.weight"])

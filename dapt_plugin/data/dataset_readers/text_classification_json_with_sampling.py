@@ -180,6 +180,11 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                         f"a longer text would reach positions the model has no embedding for; set "
                         f"it to {limit} or less"
                     )
+                # transformers warns of a text longer than the model takes ("will result in
+                # indexing errors") as it tokenizes it whole; `_truncate` cuts it first
+                model.deprecation_warnings[
+                    "sequence-length-is-longer-than-the-specified-maximum"
+                ] = True
 
     @property
     def tokenizer(self) -> Tokenizer:

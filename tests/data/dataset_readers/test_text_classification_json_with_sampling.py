@@ -75,6 +75,16 @@ def test_truncation_keeps_the_start_and_end_tokens(tiny_model):
             assert cut_tokens == whole_tokens[:7] + ["</s>"]
 
 
+def test_a_text_longer_than_the_model_takes_is_cut_without_transformers_warning(tiny_model, caplog):
+    reader = TextClassificationJsonWithSamplingReader(
+        tokenizer=PretrainedTransformerTokenizer(str(tiny_model)), max_sequence_length=64
+    )
+    with caplog.at_level(logging.WARNING):
+        instance = reader.text_to_instance("word " * 3000)  # thousands of tokens
+    assert len(instance["tokens"].tokens) == 64
+    assert "indexing errors" not in caplog.text
+
+
 def test_max_sequence_length_must_leave_room_for_text(tiny_model):
     tokenizer = PretrainedTransformerTokenizer(str(tiny_model))
     with pytest.raises(
