@@ -55,8 +55,8 @@ def test_a_missing_head_is_reported_in_one_line(headless_model, tiny_model, capl
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == [
         f"{headless_model} has no trained masked-LM head (6 of its tensors are missing from the "
-        "checkpoint, e.g. lm_head.bias): the head starts at random and is trained alone first "
-        "(HEAD_WARMUP_STEPS)"
+        "checkpoint, e.g. lm_head.bias): the head starts at random; training warms it up alone "
+        "first (HEAD_WARMUP_STEPS), and a masked-LM loss measured before that is a random head's"
     ]
     assert DaptMaskedLm(Vocabulary.empty(), str(tiny_model)).missing_head_weights == []
 
