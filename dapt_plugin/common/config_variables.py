@@ -241,6 +241,10 @@ def _distance(a: str, b: str) -> int:
     return rows[-1][-1]
 
 
+# (config, variable) of the sibling variables `check_environment` has logged in this process
+_WARNED: Set[Tuple[str, str]] = set()
+
+
 def check_environment(config_path: str, environment: Iterable[str]) -> None:
     """
     Raises `ConfigurationError` when a name of `environment` is the old name of a variable of the
@@ -270,6 +274,9 @@ def check_environment(config_path: str, environment: Iterable[str]) -> None:
     for name in sorted(set(environment) - variables):
         readers = [sibling for sibling, read in siblings.items() if name in read]
         if readers:
+            if (config, name) in _WARNED:  # once a process: `adapt` resolves a config per phase
+                continue
+            _WARNED.add((config, name))
             logger.warning(
                 "%s is set but %s does not read it (it is a variable of %s): it has no effect "
                 "on this run",

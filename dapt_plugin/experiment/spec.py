@@ -131,8 +131,15 @@ class ExperimentSpec:
     path: str = ""
 
     def env(self, kind: str) -> Dict[str, str]:
-        """Environment variables of a phase of `kind`, from `settings`."""
-        return as_environment({**self.settings.get("all", {}), **self.settings.get(kind, {})})
+        """
+        Environment variables of a phase of `kind`, from `settings`: its own, over those of
+        `settings.all` that its config reads.
+        """
+        reads = config_variables(str(config_dir() / CONFIG_FILES[kind]))
+        common = {
+            name: value for name, value in self.settings.get("all", {}).items() if name in reads
+        }
+        return as_environment({**common, **self.settings.get(kind, {})})
 
 
 def as_environment(settings: Dict[str, Any]) -> Dict[str, str]:

@@ -37,6 +37,10 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
         "WHOLE_WORD_MASKING": "true",
     }
     assert spec.env("classifier")["NUM_EPOCHS"] == "1"
+    # a variable of `settings.all` goes to the phases whose config reads it
+    spec = _load(tmp_path, tiny_model, settings=_settings("all", HEAD_WARMUP_STEPS=5))
+    assert spec.env("dapt")["HEAD_WARMUP_STEPS"] == spec.env("tapt")["HEAD_WARMUP_STEPS"] == "5"
+    assert "HEAD_WARMUP_STEPS" not in spec.env("classifier")
 
 
 @pytest.mark.parametrize(
