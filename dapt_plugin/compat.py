@@ -13,6 +13,7 @@ wiring is here.
 import contextlib
 import functools
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ import re
 import shutil
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import transformers
@@ -766,7 +767,12 @@ def _patch_evaluate_outputs() -> None:
     from allennlp.common.util import dump_metrics
     from allennlp.evaluation.evaluator import SimpleEvaluator
 
-    from dapt_plugin.common.atomic import check_writable_path, output_path
+    from dapt_plugin.common.atomic import (
+        check_not_an_input,
+        check_writable_path,
+        output_path,
+        written_in_place,
+    )
 
     original = evaluate.evaluate_from_archive
     original_call = SimpleEvaluator.__call__
@@ -777,10 +783,10 @@ def _patch_evaluate_outputs() -> None:
     ) -> Dict[str, Any]:
         auto_names = kwargs.get("auto_names", "NONE")
         named = [
-            path
-            for paths, made in [
-                (metrics_output_file, "METRICS"),
-                (predictions_output_file, "PREDS"),
+            (option, path)
+            for option, paths, made in [
+                ("--output-file", metrics_output_file, "METRICS"),
+                ("--predictions-output-file", predictions_output_file, "PREDS"),
             ]
             if paths is not None and auto_names not in (made, "ALL")
             for path in paths.split(",")
@@ -793,19 +799,18 @@ def _patch_evaluate_outputs() -> None:
             inputs = json.loads(f"[{input_file}]")
         except json.JSONDecodeError:
             inputs = input_file.split(",")
-        for path in named:
+        check_cuda_device(kwargs.get("cuda_device"))
+        read = [("the input file", path) for path in inputs if isinstance(path, str)]
+        read += _model_files(archive_file, kwargs.get("weights_file"))
+        for option, path in named:
             check_writable_path(path, "file")
-            for read in inputs:
-                if (
-                    isinstance(read, str)
-                    and os.path.isfile(read)
-                    and os.path.exists(path)
-                    and os.path.samefile(read, path)
-                ):
-                    raise ConfigurationError(
-                        f"{path} is the input file {read}, which writing it would replace; give "
-                        "another output file"
-                    )
+            check_not_an_input(path, option, read)
+        for (option, path), (other, later) in itertools.combinations(named, 2):
+            if os.path.abspath(path) == os.path.abspath(later) and not written_in_place(path):
+                raise ConfigurationError(
+                    f"{option} and {other} both name {path}, where one output would replace the "
+                    "other; give a file for each"
+                )
         return original(
             archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
         )
@@ -843,16 +848,15 @@ def _patch_predict_files() -> None:
     bad input line (not JSON, not UTF-8, or refused by the predictor's `load_line`) stopped it
     with a traceback, the second naming neither the file nor the line (the plugin's readers'
     checks of a line, `decoded_lines`, now apply to it).
-    An output that is the input, a directory or under a file, and a missing input file are
-    refused before anything is opened; the predictions are written to a temporary file that
-    takes the output's name (a symbolic link's target's) when the last one is written, unless
-    the output is a device or a pipe; a bad line raises a `DataError` naming the file and the
-    line.
+    An output that is the input or the model (which it overwrote), a directory or under a file,
+    a missing input file and a GPU the machine lacks are refused before anything is opened; the
+    predictions are written as `atomic.output_path` writes an output (whole, or not at all); a
+    bad line raises a `DataError` naming the file and the line, standard input's too.
     """
     from allennlp.commands import predict
     from allennlp.predictors import Predictor
 
-    from dapt_plugin.common.atomic import check_writable_path, output_path
+    from dapt_plugin.common.atomic import check_not_an_input, check_writable_path, output_path
     from dapt_plugin.data.documents import invalid_json
     from dapt_plugin.data.text_files import DataError, decoded_lines
 
@@ -862,6 +866,19 @@ def _patch_predict_files() -> None:
         manager._get_json_data,
         manager.run,
     )
+    original_predictor = predict._get_predictor
+
+    @functools.wraps(original_predictor)
+    def _get_predictor(args):
+        # before the archive is loaded: the GPU, and an output that would replace the model
+        check_cuda_device(args.cuda_device)
+        if args.output_file is not None:
+            check_not_an_input(
+                args.output_file,
+                "--output-file",
+                _model_files(args.archive_file, args.weights_file),
+            )
+        return original_predictor(args)
 
     @functools.wraps(original_init)
     def __init__(
@@ -890,15 +907,8 @@ def _patch_predict_files() -> None:
                 raise ConfigurationError(f"input file {input_file} not found")
         if output_file is not None:
             check_writable_path(output_file, "file")
-            if (
-                os.path.isfile(input_file)
-                and os.path.exists(output_file)
-                and os.path.samefile(input_file, output_file)
-            ):
-                raise ConfigurationError(
-                    f"--output-file {output_file} is the input file, which writing the "
-                    "predictions would replace; give another output file"
-                )
+            if os.path.isfile(input_file):
+                check_not_an_input(output_file, "--output-file", [("the input file", input_file)])
         # opened by `run`, under a temporary name
         original_init(
             self,
@@ -948,6 +958,32 @@ def _patch_predict_files() -> None:
     manager.__init__ = __init__
     manager._get_json_data = _get_json_data
     manager.run = run
+    predict._get_predictor = _get_predictor
+
+
+def _model_files(archive_file, weights_file: Optional[str]) -> List[Tuple[str, str]]:
+    """The model files that `predict` or `evaluate` reads, as `check_not_an_input` takes them."""
+    files = [("the model archive", os.fspath(archive_file))]
+    if weights_file:
+        files.append(("the weights file", os.fspath(weights_file)))
+    return files
+
+
+def check_cuda_device(device: Union[int, str, None]) -> None:
+    """
+    Refuses `--cuda-device` naming a GPU the machine lacks, before anything is loaded: AllenNLP
+    gave a hint at `trainer.cuda_device`, or a traceback ("Found no NVIDIA driver").
+    """
+    try:
+        index = int(device) if device is not None else -1
+    except ValueError:
+        return  # a device name such as "cuda:0": left to torch
+    visible = torch.cuda.device_count()
+    if index >= visible:
+        raise ConfigurationError(
+            f"--cuda-device {index} names a GPU, but this machine has {visible} visible GPU(s); "
+            "give --cuda-device -1 to run on the CPU"
+        )
 
 
 def apply_patches() -> None:

@@ -4,6 +4,7 @@ import os
 import re
 import select
 import signal
+from pathlib import Path
 from typing import Dict, List
 
 import pytest
@@ -384,6 +385,40 @@ def test_allennlp_evaluate_writes_its_outputs_whole_or_not_at_all_and_never_over
         with pytest.raises(ConfigurationError, match="test.jsonl is the input file .*test.jsonl"):
             evaluate_from_archive(archive, inputs, metrics, predictions)
     assert copy.read_text() == (TASK / "test.jsonl").read_text()
+    # nor over its model, nor one output over the other
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(Path(archive).read_bytes())
+    for metrics, predictions in [(str(model), None), (None, str(model))]:
+        with pytest.raises(ConfigurationError, match=f"is the model archive {model}, which"):
+            evaluate_from_archive(str(model), test, metrics, predictions)
+    assert model.read_bytes() == Path(archive).read_bytes()
+    with pytest.raises(ConfigurationError) as error:
+        evaluate_from_archive(archive, test, str(out / "same.json"), str(out / "same.json"))
+    assert error.value.message == (
+        f"--output-file and --predictions-output-file both name {out / 'same.json'}, where one "
+        "output would replace the other; give a file for each"
+    )
+
+
+def test_predict_and_evaluate_refuse_a_gpu_the_machine_lacks_before_loading(monkeypatch):
+    import argparse
+
+    from allennlp.commands import predict
+    from allennlp.commands.evaluate import evaluate_from_archive
+    from allennlp.common.checks import ConfigurationError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ConfigurationError) as error:
+        evaluate_from_archive("never-loaded.tar.gz", str(TASK / "test.jsonl"), cuda_device=0)
+    assert error.value.message == (
+        "--cuda-device 0 names a GPU, but this machine has 0 visible GPU(s); give --cuda-device -1 "
+        "to run on the CPU"
+    )
+    arguments = argparse.Namespace(
+        cuda_device=0, output_file=None, archive_file="never-loaded.tar.gz", weights_file=None
+    )
+    with pytest.raises(ConfigurationError, match="^--cuda-device 0 names a GPU, but this machine"):
+        predict._get_predictor(arguments)
 
 
 def test_allennlp_evaluate_shows_the_final_metrics_without_an_output_file(

@@ -18,7 +18,8 @@ import re
 import secrets
 import shutil
 import stat
-from typing import IO, Iterator, List, Optional, Sequence, Union
+import tempfile
+from typing import IO, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -63,23 +64,63 @@ def atomic_path(target: str) -> Iterator[str]:
 @contextlib.contextmanager
 def output_path(path: Union[str, os.PathLike]) -> Iterator[str]:
     """
-    Yields the name to write a command's output file `path` to, as it comes: a temporary name
+    Yields the name to write a command's output file `path` to: a temporary name
     that takes `path` (a symbolic link's target) when the block ends without an exception (see
-    `atomic_path`), or `path` itself when it is a device or a pipe (`/dev/stdout`, `>(gzip ...)`),
-    which is written in place. A missing parent folder is created.
+    `atomic_path`). A device, a pipe or an open file descriptor (`/dev/stdout`, `/dev/fd/N`,
+    `>(gzip > p.gz)`, anything under `/dev` or `/proc`) is not replaced: the output is written
+    to a temporary file, then appended to it whole when the block ends without an exception, so
+    that `--output-file /dev/stdout >> log` adds to `log`. A missing parent folder is created.
     """
-    try:
-        in_place = not stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        in_place = False
-    if in_place:
-        # A pipe reached through a link (`/dev/stdout`, `/dev/fd/63`) has no real path to resolve.
-        yield os.fspath(path)
+    if written_in_place(path):
+        handle, temporary = tempfile.mkstemp(prefix="dapt_plugin_output_")
+        os.close(handle)
+        try:
+            yield temporary
+            with open(temporary, "rb") as source, open(path, "ab") as target:
+                shutil.copyfileobj(source, target)
+        finally:
+            os.remove(temporary)
         return
     target = os.path.realpath(path)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with atomic_path(target) as temporary:
         yield temporary
+
+
+def written_in_place(path: Union[str, os.PathLike]) -> bool:
+    """Whether `path` is a device, a pipe or a descriptor, which the output goes into."""
+    absolute = os.path.abspath(path)
+    if absolute.startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)  # `os.stat` follows a symbolic link
+    except FileNotFoundError:
+        return False
+
+
+def check_not_an_input(output: str, option: str, inputs: Sequence[Tuple[str, str]]) -> None:
+    """
+    Refuses the output file `output` (given as `option`, e.g. `--output-file`) when writing it
+    would replace one of the command's `inputs` (`(what, path)`, e.g. `("the model archive",
+    "model.tar.gz")`): the same file (through any link), or a file in an input directory.
+    """
+    if written_in_place(output):
+        return
+    real = os.path.realpath(output)
+    for what, path in inputs:
+        if not os.path.exists(path):
+            continue
+        if os.path.isdir(path):
+            if os.path.commonpath([real, os.path.realpath(path)]) == os.path.realpath(path):
+                raise ConfigurationError(
+                    f"{option} {output} is in {what} {path}, which writing it would change; give "
+                    "another output file"
+                )
+        elif os.path.exists(output) and os.path.samefile(output, path):
+            raise ConfigurationError(
+                f"{option} {output} is {what} {path}, which writing it would replace; give "
+                "another output file"
+            )
 
 
 @contextlib.contextmanager

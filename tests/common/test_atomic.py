@@ -1,5 +1,6 @@
 import os
 import stat
+import tempfile
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from dapt_plugin.common.atomic import (
     atomic_directory,
     atomic_file,
     atomic_torch_save,
+    check_not_an_input,
     check_output_directory,
     check_writable_path,
     output_path,
@@ -143,19 +145,54 @@ def test_a_trailing_slash_or_a_broken_symbolic_link_is_refused_as_the_path_it_na
     check_writable_path(str(tmp_path / "new") + "/", "directory")
 
 
-def test_an_output_reached_through_a_link_to_a_pipe_is_written_in_place(tmp_path):
-    # `--output-file /dev/stdout | wc` and `>(gzip > p.gz)` name /proc/self/fd/N, a link to
+def test_an_output_through_a_descriptor_is_added_to_it_whole_and_a_file_is_replaced(tmp_path):
+    # `--output-file /dev/stdout | wc`, `>(gzip > p.gz)`: /proc/self/fd/N, a link to
     # `pipe:[inode]`, which has no real path to write beside
     read_end, write_end = os.pipe()
     try:
         with output_path(f"/proc/self/fd/{write_end}") as name:
-            assert name == f"/proc/self/fd/{write_end}"
             with open(name, "w") as handle:
                 handle.write("a prediction\n")
         assert os.read(read_end, 100) == b"a prediction\n"
     finally:
         os.close(read_end)
         os.close(write_end)
+    # `--output-file /dev/stdout >> log`: a descriptor of a regular file, added to, not replaced
+    log = tmp_path / "log"
+    log.write_text("before\n")
+    with open(log, "a") as shell_redirect:
+        descriptor = f"/proc/self/fd/{shell_redirect.fileno()}"
+        with pytest.raises(KeyboardInterrupt):
+            with output_path(descriptor) as name:
+                open(name, "w").write("cut short\n")
+                raise KeyboardInterrupt
+        with output_path(descriptor) as name:
+            open(name, "w").write("whole\n")
+    assert log.read_text() == "before\nwhole\n"  # nothing of the interrupted output
+    assert not [path for path in os.listdir(tempfile.gettempdir()) if "dapt_plugin_output_" in path]
     with output_path(tmp_path / "new" / "predictions.jsonl") as name:
         open(name, "w").write("whole\n")
     assert (tmp_path / "new" / "predictions.jsonl").read_text() == "whole\n"
+
+
+def test_an_output_that_would_replace_an_input_is_refused(tmp_path):
+    archive, data = tmp_path / "model.tar.gz", tmp_path / "test.jsonl"
+    archive.write_text("weights")
+    data.write_text("{}")
+    (tmp_path / "link").symlink_to(archive)
+    inputs = [("the model archive", str(archive)), ("the input file", str(data))]
+    with pytest.raises(ConfigurationError) as error:
+        check_not_an_input(str(tmp_path / "link"), "--output-file", inputs)
+    assert error.value.message == (
+        f"--output-file {tmp_path / 'link'} is the model archive {archive}, which writing it would "
+        "replace; give another output file"
+    )
+    (tmp_path / "run").mkdir()  # a model archive given as its directory
+    with pytest.raises(ConfigurationError, match=r"p.jsonl is in the model archive .*run, which"):
+        check_not_an_input(
+            str(tmp_path / "run" / "p.jsonl"),
+            "--output-file",
+            [("the model archive", str(tmp_path / "run"))],
+        )
+    check_not_an_input(str(tmp_path / "predictions.jsonl"), "--output-file", inputs)
+    check_not_an_input("/dev/stdout", "--output-file", [("the input file", "/dev/stdout")])

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import shutil
 import stat
 import sys
 
@@ -131,25 +132,27 @@ def test_allennlp_predict_names_the_file_and_line_of_a_bad_input_line(
     assert f"Error: {path}:{message}" in process.stderr
 
 
-def test_allennlp_predict_refuses_an_output_file_that_is_its_input(trained_classifier, tmp_path):
+def test_allennlp_predict_refuses_an_output_file_that_is_its_input_or_its_model(
+    trained_classifier, tmp_path
+):
     path = tmp_path / "test.jsonl"
     path.write_text((TASK / "test.jsonl").read_text())
-    process = allennlp(
-        [
-            "predict",
-            str(trained_classifier / "model.tar.gz"),
-            str(path),
-            "--output-file",
-            str(path),
-        ],
-        check=False,
-    )
-    assert process.returncode == 1
-    assert (
-        f"Error: --output-file {path} is the input file, which writing the predictions would "
-        "replace; give another output file"
-    ) in process.stderr
+    archive = tmp_path / "model.tar.gz"
+    shutil.copy(trained_classifier / "model.tar.gz", archive)
+    for output, what in [
+        (path, f"the input file {path}"),
+        (archive, f"the model archive {archive}"),
+    ]:
+        process = allennlp(
+            ["predict", str(archive), str(path), "--output-file", str(output)], check=False
+        )
+        assert process.returncode == 1
+        assert (
+            f"Error: --output-file {output} is {what}, which writing it would replace; give "
+            "another output file"
+        ) in process.stderr
     assert path.read_text() == (TASK / "test.jsonl").read_text()
+    assert archive.read_bytes() == (trained_classifier / "model.tar.gz").read_bytes()
 
 
 def predict_manager(predictor, input_file, output_file):
