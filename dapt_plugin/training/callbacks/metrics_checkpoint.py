@@ -52,6 +52,8 @@ class MetricsCheckpoint(TrainerCallback):
     state of every AllenNLP `Metric` of the model (accuracy, F1, masked-LM loss counts) and the
     metrics of the last completed epoch; on recovery it restores them, corrects the training
     loss of the resumed epoch, and fills in the final metrics when no epoch was left to train.
+    A run that had stopped early (its patience ran out) ends where it stopped: AllenNLP checks
+    the patience only after an epoch it trains, and went on training after such a recovery.
     Put it before callbacks that read the final metrics.
 
     In a distributed run the checkpoint holds the primary worker's state only, which only the
@@ -82,6 +84,19 @@ class MetricsCheckpoint(TrainerCallback):
         self._model_metrics = _metric_objects(trainer.model)
         if self._restored is None:
             return
+        if (
+            trainer._start_after_batches_in_epoch_completed == 0
+            and trainer._metric_tracker.should_stop_early()
+        ):
+            # the run had stopped early (its patience ran out) and was killed after its last
+            # checkpoint: AllenNLP checks the patience only after an epoch it trains, and would
+            # train on from the next one
+            logger.info(
+                "The run had run out of patience after epoch %d: recovering its end, with no "
+                "more epochs",
+                trainer._start_after_epochs_completed - 1,
+            )
+            trainer._num_epochs = trainer._start_after_epochs_completed
         # The checkpoint holds the primary worker's counters; on the other workers of a distributed
         # run, restoring them would count the primary's batches once per worker.
         if is_primary:

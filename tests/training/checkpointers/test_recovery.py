@@ -192,3 +192,16 @@ def test_a_run_started_with_relative_paths_recovers_after_its_project_moves(
     for result in (recovered, reference):
         result.pop("archive_files")
     assert recovered == reference
+
+
+def test_a_classifier_that_stopped_early_and_was_killed_ends_where_it_stopped(tiny_model, tmp_path):
+    """AllenNLP checks the patience only after an epoch it trains: a recovery trained on."""
+    env = classifier_env(tiny_model, NUM_EPOCHS="6", LR="3e-3", PATIENCE="1")
+    reference = tmp_path / "reference"
+    assert _train("classifier.jsonnet", reference, env) == 0
+    stopped = outcome(reference)
+    assert stopped["metrics"]["epoch"] < 5  # its patience ran out
+    run = tmp_path / "run"
+    assert _train("classifier.jsonnet", run, env, kill_at=r"replace:metrics\.json") == KILLED
+    assert _train("classifier.jsonnet", run, env, extra=["--recover"]) == 0
+    assert outcome(run) == stopped
