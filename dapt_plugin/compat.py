@@ -263,6 +263,8 @@ def _patch_reusable_serialization_dir() -> None:
     @functools.wraps(original)
     def create_serialization_dir(params, serialization_dir, recover: bool, force: bool) -> None:
         check_writable_path(serialization_dir, "directory")
+        if recover and not force:
+            _check_recovered_config(params, serialization_dir)
         if not recover and not force and os.path.isdir(serialization_dir):
             names = set(os.listdir(serialization_dir))
             tensorboard = os.path.join(serialization_dir, "log")
@@ -284,6 +286,42 @@ def _patch_reusable_serialization_dir() -> None:
         original(params, serialization_dir, recover, force)
 
     training_util.create_serialization_dir = create_serialization_dir
+
+
+def _check_recovered_config(params, serialization_dir: str) -> None:
+    """
+    Refuses `--recover` with a config other than the run's `config.json`, naming the keys that
+    differ: AllenNLP's own comparison logged each difference, then stopped with a `KeyError`
+    traceback when a key was in one config only (`HELDOUT_PATH` unset, another config file).
+    """
+    from allennlp.common.params import Params
+
+    recorded = os.path.join(serialization_dir, "config.json")
+    if not os.path.isfile(recorded):
+        return  # AllenNLP's own message
+    given = params.as_flat_dict()
+    loaded = Params.from_file(recorded).as_flat_dict()
+    differences = [
+        f"{key} "
+        + (
+            "(only in the new config)"
+            if key not in loaded
+            else "(only in the run's)"
+            if key not in given
+            else f"{json.dumps(loaded[key])} -> {json.dumps(given[key])}"
+        )
+        for key in sorted(given.keys() | loaded.keys())
+        if given.get(key, ...) != loaded.get(key, ...)
+    ]
+    if differences:
+        shown = "; ".join(differences[:5]) + (
+            f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
+        )
+        raise ConfigurationError(
+            f"--recover: the config differs from the one the run in {serialization_dir} started "
+            f"with (its config.json): {shown}. Recover with the same config and variables as the "
+            "interrupted run, or give a new -s directory"
+        )
 
 
 # what `allennlp train` writes in the serialization directory before the first optimizer step,

@@ -590,3 +590,23 @@ def test_a_device_the_machine_lacks_is_refused_naming_the_variable(monkeypatch, 
             model, optimizer, SimpleDataLoader([], batch_size=1), num_epochs=1, **settings
         )
     assert error.value.message == message
+
+
+def test_recovering_with_another_config_names_the_keys_that_differ(tmp_path):
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.common.params import Params
+    from allennlp.training import util as training_util
+
+    run = {"trainer": {"optimizer": {"lr": 0.001}}, "data_loader": {"hold_out": "exclude"}}
+    (tmp_path / "config.json").write_text(json.dumps(run))
+    (tmp_path / "model_state_e1_b0.th").write_text("")
+    changed = {"trainer": {"optimizer": {"lr": 0.002}}, "data_loader": {}, "seed": 3}
+    with pytest.raises(ConfigurationError) as error:
+        training_util.create_serialization_dir(Params(changed), str(tmp_path), True, False)
+    assert error.value.message == (
+        f"--recover: the config differs from the one the run in {tmp_path} started with (its "
+        "config.json): data_loader.hold_out (only in the run's); seed (only in the new config); "
+        "trainer.optimizer.lr 0.001 -> 0.002. Recover with the same config and variables as the "
+        "interrupted run, or give a new -s directory"
+    )
+    training_util.create_serialization_dir(Params(run), str(tmp_path), True, False)
