@@ -622,33 +622,20 @@ class ExperimentRunner:
 
     def _check_selection_sizes(self) -> None:
         """
-        A random selection's size (`select.size`, or `k` x the task's training examples to match
-        a kNN selection) must fit in its pool (`select.pool_size`), which it is drawn from: found
-        here, not by the selection after the phases before it.
+        A random selection of an explicit size (`select.size`) must fit in its pool
+        (`select.pool_size`), which it is drawn from: found here, not by the selection after the
+        phases before it. (One that matches a kNN selection takes as many units as that one
+        selected from the same pool, which always fit.)
         """
-        by_name = {phase.name: phase for phase in self.phases}
-        examples = None
         for phase in self.phases:
-            if phase.kind != "selection" or phase.settings["method"] != "random":
-                continue
+            size = phase.settings.get("size") if phase.kind == "selection" else None
             pool = phase.settings.get("pool_size", POOL_SIZE)
-            size = phase.settings.get("size")
-            what = "`select.size`"
-            if size is None:  # as many as the kNN selection it matches
-                k = by_name[phase.upstream].settings["k"]
-                if examples is None:
-                    examples = (
-                        len(self.sample_lines)
-                        if self.sample_lines is not None
-                        else sum(1 for _ in iter_json_lines(self.train_path(), warn_empty=False))
-                    )
-                size, what = k * examples, f"k x the task's examples, {k} x {examples}"
-            if size > pool:
+            if size is not None and size > pool:
                 raise self._fail(
                     f"phase {phase.name} (variant {phase.variant}): its random sample of {size} "
-                    f"{phase.settings['unit']}s ({what}) exceeds `select.pool_size` ({pool}), the "
-                    "units it is drawn from; raise `select.pool_size` or lower `select.size` (or "
-                    "`k`)"
+                    f"{phase.settings['unit']}s (`select.size`) exceeds `select.pool_size` "
+                    f"({pool}), the units it is drawn from; raise `select.pool_size` or lower "
+                    "`select.size`"
                 )
 
     def _check_lengths(self) -> None:
