@@ -61,29 +61,48 @@ RENAMED_VARIABLES: Dict[str, Tuple[str, str]] = {
 }
 
 # The names that settings of these configs have in other tools (the Hugging Face Trainer and its
-# `run_mlm.py`, the paper's scripts): name -> (the variable here, what to add after it). A config
-# that reads the variable and not the name refuses the name, which it would otherwise ignore.
-OTHER_NAMES: Dict[str, Tuple[str, str]] = {
-    "LEARNING_RATE": ("LR", ""),
-    "MAX_SEQ_LENGTH": ("MAX_LENGTH", ""),
-    "MAX_SEQ_LEN": ("MAX_LENGTH", ""),
-    "BLOCK_SIZE": ("MAX_LENGTH", ""),
-    "EPOCHS": ("NUM_EPOCHS", ""),
-    "NUM_TRAIN_EPOCHS": ("NUM_EPOCHS", ""),
-    "MAX_STEPS": ("NUM_STEPS", ""),
-    "NUM_TRAIN_STEPS": ("NUM_STEPS", ""),
-    "MODEL_NAME_OR_PATH": ("MODEL_NAME", ""),
-    "TRAIN_FILE": ("TRAIN_PATH", ""),
-    "DEV_FILE": ("DEV_PATH", ""),
-    "VALIDATION_FILE": ("DEV_PATH", ""),
-    "TEST_FILE": ("TEST_PATH", ""),
-    "TRAIN_BATCH_SIZE": ("BATCH_SIZE", " (examples per device and forward pass)"),
-    "PER_DEVICE_TRAIN_BATCH_SIZE": ("BATCH_SIZE", " (examples per device and forward pass)"),
-    "GRADIENT_ACCUMULATION_STEPS": (
-        "EFFECTIVE_BATCH",
-        " (the examples per optimizer step; accumulation is EFFECTIVE_BATCH / (BATCH_SIZE x "
-        "number of devices))",
+# `run_mlm.py`/`run_glue.py`, the paper's scripts): name -> the variables it may mean here, each
+# with what to add after it; the first that a config reads is the one meant. A config that reads
+# one of them and not the name refuses the name, which it would otherwise ignore.
+_STEPS_NOT_PASSES = " (dapt.jsonnet counts optimizer steps, not passes over the corpus)"
+_PASSES_NOT_STEPS = " (classifier.jsonnet counts passes over the training data, not steps)"
+_PER_DEVICE = " (examples per device and forward pass)"
+OTHER_NAMES: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    "LEARNING_RATE": (("LR", ""),),
+    "MAX_SEQ_LENGTH": (("MAX_LENGTH", ""),),
+    "MAX_SEQ_LEN": (("MAX_LENGTH", ""),),
+    "BLOCK_SIZE": (("MAX_LENGTH", ""),),
+    "EPOCHS": (("NUM_EPOCHS", ""), ("NUM_STEPS", _STEPS_NOT_PASSES)),
+    "NUM_TRAIN_EPOCHS": (("NUM_EPOCHS", ""), ("NUM_STEPS", _STEPS_NOT_PASSES)),
+    "MAX_STEPS": (("NUM_STEPS", ""), ("NUM_EPOCHS", _PASSES_NOT_STEPS)),
+    "NUM_TRAIN_STEPS": (("NUM_STEPS", ""), ("NUM_EPOCHS", _PASSES_NOT_STEPS)),
+    "MODEL_NAME_OR_PATH": (("MODEL_NAME", ""),),
+    "TRAIN_FILE": (
+        ("TRAIN_PATH", ""),
+        ("TAPT_PATH", " (the task's text)"),
+        ("CORPUS_PATH", " (the domain corpus)"),
     ),
+    "DEV_FILE": (("DEV_PATH", ""), ("HELDOUT_PATH", " (held-out text for the masked-LM loss)")),
+    "VALIDATION_FILE": (
+        ("DEV_PATH", ""),
+        ("HELDOUT_PATH", " (held-out text for the masked-LM loss)"),
+    ),
+    "TEST_FILE": (("TEST_PATH", ""),),
+    "TRAIN_BATCH_SIZE": (("BATCH_SIZE", _PER_DEVICE),),
+    "PER_DEVICE_TRAIN_BATCH_SIZE": (("BATCH_SIZE", _PER_DEVICE),),
+    "GRADIENT_ACCUMULATION_STEPS": (
+        (
+            "EFFECTIVE_BATCH",
+            " (the examples per optimizer step; accumulation is EFFECTIVE_BATCH / (BATCH_SIZE x "
+            "number of devices))",
+        ),
+    ),
+    "MAX_TRAIN_SAMPLES": (("TRAIN_SAMPLE", ""),),
+    "LINE_BY_LINE": (("MLM_MODE", " (MLM_MODE=line_by_line)"),),
+    "LOGGING_STEPS": (("LOG_EVERY", ""),),
+    "SAVE_STEPS": (("CHECKPOINT_EVERY_BATCHES", ""),),
+    "EVAL_STEPS": (("NUM_CHECKPOINTS", " (validation runs at each checkpoint)"),),
+    "LR_SCHEDULER_TYPE": (("LR_SCHEDULE", " (true: warm-up, then linear decay)"),),
 }
 
 # Settings that other tools take from a variable and these configs fix at the paper's values:
@@ -91,8 +110,16 @@ OTHER_NAMES: Dict[str, Tuple[str, str]] = {
 FIXED_SETTINGS: Dict[str, str] = {
     "WEIGHT_DECAY": "trainer.optimizer.weight_decay",
     "ADAM_EPSILON": "trainer.optimizer.eps",
+    "ADAM_BETA1": "trainer.optimizer.betas",
+    "ADAM_BETA2": "trainer.optimizer.betas",
     "WARMUP_RATIO": "trainer.learning_rate_scheduler.warmup_ratio",
+    "WARMUP_STEPS": "trainer.learning_rate_scheduler.warmup_ratio",
+    "LR_SCHEDULER_TYPE": "trainer.learning_rate_scheduler",
 }
+
+# Variables of the plugin as a whole (the tokenization cache, the paper's tasks' mirror), which a
+# shell sets once for every run: never "set but not read" by a config
+_PLUGIN_PREFIX = "DAPT_PLUGIN_"
 
 
 # `TASK=chemprot`: a config that reads these three variables takes one of the paper's tasks by name
@@ -203,9 +230,9 @@ def meant_variable(name: str, variables: Set[str], overridable: bool = True) -> 
     (`FIXED_SETTINGS`; with `overridable`, how to override it with `-o`), or a misspelling
     (`closest` with `narrow`). None when `name` may well be meant for something else.
     """
-    variable, note = OTHER_NAMES.get(name.upper(), (None, ""))
-    if variable in variables:
-        return f"did you mean {variable}{note}?"
+    for variable, note in OTHER_NAMES.get(name.upper(), ()):
+        if variable in variables:
+            return f"did you mean {variable}{note}?"
     if name.upper() in FIXED_SETTINGS:
         key = FIXED_SETTINGS[name.upper()]
         how = f"; override `{key}` with -o '{{\"{key}\": ...}}'" if overridable else ""
@@ -273,7 +300,7 @@ def check_environment(config_path: str, environment: Iterable[str]) -> None:
     }
     for name in sorted(set(environment) - variables):
         readers = [sibling for sibling, read in siblings.items() if name in read]
-        if readers:
+        if readers and not name.startswith(_PLUGIN_PREFIX):
             if (config, name) in _WARNED:  # once a process: `adapt` resolves a config per phase
                 continue
             _WARNED.add((config, name))

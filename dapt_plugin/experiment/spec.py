@@ -392,6 +392,17 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             filter(None, (renamed_variable(name, v) for v in variables_of.values())), None
         )
         if reason is not None:
+            if kind == "all":  # meant for the configs that read it under this name
+                readers = [
+                    reader
+                    for reader, config in CONFIG_FILES.items()
+                    if name in variables_of[config]
+                ]
+                if readers:
+                    reason += (
+                        f"; to set it for {_either([CONFIG_FILES[k] for k in readers])}, give it "
+                        f"in {_either([f'`settings.{k}`' for k in readers])}"
+                    )
             raise _fail(path, f"{key}: {reason}")
         if name in _PROCESS_VARIABLES or name.startswith(_PROCESS_PREFIXES):
             raise _fail(

@@ -123,6 +123,15 @@ def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, t
         ("tapt", "NUM_TRAIN_EPOCHS", "did you mean NUM_EPOCHS?"),
         ("classifier", "EPOCHS", "did you mean NUM_EPOCHS?"),
         ("classifier", "TEST_FILE", "did you mean TEST_PATH?"),
+        ("dapt", "NUM_TRAIN_EPOCHS", "did you mean NUM_STEPS (dapt.jsonnet counts optimizer steps"),
+        ("dapt", "TRAIN_FILE", "did you mean CORPUS_PATH (the domain corpus)?"),
+        ("tapt", "VALIDATION_FILE", "did you mean HELDOUT_PATH (held-out text for the masked-LM"),
+        ("classifier", "MAX_TRAIN_SAMPLES", "did you mean TRAIN_SAMPLE?"),
+        ("classifier", "LR_SCHEDULER_TYPE", "did you mean LR_SCHEDULE (true: warm-up, then"),
+        ("dapt", "LR_SCHEDULER_TYPE", "override `trainer.learning_rate_scheduler`"),
+        ("dapt", "LINE_BY_LINE", "did you mean MLM_MODE (MLM_MODE=line_by_line)?"),
+        ("tapt", "LOGGING_STEPS", "did you mean LOG_EVERY?"),
+        ("dapt", "ADAM_BETA2", "override `trainer.optimizer.betas`"),
         (
             "classifier",
             "GRADIENT_ACCUMULATION_STEPS",
@@ -170,6 +179,15 @@ def test_a_variable_of_a_sibling_config_only_is_logged_once_as_having_no_effect(
         "NUM_STEPS is set but classifier.jsonnet does not read it (it is a variable of "
         "dapt.jsonnet and tapt.jsonnet): it has no effect on this run"
     ]
+
+
+def test_the_plugins_own_variables_are_never_said_to_have_no_effect(monkeypatch, caplog):
+    monkeypatch.setattr(config_variables_module, "_WARNED", set())
+    for name, value in {"MODEL_NAME": "m", "TRAIN_PATH": "t.jsonl", "DEV_PATH": "d.jsonl"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAPT_PLUGIN_CACHE", "/tmp/cache")  # read by the masked-LM configs only
+    Params.from_file(str(CONFIGS / "classifier.jsonnet"))
+    assert "DAPT_PLUGIN_CACHE" not in caplog.text
 
 
 def test_variables_of_other_tools_and_of_sibling_configs_are_left_alone(monkeypatch):

@@ -122,6 +122,20 @@ def test_a_bad_experiment_names_the_key(tiny_model, tmp_path, overrides, message
             "`settings.dapt.LEARNING_RATE` is not a variable of dapt.jsonnet; did you mean LR?",
         ),
         (
+            _settings("dapt", EPOCHS=2),
+            "`settings.dapt.EPOCHS` is not a variable of dapt.jsonnet; did you mean NUM_STEPS "
+            "(dapt.jsonnet counts optimizer steps, not passes over the corpus)?",
+        ),
+        (
+            _settings("classifier", MAX_STEPS=100),
+            "did you mean NUM_EPOCHS (classifier.jsonnet counts passes over the training data, "
+            "not steps)?",
+        ),
+        (
+            _settings("tapt", WARMUP_STEPS=100),
+            "`settings.tapt.WARMUP_STEPS` is not a variable of tapt.jsonnet; the config fixes it",
+        ),
+        (
             _settings("dapt", WEIGHT_DECAY=0.1),
             "`settings.dapt.WEIGHT_DECAY` is not a variable of dapt.jsonnet; the config fixes it "
             "at the paper's value (see its header)",
@@ -204,7 +218,14 @@ def test_variables_the_experiment_sets_are_refused_in_settings(
         ("all", "CUDA_DEVICE", "CUDA_DEVICE was renamed CUDA_DEVICES"),
         ("dapt", "NUM_EPOCHS", "NUM_EPOCHS was renamed NUM_CHECKPOINTS in dapt.jsonnet"),
         # `all` reaches dapt.jsonnet too
-        ("all", "NUM_EPOCHS", "NUM_EPOCHS was renamed NUM_CHECKPOINTS in dapt.jsonnet"),
+        (
+            "all",
+            "NUM_EPOCHS",
+            "NUM_EPOCHS was renamed NUM_CHECKPOINTS in dapt.jsonnet, where it counted the "
+            "checkpoints along the NUM_STEPS optimizer steps; NUM_EPOCHS (passes over the text) is "
+            "a variable of tapt.jsonnet and classifier.jsonnet; to set it for tapt.jsonnet or "
+            "classifier.jsonnet, give it in `settings.tapt` or `settings.classifier`",
+        ),
     ],
 )
 def test_a_renamed_variable_in_settings_is_refused_naming_the_new_one(
