@@ -164,7 +164,7 @@ def _check_vocabulary_options(
             raise ConfigurationError(f"`{key}` must be a positive number; got {value}")
     if max_documents is not None and max_documents <= 0:
         raise ConfigurationError(
-            f"`max_documents` must be positive, or None to read every document; got {max_documents}"
+            f"`max_documents` must be positive, or unset to read every document; got {max_documents}"
         )
     if max_documents is not None and sample is not None:
         raise ConfigurationError(

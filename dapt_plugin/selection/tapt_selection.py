@@ -333,6 +333,7 @@ def select_tapt_data(
         nlist,
         nprobe,
         sample_size,
+        seed,
     )
     if method == "knn":
         require_faiss()  # missing: said before any file is read
@@ -372,7 +373,10 @@ def _check_arguments(
     nlist: Optional[int],
     nprobe: int,
     sample_size: int,
+    seed: int,
 ) -> None:
+    if not 0 <= seed < 2**32:  # what numpy's and scikit-learn's generators take
+        raise ConfigurationError(f"`seed` must be between 0 and {2**32 - 1}; got {seed}")
     for name, value, choices in (
         ("method", method, METHODS),
         ("unit", unit, UNITS),
@@ -395,7 +399,7 @@ def _check_arguments(
             raise ConfigurationError(f"`{name}` must be positive; got {value}")
     if dimension is not None and dimension <= 0:
         raise ConfigurationError(
-            f"`dimension` must be positive, or None for the embedder's default; got {dimension}"
+            f"`dimension` must be positive, or unset for the embedder's default; got {dimension}"
         )
     if size is not None:
         if method != "random":
@@ -411,7 +415,7 @@ def _check_arguments(
             f"`approximate_above` must be 0 or more units; got {approximate_above}"
         )
     if nlist is not None and nlist <= 0:
-        raise ConfigurationError(f"`nlist` must be positive, or None for the default; got {nlist}")
+        raise ConfigurationError(f"`nlist` must be positive, or unset for the default; got {nlist}")
 
 
 def _check_size_in_pool(size: int, pool_size: int) -> None:

@@ -245,7 +245,9 @@ def test_task_examples_without_words_are_skipped_with_a_warning(mix, tmp_path, c
         ({"unit": "word"}, "`unit` must be one of sentence, document; got 'word'"),
         ({"embedder": "bert"}, "`embedder` must be one of lsa, vampire; got 'bert'"),
         ({"pool_size": 0}, "`pool_size` must be positive; got 0"),
-        ({"dimension": 0}, "`dimension` must be positive, or None for the embedder's default"),
+        ({"dimension": 0}, "`dimension` must be positive, or unset for the embedder's default"),
+        ({"seed": -1}, "`seed` must be between 0 and 4294967295; got -1"),
+        ({"seed": 2**32}, "`seed` must be between 0 and 4294967295; got 4294967296"),
         ({"size": 10}, "`size` applies to the random method only"),
         (
             {"method": "random", "size": 801},
