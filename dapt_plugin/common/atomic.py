@@ -205,12 +205,12 @@ def check_output_directory(output_dir: str, force: bool, inputs: Sequence[str] =
     """
     check_writable_path(output_dir, "directory")
     if os.path.isdir(output_dir):
-        for kept in [os.getcwd(), *inputs]:
+        for kept, what in [(os.getcwd(), "the working directory "), *((i, "") for i in inputs)]:
             if os.path.commonpath([os.path.realpath(output_dir), os.path.realpath(kept)]) == (
                 os.path.realpath(output_dir)
             ):
                 raise ConfigurationError(
-                    f"{output_dir} holds {kept}, which replacing it would delete; give a new "
+                    f"{output_dir} holds {what}{kept}, which replacing it would delete; give a new "
                     "directory"
                 )
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not force:

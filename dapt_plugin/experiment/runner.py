@@ -675,7 +675,7 @@ class ExperimentRunner:
             if named and max(named) >= gpus:
                 raise self._fail(
                     f"phase {phase.name}: CUDA_DEVICES names GPU {max(named)}, but this machine "
-                    f"has {gpus} visible; set CUDA_DEVICES=-1 to train on the CPU"
+                    f"has {gpus} visible GPU(s); set CUDA_DEVICES=-1 to train on the CPU"
                 )
             for variable, wanted in (
                 ("USE_AMP", trainer.get("use_amp")),

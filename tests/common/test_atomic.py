@@ -129,7 +129,7 @@ def test_an_output_directory_that_holds_an_input_or_the_working_directory_is_nev
             "directory"
         )
     monkeypatch.chdir(run / "sub")
-    with pytest.raises(ConfigurationError, match="which replacing it would delete"):
+    with pytest.raises(ConfigurationError, match="holds the working directory .*sub, which"):
         check_output_directory(str(tmp_path), force=True)
     check_output_directory(str(tmp_path / "new"), force=True)
 
