@@ -48,8 +48,8 @@ def paper_task(name: str) -> PaperTask:
     """The task `name`; an unknown name is a `ConfigurationError` listing the names."""
     if name not in TASKS:
         raise ConfigurationError(
-            f"unknown task {name!r}; the paper's tasks are {', '.join(TASKS)} (or give `train`, "
-            "`dev` and `test` files)"
+            f"unknown task {name!r}; the paper's tasks are {', '.join(TASKS)} (for another task, "
+            "give its own train, dev and test files)"
         )
     return TASKS[name]
 
