@@ -945,8 +945,12 @@ def _patch_predict_files() -> None:
                 raise ConfigurationError(f"input file {input_file} not found")
         if output_file is not None:
             check_writable_path(output_file, "file")
-            if os.path.isfile(input_file):
-                check_not_an_input(output_file, "--output-file", [("the input file", input_file)])
+            read = [("the input file", input_file)]
+            if input_file == "-":  # standard input, which may be redirected from a file
+                descriptor = f"/proc/self/fd/{_stdin_descriptor()}"
+                read = [("the file of standard input,", os.path.realpath(descriptor))]
+            if os.path.isfile(read[0][1]):
+                check_not_an_input(output_file, "--output-file", read)
         # opened by `run`, under a temporary name
         original_init(
             self,
@@ -997,6 +1001,14 @@ def _patch_predict_files() -> None:
     manager._get_json_data = _get_json_data
     manager.run = run
     predict._get_predictor = _get_predictor
+
+
+def _stdin_descriptor() -> int:
+    """The descriptor of standard input (0 where `sys.stdin` has none, as under pytest)."""
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _model_files(archive_file, weights_file: Optional[str]) -> List[Tuple[str, str]]:

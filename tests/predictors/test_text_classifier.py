@@ -202,6 +202,21 @@ def test_allennlp_predict_reads_standard_input_as_a_file_and_names_a_lone_surrog
     ]
 
 
+def test_allennlp_predict_refuses_an_output_that_is_the_file_of_standard_input(
+    predictor, tmp_path, monkeypatch
+):
+    path = tmp_path / "test.jsonl"
+    path.write_text((TASK / "test.jsonl").read_text())
+    with open(path) as redirected:  # `allennlp predict ... - --output-file test.jsonl < test.jsonl`
+        monkeypatch.setattr(sys, "stdin", redirected)
+        with pytest.raises(ConfigurationError) as error:
+            predict_manager(predictor, "-", str(path))
+    assert error.value.message == (
+        f"--output-file {path} is the file of standard input, {path}, which writing it would "
+        "replace; give another output file"
+    )
+
+
 def test_allennlp_predict_refuses_a_missing_input_or_an_output_it_cannot_write(predictor, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ConfigurationError, match="input file .*missing.jsonl not found"):
