@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -794,10 +795,10 @@ def _patch_evaluate_outputs() -> None:
     wrote it, after the whole evaluation, with a traceback; it wrote both in place, so a run that
     failed or was killed halfway left a short predictions file under its name, and a predictions
     file that was the input file emptied it before it was read. Each path they name (one per
-    input file, separated by commas; none where `--auto-names` makes them) is checked before the
-    archive is loaded, and one that is an input file is refused; both files, named or made, are
-    written as `predict`'s output is (`output_path`: whole or not at all, a missing folder
-    created). An input file whose name holds a comma is read as one file, as the plugin's readers
+    input file, separated by commas, or the names `--auto-names` makes) is checked before the
+    archive is loaded, and one that is an input file, the model or another output is refused;
+    both files are written as `predict`'s output is (`output_path`: whole or not at all, a
+    missing folder created), those of all the inputs when the last input is done. An input file whose name holds a comma is read as one file, as the plugin's readers
     read it, not split into two missing ones. Without `--output-file`, the final metrics are
     logged (AllenNLP logged them only as it wrote that file: the console showed none).
     """
@@ -815,20 +816,13 @@ def _patch_evaluate_outputs() -> None:
     original = evaluate.evaluate_from_archive
     original_call = SimpleEvaluator.__call__
 
+    # the outputs of the evaluation under way, committed together when all its inputs are done
+    committed_at_the_end: List[contextlib.ExitStack] = []
+
     @functools.wraps(original)
     def evaluate_from_archive(
         archive_file, input_file, metrics_output_file=None, predictions_output_file=None, **kwargs
     ) -> Dict[str, Any]:
-        auto_names = kwargs.get("auto_names", "NONE")
-        named = [
-            (option, path)
-            for option, paths, made in [
-                ("--output-file", metrics_output_file, "METRICS"),
-                ("--predictions-output-file", predictions_output_file, "PREDS"),
-            ]
-            if paths is not None and auto_names not in (made, "ALL")
-            for path in paths.split(",")
-        ]
         if "," in input_file and os.path.isfile(input_file):
             # one file whose name holds a comma, which AllenNLP would split: a JSON string, which
             # it reads as a list of one path
@@ -838,20 +832,47 @@ def _patch_evaluate_outputs() -> None:
         except json.JSONDecodeError:
             inputs = input_file.split(",")
         check_cuda_device(kwargs.get("cuda_device"))
+        auto_names = kwargs.get("auto_names", "NONE")
+        named = []
+        for option, paths, made, suffix in [
+            ("--output-file", metrics_output_file, "METRICS", "outputs"),
+            ("--predictions-output-file", predictions_output_file, "PREDS", "preds"),
+        ]:
+            if paths is None:
+                continue
+            if auto_names in (made, "ALL"):  # AllenNLP's names, beside each input
+                given = [
+                    os.path.join(os.path.dirname(path), f"{Path(path).stem}.{suffix}")
+                    for path in inputs
+                    if isinstance(path, str)
+                ]
+            else:
+                given = paths.split(",")
+                if len(given) != len(inputs):
+                    raise ConfigurationError(
+                        f"{option} names {len(given)} file(s) for {len(inputs)} input file(s); "
+                        "give one for each input, separated by commas"
+                    )
+            named += [(option, path) for path in given]
         read = [("the input file", path) for path in inputs if isinstance(path, str)]
         read += _model_files(archive_file, kwargs.get("weights_file"))
         for option, path in named:
             check_writable_path(path, "file")
             check_not_an_input(path, option, read)
         for (option, path), (other, later) in itertools.combinations(named, 2):
-            if os.path.abspath(path) == os.path.abspath(later) and not written_in_place(path):
+            if os.path.realpath(path) == os.path.realpath(later) and not written_in_place(path):
                 raise ConfigurationError(
-                    f"{option} and {other} both name {path}, where one output would replace the "
-                    "other; give a file for each"
+                    f"{option} {path} and {other} {later} are one file, where one output would "
+                    "replace the other; give a file for each"
                 )
-        return original(
-            archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
-        )
+        with contextlib.ExitStack() as outputs:
+            committed_at_the_end.append(outputs)
+            try:
+                return original(
+                    archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
+                )
+            finally:
+                committed_at_the_end.remove(outputs)
 
     @functools.wraps(original_call)
     def __call__(
@@ -862,7 +883,9 @@ def _patch_evaluate_outputs() -> None:
         metrics_output_file=None,
         predictions_output_file=None,
     ) -> Dict[str, Any]:
-        with contextlib.ExitStack() as outputs:
+        with contextlib.ExitStack() as own:
+            # within `evaluate`, the outputs of every input are committed when the last is done
+            outputs = committed_at_the_end[-1] if committed_at_the_end else own
             metrics_path, predictions_path = (
                 None if path is None else outputs.enter_context(output_path(path))
                 for path in (metrics_output_file, predictions_output_file)
@@ -945,7 +968,8 @@ def _patch_predict_files() -> None:
                 raise ConfigurationError(f"input file {input_file} not found")
         if output_file is not None:
             check_writable_path(output_file, "file")
-            read = [("the input file", input_file)]
+            # (`file://` is a path too, to AllenNLP's `cached_path`)
+            read = [("the input file", re.sub(r"^file://", "", input_file))]
             if input_file == "-":  # standard input, which may be redirected from a file
                 descriptor = f"/proc/self/fd/{_stdin_descriptor()}"
                 read = [("the file of standard input,", os.path.realpath(descriptor))]

@@ -11,6 +11,7 @@ import pytest
 import torch
 import transformers
 
+from dapt_plugin.data.text_files import DataError
 from tests.conftest import CONFIGS, PROJECT_ROOT, TASK, allennlp, mlm_env
 
 
@@ -335,14 +336,20 @@ def test_allennlp_evaluate_checks_its_output_files_before_loading_and_makes_thei
     from allennlp.common.checks import ConfigurationError
 
     (tmp_path / "notes.txt").write_text("mine")
-    for metrics, predictions, message in [
-        (str(tmp_path), None, "is a directory; give a file"),
-        (None, str(tmp_path / "notes.txt" / "p.jsonl"), "notes.txt is a file, not a directory"),
-        ("m.json," + str(tmp_path), None, "is a directory; give a file"),
+    for inputs, metrics, predictions, message in [
+        ("x", str(tmp_path), None, "is a directory; give a file"),
+        (
+            "x",
+            None,
+            str(tmp_path / "notes.txt" / "p.jsonl"),
+            "notes.txt is a file, not a directory",
+        ),
+        ("x,y", "m.json," + str(tmp_path), None, "is a directory; give a file"),
+        ("x,y", "m.json", None, "--output-file names 1 file.s. for 2 input file.s.; give one for"),
     ]:
         with pytest.raises(ConfigurationError, match=message):
             # a missing archive: the outputs are checked before it is looked for
-            evaluate_from_archive(str(tmp_path / "missing.tar.gz"), "x", metrics, predictions)
+            evaluate_from_archive(str(tmp_path / "missing.tar.gz"), inputs, metrics, predictions)
     metrics = tmp_path / "new" / "metrics.json"
     predictions = tmp_path / "new" / "predictions.jsonl"
     result = evaluate_from_archive(
@@ -392,12 +399,26 @@ def test_allennlp_evaluate_writes_its_outputs_whole_or_not_at_all_and_never_over
         with pytest.raises(ConfigurationError, match=f"is the model archive {model}, which"):
             evaluate_from_archive(str(model), test, metrics, predictions)
     assert model.read_bytes() == Path(archive).read_bytes()
+    (out / "same.json").write_text("")
+    (out / "link.json").symlink_to(out / "same.json")
     with pytest.raises(ConfigurationError) as error:
-        evaluate_from_archive(archive, test, str(out / "same.json"), str(out / "same.json"))
+        evaluate_from_archive(archive, test, str(out / "same.json"), str(out / "link.json"))
     assert error.value.message == (
-        f"--output-file and --predictions-output-file both name {out / 'same.json'}, where one "
-        "output would replace the other; give a file for each"
+        f"--output-file {out / 'same.json'} and --predictions-output-file {out / 'link.json'} are "
+        "one file, where one output would replace the other; give a file for each"
     )
+    # the names `--auto-names` makes, beside each input: test.outputs for both of these
+    (tmp_path / "test.txt").write_text((TASK / "test.jsonl").read_text())
+    both = f"{copy},{tmp_path / 'test.txt'}"
+    with pytest.raises(ConfigurationError, match="test.outputs and --output-file .* are one file"):
+        evaluate_from_archive(archive, both, "m", "p", auto_names="ALL")
+    # a failure in a later input: the outputs of the earlier ones are not written either
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine", "label": "activator"}\n{bad\n')
+    with pytest.raises(DataError):
+        evaluate_from_archive(
+            archive, f"{test},{tmp_path / 'bad.jsonl'}", f"{out / 'm1'},{out / 'm2'}"
+        )
+    assert not (out / "m1").exists()
 
 
 def test_predict_and_evaluate_refuse_a_gpu_the_machine_lacks_before_loading(monkeypatch):

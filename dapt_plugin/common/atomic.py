@@ -66,10 +66,10 @@ def output_path(path: Union[str, os.PathLike]) -> Iterator[str]:
     """
     Yields the name to write a command's output file `path` to: a temporary name
     that takes `path` (a symbolic link's target) when the block ends without an exception (see
-    `atomic_path`). A device, a pipe or an open file descriptor (`/dev/stdout`, `/dev/fd/N`,
-    `>(gzip > p.gz)`, anything under `/dev` or `/proc`) is not replaced: the output is written
-    to a temporary file, then appended to it whole when the block ends without an exception, so
-    that `--output-file /dev/stdout >> log` adds to `log`. A missing parent folder is created.
+    `atomic_path`). A descriptor, a device or a pipe (`/dev/stdout`, `/dev/fd/N`,
+    `>(gzip > p.gz)`, see `written_in_place`) is not replaced: the output is written to a
+    temporary file, then appended to it whole when the block ends without an exception, so that
+    `--output-file /dev/stdout >> log` adds to `log`. A missing parent folder is created.
     """
     if written_in_place(path):
         handle, temporary = tempfile.mkstemp(prefix="dapt_plugin_output_")
@@ -87,13 +87,25 @@ def output_path(path: Union[str, os.PathLike]) -> Iterator[str]:
         yield temporary
 
 
+# an open descriptor of the process: `/dev/stdout`, `/dev/fd/3`, `/proc/self/fd/1`
+_DESCRIPTOR = re.compile(r"/dev/(stdin|stdout|stderr|fd/\d+)|/proc/(self|thread-self|\d+)/fd/\d+")
+
+
 def written_in_place(path: Union[str, os.PathLike]) -> bool:
-    """Whether `path` is a device, a pipe or a descriptor, which the output goes into."""
-    absolute = os.path.abspath(path)
-    if absolute.startswith(("/dev/", "/proc/")):
-        return True
+    """
+    Whether the output `path` is a descriptor of the process (`/dev/stdout`, `/dev/fd/N`, or a
+    symbolic link to one), a device or a pipe, which the output goes into rather than replaces.
+    A regular file anywhere else, `/dev/shm` included, is replaced.
+    """
+    link = os.path.abspath(path)
+    for _ in range(40):  # the links from `path` on, each hop as it is named
+        if _DESCRIPTOR.fullmatch(link):
+            return True
+        if not os.path.islink(link):
+            break
+        link = os.path.normpath(os.path.join(os.path.dirname(link), os.readlink(link)))
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode)  # `os.stat` follows a symbolic link
+        return not stat.S_ISREG(os.stat(path).st_mode)  # `os.stat` follows the links
     except FileNotFoundError:
         return False
 

@@ -15,6 +15,7 @@ from dapt_plugin.common.atomic import (
     check_writable_path,
     output_path,
     remove_leftovers,
+    written_in_place,
 )
 
 
@@ -168,7 +169,17 @@ def test_an_output_through_a_descriptor_is_added_to_it_whole_and_a_file_is_repla
                 raise KeyboardInterrupt
         with output_path(descriptor) as name:
             open(name, "w").write("whole\n")
-    assert log.read_text() == "before\nwhole\n"  # nothing of the interrupted output
+        # the same through a link of the user's to the descriptor
+        (tmp_path / "to_log").symlink_to(descriptor)
+        with output_path(tmp_path / "to_log") as name:
+            open(name, "w").write("linked\n")
+    assert log.read_text() == "before\nwhole\nlinked\n"  # nothing of the interrupted output
+    # a regular file under /dev or /proc is a file like any other: replaced, and checked
+    (tmp_path / "regular.jsonl").write_text("old\n")
+    for regular in [f"/proc/self/cwd/{tmp_path.name}.jsonl", "/dev/shm/dapt_plugin_test.jsonl"]:
+        if os.path.isdir(os.path.dirname(regular)):
+            assert not written_in_place(regular)
+    assert not written_in_place(f"/proc/self/root{tmp_path / 'regular.jsonl'}")
     assert not [path for path in os.listdir(tempfile.gettempdir()) if "dapt_plugin_output_" in path]
     with output_path(tmp_path / "new" / "predictions.jsonl") as name:
         open(name, "w").write("whole\n")
