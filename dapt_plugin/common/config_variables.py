@@ -67,6 +67,7 @@ RENAMED_VARIABLES: Dict[str, Tuple[str, str]] = {
 _STEPS_NOT_PASSES = " (dapt.jsonnet counts optimizer steps, not passes over the corpus)"
 _PASSES_NOT_STEPS = " (classifier.jsonnet counts passes over the training data, not steps)"
 _PER_DEVICE = " (examples per device and forward pass)"
+_SCHEDULE = " (true: warm-up over 6% of the steps, then linear decay; false: a constant rate)"
 OTHER_NAMES: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "LEARNING_RATE": (("LR", ""),),
     "MAX_SEQ_LENGTH": (("MAX_LENGTH", ""),),
@@ -98,11 +99,20 @@ OTHER_NAMES: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ),
     ),
     "MAX_TRAIN_SAMPLES": (("TRAIN_SAMPLE", ""),),
-    "LINE_BY_LINE": (("MLM_MODE", " (MLM_MODE=line_by_line)"),),
+    "LINE_BY_LINE": (("MLM_MODE", " (line_by_line or packed)"),),
     "LOGGING_STEPS": (("LOG_EVERY", ""),),
     "SAVE_STEPS": (("CHECKPOINT_EVERY_BATCHES", ""),),
-    "EVAL_STEPS": (("NUM_CHECKPOINTS", " (validation runs at each checkpoint)"),),
-    "LR_SCHEDULER_TYPE": (("LR_SCHEDULE", " (true: warm-up, then linear decay)"),),
+    "EVAL_STEPS": (
+        (
+            "NUM_CHECKPOINTS",
+            " (a count, not an interval: NUM_STEPS / EVAL_STEPS checkpoints, each validated)",
+        ),
+    ),
+    "LR_SCHEDULER_TYPE": (("LR_SCHEDULE", _SCHEDULE),),
+    # the classifier's warm-up is LR_SCHEDULE's (6% of the steps) or none; the masked-LM configs'
+    # are fixed (`FIXED_SETTINGS`)
+    "WARMUP_RATIO": (("LR_SCHEDULE", _SCHEDULE),),
+    "WARMUP_STEPS": (("LR_SCHEDULE", _SCHEDULE),),
 }
 
 # Settings that other tools take from a variable and these configs fix at the paper's values:
@@ -222,6 +232,21 @@ def closest(name: str, candidates: Iterable[str], narrow: bool = False) -> Optio
     return by_upper[matches[0]] if matches else None
 
 
+def other_name(name: str, variables: Set[str]) -> Optional[Tuple[str, str]]:
+    """
+    `(variable, note)` of `OTHER_NAMES` that `name`, another tool's name of a setting, means for
+    a config that reads `variables`; None when it is no such name for that config.
+    """
+    return next(
+        (
+            (variable, note)
+            for variable, note in OTHER_NAMES.get(name.upper(), ())
+            if variable in variables
+        ),
+        None,
+    )
+
+
 def meant_variable(name: str, variables: Set[str], overridable: bool = True) -> Optional[str]:
     """
     What to say after "`name` is not a variable of the config" when `name`, set by a user for a
@@ -230,9 +255,9 @@ def meant_variable(name: str, variables: Set[str], overridable: bool = True) -> 
     (`FIXED_SETTINGS`; with `overridable`, how to override it with `-o`), or a misspelling
     (`closest` with `narrow`). None when `name` may well be meant for something else.
     """
-    for variable, note in OTHER_NAMES.get(name.upper(), ()):
-        if variable in variables:
-            return f"did you mean {variable}{note}?"
+    other = other_name(name, variables)
+    if other is not None:
+        return f"did you mean {other[0]}{other[1]}?"
     if name.upper() in FIXED_SETTINGS:
         key = FIXED_SETTINGS[name.upper()]
         how = f"; override `{key}` with -o '{{\"{key}\": ...}}'" if overridable else ""

@@ -16,6 +16,7 @@ from dapt_plugin.common.config_variables import (
     closest,
     config_variables,
     meant_variable,
+    other_name,
     renamed_variable,
 )
 from dapt_plugin.common.configs import config_dir
@@ -413,7 +414,8 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             )
         if name not in readable:
             raise _fail(
-                path, f"{key} is not a variable of {_either(files)}; {_unknown(name, readable)}"
+                path,
+                f"{key} is not a variable of {_either(files)}; {_unknown(name, readable, kind)}",
             )
         if name == "TRAIN_SAMPLE":
             raise _fail(
@@ -432,8 +434,16 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
 
 
-def _unknown(name: str, readable: Set[str]) -> str:
-    """What to say of a key of `settings` that is not one of the variables `readable`."""
+def _unknown(name: str, readable: Set[str], kind: str) -> str:
+    """What to say of a key of `settings.<kind>` that is not one of the variables `readable`."""
+    other = other_name(name, readable)
+    if other is not None:  # what the experiment may set itself, in its own keys
+        variable = other[0]
+        source, kinds = _SET_FROM_EXPERIMENT.get(variable, (None, ()))
+        if kind in kinds:
+            return f"it is {variable}, which is set from the experiment's {source}"
+        if variable == "TRAIN_SAMPLE":
+            return "it is TRAIN_SAMPLE, which an experiment gives as `task.sample`"
     meant = meant_variable(name, readable, overridable=False)
     if meant is not None:
         return meant

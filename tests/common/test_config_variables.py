@@ -127,9 +127,11 @@ def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, t
         ("dapt", "TRAIN_FILE", "did you mean CORPUS_PATH (the domain corpus)?"),
         ("tapt", "VALIDATION_FILE", "did you mean HELDOUT_PATH (held-out text for the masked-LM"),
         ("classifier", "MAX_TRAIN_SAMPLES", "did you mean TRAIN_SAMPLE?"),
-        ("classifier", "LR_SCHEDULER_TYPE", "did you mean LR_SCHEDULE (true: warm-up, then"),
+        ("classifier", "LR_SCHEDULER_TYPE", "did you mean LR_SCHEDULE (true: warm-up over 6%"),
+        ("classifier", "WARMUP_STEPS", "did you mean LR_SCHEDULE (true: warm-up over 6% of the"),
+        ("dapt", "EVAL_STEPS", "did you mean NUM_CHECKPOINTS (a count, not an interval: "),
         ("dapt", "LR_SCHEDULER_TYPE", "override `trainer.learning_rate_scheduler`"),
-        ("dapt", "LINE_BY_LINE", "did you mean MLM_MODE (MLM_MODE=line_by_line)?"),
+        ("dapt", "LINE_BY_LINE", "did you mean MLM_MODE (line_by_line or packed)?"),
         ("tapt", "LOGGING_STEPS", "did you mean LOG_EVERY?"),
         ("dapt", "ADAM_BETA2", "override `trainer.optimizer.betas`"),
         (

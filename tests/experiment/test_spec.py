@@ -122,6 +122,15 @@ def test_a_bad_experiment_names_the_key(tiny_model, tmp_path, overrides, message
             "`settings.dapt.LEARNING_RATE` is not a variable of dapt.jsonnet; did you mean LR?",
         ),
         (
+            _settings("all", TRAIN_FILE="t.jsonl"),
+            "`settings.all.TRAIN_FILE` is not a variable of dapt.jsonnet, tapt.jsonnet or "
+            "classifier.jsonnet; it is TRAIN_PATH, which is set from the experiment's `task.train`",
+        ),
+        (
+            _settings("classifier", MAX_TRAIN_SAMPLES=100),
+            "it is TRAIN_SAMPLE, which an experiment gives as `task.sample`",
+        ),
+        (
             _settings("dapt", EPOCHS=2),
             "`settings.dapt.EPOCHS` is not a variable of dapt.jsonnet; did you mean NUM_STEPS "
             "(dapt.jsonnet counts optimizer steps, not passes over the corpus)?",
