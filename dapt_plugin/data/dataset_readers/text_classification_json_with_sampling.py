@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import logging
 import random
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -19,6 +21,8 @@ from dapt_plugin.common.pretrained import position_limit
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import JsonLine, iter_json_lines
 from dapt_plugin.data.text_files import DataError, iter_lines
+
+logger = logging.getLogger(__name__)
 
 _Example = Tuple[int, str, Union[str, int, None]]  # line number, text, label
 _LABEL_TYPES = {dict: "an object", list: "an array", float: "a decimal number"}
@@ -66,6 +70,16 @@ class LocatedLabelField(LabelField):
                     "retrain with this label",
                 )
         super().index(vocab)
+
+
+@dataclasses.dataclass
+class _Lengths:
+    """Texts read, texts cut to `max_sequence_length`, and their tokens before and after."""
+
+    texts: int = 0
+    cut: int = 0
+    tokens: int = 0
+    kept: int = 0
 
 
 @DatasetReader.register("text_classification_json_with_sampling")
@@ -159,6 +173,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         self._label_key = label_key
         self._labelled = labelled
         self._num_end_tokens = 0
+        self._lengths = _Lengths()  # of the texts of the file being read
         if max_sequence_length is not None:
             num_start_tokens, self._num_end_tokens = _count_added_tokens(self._tokenizer)
             if max_sequence_length < num_start_tokens + self._num_end_tokens + 1:
@@ -209,9 +224,23 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                 )
             )
         empty = True
+        self._lengths = _Lengths()
         for line_number, text, label in examples:
             empty = False
             yield self.text_to_instance(text, label, location=(file_path, line_number))
+        lengths = self._lengths
+        if lengths.cut:
+            share = lengths.kept / lengths.tokens
+            (logger.warning if share < 0.95 else logger.info)(
+                "%s: %d of %d texts are longer than `max_sequence_length` (MAX_LENGTH in the "
+                "configs), %d tokens, and are cut to it, their end left out: the examples hold "
+                "%.1f%% of the texts' tokens",
+                file_path,
+                lengths.cut,
+                lengths.texts,
+                self._max_sequence_length,
+                100 * share,
+            )
         if empty and not self._has_text(file_path):
             raise DataError(
                 file_path,
@@ -316,8 +345,13 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         return label
 
     def _truncate(self, tokens: List[Token]) -> List[Token]:
+        self._lengths.texts += 1
+        self._lengths.tokens += len(tokens)
         if self._max_sequence_length is None or len(tokens) <= self._max_sequence_length:
+            self._lengths.kept += len(tokens)
             return tokens
+        self._lengths.cut += 1
+        self._lengths.kept += self._max_sequence_length
         keep_end = self._num_end_tokens
         head = tokens[: self._max_sequence_length - keep_end]
         return head + (tokens[len(tokens) - keep_end :] if keep_end else [])

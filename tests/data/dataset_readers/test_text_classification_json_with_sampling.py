@@ -75,6 +75,26 @@ def test_truncation_keeps_the_start_and_end_tokens(tiny_model):
             assert cut_tokens == whole_tokens[:7] + ["</s>"]
 
 
+def test_the_share_of_tokens_that_cut_texts_leave_out_is_logged(tiny_model, tmp_path, caplog):
+    path = tmp_path / "long.jsonl"
+    lines = [{"text": "word " * 100, "label": "a"}, {"text": "short", "label": "b"}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    reader = TextClassificationJsonWithSamplingReader(
+        tokenizer=PretrainedTransformerTokenizer(str(tiny_model)), max_sequence_length=16
+    )
+    with caplog.at_level(logging.INFO):
+        instances = list(reader.read(str(path)))
+    total = sum(len(reader.tokenizer.tokenize(line["text"])) for line in lines)
+    kept = sum(len(instance["tokens"]) for instance in instances)
+    warnings = [r for r in caplog.records if "are cut to it" in r.getMessage()]
+    assert [r.levelno for r in warnings] == [logging.WARNING]
+    assert warnings[0].getMessage() == (
+        f"{path}: 1 of 2 texts are longer than `max_sequence_length` (MAX_LENGTH in the configs), "
+        f"16 tokens, and are cut to it, their end left out: the examples hold "
+        f"{100 * kept / total:.1f}% of the texts' tokens"
+    )
+
+
 def test_a_text_longer_than_the_model_takes_is_cut_without_transformers_warning(tiny_model, caplog):
     reader = TextClassificationJsonWithSamplingReader(
         tokenizer=PretrainedTransformerTokenizer(str(tiny_model)), max_sequence_length=64
