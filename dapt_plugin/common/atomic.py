@@ -189,6 +189,8 @@ def check_writable_path(path: Union[str, os.PathLike], kind: str) -> None:
     file is wanted, or a file that stands where one of its parent directories would be created.
     """
     path = os.fspath(path)
+    if not path.strip():
+        raise ConfigurationError(f"the path {path!r} names no {kind}; give a {kind}")
     named = path.rstrip(os.sep) or os.sep  # `file/` names the file, which is not a directory
     if os.path.exists(named) and os.path.isdir(named) != (kind == "directory"):
         other = "file" if kind == "directory" else "directory"

@@ -166,8 +166,9 @@ class DaptMaskedLm(Model):
         if self.missing_head_weights:
             logger.warning(
                 "%s has no trained masked-LM head (%d of its tensors are missing from the checkpoint, "
-                "e.g. %s): the head starts at random; training warms it up alone first "
-                "(HEAD_WARMUP_STEPS), and a masked-LM loss measured before that is a random head's",
+                "e.g. %s): the head starts at random; training warms it up alone first unless "
+                "HEAD_WARMUP_STEPS is 0, and a masked-LM loss measured before that is a random "
+                "head's",
                 model_name,
                 len(self.missing_head_weights),
                 self.missing_head_weights[0],

@@ -67,7 +67,7 @@ class LsaEmbedder:
             raise ConfigurationError(
                 f"the sample of {len(sample)} text(s) has {len(kept)} word(s) in at least two "
                 "texts outside the English stop words: too little text to embed; raise "
-                "`sample_size` (--sample-size), or give a larger domain corpus"
+                "`sample_size`, or give a larger domain corpus"
             )
         if self.dimension < dimension:
             logger.warning(

@@ -135,6 +135,14 @@ def test_an_output_directory_that_holds_an_input_or_the_working_directory_is_nev
     check_output_directory(str(tmp_path / "new"), force=True)
 
 
+def test_an_empty_path_is_refused_as_naming_nothing():
+    for kind in ("file", "directory"):
+        with pytest.raises(ConfigurationError, match=f"the path '' names no {kind}; give a {kind}"):
+            check_writable_path("", kind)
+        with pytest.raises(ConfigurationError, match="the path ' ' names no"):
+            check_writable_path(" ", kind)
+
+
 def test_a_trailing_slash_or_a_broken_symbolic_link_is_refused_as_the_path_it_names(tmp_path):
     (tmp_path / "notes.txt").write_text("a file of the user's")
     with pytest.raises(ConfigurationError, match="notes.txt/ is a file; give a directory"):

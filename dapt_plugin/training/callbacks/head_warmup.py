@@ -132,6 +132,11 @@ class HeadWarmup(TrainerCallback):
                 f"{type(model).__name__}. Remove the callback from this config."
             )
         self._missing = len(model.missing_head_weights)
+        if not self._missing and self.num_steps and is_primary:
+            logger.info(
+                "HEAD_WARMUP_STEPS=%d has no effect: the checkpoint has its trained masked-LM head",
+                self.num_steps,
+            )
         if self._done or not self._missing:
             return
         loader = trainer.data_loader

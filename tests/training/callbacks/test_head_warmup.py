@@ -56,7 +56,8 @@ def test_a_missing_head_is_reported_in_one_line(headless_model, tiny_model, capl
     assert warnings == [
         f"{headless_model} has no trained masked-LM head (6 of its tensors are missing from the "
         "checkpoint, e.g. lm_head.bias): the head starts at random; training warms it up alone "
-        "first (HEAD_WARMUP_STEPS), and a masked-LM loss measured before that is a random head's"
+        "first unless HEAD_WARMUP_STEPS is 0, and a masked-LM loss measured before that is a "
+        "random head's"
     ]
     assert DaptMaskedLm(Vocabulary.empty(), str(tiny_model)).missing_head_weights == []
 
@@ -127,3 +128,15 @@ def test_tapt_with_warm_up_lowers_the_held_out_loss_and_records_it(
     adapted = DaptMaskedLm(Vocabulary.empty(), str(export))
     assert adapted.missing_head_weights == []
     assert _heldout_loss(adapted, heldout) < _heldout_loss(warmed_only, heldout)
+
+
+def test_head_warmup_steps_for_a_checkpoint_with_its_head_is_said_to_have_no_effect(
+    tmp_path, caplog
+):
+    model = SimpleNamespace(missing_head_weights=[])  # what `dapt_masked_lm` finds
+    with caplog.at_level(logging.INFO):
+        HeadWarmup(str(tmp_path), num_steps=100).on_start(SimpleNamespace(model=model))
+        HeadWarmup(str(tmp_path)).on_start(SimpleNamespace(model=model))  # the default: silent
+    assert [r.getMessage() for r in caplog.records] == [
+        "HEAD_WARMUP_STEPS=100 has no effect: the checkpoint has its trained masked-LM head"
+    ]
