@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -589,6 +590,15 @@ def _patch_trainer_device_errors() -> None:
     """
     from allennlp.training.gradient_descent_trainer import GradientDescentTrainer
 
+    def missing_gpu(error: ConfigurationError, device) -> ConfigurationError:
+        if not error.message.startswith("Experiment specified"):
+            return error
+        return ConfigurationError(
+            f"`trainer.cuda_device` (CUDA_DEVICES in the configs) names GPU {device}, but this "
+            f"machine has {torch.cuda.device_count()} visible GPU(s); set CUDA_DEVICES=-1 to "
+            "train on the CPU, or name a visible GPU"
+        )
+
     original = GradientDescentTrainer.__init__
 
     @functools.wraps(original)
@@ -603,16 +613,20 @@ def _patch_trainer_device_errors() -> None:
                 "set USE_AMP=false, or train on a GPU (CUDA_DEVICES)"
             ) from None
         except ConfigurationError as error:
-            if not error.message.startswith("Experiment specified"):
-                raise
-            device = kwargs.get("cuda_device")
-            raise ConfigurationError(
-                f"`trainer.cuda_device` (CUDA_DEVICES in the configs) names GPU {device}, but this "
-                f"machine has {torch.cuda.device_count()} visible GPU(s); set CUDA_DEVICES=-1 to "
-                "train on the CPU, or name a visible GPU"
-            ) from None
+            raise missing_gpu(error, kwargs.get("cuda_device")) from None
+
+    # a trainer built from a config checks its device here, before `__init__`
+    original_partial = GradientDescentTrainer.from_partial_objects.__func__
+
+    @functools.wraps(original_partial)
+    def from_partial_objects(cls, *args, **kwargs):
+        try:
+            return original_partial(cls, *args, **kwargs)
+        except ConfigurationError as error:
+            raise missing_gpu(error, kwargs.get("cuda_device")) from None
 
     GradientDescentTrainer.__init__ = __init__
+    GradientDescentTrainer.from_partial_objects = classmethod(from_partial_objects)
 
 
 class _UnusedPoolerFilter(logging.Filter):
@@ -816,8 +830,9 @@ def _patch_evaluate_outputs() -> None:
     original = evaluate.evaluate_from_archive
     original_call = SimpleEvaluator.__call__
 
-    # the outputs of the evaluation under way, committed together when all its inputs are done
-    committed_at_the_end: List[contextlib.ExitStack] = []
+    # this thread's `evaluate` under way: the outputs of its inputs, committed together, in
+    # their order, when the last input is done
+    under_way = threading.local()
 
     @functools.wraps(original)
     def evaluate_from_archive(
@@ -865,14 +880,20 @@ def _patch_evaluate_outputs() -> None:
                     f"{option} {path} and {other} {later} are one file, where one output would "
                     "replace the other; give a file for each"
                 )
-        with contextlib.ExitStack() as outputs:
-            committed_at_the_end.append(outputs)
-            try:
-                return original(
-                    archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
-                )
-            finally:
-                committed_at_the_end.remove(outputs)
+        under_way.outputs = outputs = []
+        try:
+            metrics = original(
+                archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
+            )
+        except BaseException:
+            for output in outputs:
+                output.__exit__(*sys.exc_info())
+            raise
+        finally:
+            under_way.outputs = None
+        for output in outputs:
+            output.__exit__(None, None, None)
+        return metrics
 
     @functools.wraps(original_call)
     def __call__(
@@ -883,16 +904,25 @@ def _patch_evaluate_outputs() -> None:
         metrics_output_file=None,
         predictions_output_file=None,
     ) -> Dict[str, Any]:
-        with contextlib.ExitStack() as own:
-            # within `evaluate`, the outputs of every input are committed when the last is done
-            outputs = committed_at_the_end[-1] if committed_at_the_end else own
-            metrics_path, predictions_path = (
-                None if path is None else outputs.enter_context(output_path(path))
-                for path in (metrics_output_file, predictions_output_file)
-            )
-            metrics = original_call(
-                self, model, data_loader, batch_weight_key, metrics_path, predictions_path
-            )
+        outputs = getattr(under_way, "outputs", None)
+        if outputs is None:  # not for `evaluate`: its own outputs, committed when it is done
+            with contextlib.ExitStack() as own:
+                metrics_path, predictions_path = (
+                    None if path is None else own.enter_context(output_path(path))
+                    for path in (metrics_output_file, predictions_output_file)
+                )
+                return original_call(
+                    self, model, data_loader, batch_weight_key, metrics_path, predictions_path
+                )
+        names = []
+        for path in (metrics_output_file, predictions_output_file):
+            if path is None:
+                names.append(None)
+                continue
+            output = output_path(path)
+            names.append(output.__enter__())
+            outputs.append(output)
+        metrics = original_call(self, model, data_loader, batch_weight_key, *names)
         if metrics_output_file is None:  # AllenNLP shows the metrics only as it writes them
             dump_metrics(None, metrics, log=True)
         return metrics
@@ -934,6 +964,7 @@ def _patch_predict_files() -> None:
         # before the archive is loaded: the GPU, and an output that would replace the model
         check_cuda_device(args.cuda_device)
         if args.output_file is not None:
+            check_writable_path(args.output_file, "file")
             check_not_an_input(
                 args.output_file,
                 "--output-file",

@@ -12,7 +12,7 @@ import torch
 import transformers
 
 from dapt_plugin.data.text_files import DataError
-from tests.conftest import CONFIGS, PROJECT_ROOT, TASK, allennlp, mlm_env
+from tests.conftest import CONFIGS, PROJECT_ROOT, TASK, allennlp, classifier_env, mlm_env
 
 
 @pytest.mark.process
@@ -419,6 +419,16 @@ def test_allennlp_evaluate_writes_its_outputs_whole_or_not_at_all_and_never_over
             archive, f"{test},{tmp_path / 'bad.jsonl'}", f"{out / 'm1'},{out / 'm2'}"
         )
     assert not (out / "m1").exists()
+    # to a descriptor, in the order of the inputs
+    log = tmp_path / "log"
+    with open(log, "a") as redirected:
+        descriptor = f"/proc/self/fd/{redirected.fileno()}"
+        evaluate_from_archive(archive, f"{test},{TASK / 'dev.jsonl'}", f"{descriptor},{descriptor}")
+    text, decoder = log.read_text(), json.JSONDecoder()
+    first, end = decoder.raw_decode(text)
+    second, _ = decoder.raw_decode(text, end)
+    assert first == evaluate_from_archive(archive, test)
+    assert second == evaluate_from_archive(archive, str(TASK / "dev.jsonl"))
 
 
 def test_predict_and_evaluate_refuse_a_gpu_the_machine_lacks_before_loading(monkeypatch):
@@ -578,6 +588,22 @@ def test_a_missing_config_and_bad_overrides_are_configuration_errors(tmp_path, m
     assert Params.from_file(str(config), '{"a": 2}').as_dict() == {"a": 2}
     monkeypatch.setenv("HOME", str(tmp_path))  # a `~` the shell left, which `cached_path` reads
     assert Params.from_file("~/c.json").as_dict() == {"a": 1}
+
+
+def test_a_gpu_the_machine_lacks_is_refused_naming_the_variable_in_allennlp_train(
+    tiny_model, tmp_path, monkeypatch
+):
+    from allennlp.commands.train import train_model_from_file
+    from allennlp.common.checks import ConfigurationError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    for name, value in classifier_env(tiny_model, CUDA_DEVICES="0").items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as error:
+        train_model_from_file(str(CONFIGS / "classifier.jsonnet"), str(tmp_path / "run"))
+    assert error.value.message.startswith(
+        "`trainer.cuda_device` (CUDA_DEVICES in the configs) names GPU 0, but this machine has 0"
+    )
 
 
 @pytest.mark.parametrize(

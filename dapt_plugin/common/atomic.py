@@ -106,7 +106,7 @@ def written_in_place(path: Union[str, os.PathLike]) -> bool:
         link = os.path.normpath(os.path.join(os.path.dirname(link), os.readlink(link)))
     try:
         return not stat.S_ISREG(os.stat(path).st_mode)  # `os.stat` follows the links
-    except FileNotFoundError:
+    except OSError:  # missing, through a file, a loop of links: no descriptor either
         return False
 
 
@@ -114,9 +114,10 @@ def check_not_an_input(output: str, option: str, inputs: Sequence[Tuple[str, str
     """
     Refuses the output file `output` (given as `option`, e.g. `--output-file`) when writing it
     would replace one of the command's `inputs` (`(what, path)`, e.g. `("the model archive",
-    "model.tar.gz")`): the same file (through any link), or a file in an input directory.
+    "model.tar.gz")`): the same file (through any link), or a file that an input directory holds
+    (a new file in it is no input).
     """
-    if written_in_place(output):
+    if written_in_place(output) or not os.path.exists(output):
         return
     real = os.path.realpath(output)
     for what, path in inputs:
@@ -125,8 +126,8 @@ def check_not_an_input(output: str, option: str, inputs: Sequence[Tuple[str, str
         if os.path.isdir(path):
             if os.path.commonpath([real, os.path.realpath(path)]) == os.path.realpath(path):
                 raise ConfigurationError(
-                    f"{option} {output} is in {what} {path}, which writing it would change; give "
-                    "another output file"
+                    f"{option} {output} is a file of {what} {path}, which writing it would "
+                    "replace; give another output file"
                 )
         elif os.path.exists(output) and os.path.samefile(output, path):
             raise ConfigurationError(

@@ -96,7 +96,7 @@ def iter_json_lines(
             raise DataError(
                 path,
                 line_number,
-                f"{text_key!r} is {_a(type(text).__name__)}, not a string; write the text in quotes",
+                f"{text_key!r} is {json_type(text)}, not a string; write the text in quotes",
             )
         if "\\u" in line:  # an escape may be a lone surrogate, which no tokenizer takes
             problem = lone_surrogate(text_key, text)
@@ -110,9 +110,18 @@ def iter_json_lines(
         logger.warning("%s: skipped %d line(s) with an empty %r field", path, empty, text_key)
 
 
-def _a(noun: str) -> str:
-    """`noun` with its indefinite article: "an int", "a float"."""
-    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+def json_type(value: Any) -> str:
+    """What a JSON value is, as its file shows it: "an integer", "an object", "null"..."""
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a decimal number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }[type(value)]
 
 
 def lone_surrogate(text_key: str, text: str) -> Optional[str]:

@@ -28,9 +28,10 @@ from dapt_plugin.experiment.variants import BUILT_IN, Variant, is_text, parse_va
 METRICS = ("macro_f1", "micro_f1", "accuracy")
 # the original repository's name of its macro F1 (`--perf +f1`), accepted so that its users' habits work
 METRIC_ALIASES = {"f1": "macro_f1"}
-# the training config of each phase kind, in `config_dir()`; `settings.all` applies to every kind
 # classifier.jsonnet's presets (its `PRESET`)
 PRESETS = ("small", "mini", "big")
+# the training config of each phase kind, in `config_dir()`; a variable of `settings.all` goes to
+# the kinds whose config reads it
 CONFIG_FILES = {"dapt": "dapt.jsonnet", "tapt": "tapt.jsonnet", "classifier": "classifier.jsonnet"}
 PHASE_KINDS = ("all", *CONFIG_FILES)
 # variables `allennlp adapt` sets itself: where their value comes from, and the kinds it sets them for
@@ -434,16 +435,21 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
 
 
+def _set_by_the_experiment(variable: str, kinds: List[str]) -> Optional[str]:
+    """Where an experiment sets `variable` for phases of `kinds` itself, if it does."""
+    source, set_for = _SET_FROM_EXPERIMENT.get(variable, (None, ()))
+    if any(kind in set_for for kind in kinds):
+        return f"it is {variable}, which is set from the experiment's {source}"
+    if variable == "TRAIN_SAMPLE":
+        return "it is TRAIN_SAMPLE, which an experiment gives as `task.sample`"
+    return None
+
+
 def _unknown(name: str, readable: Set[str], kind: str) -> str:
     """What to say of a key of `settings.<kind>` that is not one of the variables `readable`."""
     other = other_name(name, readable)
-    if other is not None:  # what the experiment may set itself, in its own keys
-        variable = other[0]
-        source, kinds = _SET_FROM_EXPERIMENT.get(variable, (None, ()))
-        if kind in kinds:
-            return f"it is {variable}, which is set from the experiment's {source}"
-        if variable == "TRAIN_SAMPLE":
-            return "it is TRAIN_SAMPLE, which an experiment gives as `task.sample`"
+    if other is not None and _set_by_the_experiment(other[0], [kind]):
+        return _set_by_the_experiment(other[0], [kind])
     meant = meant_variable(name, readable, overridable=False)
     if meant is not None:
         return meant
@@ -455,6 +461,8 @@ def _unknown(name: str, readable: Set[str], kind: str) -> str:
         if reason is not None:
             return f"{reason}, a variable of {CONFIG_FILES[kind]}"
     kinds = [kind for kind, variables in variables_of.items() if name in variables]
+    if kinds and _set_by_the_experiment(name, kinds):
+        return _set_by_the_experiment(name, kinds)
     if kinds:
         return (
             f"it is a variable of {_either([CONFIG_FILES[kind] for kind in kinds])}: set it in "

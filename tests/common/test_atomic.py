@@ -207,11 +207,14 @@ def test_an_output_that_would_replace_an_input_is_refused(tmp_path):
         "replace; give another output file"
     )
     (tmp_path / "run").mkdir()  # a model archive given as its directory
-    with pytest.raises(ConfigurationError, match=r"p.jsonl is in the model archive .*run, which"):
-        check_not_an_input(
-            str(tmp_path / "run" / "p.jsonl"),
-            "--output-file",
-            [("the model archive", str(tmp_path / "run"))],
-        )
+    (tmp_path / "run" / "config.json").write_text("{}")
+    run = [("the model archive", str(tmp_path / "run"))]
+    with pytest.raises(
+        ConfigurationError, match=r"config.json is a file of the model archive .*run"
+    ):
+        check_not_an_input(str(tmp_path / "run" / "config.json"), "--output-file", run)
+    check_not_an_input(str(tmp_path / "run" / "predictions.jsonl"), "--output-file", run)  # new
+    # a path that cannot be a file is left to `check_writable_path`
+    check_not_an_input(str(tmp_path / "run" / "config.json" / "p.jsonl"), "--output-file", run)
     check_not_an_input(str(tmp_path / "predictions.jsonl"), "--output-file", inputs)
     check_not_an_input("/dev/stdout", "--output-file", [("the input file", "/dev/stdout")])

@@ -38,7 +38,7 @@ def test_documents_are_numbered_across_files(tmp_path):
     [
         ("not json", "corpus.jsonl:2: not valid JSON"),
         ('{"body": "x"}', "corpus.jsonl:2: no 'text' field"),
-        ('{"text": 3}', "corpus.jsonl:2: 'text' is an int, not a string"),
+        ('{"text": 3}', "corpus.jsonl:2: 'text' is an integer, not a string"),
         (
             '{"text": "a \\ud800 b"}',
             r"corpus.jsonl:2: 'text' holds a lone surrogate escape \(\\ud800, character 3\)",

@@ -93,7 +93,7 @@ def test_an_interrupted_build_leaves_no_entry(tiny_model, tmp_path, monkeypatch)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"text": "fine"}\n{"text": 3}\n')
     cache = TokenCache(tokenizer, str(tmp_path / "cache"), batch_size=1)
-    with pytest.raises(ValueError, match=r"corpus.jsonl:2: 'text' is an int, not a string"):
+    with pytest.raises(ValueError, match=r"corpus.jsonl:2: 'text' is an integer, not a string"):
         cache.load(str(corpus))
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
 

@@ -131,6 +131,15 @@ def test_a_bad_experiment_names_the_key(tiny_model, tmp_path, overrides, message
             "it is TRAIN_SAMPLE, which an experiment gives as `task.sample`",
         ),
         (
+            _settings("dapt", TRAIN_SAMPLE=100),
+            "`settings.dapt.TRAIN_SAMPLE` is not a variable of dapt.jsonnet; it is TRAIN_SAMPLE, "
+            "which an experiment gives as `task.sample`",
+        ),
+        (
+            _settings("dapt", PRESET="big"),
+            "it is PRESET, which is set from the experiment's `preset`",
+        ),
+        (
             _settings("dapt", EPOCHS=2),
             "`settings.dapt.EPOCHS` is not a variable of dapt.jsonnet; did you mean NUM_STEPS "
             "(dapt.jsonnet counts optimizer steps, not passes over the corpus)?",

@@ -19,13 +19,12 @@ from allennlp.data.vocabulary import Vocabulary
 
 from dapt_plugin.common.pretrained import position_limit
 from dapt_plugin.common.sampling import reservoir_sample
-from dapt_plugin.data.documents import JsonLine, iter_json_lines
+from dapt_plugin.data.documents import JsonLine, iter_json_lines, json_type
 from dapt_plugin.data.text_files import DataError, iter_lines
 
 logger = logging.getLogger(__name__)
 
 _Example = Tuple[int, str, Union[str, int, None]]  # line number, text, label
-_LABEL_TYPES = {dict: "an object", list: "an array", float: "a decimal number"}
 
 
 def _count_added_tokens(tokenizer: Tokenizer) -> Tuple[int, int]:
@@ -339,7 +338,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                     file_path,
                     line_number,
                     f"label {json.dumps(label)} is "
-                    f"{_LABEL_TYPES[type(label)]}; a label must be a string or an integer "
+                    f"{json_type(label)}; a label must be a string or an integer "
                     "(one class per line: multi-label data is not supported)",
                 )
         return label

@@ -150,7 +150,7 @@ def test_bad_text_files_stop_with_file_and_line(tiny_model, tmp_path, content, m
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('{"text": 42}', r"bad.jsonl:2: 'text' is an int, not a string"),
+        ('{"text": 42}', r"bad.jsonl:2: 'text' is an integer, not a string"),
         ('{"label": "x"}', r"bad.jsonl:2: no 'text' field"),
         ("{not json", r"bad.jsonl:2: not valid JSON"),
     ],

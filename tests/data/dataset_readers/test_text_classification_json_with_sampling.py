@@ -299,7 +299,10 @@ def test_sample_must_be_positive(sample):
             'no \'text\' field; each line needs {"text": ..., "label": ...} (or name the text '
             "field with `text_key`)",
         ),
-        ('{"text": 5, "label": "a"}', "'text' is an int, not a string; write the text in quotes"),
+        (
+            '{"text": 5, "label": "a"}',
+            "'text' is an integer, not a string; write the text in quotes",
+        ),
     ],
     ids=["malformed_json", "no_text", "not_an_object", "text_not_a_string"],
 )
