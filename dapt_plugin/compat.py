@@ -891,8 +891,9 @@ def _patch_evaluate_outputs() -> None:
             raise
         finally:
             under_way.outputs = None
-        for output in outputs:
-            output.__exit__(None, None, None)
+        with contextlib.ExitStack() as committing:  # each one, whatever the others do
+            for output in reversed(outputs):  # the stack commits the first output first
+                committing.push(output)
         return metrics
 
     @functools.wraps(original_call)

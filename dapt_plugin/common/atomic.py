@@ -76,8 +76,13 @@ def output_path(path: Union[str, os.PathLike]) -> Iterator[str]:
         os.close(handle)
         try:
             yield temporary
-            with open(temporary, "rb") as source, open(path, "ab") as target:
-                shutil.copyfileobj(source, target)
+            try:
+                with open(temporary, "rb") as source, open(path, "ab") as target:
+                    shutil.copyfileobj(source, target)
+            except OSError as error:  # a full device (`/dev/full`), a closed pipe
+                raise ConfigurationError(
+                    f"{path} could not be written: {error.strerror or error}"
+                ) from None
         finally:
             os.remove(temporary)
         return

@@ -194,6 +194,13 @@ def test_an_output_through_a_descriptor_is_added_to_it_whole_and_a_file_is_repla
     assert (tmp_path / "new" / "predictions.jsonl").read_text() == "whole\n"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_device_that_takes_no_output_is_named_in_one_line():
+    with pytest.raises(ConfigurationError, match="^/dev/full could not be written: No space left"):
+        with output_path("/dev/full") as name:
+            open(name, "w").write("a prediction\n")
+
+
 def test_an_output_that_would_replace_an_input_is_refused(tmp_path):
     archive, data = tmp_path / "model.tar.gz", tmp_path / "test.jsonl"
     archive.write_text("weights")
