@@ -812,9 +812,10 @@ def _patch_evaluate_outputs() -> None:
     input file, separated by commas, or the names `--auto-names` makes) is checked before the
     archive is loaded, and one that is an input file, the model or another output is refused;
     both files are written as `predict`'s output is (`output_path`: whole or not at all, a
-    missing folder created), those of all the inputs when the last input is done. An input file whose name holds a comma is read as one file, as the plugin's readers
-    read it, not split into two missing ones. Without `--output-file`, the final metrics are
-    logged (AllenNLP logged them only as it wrote that file: the console showed none).
+    missing folder created), those of all the inputs when the last input is done. An input file
+    whose name holds a comma is read as one file, as the plugin's readers read it, not split
+    into two missing ones. Without `--output-file`, the final metrics are logged (AllenNLP
+    logged them only as it wrote that file: the console showed none).
     """
     from allennlp.commands import evaluate
     from allennlp.common.util import dump_metrics
@@ -880,21 +881,18 @@ def _patch_evaluate_outputs() -> None:
                     f"{option} {path} and {other} {later} are one file, where one output would "
                     "replace the other; give a file for each"
                 )
-        under_way.outputs = outputs = []
-        try:
-            metrics = original(
-                archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
-            )
-        except BaseException:
-            for output in outputs:
-                output.__exit__(*sys.exc_info())
-            raise
-        finally:
-            under_way.outputs = None
-        with contextlib.ExitStack() as committing:  # each one, whatever the others do
-            for output in reversed(outputs):  # the stack commits the first output first
-                committing.push(output)
-        return metrics
+        # each output is committed, or removed after a failure, whatever the others do; the
+        # stack exits them last in, first out, so they are pushed in reverse
+        with contextlib.ExitStack() as committing:
+            under_way.outputs = outputs = []
+            try:
+                return original(
+                    archive_file, input_file, metrics_output_file, predictions_output_file, **kwargs
+                )
+            finally:
+                under_way.outputs = None
+                for output in reversed(outputs):
+                    committing.push(output)
 
     @functools.wraps(original_call)
     def __call__(
@@ -1001,12 +999,12 @@ def _patch_predict_files() -> None:
         if output_file is not None:
             check_writable_path(output_file, "file")
             # (`file://` is a path too, to AllenNLP's `cached_path`)
-            read = [("the input file", re.sub(r"^file://", "", input_file))]
+            what, read = "the input file", re.sub(r"^file://", "", input_file)
             if input_file == "-":  # standard input, which may be redirected from a file
-                descriptor = f"/proc/self/fd/{_stdin_descriptor()}"
-                read = [("the file of standard input,", os.path.realpath(descriptor))]
-            if os.path.isfile(read[0][1]):
-                check_not_an_input(output_file, "--output-file", read)
+                what = "the file of standard input,"
+                read = os.path.realpath(f"/proc/self/fd/{_stdin_descriptor()}")
+            if os.path.isfile(read):
+                check_not_an_input(output_file, "--output-file", [(what, read)])
         # opened by `run`, under a temporary name
         original_init(
             self,

@@ -129,12 +129,13 @@ def check_not_an_input(output: str, option: str, inputs: Sequence[Tuple[str, str
         if not os.path.exists(path):
             continue
         if os.path.isdir(path):
-            if os.path.commonpath([real, os.path.realpath(path)]) == os.path.realpath(path):
+            directory = os.path.realpath(path)
+            if os.path.commonpath([real, directory]) == directory:
                 raise ConfigurationError(
                     f"{option} {output} is a file of {what} {path}, which writing it would "
                     "replace; give another output file"
                 )
-        elif os.path.exists(output) and os.path.samefile(output, path):
+        elif os.path.samefile(output, path):
             raise ConfigurationError(
                 f"{option} {output} is {what} {path}, which writing it would replace; give "
                 "another output file"

@@ -448,25 +448,25 @@ def _set_by_the_experiment(variable: str, kinds: List[str]) -> Optional[str]:
 def _unknown(name: str, readable: Set[str], kind: str) -> str:
     """What to say of a key of `settings.<kind>` that is not one of the variables `readable`."""
     other = other_name(name, readable)
-    if other is not None and _set_by_the_experiment(other[0], [kind]):
-        return _set_by_the_experiment(other[0], [kind])
+    set_there = other and _set_by_the_experiment(other[0], [kind])
+    if set_there:
+        return set_there
     meant = meant_variable(name, readable, overridable=False)
     if meant is not None:
         return meant
     variables_of = {
-        kind: config_variables(str(config_dir() / config)) for kind, config in CONFIG_FILES.items()
+        reader: config_variables(str(config_dir() / config))
+        for reader, config in CONFIG_FILES.items()
     }
-    for kind, variables in variables_of.items():
+    for reader, variables in variables_of.items():
         reason = renamed_variable(name, variables)
         if reason is not None:
-            return f"{reason}, a variable of {CONFIG_FILES[kind]}"
-    kinds = [kind for kind, variables in variables_of.items() if name in variables]
-    if kinds and _set_by_the_experiment(name, kinds):
-        return _set_by_the_experiment(name, kinds)
-    if kinds:
-        return (
-            f"it is a variable of {_either([CONFIG_FILES[kind] for kind in kinds])}: set it in "
-            f"{_either([f'`settings.{kind}`' for kind in kinds])}"
+            return f"{reason}, a variable of {CONFIG_FILES[reader]}"
+    readers = [reader for reader, variables in variables_of.items() if name in variables]
+    if readers:
+        return _set_by_the_experiment(name, readers) or (
+            f"it is a variable of {_either([CONFIG_FILES[reader] for reader in readers])}: set "
+            f"it in {_either([f'`settings.{reader}`' for reader in readers])}"
         )
     suggestion = closest(name, readable)
     if suggestion is not None:

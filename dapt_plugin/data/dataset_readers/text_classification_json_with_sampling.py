@@ -260,19 +260,13 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         )
         for line_number, item, text in self._json_lines(file_path, lines):
             label = self._label(file_path, line_number, item)
-            # what a line without a label has: no field, or `"label": null`
-            none = (
-                f"{self._label_key!r} is null"
-                if self._label_key in item
-                else f"no {self._label_key!r} field"
-            )
             if first is None:
                 first = (line_number, label is not None)
                 if self._labelled and label is None:
                     raise DataError(
                         file_path,
                         line_number,
-                        f"{none}; training and evaluation data need a "
+                        f"{self._no_label(item)}; training and evaluation data need a "
                         "label on every line (only data to predict on, which `allennlp predict` "
                         "reads, has none)",
                     )
@@ -280,7 +274,7 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                 raise DataError(
                     file_path,
                     line_number,
-                    f"{none}, but line {first[0]} "
+                    f"{self._no_label(item)}, but line {first[0]} "
                     "has one; give every line of a labelled file a label (only data to "
                     "predict on has none)",
                 )
@@ -293,6 +287,12 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
                     "predict on)",
                 )
             yield line_number, text, label
+
+    def _no_label(self, item: Dict) -> str:
+        """What a line without a label has: no label field, or `"label": null`."""
+        if self._label_key in item:
+            return f"{self._label_key!r} is null"
+        return f"no {self._label_key!r} field"
 
     def _json_lines(
         self, file_path: str, lines: Optional[Iterable[Tuple[int, str]]] = None, **kwargs
