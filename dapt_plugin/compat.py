@@ -731,7 +731,13 @@ _allennlp_train_worker: Optional[Callable[..., Any]] = None
 def _train_worker(process_rank: int, *args, **kwargs) -> Any:
     """
     AllenNLP's `_train_worker`; in a distributed run (`world_size` above 1), whose every worker
-    `train_model` spawns, after setting the worker up to end with the command's process.
+    `train_model` spawns, after setting the worker up to end with the command's process, and
+    followed by the end of the process group it joined.
+
+    AllenNLP never ends its process group: a CPU (gloo) worker then exited with it alive, and
+    gloo's threads, which still held tensors of finished collectives, released them while the
+    interpreter was being torn down, which now and then aborted the worker (SIGABRT) after a
+    run that had succeeded, failing the command.
     """
     from dapt_plugin.common.launch import end_with_the_caller, hold_inherited_lock
 
@@ -739,7 +745,11 @@ def _train_worker(process_rank: int, *args, **kwargs) -> Any:
     if call.arguments.get("world_size", 1) > 1:
         end_with_the_caller()
         hold_inherited_lock()
-    return _allennlp_train_worker(process_rank, *args, **kwargs)
+    try:
+        return _allennlp_train_worker(process_rank, *args, **kwargs)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def _patch_archive_errors() -> None:
