@@ -5,6 +5,7 @@ import os
 import re
 import select
 import signal
+import tempfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -273,6 +274,22 @@ def test_archives_are_written_uncompressed_and_load_as_before(tmp_path):
     assert os.path.getsize(archive) > len(weights)
     with tarfile.open(archive, "r:gz") as opened:
         assert opened.extractfile("weights.th").read() == weights
+
+
+def test_loading_an_archive_leaves_no_copy_and_removes_one_a_killed_load_left(
+    trained_classifier, tmp_path, monkeypatch
+):
+    """AllenNLP extracted a `model.tar.gz` to a directory that a kill while loading left behind."""
+    from allennlp.models.archival import load_archive
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    left = tmp_path / "dapt_plugin_scratch-archive-tmpx7k2"  # as a killed load leaves it
+    (left / "vocabulary").mkdir(parents=True)
+    (left / "weights.th").write_bytes(bytes(1000))
+    archive = load_archive(str(trained_classifier / "model.tar.gz"))
+    labels = (trained_classifier / "vocabulary" / "labels.txt").read_text().split()
+    assert archive.model.vocab.get_index_to_token_vocabulary("labels") == dict(enumerate(labels))
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_failed_phase_of_adapt_is_reported_in_one_line(capsys):

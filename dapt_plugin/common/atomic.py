@@ -11,6 +11,7 @@ collaborators sharing a cluster can read exports and checkpoints.
 """
 
 import contextlib
+import fcntl
 import glob
 import logging
 import os
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 _TMP = ".tmp-"
 _OLD = ".old-"
+_SCRATCH = "dapt_plugin_scratch-"
 
 
 def temporary_path(target: str) -> str:
@@ -274,6 +276,51 @@ def remove_leftovers(directory: str, names: Optional[Sequence[str]] = None) -> L
     if handled:
         logger.info("Removed what an interrupted run left in %s: %s", directory, ", ".join(handled))
     return handled
+
+
+@contextlib.contextmanager
+def scratch_directory(kind: str) -> Iterator[str]:
+    """
+    Yields a new private directory in the system's temporary directory (`TMPDIR`) for the block
+    to fill and read, and removes it when the block ends. A process killed inside the block
+    (SIGKILL, the out-of-memory killer) leaves its directory behind, which the next call, in any
+    process, removes: each such directory is locked (`flock`) by its process before it takes its
+    `dapt_plugin_scratch-<kind>-*` name until it is removed, so one that can be locked has no
+    process left. Where the file system cannot lock a directory, it keeps the plain name that
+    `tempfile.mkdtemp` gives and is never removed by another process.
+    """
+    base = tempfile.gettempdir()
+    _remove_abandoned_scratch(base, kind)
+    path = tempfile.mkdtemp(dir=base)
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            named = os.path.join(base, f"{_SCRATCH}{kind}-{os.path.basename(path)}")
+            os.rename(path, named)
+            path = named
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(handle)
+
+
+def _remove_abandoned_scratch(base: str, kind: str) -> None:
+    """Removes the scratch directories of `kind` in `base` whose process has gone."""
+    for path in glob.glob(os.path.join(glob.escape(base), f"{_SCRATCH}{glob.escape(kind)}-*")):
+        try:
+            handle = os.open(path, os.O_RDONLY)
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its process is alive
+            continue
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            logger.info("Removed %s, left by a process killed while it used it", path)
+        finally:
+            os.close(handle)
 
 
 def _remove(path: str) -> None:

@@ -1,5 +1,8 @@
 import os
+import signal
 import stat
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -15,6 +18,7 @@ from dapt_plugin.common.atomic import (
     check_writable_path,
     output_path,
     remove_leftovers,
+    scratch_directory,
     written_in_place,
 )
 
@@ -225,3 +229,48 @@ def test_an_output_that_would_replace_an_input_is_refused(tmp_path):
     check_not_an_input(str(tmp_path / "run" / "config.json" / "p.jsonl"), "--output-file", run)
     check_not_an_input(str(tmp_path / "predictions.jsonl"), "--output-file", inputs)
     check_not_an_input("/dev/stdout", "--output-file", [("the input file", "/dev/stdout")])
+
+
+_HOLD_A_SCRATCH_DIRECTORY = """
+import os, signal, sys
+from dapt_plugin.common.atomic import scratch_directory
+with scratch_directory("archive") as path:
+    open(os.path.join(path, "weights.th"), "wb").write(bytes(1000))
+    print(path, flush=True)
+    if sys.argv[1] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.process
+def test_a_scratch_directory_is_removed_after_use_and_after_a_kill_once_its_process_is_gone(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with scratch_directory("archive") as path:
+        assert os.path.dirname(path) == str(tmp_path) and os.path.isdir(path)
+    assert os.listdir(tmp_path) == []
+
+    def hold(how: str) -> "tuple[subprocess.Popen, str]":
+        process = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_A_SCRATCH_DIRECTORY, how],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
+        return process, process.stdout.readline().strip()
+
+    killed, left = hold("kill")
+    assert killed.wait() == -signal.SIGKILL and os.path.isdir(left)
+    alive, held = hold("wait")
+    try:
+        with scratch_directory("archive"):
+            assert not os.path.exists(left)
+            assert os.listdir(held) == ["weights.th"]  # its process still uses it
+        with scratch_directory("other"):  # removes only those of its kind
+            pass
+    finally:
+        alive.communicate("")
+    assert alive.returncode == 0 and os.listdir(tmp_path) == []
