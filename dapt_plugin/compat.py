@@ -123,7 +123,9 @@ def _patch_atomic_outputs() -> None:
     `model.tar.gz` (`models.archival.archive_model`) in place, so a run killed while writing one
     leaves a truncated file under the final name: `allennlp adapt` then took the phase as done
     and every re-run died with "tarfile.ReadError: empty file", naming no file. The patches
-    write each to a temporary name beside it and rename it into place.
+    write each to a temporary name beside it and rename it into place. A metrics file ends with
+    a newline (AllenNLP's did not, which ran the next line of `evaluate ... --output-file
+    /dev/stdout >> log` on from its closing brace).
     """
     import allennlp.commands.train as train_command
     import allennlp.models as models
@@ -157,7 +159,7 @@ def _patch_atomic_outputs() -> None:
         metrics_json = json.dumps(metrics, indent=2)
         if file_path:
             with atomic_file(file_path) as handle:
-                handle.write(metrics_json)
+                handle.write(metrics_json + "\n")  # a text file's last line ends, as `cat` wants
         if log:
             common_util.logger.info("Metrics: %s", metrics_json)
 
@@ -927,26 +929,20 @@ def _patch_evaluate_outputs() -> None:
         metrics_output_file=None,
         predictions_output_file=None,
     ) -> Dict[str, Any]:
-        outputs = getattr(under_way, "outputs", None)
-        if outputs is None:  # not for `evaluate`: its own outputs, committed when it is done
-            with contextlib.ExitStack() as own:
-                metrics_path, predictions_path = (
-                    None if path is None else own.enter_context(output_path(path))
-                    for path in (metrics_output_file, predictions_output_file)
-                )
-                return original_call(
-                    self, model, data_loader, batch_weight_key, metrics_path, predictions_path
-                )
-        names = []
-        for path in (metrics_output_file, predictions_output_file):
-            if path is None:
-                names.append(None)
-                continue
-            output = output_path(path)
-            names.append(output.__enter__())
-            outputs.append(output)
-        metrics = original_call(self, model, data_loader, batch_weight_key, *names)
-        if metrics_output_file is None:  # AllenNLP shows the metrics only as it writes them
+        # `evaluate`'s outputs are committed when it is done; any other caller's when this is
+        deferred = getattr(under_way, "outputs", None)
+        with contextlib.ExitStack() as own:
+            names = []
+            for path in (metrics_output_file, predictions_output_file):
+                if path is None:
+                    names.append(None)
+                    continue
+                output = output_path(path)
+                names.append(output.__enter__())
+                (own.push if deferred is None else deferred.append)(output)
+            metrics = original_call(self, model, data_loader, batch_weight_key, *names)
+        if deferred is not None and metrics_output_file is None:
+            # AllenNLP shows `evaluate`'s metrics only as it writes them
             dump_metrics(None, metrics, log=True)
         return metrics
 

@@ -256,6 +256,9 @@ def test_metrics_and_archives_are_written_atomically(tmp_path, monkeypatch):
         archival.archive_model(str(tmp_path))
     assert not (tmp_path / "model.tar.gz").exists()
     assert sorted(os.listdir(tmp_path)) == ["best.th", "config.json", "metrics.json"]
+    monkeypatch.undo()
+    common_util.dump_metrics(str(target), {"new": 2})
+    assert target.read_text() == '{\n  "new": 2\n}\n'  # its last line ends
 
 
 def test_archives_are_written_uncompressed_and_load_as_before(tmp_path):
