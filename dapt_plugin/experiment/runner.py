@@ -36,7 +36,8 @@ selection's arguments), the contents of its input files and the fingerprints of 
 from (see `fingerprint.py`). Paths inside the output directory are written `<output_dir>/...` there,
 so a fingerprint does not depend on where the output directory is. Re-running the same command
 reuses every phase whose marker holds its current fingerprint. An interrupted training phase with a
-checkpoint and an unchanged fingerprint is resumed with `--recover`. Any other phase is run again
+checkpoint and an unchanged fingerprint is resumed with `--recover`; a classifier whose test files
+alone changed (its `training_fingerprint` unchanged) is evaluated again. Any other phase is run again
 from the start (its old outputs removed), and so is every phase that starts from it; the log and
 `phases.jsonl` say why ("dapt: the resolved config changed (NUM_STEPS 4 -> 8)"). The fingerprints,
 and each phase's environment and resolved config, are in `results.json`.
@@ -163,6 +164,10 @@ class Phase:
         sha256 of each input file outside the output directory; filled in by the runner.
     fingerprint : `str`
         See `fingerprint.fingerprint`; filled in by the runner.
+    training_fingerprint : `str`
+        A classifier's fingerprint without the test files (`task.test`), which only its
+        evaluation reads: a classifier whose test files alone changed is evaluated again, not
+        trained again; filled in by the runner.
     """
 
     name: str
@@ -178,6 +183,7 @@ class Phase:
     run_config: Dict[str, Any] = field(default_factory=dict)
     inputs: Dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
+    training_fingerprint: str = ""
 
     @property
     def needs(self) -> List[str]:
@@ -511,8 +517,21 @@ class ExperimentRunner:
                 config.get(key)
                 for key in ("train_data_path", "validation_data_path", "test_data_path")
             ]
-            if phase.kind == "classifier":
-                data_paths.append(self.spec.task["test"])
+        paths = self._input_files(phase, data_paths)
+        model = phase.settings.get("MODEL_NAME")
+        if model and os.path.isdir(model) and not self._produced(model):
+            paths.append(model)
+        phase.config = self._portable(config)
+        upstream = self._upstream(phase)
+        if phase.kind == "classifier":
+            trained_on = self._portable(self.hashes.of(paths))
+            phase.training_fingerprint = fingerprint(phase.config, trained_on, upstream)
+            paths += self._input_files(phase, [self.spec.task["test"]])
+        phase.inputs = self._portable(self.hashes.of(paths))
+        phase.fingerprint = fingerprint(phase.config, phase.inputs, upstream)
+
+    def _input_files(self, phase: Phase, data_paths: List[Optional[str]]) -> List[str]:
+        """The files that `data_paths` (each a path, glob or comma list, or None) name."""
         inside = str(self.output) + os.sep
         files = []
         for data_path in filter(None, data_paths):
@@ -521,15 +540,9 @@ class ExperimentRunner:
             items = data_path.split(",") if inside in data_path else [data_path]
             files.extend(item for item in items if item.strip() and not self._produced(item))
         try:
-            paths = [path for item in files for path in expand_paths(item)]
+            return [path for item in files for path in expand_paths(item)]
         except DataError as error:
             raise self._fail(f"phase {phase.name}: {error}") from None
-        model = phase.settings.get("MODEL_NAME")
-        if model and os.path.isdir(model) and not self._produced(model):
-            paths.append(model)
-        phase.config = self._portable(config)
-        phase.inputs = self._portable(self.hashes.of(paths))
-        phase.fingerprint = fingerprint(phase.config, phase.inputs, self._upstream(phase))
 
     def _produced(self, path: str) -> bool:
         """Whether `path` is, or is in, what a phase of the experiment writes."""
@@ -827,10 +840,18 @@ class ExperimentRunner:
             if self._has_outputs(phase):
                 return "run", "no record that it completed; starting over"
             return "run", ""
+        missing = [path.name for path in phase.outputs if not path.exists()]
         if marker["fingerprint"] != phase.fingerprint:
+            if (
+                phase.training_fingerprint
+                and marker.get("training_fingerprint") == phase.training_fingerprint
+                and marker["state"] in ("trained", "complete")
+                and "model.tar.gz" not in missing
+            ):
+                changed = describe_changes(marker, self._record(phase))
+                return "evaluate", f"{changed}, which only its evaluation reads; evaluating it"
             variables = None if phase.kind in _STEPS else config_variables(self._config_file(phase))
             return "run", describe_changes(marker, self._record(phase), variables)
-        missing = [path.name for path in phase.outputs if not path.exists()]
         if marker["state"] == "complete":
             return (
                 ("reuse", "")
@@ -894,6 +915,7 @@ class ExperimentRunner:
             "phase": phase.name,
             "state": state,
             "fingerprint": phase.fingerprint,
+            "training_fingerprint": phase.training_fingerprint,
             **self._record(phase),
             # where it ran: its run's config.json names paths there (see `_trained_its_config`)
             "output_dir": str(self.output),

@@ -8,6 +8,7 @@ checks of the experiment and the dry run are tested in-process in tests/experime
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +25,7 @@ from tests.conftest import (
     DATA,
     EXPERIMENT_PHASES,
     PROJECT_ROOT,
+    TASK,
     allennlp,
     write_experiment,
 )
@@ -328,6 +330,35 @@ def test_killed_between_and_during_phases_and_rerun_gives_the_results_of_an_unin
         for path in output.glob(pattern)
     ]
     assert leftovers == []
+
+
+@pytest.mark.process
+def test_a_changed_test_file_is_evaluated_again_without_training_again(tiny_model, tmp_path):
+    data = tmp_path / "task"
+    shutil.copytree(TASK, data)
+    task = {split: str(data / f"{split}.jsonl") for split in ("train", "dev", "test")}
+    experiment = write_experiment(
+        tmp_path / "experiment.jsonnet", tiny_model, task=task, variants=["baseline"]
+    )
+    output = tmp_path / "out"
+    allennlp(["adapt", str(experiment), "-s", str(output)])
+    classifier = output / "classifier" / "baseline" / "seed_0"
+    trained = (classifier / "model.tar.gz").stat().st_mtime_ns
+    lines = (data / "test.jsonl").read_text().splitlines()
+    (data / "test.jsonl").write_text("\n".join(lines[::3]) + "\n")
+    allennlp(["adapt", str(experiment), "-s", str(output)])
+    assert (classifier / "model.tar.gz").stat().st_mtime_ns == trained
+    assert [(p["phase"], p["action"]) for p in _phases(output)][-2:] == [
+        ("classifier/baseline/seed_0", "evaluating"),
+        ("classifier/baseline/seed_0", "ran"),
+    ]
+    tested = json.loads((classifier / "test_metrics.json").read_text())
+    expected = evaluate_from_archive(str(classifier / "model.tar.gz"), str(data / "test.jsonl"))
+    assert {key: tested[key] for key in ("accuracy", "macro_f1")} == {
+        key: expected[key] for key in ("accuracy", "macro_f1")
+    }
+    results = json.loads((output / "results.json").read_text())["variants"]["baseline"]
+    assert results["seeds"]["0"]["test"]["macro_f1"] == tested["macro_f1"]
 
 
 def test_a_bad_experiment_fails_before_anything_is_written(tiny_model, tmp_path):

@@ -163,6 +163,41 @@ def test_the_users_files_are_hashed_also_where_they_lie_in_the_output_directory(
     }
 
 
+def test_a_classifier_whose_test_file_alone_changed_is_evaluated_again_not_trained(
+    tiny_model, tmp_path
+):
+    data = tmp_path / "task"
+    shutil.copytree(TASK, data)
+    task = {split: str(data / f"{split}.jsonl") for split in ("train", "dev", "test")}
+    options = {"task": task, "variants": ["baseline", "dapt"]}
+    _complete(_runner(tmp_path, tiny_model, **options))
+    with open(data / "test.jsonl", "a") as handle:
+        handle.write(json.dumps({"text": "one more test example .", "label": "activator"}) + "\n")
+    why = f"input files changed ({data / 'test.jsonl'}), which only its evaluation reads"
+    assert {
+        name: value
+        for name, value in _plan(_runner(tmp_path, tiny_model, **options)).items()
+        if value[0] != "reuse"
+    } == {
+        f"classifier/{variant}/seed_0": ("evaluate", f"{why}; evaluating it")
+        for variant in ("baseline", "dapt")
+    }
+    # but trained again when it starts from a phase that changed, or when what it trains on did
+    settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "LR": 0.01}}
+    plan = _plan(_runner(tmp_path, tiny_model, settings=settings, **options))
+    assert plan["classifier/baseline/seed_0"][0] == "evaluate"
+    assert plan["classifier/dapt/seed_0"] == (
+        "run",
+        f"input files changed ({data / 'test.jsonl'}); it starts from dapt, which changed",
+    )
+    with open(data / "dev.jsonl", "a") as handle:
+        handle.write(json.dumps({"text": "one more dev example .", "label": "activator"}) + "\n")
+    assert _plan(_runner(tmp_path, tiny_model, **options))["classifier/baseline/seed_0"] == (
+        "run",
+        f"input files changed ({data / 'dev.jsonl'}, {data / 'test.jsonl'})",
+    )
+
+
 def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged_fingerprint(
     tiny_model, tmp_path
 ):
