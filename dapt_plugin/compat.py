@@ -454,13 +454,21 @@ def _patch_jsonnet_errors() -> None:
     """
     from allennlp.common import params
 
-    from dapt_plugin.common.config_variables import check_environment, with_task_files
+    from dapt_plugin.common.config_variables import (
+        ENV_EXT_VAR,
+        check_environment,
+        with_task_files,
+    )
 
     original = params.evaluate_file
 
     @functools.wraps(original)
     def evaluate_file(filename: str, **kwargs) -> str:
-        check_environment(filename, kwargs.get("ext_vars") or {})
+        ext_vars = kwargs.get("ext_vars") or {}
+        # the environment the config reads (`resolve_config` may leave out some of the process's)
+        check_environment(
+            filename, json.loads(ext_vars[ENV_EXT_VAR]) if ENV_EXT_VAR in ext_vars else ext_vars
+        )
         kwargs["ext_vars"] = with_task_files(filename, kwargs.get("ext_vars") or {})
         try:
             return original(filename, **kwargs)

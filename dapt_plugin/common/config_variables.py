@@ -167,14 +167,18 @@ def _config_texts(config_path: str) -> Dict[str, str]:
     return texts
 
 
-def resolve_config(config_path: str, env: Dict[str, str]) -> Params:
+def resolve_config(config_path: str, env: Dict[str, str], unset: Iterable[str] = ()) -> Params:
     """
     Evaluates the config at `config_path` as `allennlp train` does in a process whose environment
-    is this one's overlaid with `env`. A jsonnet error (an unset required variable, a value a
-    config refuses) is raised as a `ConfigurationError` naming the config and the message (see
-    `dapt_plugin.compat`).
+    is this one's, less the variables `unset`, overlaid with `env`. A jsonnet error (an unset
+    required variable, a value a config refuses) is raised as a `ConfigurationError` naming the
+    config and the message (see `dapt_plugin.compat`).
     """
-    variables = {**os.environ, **env}
+    dropped = set(unset)
+    variables = {
+        **{name: value for name, value in os.environ.items() if name not in dropped},
+        **env,
+    }
     variables = {
         name: value for name, value in variables.items() if allennlp_params._is_encodable(value)
     }

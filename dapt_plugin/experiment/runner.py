@@ -66,7 +66,7 @@ from allennlp.common.checks import ConfigurationError
 from filelock import FileLock, Timeout
 
 from dapt_plugin.common.atomic import atomic_file, check_writable_path, remove_leftovers
-from dapt_plugin.common.config_variables import config_variables, resolve_config
+from dapt_plugin.common.config_variables import config_variables, other_name, resolve_config
 from dapt_plugin.common.configs import CONFIG_SOURCE_VARIABLE, config_dir
 from dapt_plugin.common.console import logs_to_file
 from dapt_plugin.common.launch import (
@@ -91,7 +91,14 @@ from dapt_plugin.experiment.mlm_loss import FILES as MLM_LOSS_FILES
 from dapt_plugin.experiment.mlm_loss import METRICS as MLM_LOSS_METRICS
 from dapt_plugin.experiment.mlm_loss import write_mlm_loss
 from dapt_plugin.experiment.progress import PhaseProgress
-from dapt_plugin.experiment.spec import CONFIG_FILES, ExperimentSpec, as_environment
+from dapt_plugin.experiment.spec import (
+    CONFIG_FILES,
+    PHASE_KINDS,
+    ExperimentSpec,
+    as_environment,
+    experiment_source,
+    set_by_the_experiment,
+)
 from dapt_plugin.experiment.variants import BUILT_IN, Variant
 from dapt_plugin.selection.options import POOL_SIZE
 
@@ -259,12 +266,7 @@ class ExperimentRunner:
         self.hashes = FileHashes(str(self.output / ".file_hashes.json"))
         # the line numbers of `task.train` in its sample (`task.sample`), drawn by the dry run
         self.sample_lines: Optional[List[int]] = None
-        for name, why in _REFUSED_FROM_ENVIRONMENT.items():
-            if os.environ.get(name):
-                raise self._fail(
-                    f"{name}={os.environ[name]} is set in the environment, which every phase "
-                    f"inherits; {why}: unset {name} to run the experiment"
-                )
+        self._check_environment()
         self.phases = self._phases()
         self._check_base_model()
         self._check_labels()
@@ -276,6 +278,44 @@ class ExperimentRunner:
         self._check_jobs()
         self.server_environment = server_environment(jobs)
         self.phase_environment = self._thread_shares()
+
+    def _check_environment(self) -> None:
+        """
+        Checks the variables of `allennlp adapt`'s environment, which every phase inherits: one
+        that would act behind the experiment's back (`_REFUSED_FROM_ENVIRONMENT`), or another
+        tool's name for a variable the experiment sets (`TEST_FILE`), is refused, saying where
+        to give it; one that the experiment sets for every phase that reads it (`DEV_PATH`,
+        from `task.dev`) is logged as having no effect, and left out when configs are resolved
+        (`self.overridden`), so that each config does not log it again as another config's.
+        """
+        for name, why in _REFUSED_FROM_ENVIRONMENT.items():
+            if os.environ.get(name):
+                raise self._fail(
+                    f"{name}={os.environ[name]} is set in the environment, which every phase "
+                    f"inherits; {why}: unset {name} to run the experiment"
+                )
+        readable = set().union(
+            *(config_variables(str(config_dir() / f)) for f in CONFIG_FILES.values())
+        )
+        self.overridden = []
+        for name in sorted(set(os.environ) - readable):
+            other = other_name(name, readable)
+            set_there = other and set_by_the_experiment(other[0], list(PHASE_KINDS))
+            if set_there:
+                raise self._fail(
+                    f"{name}={os.environ[name]} is set in the environment, which every phase "
+                    f"inherits; {set_there}: unset {name} to run the experiment"
+                )
+        for name in sorted(readable & set(os.environ)):
+            source = experiment_source(name)
+            if source is not None:
+                self.overridden.append(name)
+                logger.warning(
+                    "%s is set in the environment, but the experiment sets it for every phase "
+                    "that reads it (from its %s): the environment's value has no effect",
+                    name,
+                    source,
+                )
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -507,9 +547,9 @@ class ExperimentRunner:
             data_paths = list(phase.settings["heldout"].values())
         else:
             try:
-                config = resolve_config(self._config_file(phase), phase.settings).as_dict(
-                    quiet=True
-                )
+                config = resolve_config(
+                    self._config_file(phase), phase.settings, self.overridden
+                ).as_dict(quiet=True)
             except ConfigurationError as error:
                 raise self._fail(f"phase {phase.name}: {error.message}") from None
             phase.run_config = config
@@ -569,7 +609,7 @@ class ExperimentRunner:
     def _base_mlm_config(self) -> Dict[str, Any]:
         """`dapt.jsonnet` resolved for the base model with the experiment's DAPT settings."""
         dapt = str(config_dir() / CONFIG_FILES["dapt"])
-        return resolve_config(dapt, self._base_mlm_settings()).as_dict(quiet=True)
+        return resolve_config(dapt, self._base_mlm_settings(), self.overridden).as_dict(quiet=True)
 
     def _upstream(self, phase: Phase) -> Dict[str, str]:
         """The fingerprints of the phases whose outputs it starts from or reads."""

@@ -435,7 +435,13 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
 
 
-def _set_by_the_experiment(variable: str, kinds: List[str]) -> Optional[str]:
+def experiment_source(variable: str) -> Optional[str]:
+    """What an experiment sets `variable` from for every phase that reads it, if it does."""
+    source, kinds = _SET_FROM_EXPERIMENT.get(variable, (None, ()))
+    return source if kinds == PHASE_KINDS else None
+
+
+def set_by_the_experiment(variable: str, kinds: List[str]) -> Optional[str]:
     """Where an experiment sets `variable` for phases of `kinds` itself, if it does."""
     source, set_for = _SET_FROM_EXPERIMENT.get(variable, (None, ()))
     if any(kind in set_for for kind in kinds):
@@ -448,7 +454,7 @@ def _set_by_the_experiment(variable: str, kinds: List[str]) -> Optional[str]:
 def _unknown(name: str, readable: Set[str], kind: str) -> str:
     """What to say of a key of `settings.<kind>` that is not one of the variables `readable`."""
     other = other_name(name, readable)
-    set_there = other and _set_by_the_experiment(other[0], [kind])
+    set_there = other and set_by_the_experiment(other[0], [kind])
     if set_there:
         return set_there
     meant = meant_variable(name, readable, overridable=False)
@@ -464,7 +470,7 @@ def _unknown(name: str, readable: Set[str], kind: str) -> str:
             return f"{reason}, a variable of {CONFIG_FILES[reader]}"
     readers = [reader for reader, variables in variables_of.items() if name in variables]
     if readers:
-        return _set_by_the_experiment(name, readers) or (
+        return set_by_the_experiment(name, readers) or (
             f"it is a variable of {_either([CONFIG_FILES[reader] for reader in readers])}: set "
             f"it in {_either([f'`settings.{reader}`' for reader in readers])}"
         )

@@ -4,6 +4,7 @@ results, in-process on fake phase outputs: what a finished run leaves, without t
 """
 
 import json
+import logging
 import shutil
 import struct
 import sys
@@ -925,6 +926,12 @@ def test_phases_run_the_configs_of_the_dry_run_when_their_files_change_meanwhile
             "it would choose the classifiers' recipe behind the experiment's back (its "
             "`preset`, small when absent); give `preset` in the experiment instead",
         ),
+        (  # another tool's name for one the experiment sets
+            "TEST_FILE",
+            "data/other_test.jsonl",
+            "it is TEST_PATH, which is set from the experiment's `task.test` (evaluated by "
+            "`allennlp adapt` itself)",
+        ),
     ],
 )
 def test_a_variable_exported_for_a_config_run_by_hand_stops_the_experiment_before_any_phase(
@@ -936,6 +943,26 @@ def test_a_variable_exported_for_a_config_run_by_hand_stops_the_experiment_befor
         f"experiment {tmp_path / 'experiment.jsonnet'}: {name}={value} is set in the environment, "
         f"which every phase inherits; {why}: unset {name} to run the experiment"
     )
+
+
+def test_a_variable_the_experiment_sets_for_its_phases_is_said_once_to_have_no_effect(
+    tiny_model, tmp_path, monkeypatch, caplog
+):
+    """Not as a variable of another config for each config that does not read it."""
+    reference = {phase.name: phase.config for phase in _runner(tmp_path, tiny_model).phases}
+    monkeypatch.setenv("DEV_PATH", str(tmp_path / "other_dev.jsonl"))
+    monkeypatch.setenv("CORPUS_PATH", str(tmp_path / "other_corpus.txt"))
+    monkeypatch.setattr("dapt_plugin.common.config_variables._WARNED", set())
+    monkeypatch.setattr("dapt_plugin.common.config_variables._RESOLVED", {})  # evaluated again
+    with caplog.at_level(logging.WARNING):
+        runner = _runner(tmp_path, tiny_model)
+    assert {phase.name: phase.config for phase in runner.phases} == reference
+    assert [record.getMessage() for record in caplog.records] == [
+        "CORPUS_PATH is set in the environment, but the experiment sets it for every phase "
+        "that reads it (from its `domain_corpus`): the environment's value has no effect",
+        "DEV_PATH is set in the environment, but the experiment sets it for every phase that "
+        "reads it (from its `task.dev`): the environment's value has no effect",
+    ]
 
 
 def _timed_phases(runner: ExperimentRunner, seconds=0.1, fail=None):
