@@ -1,7 +1,8 @@
 // Domain-adaptive pretraining (DAPT): continues masked-LM training of MODEL_NAME on a domain
 // corpus with the paper's recipe (Gururangan et al., 2020, §3 and Table 13): lr 5e-4, effective
 // batch 2048 sequences, 12.5K optimizer steps, AdamW (0.9, 0.98, eps 1e-6), weight decay 0.01,
-// 6% warm-up then linear decay, 15% masking, sequences of up to 512 tokens.
+// 6% warm-up then linear decay, no gradient clipping (the original's pretraining code has none),
+// 15% masking, sequences of up to 512 tokens.
 // The adapted encoder is exported to <serialization dir>/exported_model.
 //
 // Environment variables (only MODEL_NAME and CORPUS_PATH are required):

@@ -125,6 +125,9 @@ FIXED_SETTINGS: Dict[str, str] = {
     "WARMUP_RATIO": "trainer.learning_rate_scheduler.warmup_ratio",
     "WARMUP_STEPS": "trainer.learning_rate_scheduler.warmup_ratio",
     "LR_SCHEDULER_TYPE": "trainer.learning_rate_scheduler",
+    # AllenNLP's clipping of the global gradient norm (none in the paper's recipes; the
+    # classifier's `bert_adam` clips each tensor's gradient to norm 1 on its own)
+    "MAX_GRAD_NORM": "trainer.grad_norm",
 }
 
 # Variables of the plugin as a whole (the tokenization cache, the paper's tasks' mirror), which a

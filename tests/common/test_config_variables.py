@@ -147,6 +147,7 @@ def test_a_misspelled_variable_stops_the_run_naming_the_one_meant(monkeypatch, t
             """`trainer.optimizer.weight_decay` with -o '{"trainer.optimizer.weight_decay": ...}'""",
         ),
         ("tapt", "WARMUP_RATIO", "override `trainer.learning_rate_scheduler.warmup_ratio`"),
+        ("classifier", "MAX_GRAD_NORM", "override `trainer.grad_norm`"),
     ],
 )
 def test_a_variable_named_as_other_tools_name_it_stops_the_run_naming_this_ones(
