@@ -241,7 +241,9 @@ class DaptMaskedLm(Model):
         generator.manual_seed(seed & 0x7FFF_FFFF_FFFF)
         return generator
 
-    def _mask(self, input_ids, maskable, word_starts) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _mask(
+        self, input_ids, attention_mask, maskable, word_starts
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """`(masked_input_ids, labels)`: training masks for the batch, evaluation masks per example."""
         arguments = (self.tokenizer.mask_token_id, self.num_tokens, self.mlm_probability)
         options = (self.mask_replace_prob, self.random_replace_prob)
@@ -252,10 +254,9 @@ class DaptMaskedLm(Model):
             return mask_tokens(input_ids, maskable, *arguments, generator, word_starts, *options)
         # each example (its tokens without padding) masked with a generator seeded from its own ids
         masked, labels = input_ids.clone(), torch.full_like(input_ids, IGNORE_INDEX)
-        tokens = input_ids != self.tokenizer.pad_token_id
         on_cpu = input_ids.detach().cpu().numpy()
         for row in range(input_ids.shape[0]):
-            keep = tokens[row]
+            keep = attention_mask[row]
             content = zlib.crc32(on_cpu[row][keep.cpu().numpy()].tobytes())
             generator = self._generator(
                 input_ids.device, hash((self.evaluation_masking_seed, content))
@@ -272,12 +273,18 @@ class DaptMaskedLm(Model):
             labels[row, keep] = row_labels[0]
         return masked, labels
 
-    def forward(self, input_ids: torch.Tensor) -> Dict[str, torch.Tensor]:  # type: ignore
+    def forward(  # type: ignore
+        self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
+    ) -> Dict[str, torch.Tensor]:
         """
         # Parameters
 
         input_ids : `torch.LongTensor`
             `(batch, length)` token ids with special tokens, padded with the pad token.
+        attention_mask : `torch.BoolTensor`, optional
+            `(batch, length)`, true at the examples' tokens (`masked_lm_batches` gives it); without
+            it, every position that does not hold the pad id, which takes a pad token written in
+            a text (`<pad>`) for padding.
 
         # Returns
 
@@ -289,10 +296,12 @@ class DaptMaskedLm(Model):
                 "`bf16` autocast needs a CUDA GPU, but the model runs on the CPU; set the model's "
                 "`bf16` to false (BF16=false) or train on a GPU (cuda_device)"
             )
-        attention_mask = input_ids != self.tokenizer.pad_token_id
+        if attention_mask is None:
+            attention_mask = input_ids != self.tokenizer.pad_token_id
+        attention_mask = attention_mask.bool()
         maskable = attention_mask & ~self._special[input_ids]
         word_starts = self._word_starts[input_ids] if self._word_starts is not None else None
-        masked_ids, labels = self._mask(input_ids, maskable, word_starts)
+        masked_ids, labels = self._mask(input_ids, attention_mask, maskable, word_starts)
         if self.training:
             self._batches_seen += 1
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):

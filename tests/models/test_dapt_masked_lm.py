@@ -133,6 +133,39 @@ class TestDaptMaskedLm(ModelTestCase):
             losses[0], rel=1e-6
         )
 
+    def test_a_pad_token_written_in_a_text_is_attended_to_as_transformers_does(self, tmp_path):
+        """The tokenizer gives `<pad>` in a text the pad id; it is a token, not padding."""
+        from dapt_plugin.data.data_loaders.masked_lm_batches import MaskedLmBatches
+        from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
+
+        texts = ["the cook <pad> painted the garden with a brush .", "a shorter line ."]
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text("\n".join(texts) + "\n")
+        reader = MaskedLmCorpusReader(str(self.tiny_model), max_length=48)
+        batch = next(iter(MaskedLmBatches(reader, str(corpus), batch_size=2, shuffle=False)))
+        tokenizer = AutoTokenizer.from_pretrained(str(self.tiny_model))
+        width = batch["input_ids"].shape[1]  # a multiple of the loader's `pad_to_multiple_of`
+        encoded = tokenizer(texts, padding="max_length", max_length=width, return_tensors="pt")
+        assert torch.equal(batch["input_ids"], encoded["input_ids"])
+        written = encoded["input_ids"][0][encoded["attention_mask"][0].bool()]
+        assert (written == tokenizer.pad_token_id).sum() == 1
+        assert torch.equal(batch["attention_mask"], encoded["attention_mask"].bool())
+        self.model.eval()
+        encoder_inputs = []  # the masked ids the encoder saw
+        hook = self.model.mlm.base_model.embeddings.register_forward_pre_hook(
+            lambda module, args, kwargs: encoder_inputs.append(kwargs["input_ids"]),
+            with_kwargs=True,
+        )
+        with torch.no_grad():
+            output = self.model(**batch)
+            selected = output["labels"] != -100
+            logits = self.model.mlm(
+                input_ids=encoder_inputs[-1], attention_mask=encoded["attention_mask"]
+            ).logits[selected]
+        hook.remove()
+        expected = torch.nn.functional.cross_entropy(logits, output["labels"][selected])
+        assert float(output["loss"]) == pytest.approx(float(expected), rel=1e-5)
+
     def test_training_masks_change_every_batch_and_resume_with_the_checkpoint(self):
         self.model.train()
         batch = self.dataset.as_tensor_dict()

@@ -414,10 +414,15 @@ class MaskedLmBatches(DataLoader):
             # takes its step (the others wait for it) on a row of special tokens only, which is
             # never masked, so it adds nothing to the loss or the metrics.
             examples = [np.asarray(self.reader.tokenizer.build_inputs_with_special_tokens([]))]
-        return {"input_ids": self.collate(examples)}
+        input_ids, attention_mask = self.collate(examples)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def collate(self, examples: List[np.ndarray]) -> torch.Tensor:
-        """Pads `examples` with the pad token to a common length, a multiple of `pad_to_multiple_of`."""
+    def collate(self, examples: List[np.ndarray]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        `(input_ids, attention_mask)`: `examples` padded with the pad token to a common length, a
+        multiple of `pad_to_multiple_of`, and which positions hold an example's token (a text
+        may hold the pad token's own string, `<pad>`, which the tokenizer gives the pad id).
+        """
         longest = max(len(e) for e in examples)
         length = min(
             -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of,
@@ -426,7 +431,8 @@ class MaskedLmBatches(DataLoader):
         batch = np.full((len(examples), length), self._pad_token_id, dtype=np.int64)
         for row, example in enumerate(examples):
             batch[row, : len(example)] = example
-        return torch.from_numpy(batch)
+        lengths = torch.tensor([len(example) for example in examples])
+        return torch.from_numpy(batch), torch.arange(length)[None] < lengths[:, None]
 
     # -- the DataLoader API -----------------------------------------------------------------
 
