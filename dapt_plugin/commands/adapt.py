@@ -8,8 +8,11 @@ fingerprint is unchanged. See `dapt_plugin/experiment/runner.py` and
 """
 
 import argparse
+import signal
+import sys
 
 from allennlp.commands.subcommand import Subcommand
+from allennlp.common.util import SigTermReceived
 
 from dapt_plugin.experiment.runner import run_experiment
 from dapt_plugin.experiment.spec import load_experiment
@@ -45,9 +48,23 @@ class Adapt(Subcommand):
             "starts from are complete, and they share the CPU cores; phases distributed over "
             "several devices need 1",
         )
-        subparser.set_defaults(
-            func=lambda args: run_experiment(
-                load_experiment(args.experiment), args.output_dir, args.jobs
-            )
-        )
+        subparser.set_defaults(func=_adapt)
         return subparser
+
+
+def _adapt(args: argparse.Namespace) -> None:
+    """
+    Runs the experiment. Stopped by Ctrl-C or SIGTERM (after stopping the phases it runs), it
+    says so in one line, how to go on, and exits as a process killed by that signal reports it
+    (130, 143), not with a traceback.
+    """
+    try:
+        run_experiment(load_experiment(args.experiment), args.output_dir, args.jobs)
+    except (KeyboardInterrupt, SigTermReceived) as interruption:
+        number = signal.SIGTERM if isinstance(interruption, SigTermReceived) else signal.SIGINT
+        message = (
+            f"allennlp adapt stopped on {number.name}, and stopped the phases it was running; "
+            "run the same command again to go on from where it stopped"
+        )
+        sys.stderr.write(f"{message}\n")
+        sys.exit(128 + number)

@@ -981,9 +981,9 @@ class ExperimentRunner:
 
     def run(self) -> Dict:
         """Runs every phase not yet complete, then writes and returns the results."""
-        if not self.output.exists() or not any(self.output.iterdir()):
-            # every phase runs: its devices are checked before the directory holds anything
-            self._check_devices(self.phases)
+        # the devices of the phases to run as things stand, before anything is written (the
+        # phases of a killed run that `_run` waits for can only complete meanwhile)
+        self._check_devices([phase for phase, action, _ in self.plan() if action != "reuse"])
         self.output.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.output / ".lock"))
         try:
@@ -1018,7 +1018,6 @@ class ExperimentRunner:
         plan = self.plan()
         reused = [phase for phase, action, _ in plan if action == "reuse"]
         to_run = [(phase, action, reason) for phase, action, reason in plan if action != "reuse"]
-        self._check_devices([phase for phase, _, _ in to_run])
         if to_run:  # they would report phases this run redoes, until it has written its own
             for name in (*_RESULT_FILES, *MLM_LOSS_FILES):
                 (self.output / name).unlink(missing_ok=True)

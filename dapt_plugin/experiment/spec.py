@@ -237,6 +237,9 @@ def load_experiment(path: str) -> ExperimentSpec:
         )
     if len(set(seeds)) != len(seeds):
         raise _fail(path, f"`seeds` has repeated values: {seeds}")
+    outside = [seed for seed in seeds if not 0 <= seed < 2**32]  # classifier.jsonnet's SEED
+    if outside:
+        raise _fail(path, f"`seeds` must be integers from 0 to {2**32 - 1}; got {outside[0]}")
     task = raw["task"]
     if isinstance(task, str):
         task = {"name": task}
@@ -287,10 +290,22 @@ def load_experiment(path: str) -> ExperimentSpec:
             f"original repository's ROBERTA_CLASSIFIER_SMALL, _MINI and _BIG); got {preset!r}",
         )
     settings = raw.get("settings", {})
-    if not isinstance(settings, dict) or not set(settings) <= set(PHASE_KINDS):
+    if not isinstance(settings, dict):
         raise _fail(
             path,
             f"`settings` must map phase kinds {list(PHASE_KINDS)} to variables; got {settings!r}",
+        )
+    unknown = sorted(set(settings) - set(PHASE_KINDS))
+    if unknown:
+        meant = closest(unknown[0], PHASE_KINDS)
+        raise _fail(
+            path,
+            f"`settings.{unknown[0]}` is not a phase kind; "
+            + (
+                f"did you mean `settings.{meant}`?"
+                if meant
+                else f"the kinds are {list(PHASE_KINDS)}"
+            ),
         )
     _check_settings(path, settings)
     knn_k = raw.get("knn_k", 50)

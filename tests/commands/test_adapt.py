@@ -5,6 +5,7 @@ and resumed, and a bad experiment failing before anything is written. What is re
 checks of the experiment and the dry run are tested in-process in tests/experiment/.
 """
 
+import argparse
 import contextlib
 import json
 import os
@@ -16,6 +17,7 @@ from collections import Counter
 
 import pytest
 from allennlp.commands.evaluate import evaluate_from_archive
+from allennlp.common.util import SigTermReceived
 
 from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.launch import start_allennlp
@@ -220,13 +222,15 @@ def test_a_terminated_adapt_stops_the_phases_it_runs(tiny_model, tmp_path):
         settings=settings,
     )
     output = tmp_path / "out"
-    process = start_allennlp(
-        ["adapt", str(experiment), "-s", str(output), "--jobs", "2"],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    errors = tmp_path / "stderr"
+    with open(errors, "w") as stderr:
+        process = start_allennlp(
+            ["adapt", str(experiment), "-s", str(output), "--jobs", "2"],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
     try:
         logs = [
             output / "tapt" / "out.log",
@@ -237,7 +241,13 @@ def test_a_terminated_adapt_stops_the_phases_it_runs(tiny_model, tmp_path):
             assert process.poll() is None and time.time() < deadline
             time.sleep(0.1)
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) != 0
+        # in one line, how to go on, and exiting as killed by SIGTERM (was a traceback, 1)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        assert errors.read_text().splitlines()[-1] == (
+            "allennlp adapt stopped on SIGTERM, and stopped the phases it was running; run the "
+            "same command again to go on from where it stopped"
+        )
+        assert "Traceback" not in errors.read_text()
         # every process it started ends too (the fork server once it has no parent)
         deadline = time.time() + 30
         while True:
@@ -253,6 +263,29 @@ def test_a_terminated_adapt_stops_the_phases_it_runs(tiny_model, tmp_path):
     assert {json.loads(p.read_text())["state"] for p in (output / ".phases").glob("*.json")} == {
         "started"
     }
+
+
+@pytest.mark.parametrize(
+    "interruption, status, name",
+    [(KeyboardInterrupt(), 130, "SIGINT"), (SigTermReceived(), 143, "SIGTERM")],
+)
+def test_an_interrupted_adapt_ends_in_one_line_with_the_signals_status(
+    monkeypatch, capsys, interruption, status, name
+):
+    from dapt_plugin.commands import adapt
+
+    def run_experiment(*args):
+        raise interruption
+
+    monkeypatch.setattr(adapt, "run_experiment", run_experiment)
+    monkeypatch.setattr(adapt, "load_experiment", lambda path: path)
+    with pytest.raises(SystemExit) as exit:
+        adapt._adapt(argparse.Namespace(experiment="e.jsonnet", output_dir="out", jobs=1))
+    assert exit.value.code == status
+    assert capsys.readouterr().err == (
+        f"allennlp adapt stopped on {name}, and stopped the phases it was running; run the same "
+        "command again to go on from where it stopped\n"
+    )
 
 
 def _kill_when(args, reached, moment: str) -> None:

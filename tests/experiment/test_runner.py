@@ -455,6 +455,17 @@ def test_devices_this_machine_lacks_stop_the_experiment_before_any_phase_they_wo
     # where it has run, the experiment is looked over without those devices: nothing to run
     _complete(runner)
     runner.run()
+    # and where a phase on them is left to run, nothing there is touched before it is refused
+    marker = "classifier.baseline.seed_0" if phase == "classifier" else phase
+    (tmp_path / "out" / ".phases" / f"{marker}.json").unlink()
+
+    def state():
+        return {path: path.stat().st_mtime_ns for path in (tmp_path / "out").rglob("*")}
+
+    before = state()
+    with pytest.raises(ConfigurationError, match=f": phase {phase}"):
+        runner.run()
+    assert state() == before
 
 
 def test_a_value_a_config_refuses_stops_the_experiment_before_any_phase(tiny_model, tmp_path):

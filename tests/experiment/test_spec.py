@@ -48,6 +48,13 @@ def test_a_valid_experiment_records_its_file_and_the_environment_of_each_kind(ti
     [
         ({"variants": ["baseline", "dapt_plus"]}, "`variants[1]`: unknown variant 'dapt_plus'"),
         ({"seeds": 3}, "`seeds` must be a non-empty list of integers"),
+        ({"seeds": [0, -1]}, "`seeds` must be integers from 0 to 4294967295; got -1"),
+        ({"seeds": [10**20]}, "`seeds` must be integers from 0 to 4294967295; got 10000000000"),
+        (
+            {"settings": {"tpat": {}}},
+            "`settings.tpat` is not a phase kind; did you mean `settings.tapt`?",
+        ),
+        ({"settings": {"xyz": {}}}, "`settings.xyz` is not a phase kind; the kinds are ['all', "),
         (
             {"domain_corpus": "/nowhere/corpus.txt"},
             "`domain_corpus`: /nowhere/corpus.txt: no such file",
