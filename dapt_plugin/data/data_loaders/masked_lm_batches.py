@@ -479,6 +479,14 @@ class MaskedLmBatches(DataLoader):
         before the first optimizer step.
         """
         logger.info("%s: %d batches per pass over the data", self.data_path, self.batches_per_pass)
+        if self.hold_out == "exclude":  # the reader's share counted the held-out documents in
+            logger.info(
+                "%s: %d examples held out to measure the held-out loss; one pass trains on "
+                "%.1f%% of its tokens",
+                self.data_path,
+                len(self.held_out_examples),
+                100 * self.covered_share,
+            )
 
     def set_target_device(self, device: torch.device) -> None:
         self.cuda_device = device

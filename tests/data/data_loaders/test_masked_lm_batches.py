@@ -1,3 +1,4 @@
+import logging
 from collections import Counter
 
 import numpy as np
@@ -292,9 +293,16 @@ def test_windows_of_a_held_out_document_are_all_held_out(tiny_model):
 
 
 @pytest.mark.parametrize("mode", ["line_by_line", "document_windows", "packed"])
-def test_the_covered_share_leaves_out_the_held_out_documents(tiny_model, mode):
+def test_the_covered_share_leaves_out_the_held_out_documents(tiny_model, mode, caplog):
     whole = _loader(tiny_model, mode=mode, max_length=16)
     training = _loader(tiny_model, mode=mode, max_length=16, hold_out="exclude")
+    with caplog.at_level(logging.INFO):
+        training.index_with(None)
+    # the log says the share one pass trains on, as metrics.json does, not the corpus's
+    assert caplog.records[-1].getMessage() == (
+        f"{training.data_path}: {len(training.held_out_examples)} examples held out to measure "
+        f"the held-out loss; one pass trains on {100 * training.covered_share:.1f}% of its tokens"
+    )
     corpus = training.corpus
     held_out = corpus.content_tokens(training.held_out_examples)
     assert 0 < held_out < 0.05 * corpus.num_content_tokens
