@@ -13,8 +13,9 @@ builds a new entry. Entries are written to a temporary directory and renamed int
 a file lock, so concurrent workers build an entry once and a killed build leaves nothing that
 could be mistaken for a complete entry; the temporary directory a killed build leaves is removed
 by the next load from the cache (never one whose build is still running: its builder holds the
-lock). An entry is checked against its `meta.json` when opened; a damaged one is rebuilt, with a
-warning.
+lock). An entry is checked against its `meta.json` when opened: the sizes of its files, its offsets,
+and, for a file whose modification time is not the one it was built with (written over since, or
+copied without its times), the SHA-256 of its content; a damaged one is rebuilt, with a warning.
 """
 
 import hashlib
@@ -35,6 +36,8 @@ from dapt_plugin.common.atomic import atomic_directory, target_name
 from dapt_plugin.data.documents import is_json_lines, iter_file_documents
 
 logger = logging.getLogger(__name__)
+
+_LOG_CHECKING_ABOVE = 1 << 30  # bytes; checking a larger file's content takes long enough to say so
 
 # Part of every entry's key: raised whenever what an entry holds for the same file, tokenizer and
 # text field changes, so that no entry built by the earlier rules is reused. 2: `.JSONL`,
@@ -83,7 +86,8 @@ class TokenizedFile:
     """
     A memory-mapped cache entry: `num_documents` documents whose ids (with special tokens) are
     `ids[offsets[i]:offsets[i + 1]]`. Raises `DamagedEntry` when the files do not agree with
-    `meta.json`: file sizes, the number of offsets, their first and last values and their order.
+    `meta.json`: file sizes, the number of offsets, their first and last values and their order,
+    and the content of a file whose modification time changed since it was built (`written`).
     """
 
     def __init__(self, directory: str) -> None:
@@ -140,6 +144,18 @@ class TokenizedFile:
             if num_tokens
             else np.zeros(0, dtype=dtype)
         )
+        # (entries built before `written` was recorded have their structure checked only)
+        for name, written in self.meta.get("written", {}).items():
+            path = os.path.join(directory, name)
+            if os.stat(path).st_mtime_ns == written["mtime_ns"]:
+                continue
+            if os.path.getsize(path) > _LOG_CHECKING_ABOVE:
+                logger.info("Checking %s, whose modification time changed since it was built", path)
+            if file_sha256(path) != written["sha256"]:
+                raise DamagedEntry(
+                    f"{directory}: {name} was written over after it was built (its SHA-256 is not "
+                    "the one meta.json holds)"
+                )
 
     @property
     def num_documents(self) -> int:
@@ -245,11 +261,14 @@ class TokenCache:
         with atomic_directory(directory) as tmp:
             num_documents = 0
             num_tokens = 0
+            digests = {"ids.bin": hashlib.sha256(), "offsets.bin": hashlib.sha256()}
             with (
                 open(os.path.join(tmp, "ids.bin"), "wb") as ids_file,
                 open(os.path.join(tmp, "offsets.bin"), "wb") as offsets_file,
             ):
-                np.zeros(1, dtype=np.int64).tofile(offsets_file)
+                first = np.zeros(1, dtype=np.int64)
+                first.tofile(offsets_file)
+                digests["offsets.bin"].update(first)
                 for batch in self._batches(path):
                     encoded = self.tokenizer(
                         batch,
@@ -266,8 +285,11 @@ class TokenCache:
                         dtype=self._dtype,
                         count=int(lengths.sum()),
                     )
+                    offsets = num_tokens + np.cumsum(lengths)
                     flat.tofile(ids_file)
-                    (num_tokens + np.cumsum(lengths)).tofile(offsets_file)
+                    offsets.tofile(offsets_file)
+                    digests["ids.bin"].update(flat)
+                    digests["offsets.bin"].update(offsets)
                     num_documents += len(encoded)
                     num_tokens += int(lengths.sum())
             meta = {
@@ -277,6 +299,14 @@ class TokenCache:
                 "dtype": self._dtype,
                 "tokenizer": type(self.tokenizer).__name__,
                 "format_version": CACHE_FORMAT_VERSION,
+                # what each file held when it was written, and when (see `TokenizedFile`)
+                "written": {
+                    name: {
+                        "sha256": digest.hexdigest(),
+                        "mtime_ns": os.stat(os.path.join(tmp, name)).st_mtime_ns,
+                    }
+                    for name, digest in digests.items()
+                },
             }
             with open(os.path.join(tmp, "meta.json"), "w") as handle:
                 json.dump(meta, handle, indent=2)

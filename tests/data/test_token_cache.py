@@ -131,6 +131,27 @@ def _overwrite(path, position, values):
         handle.write(np.asarray(values, dtype=np.int64).tobytes())
 
 
+def _write_over(path):
+    with open(path, "r+b") as handle:
+        handle.write(b"\x07\x00" * (os.path.getsize(path) // 2))
+
+
+def test_an_entry_whose_files_have_new_times_but_their_content_is_used_as_it_is(
+    tiny_model, tmp_path, caplog, tokenizer_calls
+):
+    """A cache copied without its files' times: checked by content, and used."""
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    cache = TokenCache(tokenizer, str(tmp_path / "cache"))
+    entry = cache.load(str(DATA / "domain_heldout.txt"))
+    for name in ("ids.bin", "offsets.bin"):
+        os.utime(os.path.join(entry.directory, name), ns=(10**18, 10**18))
+    calls = len(tokenizer_calls)
+    with caplog.at_level(logging.WARNING):
+        again = cache.load(str(DATA / "domain_heldout.txt"))
+    assert np.array_equal(again.ids, entry.ids) and len(tokenizer_calls) == calls
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
 def test_an_entry_cut_short_is_rebuilt_with_a_warning(tiny_model, tmp_path, caplog):
     from dapt_plugin.data.dataset_readers.masked_lm_corpus import MaskedLmCorpusReader
 
@@ -175,8 +196,13 @@ def test_an_entry_cut_short_is_rebuilt_with_a_warning(tiny_model, tmp_path, capl
             lambda d: os.remove(os.path.join(d, "meta.json")),
             "meta.json, offsets.bin or ids.bin is missing or unreadable",
         ),
+        (  # its size and its offsets as they were: only its content tells
+            lambda d: _write_over(os.path.join(d, "ids.bin")),
+            "ids.bin was written over after it was built (its SHA-256 is not the one meta.json "
+            "holds)",
+        ),
     ],
-    ids=["ids_cut", "offsets_start", "offsets_order", "no_meta"],
+    ids=["ids_cut", "offsets_start", "offsets_order", "no_meta", "ids_written_over"],
 )
 def test_a_damaged_entry_is_named_and_rebuilt(tiny_model, tmp_path, caplog, damage, reason):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
