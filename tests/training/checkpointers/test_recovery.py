@@ -154,6 +154,34 @@ def test_recovering_a_finished_run_changes_nothing(tiny_model, uninterrupted_cla
     assert outcome(run) == outcome(uninterrupted_classifier)
 
 
+@pytest.mark.parametrize("config", ["classifier.jsonnet", "tapt.jsonnet"])
+def test_recovering_over_a_data_file_changed_since_the_run_started_is_refused(
+    tiny_model, tmp_path, config
+):
+    """It would train its later steps on other text than its earlier ones."""
+    data = tmp_path / "task"
+    shutil.copytree(TASK, data)
+    paths = {"TRAIN_PATH": str(data / "train.jsonl"), "DEV_PATH": str(data / "dev.jsonl")}
+    env = (
+        {**classifier_env(tiny_model, NUM_EPOCHS="1"), **paths}
+        if config == "classifier.jsonnet"
+        else mlm_env(tiny_model, TAPT_PATH=paths["TRAIN_PATH"], HELDOUT_PATH=paths["DEV_PATH"])
+    )
+    run = tmp_path / "run"
+    args = ["train", str(CONFIGS / config), "-s", str(run)]
+    allennlp(args, env=env)
+    allennlp([*args, "--recover"], env=env)  # the same files: it goes on (done already)
+    with open(data / "dev.jsonl", "a") as handle:
+        handle.write('{"text": "one more line .", "label": "activator"}\n')
+    refused = allennlp([*args, "--recover"], env=env, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1].startswith(
+        f"Error: --recover: {data / 'dev.jsonl'} has changed since the run in {run} started, so "
+        "its earlier steps trained on other text; put the files back as they were, or start a "
+        "new run in a new directory"
+    )
+
+
 def test_two_identical_cpu_runs_give_identical_results(tiny_model, uninterrupted_mlm, tmp_path):
     run = tmp_path / "again"
     # in this process, with the one thread of the other run's process
