@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import re
-from typing import Dict, Iterable, Optional, Set, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Set, Tuple
 
 from allennlp.common import params as allennlp_params
 from allennlp.common.checks import ConfigurationError
@@ -300,22 +300,34 @@ def _distance(a: str, b: str) -> int:
     return rows[-1][-1]
 
 
-# (config, variable) of the sibling variables `check_environment` has logged in this process
+# (config, variable) of the variables `check_environment` has logged in this process
 _WARNED: Set[Tuple[str, str]] = set()
 
 
-def check_environment(config_path: str, environment: Iterable[str]) -> None:
+def check_environment(config_path: str, environment: Mapping[str, str]) -> None:
     """
-    Raises `ConfigurationError` when a name of `environment` is the old name of a variable of the
-    config at `config_path` (see `RENAMED_VARIABLES`), or is not a variable of it but plainly
-    meant for one (see `meant_variable`): either would otherwise be ignored and its default used
-    (`NUM_STEP=4` training 12,500 steps). A variable of a sibling config that this one does not
-    read (NUM_STEPS of dapt.jsonnet beside classifier.jsonnet, set for that one) is only logged.
+    Raises `ConfigurationError` when a name of `environment` (the variables the config at
+    `config_path` is evaluated with) is the old name of a variable of the config (see
+    `RENAMED_VARIABLES`), or is not a variable of it but plainly meant for one (see
+    `meant_variable`): either would otherwise be ignored and its default used (`NUM_STEP=4`
+    training 12,500 steps). A variable of a sibling config that this one does not read
+    (NUM_STEPS of dapt.jsonnet beside classifier.jsonnet, set for that one) is only logged, and
+    so is a variable of the config that the process's environment sets to the empty string,
+    which the configs take as unset (`NUM_STEPS=$STEPS` with STEPS unset: the default, 12,500
+    steps).
     """
     variables = config_variables(config_path)
     if not variables:
         return  # not a config of this plugin's kind
     config = os.path.basename(config_path)
+    for name in sorted(variables & set(environment)):
+        if environment[name] == "" and os.environ.get(name) == "" and (config, name) not in _WARNED:
+            _WARNED.add((config, name))
+            logger.warning(
+                "%s is set to the empty string, which %s takes as unset: it uses its default",
+                name,
+                config,
+            )
     for name in sorted(environment):
         reason = renamed_variable(name, variables)
         if reason is not None:

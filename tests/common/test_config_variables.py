@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.params import Params
@@ -166,6 +168,19 @@ def test_a_variable_named_as_other_tools_name_it_stops_the_run_naming_this_ones(
         Params.from_file(str(CONFIGS / f"{config}.jsonnet"))
     assert error.value.message.startswith(f"{name} is not a variable of {config}.jsonnet; ")
     assert message in error.value.message
+
+
+def test_a_variable_set_to_the_empty_string_is_logged_once_as_unset(monkeypatch, caplog):
+    monkeypatch.setattr(config_variables_module, "_WARNED", set())
+    for name, value in {"MODEL_NAME": "m", "CORPUS_PATH": "c.txt", "NUM_STEPS": ""}.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            assert Params.from_file(str(CONFIGS / "dapt.jsonnet"))["trainer"]["num_epochs"] == 10
+    assert [record.getMessage() for record in caplog.records] == [
+        "NUM_STEPS is set to the empty string, which dapt.jsonnet takes as unset: it uses its "
+        "default"
+    ]
 
 
 def test_a_variable_of_a_sibling_config_only_is_logged_once_as_having_no_effect(

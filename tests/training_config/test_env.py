@@ -36,6 +36,9 @@ def load(monkeypatch, config: str, **overrides: str) -> Params:
         ("LR", "1e-", "a number above 0 (such as 0.1 or 2e-5)"),
         ("LR", "-1", "a number above 0"),
         ("LR", "0", "a number above 0"),
+        # beyond what a double holds (jsonnet's numbers): the message named no variable
+        ("BATCH_SIZE", "99999999999999999999999", "an integer of at least 1"),
+        ("LR", "1e999", "a number above 0 (such as 0.1 or 2e-5)"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_allowed_values(

@@ -9,15 +9,19 @@ local shown(value) = if std.stripChars(value, ' \t\r\n') == value then value els
 
 local isDigits(s) = s != '' && std.all([std.member('0123456789', c) for c in std.stringChars(s)]);
 local withoutSign(s, signs) = if s != '' && std.member(signs, s[0]) then s[1:] else s;
-local isInteger(s) = isDigits(withoutSign(s, '-'));
-// JSON's number syntax, which std.parseJson reads: 3, -1, 0.5, 2e-5, 1.5E+3
+// at most 15 digits: exact as a double, which is what jsonnet's numbers are (longer ones failed
+// in std.parseInt with a message that named no variable)
+local isInteger(s) = isDigits(withoutSign(s, '-')) && std.length(withoutSign(s, '-')) <= 15;
+// JSON's number syntax, which std.parseJson reads: 3, -1, 0.5, 2e-5, 1.5E+3; an exponent of at
+// most two digits and at most 15 digits before the point, so that it is a finite double
 local isNumber(s) = (
   local parts = std.split(std.asciiLower(s), 'e');
   local whole = std.split(withoutSign(parts[0], '-'), '.');
   std.length(parts) <= 2 && std.length(whole) <= 2
-  && isDigits(whole[0]) && (whole[0] == '0' || whole[0][0] != '0')
+  && isDigits(whole[0]) && (whole[0] == '0' || whole[0][0] != '0') && std.length(whole[0]) <= 15
   && (std.length(whole) == 1 || isDigits(whole[1]))
-  && (std.length(parts) == 1 || isDigits(withoutSign(parts[1], '+-')))
+  && (std.length(parts) == 1
+      || (isDigits(withoutSign(parts[1], '+-')) && std.length(withoutSign(parts[1], '+-')) <= 2))
 );
 
 {
