@@ -195,7 +195,8 @@ def check_writable_path(path: Union[str, os.PathLike], kind: str) -> None:
     """
     Refuses `path` as the place to write a `kind` ("file" or "directory") when it cannot be one,
     before anything is read or computed: a file where a directory is wanted, a directory where a
-    file is wanted, or a file that stands where one of its parent directories would be created.
+    file is wanted, a file that stands where one of its parent directories would be created, or
+    a directory to write in that is not writable (a read-only file system, its permissions).
     """
     path = os.fspath(path)
     if not path.strip():
@@ -216,6 +217,15 @@ def check_writable_path(path: Union[str, os.PathLike], kind: str) -> None:
         raise ConfigurationError(
             f"{path} cannot be written: {parent} is a file, not a directory; give a path that "
             "does not go through a file"
+        )
+    if kind == "file" and written_in_place(named):
+        return  # written into, not replaced in its directory
+    # where the writing happens: in the directory, or where the new path's first folder is made
+    written_in = named if kind == "directory" and os.path.isdir(named) else parent
+    if not os.access(written_in, os.W_OK):
+        raise ConfigurationError(
+            f"{path} cannot be written: {written_in} is not writable (a read-only file system, "
+            "or its permissions); give a path where you can write"
         )
 
 

@@ -139,6 +139,35 @@ def test_an_output_directory_that_holds_an_input_or_the_working_directory_is_nev
     check_output_directory(str(tmp_path / "new"), force=True)
 
 
+def test_a_path_in_a_directory_that_cannot_be_written_is_refused(tmp_path, monkeypatch):
+    """A read-only file system (or permissions): was an `OSError` traceback when written."""
+    read_only = tmp_path / "read_only"
+    (read_only / "run").mkdir(parents=True)
+    if os.geteuid() != 0:  # root writes whatever the permissions say: the file system's answer
+        read_only.chmod(0o555)
+        (read_only / "run").chmod(0o555)
+    else:
+        unwritable = {str(read_only), str(read_only / "run")}
+        monkeypatch.setattr(os, "access", lambda path, mode: str(path) not in unwritable)
+    try:
+        for path, kind, where in [
+            (read_only / "new" / "run", "directory", read_only),  # where `new` would be made
+            (read_only / "run", "directory", read_only / "run"),  # `--recover` writes in it
+            (read_only / "run" / "metrics.json", "file", read_only / "run"),
+        ]:
+            with pytest.raises(ConfigurationError) as error:
+                check_writable_path(path, kind)
+            assert error.value.message == (
+                f"{path} cannot be written: {where} is not writable (a read-only file system, or "
+                "its permissions); give a path where you can write"
+            )
+        check_writable_path("/dev/stdout", "file")  # written into: its directory is not written
+        check_writable_path(tmp_path / "new" / "run", "directory")
+    finally:
+        read_only.chmod(0o755)
+        (read_only / "run").chmod(0o755)
+
+
 def test_an_empty_path_is_refused_as_naming_nothing():
     for kind in ("file", "directory"):
         with pytest.raises(ConfigurationError, match=f"the path '' names no {kind}; give a {kind}"):
