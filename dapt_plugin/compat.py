@@ -266,7 +266,8 @@ def _patch_reusable_serialization_dir() -> None:
 
     @functools.wraps(original)
     def create_serialization_dir(params, serialization_dir, recover: bool, force: bool) -> None:
-        check_writable_path(serialization_dir, "directory")
+        # `--force` removes the directory and makes it again
+        check_writable_path(serialization_dir, "directory", replaced=force)
         if recover and not force:
             _check_recovered_config(params, serialization_dir)
         if not recover and not force and os.path.isdir(serialization_dir):
@@ -744,22 +745,24 @@ def _train_worker(process_rank: int, *args, **kwargs) -> Any:
     `train_model` spawns, after setting the worker up to end with the command's process, and
     followed by the end of the process group it joined.
 
-    AllenNLP never ends its process group: a CPU (gloo) worker then exited with it alive, and
-    gloo's threads, which still held tensors of finished collectives, released them while the
-    interpreter was being torn down, which now and then aborted the worker (SIGABRT) after a
-    run that had succeeded, failing the command.
+    AllenNLP never ends the process group it starts: a CPU (gloo) worker then exited with it
+    alive, and gloo's threads, which still held tensors of finished collectives, released them
+    while the interpreter was being torn down, which now and then aborted the worker (SIGABRT)
+    after a run that had succeeded, failing the command. It is ended after a worker's success
+    only: a failed worker's peers may still wait in a collective, where ending the group can
+    hang (NCCL), and the command fails anyway.
     """
     from dapt_plugin.common.launch import end_with_the_caller, hold_inherited_lock
 
     call = inspect.signature(_allennlp_train_worker).bind(process_rank, *args, **kwargs)
-    if call.arguments.get("world_size", 1) > 1:
+    distributed = call.arguments.get("world_size", 1) > 1
+    if distributed:
         end_with_the_caller()
         hold_inherited_lock()
-    try:
-        return _allennlp_train_worker(process_rank, *args, **kwargs)
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    result = _allennlp_train_worker(process_rank, *args, **kwargs)
+    if distributed and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return result
 
 
 def _patch_archive_loading() -> None:

@@ -1,4 +1,3 @@
-import contextlib
 import json
 import logging
 import os
@@ -487,27 +486,24 @@ def test_allennlp_evaluate_shows_the_final_metrics_without_an_output_file(
     assert {"accuracy", "macro_f1", "loss"} <= set(metrics)
 
 
-@pytest.mark.parametrize("fails", [False, True])
-def test_a_training_worker_ends_the_process_group_it_joined(monkeypatch, tmp_path, fails):
+def test_a_distributed_training_worker_ends_the_process_group_it_joined(monkeypatch, tmp_path):
     """
     AllenNLP's training worker leaves its process group alive; a CPU worker that exited with it
     alive now and then aborted (SIGABRT) while the interpreter was torn down, after a run that
-    had succeeded. Here AllenNLP's worker is one that joins a group of one and talks in it.
+    had succeeded. Here AllenNLP's worker is one of a run of two workers that joins a group (of
+    one, to run in this process) and talks in it.
     """
     from dapt_plugin import compat
 
     def worker(process_rank: int, world_size: int) -> None:
         torch.distributed.init_process_group(
-            "gloo", init_method=(tmp_path / "store").as_uri(), world_size=world_size, rank=0
+            "gloo", init_method=(tmp_path / "store").as_uri(), world_size=1, rank=0
         )
         torch.distributed.all_reduce(torch.ones(3))
-        if fails:
-            raise RuntimeError("the worker failed")
 
     monkeypatch.setattr(compat, "_allennlp_train_worker", worker)
     try:
-        with pytest.raises(RuntimeError) if fails else contextlib.nullcontext():
-            compat._train_worker(0, world_size=1)
+        compat._train_worker(0, world_size=2)
         assert not torch.distributed.is_initialized()
     finally:
         if torch.distributed.is_initialized():

@@ -191,12 +191,15 @@ def atomic_directory(target: str) -> Iterator[str]:
         yield tmp
 
 
-def check_writable_path(path: Union[str, os.PathLike], kind: str) -> None:
+def check_writable_path(path: Union[str, os.PathLike], kind: str, replaced: bool = False) -> None:
     """
     Refuses `path` as the place to write a `kind` ("file" or "directory") when it cannot be one,
     before anything is read or computed: a file where a directory is wanted, a directory where a
     file is wanted, a file that stands where one of its parent directories would be created, or
-    a directory to write in that is not writable (a read-only file system, its permissions).
+    a directory to write in that is not writable (a read-only file system, its permissions):
+    an existing directory itself, unless it is `replaced` (written anew beside it and renamed,
+    or removed and made again), else the folder where the path is made; for a file, the folder
+    of the file it names (through links), where `output_path` writes it and renames it.
     """
     path = os.fspath(path)
     if not path.strip():
@@ -218,10 +221,16 @@ def check_writable_path(path: Union[str, os.PathLike], kind: str) -> None:
             f"{path} cannot be written: {parent} is a file, not a directory; give a path that "
             "does not go through a file"
         )
-    if kind == "file" and written_in_place(named):
-        return  # written into, not replaced in its directory
-    # where the writing happens: in the directory, or where the new path's first folder is made
-    written_in = named if kind == "directory" and os.path.isdir(named) else parent
+    if kind == "file":
+        if written_in_place(named):
+            return  # written into, not replaced in its folder
+        written_in = os.path.dirname(os.path.realpath(named))
+        while not os.path.exists(written_in):
+            written_in = os.path.dirname(written_in)
+    elif os.path.isdir(named) and not replaced:
+        written_in = named
+    else:
+        written_in = parent
     if not os.access(written_in, os.W_OK):
         raise ConfigurationError(
             f"{path} cannot be written: {written_in} is not writable (a read-only file system, "
@@ -236,7 +245,7 @@ def check_output_directory(output_dir: str, force: bool, inputs: Sequence[str] =
     `inputs` (which replacing it would delete, `--force` or not), or a directory that holds
     anything else, unless `force` (`--force`) lets it be replaced.
     """
-    check_writable_path(output_dir, "directory")
+    check_writable_path(output_dir, "directory", replaced=True)
     if os.path.isdir(output_dir):
         for kept, what in [(os.getcwd(), "the working directory "), *((i, "") for i in inputs)]:
             if os.path.commonpath([os.path.realpath(output_dir), os.path.realpath(kept)]) == (

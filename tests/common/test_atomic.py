@@ -143,6 +143,13 @@ def test_a_path_in_a_directory_that_cannot_be_written_is_refused(tmp_path, monke
     """A read-only file system (or permissions): was an `OSError` traceback when written."""
     read_only = tmp_path / "read_only"
     (read_only / "run").mkdir(parents=True)
+    (tmp_path / "writable").mkdir()
+    for target, link in [
+        (tmp_path / "writable" / "m.json", read_only / "link.json"),
+        (read_only / "run" / "m.json", tmp_path / "link.json"),
+    ]:
+        target.write_text("{}")
+        link.symlink_to(target)
     if os.geteuid() != 0:  # root writes whatever the permissions say: the file system's answer
         read_only.chmod(0o555)
         (read_only / "run").chmod(0o555)
@@ -150,19 +157,22 @@ def test_a_path_in_a_directory_that_cannot_be_written_is_refused(tmp_path, monke
         unwritable = {str(read_only), str(read_only / "run")}
         monkeypatch.setattr(os, "access", lambda path, mode: str(path) not in unwritable)
     try:
-        for path, kind, where in [
-            (read_only / "new" / "run", "directory", read_only),  # where `new` would be made
-            (read_only / "run", "directory", read_only / "run"),  # `--recover` writes in it
-            (read_only / "run" / "metrics.json", "file", read_only / "run"),
+        for path, kind, replaced, where in [
+            (read_only / "new" / "run", "directory", False, read_only),  # where `new` is made
+            (read_only / "run", "directory", False, read_only / "run"),  # `--recover` writes in it
+            (read_only / "run", "directory", True, read_only),  # replaced beside it
+            (read_only / "run" / "metrics.json", "file", False, read_only / "run"),
+            (tmp_path / "link.json", "file", False, read_only / "run"),  # written where it points
         ]:
             with pytest.raises(ConfigurationError) as error:
-                check_writable_path(path, kind)
+                check_writable_path(path, kind, replaced)
             assert error.value.message == (
                 f"{path} cannot be written: {where} is not writable (a read-only file system, or "
                 "its permissions); give a path where you can write"
             )
         check_writable_path("/dev/stdout", "file")  # written into: its directory is not written
         check_writable_path(tmp_path / "new" / "run", "directory")
+        check_writable_path(read_only / "link.json", "file")  # points to a writable folder
     finally:
         read_only.chmod(0o755)
         (read_only / "run").chmod(0o755)

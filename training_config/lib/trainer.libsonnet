@@ -5,15 +5,11 @@ local env = import 'env.libsonnet';
 {
   // Checkpoints that a kill at any moment cannot corrupt, with the random-generator states and
   // the running metrics saved in them, so that `allennlp train --recover` continues exactly
-  // where the run was killed and reports the metrics of an uninterrupted run, and the hashes of
-  // the data files, so that it refuses to go on over files changed since. The recovery
-  // callbacks go first: later callbacks read the metrics they restore.
+  // where the run was killed and reports the metrics of an uninterrupted run (and refuses to go
+  // on over data files changed since it started). The recovery callbacks go first: later
+  // callbacks read the metrics they restore.
   checkpointer(keep):: { type: 'atomic', keep_most_recent_by_count: keep },
-  recovery_callbacks:: [
-    { type: 'rng_checkpoint' },
-    { type: 'metrics_checkpoint' },
-    { type: 'input_files_checkpoint' },
-  ],
+  recovery_callbacks:: [{ type: 'rng_checkpoint' }, { type: 'metrics_checkpoint' }],
   // TensorBoard curves in <serialization dir>/log at every optimizer step (loss, learning rate,
   // gradient norm, tokens/s; validation metrics at each epoch's end) and, every LOG_EVERY steps
   // (50, as Hugging Face's Trainer), a line in out.log and on the console with the step, loss,

@@ -2,7 +2,6 @@ from dapt_plugin.training.callbacks.corpus_coverage import CorpusCoverage
 from dapt_plugin.training.callbacks.export_pretrained import ExportPretrained
 from dapt_plugin.training.callbacks.head_warmup import HeadWarmup
 from dapt_plugin.training.callbacks.heldout_mlm_loss import HeldoutMlmLoss
-from dapt_plugin.training.callbacks.input_files_checkpoint import InputFilesCheckpoint
 from dapt_plugin.training.callbacks.metrics_checkpoint import MetricsCheckpoint
 from dapt_plugin.training.callbacks.rng_checkpoint import RngCheckpoint
 from dapt_plugin.training.callbacks.training_curves import TrainingCurves
@@ -12,7 +11,6 @@ __all__ = [
     "ExportPretrained",
     "HeadWarmup",
     "HeldoutMlmLoss",
-    "InputFilesCheckpoint",
     "MetricsCheckpoint",
     "RngCheckpoint",
     "TrainingCurves",

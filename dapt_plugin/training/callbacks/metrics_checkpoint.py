@@ -1,17 +1,19 @@
 import copy
-import json
 import logging
 import math
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
+from allennlp.common import util as common_util
+from allennlp.common.checks import ConfigurationError
 from allennlp.common.util import is_distributed
 from allennlp.training import util as training_util
 from allennlp.training.callbacks.callback import TrainerCallback
 from allennlp.training.metrics import Metric
 
-from dapt_plugin.common.atomic import atomic_file
+from dapt_plugin.data.text_files import expand_paths
+from dapt_plugin.data.token_cache import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,14 @@ class MetricsCheckpoint(TrainerCallback):
     the patience only after an epoch it trains, and went on training after such a recovery.
     Put it before callbacks that read the final metrics.
 
+    It also keeps the SHA-256 of every file the run trains and validates on, as they were when
+    it started, and refuses a recovery once one has changed (written over, or a glob or list
+    that names other files): the resumed run would go on with other data than its earlier
+    epochs had, end with weights no uninterrupted run gives, and record the new files' hashes
+    only. They are compared by content, so a run started with relative paths still recovers
+    where it was moved to. A file is hashed once per process; a masked-LM corpus's hash is the
+    one its tokenization cache's key already needs.
+
     In a distributed run the checkpoint holds the primary worker's state only, which only the
     primary restores: the training metrics of an epoch resumed mid-way then count the other
     workers' batches from the resume on only, and its `training_loss` is AllenNLP's (the sum
@@ -79,9 +89,27 @@ class MetricsCheckpoint(TrainerCallback):
         self._resumed_mid_epoch = False
         self._replayed_epoch_metrics: Optional[Dict[str, float]] = None
         self._epochs_trained = 0
+        # `[path, sha256]` of each data file when the run started, in the order its data paths
+        # name them
+        self._input_files: Optional[List[List[str]]] = None
 
     def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
         self._model_metrics = _metric_objects(trainer.model)
+        files = [
+            [path, file_sha256(path)]
+            for loader in (trainer.data_loader, trainer._validation_data_loader)
+            for data_path in [getattr(loader, "data_path", None)]
+            if data_path
+            for path in expand_paths(data_path)
+        ]
+        started = (self._restored or {}).get("input_files")  # None: an earlier version's
+        if started is not None and [h for _, h in started] != [h for _, h in files]:
+            raise ConfigurationError(
+                f"--recover: {_differences(started, files)} since the run in "
+                f"{self.serialization_dir} started, where its earlier epochs read them as they "
+                "were; put the files back as they were, or start a new run in a new directory"
+            )
+        self._input_files = files
         if self._restored is None:
             return
         if (
@@ -163,11 +191,11 @@ class MetricsCheckpoint(TrainerCallback):
                 if self._reg_loss_sum is not None:
                     metrics["training_reg_loss"] = self._reg_loss_sum / num_batches
             if is_primary and self.serialization_dir:
-                # AllenNLP wrote this file before the callbacks ran
-                with atomic_file(
-                    os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json")
-                ) as handle:
-                    json.dump(metrics, handle, indent=2)
+                # AllenNLP wrote this file before the callbacks ran (`dump_metrics`, which the
+                # plugin makes atomic)
+                common_util.dump_metrics(
+                    os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json"), metrics
+                )
         self._epochs_trained += 1
         self._loss_sum = 0.0
         self._reg_loss_sum = None
@@ -199,6 +227,7 @@ class MetricsCheckpoint(TrainerCallback):
                 for name, metric in self._model_metrics.items()
             },
             "last_epoch_metrics": self._last_epoch_metrics,
+            "input_files": self._input_files,
         }
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
@@ -206,3 +235,15 @@ class MetricsCheckpoint(TrainerCallback):
         self._loss_sum = state_dict["loss_sum"]
         self._reg_loss_sum = state_dict["reg_loss_sum"]
         self._last_epoch_metrics = state_dict["last_epoch_metrics"]
+
+
+def _differences(started: List[List[str]], now: List[List[str]]) -> str:
+    """What differs between two lists of `[path, sha256]`, in words."""
+    if len(started) != len(now):
+        return (
+            f"the data paths name {len(now)} file(s) ({', '.join(path for path, _ in now)}), not "
+            f"the {len(started)} they named ({', '.join(path for path, _ in started)})"
+        )
+    return "; ".join(
+        f"{path} has changed" for (path, sha256), (_, was) in zip(now, started) if sha256 != was
+    )

@@ -158,7 +158,7 @@ def test_recovering_a_finished_run_changes_nothing(tiny_model, uninterrupted_cla
 def test_recovering_over_a_data_file_changed_since_the_run_started_is_refused(
     tiny_model, tmp_path, config
 ):
-    """It would train its later steps on other text than its earlier ones."""
+    """It would go on with other data than its earlier epochs had (here: validation data)."""
     data = tmp_path / "task"
     shutil.copytree(TASK, data)
     paths = {"TRAIN_PATH": str(data / "train.jsonl"), "DEV_PATH": str(data / "dev.jsonl")}
@@ -176,9 +176,9 @@ def test_recovering_over_a_data_file_changed_since_the_run_started_is_refused(
     refused = allennlp([*args, "--recover"], env=env, check=False)
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1].startswith(
-        f"Error: --recover: {data / 'dev.jsonl'} has changed since the run in {run} started, so "
-        "its earlier steps trained on other text; put the files back as they were, or start a "
-        "new run in a new directory"
+        f"Error: --recover: {data / 'dev.jsonl'} has changed since the run in {run} started, "
+        "where its earlier epochs read them as they were; put the files back as they were, or "
+        "start a new run in a new directory"
     )
 
 
