@@ -2,7 +2,8 @@
 // or the export of a DAPT run for DAPT+TAPT) on the task's own unlabelled text, with the
 // paper's recipe (Gururangan et al., 2020, §4 and Table 13): lr 1e-4, effective batch 256,
 // 100 epochs, AdamW (0.9, 0.98, eps 1e-6), weight decay 0.01, 6% warm-up then linear decay,
-// no gradient clipping (the original's pretraining code has none), 15% masking. The task's train.jsonl is read as it is (its "text" field; labels are ignored).
+// no gradient clipping (the original's pretraining code has none), 15% masking. The task's
+// train.jsonl is read as it is (its "text" field; labels are ignored).
 // The adapted encoder is exported to <serialization dir>/exported_model.
 //
 // Environment variables (only MODEL_NAME and TAPT_PATH are required):

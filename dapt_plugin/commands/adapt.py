@@ -63,7 +63,7 @@ def _adapt(args: argparse.Namespace) -> None:
     except (KeyboardInterrupt, SigTermReceived) as interruption:
         number = signal.SIGTERM if isinstance(interruption, SigTermReceived) else signal.SIGINT
         message = (
-            f"allennlp adapt stopped on {number.name}, and stopped the phases it was running; "
+            f"allennlp adapt stopped on {number.name}, and so did any phase it was running; "
             "run the same command again to go on from where it stopped"
         )
         sys.stderr.write(f"{message}\n")

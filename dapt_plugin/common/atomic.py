@@ -305,8 +305,11 @@ def scratch_directory(kind: str) -> Iterator[str]:
     (SIGKILL, the out-of-memory killer) leaves its directory behind, which the next call, in any
     process, removes: each such directory is locked (`flock`) by its process before it takes its
     `dapt_plugin_scratch-<kind>-*` name until it is removed, so one that can be locked has no
-    process left. Where the file system cannot lock a directory, it keeps the plain name that
-    `tempfile.mkdtemp` gives and is never removed by another process.
+    process left. Where the file system cannot lock a directory (NFS), it keeps the plain name
+    that `tempfile.mkdtemp` gives and is never removed by another process. For one machine's
+    processes: a `TMPDIR` shared by several machines whose file system takes `flock` locks on
+    each machine alone (NFS with `local_lock`, Lustre's `localflock`) would let one remove
+    another's directory in use.
     """
     base = tempfile.gettempdir()
     _remove_abandoned_scratch(base, kind)
@@ -336,8 +339,9 @@ def _remove_abandoned_scratch(base: str, kind: str) -> None:
         except OSError:  # its process is alive
             continue
         else:
-            shutil.rmtree(path, ignore_errors=True)
-            logger.info("Removed %s, left by a process killed while it used it", path)
+            if os.path.isdir(path):  # not removed by its own process since it was listed
+                shutil.rmtree(path, ignore_errors=True)
+                logger.info("Removed %s, left by a process killed while it used it", path)
         finally:
             os.close(handle)
 

@@ -324,7 +324,8 @@ def check_environment(config_path: str, environment: Mapping[str, str]) -> None:
         if environment[name] == "" and os.environ.get(name) == "" and (config, name) not in _WARNED:
             _WARNED.add((config, name))
             logger.warning(
-                "%s is set to the empty string, which %s takes as unset: it uses its default",
+                "%s is set to the empty string, which %s takes as unset: its default is used "
+                "(a required variable is missing)",
                 name,
                 config,
             )

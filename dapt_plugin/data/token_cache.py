@@ -18,6 +18,7 @@ and, for a file whose modification time is not the one it was built with (writte
 copied without its times), the SHA-256 of its content; a damaged one is rebuilt, with a warning.
 """
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -32,7 +33,7 @@ from filelock import FileLock, Timeout
 from more_itertools import chunked
 from transformers import PreTrainedTokenizerFast
 
-from dapt_plugin.common.atomic import atomic_directory, target_name
+from dapt_plugin.common.atomic import atomic_directory, atomic_file, target_name
 from dapt_plugin.data.documents import is_json_lines, iter_file_documents
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class TokenizedFile:
             else np.zeros(0, dtype=dtype)
         )
         # (entries built before `written` was recorded have their structure checked only)
+        checked = False
         for name, written in self.meta.get("written", {}).items():
             path = os.path.join(directory, name)
             if os.stat(path).st_mtime_ns == written["mtime_ns"]:
@@ -156,6 +158,12 @@ class TokenizedFile:
                     f"{directory}: {name} was written over after it was built (its SHA-256 is not "
                     "the one meta.json holds)"
                 )
+            written["mtime_ns"] = os.stat(path).st_mtime_ns
+            checked = True
+        if checked:  # a copy without its times: checked once, not at every open
+            with contextlib.suppress(OSError):  # a cache this user cannot write: at every open
+                with atomic_file(os.path.join(directory, "meta.json")) as handle:
+                    json.dump(self.meta, handle, indent=2)
 
     @property
     def num_documents(self) -> int:

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
+from allennlp.common import util as common_util
 from allennlp.common.checks import ConfigurationError
 from filelock import FileLock, Timeout
 
@@ -887,6 +888,7 @@ class ExperimentRunner:
                 and marker.get("training_fingerprint") == phase.training_fingerprint
                 and marker["state"] in ("trained", "complete")
                 and "model.tar.gz" not in missing
+                and (phase.directory / "metrics.json").is_file()  # its dev metrics
             ):
                 changed = describe_changes(marker, self._record(phase))
                 return "evaluate", f"{changed}, which only its evaluation reads; evaluating it"
@@ -1304,8 +1306,8 @@ class ExperimentRunner:
         )
         metrics.update(tested)
         for split, values in metrics.items():
-            with atomic_file(str(phase.directory / f"{split}_metrics.json")) as handle:
-                json.dump(values, handle, indent=2)
+            # AllenNLP's, which the plugin makes atomic
+            common_util.dump_metrics(str(phase.directory / f"{split}_metrics.json"), values)
         with atomic_file(str(phase.directory / _EVALUATION_TIME)) as handle:
             json.dump({"evaluation_seconds": seconds}, handle)
 

@@ -11,7 +11,7 @@ from allennlp.data import TensorDict
 
 # keys of a batch that mark its real (not padding) tokens: AllenNLP's text fields, Hugging Face's
 _MASK_KEYS = ("mask", "attention_mask")
-# keys of token ids, counted against the model's padding id when a batch has no mask (`dapt_masked_lm`)
+# keys of token ids, counted against the model's padding id when a batch has no mask
 _ID_KEYS = ("input_ids", "token_ids")
 
 

@@ -244,7 +244,7 @@ def test_a_terminated_adapt_stops_the_phases_it_runs(tiny_model, tmp_path):
         # in one line, how to go on, and exiting as killed by SIGTERM (was a traceback, 1)
         assert process.wait(timeout=60) == 128 + signal.SIGTERM
         assert errors.read_text().splitlines()[-1] == (
-            "allennlp adapt stopped on SIGTERM, and stopped the phases it was running; run the "
+            "allennlp adapt stopped on SIGTERM, and so did any phase it was running; run the "
             "same command again to go on from where it stopped"
         )
         assert "Traceback" not in errors.read_text()
@@ -283,7 +283,7 @@ def test_an_interrupted_adapt_ends_in_one_line_with_the_signals_status(
         adapt._adapt(argparse.Namespace(experiment="e.jsonnet", output_dir="out", jobs=1))
     assert exit.value.code == status
     assert capsys.readouterr().err == (
-        f"allennlp adapt stopped on {name}, and stopped the phases it was running; run the same "
+        f"allennlp adapt stopped on {name}, and so did any phase it was running; run the same "
         "command again to go on from where it stopped\n"
     )
 

@@ -178,8 +178,8 @@ def test_a_variable_set_to_the_empty_string_is_logged_once_as_unset(monkeypatch,
         for _ in range(2):
             assert Params.from_file(str(CONFIGS / "dapt.jsonnet"))["trainer"]["num_epochs"] == 10
     assert [record.getMessage() for record in caplog.records] == [
-        "NUM_STEPS is set to the empty string, which dapt.jsonnet takes as unset: it uses its "
-        "default"
+        "NUM_STEPS is set to the empty string, which dapt.jsonnet takes as unset: its default "
+        "is used (a required variable is missing)"
     ]
 
 

@@ -2,6 +2,7 @@ import gzip
 import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +151,9 @@ def test_an_entry_whose_files_have_new_times_but_their_content_is_used_as_it_is(
         again = cache.load(str(DATA / "domain_heldout.txt"))
     assert np.array_equal(again.ids, entry.ids) and len(tokenizer_calls) == calls
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    # checked once: its new times are recorded, and the next open reads no content
+    meta = json.loads((Path(entry.directory) / "meta.json").read_text())
+    assert {written["mtime_ns"] for written in meta["written"].values()} == {10**18}
 
 
 def test_an_entry_cut_short_is_rebuilt_with_a_warning(tiny_model, tmp_path, caplog):

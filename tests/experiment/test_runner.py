@@ -171,7 +171,11 @@ def test_a_classifier_whose_test_file_alone_changed_is_evaluated_again_not_train
     shutil.copytree(TASK, data)
     task = {split: str(data / f"{split}.jsonl") for split in ("train", "dev", "test")}
     options = {"task": task, "variants": ["baseline", "dapt"]}
-    _complete(_runner(tmp_path, tiny_model, **options))
+    runner = _runner(tmp_path, tiny_model, **options)
+    _complete(runner)
+    for phase in runner.phases:  # their trained runs' metrics, which hold the dev metrics
+        if phase.kind == "classifier":
+            (phase.directory / "metrics.json").write_text("{}")
     with open(data / "test.jsonl", "a") as handle:
         handle.write(json.dumps({"text": "one more test example .", "label": "activator"}) + "\n")
     why = f"input files changed ({data / 'test.jsonl'}), which only its evaluation reads"
