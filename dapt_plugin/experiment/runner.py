@@ -882,26 +882,30 @@ class ExperimentRunner:
                 return "run", "no record that it completed; starting over"
             return "run", ""
         missing = [path.name for path in phase.outputs if not path.exists()]
+        retest = ""  # a classifier's test files that alone changed: what its evaluation reads
         if marker["fingerprint"] != phase.fingerprint:
-            if (
+            if not (
                 phase.training_fingerprint
                 and marker.get("training_fingerprint") == phase.training_fingerprint
-                and marker["state"] in ("trained", "complete")
-                and "model.tar.gz" not in missing
-                and (phase.directory / "metrics.json").is_file()  # its dev metrics
             ):
-                changed = describe_changes(marker, self._record(phase))
-                return "evaluate", f"{changed}, which only its evaluation reads; evaluating it"
-            variables = None if phase.kind in _STEPS else config_variables(self._config_file(phase))
-            return "run", describe_changes(marker, self._record(phase), variables)
-        if marker["state"] == "complete":
+                variables = (
+                    None if phase.kind in _STEPS else config_variables(self._config_file(phase))
+                )
+                return "run", describe_changes(marker, self._record(phase), variables)
+            retest = (
+                f"{describe_changes(marker, self._record(phase))}, which only its evaluation reads"
+            )
+        if marker["state"] == "complete" and not retest:
             return (
                 ("reuse", "")
                 if not missing
                 else ("run", f"its outputs are missing ({', '.join(missing)})")
             )
-        if marker["state"] == "trained" and "model.tar.gz" not in missing:
-            return "evaluate", "its training completed; evaluating it"
+        trained = "model.tar.gz" not in missing and (phase.directory / "metrics.json").is_file()
+        if marker["state"] in ("trained", "complete") and trained:
+            return "evaluate", f"{retest or 'its training completed'}; evaluating it"
+        if marker["state"] == "complete":
+            return "run", f"{retest}, and its outputs are missing ({', '.join(missing)})"
         if phase.kind in _STEPS:
             return "run", "interrupted; starting over"
         if not any(phase.directory.glob("model_state_e*_b*.th")):

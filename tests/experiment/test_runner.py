@@ -187,6 +187,16 @@ def test_a_classifier_whose_test_file_alone_changed_is_evaluated_again_not_train
         f"classifier/{variant}/seed_0": ("evaluate", f"{why}; evaluating it")
         for variant in ("baseline", "dapt")
     }
+    # an interrupted one resumes its training, then evaluates on the new file
+    baseline = runner._phase("classifier/baseline/seed_0")
+    runner.write_marker(baseline, "started")
+    (baseline.directory / "model_state_e0_b0.th").write_bytes(b"")
+    (baseline.directory / "config.json").write_text(json.dumps(baseline.run_config))
+    assert _plan(_runner(tmp_path, tiny_model, **options))["classifier/baseline/seed_0"] == (
+        "recover",
+        "interrupted; resuming from its last checkpoint",
+    )
+    runner.write_marker(baseline, "complete")
     # but trained again when it starts from a phase that changed, or when what it trains on did
     settings = {**ADAPT_SETTINGS, "dapt": {**ADAPT_SETTINGS["dapt"], "LR": 0.01}}
     plan = _plan(_runner(tmp_path, tiny_model, settings=settings, **options))
@@ -216,6 +226,7 @@ def test_an_interrupted_phase_is_resumed_only_with_a_checkpoint_and_an_unchanged
     runner.write_marker(phases["tapt"], "started")
     runner.write_marker(phases["classifier/baseline/seed_0"], "trained")
     (phases["classifier/baseline/seed_0"].directory / "dev_metrics.json").unlink()
+    (phases["classifier/baseline/seed_0"].directory / "metrics.json").write_text("{}")
     (tmp_path / "out" / ".phases" / "classifier.tapt.seed_0.json").unlink()
     (tmp_path / "out" / "selection" / "rand_tapt.jsonl").unlink()
     plan = _plan(runner)
