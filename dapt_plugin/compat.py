@@ -804,19 +804,20 @@ def _patch_archive_loading() -> None:
         if os.path.isdir(path):
             _check_run_directory(path, give)
             return original(archive_file, *args, **kwargs)
-        if not tarfile.is_tarfile(path):
-            raise ConfigurationError(f"{path} is not a tar archive; {give}")
-        with scratch_directory("archive") as extracted:
-            logging.getLogger(__name__).info("Extracting %s to %s", path, extracted)
-            try:
+        damaged = (EOFError, tarfile.TarError, zlib.error)
+        try:  # `is_tarfile` reads the first member: an archive cut within it fails here
+            if not tarfile.is_tarfile(path):
+                raise ConfigurationError(f"{path} is not a tar archive; {give}")
+            with scratch_directory("archive") as extracted:
+                logging.getLogger(__name__).info("Extracting %s to %s", path, extracted)
                 with tarfile.open(path, "r:gz") as archive:
                     archive.extractall(extracted)
-            except (EOFError, tarfile.TarError, zlib.error) as error:
-                raise ConfigurationError(
-                    f"{path} is damaged or cut short ({error}); archive the run again, or copy "
-                    "the archive again"
-                ) from error
-            return original(extracted, *args, **kwargs)
+                return original(extracted, *args, **kwargs)
+        except damaged as error:
+            raise ConfigurationError(
+                f"{path} is damaged or cut short ({error}); archive the run again, or copy "
+                "the archive again"
+            ) from error
 
     for module in (archival, models, evaluate, predict, predictor):
         module.load_archive = load_archive
@@ -1107,12 +1108,18 @@ def _model_files(archive_file, weights_file: Optional[str]) -> List[Tuple[str, s
 def check_cuda_device(device: Union[int, str, None]) -> None:
     """
     Refuses `--cuda-device` naming a GPU the machine lacks, before anything is loaded: AllenNLP
-    gave a hint at `trainer.cuda_device`, or a traceback ("Found no NVIDIA driver").
+    gave a hint at `trainer.cuda_device`, or a traceback ("Found no NVIDIA driver"); and a
+    negative number other than -1, which AllenNLP took for the CPU.
     """
     try:
         index = int(device) if device is not None else -1
     except ValueError:
         return  # a device name such as "cuda:0": left to torch
+    if index < -1:
+        raise ConfigurationError(
+            f"--cuda-device {index} names no device; give -1 for the CPU, or a GPU's number "
+            "(0, 1, ...)"
+        )
     visible = torch.cuda.device_count()
     if index >= visible:
         raise ConfigurationError(

@@ -335,6 +335,7 @@ def test_an_archive_that_is_missing_not_an_archive_or_not_a_runs_directory_is_na
     (tmp_path / "null" / "config.json").write_text("null")
     whole = (trained_classifier / "model.tar.gz").read_bytes()
     (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "cut_early.tar.gz").write_bytes(whole[:1000])  # within its first member
     (tmp_path / "folder").mkdir()
     for path, message in [
         (tmp_path / "missing.tar.gz", "archive .*missing.tar.gz not found; give the model.tar.gz"),
@@ -343,6 +344,7 @@ def test_an_archive_that_is_missing_not_an_archive_or_not_a_runs_directory_is_na
         (tmp_path / "null", "null is not a run's directory .its config.json has no `model`.; give"),
         (tiny_model, "is a Hugging Face model directory .its config.json has no `model`.; give"),
         (tmp_path / "cut.tar.gz", "cut.tar.gz is damaged or cut short .*; archive the run again"),
+        (tmp_path / "cut_early.tar.gz", "cut_early.tar.gz is damaged or cut short .*; archive"),
     ]:
         for load in (load_archive, evaluate.load_archive, predict.load_archive):
             with pytest.raises(ConfigurationError, match=message):
@@ -470,6 +472,12 @@ def test_predict_and_evaluate_refuse_a_gpu_the_machine_lacks_before_loading(monk
     )
     with pytest.raises(ConfigurationError, match="^--cuda-device 0 names a GPU, but this machine"):
         predict._get_predictor(arguments)
+    # a negative number other than -1 ran on the CPU, silently
+    with pytest.raises(ConfigurationError) as error:
+        evaluate_from_archive("never-loaded.tar.gz", str(TASK / "test.jsonl"), cuda_device=-5)
+    assert error.value.message == (
+        "--cuda-device -5 names no device; give -1 for the CPU, or a GPU's number (0, 1, ...)"
+    )
 
 
 def test_allennlp_evaluate_shows_the_final_metrics_without_an_output_file(

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 
 from allennlp.common.checks import ConfigurationError
 from transformers import PretrainedConfig
+from transformers.utils import cached_file, is_offline_mode
 
 # models whose position ids start after the padding index, so that `max_position_embeddings`
 # holds that many positions no token can take
@@ -43,13 +44,27 @@ def looks_like_path(name: str) -> bool:
     return name.startswith((os.sep, ".", "~")) or name.count("/") > 1 or os.path.exists(name)
 
 
-def check_model_name(name: str, parts: Iterable[str] = ("model", "tokenizer")) -> None:
+def check_model_name(
+    name: str, parts: Iterable[str] = ("model", "tokenizer"), loading: bool = True
+) -> None:
     """
     Raises `ConfigurationError` when `name` is a path that does not exist, or a directory missing
     what `parts` ("config": config; "model": config and weights; "tokenizer": config and
-    tokenizer files) needs.
+    tokenizer files) needs; when `loading` it, also for a model-hub name that is not in the
+    local Hugging Face cache while the hub is offline (`HF_HUB_OFFLINE`), where transformers
+    failed with a traceback about connecting to the hub (a mistyped relative directory with
+    one `/`, `runs/dapt`, reads as a hub name).
     """
     if not looks_like_path(name):
+        if loading and is_offline_mode():
+            try:
+                cached_file(name, "config.json")
+            except (OSError, ValueError):  # not cached, or not even a valid hub name
+                raise ConfigurationError(
+                    f"MODEL_NAME {name!r}: no such directory, and no model of that name in the "
+                    f"local Hugging Face cache, the only place the hub is read from offline "
+                    f"(HF_HUB_OFFLINE); {_FIX}"
+                ) from None
         return
     path = os.path.expanduser(name)
     if not os.path.isdir(path):

@@ -375,7 +375,7 @@ def load_experiment(path: str) -> ExperimentSpec:
                 f"got {value!r}, a pattern or a list of paths",
             )
     try:
-        check_model_name(spec.base_model)
+        check_model_name(spec.base_model, loading=False)  # a hub name: the runner checks it
     except ConfigurationError as error:
         raise _fail(path, f"`base_model`: {error.message}") from None
     return spec

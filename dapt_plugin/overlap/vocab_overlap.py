@@ -33,7 +33,12 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.common.tqdm import Tqdm
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from dapt_plugin.common.atomic import atomic_file, atomic_path, check_writable_path
+from dapt_plugin.common.atomic import (
+    atomic_file,
+    atomic_path,
+    check_not_an_input,
+    check_writable_path,
+)
 from dapt_plugin.common.optional_dependencies import optional_dependency
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_documents
@@ -280,10 +285,13 @@ def vocab_overlap(
         raise ConfigurationError("give at least one corpus as NAME=PATH")
     _check_vocabulary_options(top_k, min_df, max_documents, sample)
     check_writable_path(output_dir, "directory")
+    inputs = []
     for name, paths in corpora.items():
         if not name.strip():
             raise ConfigurationError(f"corpus {paths!r} has an empty name; give it as NAME=PATH")
-        expand_paths(paths)
+        inputs += [(f"a file of corpus {name}", path) for path in expand_paths(paths)]
+    for output in (JSON_NAME, PNG_NAME):  # what it writes in `output_dir`
+        check_not_an_input(os.path.join(output_dir, output), "the output", inputs)
     vocabularies = [
         corpus_vocabulary(name, paths, top_k, max_documents, text_key, sample, seed, min_df)
         for name, paths in corpora.items()

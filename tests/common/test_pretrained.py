@@ -35,6 +35,21 @@ def test_training_with_a_model_path_that_does_not_exist_names_it(tiny_model, tmp
     assert f"MODEL_NAME '/nonexistent/dir': no such directory; {FIX}" in process.stderr
 
 
+@pytest.mark.parametrize("name", ["runs/dapt", "roberta-nonexistent"])
+def test_a_hub_name_not_in_the_cache_while_offline_is_named(tiny_model, tmp_path, name):
+    """A mistyped relative directory with one `/` reads as a hub name (the suite runs offline)."""
+    process = allennlp(
+        ["train", str(CONFIGS / "tapt.jsonnet"), "-s", str(tmp_path / "run")],
+        env=mlm_env(tiny_model, MODEL_NAME=name, HF_HUB_OFFLINE="1"),
+        check=False,
+    )
+    assert process.returncode == 1
+    assert process.stderr.splitlines()[-1].startswith(
+        f"Error: MODEL_NAME {name!r}: no such directory, and no model of that name in the local "
+        f"Hugging Face cache, the only place the hub is read from offline (HF_HUB_OFFLINE); {FIX}"
+    )
+
+
 def test_model_directory_without_weights_is_named_partial(tiny_model, tmp_path):
     model = partial_copy(
         tiny_model,

@@ -183,6 +183,18 @@ def test_an_output_dir_that_is_a_file_or_under_one_is_refused_before_any_corpus_
         vocab_overlap({"a": a}, str(tmp_path / "a.txt" / "out"))
 
 
+def test_an_output_that_is_a_corpus_file_is_refused_and_the_corpus_kept(tmp_path):
+    corpus = write_corpus(tmp_path / "vocab_overlap.json", {"alpha": 2})  # a .json corpus name
+    before = (tmp_path / "vocab_overlap.json").read_bytes()
+    with pytest.raises(ConfigurationError) as error:
+        vocab_overlap({"a": str(tmp_path / "*.json")}, str(tmp_path))
+    assert error.value.message == (
+        f"the output {tmp_path / 'vocab_overlap.json'} is a file of corpus a {corpus}, which "
+        "writing it would replace; give another output file"
+    )
+    assert (tmp_path / "vocab_overlap.json").read_bytes() == before
+
+
 def test_a_corpus_with_no_word_in_min_df_documents_says_how_low_min_df_must_go(tmp_path):
     task = tmp_path / "task.jsonl"
     task.write_text('{"text": "alpha beta gamma"}\n{"text": "alpha epsilon"}\n')
