@@ -13,9 +13,10 @@
 //          then linear decay to 0 (LR_SCHEDULE 1); the paper's choice for its largest tasks
 // All three, as the original sets them: lr 2e-5, dropout 0.1, its optimizer `bert_adam`
 // (pytorch-pretrained-bert's BertAdam: Adam without bias correction, betas (0.9, 0.98), eps 1e-6,
-// each parameter tensor's gradient clipped to norm 1 on its own (`trainer.optimizer.max_grad_norm`;
-// `trainer.grad_norm` would clip their global norm too), weight decay 0.1 added to the
-// update, none on biases and LayerNorm weights), 512 tokens, SEED seeding Python, NumPy and
+// each parameter tensor's gradient clipped to norm 1 on its own (its `max_grad_norm`, under
+// `trainer.optimizer`; `trainer.grad_norm` would clip their global norm too), weight decay 0.1
+// added to the update, none on biases and LayerNorm weights), 512 tokens, SEED seeding Python,
+// NumPy and
 // PyTorch, the model of the best validation epoch kept. OPTIMIZER=adamw uses PyTorch's AdamW
 // instead (bias-corrected, decoupled weight decay, no clipping; its fused kernel unless
 // FUSED_ADAMW=false), as Hugging Face's Trainer does. As the original's `bucket` iterator,

@@ -37,7 +37,8 @@ from (see `fingerprint.py`). Paths inside the output directory are written `<out
 so a fingerprint does not depend on where the output directory is. Re-running the same command
 reuses every phase whose marker holds its current fingerprint. An interrupted training phase with a
 checkpoint and an unchanged fingerprint is resumed with `--recover`; a classifier whose test files
-alone changed (its `training_fingerprint` unchanged) is evaluated again. Any other phase is run again
+alone changed (its `training_fingerprint` unchanged) is evaluated again, once its training is
+complete (resumed if it was interrupted). Any other phase is run again
 from the start (its old outputs removed), and so is every phase that starts from it; the log and
 `phases.jsonl` say why ("dapt: the resolved config changed (NUM_STEPS 4 -> 8)"). The fingerprints,
 and each phase's environment and resolved config, are in `results.json`.
