@@ -470,7 +470,7 @@ def _patch_jsonnet_errors() -> None:
         check_environment(
             filename, json.loads(ext_vars[ENV_EXT_VAR]) if ENV_EXT_VAR in ext_vars else ext_vars
         )
-        kwargs["ext_vars"] = with_task_files(filename, kwargs.get("ext_vars") or {})
+        kwargs["ext_vars"] = with_task_files(filename, ext_vars)
         try:
             return original(filename, **kwargs)
         except RuntimeError as error:

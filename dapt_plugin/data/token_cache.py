@@ -149,16 +149,17 @@ class TokenizedFile:
         checked = False
         for name, written in self.meta.get("written", {}).items():
             path = os.path.join(directory, name)
-            if os.stat(path).st_mtime_ns == written["mtime_ns"]:
+            stat = os.stat(path)
+            if stat.st_mtime_ns == written["mtime_ns"]:
                 continue
-            if os.path.getsize(path) > _LOG_CHECKING_ABOVE:
+            if stat.st_size > _LOG_CHECKING_ABOVE:
                 logger.info("Checking %s, whose modification time changed since it was built", path)
             if file_sha256(path) != written["sha256"]:
                 raise DamagedEntry(
                     f"{directory}: {name} was written over after it was built (its SHA-256 is not "
                     "the one meta.json holds)"
                 )
-            written["mtime_ns"] = os.stat(path).st_mtime_ns
+            written["mtime_ns"] = stat.st_mtime_ns
             checked = True
         if checked:  # a copy without its times: checked once, not at every open
             with contextlib.suppress(OSError):  # a cache this user cannot write: at every open

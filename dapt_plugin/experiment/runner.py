@@ -565,11 +565,12 @@ class ExperimentRunner:
             paths.append(model)
         phase.config = self._portable(config)
         upstream = self._upstream(phase)
+        hashes = self.hashes.of(paths)
         if phase.kind == "classifier":
-            trained_on = self._portable(self.hashes.of(paths))
-            phase.training_fingerprint = fingerprint(phase.config, trained_on, upstream)
-            paths += self._input_files(phase, [self.spec.task["test"]])
-        phase.inputs = self._portable(self.hashes.of(paths))
+            phase.training_fingerprint = fingerprint(phase.config, self._portable(hashes), upstream)
+            test_files = self._input_files(phase, [self.spec.task["test"]])
+            hashes = {**hashes, **self.hashes.of(test_files)}
+        phase.inputs = self._portable(hashes)
         phase.fingerprint = fingerprint(phase.config, phase.inputs, upstream)
 
     def _input_files(self, phase: Phase, data_paths: List[Optional[str]]) -> List[str]:
