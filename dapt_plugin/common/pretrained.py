@@ -50,20 +50,27 @@ def check_model_name(
     """
     Raises `ConfigurationError` when `name` is a path that does not exist, or a directory missing
     what `parts` ("config": config; "model": config and weights; "tokenizer": config and
-    tokenizer files) needs; when `loading` it, also for a model-hub name that is not in the
-    local Hugging Face cache while the hub is offline (`HF_HUB_OFFLINE`), where transformers
-    failed with a traceback about connecting to the hub (a mistyped relative directory with
-    one `/`, `runs/dapt`, reads as a hub name).
+    tokenizer files) needs; when `loading` it, also for a model-hub name that neither the local
+    Hugging Face cache nor the hub gives (offline, `HF_HUB_OFFLINE`, the cache alone), where
+    transformers failed with a traceback (a mistyped relative directory with one `/`,
+    `runs/dapt`, reads as a hub name).
     """
     if not looks_like_path(name):
-        if loading and is_offline_mode():
+        if loading:
             try:
                 cached_file(name, "config.json")
-            except (OSError, ValueError):  # not cached, or not even a valid hub name
+            except (OSError, ValueError) as error:  # not there, or not even a valid hub name
+                if is_offline_mode():
+                    raise ConfigurationError(
+                        f"MODEL_NAME {name!r}: no such directory, and no model of that name in "
+                        f"the local Hugging Face cache, the only place the hub is read from "
+                        f"offline (HF_HUB_OFFLINE); {_FIX}"
+                    ) from None
+                # transformers' first line says why: no connection, no such repository, ...
+                reason = str(error).strip().split("\n")[0] or type(error).__name__
                 raise ConfigurationError(
-                    f"MODEL_NAME {name!r}: no such directory, and no model of that name in the "
-                    f"local Hugging Face cache, the only place the hub is read from offline "
-                    f"(HF_HUB_OFFLINE); {_FIX}"
+                    f"MODEL_NAME {name!r}: no such directory, and the model hub did not give a "
+                    f"model of that name ({reason}); {_FIX}"
                 ) from None
         return
     path = os.path.expanduser(name)

@@ -83,7 +83,7 @@ from dapt_plugin.common.launch import (
     wait_for_holders,
 )
 from dapt_plugin.common.optional_dependencies import MissingDependency
-from dapt_plugin.common.pretrained import position_limit
+from dapt_plugin.common.pretrained import check_model_name, position_limit
 from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
@@ -635,24 +635,11 @@ class ExperimentRunner:
     # -- the dry run ------------------------------------------------------------------------
 
     def _check_base_model(self) -> None:
-        """A hub name must be in the local cache or downloadable (a directory was checked by the spec)."""
-        from transformers.utils import cached_file, is_offline_mode
-
-        if os.path.isdir(self.spec.base_model):
-            return
+        """A hub name must be in the local cache or given by the hub (the spec checked the rest)."""
         try:
-            cached_file(self.spec.base_model, "config.json")
-        except OSError as error:
-            if is_offline_mode():
-                raise self._fail(
-                    f"`base_model` {self.spec.base_model!r} could not be found locally and the hub is "
-                    "offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set); download it first, or "
-                    "give the directory of a `save_pretrained` copy"
-                ) from None
-            raise self._fail(
-                f"`base_model` {self.spec.base_model!r} could not be loaded: "
-                f"{str(error).splitlines()[0]}"
-            ) from None
+            check_model_name(self.spec.base_model)
+        except ConfigurationError as error:
+            raise self._fail(f"`base_model`: {error.message}") from None
 
     def _check_selection_dependency(self) -> None:
         """

@@ -1,4 +1,6 @@
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from allennlp.models.archival import archive_model, load_archive
 from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 
 from dapt_plugin.commands.archive_untrained import archive_untrained
+from dapt_plugin.common import pretrained
 from dapt_plugin.common.archived_encoders import ENCODERS_DIRECTORY, archived_name
 from tests.conftest import CONFIGS, add_custom_code, allennlp, classifier_env, mlm_env
 
@@ -47,6 +50,50 @@ def test_a_hub_name_not_in_the_cache_while_offline_is_named(tiny_model, tmp_path
     assert process.stderr.splitlines()[-1].startswith(
         f"Error: MODEL_NAME {name!r}: no such directory, and no model of that name in the local "
         f"Hugging Face cache, the only place the hub is read from offline (HF_HUB_OFFLINE); {FIX}"
+    )
+
+
+@pytest.fixture
+def online_hub_without_models(monkeypatch):
+    """Online mode, with the model hub a local server that has no repository at all."""
+    import huggingface_hub.constants
+    import huggingface_hub.file_download
+    import transformers.utils.hub
+
+    class NoRepository(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NoRepository)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(
+        huggingface_hub.file_download,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+    )
+    monkeypatch.setattr(transformers.utils.hub, "_is_offline_mode", False)
+    monkeypatch.setattr(pretrained, "is_offline_mode", lambda: False)
+    yield
+    server.shutdown()
+
+
+def test_a_hub_name_the_hub_does_not_give_online_is_named(online_hub_without_models):
+    """Online, transformers' reason (here: no such repository) in one line, not a traceback."""
+    with pytest.raises(ConfigurationError) as error:
+        pretrained.check_model_name("roberta-nonexistent")
+    assert str(error.value) == (
+        "MODEL_NAME 'roberta-nonexistent': no such directory, and the model hub did not give a "
+        "model of that name (roberta-nonexistent is not a local folder and is not a valid model "
+        "identifier listed on 'https://huggingface.co/models'); " + FIX
     )
 
 

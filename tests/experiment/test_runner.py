@@ -561,7 +561,8 @@ def test_a_base_model_not_available_offline_stops_the_experiment_before_any_phas
 ):
     # the test session runs with HF_HUB_OFFLINE=1 (tests/conftest.py) and no hub cache of roberta-base
     assert (
-        "`base_model` 'roberta-base' could not be found locally and the hub is offline"
+        "`base_model`: MODEL_NAME 'roberta-base': no such directory, and no model of that name "
+        "in the local Hugging Face cache, the only place the hub is read from offline"
         in _dry_run_error(tmp_path, tiny_model, base_model="roberta-base")
     )
 
