@@ -62,8 +62,17 @@ def export_classifier(archive_file: str, output_dir: str, force: bool = False) -
     archive = load_archive(archive_file)
     model = archive.model.eval()
     exported = to_sequence_classification(model).eval()
-    tokenizer = reader_tokenizer(archive.validation_dataset_reader)
-    _check_same_logits(model, archive.validation_dataset_reader, exported, tokenizer)
+    reader = archive.validation_dataset_reader
+    tokenizer = reader_tokenizer(reader)
+    _check_same_logits(model, reader, exported, tokenizer)
+    # what the tokenizer saves as its own: none of the truncation or padding its last call set
+    # (tokenizer.json would cut every text there for the `tokenizers` library), and the
+    # reader's cut as its limit, so that `truncation=True` cuts a text where the classifier did
+    if tokenizer.is_fast:
+        tokenizer.backend_tokenizer.no_truncation()
+        tokenizer.backend_tokenizer.no_padding()
+    if getattr(reader, "max_sequence_length", None) is not None:
+        tokenizer.model_max_length = reader.max_sequence_length
     os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
     with atomic_directory(output_dir) as directory:
         exported.save_pretrained(directory)

@@ -57,17 +57,24 @@ def test_transformers_pipeline_gives_the_predictors_labels_and_probabilities(
         )
 
 
-def test_a_text_longer_than_max_length_needs_the_pipeline_to_cut_it_as_training_did(
+def test_a_text_longer_than_max_length_is_cut_as_training_did_with_truncation_on(
     exported, trained_classifier
 ):
     predictor = Predictor.from_archive(load_archive(str(trained_classifier / "model.tar.gz")))
     classify = pipeline("text-classification", model=str(exported), top_k=None)
     text = " ".join(DEV_TEXTS * 10)  # far more than the fixture's MAX_LENGTH of 64 tokens
-    # the tokenizer arguments of docs/configuration.md: the reader's cut, <s> and </s> kept
-    [scores] = classify([text], truncation=True, max_length=64)
+    # the tokenizer's limit is the reader's cut, <s> and </s> kept (docs/configuration.md)
+    assert AutoTokenizer.from_pretrained(str(exported)).model_max_length == 64
+    [scores] = classify([text], truncation=True)
     assert {score["label"]: score["score"] for score in scores} == pytest.approx(
         predictor.predict(text)["probabilities"], abs=1e-5
     )
+
+
+def test_the_exported_tokenizer_json_cuts_and_pads_nothing(exported):
+    """Not the cut of the export's own check: the `tokenizers` library reads it as it is."""
+    definition = json.loads((exported / "tokenizer.json").read_text())
+    assert (definition["truncation"], definition["padding"]) == (None, None)
 
 
 def test_the_export_is_a_complete_hugging_face_directory(exported, trained_classifier, tiny_model):

@@ -206,6 +206,11 @@ class TextClassificationJsonWithSamplingReader(DatasetReader):
         return self._tokenizer
 
     @property
+    def max_sequence_length(self) -> Optional[int]:
+        """The most tokens a text keeps, special tokens included (`None`: no cut)."""
+        return self._max_sequence_length
+
+    @property
     def text_key(self) -> str:
         """The JSON field holding the text, in training data and in data to predict on."""
         return self._text_key
