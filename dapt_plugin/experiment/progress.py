@@ -3,15 +3,16 @@ The progress of a training phase of `allennlp adapt` on its console. Each phase'
 runs in a process of its own whose output goes to `train.log`; while it runs, `PhaseProgress`
 follows the phase's `out.log` (`out_worker0.log` in a distributed run, where the primary worker
 logs) and logs each progress line of the `training_curves` callback (one every `LOG_EVERY`
-optimizer steps: step k/N, epoch, loss, tokens/s, elapsed and time left), prefixed with the
-phase's name.
+optimizer steps: step k/N, epoch, loss, tokens/s, elapsed and time left), and each warning of
+the plugin's own (a checkpoint without a masked-LM head, texts cut to `MAX_LENGTH`, ...), once
+per experiment, prefixed with the phase's name.
 """
 
 import logging
 import re
 import threading
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Set, Union
 
 from dapt_plugin.training.callbacks import training_curves
 
@@ -24,6 +25,8 @@ LOG_FILES = ("out.log", "out_worker0.log")
 PROGRESS_LINE = re.compile(
     rf" - INFO - {re.escape(training_curves.logger.name)} - (?P<message>step \d+\S* \(epoch .*)$"
 )
+# a warning of the plugin's own (of its first line, for one of several lines)
+WARNING_LINE = re.compile(r" - WARNING - dapt_plugin\.\S+ - (?P<message>.*)$")
 
 
 class PhaseProgress:
@@ -31,9 +34,10 @@ class PhaseProgress:
     Follows the log files of a run (`LOG_FILES` in `serialization_dir`, which need not exist yet)
     from their current end, in a thread that reads them every `interval` seconds, from entering
     the `with` block to leaving it (when what was left is read too); each progress line of the
-    `training_curves` callback is logged as `<phase>: <message>` and kept in `lines`. What the
-    files held before (a run resumed with `--recover` appends to its old `out.log`) is not
-    repeated.
+    `training_curves` callback is logged as `<phase>: <message>` and kept in `lines`, and each
+    warning of the plugin's loggers is logged as a warning, `<phase>: <message>`, unless
+    `shown` holds its message already (it is added). What the files held before (a run resumed
+    with `--recover` appends to its old `out.log`) is not repeated.
 
     # Parameters
 
@@ -43,14 +47,22 @@ class PhaseProgress:
         The phase's name, the prefix of every line.
     interval : `float`, optional (default = `1.0`)
         Seconds between two reads.
+    shown : `Set[str]`, optional (default = `None`)
+        The warnings' messages shown already (by the experiment's other phases), not shown
+        again; `None`: a set of this follower's own.
     """
 
     def __init__(
-        self, serialization_dir: Union[str, Path], phase: str, interval: float = 1.0
+        self,
+        serialization_dir: Union[str, Path],
+        phase: str,
+        interval: float = 1.0,
+        shown: Optional[Set[str]] = None,
     ) -> None:
         self.logs = [Path(serialization_dir) / name for name in LOG_FILES]
         self.phase = phase
         self.interval = interval
+        self.shown = set() if shown is None else shown
         self.lines: List[str] = []
         self._offsets = {log: log.stat().st_size if log.exists() else 0 for log in self.logs}
         self._stop = threading.Event()
@@ -71,8 +83,8 @@ class PhaseProgress:
 
     def poll(self) -> List[str]:
         """
-        Reads the complete lines added to the log files since the last read; logs and returns
-        the progress lines among them.
+        Reads the complete lines added to the log files since the last read; logs the progress
+        lines and the warnings not shown yet among them, and returns the progress lines.
         """
         found = []
         for log in self.logs:
@@ -89,6 +101,10 @@ class PhaseProgress:
                 if match:
                     found.append(match["message"])
                     logger.info("%s: %s", self.phase, match["message"])
+                warning = WARNING_LINE.search(line)
+                if warning and warning["message"] not in self.shown:
+                    self.shown.add(warning["message"])
+                    logger.warning("%s: %s", self.phase, warning["message"])
         self.lines.extend(found)
         return found
 

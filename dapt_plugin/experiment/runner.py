@@ -60,7 +60,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import torch
 from allennlp.common import util as common_util
@@ -262,6 +262,7 @@ class ExperimentRunner:
             raise ConfigurationError(f"--jobs must be 1 or more, not {jobs}")
         self.jobs = jobs
         self._lock = threading.Lock()  # the files that phases running at once all write
+        self._warnings_shown: Set[str] = set()  # the phases' warnings shown on the console
         self.markers = self.output / ".phases"
         # held by every phase's process while it runs (`launch.wait_for_holders`)
         self.running_lock = self.markers / "running.lock"
@@ -1193,14 +1194,14 @@ class ExperimentRunner:
                 f"\n===== {phase.name} ({self._config_file(phase)} as the dry run resolved it): "
                 f"{' '.join(allennlp_command(arguments))}\n"
             )
-        # the console shows the run's progress lines as they come
+        # the console shows the run's progress lines as they come, and its plugin's warnings
         # the jsonnet its config comes from: what its export's card names
         settings = {
             **phase.settings,
             CONFIG_SOURCE_VARIABLE: self._config_file(phase),
             **self.phase_environment.get(phase.name, {}),
         }
-        with PhaseProgress(phase.directory, phase.name):
+        with PhaseProgress(phase.directory, phase.name, shown=self._warnings_shown):
             self._allennlp(
                 phase,
                 arguments,

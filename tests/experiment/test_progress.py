@@ -48,9 +48,32 @@ def test_the_progress_of_a_phase_is_exactly_its_progress_lines_once_each_and_com
         assert progress.poll() == [STEP_20]
         assert progress.poll() == []
     assert progress.lines == [STEP_10, STEP_20]
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("INFO", f"dapt: {STEP_10}"),
+        ("WARNING", "dapt: step 15/40 (epoch 1/2) is not ok"),  # a warning of the plugin's
+        ("INFO", f"dapt: {STEP_20}"),
+    ]
+
+
+def test_the_plugins_warnings_are_shown_once_per_experiment_and_no_others(tmp_path, caplog):
+    head = "roberta-base has no trained masked-LM head (6 of its tensors are missing ...)"
+    shown = set()
+    for phase in ("dapt", "tapt"):
+        directory = tmp_path / phase
+        directory.mkdir()
+        progress = PhaseProgress(directory, phase, shown=shown)
+        (directory / "out.log").write_text(
+            _line("dapt_plugin.models.dapt_masked_lm", head, level=logging.WARNING)
+            + _line("allennlp.training.util", "patience None", level=logging.WARNING)
+            + _line("dapt_plugin.data.documents", f"{phase}.txt: skipped", level=logging.WARNING)
+            + _line("dapt_plugin.models.dapt_masked_lm", "loaded", level=logging.INFO)
+        )
+        with caplog.at_level(logging.INFO, logger="dapt_plugin.experiment.progress"):
+            assert progress.poll() == []
     assert [record.getMessage() for record in caplog.records] == [
-        f"dapt: {STEP_10}",
-        f"dapt: {STEP_20}",
+        f"dapt: {head}",
+        "dapt: dapt.txt: skipped",
+        "tapt: tapt.txt: skipped",  # the same warning is shown once, in the first phase
     ]
 
 

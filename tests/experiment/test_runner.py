@@ -1227,3 +1227,27 @@ def test_an_interrupted_run_stops_its_phases_processes(
     with pytest.raises(type(signal_error)):
         runner.run()
     assert stopped == [grace]
+
+
+def test_the_plugins_warnings_of_a_training_phase_reach_the_console_once(
+    tiny_model, tmp_path, caplog
+):
+    from dapt_plugin.common.console import LOG_FORMAT
+
+    runner = _runner(tmp_path, tiny_model)
+    head = f"{tiny_model} has no trained masked-LM head (6 of its tensors are missing ...)"
+
+    def run_allennlp(phase, *args):  # a phase's process writing to its out.log, as AllenNLP does
+        record = logging.LogRecord(
+            "dapt_plugin.models.dapt_masked_lm", logging.WARNING, "", 1, head, None, None
+        )
+        phase.directory.mkdir(parents=True, exist_ok=True)
+        with open(phase.directory / "out.log", "a") as log:
+            log.write(logging.Formatter(LOG_FORMAT).format(record) + "\n")
+
+    runner._allennlp = run_allennlp
+    runner.plan()
+    with caplog.at_level(logging.WARNING, logger="dapt_plugin.experiment.progress"):
+        for name in ("dapt", "tapt"):
+            runner._train(next(phase for phase in runner.phases if phase.name == name), False)
+    assert [record.getMessage() for record in caplog.records] == [f"dapt: {head}"]
