@@ -273,6 +273,9 @@ class MaskedLmBatches(DataLoader):
             self.set_target_device(nn_util.int_to_device(cuda_device))
         self._corpus: Optional[TokenizedCorpus] = None
         self._next_batch = 0  # global batch number where the next epoch starts
+        # (rank, world size) of the process that iterates, fixed by `__iter__` for the
+        # data-loader workers it starts: they are outside the distributed process group
+        self._place = (0, 1)
         self._order: Optional[EpochOrder] = None
         # group_by_length: the current group's key (seed, pass, group) and, for each of its
         # global batches, the examples of each worker
@@ -355,13 +358,24 @@ class MaskedLmBatches(DataLoader):
             loader.set_target_device(self.cuda_device)
         return loader
 
+    def place(self) -> Tuple[int, int]:
+        """
+        This distributed worker's rank and the number of workers: those of this process, or, in
+        a data-loader worker (`num_workers`), those of the process whose `__iter__` started it
+        (a data-loader worker is outside the process group: started by `spawn`, which a
+        distributed worker's children are, it would read itself as worker 0 of 1).
+        """
+        if torch.utils.data.get_worker_info() is not None:
+            return self._place
+        return rank(), world_size()
+
     @property
     def batches_per_pass(self) -> int:
-        return math.ceil(self.num_examples / (self.batch_size * world_size()))
+        return math.ceil(self.num_examples / (self.batch_size * self.place()[1]))
 
     def batch_indices(self, number: int) -> np.ndarray:
         """Example indices of this worker's part of global batch `number`."""
-        worker, world = rank(), world_size()
+        worker, world = self.place()
         epoch, position = divmod(number, self.batches_per_pass)
         if self._order is None or self._order.key != (self.seed, epoch):
             self._order = EpochOrder(
@@ -380,7 +394,7 @@ class MaskedLmBatches(DataLoader):
         group, slot = divmod(position, self.length_group_size)
         key = (self.seed, epoch, group)
         if self._group[0] != key:
-            world = world_size()
+            world = self.place()[1]
             first = group * self.length_group_size
             num_batches = min(self.length_group_size, self.batches_per_pass - first)
             per_batch = self.batch_size * world
@@ -447,6 +461,7 @@ class MaskedLmBatches(DataLoader):
         self._next_batch += num_batches
         dataset = _Batches(self, first, num_batches)
         if self.num_workers:
+            self._place = self.place()
             batches: Iterator[TensorDict] = iter(
                 torch.utils.data.DataLoader(
                     dataset,

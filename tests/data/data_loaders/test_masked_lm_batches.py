@@ -1,4 +1,5 @@
 import logging
+import multiprocessing
 from collections import Counter
 
 import numpy as np
@@ -76,6 +77,28 @@ def _worker_rows(model, monkeypatch, rank, kwargs):
     monkeypatch.setattr(masked_lm_batches, "world_size", lambda: 2)
     loader = _loader(model, **kwargs)
     return {"rows": [row for batch in loader for row in _rows(batch)], "length": len(loader)}
+
+
+@pytest.mark.process  # data-loader workers started by `spawn`
+def test_data_loader_workers_of_a_distributed_worker_build_its_own_part(tiny_model, monkeypatch):
+    """
+    A distributed worker's children are started by `spawn` (so its data-loader workers are),
+    outside the process group, where `rank()` and `world_size()` read 0 of 1: each worker built
+    the batches of worker 0 of 1, and both trained on the same examples.
+    """
+    from dapt_plugin.data.data_loaders import masked_lm_batches
+
+    kwargs = {"shuffle": True, "batch_size": 5, "mode": "line_by_line"}
+    monkeypatch.setattr(masked_lm_batches, "rank", lambda: 1)
+    monkeypatch.setattr(masked_lm_batches, "world_size", lambda: 2)
+    expected = [row for batch in _loader(tiny_model, **kwargs) for row in _rows(batch)]
+    start_method = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        loader = _loader(tiny_model, num_workers=2, **kwargs)
+        assert [row for batch in loader for row in _rows(batch)] == expected
+    finally:
+        multiprocessing.set_start_method(start_method, force=True)
 
 
 @pytest.mark.parametrize(
