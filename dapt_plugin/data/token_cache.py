@@ -28,6 +28,7 @@ import shutil
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+from allennlp.common.checks import ConfigurationError
 from allennlp.common.tqdm import Tqdm
 from filelock import FileLock, Timeout
 from more_itertools import chunked
@@ -207,6 +208,7 @@ class TokenCache:
         self.batch_size = batch_size
         self._tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
         self._dtype = "uint16" if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else "uint32"
+        self._leftovers_removed = False  # once per cache object: a corpus may have many files
 
     def key(self, path: str) -> str:
         """The entry's name; the file is hashed once per process unless it changes."""
@@ -221,7 +223,9 @@ class TokenCache:
     def load(self, path: str) -> TokenizedFile:
         """The entry of `path`, built first if there is none or it is damaged."""
         directory = os.path.join(self.cache_directory, self.key(path))
-        self._remove_leftovers()
+        if not self._leftovers_removed:
+            self._remove_leftovers()
+            self._leftovers_removed = True
         if os.path.isdir(directory):
             try:
                 entry = TokenizedFile(directory)
@@ -230,23 +234,31 @@ class TokenCache:
             else:
                 logger.info("Tokenization cache hit for %s: %s", path, directory)
                 return entry
-        os.makedirs(self.cache_directory, exist_ok=True)
-        with FileLock(directory + ".lock"):
-            if os.path.isdir(directory):
-                try:
-                    return TokenizedFile(
-                        directory
-                    )  # built by another process while this one waited
-                except DamagedEntry:
-                    shutil.rmtree(directory)
-            self._build(path, directory)
+        try:
+            os.makedirs(self.cache_directory, exist_ok=True)
+            with FileLock(directory + ".lock"):
+                if os.path.isdir(directory):
+                    try:
+                        # built by another process while this one waited
+                        return TokenizedFile(directory)
+                    except DamagedEntry:
+                        shutil.rmtree(directory)
+                self._build(path, directory)
+        except OSError as error:  # a full disk, a read-only or another user's directory, ...
+            raise ConfigurationError(
+                f"building the tokenization cache entry of {path} in {self.cache_directory} "
+                f"failed: {error}; where the cache's directory is full or not writable, free "
+                f"space there or set DAPT_PLUGIN_CACHE to another directory (each corpus file "
+                f"is tokenized into it once, then read)"
+            ) from None
         return TokenizedFile(directory)
 
     def _remove_leftovers(self) -> None:
         """
         Removes the temporary directories of builds that were killed. A build holds the lock of
         its entry until its temporary directory is renamed into place, so a temporary directory
-        whose lock can be taken belongs to a dead process; one whose lock is held is left alone.
+        whose lock can be taken belongs to a dead process; one whose lock is held is left alone,
+        and so is one in a cache this user cannot write (whose lock it cannot create).
         """
         if not os.path.isdir(self.cache_directory):
             return
@@ -262,6 +274,8 @@ class TokenCache:
                         logger.info("Removed %s, left by a killed tokenization", leftover)
             except Timeout:
                 pass  # its build is running
+            except OSError:
+                pass  # a cache this user can read but not write: its entries are still read
 
     def _build(self, path: str, directory: str) -> None:
         logger.info("Tokenizing %s into the cache at %s", path, directory)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from allennlp.common.checks import ConfigurationError
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from dapt_plugin.data import token_cache
 from dapt_plugin.data.token_cache import TokenCache
 from tests.conftest import DATA, TASK
 
@@ -245,8 +247,58 @@ def test_leftovers_of_killed_builds_are_removed_but_not_those_of_live_ones(tiny_
     ):  # the build of another process, still running
         cache.load(corpus)
         assert [path.exists() for path in killed + [live]] == [False, False, True]
-    cache.load(corpus)  # a later run, after that build ended without renaming its directory
+    # a later run, after that build ended without renaming its directory
+    TokenCache(tokenizer, str(directory)).load(corpus)
     assert not live.exists()
+
+
+def test_leftovers_are_looked_for_once_not_for_every_file(tiny_model, tmp_path, monkeypatch):
+    """A corpus of thousands of files listed the whole cache once per file."""
+    cache = TokenCache(AutoTokenizer.from_pretrained(str(tiny_model)), str(tmp_path / "cache"))
+    looked = []
+    remove_leftovers = TokenCache._remove_leftovers
+    monkeypatch.setattr(
+        TokenCache, "_remove_leftovers", lambda self: looked.append(remove_leftovers(self))
+    )
+    for name in ("domain.txt", "domain_heldout.txt", "general.txt"):
+        cache.load(str(DATA / name))
+    assert len(looked) == 1
+
+
+class _ReadOnlyLock:
+    """`FileLock` in a directory this user cannot write: the lock file cannot be created."""
+
+    def __init__(self, path, timeout=-1):
+        self.path = path
+
+    def __enter__(self):
+        raise OSError(30, "Read-only file system", self.path)
+
+    def __exit__(self, *exc_info):
+        pass
+
+
+def test_a_read_only_cache_gives_its_entries_and_names_itself_for_a_missing_one(
+    tiny_model, tmp_path, monkeypatch
+):
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    directory = tmp_path / "cache"
+    cache = TokenCache(tokenizer, str(directory))
+    expected = cache.load(str(DATA / "domain.txt")).ids.tolist()
+    # a build killed earlier left its temporary directory, which nobody can remove now
+    (directory / f".{'0' * 32}.tmp-0badf00d").mkdir()
+    monkeypatch.setattr(token_cache, "FileLock", _ReadOnlyLock)
+    read_only = TokenCache(tokenizer, str(directory))
+    assert read_only.load(str(DATA / "domain.txt")).ids.tolist() == expected
+    with pytest.raises(ConfigurationError) as error:
+        read_only.load(str(DATA / "general.txt"))
+    assert str(error.value) == (
+        f"building the tokenization cache entry of {DATA / 'general.txt'} in {directory} failed: "
+        f"[Errno 30] Read-only file system: '{directory / read_only.key(str(DATA / 'general.txt'))}"
+        ".lock'; where the cache's directory is full or not writable, free space there or set "
+        "DAPT_PLUGIN_CACHE to another directory (each corpus file is tokenized into it once, then "
+        "read)"
+    )
 
 
 def test_cache_entries_honour_the_umask_so_that_a_shared_cache_is_readable(tiny_model, tmp_path):
