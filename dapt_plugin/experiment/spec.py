@@ -448,6 +448,12 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             )
         if isinstance(value, (dict, list)) or value is None:
             raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
+        if value == "":
+            raise _fail(
+                path,
+                f"{key} is the empty string, which the configs read as unset (their default); "
+                "give it a value, or remove it for the default",
+            )
 
 
 def experiment_source(variable: str) -> Optional[str]:

@@ -265,6 +265,15 @@ def test_a_setting_must_be_a_single_value(tiny_model, tmp_path):
     assert "`settings.dapt.NUM_STEPS` must be a string, number or boolean; got [4, 8]" in message
 
 
+def test_an_empty_setting_is_refused_not_read_as_the_default(tiny_model, tmp_path):
+    """`NUM_STEPS: ''` trained DAPT's default 12,500 steps, without a word."""
+    message = _error(tmp_path, tiny_model, settings=_settings("dapt", NUM_STEPS=""))
+    assert (
+        "`settings.dapt.NUM_STEPS` is the empty string, which the configs read as unset (their "
+        "default); give it a value, or remove it for the default"
+    ) in message
+
+
 def test_the_original_repositorys_f1_is_macro_f1(tiny_model, tmp_path):
     experiment = write_experiment(tmp_path / "experiment.jsonnet", tiny_model, metric="f1")
     assert load_experiment(str(experiment)).metric == "macro_f1"
