@@ -7,6 +7,7 @@ The configs read every variable through `training_config/lib/env.libsonnet` (`en
 the files it imports: the list is the configs' own, never a copy kept by hand.
 """
 
+import contextlib
 import copy
 import difflib
 import glob
@@ -15,7 +16,7 @@ import json
 import logging
 import os
 import re
-from typing import Dict, Iterable, Mapping, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, Mapping, Optional, Set, Tuple
 
 from allennlp.common import params as allennlp_params
 from allennlp.common.checks import ConfigurationError
@@ -302,6 +303,20 @@ def _distance(a: str, b: str) -> int:
 
 # (config, variable) of the variables `check_environment` has logged in this process
 _WARNED: Set[Tuple[str, str]] = set()
+# variables of the environment whose effect the command says itself (`allennlp adapt`, which
+# resolves every config with its shell's environment): not logged as another config's
+_LEFT_TO_THE_COMMAND: Set[str] = set()
+
+
+@contextlib.contextmanager
+def leaving_to_the_command(names: Iterable[str]) -> Iterator[None]:
+    """In the block, `check_environment` logs none of `names` as another config's variable."""
+    added = set(names) - _LEFT_TO_THE_COMMAND
+    _LEFT_TO_THE_COMMAND.update(added)
+    try:
+        yield
+    finally:
+        _LEFT_TO_THE_COMMAND.difference_update(added)
 
 
 def check_environment(config_path: str, environment: Mapping[str, str]) -> None:
@@ -346,8 +361,8 @@ def check_environment(config_path: str, environment: Mapping[str, str]) -> None:
     for name in sorted(set(environment) - variables):
         readers = [sibling for sibling, read in siblings.items() if name in read]
         if readers and not name.startswith(_PLUGIN_PREFIX):
-            if (config, name) in _WARNED:  # once a process: `adapt` resolves a config per phase
-                continue
+            if (config, name) in _WARNED or name in _LEFT_TO_THE_COMMAND:
+                continue  # once a process: `adapt` resolves a config per phase
             _WARNED.add((config, name))
             logger.warning(
                 "%s is set but %s does not read it (it is a variable of %s): it has no effect "

@@ -68,7 +68,12 @@ from allennlp.common.checks import ConfigurationError
 from filelock import FileLock, Timeout
 
 from dapt_plugin.common.atomic import atomic_file, check_writable_path, remove_leftovers
-from dapt_plugin.common.config_variables import config_variables, other_name, resolve_config
+from dapt_plugin.common.config_variables import (
+    config_variables,
+    leaving_to_the_command,
+    other_name,
+    resolve_config,
+)
 from dapt_plugin.common.configs import CONFIG_SOURCE_VARIABLE, config_dir
 from dapt_plugin.common.console import logs_to_file
 from dapt_plugin.common.launch import (
@@ -271,10 +276,13 @@ class ExperimentRunner:
         self.sample_lines: Optional[List[int]] = None
         self._check_environment()
         self.phases = self._phases()
+        self._check_unread_environment()
         self._check_base_model()
         self._check_labels()
-        for phase in self.phases:
-            self._fingerprint(phase)
+        # a variable of the environment that some config reads is said of once, above
+        with leaving_to_the_command(set(os.environ) - set(self.overridden)):
+            for phase in self.phases:
+                self._fingerprint(phase)
         self._check_selection_dependency()
         self._check_selection_sizes()
         self._check_lengths()
@@ -289,7 +297,9 @@ class ExperimentRunner:
         tool's name for a variable the experiment sets (`TEST_FILE`), is refused, saying where
         to give it; one that the experiment sets for every phase that reads it (`DEV_PATH`,
         from `task.dev`) is logged as having no effect, and left out when configs are resolved
-        (`self.overridden`), so that each config does not log it again as another config's.
+        (`self.overridden`), so that each config does not log it again as another config's. Any
+        other that a config reads is the runner's to judge (`_check_unread_environment`), not
+        each config's as it is resolved: dapt.jsonnet does not read PATIENCE, the classifiers do.
         """
         for name, why in _REFUSED_FROM_ENVIRONMENT.items():
             if os.environ.get(name):
@@ -318,6 +328,27 @@ class ExperimentRunner:
                     "that reads it (from its %s): the environment's value has no effect",
                     name,
                     source,
+                )
+
+    def _check_unread_environment(self) -> None:
+        """
+        Logs a variable of the environment that some config reads but no phase of the
+        experiment does (NUM_STEPS in an experiment without DAPT) as having no effect.
+        """
+        # the held-out losses are measured with dapt.jsonnet as it resolves for the base model
+        kinds = {"dapt" if phase.kind == "mlm_loss" else phase.kind for phase in self.phases}
+        for name in sorted(set(os.environ) - set(self.overridden)):
+            readers = [
+                kind
+                for kind, config in CONFIG_FILES.items()
+                if name in config_variables(str(config_dir() / config))
+            ]
+            if readers and not kinds.intersection(readers) and not name.startswith("DAPT_PLUGIN_"):
+                logger.warning(
+                    "%s is set in the environment, but no phase of the experiment reads it (it "
+                    "is a variable of %s): it has no effect",
+                    name,
+                    " and ".join(CONFIG_FILES[kind] for kind in readers),
                 )
 
     # -- the plan ---------------------------------------------------------------------------

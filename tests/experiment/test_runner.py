@@ -992,6 +992,35 @@ def test_a_variable_the_experiment_sets_for_its_phases_is_said_once_to_have_no_e
     ]
 
 
+def test_a_variable_of_the_environment_reaches_the_phases_that_read_it_without_a_warning(
+    tiny_model, tmp_path, monkeypatch, caplog
+):
+    """PATIENCE was logged as having no effect, as dapt.jsonnet does not read it: it had one."""
+    monkeypatch.setenv("PATIENCE", "7")
+    monkeypatch.setattr("dapt_plugin.common.config_variables._WARNED", set())
+    monkeypatch.setattr("dapt_plugin.common.config_variables._RESOLVED", {})  # evaluated again
+    with caplog.at_level(logging.WARNING):
+        runner = _runner(tmp_path, tiny_model)
+    classifier = next(phase for phase in runner.phases if phase.kind == "classifier")
+    assert classifier.config["trainer"]["patience"] == 7
+    assert not [
+        record.getMessage() for record in caplog.records if "PATIENCE" in record.getMessage()
+    ]
+
+
+def test_a_variable_of_the_environment_no_phase_reads_is_said_to_have_no_effect(
+    tiny_model, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("MLM_PROBABILITY", "0.2")  # in an experiment without masked-LM phases
+    monkeypatch.setattr("dapt_plugin.common.config_variables._WARNED", set())
+    with caplog.at_level(logging.WARNING):
+        _runner(tmp_path, tiny_model, variants=["baseline"])
+    assert [record.getMessage() for record in caplog.records] == [
+        "MLM_PROBABILITY is set in the environment, but no phase of the experiment reads it (it "
+        "is a variable of dapt.jsonnet and tapt.jsonnet): it has no effect"
+    ]
+
+
 def _timed_phases(runner: ExperimentRunner, seconds=0.1, fail=None):
     """
     Every kind of phase of `runner` replaced by one that takes `seconds` (a phase name -> seconds
