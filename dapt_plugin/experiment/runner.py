@@ -71,6 +71,7 @@ from dapt_plugin.common.atomic import atomic_file, check_writable_path, remove_l
 from dapt_plugin.common.config_variables import (
     config_variables,
     leaving_to_the_command,
+    meant_variable,
     other_name,
     resolve_config,
 )
@@ -318,6 +319,13 @@ class ExperimentRunner:
                 raise self._fail(
                     f"{name}={os.environ[name]} is set in the environment, which every phase "
                     f"inherits; {set_there}: unset {name} to run the experiment"
+                )
+            # as each config would refuse it, less its advice of `allennlp train -o`
+            meant = meant_variable(name, readable, overridable=False)
+            if meant is not None:
+                raise self._fail(
+                    f"{name}={os.environ[name]} is set in the environment, which every phase "
+                    f"inherits, but it is not a variable of the configs; {meant}"
                 )
         for name in sorted(readable & set(os.environ)):
             source = experiment_source(name)

@@ -972,6 +972,24 @@ def test_a_variable_exported_for_a_config_run_by_hand_stops_the_experiment_befor
     )
 
 
+@pytest.mark.parametrize(
+    "name, meant",
+    [
+        ("WEIGHT_DECAY", "the config fixes it at the paper's value (see its header)"),
+        ("LEARNING_RATE", "did you mean LR?"),
+    ],
+)
+def test_a_variable_meant_for_a_config_stops_the_experiment_without_advice_of_train_o(
+    tiny_model, tmp_path, monkeypatch, name, meant
+):
+    """`allennlp adapt` has no `-o`, which each config's own check advised for WEIGHT_DECAY."""
+    monkeypatch.setenv(name, "0.1")
+    assert _dry_run_error(tmp_path, tiny_model) == (
+        f"experiment {tmp_path / 'experiment.jsonnet'}: {name}=0.1 is set in the environment, "
+        f"which every phase inherits, but it is not a variable of the configs; {meant}"
+    )
+
+
 def test_a_variable_the_experiment_sets_for_its_phases_is_said_once_to_have_no_effect(
     tiny_model, tmp_path, monkeypatch, caplog
 ):
