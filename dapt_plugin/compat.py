@@ -12,6 +12,7 @@ wiring is here.
 
 import contextlib
 import functools
+import glob
 import inspect
 import itertools
 import json
@@ -256,11 +257,14 @@ def _patch_reusable_serialization_dir() -> None:
     fixing the input, the same command failed with "already exists and is not empty". A
     directory that holds only what such a run writes (no checkpoint, weights, metrics or
     archive) is emptied and used as new; anything else is refused as before. A file, or a path
-    through one, is refused with the path (it was a `NotADirectoryError` traceback).
+    through one, is refused with the path (it was a `NotADirectoryError` traceback). With
+    `--force`, which removes the directory first, one that holds the working directory or a
+    file or directory the config names (its data, its `MODEL_NAME` directory) is refused: `-s .
+    -f` deleted the project, `-s data -f` the corpus.
     """
     from allennlp.training import util as training_util
 
-    from dapt_plugin.common.atomic import check_writable_path
+    from dapt_plugin.common.atomic import check_output_directory, check_writable_path
 
     original = training_util.create_serialization_dir
 
@@ -268,6 +272,10 @@ def _patch_reusable_serialization_dir() -> None:
     def create_serialization_dir(params, serialization_dir, recover: bool, force: bool) -> None:
         # `--force` removes the directory and makes it again
         check_writable_path(serialization_dir, "directory", replaced=force)
+        if force:
+            check_output_directory(
+                serialization_dir, True, _named_paths(params.as_dict(quiet=True))
+            )
         if recover and not force:
             _check_recovered_config(params, serialization_dir)
         if not recover and not force and os.path.isdir(serialization_dir):
@@ -291,6 +299,25 @@ def _patch_reusable_serialization_dir() -> None:
         original(params, serialization_dir, recover, force)
 
     training_util.create_serialization_dir = create_serialization_dir
+
+
+def _named_paths(config: Any) -> List[str]:
+    """The existing files and directories that a string of `config` names (or a glob or a
+    comma-separated list of them), as AllenNLP's readers and `MODEL_NAME` read paths."""
+    if isinstance(config, dict):
+        return [path for value in config.values() for path in _named_paths(value)]
+    if isinstance(config, list):
+        return [path for value in config for path in _named_paths(value)]
+    if not isinstance(config, str):
+        return []
+    named = []
+    for part in [config, *config.split(",")]:  # a name with a comma, or a list
+        part = os.path.expanduser(part.strip())
+        if part and glob.has_magic(part):
+            named.extend(glob.glob(part))
+        elif part and os.path.exists(part):
+            named.append(part)
+    return named
 
 
 def _check_recovered_config(params, serialization_dir: str) -> None:

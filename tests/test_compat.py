@@ -3,6 +3,7 @@ import logging
 import os
 import re
 import select
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 import transformers
 
 from dapt_plugin.data.text_files import DataError
-from tests.conftest import CONFIGS, PROJECT_ROOT, TASK, allennlp, classifier_env, mlm_env
+from tests.conftest import CONFIGS, DATA, PROJECT_ROOT, TASK, allennlp, classifier_env, mlm_env
 
 
 @pytest.mark.process
@@ -153,6 +154,34 @@ def test_a_directory_with_training_results_or_not_a_runs_is_still_refused(
     with pytest.raises(ConfigurationError, match="already exists and is not empty"):
         train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(run))
     assert all((run / name).exists() for name in files)
+
+
+@pytest.mark.parametrize("held", ["corpus", "model", "working directory"])
+def test_force_refuses_a_directory_holding_an_input_or_the_working_directory(
+    tiny_model, tmp_path, monkeypatch, held
+):
+    """`-f` removes the directory first: `-s data -f` deleted the corpus, `-s . -f` the project."""
+    from allennlp.commands.train import train_model_from_file
+    from allennlp.common.checks import ConfigurationError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    corpus = run / "corpus.txt" if held == "corpus" else tmp_path / "corpus.txt"
+    corpus.write_text((DATA / "domain.txt").read_text())
+    model = run / "model" if held == "model" else tiny_model
+    if held == "model":
+        shutil.copytree(tiny_model, model)
+    if held == "working directory":
+        monkeypatch.chdir(run)
+    for name, value in mlm_env(model, TAPT_PATH=str(corpus)).items():
+        monkeypatch.setenv(name, value)
+    kept = {"corpus": corpus, "model": model, "working directory": run}[held]
+    what = "the working directory " if held == "working directory" else ""
+    with pytest.raises(ConfigurationError) as error:
+        train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(run), force=True)
+    assert str(error.value).startswith(f"{run} holds {what}{kept}")
+    assert str(error.value).endswith("which replacing it would delete; give a new directory")
+    assert kept.exists() and corpus.exists()
 
 
 def test_a_jsonnet_error_is_a_configuration_error_naming_the_config(tiny_model, monkeypatch):
