@@ -24,10 +24,13 @@ logger = logging.getLogger(__name__)
 class EpochOrder:
     """
     The order of the examples in one pass over the data. Unshuffled, it is file order. Shuffled,
-    the corpus is split into windows of `window` consecutive examples, the windows are visited
-    in a random order and the examples of each window in a random order; with at most `window`
-    examples this is a uniform permutation. Only the window order and the current window's
-    permutation are held, so memory does not grow with the corpus.
+    with at most `window` examples, it is a uniform permutation. With more, the corpus is cut
+    into blocks of `window // 1024` consecutive examples, the blocks are visited in a random
+    order, and each run of about 1,024 blocks of that order (a window of about `window`
+    examples, from all over the corpus) is visited in a random order of its examples: every
+    batch mixes the whole corpus, not one stretch of its files. Only the block order and the
+    current window's permutation are held, so memory grows with the corpus by one integer per
+    block.
 
     # Parameters
 
@@ -48,20 +51,32 @@ class EpochOrder:
     ) -> None:
         self.shuffle = shuffle
         self.key = (seed, epoch)
-        self.window = window
+        self.num_examples = num_examples
         if shuffle:
+            # one window: one block, the whole corpus
+            self.block = num_examples if num_examples <= window else max(1, window // 1024)
+            blocks_per_window = max(1, window // self.block)
             rng = np.random.default_rng([seed, epoch])
-            self.window_ids = rng.permutation(-(-num_examples // window))
-            sizes = np.minimum(window, num_examples - self.window_ids * window)
-            self.window_starts = np.concatenate([[0], np.cumsum(sizes)])
+            self.block_order = rng.permutation(-(-num_examples // self.block))
+            sizes = np.minimum(self.block, num_examples - self.block_order * self.block)
+            # the blocks of window k: block_order[block_starts[k]:block_starts[k + 1]]
+            num_blocks = len(self.block_order)
+            self.block_starts = np.append(np.arange(0, num_blocks, blocks_per_window), num_blocks)
+            self.window_starts = np.concatenate([[0], np.cumsum(sizes)])[self.block_starts]
         self._current = (-1, np.zeros(0, dtype=np.int64))
 
     def _window(self, slot: int) -> np.ndarray:
+        """The example indices of window `slot`, in the pass's order."""
         if self._current[0] != slot:
-            window_id = int(self.window_ids[slot])
-            size = int(self.window_starts[slot + 1] - self.window_starts[slot])
-            rng = np.random.default_rng([*self.key, window_id])
-            self._current = (slot, window_id * self.window + rng.permutation(size))
+            blocks = self.block_order[self.block_starts[slot] : self.block_starts[slot + 1]]
+            examples = np.concatenate(
+                [
+                    np.arange(b * self.block, min((b + 1) * self.block, self.num_examples))
+                    for b in blocks.tolist()
+                ]
+            )
+            rng = np.random.default_rng([*self.key, slot])
+            self._current = (slot, examples[rng.permutation(len(examples))])
         return self._current[1]
 
     def take(self, positions: np.ndarray) -> np.ndarray:
@@ -173,7 +188,8 @@ class MaskedLmBatches(DataLoader):
         Pads each line-by-line batch to a multiple of this length (tensor-core friendly);
         never beyond the reader's `max_length`.
     shuffle_window : `int`, optional (default = `1_000_000`)
-        Shuffle granularity for corpora with more examples than this (see `EpochOrder`).
+        The most examples shuffled at once: a corpus of more is shuffled in windows of this
+        many, each mixing blocks from all over the corpus (see `EpochOrder`).
     seed : `int`, optional (default = `None`)
         Seed of the shuffling; `None` derives it from Python's random state, fixed by the
         config's `random_seed`.

@@ -158,13 +158,26 @@ def test_same_seed_same_order_and_padding_to_a_multiple_of_8(tiny_model):
         assert width % 8 == 0 or width == 60
 
 
-def test_epoch_order_is_a_permutation_with_bounded_windows():
-    order = EpochOrder(1003, shuffle=True, seed=1, epoch=0, window=100)
-    taken = order.take(np.arange(1003))
-    assert sorted(taken.tolist()) == list(range(1003))
-    assert not np.array_equal(taken, np.arange(1003))
-    assert not np.array_equal(taken, EpochOrder(1003, True, 1, 1, 100).take(np.arange(1003)))
+@pytest.mark.parametrize("num_examples, window", [(1003, 100), (300_007, 10_000), (50, 100)])
+def test_epoch_order_is_a_permutation_with_bounded_windows(num_examples, window):
+    order = EpochOrder(num_examples, shuffle=True, seed=1, epoch=0, window=window)
+    taken = order.take(np.arange(num_examples))
+    assert sorted(taken.tolist()) == list(range(num_examples))
+    assert not np.array_equal(taken, np.arange(num_examples))
+    again = EpochOrder(num_examples, True, 1, 1, window).take(np.arange(num_examples))
+    assert not np.array_equal(taken, again)
     assert np.array_equal(EpochOrder(10, False, 1, 0, 100).take(np.arange(10)), np.arange(10))
+    assert len(order._window(0)) <= window  # what is held at once
+
+
+def test_every_window_of_a_corpus_larger_than_the_shuffle_window_mixes_all_of_it():
+    """Windows were stretches of consecutive examples: hundreds of steps on one part of the
+    corpus's files (at 15M examples and windows of 1M, ~500 steps of 2,048)."""
+    order = EpochOrder(300_007, shuffle=True, seed=1, epoch=0, window=10_000)
+    for position in range(0, 290_000, 10_000):
+        batch = order.take(np.arange(position, position + 64))
+        # 64 consecutive examples of the pass fall in most of the corpus's 30 stretches of 10,000
+        assert len(set((batch // 10_000).tolist())) > 20
 
 
 def _padding_share(loader):
