@@ -79,11 +79,42 @@ class FileHashes:
             json.dump(self._memo, handle, indent=1, sort_keys=True)
 
 
+# Settings that change where a run caches its data, how often it logs, checkpoints or exports
+# along the way, or how many processes build its batches, never what it trains: a change of one
+# alone runs no phase again (a new DAPT_PLUGIN_CACHE retrained every phase). (component type,
+# key) -> the value they count as: the configs' default, so that earlier fingerprints hold.
+_RUN_ONLY_SETTINGS = {
+    ("masked_lm_corpus", "cache_directory"): None,
+    ("masked_lm_batches", "num_workers"): 0,
+    ("atomic", "save_every_num_batches"): None,
+    ("atomic", "save_every_num_seconds"): None,
+    ("export_pretrained", "every_num_steps"): None,
+    ("training_curves", "log_every"): 50,
+}
+
+
+def determining_config(config: Any) -> Any:
+    """`config` with its run-only settings (`_RUN_ONLY_SETTINGS`) at their defaults."""
+    if isinstance(config, dict):
+        kind = config.get("type")
+        return {
+            key: _RUN_ONLY_SETTINGS[(kind, key)]
+            if (kind, key) in _RUN_ONLY_SETTINGS
+            else determining_config(value)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [determining_config(value) for value in config]
+    return config
+
+
 def fingerprint(config: Dict[str, Any], inputs: Dict[str, str], upstream: Dict[str, str]) -> str:
-    """sha256 of a phase's resolved `config`, its `inputs` (`{path: sha256}`) and `upstream`
-    (`{phase: fingerprint}` of the phases it starts from)."""
+    """sha256 of a phase's resolved `config` (less its run-only settings, `determining_config`),
+    its `inputs` (`{path: sha256}`) and `upstream` (`{phase: fingerprint}` of the phases it
+    starts from)."""
     canonical = json.dumps(
-        {"config": config, "inputs": inputs, "upstream": upstream}, sort_keys=True
+        {"config": determining_config(config), "inputs": inputs, "upstream": upstream},
+        sort_keys=True,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

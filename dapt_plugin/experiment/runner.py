@@ -94,7 +94,12 @@ from dapt_plugin.common.sampling import reservoir_sample
 from dapt_plugin.data.documents import iter_json_lines
 from dapt_plugin.data.text_files import DataError, expand_paths, iter_lines
 from dapt_plugin.experiment.drawing import draw
-from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
+from dapt_plugin.experiment.fingerprint import (
+    FileHashes,
+    describe_changes,
+    determining_config,
+    fingerprint,
+)
 from dapt_plugin.experiment.mlm_loss import FILES as MLM_LOSS_FILES
 from dapt_plugin.experiment.mlm_loss import METRICS as MLM_LOSS_METRICS
 from dapt_plugin.experiment.mlm_loss import write_mlm_loss
@@ -950,13 +955,15 @@ class ExperimentRunner:
         """
         Whether the interrupted run of a training phase trained the phase's resolved config: its
         `config.json`, with paths in the output directory it ran in (`output_dir` of its marker;
-        the output directory may have moved since) written `<output_dir>/...`, is `phase.config`.
+        the output directory may have moved since) written `<output_dir>/...`, is `phase.config`,
+        but for its run-only settings (`determining_config`: `--recover` then runs the new ones).
         """
         path = phase.directory / "config.json"
         if not path.is_file():
             return False
         ran_in = Path(marker.get("output_dir", self.output))
-        return self._portable(json.loads(path.read_text()), ran_in) == phase.config
+        trained = self._portable(json.loads(path.read_text()), ran_in)
+        return determining_config(trained) == determining_config(phase.config)
 
     def _has_outputs(self, phase: Phase) -> bool:
         if phase.kind in _STEPS:

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 import time
 
@@ -93,3 +95,21 @@ def test_changes_are_described_by_variable_file_and_upstream_phase():
     assert fingerprint(old["config"], old["inputs"], old["upstream"]) != fingerprint(
         edited["config"], old["inputs"], old["upstream"]
     )
+
+
+def test_run_only_settings_at_their_defaults_leave_earlier_fingerprints_as_they_were():
+    """Phases completed before the run-only settings were left out are still reused."""
+    config = {
+        "dataset_reader": {"type": "masked_lm_corpus", "cache_directory": None, "max_length": 64},
+        "data_loader": {"type": "masked_lm_batches", "num_workers": 0, "batch_size": 8},
+        "trainer": {"callbacks": [{"type": "training_curves", "log_every": 50}]},
+    }
+    earlier = hashlib.sha256(
+        json.dumps({"config": config, "inputs": {}, "upstream": {}}, sort_keys=True).encode()
+    ).hexdigest()
+    assert fingerprint(config, {}, {}) == earlier
+    config["dataset_reader"]["cache_directory"] = "/elsewhere"
+    config["trainer"]["callbacks"][0]["log_every"] = 7
+    assert fingerprint(config, {}, {}) == earlier
+    config["dataset_reader"]["max_length"] = 128
+    assert fingerprint(config, {}, {}) != earlier

@@ -72,6 +72,26 @@ def test_an_unchanged_experiment_reuses_every_phase_unless_one_it_starts_from_is
     }
 
 
+def test_a_changed_cache_directory_log_cadence_or_checkpoint_frequency_runs_nothing_again(
+    tiny_model, tmp_path, monkeypatch
+):
+    """They change where a run caches, how often it logs or checkpoints, not what it trains."""
+    _complete(_runner(tmp_path, tiny_model))
+    monkeypatch.setenv("DAPT_PLUGIN_CACHE", str(tmp_path / "elsewhere"))
+    settings = {
+        **ADAPT_SETTINGS,
+        "all": {**ADAPT_SETTINGS.get("all", {}), "LOG_EVERY": 7},
+        "dapt": {**ADAPT_SETTINGS["dapt"], "CHECKPOINT_EVERY_BATCHES": 2, "NUM_WORKERS": 2},
+    }
+    runner = _runner(tmp_path, tiny_model, settings=settings)
+    assert _rerun(_plan(runner)) == {}
+    # what they change is what the runs run with
+    dapt = next(phase for phase in runner.phases if phase.name == "dapt")
+    assert dapt.run_config["dataset_reader"]["cache_directory"] == str(tmp_path / "elsewhere")
+    assert dapt.run_config["trainer"]["callbacks"][-1]["log_every"] == 7
+    assert dapt.run_config["data_loader"]["num_workers"] == 2
+
+
 def test_a_changed_dapt_setting_reruns_dapt_and_every_phase_that_starts_from_it(
     tiny_model, tmp_path
 ):
