@@ -74,6 +74,16 @@ def check_model_name(
                 ) from None
         return
     path = os.path.expanduser(name)
+    if os.path.isfile(path):  # the run's `model.tar.gz`, its `best.th`, a weights file...
+        export = os.path.join(os.path.dirname(name), "exported_model")
+        raise ConfigurationError(
+            f"MODEL_NAME {name!r} is a file, not a model directory; "
+            + (
+                f"the encoder of the run it is in is {export!r}"
+                if os.path.isdir(os.path.join(os.path.dirname(path), "exported_model"))
+                else _FIX
+            )
+        )
     if not os.path.isdir(path):
         raise ConfigurationError(f"MODEL_NAME {name!r}: no such directory; {_FIX}")
     files = set(os.listdir(path))
@@ -95,7 +105,10 @@ def check_model_name(
     if "model" in parts and not files.intersection(_WEIGHT_FILES):
         missing.append("weights (model.safetensors or pytorch_model.bin)")
     if "tokenizer" in parts and not files.intersection(_TOKENIZER_FILES):
-        missing.append("tokenizer files (tokenizer.json or vocab.json/merges.txt)")
+        missing.append(
+            "tokenizer files (tokenizer.json, vocab.json and merges.txt, vocab.txt, or a "
+            "sentencepiece model)"
+        )
     if missing:
         raise ConfigurationError(
             f"MODEL_NAME {name!r} is not a complete model directory: missing {', '.join(missing)}; "

@@ -88,8 +88,10 @@ def iter_json_lines(
             raise DataError(
                 path,
                 line_number,
-                f"no {text_key!r} field; each line needs {example} (or name "
-                "the text field with `text_key`)",
+                f"no {text_key!r} field; each line needs {example} (or name the text field "
+                "with the dataset readers' `text_key`: allennlp train -o "
+                '\'{"dataset_reader.text_key": "<field>"}\', and '
+                "`validation_dataset_reader.text_key` too for classifier.jsonnet)",
             )
         text = item[text_key]
         if not isinstance(text, str):

@@ -135,9 +135,28 @@ def test_model_directory_without_tokenizer_is_named_partial(tiny_model, tmp_path
     )
     with pytest.raises(
         ConfigurationError,
-        match=r"missing tokenizer files \(tokenizer.json or vocab.json/merges.txt\)",
+        match=r"missing tokenizer files \(tokenizer.json, vocab.json and merges.txt, vocab.txt, "
+        r"or a sentencepiece model\)",
     ):
         PretrainedTransformerTokenizer(str(model))
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_a_file_given_as_model_name_is_named_with_the_encoder_beside_it(
+    tiny_model, tmp_path, beside
+):
+    """`MODEL_NAME=runs/dapt/model.tar.gz` was "no such directory", of a file that is there."""
+    run = tmp_path / "dapt"
+    run.mkdir()
+    (run / "model.tar.gz").write_bytes(b"")
+    if beside:
+        shutil.copytree(tiny_model, run / "exported_model")
+    with pytest.raises(ConfigurationError) as error:
+        PretrainedTransformerEmbedder(str(run / "model.tar.gz"))
+    assert str(error.value) == (
+        f"MODEL_NAME '{run / 'model.tar.gz'}' is a file, not a model directory; "
+        + (f"the encoder of the run it is in is '{run / 'exported_model'}'" if beside else FIX)
+    )
 
 
 # Model directories with their own code
