@@ -157,9 +157,13 @@ def is_json_lines(path: str) -> bool:
     Whether `path` is read as JSON lines (by its name: `.jsonl`, `.ndjson` or `.json` in any case,
     optionally followed by `.gz`).
     """
+    return _stem(path).endswith(_JSON_SUFFIXES)
+
+
+def _stem(path: str) -> str:
+    """`path` in lower case, less a `.gz` suffix."""
     name = path.lower()
-    name = name[: -len(".gz")] if name.endswith(".gz") else name
-    return name.endswith(_JSON_SUFFIXES)
+    return name[: -len(".gz")] if name.endswith(".gz") else name
 
 
 def iter_file_documents(path: str, text_key: str = "text") -> Iterator[Document]:
@@ -177,6 +181,14 @@ def iter_file_documents(path: str, text_key: str = "text") -> Iterator[Document]
         lines: Iterator[Tuple[int, str]] = (
             (line.line_number, line.text)
             for line in iter_json_lines(path, text_key=text_key, invalid_fix=_INVALID_FIX)
+        )
+    elif _stem(path).endswith((".csv", ".tsv")):  # its header and every column would be text
+        raise DataError(
+            path,
+            0,
+            "a table (by its name), which would be read as plain text, its header and every "
+            f'column trained on; give the text as JSON lines (`{{"{text_key}": ...}}`, '
+            "named .jsonl) or one document per line (.txt)",
         )
     else:
         lines = _plain_text_lines(path, text_key)

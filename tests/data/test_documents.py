@@ -52,6 +52,19 @@ def test_bad_json_lines_name_file_and_line(tmp_path, line, message):
         list(iter_file_documents(str(path)))
 
 
+@pytest.mark.parametrize("name", ["task.csv", "task.TSV", "task.csv.gz"])
+def test_a_table_is_refused_not_trained_on_header_and_all(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("text,label\nsome text,1\n")
+    with pytest.raises(DataError) as error:
+        list(iter_file_documents(str(path)))
+    assert str(error.value) == (
+        f"{path}: a table (by its name), which would be read as plain text, its header and every "
+        'column trained on; give the text as JSON lines (`{"text": ...}`, named .jsonl) or one '
+        "document per line (.txt)"
+    )
+
+
 def test_a_surrogate_pair_escape_is_one_character(tmp_path):
     path = tmp_path / "corpus.jsonl"
     path.write_text('{"text": "a \\ud83d\\ude00 b"}\n')
