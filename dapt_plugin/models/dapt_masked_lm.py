@@ -252,12 +252,20 @@ class DaptMaskedLm(Model):
                 input_ids.device, hash((self.masking_seed, int(self._batches_seen), rank()))
             )
             return mask_tokens(input_ids, maskable, *arguments, generator, word_starts, *options)
-        # each example (its tokens without padding) masked with a generator seeded from its own ids
+        # each example (its tokens without padding) masked with a generator seeded from its own
+        # ids, on the CPU whatever the model's device (a CUDA generator draws other numbers from
+        # the same seed): the same masks wherever a model is evaluated
+        device = input_ids.device
+        input_ids, attention_mask, maskable = (
+            input_ids.cpu(),
+            attention_mask.cpu(),
+            maskable.cpu(),
+        )
+        word_starts = word_starts.cpu() if word_starts is not None else None
         masked, labels = input_ids.clone(), torch.full_like(input_ids, IGNORE_INDEX)
-        on_cpu = input_ids.detach().cpu().numpy()
         for row in range(input_ids.shape[0]):
             keep = attention_mask[row]
-            content = zlib.crc32(on_cpu[row][keep.cpu().numpy()].tobytes())
+            content = zlib.crc32(input_ids[row][keep].numpy().tobytes())
             generator = self._generator(
                 input_ids.device, hash((self.evaluation_masking_seed, content))
             )
@@ -271,7 +279,7 @@ class DaptMaskedLm(Model):
             )
             masked[row, keep] = row_masked[0]
             labels[row, keep] = row_labels[0]
-        return masked, labels
+        return masked.to(device), labels.to(device)
 
     def forward(  # type: ignore
         self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
