@@ -12,7 +12,9 @@ class LinearWithWarmupRatio(PolynomialDecay):
     Linear warm-up from 0 to the optimizer's learning rate over the first `warmup_ratio` of all
     optimizer steps, then linear decay to 0 at the last step: the schedule of the paper (and of
     RoBERTa), given as a fraction so that a config needs no step count. The trainer supplies
-    `num_epochs` and `num_steps_per_epoch` (optimizer steps, after gradient accumulation).
+    `num_epochs` and `num_steps_per_epoch` (optimizer steps, after gradient accumulation). The
+    trainer sets the rate of step n (1-based) before taking it: n/W of the rate over W warm-up
+    steps, then (N - n)/(N - W) of it, so the last of the N steps has rate 0.
 
     # Parameters
 
