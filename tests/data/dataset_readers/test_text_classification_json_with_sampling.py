@@ -280,6 +280,12 @@ def test_sample_must_be_positive(sample):
 
 # Bad input
 
+TEXT_KEY_FIX = (
+    "(or name the text field with the dataset readers' `text_key`: allennlp train -o "
+    '\'{"dataset_reader.text_key": "<field>"}\', and `validation_dataset_reader.text_key` too '
+    "for classifier.jsonnet)"
+)
+
 
 @pytest.mark.parametrize(
     "bad_line, message",
@@ -291,13 +297,11 @@ def test_sample_must_be_positive(sample):
         ),
         (
             '{"label": "a"}',
-            'no \'text\' field; each line needs {"text": ..., "label": ...} (or name the '
-            "text field with `text_key`)",
+            'no \'text\' field; each line needs {"text": ..., "label": ...} ' + TEXT_KEY_FIX,
         ),
         (
             '["a list"]',
-            'no \'text\' field; each line needs {"text": ..., "label": ...} (or name the text '
-            "field with `text_key`)",
+            'no \'text\' field; each line needs {"text": ..., "label": ...} ' + TEXT_KEY_FIX,
         ),
         (
             '{"text": 5, "label": "a"}',
