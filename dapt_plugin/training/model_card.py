@@ -123,7 +123,13 @@ def render_model_card(facts: Dict[str, Any], name: str) -> str:
         "| | |",
         "| --- | --- |",
         f"| optimizer steps | {training['steps']:,} |",
-        f"| tokens trained on (padding excluded) | {training['tokens_seen']:,} |",
+        f"| tokens trained on (padding excluded) | {training['tokens_seen']:,}"
+        + (
+            f" (the primary worker's count times its {training['workers']} workers)"
+            if training.get("workers", 1) > 1
+            else ""
+        )
+        + " |",
         f"| batch | {training['effective_batch']:,} sequences of up to {training['max_length']} tokens "
         f"(`{training['mode']}`) |",
         f"| learning rate | {training['learning_rate']:g} (AdamW) |",

@@ -250,6 +250,7 @@ class ExportPretrained(TrainerCallback):
             "training": {
                 "steps": trainer._total_batches_completed,
                 "tokens_seen": self._tokens_seen * world,
+                "workers": world,
                 "effective_batch": loader.batch_size
                 * world
                 * trainer._num_gradient_accumulation_steps,

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel, BertConfig
 
 from dapt_plugin.data.token_cache import file_sha256
+from dapt_plugin.training.model_card import render_model_card
 from tests.conftest import CONFIGS, DATA, SMALL, allennlp, mlm_env, tiny_encoder
 
 
@@ -65,6 +66,13 @@ def test_every_export_carries_a_model_card_with_the_facts_of_its_run(
         f"| `{corpus}` | {corpus.stat().st_size:,} bytes | `{file_sha256(str(corpus))}` |" in card
     )
     assert "| optimizer steps | 4 |" in card and facts["command"] in card
+    assert f"| tokens trained on (padding excluded) | {training['tokens_seen']:,} |" in card
+    # a distributed run counts the primary worker's tokens only
+    distributed = {**facts, "training": {**training, "workers": 2}}
+    assert (
+        f"| tokens trained on (padding excluded) | {training['tokens_seen']:,} (the primary "
+        "worker's count times its 2 workers) |"
+    ) in render_model_card(distributed, "exported_model")
     metrics = json.loads((run / "metrics.json").read_text())
     assert (
         f"| held-out masked-LM loss, start -> end | {metrics['heldout_mlm_loss_start']:.4f} -> "
