@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 # Loggers whose records below WARNING are detail: the logger name, and the functions of it that log
 # detail (None: all of them). Functions, not messages, so a reworded message stays where it was.
@@ -144,4 +144,12 @@ def with_option_names(message: str, names: Iterable[str]) -> str:
         return message
     return re.sub(
         rf"`({pattern})`", lambda match: f"`--{match.group(1).replace('_', '-')}`", message
+    )
+
+
+def some_of(items: Sequence[str], count: int = 3) -> str:
+    """The first `count` of `items` joined with commas, and how many more there are: a message
+    about a glob of thousands of files stays one readable line."""
+    return ", ".join(items[:count]) + (
+        f" and {len(items) - count} more" if len(items) > count else ""
     )

@@ -35,6 +35,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from transformers import PreTrainedTokenizerFast
 
+from dapt_plugin.common.console import some_of
 from dapt_plugin.data.text_files import DataError
 from dapt_plugin.data.token_cache import TokenizedFile
 
@@ -113,7 +114,7 @@ class TokenizedCorpus:
                 )
             else:
                 what = "no non-blank documents; give more text"
-            raise DataError(", ".join(paths), 0, f"the corpus has {what}")
+            raise DataError(some_of(paths), 0, f"the corpus has {what}")
         if mode == "document_windows":
             self.num_covered_tokens = self.num_content_tokens
         elif mode == "line_by_line":
@@ -182,7 +183,7 @@ class TokenizedCorpus:
             why = f"its final {tail:,} tokens, less than one block of max_length={self.max_length}, are dropped"
         return (
             f"MLM_MODE={self.mode} (the reader's `mode`) leaves {left_out:.1%} of the tokens of "
-            f"{', '.join(self.paths)} out of every pass: {why}. Set MLM_MODE=document_windows to use every "
+            f"{some_of(self.paths)} out of every pass: {why}. Set MLM_MODE=document_windows to use every "
             "token of every document"
         )
 

@@ -13,9 +13,10 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, Optional, Set
 
 from dapt_plugin.common.atomic import atomic_file
+from dapt_plugin.common.console import some_of
 from dapt_plugin.data.token_cache import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -142,24 +143,18 @@ def describe_changes(
                 for key in sorted(set(old_config) | set(new_config))
                 if old_config.get(key) != new_config.get(key)
             ]
-        reasons.append(f"the resolved config changed ({_first(changed)})")
+        reasons.append(f"the resolved config changed ({some_of(changed)})")
     if old["inputs"] != new["inputs"]:
         changed = sorted(
             path
             for path in set(old["inputs"]) | set(new["inputs"])
             if old["inputs"].get(path) != new["inputs"].get(path)
         )
-        reasons.append(f"input files changed ({_first(changed)})")
+        reasons.append(f"input files changed ({some_of(changed)})")
     for name in sorted(set(old["upstream"]) | set(new["upstream"])):
         if old["upstream"].get(name) != new["upstream"].get(name):
             reasons.append(f"it starts from {name}, which changed")
     return "; ".join(reasons)
-
-
-def _first(items: List[str], count: int = 3) -> str:
-    return ", ".join(items[:count]) + (
-        f" and {len(items) - count} more" if len(items) > count else ""
-    )
 
 
 def _short(value: Any, length: int = 40) -> str:

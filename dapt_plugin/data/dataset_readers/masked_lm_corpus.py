@@ -1,4 +1,5 @@
 import logging
+import os
 from typing import Dict, Iterator, Optional
 
 import numpy as np
@@ -10,6 +11,7 @@ from allennlp.data.fields import TensorField
 from allennlp.data.instance import Instance
 from transformers import PreTrainedTokenizerFast
 
+from dapt_plugin.common.console import some_of
 from dapt_plugin.common.pretrained import position_limit
 from dapt_plugin.data.text_files import PathSpec, expand_paths
 from dapt_plugin.data.token_cache import TokenCache
@@ -121,6 +123,16 @@ class MaskedLmCorpusReader(DatasetReader):
         key = str(data_path)
         if key not in self._corpora:
             paths = expand_paths(data_path)
+            real = [os.path.realpath(path) for path in paths]
+            repeated = sorted({path for path, r in zip(paths, real) if real.count(r) > 1})
+            if repeated:
+                logger.warning(
+                    "%s names %s more than once (as a path, a pattern or a link): each copy is "
+                    "trained on in every pass, and a document held out of it (for the held-out "
+                    "loss, without HELDOUT_PATH) is trained on through another copy",
+                    key,
+                    some_of(repeated),
+                )
             files = [self.cache.load(path) for path in paths]
             corpus = TokenizedCorpus(files, paths, self.mode, self.max_length, self.special_tokens)
             logger.info(

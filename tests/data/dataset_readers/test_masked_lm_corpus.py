@@ -126,6 +126,32 @@ def test_each_read_logs_the_share_it_covers_and_warns_when_over_5_percent_is_lef
     ]
 
 
+def test_a_corpus_of_many_empty_files_is_named_in_a_line_of_a_few(tiny_model, tmp_path):
+    for number in range(5):
+        (tmp_path / f"shard{number}.txt").write_text("\n")
+    with pytest.raises(DataError) as error:
+        _reader(tiny_model).corpus(str(tmp_path / "*.txt"))
+    assert str(error.value).startswith(
+        f"{tmp_path / 'shard0.txt'}, {tmp_path / 'shard1.txt'}, {tmp_path / 'shard2.txt'} and 2 "
+        "more: the corpus has no non-blank documents"
+    )
+
+
+def test_a_file_named_twice_is_said_to_be_trained_on_twice(tiny_model, tmp_path, caplog):
+    corpus = tmp_path / "a.txt"
+    corpus.write_text((DATA / "domain.txt").read_text())
+    (tmp_path / "link.txt").symlink_to(corpus)
+    spec = f"{corpus},{tmp_path}/*.txt"  # a.txt, then a.txt and link.txt again
+    logger = "dapt_plugin.data.dataset_readers.masked_lm_corpus"
+    with caplog.at_level(logging.WARNING, logger=logger):
+        _reader(tiny_model).corpus(spec)
+    assert [r.getMessage() for r in caplog.records if r.name == logger] == [
+        f"{spec} names {corpus}, {tmp_path / 'link.txt'} more than once (as a path, a pattern or "
+        "a link): each copy is trained on in every pass, and a document held out of it (for the "
+        "held-out loss, without HELDOUT_PATH) is trained on through another copy"
+    ]
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
