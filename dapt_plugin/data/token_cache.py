@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import shutil
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from allennlp.common.checks import ConfigurationError
@@ -179,6 +179,40 @@ class TokenizedFile:
         return self.ids[self.offsets[index] : self.offsets[index + 1]]
 
 
+# the most characters of a document given to the tokenizer at once (see `TokenCache._encode`)
+PIECE_CHARACTERS = 1 << 20
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """
+    `text` in pieces of at most `PIECE_CHARACTERS` characters, each after the first starting
+    at the first character of a run of whitespace (a piece of a text without whitespace over
+    that length is cut where it must be).
+    """
+    start = 0
+    while len(text) - start > PIECE_CHARACTERS:
+        end = start + PIECE_CHARACTERS
+        cut = max(text.rfind(space, start + 1, end) for space in " \n\t")
+        while cut > start + 1 and text[cut - 1].isspace():  # to the run's first whitespace
+            cut -= 1
+        cut = cut if cut > start else end
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
+
+
+def special_token_counts(tokenizer: PreTrainedTokenizerFast) -> Tuple[int, int]:
+    """How many special tokens `tokenizer` puts before and after a document (RoBERTa: 1 and 1)."""
+    # through the tokenizer's own call, which turns off any padding or truncation that a
+    # tokenizer.json carries (sentence-transformers' pads to 128 tokens)
+    mask = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)[
+        "special_tokens_mask"
+    ]
+    before = next(i for i, special in enumerate(mask) if not special)
+    after = next(i for i, special in enumerate(reversed(mask)) if not special)
+    return before, after
+
+
 class TokenCache:
     """
     Finds or builds the cache entry of a corpus file for one tokenizer.
@@ -293,13 +327,7 @@ class TokenCache:
                 first.tofile(offsets_file)
                 digests["offsets.bin"].update(first)
                 for batch in self._batches(path):
-                    encoded = self.tokenizer(
-                        batch,
-                        add_special_tokens=True,
-                        return_attention_mask=False,
-                        return_token_type_ids=False,
-                        verbose=False,
-                    )["input_ids"]
+                    encoded = self._encode(batch)
                     lengths = np.fromiter(
                         (len(ids) for ids in encoded), dtype=np.int64, count=len(encoded)
                     )
@@ -334,6 +362,40 @@ class TokenCache:
             with open(os.path.join(tmp, "meta.json"), "w") as handle:
                 json.dump(meta, handle, indent=2)
         logger.info("Cached %d documents, %d tokens of %s", num_documents, num_tokens, path)
+
+    def _encode(self, texts: List[str]) -> List[Sequence[int]]:
+        """
+        The token ids of each of `texts`, with its special tokens. A text of more than
+        `PIECE_CHARACTERS` characters is tokenized in pieces cut before a whitespace, which the
+        tokenizer splits words at anyway (the same tokens), so that memory stays bounded: the
+        tokenizer holds about a hundred bytes per character of a text it is given whole, and a
+        file of one line of a few hundred MB was killed for memory, without a word.
+        """
+        long = {i for i, text in enumerate(texts) if len(text) > PIECE_CHARACTERS}
+        encoded: List[Sequence[int]] = self._tokenize(
+            ["" if i in long else text for i, text in enumerate(texts)]
+        )
+        if long:
+            before = special_token_counts(self.tokenizer)[0]
+            around = np.asarray(encoded[min(long)], dtype=self._dtype)  # those of an empty text
+            for i in long:
+                # a piece at a time, its ids kept as an array: a list of Python ints (or the
+                # tokenizer's output for every piece at once) would take as much memory again
+                pieces = (
+                    np.asarray(self._tokenize([piece], add_special_tokens=False)[0], self._dtype)
+                    for piece in _pieces(texts[i])
+                )
+                encoded[i] = np.concatenate([around[:before], *pieces, around[before:]])
+        return encoded
+
+    def _tokenize(self, texts: List[str], add_special_tokens: bool = True) -> List[List[int]]:
+        return self.tokenizer(
+            texts,
+            add_special_tokens=add_special_tokens,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )["input_ids"]
 
     def _batches(self, path: str) -> Iterator[List[str]]:
         progress = Tqdm.tqdm(

@@ -33,7 +33,6 @@ than 5% is left out, and what to do.
 from typing import List, Optional, Tuple
 
 import numpy as np
-from transformers import PreTrainedTokenizerFast
 
 from dapt_plugin.common.console import some_of
 from dapt_plugin.data.text_files import DataError
@@ -42,18 +41,6 @@ from dapt_plugin.data.token_cache import TokenizedFile
 MODES = ("document_windows", "packed", "line_by_line")
 # a corpus whose examples leave out more than this share of its content tokens gets a warning
 MAX_UNCOVERED_SHARE = 0.05
-
-
-def special_token_counts(tokenizer: PreTrainedTokenizerFast) -> Tuple[int, int]:
-    """How many special tokens `tokenizer` puts before and after a document (RoBERTa: 1 and 1)."""
-    # through the tokenizer's own call, which turns off any padding or truncation that a
-    # tokenizer.json carries (sentence-transformers' pads to 128 tokens)
-    mask = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)[
-        "special_tokens_mask"
-    ]
-    before = next(i for i, special in enumerate(mask) if not special)
-    after = next(i for i, special in enumerate(reversed(mask)) if not special)
-    return before, after
 
 
 class TokenizedCorpus:

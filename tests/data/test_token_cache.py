@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from allennlp.common.checks import ConfigurationError
 from filelock import FileLock
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerFast
 
 from dapt_plugin.data import token_cache
 from dapt_plugin.data.token_cache import TokenCache
-from tests.conftest import DATA, TASK
+from tests.conftest import DATA, SMALL, TASK, tiny_encoder
 
 
 @pytest.fixture
@@ -329,3 +329,35 @@ def test_an_entry_built_by_earlier_reading_rules_is_not_reused(tiny_model, tmp_p
         assert cache.load(str(corpus)).num_documents == 1
     with pytest.raises(DataError, match="corpus.txt:1: a JSON object with a 'text' field"):
         cache.load(str(corpus))
+
+
+@pytest.mark.parametrize("kind", ["roberta", "bert"])
+def test_a_document_longer_than_a_piece_is_tokenized_in_pieces_to_the_same_ids(
+    tiny_model, tmp_path, monkeypatch, kind
+):
+    """A file of one line of a few hundred MB was tokenized whole, and killed for memory."""
+    model = (
+        tiny_model if kind == "roberta" else tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    text = (DATA / "domain.txt").read_text()
+    # runs of several whitespace characters, a tab, a no-break space, punctuation at the cuts
+    document = " ".join(text.split("\n")).replace(". ", ".  \t ").replace(", ", ",\u00a0")
+    corpus = tmp_path / "one_line.txt"
+    corpus.write_text("a short document\n" + document + "\n")
+    monkeypatch.setattr(token_cache, "PIECE_CHARACTERS", 50)
+    assert len(list(token_cache._pieces(document))) > 100
+    given = []  # the lengths of the texts the tokenizer is given
+    tokenize = TokenCache._tokenize
+    monkeypatch.setattr(
+        TokenCache,
+        "_tokenize",
+        lambda self, texts, **kwargs: (
+            given.extend(map(len, texts)) or tokenize(self, texts, **kwargs)
+        ),
+    )
+    entry = TokenCache(tokenizer, str(tmp_path / "cache")).load(str(corpus))
+    assert max(given) <= 50
+    assert [entry.document(i).tolist() for i in range(2)] == tokenizer(
+        ["a short document", document]
+    )["input_ids"]

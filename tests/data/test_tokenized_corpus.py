@@ -5,8 +5,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from dapt_plugin.data.text_files import DataError
-from dapt_plugin.data.token_cache import TokenCache
-from dapt_plugin.data.tokenized_corpus import TokenizedCorpus, special_token_counts
+from dapt_plugin.data.token_cache import TokenCache, special_token_counts
+from dapt_plugin.data.tokenized_corpus import TokenizedCorpus
 from tests.conftest import DATA, TASK
 
 

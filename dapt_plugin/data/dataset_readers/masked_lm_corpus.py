@@ -14,8 +14,8 @@ from transformers import PreTrainedTokenizerFast
 from dapt_plugin.common.console import some_of
 from dapt_plugin.common.pretrained import position_limit
 from dapt_plugin.data.text_files import PathSpec, expand_paths
-from dapt_plugin.data.token_cache import TokenCache
-from dapt_plugin.data.tokenized_corpus import MODES, TokenizedCorpus, special_token_counts
+from dapt_plugin.data.token_cache import TokenCache, special_token_counts
+from dapt_plugin.data.tokenized_corpus import MODES, TokenizedCorpus
 
 logger = logging.getLogger(__name__)
 
