@@ -109,12 +109,35 @@ def determining_config(config: Any) -> Any:
     return config
 
 
-def fingerprint(config: Dict[str, Any], inputs: Dict[str, str], upstream: Dict[str, str]) -> str:
-    """sha256 of a phase's resolved `config` (less its run-only settings, `determining_config`),
-    its `inputs` (`{path: sha256}`) and `upstream` (`{phase: fingerprint}` of the phases it
-    starts from)."""
+# the variables that set them, left out of the reasons a phase is run again
+RUN_ONLY_VARIABLES = (
+    "DAPT_PLUGIN_CACHE",
+    "NUM_WORKERS",
+    "CHECKPOINT_EVERY_BATCHES",
+    "CHECKPOINT_EVERY_SECONDS",
+    "EXPORT_EVERY_STEPS",
+    "LOG_EVERY",
+)
+
+
+def fingerprint(
+    config: Dict[str, Any],
+    inputs: Dict[str, str],
+    upstream: Dict[str, str],
+    whole: bool = False,
+) -> str:
+    """
+    sha256 of a phase's resolved `config` (less its run-only settings, `determining_config`,
+    unless `whole`), its `inputs` (`{path: sha256}`) and `upstream` (`{phase: fingerprint}` of
+    the phases it starts from). `whole` gives the fingerprint of the versions before run-only
+    settings were left out, which the markers of their experiments hold.
+    """
     canonical = json.dumps(
-        {"config": determining_config(config), "inputs": inputs, "upstream": upstream},
+        {
+            "config": config if whole else determining_config(config),
+            "inputs": inputs,
+            "upstream": upstream,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -129,15 +152,17 @@ def describe_changes(
     else the config keys; the input files; the phases it starts from.
     """
     reasons = []
-    if old["config"] != new["config"]:
+    if determining_config(old["config"]) != determining_config(new["config"]):
         changed = [
             f"{name} {old['settings'].get(name, 'unset')} -> {new['settings'].get(name, 'unset')}"
             for name in sorted(set(old["settings"]) | set(new["settings"]))
             if (variables is None or name in variables)
+            and name not in RUN_ONLY_VARIABLES
             and old["settings"].get(name) != new["settings"].get(name)
         ]
         if not changed:
-            old_config, new_config = _flatten(old["config"]), _flatten(new["config"])
+            old_config = _flatten(determining_config(old["config"]))
+            new_config = _flatten(determining_config(new["config"]))
             changed = [
                 f"{key} {_short(old_config.get(key, 'unset'))} -> {_short(new_config.get(key, 'unset'))}"
                 for key in sorted(set(old_config) | set(new_config))
@@ -154,7 +179,7 @@ def describe_changes(
     for name in sorted(set(old["upstream"]) | set(new["upstream"])):
         if old["upstream"].get(name) != new["upstream"].get(name):
             reasons.append(f"it starts from {name}, which changed")
-    return "; ".join(reasons)
+    return "; ".join(reasons) or "its fingerprint changed"
 
 
 def _short(value: Any, length: int = 40) -> str:

@@ -188,6 +188,10 @@ class Phase:
         A classifier's fingerprint without the test files (`task.test`), which only its
         evaluation reads: a classifier whose test files alone changed is evaluated again, not
         trained again; filled in by the runner.
+    earlier_fingerprints : `Tuple[str, str]`
+        `fingerprint` and `training_fingerprint` as versions before run-only settings were left
+        out of them computed them (`fingerprint(..., whole=True)`): a marker they wrote that
+        holds them is the phase's too; filled in by the runner.
     """
 
     name: str
@@ -204,6 +208,7 @@ class Phase:
     inputs: Dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
     training_fingerprint: str = ""
+    earlier_fingerprints: Tuple[str, str] = ("", "")
 
     @property
     def needs(self) -> List[str]:
@@ -610,13 +615,23 @@ class ExperimentRunner:
             paths.append(model)
         phase.config = self._portable(config)
         upstream = self._upstream(phase)
+        earlier_upstream = {name: self._phase(name).earlier_fingerprints[0] for name in phase.needs}
         hashes = self.hashes.of(paths)
+        training, earlier_training = "", ""
         if phase.kind == "classifier":
-            phase.training_fingerprint = fingerprint(phase.config, self._portable(hashes), upstream)
+            training = fingerprint(phase.config, self._portable(hashes), upstream)
+            earlier_training = fingerprint(
+                phase.config, self._portable(hashes), earlier_upstream, whole=True
+            )
             test_files = self._input_files(phase, [self.spec.task["test"]])
             hashes = {**hashes, **self.hashes.of(test_files)}
         phase.inputs = self._portable(hashes)
         phase.fingerprint = fingerprint(phase.config, phase.inputs, upstream)
+        phase.training_fingerprint = training
+        phase.earlier_fingerprints = (
+            fingerprint(phase.config, phase.inputs, earlier_upstream, whole=True),
+            earlier_training,
+        )
 
     def _input_files(self, phase: Phase, data_paths: List[Optional[str]]) -> List[str]:
         """The files that `data_paths` (each a path, glob or comma list, or None) name."""
@@ -917,10 +932,11 @@ class ExperimentRunner:
             return "run", ""
         missing = [path.name for path in phase.outputs if not path.exists()]
         retest = ""  # a classifier's test files that alone changed: what its evaluation reads
-        if marker["fingerprint"] != phase.fingerprint:
+        if marker["fingerprint"] not in (phase.fingerprint, phase.earlier_fingerprints[0]):
             if not (
                 phase.training_fingerprint
-                and marker.get("training_fingerprint") == phase.training_fingerprint
+                and marker.get("training_fingerprint")
+                in (phase.training_fingerprint, phase.earlier_fingerprints[1])
             ):
                 variables = (
                     None if phase.kind in _STEPS else config_variables(self._config_file(phase))

@@ -3,8 +3,18 @@ import json
 import os
 import time
 
+import pytest
+
+from dapt_plugin.common.config_variables import resolve_config
 from dapt_plugin.data.token_cache import file_sha256
-from dapt_plugin.experiment.fingerprint import FileHashes, describe_changes, fingerprint
+from dapt_plugin.experiment.fingerprint import (
+    RUN_ONLY_VARIABLES,
+    FileHashes,
+    describe_changes,
+    determining_config,
+    fingerprint,
+)
+from tests.conftest import CONFIGS, classifier_env, mlm_env
 
 
 def test_a_file_is_hashed_again_only_when_its_size_or_time_changed(tmp_path, monkeypatch):
@@ -113,3 +123,16 @@ def test_run_only_settings_at_their_defaults_leave_earlier_fingerprints_as_they_
     assert fingerprint(config, {}, {}) == earlier
     config["dataset_reader"]["max_length"] = 128
     assert fingerprint(config, {}, {}) != earlier
+
+
+@pytest.mark.parametrize("config", ["dapt.jsonnet", "tapt.jsonnet", "classifier.jsonnet"])
+def test_the_run_only_settings_stand_in_for_the_configs_own_defaults(tiny_model, config):
+    """Else a config at its defaults would change its fingerprint from the earlier versions'."""
+    environment = (
+        classifier_env(tiny_model) if config == "classifier.jsonnet" else mlm_env(tiny_model)
+    )
+    if config == "tapt.jsonnet":
+        environment = {**environment, "NUM_STEPS": "", "NUM_CHECKPOINTS": "", "NUM_EPOCHS": "1"}
+    resolved = resolve_config(str(CONFIGS / config), environment, unset=RUN_ONLY_VARIABLES)
+    resolved = resolved.as_dict(quiet=True)
+    assert determining_config(resolved) == resolved

@@ -3,6 +3,7 @@ The runner's dry run, its plan (which phases are reused, resumed or run again, a
 results, in-process on fake phase outputs: what a finished run leaves, without the training.
 """
 
+import hashlib
 import json
 import logging
 import shutil
@@ -90,6 +91,32 @@ def test_a_changed_cache_directory_log_cadence_or_checkpoint_frequency_runs_noth
     assert dapt.run_config["dataset_reader"]["cache_directory"] == str(tmp_path / "elsewhere")
     assert dapt.run_config["trainer"]["callbacks"][-1]["log_every"] == 7
     assert dapt.run_config["data_loader"]["num_workers"] == 2
+
+
+def test_the_markers_of_a_version_that_fingerprinted_run_only_settings_are_still_reused(
+    tiny_model, tmp_path
+):
+    """An experiment with DAPT_PLUGIN_CACHE in its settings (as the demo's) ran every phase again."""
+    settings = {**ADAPT_SETTINGS, "all": {**ADAPT_SETTINGS["all"], "DAPT_PLUGIN_CACHE": "cache"}}
+    runner = _runner(tmp_path, tiny_model, settings=settings)
+    _complete(runner)
+    # the markers as the earlier version wrote them: whole configs hashed, upstream's likewise
+    earlier = {}
+    for phase in runner.phases:
+        canonical = {
+            "config": phase.config,
+            "inputs": phase.inputs,
+            "upstream": {name: earlier[name] for name in phase.needs},
+        }
+        earlier[phase.name] = hashlib.sha256(
+            json.dumps(canonical, sort_keys=True).encode("utf-8")
+        ).hexdigest()
+        marker = tmp_path / "out" / ".phases" / (phase.name.replace("/", ".") + ".json")
+        record = json.loads(marker.read_text())
+        if phase.kind in ("dapt", "tapt"):  # the cache directory counted there
+            assert record["fingerprint"] != earlier[phase.name]
+        marker.write_text(json.dumps({**record, "fingerprint": earlier[phase.name]}))
+    assert _rerun(_plan(_runner(tmp_path, tiny_model, settings=settings))) == {}
 
 
 def test_a_changed_dapt_setting_reruns_dapt_and_every_phase_that_starts_from_it(
