@@ -160,6 +160,19 @@ def is_json_lines(path: str) -> bool:
     return _stem(path).endswith(_JSON_SUFFIXES)
 
 
+def check_not_a_table(path: str, text_key: str = "text") -> None:
+    """Raises `DataError` for a file named as a table (`.csv`, `.tsv`), which a reader of plain
+    text would read header, label columns and all."""
+    if _stem(path).endswith((".csv", ".tsv")):
+        raise DataError(
+            path,
+            0,
+            "a table (by its name), which would be read as plain text, its header and every "
+            f'column trained on; give the text as JSON lines (`{{"{text_key}": ...}}`, '
+            "named .jsonl) or one document per line (.txt)",
+        )
+
+
 def _stem(path: str) -> str:
     """`path` in lower case, less a `.gz` suffix."""
     name = path.lower()
@@ -182,15 +195,8 @@ def iter_file_documents(path: str, text_key: str = "text") -> Iterator[Document]
             (line.line_number, line.text)
             for line in iter_json_lines(path, text_key=text_key, invalid_fix=_INVALID_FIX)
         )
-    elif _stem(path).endswith((".csv", ".tsv")):  # its header and every column would be text
-        raise DataError(
-            path,
-            0,
-            "a table (by its name), which would be read as plain text, its header and every "
-            f'column trained on; give the text as JSON lines (`{{"{text_key}": ...}}`, '
-            "named .jsonl) or one document per line (.txt)",
-        )
     else:
+        check_not_a_table(path, text_key)
         lines = _plain_text_lines(path, text_key)
     for index, (line_number, text) in enumerate(lines):
         yield Document(index, path, line_number, text)

@@ -35,7 +35,7 @@ from more_itertools import chunked
 from transformers import PreTrainedTokenizerFast
 
 from dapt_plugin.common.atomic import atomic_directory, atomic_file, target_name
-from dapt_plugin.data.documents import is_json_lines, iter_file_documents
+from dapt_plugin.data.documents import check_not_a_table, is_json_lines, iter_file_documents
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +256,7 @@ class TokenCache:
 
     def load(self, path: str) -> TokenizedFile:
         """The entry of `path`, built first if there is none or it is damaged."""
+        check_not_a_table(path, self.text_key)  # by its name, which the entry's key leaves out
         directory = os.path.join(self.cache_directory, self.key(path))
         if not self._leftovers_removed:
             self._remove_leftovers()

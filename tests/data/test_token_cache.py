@@ -11,6 +11,7 @@ from filelock import FileLock
 from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerFast
 
 from dapt_plugin.data import token_cache
+from dapt_plugin.data.text_files import DataError
 from dapt_plugin.data.token_cache import TokenCache
 from tests.conftest import DATA, SMALL, TASK, tiny_encoder
 
@@ -361,3 +362,15 @@ def test_a_document_longer_than_a_piece_is_tokenized_in_pieces_to_the_same_ids(
     assert [entry.document(i).tolist() for i in range(2)] == tokenizer(
         ["a short document", document]
     )["input_ids"]
+
+
+def test_a_table_is_refused_also_when_the_cache_holds_its_bytes(tiny_model, tmp_path):
+    """The entry's key is the file's content, not its name: a `.csv` of a cached text was read."""
+    cache = TokenCache(AutoTokenizer.from_pretrained(str(tiny_model)), str(tmp_path / "cache"))
+    text = tmp_path / "corpus.txt"
+    text.write_text("text,label\nsome text,1\n")
+    cache.load(str(text))
+    table = tmp_path / "corpus.csv"
+    table.write_bytes(text.read_bytes())
+    with pytest.raises(DataError, match="corpus.csv: a table"):
+        cache.load(str(table))
