@@ -317,7 +317,7 @@ def test_cache_entries_honour_the_umask_so_that_a_shared_cache_is_readable(tiny_
 
 def test_an_entry_built_by_earlier_reading_rules_is_not_reused(tiny_model, tmp_path, monkeypatch):
     from dapt_plugin.data import documents, token_cache
-    from dapt_plugin.data.text_files import DataError, iter_lines
+    from dapt_plugin.data.text_files import iter_lines
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     corpus = tmp_path / "corpus.txt"
