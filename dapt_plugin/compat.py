@@ -258,13 +258,30 @@ def _patch_reusable_serialization_dir() -> None:
     directory that holds only what such a run writes (no checkpoint, weights, metrics or
     archive) is emptied and used as new; anything else is refused as before. A file, or a path
     through one, is refused with the path (it was a `NotADirectoryError` traceback). With
-    `--force`, which removes the directory first, one that holds the working directory or a
-    file or directory the config names (its data, its `MODEL_NAME` directory) is refused: `-s .
-    -f` deleted the project, `-s data -f` the corpus.
+    `--force`, which removes the directory first, one that holds the working directory, the
+    config file or a path the config names (its data paths, its `MODEL_NAME` directory) is
+    refused: `-s . -f` deleted the project, `-s data -f` the corpus.
     """
+    from allennlp.commands import train
+    from allennlp.common.params import Params
     from allennlp.training import util as training_util
 
     from dapt_plugin.common.atomic import check_output_directory, check_writable_path
+
+    original_from_file = train.train_model_from_file
+
+    @functools.wraps(original_from_file)
+    def train_model_from_file(*args, **kwargs):
+        given = inspect.signature(original_from_file).bind(*args, **kwargs).arguments
+        serialization_dir = os.fspath(given["serialization_dir"])
+        if given.get("force") and os.path.isdir(serialization_dir):
+            config_file = given["parameter_filename"]
+            config = Params.from_file(config_file, given.get("overrides", "")).as_dict(quiet=True)
+            inputs = [os.fspath(config_file), *_named_paths(config)]
+            check_output_directory(serialization_dir, True, inputs)
+        return original_from_file(*args, **kwargs)
+
+    train.train_model_from_file = train_model_from_file
 
     original = training_util.create_serialization_dir
 
@@ -272,10 +289,6 @@ def _patch_reusable_serialization_dir() -> None:
     def create_serialization_dir(params, serialization_dir, recover: bool, force: bool) -> None:
         # `--force` removes the directory and makes it again
         check_writable_path(serialization_dir, "directory", replaced=force)
-        if force:
-            check_output_directory(
-                serialization_dir, True, _named_paths(params.as_dict(quiet=True))
-            )
         if recover and not force:
             _check_recovered_config(params, serialization_dir)
         if not recover and not force and os.path.isdir(serialization_dir):
@@ -301,22 +314,30 @@ def _patch_reusable_serialization_dir() -> None:
     training_util.create_serialization_dir = create_serialization_dir
 
 
-def _named_paths(config: Any) -> List[str]:
-    """The existing files and directories that a string of `config` names (or a glob or a
-    comma-separated list of them), as AllenNLP's readers and `MODEL_NAME` read paths."""
+def _named_paths(config: Any, path_valued: bool = False) -> List[str]:
+    """
+    The existing files and directories that the path-valued keys of `config` name (`*_path`,
+    `model_name`): a path, a glob or a comma-separated list of them, as AllenNLP's readers and
+    `MODEL_NAME` read them. Not any string: a type or an activation (`train`, `tanh`) may be the
+    name of a directory too.
+    """
     if isinstance(config, dict):
-        return [path for value in config.values() for path in _named_paths(value)]
+        return [
+            path
+            for key, value in config.items()
+            for path in _named_paths(value, key.endswith("_path") or key == "model_name")
+        ]
     if isinstance(config, list):
-        return [path for value in config for path in _named_paths(value)]
-    if not isinstance(config, str):
+        return [path for value in config for path in _named_paths(value, path_valued)]
+    if not isinstance(config, str) or not path_valued:
         return []
     named = []
     for part in [config, *config.split(",")]:  # a name with a comma, or a list
         part = os.path.expanduser(part.strip())
-        if part and glob.has_magic(part):
-            named.extend(glob.glob(part))
-        elif part and os.path.exists(part):
+        if part and os.path.exists(part):  # `data[1].txt` is a file before it is a pattern
             named.append(part)
+        elif part and glob.has_magic(part):
+            named.extend(glob.glob(part))
     return named
 
 

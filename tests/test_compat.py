@@ -156,7 +156,7 @@ def test_a_directory_with_training_results_or_not_a_runs_is_still_refused(
     assert all((run / name).exists() for name in files)
 
 
-@pytest.mark.parametrize("held", ["corpus", "model", "working directory"])
+@pytest.mark.parametrize("held", ["corpus", "corpus[1]", "model", "config", "working directory"])
 def test_force_refuses_a_directory_holding_an_input_or_the_working_directory(
     tiny_model, tmp_path, monkeypatch, held
 ):
@@ -166,22 +166,43 @@ def test_force_refuses_a_directory_holding_an_input_or_the_working_directory(
 
     run = tmp_path / "run"
     run.mkdir()
-    corpus = run / "corpus.txt" if held == "corpus" else tmp_path / "corpus.txt"
+    name = "corpus[1].txt" if held == "corpus[1]" else "corpus.txt"  # a name, not a pattern
+    corpus = (run if held.startswith("corpus") else tmp_path) / name
     corpus.write_text((DATA / "domain.txt").read_text())
     model = run / "model" if held == "model" else tiny_model
     if held == "model":
         shutil.copytree(tiny_model, model)
+    config = CONFIGS / "tapt.jsonnet"
+    if held == "config":  # a copy of the user's, with its own libraries beside it
+        shutil.copytree(CONFIGS, run / "configs")
+        config = run / "configs" / "tapt.jsonnet"
     if held == "working directory":
         monkeypatch.chdir(run)
-    for name, value in mlm_env(model, TAPT_PATH=str(corpus)).items():
-        monkeypatch.setenv(name, value)
-    kept = {"corpus": corpus, "model": model, "working directory": run}[held]
+    for variable, value in mlm_env(model, TAPT_PATH=str(corpus)).items():
+        monkeypatch.setenv(variable, value)
+    kept = {"model": model, "config": config, "working directory": run}.get(held, corpus)
     what = "the working directory " if held == "working directory" else ""
     with pytest.raises(ConfigurationError) as error:
-        train_model_from_file(str(CONFIGS / "tapt.jsonnet"), str(run), force=True)
+        train_model_from_file(str(config), str(run), force=True)
     assert str(error.value).startswith(f"{run} holds {what}{kept}")
     assert str(error.value).endswith("which replacing it would delete; give a new directory")
     assert kept.exists() and corpus.exists()
+
+
+def test_force_replaces_a_directory_named_as_a_word_of_the_config(
+    tiny_model, tmp_path, monkeypatch
+):
+    """`-s train -f` was refused: "train" is also in the classifier's datasets_for_vocab_creation."""
+    from allennlp.commands.train import train_model_from_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "old_run.txt").write_text("an earlier run\n")
+    for variable, value in classifier_env(tiny_model, NUM_EPOCHS="1").items():
+        monkeypatch.setenv(variable, value)
+    train_model_from_file(str(CONFIGS / "classifier.jsonnet"), "train", force=True)
+    assert not (tmp_path / "train" / "old_run.txt").exists()
+    assert (tmp_path / "train" / "model.tar.gz").exists()
 
 
 def test_a_jsonnet_error_is_a_configuration_error_naming_the_config(tiny_model, monkeypatch):

@@ -133,7 +133,7 @@ FIXED_SETTINGS: Dict[str, str] = {
 
 # Variables of the plugin as a whole (the tokenization cache, the paper's tasks' mirror), which a
 # shell sets once for every run: never "set but not read" by a config
-_PLUGIN_PREFIX = "DAPT_PLUGIN_"
+PLUGIN_PREFIX = "DAPT_PLUGIN_"
 
 
 # `TASK=chemprot`: a config that reads these three variables takes one of the paper's tasks by name
@@ -360,7 +360,7 @@ def check_environment(config_path: str, environment: Mapping[str, str]) -> None:
     }
     for name in sorted(set(environment) - variables):
         readers = [sibling for sibling, read in siblings.items() if name in read]
-        if readers and not name.startswith(_PLUGIN_PREFIX):
+        if readers and not name.startswith(PLUGIN_PREFIX):
             if (config, name) in _WARNED or name in _LEFT_TO_THE_COMMAND:
                 continue  # once a process: `adapt` resolves a config per phase
             _WARNED.add((config, name))

@@ -58,6 +58,12 @@ def check_model_name(
     if not looks_like_path(name):
         if loading:
             try:
+                # the local cache first: no request to the hub for a model it holds
+                cached_file(name, "config.json", local_files_only=True)
+                return
+            except (OSError, ValueError):
+                pass
+            try:
                 cached_file(name, "config.json")
             except (OSError, ValueError) as error:  # not there, or not even a valid hub name
                 if is_offline_mode():

@@ -12,13 +12,14 @@ definition) and how text is taken from the file, so editing the corpus or changi
 builds a new entry. Entries are written to a temporary directory and renamed into place, under
 a file lock, so concurrent workers build an entry once and a killed build leaves nothing that
 could be mistaken for a complete entry; the temporary directory a killed build leaves is removed
-by the next load from the cache (never one whose build is still running: its builder holds the
-lock). An entry is checked against its `meta.json` when opened: the sizes of its files, its offsets,
+by the next run that reads the cache (never one whose build is still running: its builder holds
+the lock). An entry is checked against its `meta.json` when opened: the sizes of its files, its offsets,
 and, for a file whose modification time is not the one it was built with (written over since, or
 copied without its times), the SHA-256 of its content; a damaged one is rebuilt, with a warning.
 """
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -179,6 +180,16 @@ class TokenizedFile:
         return self.ids[self.offsets[index] : self.offsets[index + 1]]
 
 
+# what writing the cache fails with when its directory cannot take an entry
+_CANNOT_WRITE = (
+    None,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+)
 # the most characters of a document given to the tokenizer at once (see `TokenCache._encode`)
 PIECE_CHARACTERS = 1 << 20
 
@@ -279,13 +290,17 @@ class TokenCache:
                     except DamagedEntry:
                         shutil.rmtree(directory)
                 self._build(path, directory)
-        except OSError as error:  # a full disk, a read-only or another user's directory, ...
+        except OSError as error:
+            # a full disk (numpy's short write has no errno), a read-only or another user's
+            # directory; anything else is not the cache's place
+            if error.errno not in _CANNOT_WRITE:
+                raise
             raise ConfigurationError(
                 f"building the tokenization cache entry of {path} in {self.cache_directory} "
                 f"failed: {error}; where the cache's directory is full or not writable, free "
                 f"space there or set DAPT_PLUGIN_CACHE to another directory (each corpus file "
                 f"is tokenized into it once, then read)"
-            ) from None
+            ) from error
         return TokenizedFile(directory)
 
     def _remove_leftovers(self) -> None:

@@ -69,6 +69,7 @@ from filelock import FileLock, Timeout
 
 from dapt_plugin.common.atomic import atomic_file, check_writable_path, remove_leftovers
 from dapt_plugin.common.config_variables import (
+    PLUGIN_PREFIX,
     config_variables,
     leaving_to_the_command,
     meant_variable,
@@ -361,7 +362,7 @@ class ExperimentRunner:
                 for kind, config in CONFIG_FILES.items()
                 if name in config_variables(str(config_dir() / config))
             ]
-            if readers and not kinds.intersection(readers) and not name.startswith("DAPT_PLUGIN_"):
+            if readers and not kinds.intersection(readers) and not name.startswith(PLUGIN_PREFIX):
                 logger.warning(
                     "%s is set in the environment, but no phase of the experiment reads it (it "
                     "is a variable of %s): it has no effect",

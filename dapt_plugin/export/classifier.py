@@ -67,7 +67,9 @@ def export_classifier(archive_file: str, output_dir: str, force: bool = False) -
     _check_same_logits(model, reader, exported, tokenizer)
     # what the tokenizer saves as its own: none of the truncation or padding its last call set
     # (tokenizer.json would cut every text there for the `tokenizers` library), and the
-    # reader's cut as its limit, so that `truncation=True` cuts a text where the classifier did
+    # reader's cut as its limit, so that `truncation=True` cuts a text where the classifier did;
+    # on a copy: the reader's is allennlp's, shared in the process
+    tokenizer = copy.deepcopy(tokenizer)
     if tokenizer.is_fast:
         tokenizer.backend_tokenizer.no_truncation()
         tokenizer.backend_tokenizer.no_padding()

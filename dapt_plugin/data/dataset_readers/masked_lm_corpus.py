@@ -1,5 +1,6 @@
 import logging
 import os
+from collections import Counter
 from typing import Dict, Iterator, Optional
 
 import numpy as np
@@ -124,7 +125,8 @@ class MaskedLmCorpusReader(DatasetReader):
         if key not in self._corpora:
             paths = expand_paths(data_path)
             real = [os.path.realpath(path) for path in paths]
-            repeated = sorted({path for path, r in zip(paths, real) if real.count(r) > 1})
+            times = Counter(real)
+            repeated = sorted({path for path, r in zip(paths, real) if times[r] > 1})
             if repeated:
                 logger.warning(
                     "%s names %s more than once (as a path, a pattern or a link): each copy is "
