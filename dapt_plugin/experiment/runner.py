@@ -241,13 +241,17 @@ def _mlm_loss_reference(base_config: Dict[str, Any]) -> Dict[str, Any]:
     """
     What every encoder's held-out loss is measured with, whatever config made it: the reader,
     the evaluation loader and the masking of `base_config` (`dapt.jsonnet` for the base model:
-    the same tokenizer), and its device.
+    the same tokenizer), and its device. On a GPU, also where the masks are drawn: on the CPU
+    since this was recorded (they were drawn on the GPU, from other numbers), so that losses
+    measured before are measured again, not compared with those of other masks.
     """
+    device = base_config["trainer"].get("cuda_device")
     return {
         "dataset_reader": base_config["dataset_reader"],
         "validation_data_loader": base_config["validation_data_loader"],
         "model": {key: base_config["model"][key] for key in _MLM_LOSS_MODEL_KEYS},
-        "cuda_device": base_config["trainer"].get("cuda_device"),
+        "cuda_device": device,
+        **({"masks_drawn_on": "cpu"} if device not in (None, -1) else {}),
     }
 
 

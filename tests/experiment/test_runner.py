@@ -1345,3 +1345,16 @@ def test_the_plugins_warnings_of_a_training_phase_reach_the_console_once(
         for name in ("dapt", "tapt"):
             runner._train(next(phase for phase in runner.phases if phase.name == name), False)
     assert [record.getMessage() for record in caplog.records] == [f"dapt: {head}"]
+
+
+@pytest.mark.parametrize("device, recorded", [(-1, False), (0, True)])
+def test_heldout_losses_measured_on_a_gpu_record_where_their_masks_are_drawn(device, recorded):
+    """GPU masks were drawn on the GPU before: such losses are measured again, CPU ones kept."""
+    base_config = {
+        "dataset_reader": {"type": "masked_lm_corpus"},
+        "validation_data_loader": {"type": "masked_lm_batches"},
+        "model": {key: None for key in runner_module._MLM_LOSS_MODEL_KEYS},
+        "trainer": {"cuda_device": device},
+    }
+    reference = runner_module._mlm_loss_reference(base_config)
+    assert ("masks_drawn_on" in reference) == recorded
