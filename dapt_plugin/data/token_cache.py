@@ -197,16 +197,18 @@ PIECE_CHARACTERS = 1 << 20
 def _pieces(text: str) -> Iterator[str]:
     """
     `text` in pieces of at most `PIECE_CHARACTERS` characters, each after the first starting
-    at the first character of a run of whitespace (a piece of a text without whitespace over
-    that length is cut where it must be).
+    with a space that follows a character other than whitespace: where every tokenizer's
+    pre-tokenization splits anyway, and where SentencePiece's (`▁` for the space) adds no
+    mark of its own (a piece of a text without such a space over that length is cut where it
+    must be).
     """
     start = 0
     while len(text) - start > PIECE_CHARACTERS:
         end = start + PIECE_CHARACTERS
-        cut = max(text.rfind(space, start + 1, end) for space in " \n\t")
-        while cut > start + 1 and text[cut - 1].isspace():  # to the run's first whitespace
-            cut -= 1
-        cut = cut if cut > start else end
+        cut = text.rfind(" ", start + 1, end)
+        while cut > start + 1 and text[cut - 1].isspace():
+            cut = text.rfind(" ", start + 1, cut)
+        cut = cut if cut > start + 1 or (cut == start + 1 and not text[start].isspace()) else end
         yield text[start:cut]
         start = cut
     yield text[start:]

@@ -332,18 +332,37 @@ def test_an_entry_built_by_earlier_reading_rules_is_not_reused(tiny_model, tmp_p
         cache.load(str(corpus))
 
 
-@pytest.mark.parametrize("kind", ["roberta", "bert"])
+def _sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
+    """A Unigram tokenizer with SentencePiece's normalizer and `▁` pre-tokenizer (XLM-R's kind)."""
+    from tokenizers import SentencePieceUnigramTokenizer
+
+    unigram = SentencePieceUnigramTokenizer()
+    unigram.train_from_iterator(
+        (DATA / "domain.txt").read_text().splitlines(),
+        vocab_size=400,
+        special_tokens=["<pad>", "<unk>"],
+        unk_token="<unk>",
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=unigram._tokenizer, unk_token="<unk>", pad_token="<pad>"
+    )
+
+
+@pytest.mark.parametrize("kind", ["roberta", "bert", "sentencepiece"])
 def test_a_document_longer_than_a_piece_is_tokenized_in_pieces_to_the_same_ids(
     tiny_model, tmp_path, monkeypatch, kind
 ):
     """A file of one line of a few hundred MB was tokenized whole, and killed for memory."""
-    model = (
-        tiny_model if kind == "roberta" else tiny_encoder(tmp_path / "bert", BertConfig(**SMALL))
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    if kind == "sentencepiece":
+        tokenizer = _sentencepiece_tokenizer()
+    else:
+        bert = kind == "bert"
+        model = tiny_encoder(tmp_path / "bert", BertConfig(**SMALL)) if bert else tiny_model
+        tokenizer = AutoTokenizer.from_pretrained(str(model))
     text = (DATA / "domain.txt").read_text()
     # runs of several whitespace characters, a tab, a no-break space, punctuation at the cuts
     document = " ".join(text.split("\n")).replace(". ", ".  \t ").replace(", ", ",\u00a0")
+    document = document.replace(" the ", "\tthe ")  # a tab alone between two words
     corpus = tmp_path / "one_line.txt"
     corpus.write_text("a short document\n" + document + "\n")
     monkeypatch.setattr(token_cache, "PIECE_CHARACTERS", 50)

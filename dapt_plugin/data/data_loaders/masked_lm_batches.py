@@ -25,12 +25,12 @@ class EpochOrder:
     """
     The order of the examples in one pass over the data. Unshuffled, it is file order. Shuffled,
     with at most `window` examples, it is a uniform permutation. With more, the corpus is cut
-    into blocks of `window // 1024` consecutive examples, the blocks are visited in a random
-    order, and each run of about 1,024 blocks of that order (a window of about `window`
-    examples, from all over the corpus) is visited in a random order of its examples: every
-    batch mixes the whole corpus, not one stretch of its files. Only the block order and the
-    current window's permutation are held, so memory grows with the corpus by one integer per
-    block.
+    into blocks of `max(1, window // 1024)` consecutive examples, the blocks are visited in a
+    random order, and each run of `window // block` blocks of that order (a window of about
+    `window` examples, from all over the corpus; the pass's last window may hold fewer) is
+    visited in a random order of its examples: a batch mixes the whole corpus, not one stretch
+    of its files. Only the block order and the current window's permutation are held, so
+    memory grows with the corpus by one integer per block.
 
     # Parameters
 
@@ -54,7 +54,7 @@ class EpochOrder:
         self.num_examples = num_examples
         if shuffle:
             # one window: one block, the whole corpus
-            self.block = num_examples if num_examples <= window else max(1, window // 1024)
+            self.block = max(1, num_examples if num_examples <= window else window // 1024)
             blocks_per_window = max(1, window // self.block)
             rng = np.random.default_rng([seed, epoch])
             self.block_order = rng.permutation(-(-num_examples // self.block))
@@ -241,6 +241,8 @@ class MaskedLmBatches(DataLoader):
             )
         if num_workers < 0:
             raise ConfigurationError(f"`num_workers` must be at least 0; got {num_workers}")
+        if shuffle_window < 1:
+            raise ConfigurationError(f"`shuffle_window` must be at least 1; got {shuffle_window}")
         if pad_to_multiple_of < 1:
             raise ConfigurationError(
                 f"`pad_to_multiple_of` must be at least 1; got {pad_to_multiple_of}"
@@ -419,7 +421,7 @@ class MaskedLmBatches(DataLoader):
             )
             indices = self._corpus_indices(self._order.take(positions))
             lengths = np.array([len(self.corpus[int(i)]) for i in indices])
-            # a stream of its own: EpochOrder draws from [seed, epoch] and [seed, epoch, window],
+            # a stream of its own: EpochOrder draws from [seed, epoch] and [seed, epoch, slot],
             # and NumPy pads a shorter seed with zeros
             rng = np.random.default_rng([self.seed, epoch, group, 1])
             order = noisy_length_order(lengths, self.padding_noise, rng)
