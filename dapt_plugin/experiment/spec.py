@@ -22,6 +22,7 @@ from dapt_plugin.common.config_variables import (
 from dapt_plugin.common.configs import config_dir
 from dapt_plugin.common.paper_tasks import paper_task, task_files
 from dapt_plugin.common.pretrained import check_model_name
+from dapt_plugin.data.documents import check_not_a_table
 from dapt_plugin.data.text_files import DataError, expand_paths
 from dapt_plugin.experiment.variants import BUILT_IN, Variant, is_text, parse_variant
 
@@ -217,7 +218,9 @@ def load_experiment(path: str) -> ExperimentSpec:
             chain = parse_variant(
                 item,
                 f"variants[{index}]",
-                lambda kind, where, values: _check_variables(path, kind, where, values),
+                lambda kind, where, values: _check_variables(
+                    path, kind, where, values, _layered_below(raw.get("settings"), kind, True)
+                ),
             )
         except ConfigurationError as error:
             if error.message.startswith(f"experiment {path}: "):
@@ -366,6 +369,8 @@ def load_experiment(path: str) -> ExperimentSpec:
     for key, value in files.items():
         try:
             paths = expand_paths(value)
+            for file in paths:  # every one of them a masked-LM phase may read as text
+                check_not_a_table(file)
         except DataError as error:
             raise _fail(path, f"`{key}`: {error}") from None
         if key.startswith("task.") and paths != [value]:
@@ -394,11 +399,34 @@ def _check_settings(path: str, settings: Dict[str, Any]) -> None:
                 f"`settings.{kind}` must map variable names to values, e.g. "
                 f'{{"NUM_EPOCHS": 3}}; got {variables!r}',
             )
-        _check_variables(path, kind, f"settings.{kind}", variables)
+        _check_variables(
+            path, kind, f"settings.{kind}", variables, _layered_below(settings, kind, False)
+        )
 
 
-def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]) -> None:
-    """The variables of a phase kind at `where` in the experiment (`settings.dapt`, ...)."""
+def _layered_below(settings: Any, kind: str, variant: bool) -> Set[str]:
+    """
+    The variables that `settings` sets for phases of `kind` under a variant's own settings
+    (`variant`: `settings.all` and `settings.<kind>`), or under `settings.<kind>` (`all`'s).
+    """
+    if not isinstance(settings, dict):
+        return set()
+    layers = ["all", kind] if variant else ["all"] if kind != "all" else []
+    return {
+        name
+        for layer in layers
+        if isinstance(settings.get(layer), dict)
+        for name in settings[layer]
+    }
+
+
+def _check_variables(
+    path: str, kind: str, where: str, variables: Dict[str, Any], below: Set[str] = frozenset()
+) -> None:
+    """
+    The variables of a phase kind at `where` in the experiment (`settings.dapt`, ...), over
+    those `below` that a broader layer of the experiment's settings sets.
+    """
     files = list(CONFIG_FILES.values()) if kind == "all" else [CONFIG_FILES[kind]]
     variables_of = {name: config_variables(str(config_dir() / name)) for name in files}
     readable = set().union(*variables_of.values())
@@ -448,11 +476,13 @@ def _check_variables(path: str, kind: str, where: str, variables: Dict[str, Any]
             )
         if isinstance(value, (dict, list)) or value is None:
             raise _fail(path, f"{key} must be a string, number or boolean; got {value!r}")
-        if value == "":
+        # the empty string reads as unset: the config's default, which undoes a broader
+        # layer's value, and is nothing but a mistake where no such layer sets one
+        if isinstance(value, str) and not value.strip() and (value or name not in below):
             raise _fail(
                 path,
-                f"{key} is the empty string, which the configs read as unset (their default); "
-                "give it a value, or remove it for the default",
+                f"{key} is {value!r}, which the configs read as unset (their default) or "
+                "refuse; give it a value, or remove it for the default",
             )
 
 

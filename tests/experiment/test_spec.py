@@ -265,13 +265,36 @@ def test_a_setting_must_be_a_single_value(tiny_model, tmp_path):
     assert "`settings.dapt.NUM_STEPS` must be a string, number or boolean; got [4, 8]" in message
 
 
-def test_an_empty_setting_is_refused_not_read_as_the_default(tiny_model, tmp_path):
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_setting_is_refused_not_read_as_the_default(tiny_model, tmp_path, value):
     """`NUM_STEPS: ''` trained DAPT's default 12,500 steps, without a word."""
-    message = _error(tmp_path, tiny_model, settings=_settings("dapt", NUM_STEPS=""))
+    message = _error(tmp_path, tiny_model, settings=_settings("dapt", NUM_STEPS=value))
     assert (
-        "`settings.dapt.NUM_STEPS` is the empty string, which the configs read as unset (their "
-        "default); give it a value, or remove it for the default"
+        f"`settings.dapt.NUM_STEPS` is {value!r}, which the configs read as unset (their default) "
+        "or refuse; give it a value, or remove it for the default"
     ) in message
+
+
+@pytest.mark.parametrize("key", ["domain_corpus", "tapt_extra"])
+def test_a_table_a_masked_lm_phase_would_read_stops_the_experiment_at_once(
+    tiny_model, tmp_path, key
+):
+    """It stopped its phase only, after hours of DAPT for a table in `tapt_extra`."""
+    table = tmp_path / "extra.csv"
+    table.write_text("text,label\nsome text,1\n")
+    value = [str(table)] if key == "tapt_extra" else str(table)
+    where = "tapt_extra[0]" if key == "tapt_extra" else key
+    assert f"`{where}`: {table}: a table (by its name)" in _error(
+        tmp_path, tiny_model, **{key: value}
+    )
+
+
+def test_an_empty_setting_undoes_a_broader_layers_value(tiny_model, tmp_path):
+    """`settings.all.LR` for every phase, and the classifier's own default LR."""
+    settings = {"all": {"LR": 0.001}, "classifier": {"LR": ""}}
+    experiment = write_experiment(tmp_path / "experiment.jsonnet", tiny_model, settings=settings)
+    spec = load_experiment(str(experiment))
+    assert spec.env("classifier")["LR"] == "" and spec.env("dapt")["LR"] == "0.001"
 
 
 def test_the_original_repositorys_f1_is_macro_f1(tiny_model, tmp_path):
