@@ -620,7 +620,7 @@ class ExperimentRunner:
             paths.append(model)
         phase.config = self._portable(config)
         upstream = self._upstream(phase)
-        earlier_upstream = {name: self._phase(name).earlier_fingerprints[0] for name in phase.needs}
+        earlier_upstream = self._earlier_upstream(phase)
         hashes = self.hashes.of(paths)
         training, earlier_training = "", ""
         if phase.kind == "classifier":
@@ -682,6 +682,10 @@ class ExperimentRunner:
     def _upstream(self, phase: Phase) -> Dict[str, str]:
         """The fingerprints of the phases whose outputs it starts from or reads."""
         return {name: self._phase(name).fingerprint for name in phase.needs}
+
+    def _earlier_upstream(self, phase: Phase) -> Dict[str, str]:
+        """`_upstream` as versions that fingerprinted run-only settings computed it."""
+        return {name: self._phase(name).earlier_fingerprints[0] for name in phase.needs}
 
     def _portable(self, value: Any, output: Optional[Path] = None) -> Any:
         """`value` with the output directory (`output`, default this one) in its strings written `<output_dir>`."""
@@ -937,6 +941,9 @@ class ExperimentRunner:
             return "run", ""
         missing = [path.name for path in phase.outputs if not path.exists()]
         retest = ""  # a classifier's test files that alone changed: what its evaluation reads
+        record = self._record(phase)
+        if marker.get("upstream") == self._earlier_upstream(phase):  # of an earlier version
+            record["upstream"] = marker["upstream"]
         if marker["fingerprint"] not in (phase.fingerprint, phase.earlier_fingerprints[0]):
             if not (
                 phase.training_fingerprint
@@ -946,10 +953,8 @@ class ExperimentRunner:
                 variables = (
                     None if phase.kind in _STEPS else config_variables(self._config_file(phase))
                 )
-                return "run", describe_changes(marker, self._record(phase), variables)
-            retest = (
-                f"{describe_changes(marker, self._record(phase))}, which only its evaluation reads"
-            )
+                return "run", describe_changes(marker, record, variables)
+            retest = f"{describe_changes(marker, record)}, which only its evaluation reads"
         if marker["state"] == "complete" and not retest:
             return (
                 ("reuse", "")
@@ -1094,6 +1099,11 @@ class ExperimentRunner:
             )
         for phase in reused:
             self._log(phase, "skipped")
+            # a marker of an earlier version (`earlier_fingerprints`) takes this version's
+            # fingerprints, so that a later change of a run-only setting runs nothing again
+            marker = self._read_marker(phase)
+            if marker is not None and marker["fingerprint"] != phase.fingerprint:
+                self.write_marker(phase, "complete")
         done = {phase.name for phase in reused}
         waiting = [
             (f"phase {number} of {len(to_run)} to run: {phase.name}", phase, action, reason)

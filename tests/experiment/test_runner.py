@@ -93,30 +93,68 @@ def test_a_changed_cache_directory_log_cadence_or_checkpoint_frequency_runs_noth
     assert dapt.run_config["data_loader"]["num_workers"] == 2
 
 
-def test_the_markers_of_a_version_that_fingerprinted_run_only_settings_are_still_reused(
-    tiny_model, tmp_path
-):
-    """An experiment with DAPT_PLUGIN_CACHE in its settings (as the demo's) ran every phase again."""
-    settings = {**ADAPT_SETTINGS, "all": {**ADAPT_SETTINGS["all"], "DAPT_PLUGIN_CACHE": "cache"}}
-    runner = _runner(tmp_path, tiny_model, settings=settings)
-    _complete(runner)
-    # the markers as the earlier version wrote them: whole configs hashed, upstream's likewise
+def _as_an_earlier_version_wrote_them(runner: ExperimentRunner, test_file: Path) -> None:
+    """Rewrites the markers of `runner`'s complete phases as versions that hashed the whole
+    config (run-only settings too) wrote them, a classifier's training fingerprint included."""
+
+    def sha256(config, inputs, upstream):
+        canonical = {"config": config, "inputs": inputs, "upstream": upstream}
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
     earlier = {}
     for phase in runner.phases:
-        canonical = {
-            "config": phase.config,
-            "inputs": phase.inputs,
-            "upstream": {name: earlier[name] for name in phase.needs},
-        }
-        earlier[phase.name] = hashlib.sha256(
-            json.dumps(canonical, sort_keys=True).encode("utf-8")
-        ).hexdigest()
-        marker = tmp_path / "out" / ".phases" / (phase.name.replace("/", ".") + ".json")
+        upstream = {name: earlier[name] for name in phase.needs}
+        earlier[phase.name] = sha256(phase.config, phase.inputs, upstream)
+        training = ""
+        if phase.kind == "classifier":
+            inputs = {path: h for path, h in phase.inputs.items() if path != str(test_file)}
+            training = sha256(phase.config, inputs, upstream)
+        marker = runner.markers / (phase.name.replace("/", ".") + ".json")
         record = json.loads(marker.read_text())
         if phase.kind in ("dapt", "tapt"):  # the cache directory counted there
             assert record["fingerprint"] != earlier[phase.name]
-        marker.write_text(json.dumps({**record, "fingerprint": earlier[phase.name]}))
+        record.update(
+            fingerprint=earlier[phase.name], training_fingerprint=training, upstream=upstream
+        )
+        marker.write_text(json.dumps(record))
+
+
+def test_the_markers_of_a_version_that_fingerprinted_run_only_settings_are_still_reused(
+    tiny_model, tmp_path
+):
+    """An experiment with DAPT_PLUGIN_CACHE in its settings (the demo's) ran every phase again."""
+    settings = {**ADAPT_SETTINGS, "all": {**ADAPT_SETTINGS["all"], "DAPT_PLUGIN_CACHE": "cache"}}
+    runner = _runner(tmp_path, tiny_model, settings=settings)
+    _complete(runner)
+    _as_an_earlier_version_wrote_them(runner, TASK / "test.jsonl")
+    runner = _runner(tmp_path, tiny_model, settings=settings)
+    assert _rerun(_plan(runner)) == {}
+    assert _timed_phases(runner) == {} and runner.run()  # runs nothing, takes the markers over
+    # then a run-only setting changes, as it may now
+    settings["all"]["DAPT_PLUGIN_CACHE"] = "another_cache"
     assert _rerun(_plan(_runner(tmp_path, tiny_model, settings=settings))) == {}
+
+
+def test_a_changed_test_file_evaluates_the_classifiers_of_an_earlier_versions_markers_again(
+    tiny_model, tmp_path
+):
+    test_file = tmp_path / "test.jsonl"
+    shutil.copy(TASK / "test.jsonl", test_file)
+    task = {**{s: str(TASK / f"{s}.jsonl") for s in ("train", "dev")}, "test": str(test_file)}
+    runner = _runner(tmp_path, tiny_model, task=task)
+    _complete(runner)
+    for phase in runner.phases:  # a classifier's training completed, its test evaluated
+        if phase.kind == "classifier":
+            (phase.directory / "model.tar.gz").write_bytes(b"")
+            (phase.directory / "metrics.json").write_text("{}")
+    _as_an_earlier_version_wrote_them(runner, test_file)
+    test_file.write_text(test_file.read_text().splitlines()[0] + "\n")
+    plan = _plan(_runner(tmp_path, tiny_model, task=task))
+    assert {name: action for name, (action, _) in plan.items() if action != "reuse"} == {
+        name: "evaluate" for name in plan if name.startswith("classifier/")
+    }
+    # the phases it starts from did not change: not said to
+    assert not [reason for _, reason in plan.values() if "which changed" in reason]
 
 
 def test_a_changed_dapt_setting_reruns_dapt_and_every_phase_that_starts_from_it(
