@@ -13,9 +13,10 @@ builds a new entry. Entries are written to a temporary directory and renamed int
 a file lock, so concurrent workers build an entry once and a killed build leaves nothing that
 could be mistaken for a complete entry; the temporary directory a killed build leaves is removed
 by the next run that reads the cache (never one whose build is still running: its builder holds
-the lock). An entry is checked against its `meta.json` when opened: the sizes of its files, its offsets,
-and, for a file whose modification time is not the one it was built with (written over since, or
-copied without its times), the SHA-256 of its content; a damaged one is rebuilt, with a warning.
+the lock). An entry is checked against its `meta.json` when opened: the sizes of its files, its
+offsets, and, for a file whose modification time is not the one it was built with (written over
+since, or copied without its times), the SHA-256 of its content; a damaged one is rebuilt, with
+a warning.
 """
 
 import contextlib
@@ -189,6 +190,8 @@ _CANNOT_WRITE = (
     errno.ENOSPC,
     errno.EDQUOT,
     errno.EFBIG,
+    errno.EEXIST,
+    errno.ENOTDIR,
 )
 # the most characters of a document given to the tokenizer at once (see `TokenCache._encode`)
 PIECE_CHARACTERS = 1 << 20
@@ -197,21 +200,26 @@ PIECE_CHARACTERS = 1 << 20
 def _pieces(text: str) -> Iterator[str]:
     """
     `text` in pieces of at most `PIECE_CHARACTERS` characters, each after the first starting
-    with a space that follows a character other than whitespace: where every tokenizer's
-    pre-tokenization splits anyway, and where SentencePiece's (`▁` for the space) adds no
-    mark of its own (a piece of a text without such a space over that length is cut where it
-    must be).
+    where a run of whitespace starts, at a space if there is one (where pre-tokenization splits
+    words anyway, and where SentencePiece's `▁` for the space needs no mark of its own); a
+    piece of a text without whitespace over that length is cut where it must be.
     """
     start = 0
     while len(text) - start > PIECE_CHARACTERS:
         end = start + PIECE_CHARACTERS
-        cut = text.rfind(" ", start + 1, end)
-        while cut > start + 1 and text[cut - 1].isspace():
-            cut = text.rfind(" ", start + 1, cut)
-        cut = cut if cut > start + 1 or (cut == start + 1 and not text[start].isspace()) else end
+        cut = _cut(text, start, end, " ") or _cut(text, start, end, " \t\n\r\f\v") or end
         yield text[start:cut]
         start = cut
     yield text[start:]
+
+
+def _cut(text: str, start: int, end: int, spaces: str) -> Optional[int]:
+    """The last position in `(start, end)` of one of `spaces` after a character other than
+    whitespace (where a run of whitespace starts), if any."""
+    cut = max(text.rfind(space, start + 1, end) for space in spaces)
+    while cut > start and text[cut - 1].isspace():
+        cut = max(text.rfind(space, start + 1, cut) for space in spaces)
+    return cut if cut > start else None
 
 
 def special_token_counts(tokenizer: PreTrainedTokenizerFast) -> Tuple[int, int]:
@@ -294,8 +302,13 @@ class TokenCache:
                 self._build(path, directory)
         except OSError as error:
             # a full disk (numpy's short write has no errno), a read-only or another user's
-            # directory; anything else is not the cache's place
-            if error.errno not in _CANNOT_WRITE:
+            # directory, or a path of the cache's own that is a file; the rest is not the cache's
+            inside = [
+                os.path.abspath(name).startswith(os.path.abspath(self.cache_directory))
+                for name in (error.filename, error.filename2)
+                if isinstance(name, str)
+            ]
+            if error.errno not in _CANNOT_WRITE and not any(inside):
                 raise
             raise ConfigurationError(
                 f"building the tokenization cache entry of {path} in {self.cache_directory} "

@@ -363,6 +363,8 @@ def test_a_document_longer_than_a_piece_is_tokenized_in_pieces_to_the_same_ids(
     # runs of several whitespace characters, a tab, a no-break space, punctuation at the cuts
     document = " ".join(text.split("\n")).replace(". ", ".  \t ").replace(", ", ",\u00a0")
     document = document.replace(" the ", "\tthe ")  # a tab alone between two words
+    # and a stretch with no space at all, words between tabs only
+    document += "\t".join(text.split()[:40])
     corpus = tmp_path / "one_line.txt"
     corpus.write_text("a short document\n" + document + "\n")
     monkeypatch.setattr(token_cache, "PIECE_CHARACTERS", 50)
@@ -393,3 +395,16 @@ def test_a_table_is_refused_also_when_the_cache_holds_its_bytes(tiny_model, tmp_
     table.write_bytes(text.read_bytes())
     with pytest.raises(DataError, match="corpus.csv: a table"):
         cache.load(str(table))
+
+
+@pytest.mark.parametrize("where", ["a file", "a path through a file"])
+def test_a_cache_directory_that_cannot_be_one_names_itself(tiny_model, tmp_path, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory\n")
+    directory = blocker if where == "a file" else blocker / "cache"
+    cache = TokenCache(AutoTokenizer.from_pretrained(str(tiny_model)), str(directory))
+    with pytest.raises(ConfigurationError) as error:
+        cache.load(str(DATA / "domain.txt"))
+    assert str(error.value).startswith(
+        f"building the tokenization cache entry of {DATA / 'domain.txt'} in {directory} failed: "
+    )
