@@ -263,7 +263,6 @@ def _patch_reusable_serialization_dir() -> None:
     refused: `-s . -f` deleted the project, `-s data -f` the corpus.
     """
     from allennlp.commands import train
-    from allennlp.common.params import Params
     from allennlp.training import util as training_util
 
     from dapt_plugin.common.atomic import check_output_directory, check_writable_path
@@ -272,13 +271,14 @@ def _patch_reusable_serialization_dir() -> None:
 
     @functools.wraps(original_from_file)
     def train_model_from_file(*args, **kwargs):
+        # the config file, which the config does not name (the paths it names are checked
+        # with the directory, `create_serialization_dir`)
         given = inspect.signature(original_from_file).bind(*args, **kwargs).arguments
         serialization_dir = os.fspath(given["serialization_dir"])
         if given.get("force") and os.path.isdir(serialization_dir):
-            config_file = given["parameter_filename"]
-            config = Params.from_file(config_file, given.get("overrides", "")).as_dict(quiet=True)
-            inputs = [os.fspath(config_file), *_named_paths(config)]
-            check_output_directory(serialization_dir, True, inputs)
+            check_output_directory(
+                serialization_dir, True, [os.fspath(given["parameter_filename"])]
+            )
         return original_from_file(*args, **kwargs)
 
     train.train_model_from_file = train_model_from_file
@@ -289,6 +289,9 @@ def _patch_reusable_serialization_dir() -> None:
     def create_serialization_dir(params, serialization_dir, recover: bool, force: bool) -> None:
         # `--force` removes the directory and makes it again
         check_writable_path(serialization_dir, "directory", replaced=force)
+        if force:
+            named = _named_paths(params.as_dict(quiet=True))
+            check_output_directory(os.fspath(serialization_dir), True, named)
         if recover and not force:
             _check_recovered_config(params, serialization_dir)
         if not recover and not force and os.path.isdir(serialization_dir):
@@ -317,22 +320,28 @@ def _patch_reusable_serialization_dir() -> None:
 def _named_paths(config: Any, path_valued: bool = False) -> List[str]:
     """
     The existing files and directories that the path-valued keys of `config` name (`*_path`,
-    `model_name`): a path, a glob or a comma-separated list of them, as AllenNLP's readers and
-    `MODEL_NAME` read them. Not any string: a type or an activation (`train`, `tanh`) may be the
-    name of a directory too.
+    `*_file`, `*_dir`, `directory`, `model_name`, and what a mapping under one holds): a path,
+    a glob or a comma-separated list of them, as AllenNLP's readers and `MODEL_NAME` read them.
+    Not any string: a type or an activation (`train`, `tanh`) may be the name of a directory
+    too. Not the token cache's `cache_directory`, which may be deleted at any time.
     """
     if isinstance(config, dict):
         return [
             path
             for key, value in config.items()
-            for path in _named_paths(value, key.endswith("_path") or key == "model_name")
+            for path in _named_paths(
+                value,
+                path_valued
+                or key.endswith(("_path", "_file", "_dir"))
+                or key in ("directory", "model_name"),
+            )
         ]
     if isinstance(config, list):
         return [path for value in config for path in _named_paths(value, path_valued)]
     if not isinstance(config, str) or not path_valued:
         return []
     named = []
-    for part in [config, *config.split(",")]:  # a name with a comma, or a list
+    for part in dict.fromkeys([config, *config.split(",")]):  # a name with a comma, or a list
         part = os.path.expanduser(part.strip())
         if part and os.path.exists(part):  # `data[1].txt` is a file before it is a pattern
             named.append(part)

@@ -136,3 +136,14 @@ def test_the_run_only_settings_stand_in_for_the_configs_own_defaults(tiny_model,
     resolved = resolve_config(str(CONFIGS / config), environment, unset=RUN_ONLY_VARIABLES)
     resolved = resolved.as_dict(quiet=True)
     assert determining_config(resolved) == resolved
+
+
+@pytest.mark.parametrize("variable", RUN_ONLY_VARIABLES)
+def test_each_run_only_variable_changes_only_run_only_settings(tiny_model, tmp_path, variable):
+    """The variables the log leaves out of reasons are those whose settings are left out."""
+    value = str(tmp_path / "cache") if variable == "DAPT_PLUGIN_CACHE" else "7"
+    config, environment = str(CONFIGS / "dapt.jsonnet"), mlm_env(tiny_model)
+    default = resolve_config(config, environment, unset=RUN_ONLY_VARIABLES).as_dict(quiet=True)
+    changed = resolve_config(config, {**environment, variable: value}, unset=RUN_ONLY_VARIABLES)
+    changed = changed.as_dict(quiet=True)
+    assert changed != default and determining_config(changed) == determining_config(default)

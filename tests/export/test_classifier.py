@@ -71,10 +71,13 @@ def test_a_text_longer_than_max_length_is_cut_as_training_did_with_truncation_on
     )
 
 
-def test_the_exported_tokenizer_json_cuts_and_pads_nothing(exported):
+def test_the_exported_tokenizer_json_cuts_and_pads_nothing(exported, trained_classifier):
     """Not the cut of the export's own check: the `tokenizers` library reads it as it is."""
     definition = json.loads((exported / "tokenizer.json").read_text())
     assert (definition["truncation"], definition["padding"]) == (None, None)
+    # the archive's own tokenizer, shared in the process, keeps its limit
+    reader = load_archive(str(trained_classifier / "model.tar.gz")).validation_dataset_reader
+    assert reader_tokenizer(reader).model_max_length == 512
 
 
 def test_the_export_is_a_complete_hugging_face_directory(exported, trained_classifier, tiny_model):

@@ -168,6 +168,7 @@ def test_epoch_order_is_a_permutation_with_bounded_windows(num_examples, window)
     assert not np.array_equal(taken, again)
     assert np.array_equal(EpochOrder(10, False, 1, 0, 100).take(np.arange(10)), np.arange(10))
     assert len(order._window(0)) <= window  # what is held at once
+    assert len(EpochOrder(0, True, 1, 0, window).take(np.arange(0))) == 0
 
 
 def test_every_window_of_a_corpus_larger_than_the_shuffle_window_mixes_all_of_it():
@@ -296,6 +297,8 @@ def test_configuration_errors_name_the_key(tiny_model):
         MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=8, padding_noise=1)
     with pytest.raises(ConfigurationError, match="`batch_size` must be at least 1; got 0"):
         MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=0)
+    with pytest.raises(ConfigurationError, match="`shuffle_window` must be at least 1; got 0"):
+        MaskedLmBatches(reader, str(DATA / "domain.txt"), batch_size=8, shuffle_window=0)
     with pytest.raises(ConfigurationError, match="needs the `masked_lm_corpus` dataset reader"):
         MaskedLmBatches(object(), str(DATA / "domain.txt"), batch_size=8)
 
