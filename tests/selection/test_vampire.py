@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from allennlp.common.checks import ConfigurationError
 
+from dapt_plugin.selection import vampire
 from dapt_plugin.selection.vampire import VampireEmbedder
 from dapt_plugin.testing.topics import TopicalTextGenerator
 
@@ -44,3 +45,18 @@ def test_too_little_text_is_a_configuration_error():
         VampireEmbedder(["the of", "and it"])
     with pytest.raises(ConfigurationError, match="`epochs` must be positive; got 0"):
         VampireEmbedder(["alpha beta", "gamma delta"], epochs=0)
+
+
+def test_a_last_batch_of_one_text_is_left_out_of_that_epoch(texts):
+    """Batch normalisation of one row raised a `ValueError` from within the training."""
+    embedder = VampireEmbedder(texts[:33], dimension=8, epochs=2, batch_size=32, seed=0)
+    assert len(embedder.epoch_losses) == 2
+
+
+def test_texts_are_embedded_a_part_at_a_time_to_the_same_vectors(texts, monkeypatch):
+    """Dense counts of a whole chunk took gigabytes; the model is in evaluation mode."""
+    embedder = VampireEmbedder(texts, dimension=8, epochs=1, seed=0)
+    whole, embedded = embedder.embed(texts[:40] + ["the of and"])
+    monkeypatch.setattr(vampire, "_EMBED_ROWS", 3)
+    parts, embedded_parts = embedder.embed(texts[:40] + ["the of and"])
+    assert np.allclose(parts, whole, atol=1e-6) and (embedded_parts == embedded).all()
