@@ -89,9 +89,7 @@ def iter_json_lines(
                 path,
                 line_number,
                 f"no {text_key!r} field; each line needs {example} (or name the text field "
-                "with the dataset readers' `text_key`: allennlp train -o "
-                '\'{"dataset_reader.text_key": "<field>"}\', and '
-                "`validation_dataset_reader.text_key` too for classifier.jsonnet)",
+                "with `text_key`)",
             )
         text = item[text_key]
         if not isinstance(text, str):

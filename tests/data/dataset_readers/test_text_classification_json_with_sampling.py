@@ -280,11 +280,7 @@ def test_sample_must_be_positive(sample):
 
 # Bad input
 
-TEXT_KEY_FIX = (
-    "(or name the text field with the dataset readers' `text_key`: allennlp train -o "
-    '\'{"dataset_reader.text_key": "<field>"}\', and `validation_dataset_reader.text_key` too '
-    "for classifier.jsonnet)"
-)
+TEXT_KEY_FIX = "(or name the text field with `text_key`)"
 
 
 @pytest.mark.parametrize(
