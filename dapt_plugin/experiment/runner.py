@@ -360,12 +360,12 @@ class ExperimentRunner:
         """
         # the held-out losses are measured with dapt.jsonnet as it resolves for the base model
         kinds = {"dapt" if phase.kind == "mlm_loss" else phase.kind for phase in self.phases}
+        variables_of = {
+            kind: config_variables(str(config_dir() / config))
+            for kind, config in CONFIG_FILES.items()
+        }
         for name in sorted(set(os.environ) - set(self.overridden)):
-            readers = [
-                kind
-                for kind, config in CONFIG_FILES.items()
-                if name in config_variables(str(config_dir() / config))
-            ]
+            readers = [kind for kind, variables in variables_of.items() if name in variables]
             if readers and not kinds.intersection(readers) and not name.startswith(PLUGIN_PREFIX):
                 logger.warning(
                     "%s is set in the environment, but no phase of the experiment reads it (it "
